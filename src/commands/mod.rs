@@ -1,0 +1,3 @@
+//! Command glue: turn parsed arguments into engine calls, messages and an exit code.
+
+pub mod fp;

@@ -1,0 +1,102 @@
+//! Content hashes: blake3 of a file's bytes, or of a symlink's target text.
+
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::scan::EntryKind;
+
+/// Files at least this large are hashed with blake3's memory-mapped, multithreaded path.
+const LARGE_FILE: u64 = 4 << 20;
+
+/// A blake3 digest, serialized as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// Lowercase hex form.
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// Parses the hex form.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        blake3::Hash::from_hex(hex)
+            .ok()
+            .map(|h| Digest(*h.as_bytes()))
+    }
+}
+
+impl From<blake3::Hash> for Digest {
+    fn from(hash: blake3::Hash) -> Self {
+        Digest(*hash.as_bytes())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", &self.to_hex()[..16])
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        Digest::from_hex(text).ok_or_else(|| serde::de::Error::custom("bad digest"))
+    }
+}
+
+/// Hashes the entry at `path`: file content, or the link text of a symlink (never followed).
+pub fn hash_entry(path: &Path, kind: EntryKind, size: u64) -> io::Result<Digest> {
+    match kind {
+        EntryKind::Symlink => {
+            let target = std::fs::read_link(path)?;
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(b"symlink\0");
+            hasher.update(target.as_os_str().as_bytes());
+            Ok(hasher.finalize().into())
+        }
+        EntryKind::File if size >= LARGE_FILE => {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_mmap_rayon(path)?;
+            Ok(hasher.finalize().into())
+        }
+        EntryKind::File => Ok(Digest::of(&std::fs::read(path)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let d = Digest::of(b"abc");
+        assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
+        assert_eq!(Digest::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn large_and_small_paths_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let bytes: Vec<u8> = (0..LARGE_FILE + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let mapped = hash_entry(&path, EntryKind::File, bytes.len() as u64).unwrap();
+        assert_eq!(mapped, Digest::of(&bytes));
+    }
+}

@@ -1,0 +1,286 @@
+//! The parallel walk of a root: every file git would not ignore, filtered, with its metadata.
+//!
+//! Paths are relative to the root, `/`-separated and sorted by bytes. Symlinks are never
+//! followed; they are recorded as links and later hashed by their target text.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
+use rayon::slice::ParallelSliceMut;
+use serde::{Deserialize, Serialize};
+
+use super::FpError;
+use super::filter::Filter;
+
+/// What kind of entry a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A regular file, hashed by content.
+    File,
+    /// A symbolic link, hashed by its target text.
+    Symlink,
+}
+
+/// The metadata that decides whether a file must be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+}
+
+/// One entry found by [`scan`].
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    /// Path relative to the root, `/`-separated.
+    pub rel: String,
+    /// File or symlink.
+    pub kind: EntryKind,
+    /// Whether any execute bit is set.
+    pub exec: bool,
+    /// Metadata at scan time.
+    pub stat: Stat,
+}
+
+/// Files that belong to zccache's own state and are never scanned: a state file and its
+/// companions (`F.pending`, `F.lock`, `F.tmp.*`), identified by directory and name prefix.
+#[derive(Debug, Clone)]
+pub struct OwnState {
+    dir: PathBuf,
+    prefix: Vec<u8>,
+}
+
+impl OwnState {
+    /// The companions of the state file at `file` (an absolute path).
+    pub fn of(file: &Path) -> Self {
+        OwnState {
+            dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            prefix: file
+                .file_name()
+                .map(|n| n.as_bytes().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn contains(&self, path: &Path, name: &OsStr) -> bool {
+        name.as_bytes().starts_with(&self.prefix) && path.parent() == Some(self.dir.as_path())
+    }
+}
+
+/// Walks `root` and returns the selected entries sorted by path.
+///
+/// A file that vanishes during the walk is simply not in the set; any other io error is
+/// returned, since an unreadable directory could hide a change.
+pub fn scan(root: &Path, filter: Arc<Filter>, own: OwnState) -> Result<Vec<Scanned>, FpError> {
+    let root = root.to_path_buf();
+    let prune_root = root.clone();
+    let prune_filter = Arc::clone(&filter);
+    let mut walker = WalkBuilder::new(&root);
+    walker
+        .hidden(false)
+        .parents(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(move |entry| !prunes(&prune_root, &prune_filter, &own, entry));
+    let shared = Arc::new(Mutex::new(Collected::default()));
+    let mut builder = CollectorBuilder {
+        root: root.clone(),
+        filter,
+        shared: Arc::clone(&shared),
+    };
+    walker.build_parallel().visit(&mut builder);
+    drop(builder);
+    let collected = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Some(err) = collected.error {
+        return Err(err);
+    }
+    let mut entries = collected.entries;
+    entries.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(entries)
+}
+
+/// The part of the filter applied while walking: exclusions (which prune whole directories)
+/// and zccache's own state. Selection by `--ext`/`--include` happens per file in the visitor.
+fn prunes(root: &Path, filter: &Filter, own: &OwnState, entry: &DirEntry) -> bool {
+    if entry.depth() == 0 {
+        return false;
+    }
+    let name = entry.file_name();
+    if own.contains(entry.path(), name) {
+        return true;
+    }
+    let rel = relative(root, entry.path());
+    filter.excludes(&rel, &name.to_string_lossy())
+}
+
+/// `path` relative to `root` as a `/`-separated string; bytes that are not UTF-8 are written
+/// as `\xNN` so that distinct names stay distinct.
+pub fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let bytes = rel.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => escape_non_utf8(bytes),
+    }
+}
+
+fn escape_non_utf8(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Collected {
+    entries: Vec<Scanned>,
+    error: Option<FpError>,
+}
+
+struct CollectorBuilder {
+    root: PathBuf,
+    filter: Arc<Filter>,
+    shared: Arc<Mutex<Collected>>,
+}
+
+impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
+    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
+        Box::new(Collector {
+            root: self.root.clone(),
+            filter: Arc::clone(&self.filter),
+            local: Vec::new(),
+            error: None,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+}
+
+/// One walker thread's visitor: collects locally, hands its batch over when dropped.
+struct Collector {
+    root: PathBuf,
+    filter: Arc<Filter>,
+    local: Vec<Scanned>,
+    error: Option<FpError>,
+    shared: Arc<Mutex<Collected>>,
+}
+
+impl ParallelVisitor for Collector {
+    fn visit(&mut self, result: Result<DirEntry, ignore::Error>) -> WalkState {
+        let entry = match result {
+            Ok(entry) => entry,
+            Err(err) => return self.walk_error(err),
+        };
+        match self.record(&entry) {
+            Ok(()) => WalkState::Continue,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => WalkState::Continue,
+            Err(err) => {
+                self.error = Some(FpError::io("stat", entry.path(), err));
+                WalkState::Quit
+            }
+        }
+    }
+}
+
+impl Collector {
+    fn record(&mut self, entry: &DirEntry) -> io::Result<()> {
+        let file_type = match entry.file_type() {
+            Some(t) if t.is_dir() => return Ok(()),
+            Some(t) if t.is_symlink() => EntryKind::Symlink,
+            Some(t) if t.is_file() => EntryKind::File,
+            // Sockets, fifos and devices have no content to fingerprint.
+            _ => return Ok(()),
+        };
+        let rel = relative(&self.root, entry.path());
+        if !self.filter.selects(&rel) {
+            return Ok(());
+        }
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        self.local.push(Scanned {
+            rel,
+            kind: file_type,
+            exec: file_type == EntryKind::File && meta.mode() & 0o111 != 0,
+            stat: Stat {
+                size: meta.size(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                inode: meta.ino(),
+            },
+        });
+        Ok(())
+    }
+
+    fn walk_error(&mut self, err: ignore::Error) -> WalkState {
+        match err.io_error() {
+            // A vanished entry is simply not in the set.
+            Some(io) if io.kind() == io::ErrorKind::NotFound => WalkState::Continue,
+            Some(io) => {
+                let path = error_path(&err).unwrap_or_else(|| self.root.clone());
+                self.error = Some(FpError::io(
+                    "read",
+                    path,
+                    io::Error::new(io.kind(), io.to_string()),
+                ));
+                WalkState::Quit
+            }
+            // A malformed ignore file is not a reason to fail the check.
+            None => WalkState::Continue,
+        }
+    }
+}
+
+fn error_path(err: &ignore::Error) -> Option<PathBuf> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        _ => None,
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.entries.append(&mut self.local);
+        if shared.error.is_none() {
+            shared.error = self.error.take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_slash_separated() {
+        assert_eq!(relative(Path::new("/r"), Path::new("/r/a/b.c")), "a/b.c");
+    }
+
+    #[test]
+    fn non_utf8_names_stay_distinct() {
+        let a = OsStr::from_bytes(b"/r/x\xff");
+        let b = OsStr::from_bytes(b"/r/x\xfe");
+        let (ra, rb) = (
+            relative(Path::new("/r"), Path::new(a)),
+            relative(Path::new("/r"), Path::new(b)),
+        );
+        assert_eq!(ra, "x\\xFF");
+        assert_ne!(ra, rb);
+    }
+}

@@ -1,0 +1,248 @@
+//! State files: `F` (the successes and the stat table), `F.pending` (what the last check saw),
+//! `F.lock` (an advisory lock serializing processes on one cache file).
+//!
+//! Writes are atomic (temp file, fsync, rename). Anything unreadable — empty, truncated,
+//! corrupt, another format or version — loads as [`Loaded::Unreadable`], never a panic.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::FpError;
+use super::hash::Digest;
+use super::table::Table;
+
+const FORMAT: &str = "zccache-fp";
+const VERSION: u32 = 1;
+/// How many successful keys are remembered (branch switches and stash round trips still skip).
+pub const MAX_SUCCESSES: usize = 8;
+
+/// One recorded success.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Success {
+    /// The full key.
+    pub key: Digest,
+    /// The digest of each key part, to name what changed later.
+    pub parts: BTreeMap<String, Digest>,
+    /// When it was recorded, ms since the epoch.
+    pub at_ms: u64,
+}
+
+/// The content of `F`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    format: String,
+    version: u32,
+    /// Successes, most recent first, at most [`MAX_SUCCESSES`].
+    pub successes: Vec<Success>,
+    /// The key of the last failed run, if it failed after the last success.
+    pub last_failure: Option<Digest>,
+    /// The stat table of the latest success or skip (`two-layer` only).
+    pub table: Option<Table>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            successes: Vec::new(),
+            last_failure: None,
+            table: None,
+        }
+    }
+}
+
+/// The content of `F.pending`: what a check saw before the task ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    format: String,
+    version: u32,
+    /// The full key seen by the check.
+    pub key: Digest,
+    /// Its parts.
+    pub parts: BTreeMap<String, Digest>,
+    /// The table to keep if the run succeeds (absent on a skip or for `hash` caches).
+    pub table: Option<Table>,
+}
+
+impl Pending {
+    /// A pending record for `key`.
+    pub fn new(key: Digest, parts: BTreeMap<String, Digest>, table: Option<Table>) -> Self {
+        Pending {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            key,
+            parts,
+            table,
+        }
+    }
+}
+
+/// How `F` loaded.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No state yet.
+    Fresh,
+    /// A valid state.
+    Ok(State),
+    /// A state that cannot be used, and why.
+    Unreadable(String),
+}
+
+impl Loaded {
+    /// The state, or a fresh one when there is none usable.
+    pub fn into_state(self) -> State {
+        match self {
+            Loaded::Ok(state) => state,
+            _ => State::default(),
+        }
+    }
+}
+
+/// The files that belong to one cache file.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    /// `F`, absolute.
+    pub file: PathBuf,
+    /// `F.pending`.
+    pub pending: PathBuf,
+    lock: PathBuf,
+}
+
+impl StatePaths {
+    /// Resolves `file` against the current directory and creates its parent directory.
+    pub fn new(file: &Path) -> Result<Self, FpError> {
+        let cwd = std::env::current_dir().map_err(|e| FpError::io("read cwd", ".", e))?;
+        let file = cwd.join(file);
+        let name = file
+            .file_name()
+            .ok_or_else(|| FpError::io("use", &file, io::Error::other("not a file name")))?
+            .to_os_string();
+        let parent = file.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(|e| FpError::io("create", parent, e))?;
+        let parent =
+            std::fs::canonicalize(parent).map_err(|e| FpError::io("resolve", parent, e))?;
+        let file = parent.join(&name);
+        let with = |suffix: &str| {
+            let mut n = name.clone();
+            n.push(suffix);
+            parent.join(n)
+        };
+        Ok(StatePaths {
+            pending: with(".pending"),
+            lock: with(".lock"),
+            file,
+        })
+    }
+
+    /// Takes the advisory lock; it is released when the guard drops.
+    pub fn lock(&self) -> Result<File, FpError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .map_err(|e| FpError::io("open", &self.lock, e))?;
+        file.lock()
+            .map_err(|e| FpError::io("lock", &self.lock, e))?;
+        Ok(file)
+    }
+
+    /// Loads `F`.
+    pub fn load(&self) -> Loaded {
+        match read_json::<State>(&self.file) {
+            Ok(None) => Loaded::Fresh,
+            Ok(Some(state)) if state.format == FORMAT && state.version == VERSION => {
+                Loaded::Ok(state)
+            }
+            Ok(Some(_)) => Loaded::Unreadable("another format or version".to_string()),
+            Err(why) => Loaded::Unreadable(why),
+        }
+    }
+
+    /// Loads `F.pending`; `None` when there is none (or it is unusable).
+    pub fn load_pending(&self) -> Option<Pending> {
+        match read_json::<Pending>(&self.pending) {
+            Ok(Some(p)) if p.format == FORMAT && p.version == VERSION => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Writes `F` atomically.
+    pub fn save(&self, state: &State) -> Result<(), FpError> {
+        write_json_atomic(&self.file, state)
+    }
+
+    /// Writes `F.pending` atomically.
+    pub fn save_pending(&self, pending: &Pending) -> Result<(), FpError> {
+        write_json_atomic(&self.pending, pending)
+    }
+
+    /// Removes `F.pending` if present.
+    pub fn remove_pending(&self) -> Result<(), FpError> {
+        remove_if_present(&self.pending)
+    }
+
+    /// Removes `F` and `F.pending`.
+    pub fn remove_all(&self) -> Result<(), FpError> {
+        remove_if_present(&self.file)?;
+        remove_if_present(&self.pending)
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    if bytes.is_empty() {
+        return Err("empty file".to_string());
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("corrupt file ({e})"))
+}
+
+fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), FpError> {
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let bytes = serde_json::to_vec(value).map_err(|e| FpError::io("encode", path, e.into()))?;
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        FpError::io("write", path, e)
+    })
+}
+
+fn remove_if_present(path: &Path) -> Result<(), FpError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FpError::io("remove", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    u64::try_from(now_ns() / 1_000_000).unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

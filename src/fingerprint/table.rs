@@ -1,0 +1,261 @@
+//! The two-layer stat table: per file (size, mtime, ctime, inode) → content hash.
+//!
+//! A file whose metadata match its entry is not read again; one whose metadata moved is
+//! re-hashed. An entry whose mtime lies within [`RACY_WINDOW_NS`] of the scan that recorded it
+//! is "racily clean" (the file may have changed again within the clock's granularity) and is
+//! always re-hashed, as git does for its index.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::FpError;
+use super::decision::{Change, ChangeKind};
+use super::hash::{Digest, hash_entry};
+use super::scan::{EntryKind, Scanned, Stat};
+
+/// Entries modified this close to their scan are never trusted by metadata alone.
+pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+/// One file of the input set: its identity, metadata and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Path relative to the root.
+    pub path: String,
+    /// File or symlink.
+    pub kind: EntryKind,
+    /// Any execute bit set.
+    pub exec: bool,
+    /// Metadata when hashed.
+    pub stat: Stat,
+    /// Content (or link text) hash.
+    pub hash: Digest,
+}
+
+/// A scanned and hashed input set, sorted by path.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Table {
+    /// Wall-clock time the scan started, nanoseconds since the epoch.
+    pub scanned_at_ns: i64,
+    /// Entries sorted by path.
+    pub entries: Vec<Entry>,
+}
+
+/// A table produced by [`refresh`], with how much work it took.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new table.
+    pub table: Table,
+    /// Entries whose content was read (new, moved or racily clean).
+    pub rehashed: usize,
+}
+
+/// Builds the table for `scanned`, reusing hashes from `previous` where metadata match.
+/// A file that vanished since the walk is left out; other read errors are returned.
+pub fn refresh(
+    root: &Path,
+    scanned: Vec<Scanned>,
+    previous: Option<&Table>,
+    scanned_at_ns: i64,
+) -> Result<Refreshed, FpError> {
+    let reuse = match_previous(&scanned, previous);
+    let rehashed = reuse.iter().filter(|r| r.is_none()).count();
+    let entries: Vec<Option<Entry>> = scanned
+        .into_par_iter()
+        .zip(reuse)
+        .map(|(s, known)| hashed_entry(root, s, known))
+        .collect::<Result<_, _>>()?;
+    Ok(Refreshed {
+        table: Table {
+            scanned_at_ns,
+            entries: entries.into_iter().flatten().collect(),
+        },
+        rehashed,
+    })
+}
+
+fn hashed_entry(root: &Path, s: Scanned, known: Option<Digest>) -> Result<Option<Entry>, FpError> {
+    let hash = match known {
+        Some(hash) => hash,
+        None => {
+            let path = root.join(&s.rel);
+            match hash_entry(&path, s.kind, s.stat.size) {
+                Ok(hash) => hash,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(FpError::io("read", path, e)),
+            }
+        }
+    };
+    Ok(Some(Entry {
+        path: s.rel,
+        kind: s.kind,
+        exec: s.exec,
+        stat: s.stat,
+        hash,
+    }))
+}
+
+/// For each scanned entry, the previous hash when it can be trusted without reading the file.
+fn match_previous(scanned: &[Scanned], previous: Option<&Table>) -> Vec<Option<Digest>> {
+    let Some(previous) = previous else {
+        return vec![None; scanned.len()];
+    };
+    let mut old = previous.entries.iter().peekable();
+    scanned
+        .iter()
+        .map(|s| {
+            while old.next_if(|e| e.path < s.rel).is_some() {}
+            let e = old.next_if(|e| e.path == s.rel)?;
+            let trusted = e.kind == s.kind
+                && e.exec == s.exec
+                && e.stat == s.stat
+                && e.stat.mtime_ns + RACY_WINDOW_NS < previous.scanned_at_ns;
+            trusted.then_some(e.hash)
+        })
+        .collect()
+}
+
+/// The input-set key: blake3 over every (path, kind, exec bit, content hash), in path order.
+/// The path set, modes and contents all count; counts and timestamps do not.
+pub fn input_key(entries: &[Entry]) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache input set v1\0");
+    for e in entries {
+        hasher.update(e.path.as_bytes());
+        hasher.update(&[0, e.kind as u8, u8::from(e.exec)]);
+        hasher.update(&e.hash.0);
+    }
+    hasher.finalize().into()
+}
+
+/// The paths added, removed or modified (content, kind or mode) from `old` to `new`.
+pub fn diff(old: &[Entry], new: &[Entry]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let order = match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) => o.path.cmp(&n.path),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        let (path, kind) = match order {
+            std::cmp::Ordering::Less => (&old[i].path, Some(ChangeKind::Removed)),
+            std::cmp::Ordering::Greater => (&new[j].path, Some(ChangeKind::Added)),
+            std::cmp::Ordering::Equal => {
+                let (o, n) = (&old[i], &new[j]);
+                let same = o.kind == n.kind && o.exec == n.exec && o.hash == n.hash;
+                (&o.path, (!same).then_some(ChangeKind::Modified))
+            }
+        };
+        if let Some(kind) = kind {
+            changes.push(Change {
+                path: path.clone(),
+                kind,
+            });
+        }
+        i += usize::from(order.is_le());
+        j += usize::from(order.is_ge());
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, content: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            exec: false,
+            stat: Stat {
+                size: 1,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                inode: 1,
+            },
+            hash: Digest::of(content),
+        }
+    }
+
+    fn scanned(e: &Entry) -> Scanned {
+        Scanned {
+            rel: e.path.clone(),
+            kind: e.kind,
+            exec: e.exec,
+            stat: e.stat,
+        }
+    }
+
+    #[test]
+    fn matching_metadata_reuses_the_hash() {
+        let old = entry("a", b"1");
+        let table = Table {
+            scanned_at_ns: old.stat.mtime_ns + 3 * RACY_WINDOW_NS,
+            entries: vec![old.clone()],
+        };
+        assert_eq!(
+            match_previous(&[scanned(&old)], Some(&table)),
+            [Some(old.hash)]
+        );
+    }
+
+    #[test]
+    fn racily_clean_entries_are_rehashed() {
+        let old = entry("a", b"1");
+        let table = Table {
+            scanned_at_ns: old.stat.mtime_ns + RACY_WINDOW_NS / 2,
+            entries: vec![old.clone()],
+        };
+        assert_eq!(match_previous(&[scanned(&old)], Some(&table)), [None]);
+    }
+
+    #[test]
+    fn moved_metadata_is_rehashed() {
+        let old = entry("a", b"1");
+        let table = Table {
+            scanned_at_ns: old.stat.mtime_ns + 3 * RACY_WINDOW_NS,
+            entries: vec![old.clone()],
+        };
+        let mut moved = scanned(&old);
+        moved.stat.ctime_ns += 1;
+        let mut other = scanned(&old);
+        other.stat.inode += 1;
+        assert_eq!(match_previous(&[moved], Some(&table)), [None]);
+        assert_eq!(match_previous(&[other], Some(&table)), [None]);
+    }
+
+    #[test]
+    fn diff_names_every_kind() {
+        let old = [entry("a", b"1"), entry("b", b"1"), entry("c", b"1")];
+        let new = [entry("b", b"2"), entry("c", b"1"), entry("d", b"1")];
+        let got: Vec<_> = diff(&old, &new)
+            .into_iter()
+            .map(|c| (c.path, c.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), ChangeKind::Removed),
+                ("b".to_string(), ChangeKind::Modified),
+                ("d".to_string(), ChangeKind::Added),
+            ]
+        );
+    }
+
+    #[test]
+    fn key_sees_a_rename() {
+        assert_ne!(
+            input_key(&[entry("a.rs", b"x")]),
+            input_key(&[entry("c.rs", b"x")])
+        );
+    }
+
+    #[test]
+    fn key_sees_an_exec_bit() {
+        let mut exec = entry("run.sh", b"x");
+        exec.exec = true;
+        assert_ne!(input_key(&[entry("run.sh", b"x")]), input_key(&[exec]));
+    }
+}

@@ -1,0 +1,21 @@
+//! The `zccache` binary: parse, dispatch, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use zccache::cli::{Cli, Command};
+use zccache::{commands, ui};
+
+/// Exit status for errors zccache itself reports.
+const ERROR_EXIT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Fp(args) => commands::fp::execute(args),
+    };
+    outcome.unwrap_or_else(|err| {
+        ui::error(&err);
+        ExitCode::from(ERROR_EXIT)
+    })
+}

@@ -1,0 +1,5 @@
+//! Black-box tests of the built `zccache` binary, one module per feature.
+
+mod support;
+
+mod fp;

@@ -1,0 +1,180 @@
+//! The black-box test harness: a `Sandbox` (temp tree with its own `ZCCACHE_DIR`) and a
+//! `#[must_use]` `Cmd` builder that runs the built binary and checks its exit status.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// The binary under test.
+pub const ZCCACHE: &str = env!("CARGO_BIN_EXE_zccache");
+
+/// A temporary project tree and state root, removed on drop.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A new empty sandbox with `root/` (the project) and `state/` (ZCCACHE_DIR).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("root")).unwrap();
+        fs::create_dir(dir.path().join("state")).unwrap();
+        Sandbox { dir }
+    }
+
+    /// The project directory commands run in.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// A path inside the project.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    /// Writes a file (creating directories).
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        self
+    }
+
+    /// Reads a file as text.
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Removes a file.
+    pub fn remove(&self, rel: &str) {
+        fs::remove_file(self.path(rel)).unwrap();
+    }
+
+    /// Sets a file's mtime to `secs_ago` seconds in the past.
+    pub fn age(&self, rel: &str, secs_ago: u64) {
+        let when = SystemTime::now() - Duration::from_secs(secs_ago);
+        fs::File::options()
+            .write(true)
+            .open(self.path(rel))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    /// A command running `zccache ARGS` in the project directory.
+    pub fn cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Cmd::new(ZCCACHE, self.dir.path().join("state"), self.root()).args(args)
+    }
+
+    /// `zccache fp --cache-file .cache/fp.json ARGS`.
+    pub fn fp(&self, args: &[&str]) -> Cmd {
+        self.cmd(["fp", "--cache-file", ".cache/fp.json"])
+            .args(args)
+    }
+}
+
+/// A command to run, with its environment scrubbed of `ZCCACHE_*`.
+#[must_use]
+pub struct Cmd {
+    command: Command,
+}
+
+impl Cmd {
+    fn new(program: &str, state: PathBuf, cwd: PathBuf) -> Self {
+        let mut command = Command::new(program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ZCCACHE_") {
+                command.env_remove(name);
+            }
+        }
+        command.env("ZCCACHE_DIR", state).current_dir(cwd);
+        Cmd { command }
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.command.args(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs to completion and returns the output.
+    pub fn output(mut self) -> Output {
+        self.command
+            .stdin(Stdio::null())
+            .output()
+            .expect("run zccache")
+    }
+
+    /// Runs, asserts the exit status, and returns stdout and stderr as text.
+    pub fn status(self, code: i32) -> Ran {
+        let description = format!("{:?}", self.command);
+        let output = self.output();
+        let ran = Ran::from(output);
+        if ran.code != Some(code) {
+            panic!(
+                "{description}\nexpected exit {code}, got {:?}\n--- stdout\n{}\n--- stderr\n{}",
+                ran.code, ran.stdout, ran.stderr
+            );
+        }
+        ran
+    }
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Ran {
+    /// Exit code, `None` if killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Self {
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Ran {
+    /// Asserts stderr contains `needle`.
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts stderr does not contain `needle`.
+    pub fn stderr_lacks(self, needle: &str) -> Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Parses stdout as one JSON value.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
