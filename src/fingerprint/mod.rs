@@ -64,13 +64,21 @@ pub fn check(req: &CheckRequest) -> Result<Decision, FpError> {
     let root = resolve_root(&req.root)?;
     let filter = Arc::new(Filter::new(&req.filter)?);
     let _lock = paths.lock()?;
-    let loaded = paths.load();
+    let scanned_at_ns = state::now_ns();
+    // Parsing a large stat table overlaps with the walk.
+    let (loaded, scanned) = std::thread::scope(|s| {
+        let loading = s.spawn(|| paths.load());
+        let scanned = scan(&root, filter, OwnState::of(&paths.file));
+        let loaded = loading
+            .join()
+            .unwrap_or_else(|_| Loaded::Unreadable("state loader panicked".to_string()));
+        (loaded, scanned)
+    });
+    let scanned = scanned?;
     let previous = match (&loaded, req.cache_type) {
         (Loaded::Ok(state), CacheType::TwoLayer) => state.table.as_ref(),
         _ => None,
     };
-    let scanned_at_ns = state::now_ns();
-    let scanned = scan(&root, filter, OwnState::of(&paths.file))?;
     let Refreshed { table, rehashed } = refresh(&root, scanned, previous, scanned_at_ns)?;
     let mut parts = req.extra_parts.clone();
     parts.insert(FILES_PART.to_string(), input_key(&table.entries));
