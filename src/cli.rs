@@ -1,5 +1,6 @@
 //! The command line, as clap derive types. Doc comments are the help text.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -18,8 +19,82 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command unless its inputs are as they were after its last success.
+    Run(RunArgs),
+    /// Show the last decision of `zccache run` and its reasons.
+    Why(WhyArgs),
     /// Fingerprint primitives: check, mark-success, mark-failure, invalidate.
     Fp(FpArgs),
+}
+
+/// `zccache run [OPTIONS] -- CMD ARGS...`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The input set.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// The task's identity: state file, env names, outputs.
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// `two-layer` (stat table + content hashes) or `hash` (aggregate key only).
+    #[arg(long, value_enum, default_value_t)]
+    pub cache_type: CacheType,
+    /// Run (and record) even when nothing changed.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub force: bool,
+    /// Print the decision and exit 0 (would skip) or 1 (would run); run and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// List the changed paths (up to 20) and the key parts that changed.
+    #[arg(long)]
+    pub explain: bool,
+    /// Capture stdout/stderr of a successful run and print them again on a skip.
+    #[arg(long)]
+    pub replay: bool,
+    /// Work in-process, without the daemon.
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Print no `zccache:` lines (warnings still show).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print each decision as one JSON object on stderr instead of a `zccache:` line.
+    #[arg(long)]
+    pub json: bool,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// What identifies a task besides its command line.
+#[derive(Debug, Args, Clone)]
+pub struct TaskArgs {
+    /// State file (default: `<root>/.zccache/run/<16 hex of the command key>.json`).
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+    /// Environment variable whose value (or absence) is part of the key; repeatable.
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Vec<String>,
+    /// A file or directory the command produces; a missing or edited one forces a run.
+    #[arg(long = "output", value_name = "PATH")]
+    pub outputs: Vec<PathBuf>,
+}
+
+/// `zccache why [--cache F | -- CMD ARGS...]`.
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The input set flags the task runs with (they select its default state file).
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// The task's state file, or the flags that select its default one.
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Print the ledger line as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The task's command (selects its default state file); without it, the most recent
+    /// decision under `<root>/.zccache/run/`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
 /// `zccache fp --cache-file F [--cache-type T] VERB`.

@@ -2,7 +2,11 @@
 //!
 //! The engines are synchronous libraries; `main.rs` and (later) the daemon call into them.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod cli;
 pub mod commands;
 pub mod fingerprint;
+pub mod os;
+pub mod runner;
 pub mod ui;

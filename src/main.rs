@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zccache::cli::{Cli, Command};
-use zccache::{commands, ui};
+use zccache::{commands, runner, ui};
 
 /// Exit status for errors zccache itself reports.
 const ERROR_EXIT: u8 = 2;
@@ -12,6 +12,8 @@ const ERROR_EXIT: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
+        Command::Run(args) => runner::execute(args),
+        Command::Why(args) => commands::why::execute(args),
         Command::Fp(args) => commands::fp::execute(args),
     };
     outcome.unwrap_or_else(|err| {

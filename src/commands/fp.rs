@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::cli::{CheckArgs, FpArgs, FpVerb};
-use crate::fingerprint::{self, CheckRequest, Verdict};
+use crate::fingerprint::{self, CheckRequest, CheckWrites, Verdict};
 use crate::ui::Ui;
 
 /// Exit status of `fp check` when the task must run.
@@ -38,8 +38,9 @@ fn run_check(args: &FpArgs, check: &CheckArgs) -> Result<ExitCode, fingerprint::
         root: check.inputs.root.clone(),
         filter: check.inputs.filter_spec(),
         extra_parts: BTreeMap::new(),
-        dry_run: false,
-    })?;
+        writes: CheckWrites::StateAndPendingFile,
+    })?
+    .decision;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if check.json {
         let mut json = decision.to_json();

@@ -1,3 +1,4 @@
 //! Command glue: turn parsed arguments into engine calls, messages and an exit code.
 
 pub mod fp;
+pub mod why;

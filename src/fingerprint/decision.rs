@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hash::Digest;
 use super::state::{Loaded, State};
@@ -33,7 +33,7 @@ pub enum Reason {
 }
 
 /// How one path changed since the last success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     /// New in the input set.
@@ -45,7 +45,7 @@ pub enum ChangeKind {
 }
 
 /// One changed path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Path relative to the root.
     pub path: String,

@@ -24,11 +24,11 @@ pub use error::FpError;
 pub use filter::{Filter, FilterSpec};
 pub use hash::{Digest, hash_entry};
 pub use scan::EntryKind;
-pub use state::{MAX_SUCCESSES, now_ms};
+pub use state::{MAX_SUCCESSES, Pending, now_ms, write_file_atomic};
 
 use decision::decide;
 use scan::{OwnState, scan};
-use state::{Loaded, Pending, StatePaths, Success};
+use state::{Loaded, StatePaths, Success};
 use table::{Refreshed, Table, input_key, refresh};
 
 /// How a cache file remembers the input set.
@@ -54,16 +54,44 @@ pub struct CheckRequest {
     pub filter: FilterSpec,
     /// Key parts besides the file set (`command`, `env`, `tool`, ...), by name.
     pub extra_parts: BTreeMap<String, Digest>,
-    /// Decide only: write no pending record and no state.
-    pub dry_run: bool,
+    /// What the check may write.
+    pub writes: CheckWrites,
+}
+
+/// What a check leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckWrites {
+    /// Nothing at all (`--dry-run`).
+    Nothing,
+    /// The state file's stat-table refresh on a skip; the pending record stays in memory
+    /// and is passed to [`record_success`] / [`record_failure`] (`zccache run`).
+    State,
+    /// Also `F.pending`, for a later `mark-success` / `mark-failure` process (`zccache fp`).
+    StateAndPendingFile,
+}
+
+/// A decision and the record to keep if the task then succeeds or fails.
+#[derive(Debug)]
+pub struct Checked {
+    /// Skip or run, and why.
+    pub decision: Decision,
+    /// What the check saw.
+    pub pending: Pending,
 }
 
 /// Checks the inputs against the state in `req.cache_file`.
-pub fn check(req: &CheckRequest) -> Result<Decision, FpError> {
-    let paths = StatePaths::new(&req.cache_file)?;
+pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
     let root = resolve_root(&req.root)?;
     let filter = Arc::new(Filter::new(&req.filter)?);
-    let _lock = paths.lock()?;
+    let (paths, _lock) = if req.writes == CheckWrites::Nothing {
+        let paths = StatePaths::existing(&req.cache_file)?;
+        let lock = paths.lock_existing()?;
+        (paths, lock)
+    } else {
+        let paths = StatePaths::new(&req.cache_file)?;
+        let lock = paths.lock()?;
+        (paths, Some(lock))
+    };
     let scanned_at_ns = state::now_ns();
     // Parsing a large stat table overlaps with the walk.
     let (loaded, scanned) = std::thread::scope(|s| {
@@ -101,46 +129,35 @@ pub fn check(req: &CheckRequest) -> Result<Decision, FpError> {
         last_success_ms: judged.last_success_ms,
         key,
     };
-    if !req.dry_run {
-        record_check(
-            &paths,
-            loaded,
-            req.cache_type,
-            &decision,
-            parts,
-            table,
-            rehashed,
-        )?;
+    let keep_table = req.cache_type == CacheType::TwoLayer;
+    let pending_table = (keep_table && decision.verdict == Verdict::Run).then_some(table.clone());
+    let pending = Pending::new(key, parts, pending_table);
+    if req.writes == CheckWrites::StateAndPendingFile {
+        paths.save_pending(&pending)?;
     }
-    Ok(decision)
+    if req.writes != CheckWrites::Nothing && decision.verdict == Verdict::Skip && keep_table {
+        refresh_on_skip(&paths, loaded, key, table, rehashed)?;
+    }
+    Ok(Checked { decision, pending })
 }
 
-/// Leaves the pending record; on a skip, also refreshes the stat table and moves the matched
-/// success to the front when either changed, so the next check reads nothing again.
-fn record_check(
+/// On a skip, stores the refreshed stat table and moves the matched success to the front when
+/// either changed, so the next check reads nothing again.
+fn refresh_on_skip(
     paths: &StatePaths,
     loaded: Loaded,
-    cache_type: CacheType,
-    decision: &Decision,
-    parts: BTreeMap<String, Digest>,
+    key: Digest,
     table: Table,
     rehashed: usize,
 ) -> Result<(), FpError> {
-    let keep_table = cache_type == CacheType::TwoLayer;
-    if decision.verdict == Verdict::Run {
-        let pending = Pending::new(decision.key, parts, keep_table.then_some(table));
-        return paths.save_pending(&pending);
-    }
-    paths.save_pending(&Pending::new(decision.key, parts, None))?;
     let mut state = loaded.into_state();
-    let table_moved = keep_table
-        && (rehashed > 0
-            || state.table.as_ref().map(|t| t.entries.len()) != Some(table.entries.len()));
-    let at_front = state.successes.first().map(|s| s.key) == Some(decision.key);
+    let table_moved =
+        rehashed > 0 || state.table.as_ref().map(|t| t.entries.len()) != Some(table.entries.len());
+    let at_front = state.successes.first().map(|s| s.key) == Some(key);
     if !table_moved && at_front {
         return Ok(());
     }
-    if let Some(pos) = state.successes.iter().position(|s| s.key == decision.key) {
+    if let Some(pos) = state.successes.iter().position(|s| s.key == key) {
         let hit = state.successes.remove(pos);
         state.successes.insert(0, hit);
     }
@@ -150,13 +167,44 @@ fn record_check(
     paths.save(&state)
 }
 
-/// Records that the task succeeded on the inputs of the last check.
+/// Records that the task succeeded on the inputs of the last check (`F.pending`).
 pub fn mark_success(cache_file: &Path) -> Result<(), FpError> {
+    mark_from_pending_file(cache_file, record_success_locked)
+}
+
+/// Records that the task failed on the inputs of the last check: the next check runs it.
+pub fn mark_failure(cache_file: &Path) -> Result<(), FpError> {
+    mark_from_pending_file(cache_file, record_failure_locked)
+}
+
+/// Records that the task succeeded on the inputs `pending` describes.
+pub fn record_success(cache_file: &Path, pending: Pending) -> Result<(), FpError> {
+    let paths = StatePaths::new(cache_file)?;
+    let _lock = paths.lock()?;
+    record_success_locked(&paths, pending)
+}
+
+/// Records that the task failed on the inputs `pending` describes.
+pub fn record_failure(cache_file: &Path, pending: Pending) -> Result<(), FpError> {
+    let paths = StatePaths::new(cache_file)?;
+    let _lock = paths.lock()?;
+    record_failure_locked(&paths, pending)
+}
+
+fn mark_from_pending_file(
+    cache_file: &Path,
+    record: fn(&StatePaths, Pending) -> Result<(), FpError>,
+) -> Result<(), FpError> {
     let paths = StatePaths::new(cache_file)?;
     let _lock = paths.lock()?;
     let pending = paths
         .load_pending()
         .ok_or_else(|| FpError::NoPending(paths.file.clone()))?;
+    record(&paths, pending)?;
+    paths.remove_pending()
+}
+
+fn record_success_locked(paths: &StatePaths, pending: Pending) -> Result<(), FpError> {
     let mut state = paths.load().into_state();
     state.successes.retain(|s| s.key != pending.key);
     state.successes.insert(
@@ -174,22 +222,14 @@ pub fn mark_success(cache_file: &Path) -> Result<(), FpError> {
     if pending.table.is_some() {
         state.table = pending.table;
     }
-    paths.save(&state)?;
-    paths.remove_pending()
+    paths.save(&state)
 }
 
-/// Records that the task failed on the inputs of the last check: the next check runs it.
-pub fn mark_failure(cache_file: &Path) -> Result<(), FpError> {
-    let paths = StatePaths::new(cache_file)?;
-    let _lock = paths.lock()?;
-    let pending = paths
-        .load_pending()
-        .ok_or_else(|| FpError::NoPending(paths.file.clone()))?;
+fn record_failure_locked(paths: &StatePaths, pending: Pending) -> Result<(), FpError> {
     let mut state = paths.load().into_state();
     state.successes.retain(|s| s.key != pending.key);
     state.last_failure = Some(pending.key);
-    paths.save(&state)?;
-    paths.remove_pending()
+    paths.save(&state)
 }
 
 /// Forgets every recorded result for `cache_file`.

@@ -118,6 +118,15 @@ pub struct StatePaths {
 impl StatePaths {
     /// Resolves `file` against the current directory and creates its parent directory.
     pub fn new(file: &Path) -> Result<Self, FpError> {
+        Self::resolve(file, true)
+    }
+
+    /// Resolves `file` without creating anything (for read-only checks).
+    pub fn existing(file: &Path) -> Result<Self, FpError> {
+        Self::resolve(file, false)
+    }
+
+    fn resolve(file: &Path, create: bool) -> Result<Self, FpError> {
         let cwd = std::env::current_dir().map_err(|e| FpError::io("read cwd", ".", e))?;
         let file = cwd.join(file);
         let name = file
@@ -125,9 +134,16 @@ impl StatePaths {
             .ok_or_else(|| FpError::io("use", &file, io::Error::other("not a file name")))?
             .to_os_string();
         let parent = file.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(|e| FpError::io("create", parent, e))?;
-        let parent =
-            std::fs::canonicalize(parent).map_err(|e| FpError::io("resolve", parent, e))?;
+        if create {
+            std::fs::create_dir_all(parent).map_err(|e| FpError::io("create", parent, e))?;
+        }
+        let parent = match std::fs::canonicalize(parent) {
+            Ok(resolved) => resolved,
+            Err(e) if create || e.kind() != io::ErrorKind::NotFound => {
+                return Err(FpError::io("resolve", parent, e));
+            }
+            Err(_) => parent.to_path_buf(),
+        };
         let file = parent.join(&name);
         let with = |suffix: &str| {
             let mut n = name.clone();
@@ -152,6 +168,19 @@ impl StatePaths {
         file.lock()
             .map_err(|e| FpError::io("lock", &self.lock, e))?;
         Ok(file)
+    }
+
+    /// Takes the lock if its file exists, creating nothing (`None`: there is no state yet).
+    pub fn lock_existing(&self) -> Result<Option<File>, FpError> {
+        match OpenOptions::new().read(true).open(&self.lock) {
+            Ok(file) => {
+                file.lock_shared()
+                    .map_err(|e| FpError::io("lock", &self.lock, e))?;
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FpError::io("open", &self.lock, e)),
+        }
     }
 
     /// Loads `F`.
@@ -211,19 +240,26 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
 }
 
 fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), FpError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| FpError::io("encode", path, e.into()))?;
+    write_file_atomic(path, &bytes, true).map_err(|e| FpError::io("write", path, e))
+}
+
+/// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
+/// an fsync before the rename for state whose loss would cost more than a rerun.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_os_string();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
-    let bytes = serde_json::to_vec(value).map_err(|e| FpError::io("encode", path, e.into()))?;
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
+        file.write_all(bytes)?;
+        if durable {
+            file.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        FpError::io("write", path, e)
     })
 }
 

@@ -63,6 +63,33 @@ impl Sandbox {
             .unwrap();
     }
 
+    /// A file outside the project (so not an input) that tasks append to.
+    pub fn marker(&self) -> PathBuf {
+        self.dir.path().join("marker.log")
+    }
+
+    /// How many times a task appended to the marker.
+    pub fn marker_count(&self) -> usize {
+        fs::read_to_string(self.marker())
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// A directory outside the project for tools and scratch files.
+    pub fn outside(&self, rel: &str) -> PathBuf {
+        let path = self.dir.path().join("outside").join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        path
+    }
+
+    /// `zccache run ARGS -- sh -c SCRIPT`, where the script may use `$MARKER`.
+    pub fn run_sh(&self, args: &[&str], script: &str) -> Cmd {
+        self.cmd(["run"])
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .env("MARKER", self.marker())
+    }
+
     /// A command running `zccache ARGS` in the project directory.
     pub fn cmd<I, S>(&self, args: I) -> Cmd
     where
@@ -107,6 +134,28 @@ impl Cmd {
         self
     }
 
+    /// Sets an environment variable.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.command.env_remove(name);
+        self
+    }
+
+    /// Starts the command without waiting (stdout and stderr piped).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zccache")
+    }
+
     /// Runs to completion and returns the output.
     pub fn output(mut self) -> Output {
         self.command
@@ -139,6 +188,10 @@ pub struct Ran {
     pub stdout: String,
     /// Standard error, lossily decoded.
     pub stderr: String,
+    /// Raw standard output.
+    pub stdout_bytes: Vec<u8>,
+    /// Raw standard error.
+    pub stderr_bytes: Vec<u8>,
 }
 
 impl From<Output> for Ran {
@@ -147,6 +200,8 @@ impl From<Output> for Ran {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout_bytes: output.stdout,
+            stderr_bytes: output.stderr,
         }
     }
 }
@@ -172,9 +227,31 @@ impl Ran {
         self
     }
 
+    /// Parses the first line of stderr that is a JSON object.
+    pub fn stderr_json(&self) -> serde_json::Value {
+        self.stderr
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON line on stderr:\n{}", self.stderr))
+    }
+
     /// Parses stdout as one JSON value.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
+}
+
+/// Files under `dir` with their contents, for "nothing was written" assertions.
+pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.insert(path.clone(), fs::read(&path).unwrap_or_default());
+        }
+    }
+    out
 }

@@ -1,0 +1,369 @@
+//! `zccache run`: check the task's key, then skip it or run it and record the result.
+//!
+//! The key is the input file set plus the command line, the tool it starts and the named env
+//! vars. A skip also needs the declared outputs as recorded (and a replay, with `--replay`).
+//! When fingerprinting fails the command runs anyway: never skip on doubt.
+
+mod child;
+pub mod ledger;
+mod outputs;
+pub mod record;
+pub mod spec;
+mod tool;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::cli::RunArgs;
+use crate::fingerprint::{
+    self, CheckRequest, CheckWrites, Decision, FILES_PART, Pending, Verdict, now_ms,
+};
+use crate::os::local_time;
+use crate::ui::Ui;
+use ledger::LedgerLine;
+use outputs::{changed_outputs, digest_outputs};
+use record::{KeyRecord, RunFiles, RunRecord};
+use spec::RunSpec;
+
+/// Most changed paths `--explain` lists (and the ledger keeps).
+const EXPLAIN_LIMIT: usize = 20;
+/// `--dry-run` exit status when the task would run.
+const WOULD_RUN: u8 = 1;
+/// Exit status when zccache itself cannot proceed.
+const ERROR_EXIT: u8 = 2;
+
+/// What was decided, in the runner's terms.
+struct Judgement {
+    verdict: Verdict,
+    /// Machine-readable reason.
+    code: &'static str,
+    /// Text after `skip` / `run`.
+    message: String,
+    /// The engine's decision (None when fingerprinting failed).
+    decision: Option<Decision>,
+    /// What to record after the run.
+    pending: Option<Pending>,
+    /// Captured streams to print on a skip.
+    replay: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Runs `zccache run`.
+pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let spec = RunSpec::resolve(
+        &args.inputs,
+        &args.task,
+        args.cache_type,
+        args.command.clone(),
+    )?;
+    let ui = Ui::new(args.quiet || args.json);
+    let files = RunFiles::new(&spec.cache_file);
+    let mut record = files.load();
+    let judgement = judge(&spec, args, &files, &mut record).unwrap_or_else(|why| {
+        ui.warn(format_args!("cannot fingerprint ({why}); running anyway"));
+        Judgement::unknown()
+    });
+    report(&ui, args, &spec, &judgement, started);
+    if args.dry_run {
+        return Ok(ExitCode::from(
+            match (&judgement.decision, judgement.verdict) {
+                (None, _) => ERROR_EXIT,
+                (_, Verdict::Skip) => 0,
+                (_, Verdict::Run) => WOULD_RUN,
+            },
+        ));
+    }
+    let exit_status = match judgement.verdict {
+        Verdict::Skip => {
+            replay(judgement.replay.as_ref());
+            None
+        }
+        Verdict::Run => Some(run_and_record(
+            &ui,
+            args,
+            &spec,
+            &files,
+            &mut record,
+            &judgement,
+        )),
+    };
+    // Without a fingerprint there may be no state directory to keep a ledger in.
+    if judgement.decision.is_some() {
+        let line = ledger_line(&spec, &judgement, started, exit_status);
+        if let Err(e) = ledger::append(&files.ledger, &line) {
+            ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
+        }
+    }
+    Ok(ExitCode::from(
+        u8::try_from(exit_status.unwrap_or(0)).unwrap_or(1),
+    ))
+}
+
+/// Checks the fingerprint and the outputs; an error means the decision cannot be trusted.
+fn judge(
+    spec: &RunSpec,
+    args: &RunArgs,
+    files: &RunFiles,
+    record: &mut RunRecord,
+) -> Result<Judgement, String> {
+    let (tool, memo) = tool::identity(&spec.argv, &spec.cwd, record.rustup.as_ref())?;
+    if memo.is_some() && memo != record.rustup {
+        record.rustup = memo;
+    }
+    let mut parts = spec.command_parts();
+    parts.insert("tool".to_string(), tool);
+    let checked = fingerprint::check(&CheckRequest {
+        cache_file: spec.cache_file.clone(),
+        cache_type: spec.cache_type,
+        root: spec.root.clone(),
+        filter: spec.filter.clone(),
+        extra_parts: parts,
+        writes: if args.dry_run {
+            CheckWrites::Nothing
+        } else {
+            CheckWrites::State
+        },
+    })
+    .map_err(|e| e.to_string())?;
+    let mut judgement = Judgement::from_check(checked.decision, checked.pending);
+    if args.force {
+        judgement.rerun("forced", "forced".to_string());
+    } else if judgement.verdict == Verdict::Skip {
+        verify_skip(&mut judgement, spec, args.replay, files, record)?;
+    }
+    Ok(judgement)
+}
+
+/// A skip also needs the outputs as recorded, and a stored replay when `--replay` asks for it.
+fn verify_skip(
+    judgement: &mut Judgement,
+    spec: &RunSpec,
+    want_replay: bool,
+    files: &RunFiles,
+    record: &RunRecord,
+) -> Result<(), String> {
+    let Some(decision) = &judgement.decision else {
+        return Ok(());
+    };
+    let key = decision.key;
+    let known = record.get(key);
+    if !spec.outputs.is_empty() {
+        let now = digest_outputs(&spec.outputs).map_err(|e| format!("cannot read outputs: {e}"))?;
+        let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
+        let changed = changed_outputs(&recorded, &now);
+        if !changed.is_empty() {
+            let missing = changed.iter().any(|p| now.get(p) == Some(&None));
+            let what = if missing {
+                "output missing"
+            } else {
+                "output changed"
+            };
+            judgement.rerun("outputs_changed", format!("{what}: {}", changed.join(", ")));
+            return Ok(());
+        }
+    }
+    if want_replay {
+        match known
+            .filter(|k| k.replay)
+            .and_then(|_| files.load_replay(key))
+        {
+            Some(streams) => judgement.replay = Some(streams),
+            None => judgement.rerun("no_replay", "no replay recorded".to_string()),
+        }
+    }
+    Ok(())
+}
+
+impl Judgement {
+    fn from_check(decision: Decision, pending: Pending) -> Self {
+        Judgement {
+            verdict: decision.verdict,
+            code: decision.reason.code(),
+            message: decision.summary(),
+            decision: Some(decision),
+            pending: Some(pending),
+            replay: None,
+        }
+    }
+
+    fn unknown() -> Self {
+        Judgement {
+            verdict: Verdict::Run,
+            code: "fingerprint_error",
+            message: "fingerprint failed".to_string(),
+            decision: None,
+            pending: None,
+            replay: None,
+        }
+    }
+
+    fn rerun(&mut self, code: &'static str, message: String) {
+        self.verdict = Verdict::Run;
+        self.code = code;
+        self.message = message;
+    }
+}
+
+/// Prints the decision line (or JSON object) and, with `--explain`, what changed.
+fn report(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, started: Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if args.json {
+        let mut json = j
+            .decision
+            .as_ref()
+            .map(Decision::to_json)
+            .unwrap_or_default();
+        json["decision"] = serde_json::json!(j.verdict);
+        json["reason"] = serde_json::json!(j.code);
+        json["message"] = serde_json::json!(j.message);
+        json["duration_ms"] = serde_json::json!(ms);
+        json["cache"] = serde_json::json!(spec.cache_file);
+        json["dry_run"] = serde_json::json!(args.dry_run);
+        eprintln!("{json}");
+        return;
+    }
+    match j.verdict {
+        Verdict::Skip => {
+            let since = j
+                .decision
+                .as_ref()
+                .and_then(|d| d.last_success_ms)
+                .map(|at| format!(" since {}", when(at)))
+                .unwrap_or_default();
+            ui.say(format_args!("skip ({}{since}, {ms:.0} ms)", j.message));
+        }
+        Verdict::Run => ui.say(format_args!("run ({})", j.message)),
+    }
+    if args.explain {
+        explain(ui, j);
+    }
+}
+
+fn explain(ui: &Ui, j: &Judgement) {
+    let Some(decision) = &j.decision else { return };
+    for part in decision.changed_parts.iter().filter(|p| *p != FILES_PART) {
+        ui.say(format_args!("  changed: {part}"));
+    }
+    for change in decision.changes.iter().take(EXPLAIN_LIMIT) {
+        let kind = serde_json::to_value(change.kind).unwrap_or_default();
+        ui.say(format_args!(
+            "  {:<8} {}",
+            kind.as_str().unwrap_or("?"),
+            change.path
+        ));
+    }
+    let more = decision.changes.len().saturating_sub(EXPLAIN_LIMIT);
+    if more > 0 {
+        ui.say(format_args!("  ... and {more} more"));
+    }
+}
+
+/// `10:02` today, `2026-11-23 10:02` another day.
+pub fn when(at_ms: u64) -> String {
+    let (Some(then), Some(today)) = (local_time(at_ms), local_time(now_ms())) else {
+        return "an unknown time".to_string();
+    };
+    let clock = format!("{:02}:{:02}", then.hour, then.minute);
+    if (then.year, then.month, then.day) == (today.year, today.month, today.day) {
+        clock
+    } else {
+        format!("{}-{:02}-{:02} {clock}", then.year, then.month, then.day)
+    }
+}
+
+fn replay(streams: Option<&(Vec<u8>, Vec<u8>)>) {
+    if let Some((out, err)) = streams {
+        let _ = std::io::stdout()
+            .write_all(out)
+            .and_then(|()| std::io::stdout().flush());
+        let _ = std::io::stderr().write_all(err);
+    }
+}
+
+/// Runs the command and records success or failure; returns its exit status.
+fn run_and_record(
+    ui: &Ui,
+    args: &RunArgs,
+    spec: &RunSpec,
+    files: &RunFiles,
+    record: &mut RunRecord,
+    judgement: &Judgement,
+) -> i32 {
+    let finished = child::run(&spec.argv, args.replay);
+    if let Some(why) = &finished.spawn_error {
+        eprintln!("zccache: {why}");
+    }
+    let succeeded = finished.code == 0 && finished.forwarded_signal.is_none();
+    let code = match finished.forwarded_signal {
+        Some(signal) if finished.code == 0 => 128 + signal,
+        _ => finished.code,
+    };
+    let Some(pending) = judgement.pending.clone() else {
+        return code;
+    };
+    let key = pending.key;
+    let recorded = if succeeded {
+        fingerprint::record_success(&spec.cache_file, pending)
+            .map_err(|e| e.to_string())
+            .and_then(|()| remember(spec, files, record, key, finished.captured.as_ref()))
+    } else {
+        fingerprint::record_failure(&spec.cache_file, pending).map_err(|e| e.to_string())
+    };
+    if let Err(why) = recorded {
+        ui.warn(format_args!("cannot record the result: {why}"));
+    }
+    code
+}
+
+/// Stores the outputs' digests and the replay of a successful key.
+fn remember(
+    spec: &RunSpec,
+    files: &RunFiles,
+    record: &mut RunRecord,
+    key: fingerprint::Digest,
+    captured: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<(), String> {
+    let outputs = digest_outputs(&spec.outputs).map_err(|e| format!("cannot read outputs: {e}"))?;
+    if let Some((out, err)) = captured {
+        files
+            .save_replay(key, out, err)
+            .map_err(|e| format!("cannot store the replay: {e}"))?;
+    }
+    let dropped = record.insert(KeyRecord {
+        key,
+        outputs,
+        replay: captured.is_some(),
+    });
+    for old in dropped {
+        files.remove_replay(old);
+    }
+    files.save(record).map_err(|e| e.to_string())
+}
+
+fn ledger_line(
+    spec: &RunSpec,
+    j: &Judgement,
+    started: Instant,
+    exit_status: Option<i32>,
+) -> LedgerLine {
+    let decision = j.decision.as_ref();
+    LedgerLine {
+        at_ms: now_ms(),
+        decision: serde_json::to_value(j.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        reason: j.code.to_string(),
+        message: j.message.clone(),
+        changes: decision
+            .map(|d| d.changes.iter().take(EXPLAIN_LIMIT).cloned().collect())
+            .unwrap_or_default(),
+        changed_parts: decision
+            .map(|d| d.changed_parts.clone())
+            .unwrap_or_default(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        exit_status,
+        command: spec.argv_text(),
+    }
+}

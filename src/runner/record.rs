@@ -1,0 +1,129 @@
+//! The runner's own files beside a cache file `F`: `F.run` (per successful key: output
+//! digests and whether a replay was captured; the rustup memo), `F.replay/` (captured
+//! stdout/stderr per key). Losing any of them costs a rerun, never a wrong skip.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::outputs::OutputDigests;
+use super::tool::RustupMemo;
+use crate::fingerprint::{Digest, MAX_SUCCESSES, write_file_atomic};
+
+const VERSION: u32 = 1;
+
+/// What the runner remembers about one successful key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The fingerprint key of the successful run.
+    pub key: Digest,
+    /// Digests of the declared outputs right after it.
+    pub outputs: OutputDigests,
+    /// Whether its stdout/stderr were captured for replay.
+    pub replay: bool,
+}
+
+/// The content of `F.run`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    version: u32,
+    /// Most recent first, at most as many as the fingerprint state keeps.
+    pub keys: Vec<KeyRecord>,
+    /// The last `rustup which` answer.
+    pub rustup: Option<RustupMemo>,
+}
+
+impl Default for RunRecord {
+    fn default() -> Self {
+        RunRecord {
+            version: VERSION,
+            keys: Vec::new(),
+            rustup: None,
+        }
+    }
+}
+
+impl RunRecord {
+    /// The record of `key`, if any.
+    pub fn get(&self, key: Digest) -> Option<&KeyRecord> {
+        self.keys.iter().find(|k| k.key == key)
+    }
+
+    /// Puts `record` first; returns the keys pushed out of the list.
+    pub fn insert(&mut self, record: KeyRecord) -> Vec<Digest> {
+        self.keys.retain(|k| k.key != record.key);
+        self.keys.insert(0, record);
+        let dropped = self.keys.split_off(self.keys.len().min(MAX_SUCCESSES));
+        dropped.into_iter().map(|k| k.key).collect()
+    }
+}
+
+/// Where the runner's files for one cache file live.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    record: PathBuf,
+    replay_dir: PathBuf,
+    /// The decision ledger, `F.log`.
+    pub ledger: PathBuf,
+}
+
+impl RunFiles {
+    /// The companions of cache file `cache` (absolute).
+    pub fn new(cache: &Path) -> Self {
+        let with = |suffix: &str| {
+            let mut name = cache.as_os_str().to_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        RunFiles {
+            record: with(".run"),
+            replay_dir: with(".replay"),
+            ledger: with(".log"),
+        }
+    }
+
+    /// Loads `F.run`; anything unreadable is an empty record.
+    pub fn load(&self) -> RunRecord {
+        std::fs::read(&self.record)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<RunRecord>(&bytes).ok())
+            .filter(|r| r.version == VERSION)
+            .unwrap_or_default()
+    }
+
+    /// Writes `F.run`.
+    pub fn save(&self, record: &RunRecord) -> io::Result<()> {
+        let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+        write_file_atomic(&self.record, &bytes, false)
+    }
+
+    /// Stores the captured streams of a successful run.
+    pub fn save_replay(&self, key: Digest, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
+        std::fs::create_dir_all(&self.replay_dir)?;
+        let (out, err) = self.replay_paths(key);
+        write_file_atomic(&out, stdout, false)?;
+        write_file_atomic(&err, stderr, false)
+    }
+
+    /// The captured streams of `key`, if both are there.
+    pub fn load_replay(&self, key: Digest) -> Option<(Vec<u8>, Vec<u8>)> {
+        let (out, err) = self.replay_paths(key);
+        Some((std::fs::read(out).ok()?, std::fs::read(err).ok()?))
+    }
+
+    /// Deletes the captured streams of `key`.
+    pub fn remove_replay(&self, key: Digest) {
+        let (out, err) = self.replay_paths(key);
+        let _ = std::fs::remove_file(out);
+        let _ = std::fs::remove_file(err);
+    }
+
+    fn replay_paths(&self, key: Digest) -> (PathBuf, PathBuf) {
+        let hex = key.to_hex();
+        (
+            self.replay_dir.join(format!("{hex}.stdout")),
+            self.replay_dir.join(format!("{hex}.stderr")),
+        )
+    }
+}

@@ -1,0 +1,157 @@
+//! From `zccache run` arguments to a resolved task: absolute paths, the state file, the key
+//! parts besides the file set (command, tool, env), and the outputs left out of the inputs.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{InputArgs, TaskArgs};
+use crate::fingerprint::{CacheType, Digest, FilterSpec};
+
+/// Where default state files live under the root.
+pub const STATE_DIR: &str = ".zccache/run";
+
+/// A task ready to check and run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The command line.
+    pub argv: Vec<OsString>,
+    /// The directory the command runs in.
+    pub cwd: PathBuf,
+    /// The root of the input set.
+    pub root: PathBuf,
+    /// The fingerprint state file.
+    pub cache_file: PathBuf,
+    /// Two-layer or hash.
+    pub cache_type: CacheType,
+    /// The input filters, outputs excluded.
+    pub filter: FilterSpec,
+    /// Env names whose values join the key, sorted and deduplicated.
+    pub env_names: Vec<String>,
+    /// Outputs: (as given, absolute path).
+    pub outputs: Vec<(String, PathBuf)>,
+}
+
+impl RunSpec {
+    /// Resolves the arguments against the current directory.
+    pub fn resolve(
+        inputs: &InputArgs,
+        task: &TaskArgs,
+        cache_type: CacheType,
+        argv: Vec<OsString>,
+    ) -> std::io::Result<Self> {
+        let cwd = std::env::current_dir()?;
+        let root = cwd.join(&inputs.root);
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        let mut env_names = task.env.clone();
+        env_names.sort();
+        env_names.dedup();
+        let outputs: Vec<(String, PathBuf)> = task
+            .outputs
+            .iter()
+            .map(|p| (p.to_string_lossy().into_owned(), absolute(&cwd, p)))
+            .collect();
+        let mut filter = inputs.filter_spec();
+        filter.exclude.extend(
+            outputs
+                .iter()
+                .filter_map(|(_, abs)| abs.strip_prefix(&root).ok())
+                .map(|rel| format!("./{}", globset::escape(&rel.to_string_lossy()))),
+        );
+        let cache_file = match &task.cache {
+            Some(file) => cwd.join(file),
+            None => default_cache_file(&root, &argv, &filter, &env_names),
+        };
+        Ok(RunSpec {
+            argv,
+            cwd,
+            root,
+            cache_file,
+            cache_type,
+            filter,
+            env_names,
+            outputs,
+        })
+    }
+
+    /// Key parts besides the file set: `command` and one `env NAME` per `--env`.
+    pub fn command_parts(&self) -> BTreeMap<String, Digest> {
+        let mut parts = BTreeMap::new();
+        parts.insert("command".to_string(), argv_digest(&self.argv));
+        for name in &self.env_names {
+            let mut hasher = blake3::Hasher::new();
+            match std::env::var_os(name) {
+                Some(value) => {
+                    hasher.update(b"set\0");
+                    hasher.update(value.as_bytes());
+                }
+                None => {
+                    hasher.update(b"unset\0");
+                }
+            }
+            parts.insert(format!("env {name}"), hasher.finalize().into());
+        }
+        parts
+    }
+
+    /// The command line for messages and the ledger.
+    pub fn argv_text(&self) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = cwd.join(path);
+    // Lexical clean-up only: the output may not exist yet.
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn argv_digest(argv: &[OsString]) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"argv\0");
+    for arg in argv {
+        hasher.update(&(arg.len() as u64).to_le_bytes());
+        hasher.update(arg.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+/// `<root>/.zccache/run/<16 hex>.json`, the hex naming the command, root, filters and env names.
+fn default_cache_file(
+    root: &Path,
+    argv: &[OsString],
+    filter: &FilterSpec,
+    env_names: &[String],
+) -> PathBuf {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&argv_digest(argv).0);
+    hasher.update(root.as_os_str().as_bytes());
+    for list in [
+        &filter.extensions,
+        &filter.include,
+        &filter.exclude,
+        &env_names.to_vec(),
+    ] {
+        hasher.update(b"\0list");
+        for item in list {
+            hasher.update(b"\0");
+            hasher.update(item.as_bytes());
+        }
+    }
+    let hex = hasher.finalize().to_hex();
+    root.join(STATE_DIR).join(format!("{}.json", &hex[..16]))
+}
