@@ -78,20 +78,37 @@ impl OwnState {
     }
 }
 
-/// Walks `root` and returns the selected entries sorted by path.
+/// What a walk found: the selected files and every directory it entered.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// Selected files and symlinks, sorted by path.
+    pub files: Vec<Scanned>,
+    /// Directories walked (relative to the root, `""` for the root itself), unsorted.
+    pub dirs: Vec<String>,
+}
+
+/// Walks `start` (the root, or a directory below it, down to `max_depth` levels) and returns
+/// the selected entries, paths relative to `root`.
 ///
 /// A file that vanishes during the walk is simply not in the set; any other io error is
 /// returned, since an unreadable directory could hide a change.
-pub fn scan(root: &Path, filter: Arc<Filter>, own: OwnState) -> Result<Vec<Scanned>, FpError> {
+pub fn scan(
+    root: &Path,
+    start: &Path,
+    max_depth: Option<usize>,
+    filter: Arc<Filter>,
+    own: OwnState,
+) -> Result<Walked, FpError> {
     let root = root.to_path_buf();
     let prune_root = root.clone();
     let prune_filter = Arc::clone(&filter);
-    let mut walker = WalkBuilder::new(&root);
+    let mut walker = WalkBuilder::new(start);
     walker
         .hidden(false)
         .parents(true)
         .require_git(false)
         .follow_links(false)
+        .max_depth(max_depth)
         .filter_entry(move |entry| !prunes(&prune_root, &prune_filter, &own, entry));
     let shared = Arc::new(Mutex::new(Collected::default()));
     let mut builder = CollectorBuilder {
@@ -105,15 +122,15 @@ pub fn scan(root: &Path, filter: Arc<Filter>, own: OwnState) -> Result<Vec<Scann
     if let Some(err) = collected.error {
         return Err(err);
     }
-    let mut entries = collected.entries;
-    entries.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(entries)
+    let mut walked = collected.walked;
+    walked.files.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(walked)
 }
 
 /// The part of the filter applied while walking: exclusions (which prune whole directories)
 /// and zccache's own state. Selection by `--ext`/`--include` happens per file in the visitor.
 fn prunes(root: &Path, filter: &Filter, own: &OwnState, entry: &DirEntry) -> bool {
-    if entry.depth() == 0 {
+    if entry.depth() == 0 && entry.path() == root {
         return false;
     }
     let name = entry.file_name();
@@ -148,7 +165,7 @@ fn escape_non_utf8(bytes: &[u8]) -> String {
 
 #[derive(Default)]
 struct Collected {
-    entries: Vec<Scanned>,
+    walked: Walked,
     error: Option<FpError>,
 }
 
@@ -163,7 +180,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
         Box::new(Collector {
             root: self.root.clone(),
             filter: Arc::clone(&self.filter),
-            local: Vec::new(),
+            local: Walked::default(),
             error: None,
             shared: Arc::clone(&self.shared),
         })
@@ -174,7 +191,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
 struct Collector {
     root: PathBuf,
     filter: Arc<Filter>,
-    local: Vec<Scanned>,
+    local: Walked,
     error: Option<FpError>,
     shared: Arc<Mutex<Collected>>,
 }
@@ -199,7 +216,10 @@ impl ParallelVisitor for Collector {
 impl Collector {
     fn record(&mut self, entry: &DirEntry) -> io::Result<()> {
         let file_type = match entry.file_type() {
-            Some(t) if t.is_dir() => return Ok(()),
+            Some(t) if t.is_dir() => {
+                self.local.dirs.push(relative(&self.root, entry.path()));
+                return Ok(());
+            }
             Some(t) if t.is_symlink() => EntryKind::Symlink,
             Some(t) if t.is_file() => EntryKind::File,
             // Sockets, fifos and devices have no content to fingerprint.
@@ -210,7 +230,7 @@ impl Collector {
             return Ok(());
         }
         let meta = std::fs::symlink_metadata(entry.path())?;
-        self.local.push(Scanned {
+        self.local.files.push(Scanned {
             rel,
             kind: file_type,
             exec: file_type == EntryKind::File && meta.mode() & 0o111 != 0,
@@ -256,7 +276,8 @@ fn error_path(err: &ignore::Error) -> Option<PathBuf> {
 impl Drop for Collector {
     fn drop(&mut self) {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        shared.entries.append(&mut self.local);
+        shared.walked.files.append(&mut self.local.files);
+        shared.walked.dirs.append(&mut self.local.dirs);
         if shared.error.is_none() {
             shared.error = self.error.take();
         }

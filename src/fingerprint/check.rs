@@ -1,0 +1,155 @@
+//! A check: build the input table (by walking, or from a caller's index), decide against the
+//! state, and record what the check saw.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use super::decision::decide;
+use super::scan::{OwnState, scan};
+use super::state::{self, Loaded, Pending, StatePaths};
+use super::table::{self, Refreshed, Table, input_key, refresh};
+use super::{
+    CacheType, CheckRequest, CheckWrites, Decision, Digest, FILES_PART, Filter, FpError, Verdict,
+    combined_key, resolve_root,
+};
+
+/// A decision and the record to keep if the task then succeeds or fails.
+#[derive(Debug)]
+pub struct Checked {
+    /// Skip or run, and why.
+    pub decision: Decision,
+    /// What the check saw.
+    pub pending: Pending,
+}
+
+/// The input set as a caller built it, for [`conclude`].
+pub struct InputSet<'a> {
+    /// Key over the set (see `table::input_key`).
+    pub key: Digest,
+    /// Number of files.
+    pub files: usize,
+    /// Files whose content was read to build it.
+    pub rehashed: usize,
+    /// The full table, materialized only when a verdict needs it.
+    pub table: &'a dyn Fn() -> Table,
+}
+
+/// Checks the inputs against the state in `req.cache_file`, walking the root.
+pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
+    let root = resolve_root(&req.root)?;
+    let filter = Arc::new(Filter::new(&req.filter)?);
+    let (paths, _lock) = open_state(req)?;
+    let scanned_at_ns = state::now_ns();
+    // Parsing a large stat table overlaps with the walk.
+    let (mut loaded, scanned) = std::thread::scope(|s| {
+        let loading = s.spawn(|| paths.load());
+        let scanned = scan(&root, &root, None, filter, OwnState::of(&paths.file));
+        let loaded = loading
+            .join()
+            .unwrap_or_else(|_| Loaded::Unreadable("state loader panicked".to_string()));
+        (loaded, scanned)
+    });
+    let previous = previous_table(&loaded, req.cache_type);
+    let Refreshed { table, rehashed } = refresh(&root, scanned?.files, previous, scanned_at_ns)?;
+    let built = InputSet {
+        key: input_key(&table.entries),
+        files: table.entries.len(),
+        rehashed,
+        table: &|| table.clone(),
+    };
+    conclude(req, &paths, &mut loaded, &built)
+}
+
+/// Opens the state files of a check: created and locked exclusively when the check may write,
+/// else only looked at (a dry run creates nothing).
+pub fn open_state(req: &CheckRequest) -> Result<(StatePaths, Option<File>), FpError> {
+    if req.writes == CheckWrites::Nothing {
+        let paths = StatePaths::existing(&req.cache_file)?;
+        let lock = paths.lock_existing()?;
+        Ok((paths, lock))
+    } else {
+        let paths = StatePaths::new(&req.cache_file)?;
+        let lock = paths.lock()?;
+        Ok((paths, Some(lock)))
+    }
+}
+
+/// The stat table a two-layer check may reuse hashes from.
+pub fn previous_table(loaded: &Loaded, cache_type: CacheType) -> Option<&Table> {
+    match (loaded, cache_type) {
+        (Loaded::Ok(state), CacheType::TwoLayer) => state.table.as_ref(),
+        _ => None,
+    }
+}
+
+/// Decides on `inputs` against `loaded` and records as `req.writes` allows. On a skip whose
+/// table moved, the state is saved and `loaded` updated to match.
+pub fn conclude(
+    req: &CheckRequest,
+    paths: &StatePaths,
+    loaded: &mut Loaded,
+    inputs: &InputSet<'_>,
+) -> Result<Checked, FpError> {
+    let mut parts = req.extra_parts.clone();
+    parts.insert(FILES_PART.to_string(), inputs.key);
+    let key = combined_key(&parts);
+    let judged = decide(loaded, key, &parts);
+    let keep_table = req.cache_type == CacheType::TwoLayer;
+    let files_changed = judged.changed_parts.iter().any(|p| p == FILES_PART);
+    let mut table = None;
+    let changes = match previous_table(loaded, req.cache_type) {
+        Some(old) if files_changed => table::diff(
+            &old.entries,
+            &table.get_or_insert_with(inputs.table).entries,
+        ),
+        _ => Vec::new(),
+    };
+    let decision = Decision {
+        verdict: judged.verdict,
+        reason: judged.reason,
+        files: inputs.files,
+        changes,
+        changed_parts: judged.changed_parts,
+        hashed: inputs.rehashed,
+        last_success_ms: judged.last_success_ms,
+        key,
+    };
+    let pending_table = (keep_table && decision.verdict == Verdict::Run)
+        .then(|| table.take().unwrap_or_else(inputs.table));
+    let pending = Pending::new(key, parts, pending_table);
+    if req.writes == CheckWrites::StateAndPendingFile {
+        paths.save_pending(&pending)?;
+    }
+    if req.writes != CheckWrites::Nothing && decision.verdict == Verdict::Skip && keep_table {
+        refresh_on_skip(paths, loaded, key, inputs)?;
+    }
+    Ok(Checked { decision, pending })
+}
+
+/// On a skip, stores the refreshed stat table and moves the matched success to the front when
+/// either changed, so the next check reads nothing again.
+fn refresh_on_skip(
+    paths: &StatePaths,
+    loaded: &mut Loaded,
+    key: Digest,
+    inputs: &InputSet<'_>,
+) -> Result<(), FpError> {
+    let mut state = std::mem::replace(loaded, Loaded::Fresh).into_state();
+    let table_moved =
+        inputs.rehashed > 0 || state.table.as_ref().map(|t| t.entries.len()) != Some(inputs.files);
+    let at_front = state.successes.first().map(|s| s.key) == Some(key);
+    if !table_moved && at_front {
+        *loaded = Loaded::Ok(state);
+        return Ok(());
+    }
+    if let Some(pos) = state.successes.iter().position(|s| s.key == key) {
+        let hit = state.successes.remove(pos);
+        state.successes.insert(0, hit);
+    }
+    if table_moved {
+        state.table = Some((inputs.table)());
+    }
+    let saved = paths.save(&state);
+    *loaded = Loaded::Ok(state);
+    saved
+}
