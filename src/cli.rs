@@ -25,6 +25,25 @@ pub enum Command {
     Why(WhyArgs),
     /// Fingerprint primitives: check, mark-success, mark-failure, invalidate.
     Fp(FpArgs),
+    /// Start the daemon (commands start it on demand anyway).
+    Start,
+    /// Stop the daemon after its in-flight requests.
+    Stop,
+    /// Show the daemon's state and its watched tasks.
+    Status(StatusArgs),
+    /// Drop everything the daemon holds in memory.
+    Clear,
+    /// Serve as the daemon in the foreground (started by clients).
+    #[command(hide = true)]
+    DaemonServe,
+}
+
+/// `zccache status [--json]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `zccache run [OPTIONS] -- CMD ARGS...`.
@@ -51,7 +70,7 @@ pub struct RunArgs {
     /// Capture stdout/stderr of a successful run and print them again on a skip.
     #[arg(long)]
     pub replay: bool,
-    /// Work in-process, without the daemon.
+    /// Work in-process, without the daemon (also `ZCCACHE_NO_DAEMON=1`).
     #[arg(long)]
     pub no_daemon: bool,
     /// Print no `zccache:` lines (warnings still show).
@@ -106,6 +125,9 @@ pub struct FpArgs {
     /// `two-layer` (stat table + content hashes) or `hash` (aggregate key only).
     #[arg(long, value_enum, default_value_t)]
     pub cache_type: CacheType,
+    /// Work in-process, without the daemon (also `ZCCACHE_NO_DAEMON=1`).
+    #[arg(long)]
+    pub no_daemon: bool,
     /// The verb.
     #[command(subcommand)]
     pub verb: FpVerb,

@@ -15,6 +15,11 @@ fn main() -> ExitCode {
         Command::Run(args) => runner::execute(args),
         Command::Why(args) => commands::why::execute(args),
         Command::Fp(args) => commands::fp::execute(args),
+        Command::Start => commands::daemon::start(),
+        Command::Stop => commands::daemon::stop(),
+        Command::Status(args) => commands::daemon::status(args),
+        Command::Clear => commands::daemon::clear(),
+        Command::DaemonServe => commands::daemon::serve(),
     };
     outcome.unwrap_or_else(|err| {
         ui::error(&err);

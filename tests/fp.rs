@@ -422,6 +422,8 @@ fn concurrent_checks_and_marks_leave_valid_state() {
                     "\"$0\" fp --cache-file .cache/fp.json check; \"$0\" fp --cache-file .cache/fp.json {verb}"
                 ))
                 .arg(crate::support::ZCCACHE)
+                .env("ZCCACHE_DIR", sb.state())
+                .env("ZCCACHE_IDLE_TIMEOUT", "120")
                 .current_dir(sb.root())
                 .stderr(std::process::Stdio::null())
                 .spawn()

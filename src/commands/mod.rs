@@ -1,4 +1,5 @@
 //! Command glue: turn parsed arguments into engine calls, messages and an exit code.
 
+pub mod daemon;
 pub mod fp;
 pub mod why;

@@ -8,7 +8,7 @@ use super::hash::Digest;
 use super::state::{Loaded, State};
 
 /// Skip the task or run it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Inputs are as they were after a successful run.
@@ -18,7 +18,7 @@ pub enum Verdict {
 }
 
 /// Why the verdict was reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     /// The key matches one of the recorded successes.
     Unchanged,
@@ -54,7 +54,7 @@ pub struct Change {
 }
 
 /// The outcome of a check.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// Skip or run.
     pub verdict: Verdict,

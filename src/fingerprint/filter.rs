@@ -11,7 +11,7 @@ use super::FpError;
 const ALWAYS_EXCLUDED: [&str; 2] = [".git", ".zccache"];
 
 /// The filters as the user gave them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FilterSpec {
     /// Extensions without the dot (`rs`); a leading dot is tolerated.
     pub extensions: Vec<String>,

@@ -25,13 +25,13 @@ pub use error::FpError;
 pub use filter::{Filter, FilterSpec};
 pub use hash::{Digest, hash_entry};
 pub use scan::EntryKind;
-pub use state::{MAX_SUCCESSES, Pending, now_ms, write_file_atomic};
+pub use state::{MAX_SUCCESSES, Pending, now_ms, now_ns, write_file_atomic};
 
 pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
 pub use marks::{invalidate, mark_failure, mark_success, record_failure, record_success};
-pub use scan::{OwnState, Scanned, Walked, scan};
+pub use scan::{OwnState, Scanned, Walked, relative, scan};
 pub use state::{Loaded, StatePaths};
-pub use table::{Entry, RACY_WINDOW_NS, Table, input_key, refresh};
+pub use table::{Entry, RACY_WINDOW_NS, Table, hash_all, input_key, refresh, reusable};
 
 /// How a cache file remembers the input set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -73,7 +73,7 @@ pub enum CheckWrites {
 }
 
 /// The key over all parts, in name order.
-fn combined_key(parts: &BTreeMap<String, Digest>) -> Digest {
+pub fn combined_key(parts: &BTreeMap<String, Digest>) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"zccache key v1\0");
     for (name, digest) in parts {
@@ -84,7 +84,8 @@ fn combined_key(parts: &BTreeMap<String, Digest>) -> Digest {
     hasher.finalize().into()
 }
 
-fn resolve_root(root: &Path) -> Result<PathBuf, FpError> {
+/// The root, canonical, or an error naming it when it is not a directory.
+pub fn resolve_root(root: &Path) -> Result<PathBuf, FpError> {
     match std::fs::canonicalize(root) {
         Ok(path) if path.is_dir() => Ok(path),
         _ => Err(FpError::BadRoot(root.to_path_buf())),

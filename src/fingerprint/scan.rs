@@ -73,7 +73,8 @@ impl OwnState {
         }
     }
 
-    fn contains(&self, path: &Path, name: &OsStr) -> bool {
+    /// True when `path` (named `name`) is this state file or one of its companions.
+    pub fn contains(&self, path: &Path, name: &OsStr) -> bool {
         name.as_bytes().starts_with(&self.prefix) && path.parent() == Some(self.dir.as_path())
     }
 }

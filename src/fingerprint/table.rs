@@ -59,20 +59,39 @@ pub fn refresh(
     previous: Option<&Table>,
     scanned_at_ns: i64,
 ) -> Result<Refreshed, FpError> {
-    let reuse = match_previous(&scanned, previous);
-    let rehashed = reuse.iter().filter(|r| r.is_none()).count();
-    let entries: Vec<Option<Entry>> = scanned
-        .into_par_iter()
-        .zip(reuse)
-        .map(|(s, known)| hashed_entry(root, s, known))
-        .collect::<Result<_, _>>()?;
+    let known = match_previous(&scanned, previous);
+    let rehashed = known.iter().filter(|r| r.is_none()).count();
     Ok(Refreshed {
         table: Table {
             scanned_at_ns,
-            entries: entries.into_iter().flatten().collect(),
+            entries: hash_all(root, scanned, known)?,
         },
         rehashed,
     })
+}
+
+/// Turns scanned files into entries, reading (in parallel) those without a known hash.
+/// A file that vanished since the walk is left out.
+pub fn hash_all(
+    root: &Path,
+    scanned: Vec<Scanned>,
+    known: Vec<Option<Digest>>,
+) -> Result<Vec<Entry>, FpError> {
+    let entries: Vec<Option<Entry>> = scanned
+        .into_par_iter()
+        .zip(known)
+        .map(|(s, known)| hashed_entry(root, s, known))
+        .collect::<Result<_, _>>()?;
+    Ok(entries.into_iter().flatten().collect())
+}
+
+/// True when `old`, verified at `verified_at_ns`, still describes `s` without reading it:
+/// same kind, mode and metadata, and not racily clean.
+pub fn reusable(old: &Entry, verified_at_ns: i64, s: &Scanned) -> bool {
+    old.kind == s.kind
+        && old.exec == s.exec
+        && old.stat == s.stat
+        && old.stat.mtime_ns + RACY_WINDOW_NS < verified_at_ns
 }
 
 fn hashed_entry(root: &Path, s: Scanned, known: Option<Digest>) -> Result<Option<Entry>, FpError> {
@@ -107,11 +126,7 @@ fn match_previous(scanned: &[Scanned], previous: Option<&Table>) -> Vec<Option<D
         .map(|s| {
             while old.next_if(|e| e.path < s.rel).is_some() {}
             let e = old.next_if(|e| e.path == s.rel)?;
-            let trusted = e.kind == s.kind
-                && e.exec == s.exec
-                && e.stat == s.stat
-                && e.stat.mtime_ns + RACY_WINDOW_NS < previous.scanned_at_ns;
-            trusted.then_some(e.hash)
+            reusable(e, previous.scanned_at_ns, s).then_some(e.hash)
         })
         .collect()
 }

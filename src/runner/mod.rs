@@ -4,6 +4,7 @@
 //! vars. A skip also needs the declared outputs as recorded (and a replay, with `--replay`).
 //! When fingerprinting fails the command runs anyway: never skip on doubt.
 
+mod check;
 mod child;
 pub mod ledger;
 mod outputs;
@@ -16,11 +17,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::cli::RunArgs;
-use crate::fingerprint::{
-    self, CheckRequest, CheckWrites, Decision, FILES_PART, Pending, Verdict, now_ms,
-};
+use crate::daemon::lifecycle::daemon_disabled;
+use crate::fingerprint::{self, Decision, FILES_PART, Verdict, now_ms};
 use crate::os::local_time;
 use crate::ui::Ui;
+use check::Recorder;
 use ledger::LedgerLine;
 use outputs::{changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
@@ -42,8 +43,8 @@ struct Judgement {
     message: String,
     /// The engine's decision (None when fingerprinting failed).
     decision: Option<Decision>,
-    /// What to record after the run.
-    pending: Option<Pending>,
+    /// How to record the outcome (None when fingerprinting failed).
+    recorder: Option<Recorder>,
     /// Captured streams to print on a skip.
     replay: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -113,20 +114,10 @@ fn judge(
     }
     let mut parts = spec.command_parts();
     parts.insert("tool".to_string(), tool);
-    let checked = fingerprint::check(&CheckRequest {
-        cache_file: spec.cache_file.clone(),
-        cache_type: spec.cache_type,
-        root: spec.root.clone(),
-        filter: spec.filter.clone(),
-        extra_parts: parts,
-        writes: if args.dry_run {
-            CheckWrites::Nothing
-        } else {
-            CheckWrites::State
-        },
-    })
-    .map_err(|e| e.to_string())?;
-    let mut judgement = Judgement::from_check(checked.decision, checked.pending);
+    let ui = Ui::new(args.quiet || args.json);
+    let use_daemon = !args.no_daemon && !daemon_disabled();
+    let (decision, recorder) = check::check(&ui, spec, parts, args.dry_run, use_daemon)?;
+    let mut judgement = Judgement::from_check(decision, recorder);
     if args.force {
         judgement.rerun("forced", "forced".to_string());
     } else if judgement.verdict == Verdict::Skip {
@@ -176,13 +167,13 @@ fn verify_skip(
 }
 
 impl Judgement {
-    fn from_check(decision: Decision, pending: Pending) -> Self {
+    fn from_check(decision: Decision, recorder: Recorder) -> Self {
         Judgement {
             verdict: decision.verdict,
             code: decision.reason.code(),
             message: decision.summary(),
             decision: Some(decision),
-            pending: Some(pending),
+            recorder: Some(recorder),
             replay: None,
         }
     }
@@ -193,7 +184,7 @@ impl Judgement {
             code: "fingerprint_error",
             message: "fingerprint failed".to_string(),
             decision: None,
-            pending: None,
+            recorder: None,
             replay: None,
         }
     }
@@ -299,17 +290,17 @@ fn run_and_record(
         Some(signal) if finished.code == 0 => 128 + signal,
         _ => finished.code,
     };
-    let Some(pending) = judgement.pending.clone() else {
+    let (Some(recorder), Some(decision)) = (judgement.recorder.clone(), &judgement.decision) else {
         return code;
     };
-    let key = pending.key;
-    let recorded = if succeeded {
-        fingerprint::record_success(&spec.cache_file, pending)
-            .map_err(|e| e.to_string())
-            .and_then(|()| remember(spec, files, record, key, finished.captured.as_ref()))
-    } else {
-        fingerprint::record_failure(&spec.cache_file, pending).map_err(|e| e.to_string())
-    };
+    let key = decision.key;
+    let recorded = recorder.record(&spec.cache_file, succeeded).and_then(|()| {
+        if succeeded {
+            remember(spec, files, record, key, finished.captured.as_ref())
+        } else {
+            Ok(())
+        }
+    });
     if let Err(why) = recorded {
         ui.warn(format_args!("cannot record the result: {why}"));
     }

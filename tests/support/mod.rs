@@ -10,9 +10,16 @@ use std::time::{Duration, SystemTime};
 /// The binary under test.
 pub const ZCCACHE: &str = env!("CARGO_BIN_EXE_zccache");
 
-/// A temporary project tree and state root, removed on drop.
+/// A temporary project tree and state root; its daemon is stopped and the tree removed on
+/// drop.
 pub struct Sandbox {
     dir: tempfile::TempDir,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.cmd(["stop"]).output();
+    }
 }
 
 impl Sandbox {
@@ -90,13 +97,18 @@ impl Sandbox {
             .env("MARKER", self.marker())
     }
 
+    /// The state directory (`ZCCACHE_DIR`).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// A command running `zccache ARGS` in the project directory.
     pub fn cmd<I, S>(&self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Cmd::new(ZCCACHE, self.dir.path().join("state"), self.root()).args(args)
+        Cmd::new(ZCCACHE, self.state(), self.root()).args(args)
     }
 
     /// `zccache fp --cache-file .cache/fp.json ARGS`.
@@ -120,7 +132,10 @@ impl Cmd {
                 command.env_remove(name);
             }
         }
-        command.env("ZCCACHE_DIR", state).current_dir(cwd);
+        command
+            .env("ZCCACHE_DIR", state)
+            .env("ZCCACHE_IDLE_TIMEOUT", "120")
+            .current_dir(cwd);
         Cmd { command }
     }
 

@@ -1,0 +1,112 @@
+//! `zccache start | stop | status | clear` and the hidden `daemon-serve`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use crate::cli::StatusArgs;
+use crate::daemon::client::{self, Client};
+use crate::daemon::lifecycle::{self, DaemonPaths};
+use crate::daemon::protocol::{DaemonStatus, Request, Response};
+use crate::daemon::server;
+use crate::fingerprint::thousands;
+use crate::ui::Ui;
+
+/// How long `stop` waits for the daemon to exit.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// `zccache start`.
+pub fn start() -> anyhow::Result<ExitCode> {
+    let paths = DaemonPaths::from_env()?;
+    Client::connect_or_start(&paths)?.request(&Request::Ping)?;
+    let pid = paths.read_pid().map_or("?".to_string(), |p| p.to_string());
+    Ui::default().say(format_args!(
+        "daemon running (pid {pid}, {})",
+        paths.dir.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zccache stop`: returns once the daemon has exited.
+pub fn stop() -> anyhow::Result<ExitCode> {
+    let paths = DaemonPaths::from_env()?;
+    match client::call_running(&paths, &Request::Shutdown)? {
+        None => Ui::default().say("no daemon running"),
+        Some(_) => {
+            lifecycle::wait_lock_free(&paths, STOP_WAIT)?;
+            Ui::default().say("daemon stopped");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zccache status [--json]`.
+pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let paths = DaemonPaths::from_env()?;
+    let status = match client::call_running(&paths, &Request::Status)? {
+        Some(Response::Status(status)) => Some(status),
+        Some(other) => bail!("unexpected reply to Status: {other:?}"),
+        None => None,
+    };
+    if args.json {
+        let json = match &status {
+            Some(s) => serde_json::json!({ "running": true, "daemon": s }),
+            None => serde_json::json!({ "running": false, "dir": paths.dir }),
+        };
+        println!("{json}");
+    } else {
+        match &status {
+            Some(s) => print!("{}", describe(s)),
+            None => println!("no daemon running for {}", paths.dir.display()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(s: &DaemonStatus) -> String {
+    let mut text = format!(
+        "zccache daemon {}, pid {}, up {} s, {} requests, {}\n",
+        s.version,
+        s.pid,
+        s.uptime_secs,
+        thousands(s.requests as usize),
+        s.dir
+    );
+    for index in &s.indexes {
+        let verdict = match index.would_skip {
+            Some(true) => "would skip".to_string(),
+            Some(false) => "would run".to_string(),
+            None => format!("{} changes pending", index.pending_changes),
+        };
+        text.push_str(&format!(
+            "  {} (root {}): {} files, {verdict}, {}\n",
+            index.cache_file,
+            index.root,
+            thousands(index.files as usize),
+            index.mode
+        ));
+    }
+    text
+}
+
+/// `zccache clear`.
+pub fn clear() -> anyhow::Result<ExitCode> {
+    let paths = DaemonPaths::from_env()?;
+    match client::call_running(&paths, &Request::Clear)? {
+        Some(Response::Cleared {
+            fingerprint_indexes,
+        }) => Ui::default().say(format_args!(
+            "cleared {fingerprint_indexes} fingerprint indexes"
+        )),
+        Some(other) => bail!("unexpected reply to Clear: {other:?}"),
+        None => Ui::default().say("no daemon running; nothing to clear"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zccache daemon-serve`: be the daemon.
+pub fn serve() -> anyhow::Result<ExitCode> {
+    server::serve(DaemonPaths::from_env()?)?;
+    Ok(ExitCode::SUCCESS)
+}

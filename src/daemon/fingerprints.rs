@@ -1,0 +1,280 @@
+//! Fingerprints served by the daemon: the same engine (`conclude`) on input sets kept in
+//! memory and refreshed from watcher events, so an unchanged check walks nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::index::Index;
+use super::watcher::Watcher;
+use crate::fingerprint::{
+    self, CheckRequest, Checked, Digest, Filter, FilterSpec, FpError, InputSet, Loaded, OwnState,
+    Pending, StatePaths, combined_key, conclude, open_state, previous_table, resolve_root,
+};
+
+/// How many `zccache run` pending records are kept for clients that have not reported back.
+const MAX_PENDING_RUNS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IndexKey {
+    cache_file: PathBuf,
+    root: PathBuf,
+    filter: FilterSpec,
+}
+
+struct Slot {
+    id: u64,
+    index: Index,
+    watch_error: Option<String>,
+    /// Key parts besides the files at the last check (for `status`).
+    last_parts: BTreeMap<String, Digest>,
+}
+
+/// A state file's parsed content and the identity of the file it came from.
+struct CachedState {
+    identity: Option<(u64, i64, u64)>,
+    loaded: Loaded,
+}
+
+#[derive(Default)]
+struct Inner {
+    slots: HashMap<IndexKey, Slot>,
+    states: HashMap<PathBuf, CachedState>,
+    pending_runs: BTreeMap<u64, (PathBuf, Pending)>,
+    next_id: u64,
+}
+
+/// A check's outcome and how its input set was built.
+#[derive(Debug)]
+pub struct Served {
+    /// The engine's result.
+    pub checked: Checked,
+    /// `watched`, or `full stat pass (why)`.
+    pub mode: String,
+}
+
+/// One watched index, for `zccache status`.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    /// The state file.
+    pub cache_file: PathBuf,
+    /// The root.
+    pub root: PathBuf,
+    /// `watched` or why checks walk.
+    pub mode: String,
+    /// Files indexed.
+    pub files: usize,
+    /// Changes waiting.
+    pub pending_changes: usize,
+    /// Whether the next check would skip, if memory can tell.
+    pub would_skip: Option<bool>,
+}
+
+/// The daemon's fingerprint service.
+#[derive(Default)]
+pub struct Fingerprints {
+    inner: Mutex<Inner>,
+    watcher: Arc<Watcher>,
+}
+
+impl Fingerprints {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks `req` from the watched index (created and filled on first use).
+    pub fn check(&self, req: &CheckRequest) -> Result<Served, FpError> {
+        let root = resolve_root(&req.root)?;
+        let filter = Arc::new(Filter::new(&req.filter)?);
+        let (paths, _lock) = open_state(req)?;
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let key = IndexKey {
+            cache_file: paths.file.clone(),
+            root: root.clone(),
+            filter: req.filter.clone(),
+        };
+        let cached = cached_state(&mut inner.states, &paths);
+        if !inner.slots.contains_key(&key) {
+            inner.next_id += 1;
+            let id = inner.next_id;
+            let own = OwnState::of(&paths.file);
+            let watch_error = self.watcher.subscribe(&root, id, own.clone()).err();
+            let index = Index::new(root.clone(), filter, own);
+            let slot = Slot {
+                id,
+                index,
+                watch_error,
+                last_parts: BTreeMap::new(),
+            };
+            inner.slots.insert(key.clone(), slot);
+        }
+        let slot = inner
+            .slots
+            .get_mut(&key)
+            .ok_or(FpError::BadRoot(root.clone()))?;
+        let seed = previous_table(&cached.loaded, req.cache_type);
+        let (mode, rehashed) = refresh(&self.watcher, &root, slot, seed)?;
+        slot.last_parts = req.extra_parts.clone();
+        let index = &mut slot.index;
+        let files_key = index.key();
+        let inputs = InputSet {
+            key: files_key,
+            files: index.len(),
+            rehashed,
+            table: &|| index.table(),
+        };
+        let checked = conclude(req, &paths, &mut cached.loaded, &inputs)?;
+        cached.identity = identity(&paths.file);
+        Ok(Served { checked, mode })
+    }
+
+    /// Keeps a `zccache run` pending record; returns its id.
+    pub fn keep_pending(&self, cache_file: PathBuf, pending: Pending) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.pending_runs.insert(id, (cache_file, pending));
+        while inner.pending_runs.len() > MAX_PENDING_RUNS {
+            inner.pending_runs.pop_first();
+        }
+        id
+    }
+
+    /// Records the outcome of a `zccache run` whose check returned `id`.
+    pub fn record_run(&self, cache_file: &Path, id: u64, success: bool) -> Result<(), FpError> {
+        let (file, pending) = self
+            .lock()
+            .pending_runs
+            .remove(&id)
+            .ok_or_else(|| FpError::NoPending(cache_file.to_path_buf()))?;
+        let result = if success {
+            fingerprint::record_success(&file, pending)
+        } else {
+            fingerprint::record_failure(&file, pending)
+        };
+        self.forget_state(&file);
+        result
+    }
+
+    /// Drops the parsed state of `cache_file` (after a mark or invalidate wrote it).
+    pub fn forget_state(&self, cache_file: &Path) {
+        if let Ok(paths) = StatePaths::existing(cache_file) {
+            self.lock().states.remove(&paths.file);
+        }
+    }
+
+    /// Forgets every index and stops watching; returns how many indexes there were.
+    pub fn clear(&self) -> usize {
+        let mut inner = self.lock();
+        let count = inner.slots.len();
+        inner.slots.clear();
+        inner.states.clear();
+        self.watcher.clear();
+        count
+    }
+
+    /// Every index, answered from memory.
+    pub fn status(&self) -> Vec<SlotStatus> {
+        let inner = self.lock();
+        inner
+            .slots
+            .iter()
+            .map(|(key, slot)| {
+                let (waiting, distrusted) = self.watcher.peek(&key.root, slot.id);
+                let trusted = slot.index.filled && !distrusted && slot.watch_error.is_none();
+                let state = inner.states.get(&key.cache_file);
+                let would_skip = (trusted && waiting == 0)
+                    .then(|| would_skip(slot, state))
+                    .flatten();
+                SlotStatus {
+                    cache_file: key.cache_file.clone(),
+                    root: key.root.clone(),
+                    mode: slot
+                        .watch_error
+                        .clone()
+                        .unwrap_or_else(|| "watched".to_string()),
+                    files: slot.index.len(),
+                    pending_changes: waiting,
+                    would_skip,
+                }
+            })
+            .collect()
+    }
+}
+
+fn would_skip(slot: &Slot, state: Option<&CachedState>) -> Option<bool> {
+    let Loaded::Ok(state) = &state?.loaded else {
+        return Some(false);
+    };
+    let mut parts = slot.last_parts.clone();
+    parts.insert(
+        fingerprint::FILES_PART.to_string(),
+        slot.index.cached_key()?,
+    );
+    let key = combined_key(&parts);
+    Some(state.successes.iter().any(|s| s.key == key))
+}
+
+/// Brings the slot's index up to date: from watcher events when they can be trusted, else by
+/// a full stat pass. Returns the mode and how many files were read.
+fn refresh(
+    watcher: &Watcher,
+    root: &Path,
+    slot: &mut Slot,
+    seed: Option<&fingerprint::Table>,
+) -> Result<(String, usize), FpError> {
+    let distrust = match &slot.watch_error {
+        Some(why) => Some(why.clone()),
+        None => match watcher.sync(root) {
+            Err(why) => {
+                watcher.take(root, slot.id);
+                Some(why)
+            }
+            Ok(()) => {
+                let changes = watcher.take(root, slot.id);
+                match changes.distrust {
+                    Some(why) => Some(why),
+                    None if !slot.index.filled => Some("first check".to_string()),
+                    None => {
+                        let work = slot.index.apply(&changes.paths)?;
+                        return Ok(("watched".to_string(), work.rehashed));
+                    }
+                }
+            }
+        },
+    };
+    let why = distrust.unwrap_or_default();
+    let work = slot.index.full_pass(seed)?;
+    Ok((format!("full stat pass ({why})"), work.rehashed))
+}
+
+/// The parsed state of `paths.file`, reloaded when the file changed on disk.
+fn cached_state<'a>(
+    states: &'a mut HashMap<PathBuf, CachedState>,
+    paths: &StatePaths,
+) -> &'a mut CachedState {
+    let now = identity(&paths.file);
+    let cached = states
+        .entry(paths.file.clone())
+        .or_insert_with(|| CachedState {
+            identity: None,
+            loaded: Loaded::Fresh,
+        });
+    if cached.identity.is_none() || cached.identity != now {
+        cached.loaded = paths.load();
+        cached.identity = now;
+    }
+    cached
+}
+
+/// (inode, mtime ns, size) of a file, `None` when absent.
+fn identity(path: &Path) -> Option<(u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.ino(),
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        meta.size(),
+    ))
+}

@@ -1,0 +1,309 @@
+//! A watched task's input set kept in memory: every selected file with its metadata and hash,
+//! and every directory the walk entered. Changes reported by the watcher are applied by
+//! re-listing the directory that holds them, so ignore rules and filters stay exactly those
+//! of a full walk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::fingerprint::{
+    Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all, input_key, now_ns,
+    relative, reusable, scan,
+};
+
+/// Names whose change alters the ignore rules of their whole directory.
+const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
+
+#[derive(Debug, Clone)]
+struct Indexed {
+    entry: Entry,
+    /// Scan start time when the hash was last confirmed.
+    verified_at_ns: i64,
+}
+
+/// One task's input set in memory.
+#[derive(Debug)]
+pub struct Index {
+    root: PathBuf,
+    filter: Arc<Filter>,
+    own: OwnState,
+    entries: BTreeMap<String, Indexed>,
+    dirs: BTreeSet<String>,
+    key: Option<Digest>,
+    /// Whether a full walk has filled it.
+    pub filled: bool,
+}
+
+/// How much work a refresh took.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Work {
+    /// Files whose content was read.
+    pub rehashed: usize,
+}
+
+impl Index {
+    /// An empty index for `root`; fill it with [`Index::full_pass`].
+    pub fn new(root: PathBuf, filter: Arc<Filter>, own: OwnState) -> Self {
+        Index {
+            root,
+            filter,
+            own,
+            entries: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+            key: None,
+            filled: false,
+        }
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no file is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The input-set key, computed once per change.
+    pub fn key(&mut self) -> Digest {
+        if let Some(key) = self.key {
+            return key;
+        }
+        let entries: Vec<Entry> = self.entries.values().map(|i| i.entry.clone()).collect();
+        let key = input_key(&entries);
+        self.key = Some(key);
+        key
+    }
+
+    /// The key if it is already computed and nothing changed since.
+    pub fn cached_key(&self) -> Option<Digest> {
+        self.key
+    }
+
+    /// The set as a table (for pending records and diffs).
+    pub fn table(&self) -> Table {
+        Table {
+            scanned_at_ns: self
+                .entries
+                .values()
+                .map(|i| i.verified_at_ns)
+                .min()
+                .unwrap_or(0),
+            entries: self.entries.values().map(|i| i.entry.clone()).collect(),
+        }
+    }
+
+    /// Walks the whole root again, reusing hashes from memory, else from `seed` (a state
+    /// file's table) when the index is empty.
+    pub fn full_pass(&mut self, seed: Option<&Table>) -> Result<Work, FpError> {
+        let mut previous = std::mem::take(&mut self.entries);
+        if let (true, Some(seed)) = (previous.is_empty(), seed) {
+            previous = seed
+                .entries
+                .iter()
+                .map(|e| (e.path.clone(), indexed(e.clone(), seed.scanned_at_ns)))
+                .collect();
+        }
+        self.dirs.clear();
+        let work = self.walk_into("", None, &previous)?;
+        self.filled = true;
+        Ok(work)
+    }
+
+    /// Applies the paths a watcher reported: each one's directory is listed again, a new
+    /// directory walked whole, a vanished one dropped with everything below it.
+    pub fn apply(&mut self, changed: &[PathBuf]) -> Result<Work, FpError> {
+        let mut shallow = BTreeSet::new();
+        let mut deep = BTreeSet::new();
+        for path in changed {
+            let Ok(rel) = path.strip_prefix(&self.root) else {
+                continue;
+            };
+            let rel = relative(Path::new(""), rel);
+            if rel.is_empty() {
+                continue;
+            }
+            let (parent, name) = split_parent(&rel);
+            if IGNORE_FILES.contains(&name) {
+                deep.insert(parent.to_string());
+            } else {
+                shallow.insert(parent.to_string());
+            }
+        }
+        let mut work = Work::default();
+        for dir in &deep {
+            work.rehashed += self.rescan_deep(dir)?.rehashed;
+        }
+        for dir in shallow
+            .iter()
+            .filter(|d| !deep.iter().any(|p| is_within(d, p)))
+        {
+            work.rehashed += self.rescan_shallow(dir)?.rehashed;
+        }
+        Ok(work)
+    }
+
+    /// True when the watcher's path belongs to zccache's own state (never an input).
+    pub fn is_own_state(&self, path: &Path) -> bool {
+        path.file_name()
+            .is_some_and(|name| self.own.contains(path, name))
+    }
+
+    fn rescan_shallow(&mut self, dir: &str) -> Result<Work, FpError> {
+        if !self.dirs.contains(dir) {
+            // Outside the set: an ignored or excluded directory, or one not walked yet.
+            return Ok(Work::default());
+        }
+        let old_files = self.take_children(dir);
+        let old_dirs: Vec<String> = self.child_dirs(dir);
+        let start = self.root.join(dir);
+        let started = now_ns();
+        let walked = scan(
+            &self.root,
+            &start,
+            Some(1),
+            Arc::clone(&self.filter),
+            self.own.clone(),
+        )?;
+        if !walked.dirs.iter().any(|d| d == dir) {
+            self.remove_subtree(dir);
+            return Ok(Work::default());
+        }
+        let new_dirs: BTreeSet<String> = walked.dirs.into_iter().filter(|d| d != dir).collect();
+        let work = self.insert_scanned(walked.files, &old_files, started)?;
+        for gone in old_dirs.iter().filter(|d| !new_dirs.contains(*d)) {
+            self.remove_subtree(gone);
+        }
+        let mut rehashed = work.rehashed;
+        for added in new_dirs.iter().filter(|d| !old_dirs.contains(d)) {
+            rehashed += self.rescan_deep(added)?.rehashed;
+        }
+        Ok(Work { rehashed })
+    }
+
+    fn rescan_deep(&mut self, dir: &str) -> Result<Work, FpError> {
+        let previous = self.remove_subtree(dir);
+        self.walk_into(dir, None, &previous)
+    }
+
+    /// Walks `dir` (relative; `""` is the root) and inserts what it finds.
+    fn walk_into(
+        &mut self,
+        dir: &str,
+        depth: Option<usize>,
+        previous: &BTreeMap<String, Indexed>,
+    ) -> Result<Work, FpError> {
+        let start = self.root.join(dir);
+        let started = now_ns();
+        let walked = scan(
+            &self.root,
+            &start,
+            depth,
+            Arc::clone(&self.filter),
+            self.own.clone(),
+        )?;
+        self.dirs.extend(walked.dirs);
+        self.insert_scanned(walked.files, previous, started)
+    }
+
+    fn insert_scanned(
+        &mut self,
+        files: Vec<Scanned>,
+        previous: &BTreeMap<String, Indexed>,
+        started: i64,
+    ) -> Result<Work, FpError> {
+        let known: Vec<Option<Digest>> = files
+            .iter()
+            .map(|s| {
+                let old = previous.get(&s.rel)?;
+                reusable(&old.entry, old.verified_at_ns, s).then_some(old.entry.hash)
+            })
+            .collect();
+        let rehashed = known.iter().filter(|k| k.is_none()).count();
+        for entry in hash_all(&self.root, files, known)? {
+            self.entries
+                .insert(entry.path.clone(), indexed(entry, started));
+        }
+        self.key = None;
+        Ok(Work { rehashed })
+    }
+
+    /// Removes the files directly in `dir`, returning them.
+    fn take_children(&mut self, dir: &str) -> BTreeMap<String, Indexed> {
+        let children: Vec<String> = self
+            .under(dir)
+            .filter(|path| split_parent(path).0 == dir)
+            .collect();
+        self.key = None;
+        children
+            .into_iter()
+            .filter_map(|p| self.entries.remove_entry(&p))
+            .collect()
+    }
+
+    fn child_dirs(&self, dir: &str) -> Vec<String> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.is_empty() && *d != dir && split_parent(d).0 == dir)
+            .cloned()
+            .collect()
+    }
+
+    /// Removes `dir` and everything below it, returning the files.
+    fn remove_subtree(&mut self, dir: &str) -> BTreeMap<String, Indexed> {
+        let files: Vec<String> = self.under(dir).collect();
+        self.dirs.retain(|d| !is_within(d, dir));
+        self.key = None;
+        files
+            .into_iter()
+            .filter_map(|p| self.entries.remove_entry(&p))
+            .collect()
+    }
+
+    /// Paths of indexed files below `dir`.
+    fn under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = String> + 'a {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+    }
+}
+
+fn indexed(entry: Entry, verified_at_ns: i64) -> Indexed {
+    Indexed {
+        entry,
+        verified_at_ns,
+    }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
+fn split_parent(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+/// True when `path` is `dir` or below it (`""` contains everything).
+fn is_within(path: &str, dir: &str) -> bool {
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_and_containment() {
+        assert_eq!(split_parent("a/b/c"), ("a/b", "c"));
+        assert_eq!(split_parent("c"), ("", "c"));
+        assert!(is_within("a/b", "a"));
+        assert!(is_within("a", "a"));
+        assert!(!is_within("ab", "a"));
+        assert!(is_within("x", ""));
+    }
+}

@@ -1,0 +1,218 @@
+//! Where the daemon lives and how it comes and goes: the state directory, the lock that lets
+//! exactly one daemon serve it, starting a detached daemon and waiting for its ready byte
+//! (no polling), and stopping one of another version.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The environment variable that names the state directory.
+pub const DIR_ENV: &str = "ZCCACHE_DIR";
+/// Seconds of inactivity after which the daemon exits.
+pub const IDLE_ENV: &str = "ZCCACHE_IDLE_TIMEOUT";
+/// Set to `1` to keep every command in-process.
+pub const NO_DAEMON_ENV: &str = "ZCCACHE_NO_DAEMON";
+/// The fd on which a starting daemon reports readiness.
+const READY_FD_ENV: &str = "ZCCACHE_READY_FD";
+/// The fd number the ready pipe gets in the daemon.
+const READY_FD: i32 = 3;
+/// How long a client waits for a daemon it started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ready byte: serving.
+pub const READY: u8 = b'R';
+/// Ready byte: another daemon already serves this directory.
+pub const BUSY: u8 = b'B';
+
+/// The files of one state directory.
+#[derive(Debug, Clone)]
+pub struct DaemonPaths {
+    /// The state directory (`ZCCACHE_DIR`).
+    pub dir: PathBuf,
+    /// The Unix socket.
+    pub socket: PathBuf,
+    /// Held (flock) by the serving daemon for its whole life.
+    pub lock: PathBuf,
+    /// The serving daemon's pid.
+    pub pid: PathBuf,
+    /// The daemon's log (its stderr).
+    pub log: PathBuf,
+    /// Serializes clients that start a daemon.
+    start_lock: PathBuf,
+}
+
+impl DaemonPaths {
+    /// From `ZCCACHE_DIR`, else `$XDG_CACHE_HOME/zccache`, else `~/.cache/zccache`.
+    pub fn from_env() -> io::Result<Self> {
+        let dir = match std::env::var_os(DIR_ENV) {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => match std::env::var_os("XDG_CACHE_HOME") {
+                Some(cache) if !cache.is_empty() => PathBuf::from(cache).join("zccache"),
+                _ => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache/zccache"))
+                    .ok_or_else(|| io::Error::other("neither ZCCACHE_DIR nor HOME is set"))?,
+            },
+        };
+        let dir = std::env::current_dir()?.join(dir);
+        Ok(DaemonPaths {
+            socket: dir.join("daemon.sock"),
+            lock: dir.join("daemon.lock"),
+            pid: dir.join("daemon.pid"),
+            log: dir.join("daemon.log"),
+            start_lock: dir.join("daemon.start.lock"),
+            dir,
+        })
+    }
+
+    /// Creates the directory, readable by its owner only.
+    pub fn ensure_dir(&self) -> io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+    }
+
+    /// The pid the serving daemon wrote, if any.
+    pub fn read_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.pid).ok()?.trim().parse().ok()
+    }
+}
+
+/// Whether commands should stay in-process (`ZCCACHE_NO_DAEMON=1`).
+pub fn daemon_disabled() -> bool {
+    std::env::var_os(NO_DAEMON_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Takes the start lock: one client at a time starts (or restarts) a daemon.
+pub fn start_lock(paths: &DaemonPaths) -> io::Result<File> {
+    paths.ensure_dir()?;
+    let file = open_lock_file(&paths.start_lock)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Opens (creating) a lock file.
+pub fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Starts a detached daemon for `paths` and waits for it to be ready. Call with the start
+/// lock held. `Ok(())` also when another daemon turned out to be serving already.
+pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<()> {
+    paths.ensure_dir()?;
+    let (read_end, write_end) = pipe()?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("daemon-serve")
+        .env(DIR_ENV, &paths.dir)
+        .env(READY_FD_ENV, READY_FD.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let write_fd = write_end.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() < 0 || libc::dup2(write_fd, READY_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn()?;
+    drop(write_end);
+    match read_ready_byte(read_end, START_TIMEOUT)? {
+        Some(READY | BUSY) => Ok(()),
+        Some(other) => Err(io::Error::other(format!(
+            "daemon answered {other:?} when starting"
+        ))),
+        None => Err(io::Error::other(format!(
+            "the daemon did not start (see {})",
+            paths.log.display()
+        ))),
+    }
+}
+
+/// Tells the client that started this daemon how the start went (no-op when not started by
+/// a client).
+pub fn report_ready(byte: u8) {
+    let Some(fd) = std::env::var(READY_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: the fd was handed to us by the starting client for exactly this write.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let _ = io::Write::write_all(&mut file, &[byte]);
+    // SAFETY: removing our own environment entry before any thread reads it concurrently.
+    unsafe { std::env::remove_var(READY_FD_ENV) };
+}
+
+/// Stops the daemon whose pid is on file (SIGTERM) and waits until it released the lock.
+pub fn stop_by_pid(paths: &DaemonPaths) -> io::Result<()> {
+    if let Some(pid) = paths.read_pid() {
+        // SAFETY: plain kill(2) on the pid the daemon recorded.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    wait_lock_free(paths, START_TIMEOUT)
+}
+
+/// Waits until no daemon holds the lock.
+pub fn wait_lock_free(paths: &DaemonPaths, timeout: Duration) -> io::Result<()> {
+    let file = open_lock_file(&paths.lock)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(file.lock().and_then(|()| file.unlock()));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("the old daemon did not exit in time")),
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills both fds on success; we own them from here on.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads one byte with a timeout; `None` on EOF or timeout.
+fn read_ready_byte(fd: OwnedFd, timeout: Duration) -> io::Result<Option<u8>> {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+    if ready <= 0 {
+        return Ok(None);
+    }
+    let mut file = File::from(fd);
+    let mut byte = [0u8; 1];
+    match file.read(&mut byte)? {
+        0 => Ok(None),
+        _ => Ok(Some(byte[0])),
+    }
+}

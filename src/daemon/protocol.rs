@@ -1,0 +1,286 @@
+//! The daemon's wire types. `Request`'s variants are the contract of DESIGN.md, in that order:
+//! bincode encodes the variant index, so variants are only ever appended, never reordered.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Decision;
+
+/// An absolute, lexically normalized path (no `.`, no `..`), serialized as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NormalizedPath(String);
+
+impl NormalizedPath {
+    /// Makes `path` absolute against `cwd` and removes `.` and `..` lexically.
+    pub fn new(cwd: &Path, path: &Path) -> Self {
+        let mut out = PathBuf::from("/");
+        for part in cwd.join(path).components() {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(name) => out.push(name),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        NormalizedPath(out.to_string_lossy().into_owned())
+    }
+
+    /// As a path.
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+}
+
+/// A request from a client. Each variant's reply is named in its doc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Health check → `Pong`.
+    Ping,
+    /// Finish in-flight requests, then exit → `ShuttingDown`.
+    Shutdown,
+    /// → `Status`.
+    Status,
+    /// Look up a compile artifact → `Unsupported` until the compile cache lands.
+    Lookup {
+        /// Hex cache key.
+        cache_key: String,
+    },
+    /// Store a compile artifact → `Unsupported` until the compile cache lands.
+    Store {
+        /// Hex cache key.
+        cache_key: String,
+        /// The artifact.
+        artifact: Artifact,
+    },
+    /// Open a compile session → `Unsupported` until the compile cache lands.
+    SessionStart {
+        /// The client's pid.
+        client_pid: u32,
+        /// The client's working directory.
+        working_dir: NormalizedPath,
+        /// Where to log the session.
+        log_file: Option<NormalizedPath>,
+        /// Keep hit/miss counts.
+        track_stats: bool,
+        /// JSONL journal, must end in `.jsonl`.
+        journal_path: Option<NormalizedPath>,
+        /// Extended journal fields.
+        profile: bool,
+    },
+    /// Compile inside a session → `Unsupported` until the compile cache lands.
+    Compile {
+        /// From `SessionStarted`.
+        session_id: String,
+        /// Compiler arguments.
+        args: Vec<String>,
+        /// Working directory of the compile.
+        cwd: NormalizedPath,
+        /// The compiler.
+        compiler: NormalizedPath,
+        /// `None`: inherit the daemon's environment; `Some(v)`: exactly `v`.
+        env: Option<Vec<(String, String)>>,
+        /// Bytes for the compiler's stdin.
+        stdin: Vec<u8>,
+    },
+    /// Close a session → `Unsupported` until the compile cache lands.
+    SessionEnd {
+        /// From `SessionStarted`.
+        session_id: String,
+    },
+    /// Drop every cache the daemon holds → `Cleared`.
+    Clear,
+    /// One compile outside a session → `Unsupported` until the compile cache lands.
+    CompileEphemeral {
+        /// The client's pid.
+        client_pid: u32,
+        /// The client's working directory.
+        working_dir: NormalizedPath,
+        /// The compiler.
+        compiler: NormalizedPath,
+        /// Compiler arguments.
+        args: Vec<String>,
+        /// Working directory of the compile.
+        cwd: NormalizedPath,
+        /// `None`: inherit the daemon's environment; `Some(v)`: exactly `v`.
+        env: Option<Vec<(String, String)>>,
+        /// Bytes for the compiler's stdin.
+        stdin: Vec<u8>,
+    },
+    /// One link or archive → `Unsupported` until the link cache lands.
+    LinkEphemeral {
+        /// The client's pid.
+        client_pid: u32,
+        /// The linker or archiver.
+        tool: NormalizedPath,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Working directory.
+        cwd: NormalizedPath,
+        /// `None`: inherit the daemon's environment; `Some(v)`: exactly `v`.
+        env: Option<Vec<(String, String)>>,
+    },
+    /// Session counters → `Unsupported` until the compile cache lands.
+    SessionStats {
+        /// From `SessionStarted`.
+        session_id: String,
+    },
+    /// `fp check`, leaving `F.pending` → `FingerprintChecked`.
+    FingerprintCheck {
+        /// The state file.
+        cache_file: NormalizedPath,
+        /// `two-layer` or `hash`.
+        cache_type: String,
+        /// The root to fingerprint.
+        root: NormalizedPath,
+        /// `--ext` values.
+        extensions: Vec<String>,
+        /// `--include` globs.
+        include_globs: Vec<String>,
+        /// `--exclude` patterns.
+        exclude: Vec<String>,
+    },
+    /// `fp mark-success` → `Ack`.
+    FingerprintMarkSuccess {
+        /// The state file.
+        cache_file: NormalizedPath,
+    },
+    /// `fp mark-failure` → `Ack`.
+    FingerprintMarkFailure {
+        /// The state file.
+        cache_file: NormalizedPath,
+    },
+    /// `fp invalidate` → `Ack`.
+    FingerprintInvalidate {
+        /// The state file.
+        cache_file: NormalizedPath,
+    },
+    /// Every cached Rust artifact → `Unsupported` until the Rust cache lands.
+    ListRustArtifacts,
+    /// `zccache run`'s check: like `FingerprintCheck` plus key parts, the pending record kept
+    /// in the daemon under an id → `RunChecked`.
+    RunCheck(RunCheckSpec),
+    /// `zccache run`'s outcome for a `RunChecked` id → `Ack`.
+    RunRecord {
+        /// The state file.
+        cache_file: NormalizedPath,
+        /// From `RunChecked`.
+        pending_id: u64,
+        /// Whether the command succeeded.
+        success: bool,
+    },
+}
+
+/// What `RunCheck` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCheckSpec {
+    /// The state file.
+    pub cache_file: NormalizedPath,
+    /// `two-layer` or `hash`.
+    pub cache_type: String,
+    /// The root to fingerprint.
+    pub root: NormalizedPath,
+    /// `--ext` values.
+    pub extensions: Vec<String>,
+    /// `--include` globs.
+    pub include_globs: Vec<String>,
+    /// `--exclude` patterns (outputs included).
+    pub exclude: Vec<String>,
+    /// Key parts besides the file set: name → hex digest.
+    pub extra_parts: Vec<(String, String)>,
+    /// Decide only, write nothing.
+    pub dry_run: bool,
+}
+
+/// A compile artifact: output files, replayed streams, exit status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// (output name, bytes).
+    pub outputs: Vec<(String, Vec<u8>)>,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+    /// Exit status.
+    pub exit_code: i32,
+}
+
+/// A reply from the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// To `Ping`.
+    Pong,
+    /// To `Shutdown`.
+    ShuttingDown,
+    /// To `Status`.
+    Status(DaemonStatus),
+    /// The request failed; the connection closes.
+    Error {
+        /// One line saying why.
+        message: String,
+    },
+    /// To `Clear`.
+    Cleared {
+        /// Fingerprint indexes dropped from memory.
+        fingerprint_indexes: u64,
+    },
+    /// To `FingerprintCheck`.
+    FingerprintChecked {
+        /// The decision.
+        decision: Decision,
+        /// How the input set was built: `watched` or `full stat pass (why)`.
+        mode: String,
+    },
+    /// To the fingerprint marks and `RunRecord`.
+    Ack,
+    /// To `RunCheck`.
+    RunChecked {
+        /// The decision.
+        decision: Decision,
+        /// How the input set was built.
+        mode: String,
+        /// Pass back in `RunRecord`.
+        pending_id: u64,
+    },
+    /// The request names a feature this daemon does not serve yet.
+    Unsupported {
+        /// Which request.
+        request: String,
+    },
+}
+
+/// The daemon's state, for `zccache status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// zccache version of the daemon.
+    pub version: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Its state directory.
+    pub dir: String,
+    /// Watched fingerprint indexes.
+    pub indexes: Vec<IndexStatus>,
+}
+
+/// One watched task (cache file + root + filters), answered from memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexStatus {
+    /// The state file.
+    pub cache_file: String,
+    /// The root.
+    pub root: String,
+    /// `watched` or why it needs full stat passes.
+    pub mode: String,
+    /// Files indexed.
+    pub files: u64,
+    /// Paths reported changed since the last check.
+    pub pending_changes: u64,
+    /// Whether the next check would skip, as far as memory tells (`None`: unknown).
+    pub would_skip: Option<bool>,
+}

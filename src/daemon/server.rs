@@ -1,0 +1,196 @@
+//! The daemon process: take the lock, bind the socket, report ready, then serve connections
+//! until `Shutdown`, SIGTERM/SIGINT, or the idle timeout. Each connection is its own task; a
+//! bad frame gets an `Error` reply and closes that connection only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+
+use super::fingerprints::Fingerprints;
+use super::frame::{self, Frame, FrameError};
+use super::handler;
+use super::lifecycle::{self, BUSY, DaemonPaths, READY};
+use super::protocol::{Request, Response};
+
+/// Default idle timeout, seconds.
+const DEFAULT_IDLE_SECS: u64 = 3600;
+/// How long a connected client may stay silent before it is dropped.
+const CLIENT_SILENCE: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the connection tasks share.
+pub struct Shared {
+    /// The state directory's files.
+    pub paths: DaemonPaths,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Set to stop the daemon.
+    pub shutdown: Notify,
+    /// Fingerprint indexes and watches.
+    pub fingerprints: Fingerprints,
+    last_activity: AtomicU64,
+    in_flight: AtomicU64,
+    drained: Notify,
+}
+
+impl Shared {
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_activity.store(now, Ordering::SeqCst);
+    }
+}
+
+/// Runs the daemon for `paths` until it stops. Exits quietly if another daemon serves it.
+pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
+    paths.ensure_dir().context("create the state directory")?;
+    let lock = lifecycle::open_lock_file(&paths.lock).context("open the daemon lock")?;
+    if lock.try_lock().is_err() {
+        lifecycle::report_ready(BUSY);
+        return Ok(());
+    }
+    std::fs::write(&paths.pid, std::process::id().to_string()).context("write the pid file")?;
+    let _ = std::fs::remove_file(&paths.socket);
+    let listener = std::os::unix::net::UnixListener::bind(&paths.socket)
+        .with_context(|| format!("bind {}", paths.socket.display()))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    lifecycle::report_ready(READY);
+    let idle = idle_timeout();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let shared = Arc::new(Shared {
+        paths: paths.clone(),
+        started: Instant::now(),
+        requests: AtomicU64::new(0),
+        shutdown: Notify::new(),
+        fingerprints: Fingerprints::default(),
+        last_activity: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        drained: Notify::new(),
+    });
+    let result = runtime.block_on(accept_loop(listener, Arc::clone(&shared), idle));
+    let _ = std::fs::remove_file(&paths.socket);
+    let _ = std::fs::remove_file(&paths.pid);
+    drop(lock);
+    result
+}
+
+fn idle_timeout() -> Duration {
+    let secs = std::env::var(lifecycle::IDLE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_IDLE_SECS);
+    Duration::from_secs(secs.max(1))
+}
+
+async fn accept_loop(
+    listener: std::os::unix::net::UnixListener,
+    shared: Arc<Shared>,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    let listener = UnixListener::from_std(listener)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        let last = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
+        let idle_deadline = shared.started + last + idle;
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    shared.touch();
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(connection(stream, Arc::clone(&shared)));
+                }
+            }
+            () = shared.shutdown.notified() => break,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            () = tokio::time::sleep_until(idle_deadline.into()) => {
+                let quiet = shared.in_flight.load(Ordering::SeqCst) == 0;
+                let last_now = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
+                if quiet && last_now == last {
+                    eprintln!("zccache daemon: idle for {}s, exiting", idle.as_secs());
+                    break;
+                }
+            }
+        }
+    }
+    drain(&shared).await;
+    Ok(())
+}
+
+/// Waits (bounded) for in-flight connections to finish.
+async fn drain(shared: &Shared) {
+    let wait = async {
+        while shared.in_flight.load(Ordering::SeqCst) > 0 {
+            shared.drained.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, wait).await;
+}
+
+async fn connection(mut stream: UnixStream, shared: Arc<Shared>) {
+    serve_connection(&mut stream, &shared).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    shared.drained.notify_one();
+}
+
+async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
+    loop {
+        let frame = match tokio::time::timeout(CLIENT_SILENCE, read_frame(stream)).await {
+            Err(_) => return,
+            Ok(Err(FrameError::Io(_))) => return,
+            Ok(Err(err)) => return reply_error(stream, err.to_string()).await,
+            Ok(Ok(frame)) => frame,
+        };
+        if !frame.is_same_version() {
+            let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
+            return reply_error(stream, message).await;
+        }
+        let request: Request = match frame.decode() {
+            Ok(request) => request,
+            Err(err) => return reply_error(stream, err.to_string()).await,
+        };
+        shared.touch();
+        let stop = matches!(request, Request::Shutdown);
+        let response = handler::handle(Arc::clone(shared), request).await;
+        shared.requests.fetch_add(1, Ordering::SeqCst);
+        let failed = matches!(response, Response::Error { .. });
+        if write_response(stream, &response).await.is_err() || failed {
+            return;
+        }
+        if stop {
+            shared.shutdown.notify_one();
+            return;
+        }
+    }
+}
+
+async fn read_frame(stream: &mut UnixStream) -> Result<Frame, FrameError> {
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await?;
+    let mut body = vec![0u8; frame::body_len(prefix)?];
+    stream.read_exact(&mut body).await?;
+    Frame::from_body(body)
+}
+
+async fn write_response(stream: &mut UnixStream, response: &Response) -> Result<(), FrameError> {
+    let bytes = frame::encode(response)?;
+    stream.write_all(&bytes).await?;
+    Ok(())
+}
+
+async fn reply_error(stream: &mut UnixStream, message: String) {
+    let _ = write_response(stream, &Response::Error { message }).await;
+}

@@ -1,0 +1,115 @@
+//! Where `zccache run` gets its decision: the daemon (started on demand) or, with
+//! `--no-daemon`, `ZCCACHE_NO_DAEMON=1` or no reachable daemon, the engine in-process.
+//! Either way the outcome is recorded against exactly what that check saw.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::spec::RunSpec;
+use crate::commands::fp::{cache_type_name, note_full_pass};
+use crate::daemon::client::{self, ClientError};
+use crate::daemon::lifecycle::DaemonPaths;
+use crate::daemon::protocol::{NormalizedPath, Request, Response, RunCheckSpec};
+use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, Digest, Pending};
+use crate::ui::Ui;
+
+/// How to record the outcome of a run.
+#[derive(Debug, Clone)]
+pub enum Recorder {
+    /// The pending record is here.
+    InProcess(Pending),
+    /// The daemon keeps it under this id.
+    Daemon(u64),
+}
+
+impl Recorder {
+    /// Records success or failure of the run.
+    pub fn record(self, cache_file: &std::path::Path, success: bool) -> Result<(), String> {
+        match self {
+            Recorder::InProcess(pending) if success => {
+                fingerprint::record_success(cache_file, pending).map_err(|e| e.to_string())
+            }
+            Recorder::InProcess(pending) => {
+                fingerprint::record_failure(cache_file, pending).map_err(|e| e.to_string())
+            }
+            Recorder::Daemon(pending_id) => {
+                let request = Request::RunRecord {
+                    cache_file: NormalizedPath::new(std::path::Path::new("/"), cache_file),
+                    pending_id,
+                    success,
+                };
+                let paths = DaemonPaths::from_env().map_err(|e| e.to_string())?;
+                match client::call_running(&paths, &request) {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err("the daemon went away before the run ended".to_string()),
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Checks `spec` with `parts`, through the daemon when `use_daemon`.
+pub fn check(
+    ui: &Ui,
+    spec: &RunSpec,
+    parts: BTreeMap<String, Digest>,
+    dry_run: bool,
+    use_daemon: bool,
+) -> Result<(Decision, Recorder), String> {
+    if use_daemon {
+        match via_daemon(spec, &parts, dry_run) {
+            Ok((decision, mode, id)) => {
+                note_full_pass(ui, Some(&mode));
+                return Ok((decision, Recorder::Daemon(id)));
+            }
+            Err(ClientError::Unavailable(why)) => {
+                ui.warn(format_args!(
+                    "daemon unavailable ({why}); working in-process"
+                ));
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    let checked = fingerprint::check(&CheckRequest {
+        cache_file: spec.cache_file.clone(),
+        cache_type: spec.cache_type,
+        root: spec.root.clone(),
+        filter: spec.filter.clone(),
+        extra_parts: parts,
+        writes: if dry_run {
+            CheckWrites::Nothing
+        } else {
+            CheckWrites::State
+        },
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((checked.decision, Recorder::InProcess(checked.pending)))
+}
+
+fn via_daemon(
+    spec: &RunSpec,
+    parts: &BTreeMap<String, Digest>,
+    dry_run: bool,
+) -> Result<(Decision, String, u64), ClientError> {
+    let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
+    let request = Request::RunCheck(RunCheckSpec {
+        cache_file: abs(&spec.cache_file),
+        cache_type: cache_type_name(spec.cache_type).to_string(),
+        root: abs(&spec.root),
+        extensions: spec.filter.extensions.clone(),
+        include_globs: spec.filter.include.clone(),
+        exclude: spec.filter.exclude.clone(),
+        extra_parts: parts.iter().map(|(k, v)| (k.clone(), v.to_hex())).collect(),
+        dry_run,
+    });
+    let paths = DaemonPaths::from_env()?;
+    match client::call(&paths, &request)? {
+        Response::RunChecked {
+            decision,
+            mode,
+            pending_id,
+        } => Ok((decision, mode, pending_id)),
+        other => Err(ClientError::Daemon(format!("unexpected reply: {other:?}"))),
+    }
+}
