@@ -2,5 +2,6 @@
 
 mod support;
 
+mod daemon;
 mod fp;
 mod run;

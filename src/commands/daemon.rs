@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::cli::StatusArgs;
-use crate::daemon::client::{self, Client};
+use crate::daemon::client;
 use crate::daemon::lifecycle::{self, DaemonPaths};
 use crate::daemon::protocol::{DaemonStatus, Request, Response};
 use crate::daemon::server;
@@ -19,7 +19,7 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 /// `zccache start`.
 pub fn start() -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
-    Client::connect_or_start(&paths)?.request(&Request::Ping)?;
+    client::call(&paths, &Request::Ping)?;
     let pid = paths.read_pid().map_or("?".to_string(), |p| p.to_string());
     Ui::default().say(format_args!(
         "daemon running (pid {pid}, {})",

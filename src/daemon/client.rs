@@ -11,6 +11,8 @@ use super::protocol::{Request, Response};
 
 /// The longest a request may take (a first full walk of a huge tree included).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long to wait for an exiting daemon to release its lock.
+const DYING_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a request did not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +62,11 @@ impl Client {
         if let Ok(client) = Client::connect(paths) {
             return Ok(client);
         }
-        lifecycle::spawn_daemon(paths)?;
+        if lifecycle::spawn_daemon(paths)? == lifecycle::Started::Busy {
+            // A daemon still holds the lock but does not answer: it is exiting.
+            lifecycle::wait_lock_free(paths, DYING_WAIT)?;
+            lifecycle::spawn_daemon(paths)?;
+        }
         Ok(Client::connect(paths)?)
     }
 
@@ -86,11 +92,34 @@ impl Client {
 /// another version.
 pub fn call(paths: &DaemonPaths, request: &Request) -> Result<Response, ClientError> {
     let mut client = Client::connect_or_start(paths)?;
-    match client.request(request) {
+    let first = client.request(request);
+    if let Err(ClientError::Unavailable(_)) = first {
+        // The daemon went away mid-request (killed, or exiting while we connected): once more
+        // with a fresh one.
+        return finish(
+            paths,
+            Client::connect_or_start(paths)?.request(request),
+            request,
+        );
+    }
+    finish(paths, first, request)
+}
+
+/// Replaces a daemon of another version and repeats the request.
+fn finish(
+    paths: &DaemonPaths,
+    result: Result<Response, ClientError>,
+    request: &Request,
+) -> Result<Response, ClientError> {
+    match result {
         Err(ClientError::VersionMismatch(_)) => {
             let _starting = lifecycle::start_lock(paths)?;
             lifecycle::stop_by_pid(paths)?;
-            lifecycle::spawn_daemon(paths)?;
+            if lifecycle::spawn_daemon(paths)? == lifecycle::Started::Busy {
+                return Err(ClientError::Unavailable(
+                    "the old daemon did not give way".to_string(),
+                ));
+            }
             Client::connect(paths)?.request(request)
         }
         other => other,

@@ -105,9 +105,18 @@ pub fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
         .open(path)
 }
 
+/// How a start went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The new daemon serves.
+    Ready,
+    /// Another daemon holds the lock (serving, or exiting).
+    Busy,
+}
+
 /// Starts a detached daemon for `paths` and waits for it to be ready. Call with the start
-/// lock held. `Ok(())` also when another daemon turned out to be serving already.
-pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<()> {
+/// lock held.
+pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
     paths.ensure_dir()?;
     let (read_end, write_end) = pipe()?;
     let log = OpenOptions::new()
@@ -135,7 +144,8 @@ pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<()> {
     command.spawn()?;
     drop(write_end);
     match read_ready_byte(read_end, START_TIMEOUT)? {
-        Some(READY | BUSY) => Ok(()),
+        Some(READY) => Ok(Started::Ready),
+        Some(BUSY) => Ok(Started::Busy),
         Some(other) => Err(io::Error::other(format!(
             "daemon answered {other:?} when starting"
         ))),

@@ -82,6 +82,8 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     let result = runtime.block_on(accept_loop(listener, Arc::clone(&shared), idle));
     let _ = std::fs::remove_file(&paths.socket);
     let _ = std::fs::remove_file(&paths.pid);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    // Released last: a client waiting on the lock may start a successor right away.
     drop(lock);
     result
 }
