@@ -126,3 +126,14 @@ pub fn local_time(ms: u64) -> Option<LocalTime> {
         minute: u32::try_from(tm.tm_min).ok()?,
     })
 }
+
+/// Hands freed heap memory back to the OS (glibc keeps it otherwise): the daemon calls this
+/// after large transient allocations (full walks, state writes) so its RSS reflects what it
+/// holds.
+pub fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

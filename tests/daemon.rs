@@ -311,6 +311,13 @@ fn watched_checks_see_every_kind_of_change() {
             "moved/er/x.rs",
         ),
         (
+            "edit in a renamed dir",
+            Box::new(|sb| {
+                sb.write("moved/er/x.rs", "edited after the move");
+            }),
+            "moved/er/x.rs",
+        ),
+        (
             "chmod",
             Box::new(|sb| {
                 fs::set_permissions(sb.path("src/a.rs"), fs::Permissions::from_mode(0o755)).unwrap()

@@ -93,14 +93,12 @@ fn mark(args: &FpArgs, verb: &FpVerb, use_daemon: bool) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let cache_file = NormalizedPath::new(&cwd, &args.cache_file);
     let (request, local): (Request, LocalVerb) = match verb {
-        FpVerb::MarkSuccess => (
-            Request::FingerprintMarkSuccess { cache_file },
-            fingerprint::mark_success,
-        ),
-        FpVerb::MarkFailure => (
-            Request::FingerprintMarkFailure { cache_file },
-            fingerprint::mark_failure,
-        ),
+        FpVerb::MarkSuccess => (Request::FingerprintMarkSuccess { cache_file }, |file| {
+            fingerprint::mark_success(file).map(drop)
+        }),
+        FpVerb::MarkFailure => (Request::FingerprintMarkFailure { cache_file }, |file| {
+            fingerprint::mark_failure(file).map(drop)
+        }),
         FpVerb::Invalidate => (
             Request::FingerprintInvalidate { cache_file },
             fingerprint::invalidate,

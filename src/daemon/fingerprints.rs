@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::index::Index;
 use super::watcher::Watcher;
 use crate::fingerprint::{
-    self, CheckRequest, Checked, Digest, Filter, FilterSpec, FpError, InputSet, Loaded, OwnState,
-    Pending, StatePaths, combined_key, conclude, open_state, previous_table, resolve_root,
+    self, CacheType, CheckRequest, Checked, Digest, Filter, FilterSpec, FpError, InputSet, Loaded,
+    OwnState, Pending, State, StatePaths, combined_key, conclude, open_state, previous_table,
+    resolve_root,
 };
+use crate::os::release_free_memory;
 
 /// How many `zccache run` pending records are kept for clients that have not reported back.
 const MAX_PENDING_RUNS: usize = 1024;
@@ -24,6 +26,10 @@ struct IndexKey {
 
 struct Slot {
     id: u64,
+    /// Order of last use, to find the freshest index of a cache file.
+    last_used: u64,
+    /// The cache type of the last check (a `hash` state keeps no table).
+    cache_type: CacheType,
     index: Index,
     watch_error: Option<String>,
     /// Key parts besides the files at the last check (for `status`).
@@ -42,6 +48,17 @@ struct Inner {
     states: HashMap<PathBuf, CachedState>,
     pending_runs: BTreeMap<u64, (PathBuf, Pending)>,
     next_id: u64,
+}
+
+/// The fingerprint verbs that record or forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `mark-success`.
+    Success,
+    /// `mark-failure`.
+    Failure,
+    /// `invalidate`.
+    Invalidate,
 }
 
 /// A check's outcome and how its input set was built.
@@ -96,13 +113,14 @@ impl Fingerprints {
         };
         let cached = cached_state(&mut inner.states, &paths);
         if !inner.slots.contains_key(&key) {
-            inner.next_id += 1;
-            let id = inner.next_id;
+            let id = id_after(&mut inner.next_id);
             let own = OwnState::of(&paths.file);
             let watch_error = self.watcher.subscribe(&root, id, own.clone()).err();
             let index = Index::new(root.clone(), filter, own);
             let slot = Slot {
                 id,
+                last_used: id,
+                cache_type: req.cache_type,
                 index,
                 watch_error,
                 last_parts: BTreeMap::new(),
@@ -116,13 +134,17 @@ impl Fingerprints {
         let seed = previous_table(&cached.loaded, req.cache_type);
         let (mode, rehashed) = refresh(&self.watcher, &root, slot, seed)?;
         slot.last_parts = req.extra_parts.clone();
+        slot.last_used = id_after(&mut inner.next_id);
+        slot.cache_type = req.cache_type;
         let index = &mut slot.index;
         let files_key = index.key();
+        let index = &*index;
         let inputs = InputSet {
             key: files_key,
             files: index.len(),
             rehashed,
-            table: &|| index.table(),
+            entries: &|| index.entries(),
+            table: None,
         };
         let checked = conclude(req, &paths, &mut cached.loaded, &inputs)?;
         cached.identity = identity(&paths.file);
@@ -132,8 +154,7 @@ impl Fingerprints {
     /// Keeps a `zccache run` pending record; returns its id.
     pub fn keep_pending(&self, cache_file: PathBuf, pending: Pending) -> u64 {
         let mut inner = self.lock();
-        inner.next_id += 1;
-        let id = inner.next_id;
+        let id = id_after(&mut inner.next_id);
         inner.pending_runs.insert(id, (cache_file, pending));
         while inner.pending_runs.len() > MAX_PENDING_RUNS {
             inner.pending_runs.pop_first();
@@ -143,25 +164,73 @@ impl Fingerprints {
 
     /// Records the outcome of a `zccache run` whose check returned `id`.
     pub fn record_run(&self, cache_file: &Path, id: u64, success: bool) -> Result<(), FpError> {
-        let (file, pending) = self
+        let (file, mut pending) = self
             .lock()
             .pending_runs
             .remove(&id)
             .ok_or_else(|| FpError::NoPending(cache_file.to_path_buf()))?;
-        let result = if success {
+        let state = if success {
+            pending.table = self.table_of(&file);
             fingerprint::record_success(&file, pending)
         } else {
             fingerprint::record_failure(&file, pending)
         };
-        self.forget_state(&file);
-        result
+        let remembered = self.remember_state(&file, state.map(Some));
+        release_free_memory();
+        remembered
     }
 
-    /// Drops the parsed state of `cache_file` (after a mark or invalidate wrote it).
-    pub fn forget_state(&self, cache_file: &Path) {
-        if let Ok(paths) = StatePaths::existing(cache_file) {
-            self.lock().states.remove(&paths.file);
+    /// `fp mark-success | mark-failure | invalidate` for `cache_file`. A success stores the
+    /// daemon's in-memory table of that task as the state's stat table.
+    pub fn mark(&self, cache_file: &Path, verb: Mark) -> Result<(), FpError> {
+        let state = match verb {
+            Mark::Success => {
+                let file = StatePaths::new(cache_file)?.file;
+                fingerprint::mark_success_with(cache_file, &|| self.table_of(&file)).map(Some)
+            }
+            Mark::Failure => fingerprint::mark_failure(cache_file).map(Some),
+            Mark::Invalidate => fingerprint::invalidate(cache_file).map(|()| None),
+        };
+        let remembered = self.remember_state(cache_file, state);
+        release_free_memory();
+        remembered
+    }
+
+    /// The in-memory table of the task most recently checked with `cache_file`.
+    fn table_of(&self, cache_file: &Path) -> Option<fingerprint::Table> {
+        let inner = self.lock();
+        inner
+            .slots
+            .iter()
+            .filter(|(key, slot)| key.cache_file == cache_file && slot.index.filled)
+            .filter(|(_, slot)| slot.cache_type == CacheType::TwoLayer)
+            .max_by_key(|(_, slot)| slot.last_used)
+            .map(|(_, slot)| slot.index.table())
+    }
+
+    /// Caches the state a record just saved (or forgets it), so the next check parses nothing.
+    fn remember_state(
+        &self,
+        cache_file: &Path,
+        saved: Result<Option<State>, FpError>,
+    ) -> Result<(), FpError> {
+        let Ok(paths) = StatePaths::existing(cache_file) else {
+            return saved.map(drop);
+        };
+        let mut inner = self.lock();
+        match &saved {
+            Ok(Some(state)) => {
+                let cached = CachedState {
+                    identity: identity(&paths.file),
+                    loaded: Loaded::Ok(state.clone()),
+                };
+                inner.states.insert(paths.file, cached);
+            }
+            _ => {
+                inner.states.remove(&paths.file);
+            }
         }
+        saved.map(drop)
     }
 
     /// Forgets every index and stops watching; returns how many indexes there were.
@@ -246,7 +315,14 @@ fn refresh(
     };
     let why = distrust.unwrap_or_default();
     let work = slot.index.full_pass(seed)?;
+    release_free_memory();
     Ok((format!("full stat pass ({why})"), work.rehashed))
+}
+
+/// The next id of the service's counter.
+fn id_after(counter: &mut u64) -> u64 {
+    *counter += 1;
+    *counter
 }
 
 /// The parsed state of `paths.file`, reloaded when the file changed on disk.

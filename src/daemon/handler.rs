@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{DaemonStatus, IndexStatus, NormalizedPath, Request, Response, RunCheckSpec};
 use super::server::Shared;
-use crate::fingerprint::{self, CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
+use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
 /// Answers one request.
 pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
@@ -39,22 +40,13 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             blocking(shared, move |s| fp_check(s, &spec)).await
         }
         Request::FingerprintMarkSuccess { cache_file } => {
-            blocking(shared, move |s| {
-                mark(s, cache_file, fingerprint::mark_success)
-            })
-            .await
+            blocking(shared, move |s| mark(s, &cache_file, Mark::Success)).await
         }
         Request::FingerprintMarkFailure { cache_file } => {
-            blocking(shared, move |s| {
-                mark(s, cache_file, fingerprint::mark_failure)
-            })
-            .await
+            blocking(shared, move |s| mark(s, &cache_file, Mark::Failure)).await
         }
         Request::FingerprintInvalidate { cache_file } => {
-            blocking(shared, move |s| {
-                mark(s, cache_file, fingerprint::invalidate)
-            })
-            .await
+            blocking(shared, move |s| mark(s, &cache_file, Mark::Invalidate)).await
         }
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunRecord {
@@ -150,14 +142,8 @@ fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
     }
 }
 
-fn mark(
-    shared: &Shared,
-    cache_file: NormalizedPath,
-    verb: fn(&std::path::Path) -> Result<(), FpError>,
-) -> Response {
-    let result = verb(cache_file.as_path());
-    shared.fingerprints.forget_state(cache_file.as_path());
-    ack(result)
+fn mark(shared: &Shared, cache_file: &NormalizedPath, verb: Mark) -> Response {
+    ack(shared.fingerprints.mark(cache_file.as_path(), verb))
 }
 
 fn ack(result: Result<(), FpError>) -> Response {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fingerprint::{
-    Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all, input_key, now_ns,
-    relative, reusable, scan,
+    Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all, key_of_leaves, leaf,
+    now_ns, relative, reusable, scan,
 };
 
 /// Names whose change alters the ignore rules of their whole directory.
@@ -18,6 +18,8 @@ const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
 #[derive(Debug, Clone)]
 struct Indexed {
     entry: Entry,
+    /// The entry's part of the key, kept so a change costs one leaf, not a rehash of all.
+    leaf: Digest,
     /// Scan start time when the hash was last confirmed.
     verified_at_ns: i64,
 }
@@ -71,8 +73,8 @@ impl Index {
         if let Some(key) = self.key {
             return key;
         }
-        let entries: Vec<Entry> = self.entries.values().map(|i| i.entry.clone()).collect();
-        let key = input_key(&entries);
+        let leaves: Vec<Digest> = self.entries.values().map(|i| i.leaf).collect();
+        let key = key_of_leaves(&leaves);
         self.key = Some(key);
         key
     }
@@ -82,7 +84,12 @@ impl Index {
         self.key
     }
 
-    /// The set as a table (for pending records and diffs).
+    /// The entries in path order.
+    pub fn entries(&self) -> Vec<&Entry> {
+        self.entries.values().map(|i| &i.entry).collect()
+    }
+
+    /// The set as a table (for the state's stat cache).
     pub fn table(&self) -> Table {
         Table {
             scanned_at_ns: self
@@ -278,6 +285,7 @@ impl Index {
 
 fn indexed(entry: Entry, verified_at_ns: i64) -> Indexed {
     Indexed {
+        leaf: leaf(&entry),
         entry,
         verified_at_ns,
     }

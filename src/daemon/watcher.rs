@@ -1,15 +1,19 @@
-//! File watching for the daemon's indexes: notify (inotify on Linux) → per-index sets of
-//! changed paths, plus Watchman-style cookies so a check knows every earlier change arrived.
+//! File watching for the daemon's indexes: inotify → per-index sets of changed paths, plus
+//! Watchman-style cookies so a check knows every earlier change has arrived.
 //!
-//! Trust is dropped — the next check does a full stat pass and says why — when the kernel
-//! queue overflows, the watcher reports an error, or a root cannot be watched at all.
+//! The mask leaves out opens and reads, so the daemon's own walking and hashing never floods
+//! the kernel queue. Trust is dropped — the next check does a full stat pass and says why —
+//! when the queue overflows, reading events fails, a new directory cannot be watched, or a
+//! root cannot be watched at all.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 
 use crate::fingerprint::OwnState;
 
@@ -18,6 +22,8 @@ const COOKIE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Directory under a root that holds cookies (never an input).
 const COOKIE_DIR: &str = ".zccache";
 const COOKIE_PREFIX: &str = "zccache-cookie-";
+/// Directories never watched: their churn never changes an input set.
+const UNWATCHED: [&str; 1] = [".git"];
 
 /// What changed for one index since it last asked.
 #[derive(Debug, Default)]
@@ -35,18 +41,19 @@ struct Subscriber {
     distrust: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     roots: HashMap<PathBuf, HashMap<u64, Subscriber>>,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
     awaited: HashSet<PathBuf>,
     arrived: HashSet<PathBuf>,
     next_cookie: u64,
 }
 
-#[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     cookie_arrived: Condvar,
+    watches: Mutex<Watches>,
 }
 
 impl Shared {
@@ -54,32 +61,84 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn on_event(&self, result: notify::Result<notify::Event>) {
-        let mut state = self.lock();
-        let event = match result {
-            Ok(event) => event,
-            Err(err) => return distrust_all(&mut state, &format!("watcher error: {err}")),
-        };
-        if event.need_rescan() {
-            distrust_all(&mut state, "watcher queue overflowed");
+    /// Watches `dir` and every directory below it (watch first, then list, so nothing created
+    /// in between is missed).
+    fn watch_tree(&self, dir: &Path) -> io::Result<()> {
+        let mask = WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::MODIFY
+            | WatchMask::ATTRIB
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF
+            | WatchMask::ONLYDIR
+            | WatchMask::DONT_FOLLOW
+            | WatchMask::EXCL_UNLINK;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let added = self
+                .watches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add(&dir, mask);
+            let wd = match added {
+                Ok(wd) => wd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            self.lock().dirs.insert(wd, dir.clone());
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && !UNWATCHED.iter().any(|n| entry.file_name() == OsStr::new(n)) {
+                    pending.push(entry.path());
+                }
+            }
         }
-        // Reads (including our own hashing and walking) change nothing.
-        if matches!(event.kind, notify::EventKind::Access(_)) {
+        Ok(())
+    }
+
+    fn on_event(&self, wd: &WatchDescriptor, mask: EventMask, name: Option<&OsStr>) {
+        if mask.contains(EventMask::Q_OVERFLOW) {
+            return distrust_all(&mut self.lock(), "the inotify queue overflowed");
+        }
+        let Some(dir) = self.lock().dirs.get(wd).cloned() else {
+            return;
+        };
+        if mask.contains(EventMask::IGNORED) {
+            self.lock().dirs.remove(wd);
             return;
         }
-        for path in event.paths {
-            if state.awaited.contains(&path) {
-                state.arrived.insert(path);
-                self.cookie_arrived.notify_all();
-                continue;
-            }
-            mark_dirty(&mut state, path);
+        let path = name.map_or_else(|| dir.clone(), |n| dir.join(n));
+        if mask.contains(EventMask::ISDIR | EventMask::MOVED_FROM) {
+            // Its watches keep reporting under the old path until it reappears (MOVED_TO
+            // watches it again under the new one).
+            self.lock().dirs.retain(|_, p| !p.starts_with(&path));
         }
+        let new_dir = mask.contains(EventMask::ISDIR)
+            && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
+            && !name.is_some_and(|n| UNWATCHED.iter().any(|u| n == OsStr::new(u)));
+        if new_dir {
+            if let Err(e) = self.watch_tree(&path) {
+                distrust_all(&mut self.lock(), &watch_error(&path, &e));
+            }
+        }
+        let mut state = self.lock();
+        if state.awaited.contains(&path) {
+            state.arrived.insert(path);
+            self.cookie_arrived.notify_all();
+            return;
+        }
+        mark_dirty(&mut state, path);
     }
 }
 
 fn distrust_all(state: &mut State, why: &str) {
-    log_trust_drop(why);
+    eprintln!("zccache daemon: {why}; the next checks do a full stat pass");
     for subscriber in state.roots.values_mut().flat_map(HashMap::values_mut) {
         subscriber.distrust.get_or_insert_with(|| why.to_string());
     }
@@ -105,15 +164,10 @@ fn mark_dirty(state: &mut State, path: PathBuf) {
     }
 }
 
-/// The daemon logs to its log file through stderr; one line per trust drop.
-fn log_trust_drop(why: &str) {
-    eprintln!("zccache daemon: {why}; the next checks do a full stat pass");
-}
-
-/// The daemon's one watcher.
+/// The daemon's one inotify instance.
 pub struct Watcher {
-    shared: Arc<Shared>,
-    notify: Mutex<Option<RecommendedWatcher>>,
+    shared: Option<Arc<Shared>>,
+    start_error: Option<String>,
 }
 
 impl Default for Watcher {
@@ -123,28 +177,50 @@ impl Default for Watcher {
 }
 
 impl Watcher {
-    /// A watcher with nothing watched yet.
+    /// Starts the inotify instance and its reader thread.
     pub fn new() -> Self {
-        Watcher {
-            shared: Arc::new(Shared::default()),
-            notify: Mutex::new(None),
+        match Inotify::init() {
+            Ok(inotify) => {
+                let shared = Arc::new(Shared {
+                    state: Mutex::new(State::default()),
+                    cookie_arrived: Condvar::new(),
+                    watches: Mutex::new(inotify.watches()),
+                });
+                let reader = Arc::clone(&shared);
+                std::thread::spawn(move || read_events(inotify, &reader));
+                Watcher {
+                    shared: Some(shared),
+                    start_error: None,
+                }
+            }
+            Err(e) => Watcher {
+                shared: None,
+                start_error: Some(format!("cannot start inotify: {e}")),
+            },
         }
+    }
+
+    fn shared(&self) -> Result<&Shared, String> {
+        self.shared
+            .as_deref()
+            .ok_or_else(|| self.start_error.clone().unwrap_or_default())
     }
 
     /// Starts delivering changes under `root` to index `id`; watches `root` if nobody did.
     pub fn subscribe(&self, root: &Path, id: u64, own: OwnState) -> Result<(), String> {
-        let newly_watched = !self.shared.lock().roots.contains_key(root);
+        let shared = self.shared()?;
+        let newly_watched = !shared.lock().roots.contains_key(root);
         if newly_watched {
             // The cookie directory must exist before the watch so its events are seen.
             let _ = std::fs::create_dir_all(root.join(COOKIE_DIR));
-            self.watch(root)?;
+            shared.watch_tree(root).map_err(|e| watch_error(root, &e))?;
         }
         let subscriber = Subscriber {
             own,
             dirty: HashSet::new(),
             distrust: None,
         };
-        self.shared
+        shared
             .lock()
             .roots
             .entry(root.to_path_buf())
@@ -153,24 +229,11 @@ impl Watcher {
         Ok(())
     }
 
-    fn watch(&self, root: &Path) -> Result<(), String> {
-        let mut notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
-        if notify.is_none() {
-            let shared = Arc::clone(&self.shared);
-            let watcher = notify::recommended_watcher(move |event| shared.on_event(event))
-                .map_err(|e| format!("cannot start the watcher: {e}"))?;
-            *notify = Some(watcher);
-        }
-        let watcher = notify.as_mut().ok_or("no watcher")?;
-        watcher
-            .watch(root, RecursiveMode::Recursive)
-            .map_err(|e| watch_error(root, &e))
-    }
-
     /// Waits until every change made under `root` before this call has been delivered.
     pub fn sync(&self, root: &Path) -> Result<(), String> {
+        let shared = self.shared()?;
         let cookie = {
-            let mut state = self.shared.lock();
+            let mut state = shared.lock();
             state.next_cookie += 1;
             let name = format!(
                 "{COOKIE_PREFIX}{}-{}",
@@ -182,9 +245,9 @@ impl Watcher {
             cookie
         };
         let written = std::fs::write(&cookie, b"");
-        let arrived = written.is_ok() && self.wait_for(&cookie);
+        let arrived = written.is_ok() && wait_for(shared, &cookie);
         let _ = std::fs::remove_file(&cookie);
-        let mut state = self.shared.lock();
+        let mut state = shared.lock();
         state.awaited.remove(&cookie);
         state.arrived.remove(&cookie);
         match (written, arrived) {
@@ -194,27 +257,12 @@ impl Watcher {
         }
     }
 
-    fn wait_for(&self, cookie: &Path) -> bool {
-        let deadline = Instant::now() + COOKIE_TIMEOUT;
-        let mut state = self.shared.lock();
-        while !state.arrived.contains(cookie) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = self
-                .shared
-                .cookie_arrived
-                .wait_timeout(state, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
-    }
-
     /// Takes what changed for index `id` since its last call.
     pub fn take(&self, root: &Path, id: u64) -> Changes {
-        let mut state = self.shared.lock();
+        let Ok(shared) = self.shared() else {
+            return Changes::default();
+        };
+        let mut state = shared.lock();
         let Some(subscriber) = state.roots.get_mut(root).and_then(|s| s.get_mut(&id)) else {
             return Changes {
                 paths: Vec::new(),
@@ -229,7 +277,10 @@ impl Watcher {
 
     /// How many changes wait for index `id`, and whether it lost trust.
     pub fn peek(&self, root: &Path, id: u64) -> (usize, bool) {
-        let state = self.shared.lock();
+        let Ok(shared) = self.shared() else {
+            return (0, true);
+        };
+        let state = shared.lock();
         state
             .roots
             .get(root)
@@ -239,26 +290,68 @@ impl Watcher {
 
     /// Stops watching everything.
     pub fn clear(&self) {
-        let roots: Vec<PathBuf> = self.shared.lock().roots.drain().map(|(r, _)| r).collect();
-        let mut notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(watcher) = notify.as_mut() {
-            for root in roots {
-                let _ = watcher.unwatch(&root);
+        let Ok(shared) = self.shared() else {
+            return;
+        };
+        let wds: Vec<WatchDescriptor> = {
+            let mut state = shared.lock();
+            state.roots.clear();
+            state.dirs.drain().map(|(wd, _)| wd).collect()
+        };
+        let mut watches = shared.watches.lock().unwrap_or_else(|p| p.into_inner());
+        for wd in wds {
+            let _ = watches.remove(wd);
+        }
+    }
+}
+
+fn wait_for(shared: &Shared, cookie: &Path) -> bool {
+    let deadline = Instant::now() + COOKIE_TIMEOUT;
+    let mut state = shared.lock();
+    while !state.arrived.contains(cookie) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        state = shared
+            .cookie_arrived
+            .wait_timeout(state, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
+
+/// The reader thread: blocks on the inotify fd and dispatches events until it fails.
+fn read_events(mut inotify: Inotify, shared: &Shared) {
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match inotify.read_events_blocking(&mut buffer) {
+            Ok(events) => {
+                for event in events {
+                    shared.on_event(&event.wd, event.mask, event.name);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                distrust_all(
+                    &mut shared.lock(),
+                    &format!("cannot read inotify events: {e}"),
+                );
+                return;
             }
         }
     }
 }
 
-/// Turns a watch failure into an actionable message (inotify limits above all).
-fn watch_error(root: &Path, err: &notify::Error) -> String {
-    let limit = matches!(err.kind, notify::ErrorKind::MaxFilesWatch)
-        || matches!(&err.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC));
-    if limit {
+/// Turns a watch failure into an actionable message (the inotify limit above all).
+fn watch_error(path: &Path, err: &io::Error) -> String {
+    if err.raw_os_error() == Some(libc::ENOSPC) {
         format!(
             "cannot watch {}: the inotify watch limit is reached (raise fs.inotify.max_user_watches)",
-            root.display()
+            path.display()
         )
     } else {
-        format!("cannot watch {}: {err}", root.display())
+        format!("cannot watch {}: {err}", path.display())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::decision::decide;
 use super::scan::{OwnState, scan};
 use super::state::{self, Loaded, Pending, StatePaths};
-use super::table::{self, Refreshed, Table, input_key, refresh};
+use super::table::{self, Entry, Refreshed, Table, input_key, refresh};
 use super::{
     CacheType, CheckRequest, CheckWrites, Decision, Digest, FILES_PART, Filter, FpError, Verdict,
     combined_key, resolve_root,
@@ -30,8 +30,11 @@ pub struct InputSet<'a> {
     pub files: usize,
     /// Files whose content was read to build it.
     pub rehashed: usize,
-    /// The full table, materialized only when a verdict needs it.
-    pub table: &'a dyn Fn() -> Table,
+    /// The entries in path order, listed only when a verdict needs them.
+    pub entries: &'a dyn Fn() -> Vec<&'a Entry>,
+    /// The table to store in pending records and the state; `None` when the caller keeps
+    /// it in memory and supplies it when a success is recorded (the daemon).
+    pub table: Option<&'a dyn Fn() -> Table>,
 }
 
 /// Checks the inputs against the state in `req.cache_file`, walking the root.
@@ -55,7 +58,8 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
         key: input_key(&table.entries),
         files: table.entries.len(),
         rehashed,
-        table: &|| table.clone(),
+        entries: &|| table.entries.iter().collect(),
+        table: Some(&|| table.clone()),
     };
     conclude(req, &paths, &mut loaded, &built)
 }
@@ -96,12 +100,8 @@ pub fn conclude(
     let judged = decide(loaded, key, &parts);
     let keep_table = req.cache_type == CacheType::TwoLayer;
     let files_changed = judged.changed_parts.iter().any(|p| p == FILES_PART);
-    let mut table = None;
     let changes = match previous_table(loaded, req.cache_type) {
-        Some(old) if files_changed => table::diff(
-            &old.entries,
-            &table.get_or_insert_with(inputs.table).entries,
-        ),
+        Some(old) if files_changed => table::diff(&old.entries, &(inputs.entries)()),
         _ => Vec::new(),
     };
     let decision = Decision {
@@ -114,8 +114,10 @@ pub fn conclude(
         last_success_ms: judged.last_success_ms,
         key,
     };
-    let pending_table = (keep_table && decision.verdict == Verdict::Run)
-        .then(|| table.take().unwrap_or_else(inputs.table));
+    let pending_table = inputs
+        .table
+        .filter(|_| keep_table && decision.verdict == Verdict::Run)
+        .map(|table| table());
     let pending = Pending::new(key, parts, pending_table);
     if req.writes == CheckWrites::StateAndPendingFile {
         paths.save_pending(&pending)?;
@@ -146,8 +148,8 @@ fn refresh_on_skip(
         let hit = state.successes.remove(pos);
         state.successes.insert(0, hit);
     }
-    if table_moved {
-        state.table = Some((inputs.table)());
+    if let (true, Some(table)) = (table_moved, inputs.table) {
+        state.table = Some(table());
     }
     let saved = paths.save(&state);
     *loaded = Loaded::Ok(state);

@@ -28,10 +28,12 @@ pub use scan::EntryKind;
 pub use state::{MAX_SUCCESSES, Pending, now_ms, now_ns, write_file_atomic};
 
 pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
-pub use marks::{invalidate, mark_failure, mark_success, record_failure, record_success};
+pub use marks::{
+    invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
+};
 pub use scan::{OwnState, Scanned, Walked, relative, scan};
-pub use state::{Loaded, StatePaths};
-pub use table::{Entry, RACY_WINDOW_NS, Table, hash_all, input_key, refresh, reusable};
+pub use state::{Loaded, State, StatePaths};
+pub use table::{Entry, RACY_WINDOW_NS, Table, hash_all, key_of_leaves, leaf, refresh, reusable};
 
 /// How a cache file remembers the input set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

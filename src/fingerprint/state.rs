@@ -205,12 +205,13 @@ impl StatePaths {
 
     /// Writes `F` atomically.
     pub fn save(&self, state: &State) -> Result<(), FpError> {
-        write_json_atomic(&self.file, state)
+        write_json_atomic(&self.file, state, true)
     }
 
     /// Writes `F.pending` atomically.
     pub fn save_pending(&self, pending: &Pending) -> Result<(), FpError> {
-        write_json_atomic(&self.pending, pending)
+        // Not fsynced: it lives for one task run, and losing it costs a rerun, never a skip.
+        write_json_atomic(&self.pending, pending, false)
     }
 
     /// Removes `F.pending` if present.
@@ -239,9 +240,9 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
         .map_err(|e| format!("corrupt file ({e})"))
 }
 
-fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), FpError> {
+fn write_json_atomic<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), FpError> {
     let bytes = serde_json::to_vec(value).map_err(|e| FpError::io("encode", path, e.into()))?;
-    write_file_atomic(path, &bytes, true).map_err(|e| FpError::io("write", path, e))
+    write_file_atomic(path, &bytes, durable).map_err(|e| FpError::io("write", path, e))
 }
 
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds

@@ -131,21 +131,36 @@ fn match_previous(scanned: &[Scanned], previous: Option<&Table>) -> Vec<Option<D
         .collect()
 }
 
-/// The input-set key: blake3 over every (path, kind, exec bit, content hash), in path order.
-/// The path set, modes and contents all count; counts and timestamps do not.
+/// The input-set key: blake3 over every entry's [`leaf`], in path order. The path set,
+/// modes and contents all count; counts and timestamps do not.
 pub fn input_key(entries: &[Entry]) -> Digest {
+    let leaves: Vec<Digest> = entries.par_iter().map(leaf).collect();
+    key_of_leaves(&leaves)
+}
+
+/// One entry's part of the key: blake3 of (path, kind, exec bit, content hash).
+pub fn leaf(e: &Entry) -> Digest {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"zccache input set v1\0");
-    for e in entries {
-        hasher.update(e.path.as_bytes());
-        hasher.update(&[0, e.kind as u8, u8::from(e.exec)]);
-        hasher.update(&e.hash.0);
+    hasher.update(e.path.as_bytes());
+    hasher.update(&[0, e.kind as u8, u8::from(e.exec)]);
+    hasher.update(&e.hash.0);
+    hasher.finalize().into()
+}
+
+/// The input-set key from the leaves of every entry, in path order.
+pub fn key_of_leaves(leaves: &[Digest]) -> Digest {
+    let mut bytes = Vec::with_capacity(leaves.len() * 32);
+    for leaf in leaves {
+        bytes.extend_from_slice(&leaf.0);
     }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache input set v2\0");
+    hasher.update_rayon(&bytes);
     hasher.finalize().into()
 }
 
 /// The paths added, removed or modified (content, kind or mode) from `old` to `new`.
-pub fn diff(old: &[Entry], new: &[Entry]) -> Vec<Change> {
+pub fn diff(old: &[Entry], new: &[&Entry]) -> Vec<Change> {
     let mut changes = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
@@ -158,7 +173,7 @@ pub fn diff(old: &[Entry], new: &[Entry]) -> Vec<Change> {
             std::cmp::Ordering::Less => (&old[i].path, Some(ChangeKind::Removed)),
             std::cmp::Ordering::Greater => (&new[j].path, Some(ChangeKind::Added)),
             std::cmp::Ordering::Equal => {
-                let (o, n) = (&old[i], &new[j]);
+                let (o, n) = (&old[i], new[j]);
                 let same = o.kind == n.kind && o.exec == n.exec && o.hash == n.hash;
                 (&o.path, (!same).then_some(ChangeKind::Modified))
             }
@@ -245,7 +260,7 @@ mod tests {
     fn diff_names_every_kind() {
         let old = [entry("a", b"1"), entry("b", b"1"), entry("c", b"1")];
         let new = [entry("b", b"2"), entry("c", b"1"), entry("d", b"1")];
-        let got: Vec<_> = diff(&old, &new)
+        let got: Vec<_> = diff(&old, &new.iter().collect::<Vec<_>>())
             .into_iter()
             .map(|c| (c.path, c.kind))
             .collect();

@@ -27,11 +27,13 @@ impl Recorder {
     pub fn record(self, cache_file: &std::path::Path, success: bool) -> Result<(), String> {
         match self {
             Recorder::InProcess(pending) if success => {
-                fingerprint::record_success(cache_file, pending).map_err(|e| e.to_string())
+                fingerprint::record_success(cache_file, pending)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
-            Recorder::InProcess(pending) => {
-                fingerprint::record_failure(cache_file, pending).map_err(|e| e.to_string())
-            }
+            Recorder::InProcess(pending) => fingerprint::record_failure(cache_file, pending)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             Recorder::Daemon(pending_id) => {
                 let request = Request::RunRecord {
                     cache_file: NormalizedPath::new(std::path::Path::new("/"), cache_file),
