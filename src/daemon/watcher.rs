@@ -122,10 +122,13 @@ impl Shared {
         let new_dir = mask.contains(EventMask::ISDIR)
             && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
             && !name.is_some_and(|n| UNWATCHED.iter().any(|u| n == OsStr::new(u)));
-        if new_dir {
-            if let Err(e) = self.watch_tree(&path) {
-                distrust_all(&mut self.lock(), &watch_error(&path, &e));
-            }
+        let watched = if new_dir {
+            self.watch_tree(&path)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = watched {
+            distrust_all(&mut self.lock(), &watch_error(&path, &e));
         }
         let mut state = self.lock();
         if state.awaited.contains(&path) {
