@@ -126,6 +126,8 @@ pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("daemon-serve")
+        // Requests carry absolute paths; holding no directory busy is kinder.
+        .current_dir("/")
         .env(DIR_ENV, &paths.dir)
         .env(READY_FD_ENV, READY_FD.to_string())
         .stdin(Stdio::null())
