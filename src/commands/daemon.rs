@@ -74,10 +74,11 @@ fn describe(s: &DaemonStatus) -> String {
         s.dir
     );
     for index in &s.indexes {
-        let verdict = match index.would_skip {
-            Some(true) => "would skip".to_string(),
-            Some(false) => "would run".to_string(),
-            None => format!("{} changes pending", index.pending_changes),
+        let verdict = match (index.would_skip, index.changed_files) {
+            (Some(true), _) => "would skip".to_string(),
+            (Some(false), Some(n)) => format!("would run ({n} files changed)"),
+            (Some(false), None) => "would run".to_string(),
+            (None, _) => "unknown until the next check".to_string(),
         };
         text.push_str(&format!(
             "  {} (root {}): {} files, {verdict}, {}\n",

@@ -81,8 +81,8 @@ pub struct SlotStatus {
     pub mode: String,
     /// Files indexed.
     pub files: usize,
-    /// Changes waiting.
-    pub pending_changes: usize,
+    /// Files changed since the last success (`None`: unknown).
+    pub changed_files: Option<usize>,
     /// Whether the next check would skip, if memory can tell.
     pub would_skip: Option<bool>,
 }
@@ -243,19 +243,17 @@ impl Fingerprints {
         count
     }
 
-    /// Every index, answered from memory.
+    /// Every index, answered from memory: pending watcher changes are applied to the index
+    /// (as the next check would), then its key is compared with the recorded successes.
     pub fn status(&self) -> Vec<SlotStatus> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        let inner = &mut *inner;
         inner
             .slots
-            .iter()
+            .iter_mut()
             .map(|(key, slot)| {
-                let (waiting, distrusted) = self.watcher.peek(&key.root, slot.id);
-                let trusted = slot.index.filled && !distrusted && slot.watch_error.is_none();
                 let state = inner.states.get(&key.cache_file);
-                let would_skip = (trusted && waiting == 0)
-                    .then(|| would_skip(slot, state))
-                    .flatten();
+                let (would_skip, changed_files) = self.judge_from_memory(&key.root, slot, state);
                 SlotStatus {
                     cache_file: key.cache_file.clone(),
                     root: key.root.clone(),
@@ -264,25 +262,52 @@ impl Fingerprints {
                         .clone()
                         .unwrap_or_else(|| "watched".to_string()),
                     files: slot.index.len(),
-                    pending_changes: waiting,
+                    changed_files,
                     would_skip,
                 }
             })
             .collect()
     }
-}
 
-fn would_skip(slot: &Slot, state: Option<&CachedState>) -> Option<bool> {
-    let Loaded::Ok(state) = &state?.loaded else {
-        return Some(false);
-    };
-    let mut parts = slot.last_parts.clone();
-    parts.insert(
-        fingerprint::FILES_PART.to_string(),
-        slot.index.cached_key()?,
-    );
-    let key = combined_key(&parts);
-    Some(state.successes.iter().any(|s| s.key == key))
+    /// Whether the slot would skip now and how many files changed since its last success;
+    /// `(None, None)` when memory cannot tell (no trusted index, or no state seen).
+    fn judge_from_memory(
+        &self,
+        root: &Path,
+        slot: &mut Slot,
+        state: Option<&CachedState>,
+    ) -> (Option<bool>, Option<usize>) {
+        let (_, distrusted) = self.watcher.peek(root, slot.id);
+        let trusted = slot.index.filled && !distrusted && slot.watch_error.is_none();
+        if !trusted || self.watcher.sync(root).is_err() {
+            return (None, None);
+        }
+        let changes = self.watcher.take(root, slot.id);
+        if slot.index.apply(&changes.paths).is_err() {
+            return (None, None);
+        }
+        let Some(CachedState {
+            loaded: Loaded::Ok(state),
+            ..
+        }) = state
+        else {
+            return (Some(false), None);
+        };
+        let mut parts = slot.last_parts.clone();
+        parts.insert(fingerprint::FILES_PART.to_string(), slot.index.key());
+        let skip = state
+            .successes
+            .iter()
+            .any(|s| s.key == combined_key(&parts));
+        let changed = match (&state.table, skip) {
+            (_, true) => Some(0),
+            (Some(old), false) => {
+                Some(fingerprint::diff(&old.entries, &slot.index.entries()).len())
+            }
+            (None, false) => None,
+        };
+        (Some(skip), changed)
+    }
 }
 
 /// Brings the slot's index up to date: from watcher events when they can be trusted, else by

@@ -89,7 +89,7 @@ fn status(shared: &Shared) -> Response {
             root: s.root.display().to_string(),
             mode: s.mode,
             files: s.files as u64,
-            pending_changes: s.pending_changes as u64,
+            changed_files: s.changed_files.map(|n| n as u64),
             would_skip: s.would_skip,
         })
         .collect();

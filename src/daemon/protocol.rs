@@ -279,8 +279,8 @@ pub struct IndexStatus {
     pub mode: String,
     /// Files indexed.
     pub files: u64,
-    /// Paths reported changed since the last check.
-    pub pending_changes: u64,
+    /// Files changed since the last success (`None`: unknown).
+    pub changed_files: Option<u64>,
     /// Whether the next check would skip, as far as memory tells (`None`: unknown).
     pub would_skip: Option<bool>,
 }

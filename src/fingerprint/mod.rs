@@ -33,7 +33,9 @@ pub use marks::{
 };
 pub use scan::{OwnState, Scanned, Walked, relative, scan};
 pub use state::{Loaded, State, StatePaths};
-pub use table::{Entry, RACY_WINDOW_NS, Table, hash_all, key_of_leaves, leaf, refresh, reusable};
+pub use table::{
+    Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,
+};
 
 /// How a cache file remembers the input set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
