@@ -277,8 +277,9 @@ impl Fingerprints {
         slot: &mut Slot,
         state: Option<&CachedState>,
     ) -> (Option<bool>, Option<usize>) {
-        let (_, distrusted) = self.watcher.peek(root, slot.id);
-        let trusted = slot.index.filled && !distrusted && slot.watch_error.is_none();
+        let trusted = slot.index.filled
+            && !self.watcher.distrusted(root, slot.id)
+            && slot.watch_error.is_none();
         if !trusted || self.watcher.sync(root).is_err() {
             return (None, None);
         }

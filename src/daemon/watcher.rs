@@ -278,17 +278,17 @@ impl Watcher {
         }
     }
 
-    /// How many changes wait for index `id`, and whether it lost trust.
-    pub fn peek(&self, root: &Path, id: u64) -> (usize, bool) {
+    /// Whether index `id` lost trust in its changes (or is not subscribed).
+    pub fn distrusted(&self, root: &Path, id: u64) -> bool {
         let Ok(shared) = self.shared() else {
-            return (0, true);
+            return true;
         };
         let state = shared.lock();
         state
             .roots
             .get(root)
             .and_then(|s| s.get(&id))
-            .map_or((0, true), |s| (s.dirty.len(), s.distrust.is_some()))
+            .is_none_or(|s| s.distrust.is_some())
     }
 
     /// Stops watching everything.
