@@ -273,70 +273,71 @@ type Change = Box<dyn Fn(&Sandbox)>;
 #[test]
 fn watched_checks_see_every_kind_of_change() {
     let sb = watched();
-    let cases: Vec<(&str, Change, &str)> = vec![
+    let cases: Vec<(&str, Change, (&str, usize))> = vec![
         (
             "edit",
             Box::new(|sb| {
                 sb.write("src/a.rs", "edited");
             }),
-            "src/a.rs",
+            ("src/a.rs", 1),
         ),
         (
             "create",
             Box::new(|sb| {
                 sb.write("src/new.rs", "n");
             }),
-            "src/new.rs",
+            ("src/new.rs", 1),
         ),
         (
             "rename",
             Box::new(|sb| fs::rename(sb.path("src/b.rs"), sb.path("src/c.rs")).unwrap()),
-            "src/c.rs",
+            ("src/c.rs", 2),
         ),
         (
             "delete",
             Box::new(|sb| sb.remove("src/new.rs")),
-            "src/new.rs",
+            ("src/new.rs", 1),
         ),
         (
             "mkdir+file",
             Box::new(|sb| {
                 sb.write("deep/er/x.rs", "x");
             }),
-            "deep/er/x.rs",
+            ("deep/er/x.rs", 1),
         ),
         (
             "dir rename",
             Box::new(|sb| fs::rename(sb.path("deep"), sb.path("moved")).unwrap()),
-            "moved/er/x.rs",
+            ("moved/er/x.rs", 2),
         ),
         (
             "edit in a renamed dir",
             Box::new(|sb| {
                 sb.write("moved/er/x.rs", "edited after the move");
             }),
-            "moved/er/x.rs",
+            ("moved/er/x.rs", 1),
         ),
         (
             "chmod",
             Box::new(|sb| {
                 fs::set_permissions(sb.path("src/a.rs"), fs::Permissions::from_mode(0o755)).unwrap()
             }),
-            "src/a.rs",
+            ("src/a.rs", 1),
         ),
         (
             "gitignore",
             Box::new(|sb| {
                 sb.write(".gitignore", "moved/\n");
             }),
-            "moved/er/x.rs",
+            ("moved/er/x.rs", 2),
         ),
     ];
-    for (what, change, path) in cases {
+    for (what, change, (path, count)) in cases {
         change(&sb);
         let json = check(&sb, RUN);
         assert_eq!(json["mode"], "watched", "{what}");
         let changes = json["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), count, "{what}: {changes:?}");
         assert!(
             changes.iter().any(|c| c["path"] == path),
             "{what}: {path} not in {changes:?}"

@@ -34,6 +34,10 @@ struct Slot {
     watch_error: Option<String>,
     /// Key parts besides the files at the last check (for `status`).
     last_parts: BTreeMap<String, Digest>,
+    /// Identity of the state file whose stat table is the index's diff base.
+    base_identity: Option<(u64, i64, u64)>,
+    /// The index just gave its table to a success being recorded.
+    base_awaits_save: bool,
 }
 
 /// A state file's parsed content and the identity of the file it came from.
@@ -106,49 +110,64 @@ impl Fingerprints {
         let (paths, _lock) = open_state(req)?;
         let mut inner = self.lock();
         let inner = &mut *inner;
+        let cached = cached_state(&mut inner.states, &paths);
         let key = IndexKey {
             cache_file: paths.file.clone(),
             root: root.clone(),
             filter: req.filter.clone(),
         };
-        let cached = cached_state(&mut inner.states, &paths);
-        if !inner.slots.contains_key(&key) {
-            let id = id_after(&mut inner.next_id);
-            let own = OwnState::of(&paths.file);
-            let watch_error = self.watcher.subscribe(&root, id, own.clone()).err();
-            let index = Index::new(root.clone(), filter, own);
-            let slot = Slot {
-                id,
-                last_used: id,
-                cache_type: req.cache_type,
-                index,
-                watch_error,
-                last_parts: BTreeMap::new(),
-            };
-            inner.slots.insert(key.clone(), slot);
-        }
+        let last_used = id_after(&mut inner.next_id);
         let slot = inner
             .slots
-            .get_mut(&key)
-            .ok_or(FpError::BadRoot(root.clone()))?;
+            .entry(key)
+            .or_insert_with(|| self.new_slot(last_used, &root, filter, &paths.file, req));
         let seed = previous_table(&cached.loaded, req.cache_type);
         let (mode, rehashed) = refresh(&self.watcher, &root, slot, seed)?;
         slot.last_parts = req.extra_parts.clone();
-        slot.last_used = id_after(&mut inner.next_id);
+        slot.last_used = last_used;
         slot.cache_type = req.cache_type;
-        let index = &mut slot.index;
-        let files_key = index.key();
-        let index = &*index;
+        let base_valid = slot.base_identity.is_some() && slot.base_identity == cached.identity;
+        let files_key = slot.index.key();
+        let index = &slot.index;
         let inputs = InputSet {
             key: files_key,
             files: index.len(),
             rehashed,
-            entries: &|| index.entries(),
+            changes: &|old| match index.changes_since_base().filter(|_| base_valid) {
+                Some(changes) => changes,
+                None => fingerprint::diff(old, &index.entries()),
+            },
             table: None,
         };
         let checked = conclude(req, &paths, &mut cached.loaded, &inputs)?;
         cached.identity = identity(&paths.file);
+        // A state re-saved by the check keeps the daemon's table, so the base still holds.
+        if base_valid {
+            slot.base_identity = cached.identity;
+        }
         Ok(Served { checked, mode })
+    }
+
+    fn new_slot(
+        &self,
+        id: u64,
+        root: &Path,
+        filter: Arc<Filter>,
+        cache_file: &Path,
+        req: &CheckRequest,
+    ) -> Slot {
+        let own = OwnState::of(cache_file);
+        let watch_error = self.watcher.subscribe(root, id, own.clone()).err();
+        Slot {
+            id,
+            last_used: id,
+            cache_type: req.cache_type,
+            index: Index::new(root.to_path_buf(), filter, own),
+            watch_error,
+            last_parts: BTreeMap::new(),
+            base_identity: None,
+            base_awaits_save: false,
+        }
     }
 
     /// Keeps a `zccache run` pending record; returns its id.
@@ -196,16 +215,20 @@ impl Fingerprints {
         remembered
     }
 
-    /// The in-memory table of the task most recently checked with `cache_file`.
+    /// The in-memory table of the task most recently checked with `cache_file`; that
+    /// index's diff base becomes this table once the state holding it is saved.
     fn table_of(&self, cache_file: &Path) -> Option<fingerprint::Table> {
-        let inner = self.lock();
-        inner
+        let mut inner = self.lock();
+        let (_, slot) = inner
             .slots
-            .iter()
+            .iter_mut()
             .filter(|(key, slot)| key.cache_file == cache_file && slot.index.filled)
             .filter(|(_, slot)| slot.cache_type == CacheType::TwoLayer)
-            .max_by_key(|(_, slot)| slot.last_used)
-            .map(|(_, slot)| slot.index.table())
+            .max_by_key(|(_, slot)| slot.last_used)?;
+        slot.index.mark_base();
+        slot.base_identity = None;
+        slot.base_awaits_save = true;
+        Some(slot.index.table())
     }
 
     /// Caches the state a record just saved (or forgets it), so the next check parses nothing.
@@ -218,10 +241,17 @@ impl Fingerprints {
             return saved.map(drop);
         };
         let mut inner = self.lock();
+        let saved_identity = identity(&paths.file);
+        for (key, slot) in &mut inner.slots {
+            if key.cache_file == paths.file && slot.base_awaits_save {
+                slot.base_awaits_save = false;
+                slot.base_identity = saved.as_ref().ok().and(saved_identity);
+            }
+        }
         match &saved {
             Ok(Some(state)) => {
                 let cached = CachedState {
-                    identity: identity(&paths.file),
+                    identity: saved_identity,
                     loaded: Loaded::Ok(state.clone()),
                 };
                 inner.states.insert(paths.file, cached);

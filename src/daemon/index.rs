@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fingerprint::{
-    Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all, key_of_leaves, leaf,
-    now_ns, relative, reusable, scan,
+    Change, ChangeKind, Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all,
+    key_of_leaves, leaf, now_ns, relative, reusable, scan,
 };
 
 /// Names whose change alters the ignore rules of their whole directory.
@@ -33,6 +33,9 @@ pub struct Index {
     entries: BTreeMap<String, Indexed>,
     dirs: BTreeSet<String>,
     key: Option<Digest>,
+    /// Original entries of the paths changed since the diff base (`None` inside: the path
+    /// did not exist then); `None`: no base, callers diff whole tables.
+    base_log: Option<BTreeMap<String, Option<Indexed>>>,
     /// Whether a full walk has filled it.
     pub filled: bool,
 }
@@ -54,6 +57,7 @@ impl Index {
             entries: BTreeMap::new(),
             dirs: BTreeSet::new(),
             key: None,
+            base_log: None,
             filled: false,
         }
     }
@@ -82,6 +86,42 @@ impl Index {
     /// The key if it is already computed and nothing changed since.
     pub fn cached_key(&self) -> Option<Digest> {
         self.key
+    }
+
+    /// Makes the current content the diff base: [`Index::changes_since_base`] reports
+    /// against it from now on.
+    pub fn mark_base(&mut self) {
+        self.base_log = Some(BTreeMap::new());
+    }
+
+    /// The changes since the base, in path order; `None` when there is no base.
+    pub fn changes_since_base(&self) -> Option<Vec<Change>> {
+        let log = self.base_log.as_ref()?;
+        let changes = log
+            .iter()
+            .filter_map(|(path, original)| {
+                let kind = match (original, self.entries.get(path)) {
+                    (None, Some(_)) => ChangeKind::Added,
+                    (Some(_), None) => ChangeKind::Removed,
+                    (Some(o), Some(c)) if o.leaf != c.leaf => ChangeKind::Modified,
+                    _ => return None,
+                };
+                Some(Change {
+                    path: path.clone(),
+                    kind,
+                })
+            })
+            .collect();
+        Some(changes)
+    }
+
+    /// Remembers a path's original entry the first time it changes after the base.
+    fn log_change(&mut self, path: &str, original: Option<&Indexed>) {
+        if let Some(log) = &mut self.base_log
+            && !log.contains_key(path)
+        {
+            log.insert(path.to_string(), original.cloned());
+        }
     }
 
     /// The entries in path order.
@@ -114,6 +154,7 @@ impl Index {
                 .collect();
         }
         self.dirs.clear();
+        self.base_log = None;
         let work = self.walk_into("", None, &previous)?;
         self.filled = true;
         Ok(work)
@@ -230,8 +271,9 @@ impl Index {
             .collect();
         let rehashed = known.iter().filter(|k| k.is_none()).count();
         for entry in hash_all(&self.root, files, known)? {
-            self.entries
-                .insert(entry.path.clone(), indexed(entry, started));
+            let path = entry.path.clone();
+            let replaced = self.entries.insert(path.clone(), indexed(entry, started));
+            self.log_change(&path, replaced.as_ref());
         }
         self.key = None;
         Ok(Work { rehashed })
@@ -243,11 +285,7 @@ impl Index {
             .under(dir)
             .filter(|path| split_parent(path).0 == dir)
             .collect();
-        self.key = None;
-        children
-            .into_iter()
-            .filter_map(|p| self.entries.remove_entry(&p))
-            .collect()
+        self.remove_logged(children)
     }
 
     fn child_dirs(&self, dir: &str) -> Vec<String> {
@@ -262,11 +300,20 @@ impl Index {
     fn remove_subtree(&mut self, dir: &str) -> BTreeMap<String, Indexed> {
         let files: Vec<String> = self.under(dir).collect();
         self.dirs.retain(|d| !is_within(d, dir));
+        self.remove_logged(files)
+    }
+
+    /// Removes `paths`, logging each for the diff base; returns what was removed.
+    fn remove_logged(&mut self, paths: Vec<String>) -> BTreeMap<String, Indexed> {
         self.key = None;
-        files
+        let removed: BTreeMap<String, Indexed> = paths
             .into_iter()
             .filter_map(|p| self.entries.remove_entry(&p))
-            .collect()
+            .collect();
+        for (path, old) in &removed {
+            self.log_change(path, Some(old));
+        }
+        removed
     }
 
     /// Paths of indexed files below `dir`.

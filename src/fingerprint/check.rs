@@ -9,8 +9,8 @@ use super::scan::{OwnState, scan};
 use super::state::{self, Loaded, Pending, StatePaths};
 use super::table::{self, Entry, Refreshed, Table, input_key, refresh};
 use super::{
-    CacheType, CheckRequest, CheckWrites, Decision, Digest, FILES_PART, Filter, FpError, Verdict,
-    combined_key, resolve_root,
+    CacheType, Change, CheckRequest, CheckWrites, Decision, Digest, FILES_PART, Filter, FpError,
+    Verdict, combined_key, resolve_root,
 };
 
 /// A decision and the record to keep if the task then succeeds or fails.
@@ -30,8 +30,9 @@ pub struct InputSet<'a> {
     pub files: usize,
     /// Files whose content was read to build it.
     pub rehashed: usize,
-    /// The entries in path order, listed only when a verdict needs them.
-    pub entries: &'a dyn Fn() -> Vec<&'a Entry>,
+    /// The changes from an old table (the last success's) to this set, computed only when a
+    /// verdict needs them.
+    pub changes: &'a dyn Fn(&[Entry]) -> Vec<Change>,
     /// The table to store in pending records and the state; `None` when the caller keeps
     /// it in memory and supplies it when a success is recorded (the daemon).
     pub table: Option<&'a dyn Fn() -> Table>,
@@ -58,7 +59,7 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
         key: input_key(&table.entries),
         files: table.entries.len(),
         rehashed,
-        entries: &|| table.entries.iter().collect(),
+        changes: &|old| table::diff(old, &table.entries.iter().collect::<Vec<_>>()),
         table: Some(&|| table.clone()),
     };
     conclude(req, &paths, &mut loaded, &built)
@@ -101,7 +102,7 @@ pub fn conclude(
     let keep_table = req.cache_type == CacheType::TwoLayer;
     let files_changed = judged.changed_parts.iter().any(|p| p == FILES_PART);
     let changes = match previous_table(loaded, req.cache_type) {
-        Some(old) if files_changed => table::diff(&old.entries, &(inputs.entries)()),
+        Some(old) if files_changed => (inputs.changes)(&old.entries),
         _ => Vec::new(),
     };
     let decision = Decision {
