@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::index::Index;
+use super::protocol::IndexStatus;
 use super::watcher::Watcher;
 use crate::fingerprint::{
     self, CacheType, CheckRequest, Checked, Digest, Filter, FilterSpec, FpError, InputSet, Loaded,
@@ -72,23 +73,6 @@ pub struct Served {
     pub checked: Checked,
     /// `watched`, or `full stat pass (why)`.
     pub mode: String,
-}
-
-/// One watched index, for `zccache status`.
-#[derive(Debug, Clone)]
-pub struct SlotStatus {
-    /// The state file.
-    pub cache_file: PathBuf,
-    /// The root.
-    pub root: PathBuf,
-    /// `watched` or why checks walk.
-    pub mode: String,
-    /// Files indexed.
-    pub files: usize,
-    /// Files changed since the last success (`None`: unknown).
-    pub changed_files: Option<usize>,
-    /// Whether the next check would skip, if memory can tell.
-    pub would_skip: Option<bool>,
 }
 
 /// The daemon's fingerprint service.
@@ -275,7 +259,7 @@ impl Fingerprints {
 
     /// Every index, answered from memory: pending watcher changes are applied to the index
     /// (as the next check would), then its key is compared with the recorded successes.
-    pub fn status(&self) -> Vec<SlotStatus> {
+    pub fn status(&self) -> Vec<IndexStatus> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner
@@ -284,15 +268,15 @@ impl Fingerprints {
             .map(|(key, slot)| {
                 let state = inner.states.get(&key.cache_file);
                 let (would_skip, changed_files) = self.judge_from_memory(&key.root, slot, state);
-                SlotStatus {
-                    cache_file: key.cache_file.clone(),
-                    root: key.root.clone(),
+                IndexStatus {
+                    cache_file: key.cache_file.display().to_string(),
+                    root: key.root.display().to_string(),
                     mode: slot
                         .watch_error
                         .clone()
                         .unwrap_or_else(|| "watched".to_string()),
-                    files: slot.index.len(),
-                    changed_files,
+                    files: slot.index.len() as u64,
+                    changed_files: changed_files.map(|n| n as u64),
                     would_skip,
                 }
             })

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
-use super::protocol::{DaemonStatus, IndexStatus, NormalizedPath, Request, Response, RunCheckSpec};
+use super::protocol::{DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
 use super::server::Shared;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
@@ -80,19 +80,7 @@ async fn blocking(
 }
 
 fn status(shared: &Shared) -> Response {
-    let indexes = shared
-        .fingerprints
-        .status()
-        .into_iter()
-        .map(|s| IndexStatus {
-            cache_file: s.cache_file.display().to_string(),
-            root: s.root.display().to_string(),
-            mode: s.mode,
-            files: s.files as u64,
-            changed_files: s.changed_files.map(|n| n as u64),
-            would_skip: s.would_skip,
-        })
-        .collect();
+    let indexes = shared.fingerprints.status();
     Response::Status(DaemonStatus {
         version: BINARY_VERSION.to_string(),
         pid: std::process::id(),
