@@ -46,18 +46,30 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `zccache run [OPTIONS] -- CMD ARGS...`.
+/// `zccache run [TASK]... [OPTIONS] [-- CMD ARGS...]`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Tasks from zccache.toml to run (dependencies first), instead of a command.
+    #[arg(value_name = "TASK")]
+    pub tasks: Vec<String>,
+    /// Run every task of zccache.toml.
+    #[arg(long, conflicts_with = "tasks")]
+    pub all: bool,
+    /// The zccache.toml to use (default: the nearest one above the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Fingerprint what is staged in git's index, not the working tree (for pre-commit hooks).
+    #[arg(long)]
+    pub staged: bool,
     /// The input set.
     #[command(flatten)]
     pub inputs: InputArgs,
     /// The task's identity: state file, env names, outputs.
     #[command(flatten)]
     pub task: TaskArgs,
-    /// `two-layer` (stat table + content hashes) or `hash` (aggregate key only).
-    #[arg(long, value_enum, default_value_t)]
-    pub cache_type: CacheType,
+    /// `two-layer` (stat table + content hashes, the default) or `hash` (aggregate key only).
+    #[arg(long, value_enum)]
+    pub cache_type: Option<CacheType>,
     /// Run (and record) even when nothing changed.
     #[arg(long, conflicts_with = "dry_run")]
     pub force: bool,
@@ -80,7 +92,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -98,9 +110,15 @@ pub struct TaskArgs {
     pub outputs: Vec<PathBuf>,
 }
 
-/// `zccache why [--cache F | -- CMD ARGS...]`.
+/// `zccache why [TASK | --cache F | -- CMD ARGS...]`.
 #[derive(Debug, Args)]
 pub struct WhyArgs {
+    /// A task from zccache.toml.
+    #[arg(value_name = "TASK")]
+    pub name: Option<String>,
+    /// The zccache.toml to use (default: the nearest one above the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The input set flags the task runs with (they select its default state file).
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -163,9 +181,9 @@ pub struct CheckArgs {
 /// Which files make up a task's input set.
 #[derive(Debug, Args, Clone)]
 pub struct InputArgs {
-    /// Directory to scan (default: the current directory).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub root: PathBuf,
+    /// Directory to scan (default: the current directory, or the task's root).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Only files with this extension (no dot); repeatable.
     #[arg(long = "ext", value_name = "EXT")]
     pub extensions: Vec<String>,
@@ -178,6 +196,11 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// The root as given, `.` when not given.
+    pub fn root_or_cwd(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
     /// The filters as the engine takes them.
     pub fn filter_spec(&self) -> FilterSpec {
         FilterSpec {

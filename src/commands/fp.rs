@@ -47,10 +47,11 @@ fn check_in_process(args: &FpArgs, check: &CheckArgs) -> Result<Decision, FpErro
     let checked = fingerprint::check(&CheckRequest {
         cache_file: args.cache_file.clone(),
         cache_type: args.cache_type,
-        root: check.inputs.root.clone(),
+        root: check.inputs.root_or_cwd(),
         filter: check.inputs.filter_spec(),
         extra_parts: BTreeMap::new(),
         writes: CheckWrites::StateAndPendingFile,
+        staged: false,
     })?;
     Ok(checked.decision)
 }
@@ -63,7 +64,7 @@ fn check_via_daemon(
     let request = Request::FingerprintCheck {
         cache_file: NormalizedPath::new(&cwd, &args.cache_file),
         cache_type: cache_type_name(args.cache_type).to_string(),
-        root: NormalizedPath::new(&cwd, &check.inputs.root),
+        root: NormalizedPath::new(&cwd, &check.inputs.root_or_cwd()),
         extensions: check.inputs.extensions.clone(),
         include_globs: check.inputs.include.clone(),
         exclude: check.inputs.exclude.clone(),

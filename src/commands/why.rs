@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::WhyArgs;
+use crate::config;
 use crate::fingerprint::CacheType;
 use crate::runner::ledger::{self, LedgerLine};
 use crate::runner::record::RunFiles;
-use crate::runner::spec::{RunSpec, STATE_DIR};
+use crate::runner::spec::{RunSpec, STATE_DIR, TaskSource};
 use crate::runner::when;
 
 /// Prints the last ledger line of the selected task.
@@ -27,17 +28,31 @@ pub fn execute(args: &WhyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    if let Some(name) = &args.name {
+        let config = config::load(args.config.as_deref(), &cwd)?;
+        let task = config.task(name)?;
+        let root = config
+            .dir
+            .join(task.root.as_deref().unwrap_or(".".as_ref()));
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        return Ok(RunFiles::new(&root.join(STATE_DIR).join(format!("{name}.json"))).ledger);
+    }
     if args.task.cache.is_some() || !args.command.is_empty() {
-        let spec = RunSpec::resolve(
-            &args.inputs,
-            &args.task,
-            CacheType::default(),
-            args.command.clone(),
-        )?;
+        let spec = RunSpec::resolve(TaskSource {
+            name: None,
+            inputs: &args.inputs,
+            task: &args.task,
+            cache_type: CacheType::default(),
+            argv: args.command.clone(),
+            cwd,
+            replay: false,
+            staged: false,
+        });
         return Ok(RunFiles::new(&spec.cache_file).ledger);
     }
     let dir = std::env::current_dir()?
-        .join(&args.inputs.root)
+        .join(args.inputs.root_or_cwd())
         .join(STATE_DIR);
     let newest = std::fs::read_dir(&dir)
         .with_context(|| format!("no zccache run state in {}", dir.display()))?

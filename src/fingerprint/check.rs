@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::decision::decide;
 use super::scan::{OwnState, scan};
+use super::staged::staged_entries;
 use super::state::{self, Loaded, Pending, StatePaths};
 use super::table::{self, Entry, Refreshed, Table, input_key, refresh};
 use super::{
@@ -43,6 +44,9 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
     let root = resolve_root(&req.root)?;
     let filter = Arc::new(Filter::new(&req.filter)?);
     let (paths, _lock) = open_state(req)?;
+    if req.staged {
+        return check_staged(req, &root, &filter, &paths);
+    }
     let scanned_at_ns = state::now_ns();
     // Parsing a large stat table overlaps with the walk.
     let (mut loaded, scanned) = std::thread::scope(|s| {
@@ -63,6 +67,24 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
         table: Some(&|| table.clone()),
     };
     conclude(req, &paths, &mut loaded, &built)
+}
+
+/// A check of what git's index holds: no stat table (blob ids are the hashes), no diff.
+fn check_staged(
+    req: &CheckRequest,
+    root: &std::path::Path,
+    filter: &Filter,
+    paths: &StatePaths,
+) -> Result<Checked, FpError> {
+    let entries = staged_entries(root, filter)?;
+    let built = InputSet {
+        key: input_key(&entries),
+        files: entries.len(),
+        rehashed: 0,
+        changes: &|_| Vec::new(),
+        table: None,
+    };
+    conclude(req, paths, &mut paths.load(), &built)
 }
 
 /// Opens the state files of a check: created and locked exclusively when the check may write,

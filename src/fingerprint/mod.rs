@@ -12,6 +12,7 @@ mod filter;
 mod hash;
 mod marks;
 mod scan;
+mod staged;
 mod state;
 mod table;
 
@@ -38,7 +39,8 @@ pub use table::{
 };
 
 /// How a cache file remembers the input set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CacheType {
     /// Per-file stat table plus content hashes: unchanged files are not read again.
     #[default]
@@ -62,6 +64,8 @@ pub struct CheckRequest {
     pub extra_parts: BTreeMap<String, Digest>,
     /// What the check may write.
     pub writes: CheckWrites,
+    /// Fingerprint git's index (staged blobs) instead of the working tree.
+    pub staged: bool,
 }
 
 /// What a check leaves behind.

@@ -59,7 +59,8 @@ pub fn check(
     dry_run: bool,
     use_daemon: bool,
 ) -> Result<(Decision, Recorder), String> {
-    if use_daemon {
+    // The index is read straight from git; the daemon watches working trees.
+    if use_daemon && !spec.staged {
         match via_daemon(spec, &parts, dry_run) {
             Ok((decision, mode, id)) => {
                 note_full_pass(ui, Some(&mode));
@@ -84,6 +85,7 @@ pub fn check(
         } else {
             CheckWrites::State
         },
+        staged: spec.staged,
     })
     .map_err(|e| e.to_string())?;
     Ok((checked.decision, Recorder::InProcess(checked.pending)))

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 
@@ -28,10 +29,10 @@ pub struct Finished {
 
 /// Runs `argv` to completion. With `capture`, stdout and stderr are passed through live and
 /// also kept (separately, each in order).
-pub fn run(argv: &[OsString], capture: bool) -> Finished {
+pub fn run(argv: &[OsString], cwd: &Path, capture: bool) -> Finished {
     let forwarding = SignalForwarding::install();
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]);
+    command.args(&argv[1..]).current_dir(cwd);
     if capture {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }

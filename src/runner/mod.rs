@@ -9,23 +9,25 @@ mod child;
 pub mod ledger;
 mod outputs;
 pub mod record;
+mod report;
 pub mod spec;
+mod tasks;
 mod tool;
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::cli::RunArgs;
 use crate::daemon::lifecycle::daemon_disabled;
-use crate::fingerprint::{self, Decision, FILES_PART, Verdict, now_ms};
-use crate::os::local_time;
+use crate::fingerprint::{self, Decision, Verdict, now_ms};
 use crate::ui::Ui;
 use check::Recorder;
 use ledger::LedgerLine;
 use outputs::{changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
-use spec::RunSpec;
+use spec::{RunSpec, TaskSource};
+
+pub use report::when;
 
 /// Most changed paths `--explain` lists (and the ledger keeps).
 const EXPLAIN_LIMIT: usize = 20;
@@ -35,70 +37,77 @@ const WOULD_RUN: u8 = 1;
 const ERROR_EXIT: u8 = 2;
 
 /// What was decided, in the runner's terms.
-struct Judgement {
-    verdict: Verdict,
+pub(crate) struct Judgement {
+    pub(crate) verdict: Verdict,
     /// Machine-readable reason.
-    code: &'static str,
+    pub(crate) code: &'static str,
     /// Text after `skip` / `run`.
-    message: String,
+    pub(crate) message: String,
     /// The engine's decision (None when fingerprinting failed).
-    decision: Option<Decision>,
+    pub(crate) decision: Option<Decision>,
     /// How to record the outcome (None when fingerprinting failed).
-    recorder: Option<Recorder>,
+    pub(crate) recorder: Option<Recorder>,
     /// Captured streams to print on a skip.
-    replay: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) replay: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Runs `zccache run`.
+/// Runs `zccache run`: named tasks, or the command after `--`.
 pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.tasks.is_empty() || args.all {
+        if !args.command.is_empty() {
+            anyhow::bail!("give task names or a command after --, not both");
+        }
+        return tasks::run_tasks(args);
+    }
+    if args.command.is_empty() {
+        anyhow::bail!("nothing to run: give a command after -- or a task name from zccache.toml");
+    }
+    let spec = RunSpec::resolve(TaskSource {
+        name: None,
+        inputs: &args.inputs,
+        task: &args.task,
+        cache_type: args.cache_type.unwrap_or_default(),
+        argv: args.command.clone(),
+        cwd: std::env::current_dir()?,
+        replay: args.replay,
+        staged: args.staged,
+    });
+    Ok(ExitCode::from(run_spec(&spec, args)))
+}
+
+/// One task: check, then skip or run it and record; returns the exit status.
+pub fn run_spec(spec: &RunSpec, args: &RunArgs) -> u8 {
     let started = Instant::now();
-    let spec = RunSpec::resolve(
-        &args.inputs,
-        &args.task,
-        args.cache_type,
-        args.command.clone(),
-    )?;
     let ui = Ui::new(args.quiet || args.json);
     let files = RunFiles::new(&spec.cache_file);
     let mut record = files.load();
-    let judgement = judge(&spec, args, &files, &mut record).unwrap_or_else(|why| {
+    let judgement = judge(spec, args, &files, &mut record).unwrap_or_else(|why| {
         ui.warn(format_args!("cannot fingerprint ({why}); running anyway"));
         Judgement::unknown()
     });
-    report(&ui, args, &spec, &judgement, started);
+    report::decision(&ui, args, spec, &judgement, started);
     if args.dry_run {
-        return Ok(ExitCode::from(
-            match (&judgement.decision, judgement.verdict) {
-                (None, _) => ERROR_EXIT,
-                (_, Verdict::Skip) => 0,
-                (_, Verdict::Run) => WOULD_RUN,
-            },
-        ));
+        return match (&judgement.decision, judgement.verdict) {
+            (None, _) => ERROR_EXIT,
+            (_, Verdict::Skip) => 0,
+            (_, Verdict::Run) => WOULD_RUN,
+        };
     }
     let exit_status = match judgement.verdict {
         Verdict::Skip => {
-            replay(judgement.replay.as_ref());
+            report::replay(judgement.replay.as_ref());
             None
         }
-        Verdict::Run => Some(run_and_record(
-            &ui,
-            args,
-            &spec,
-            &files,
-            &mut record,
-            &judgement,
-        )),
+        Verdict::Run => Some(run_and_record(&ui, spec, &files, &mut record, &judgement)),
     };
     // Without a fingerprint there may be no state directory to keep a ledger in.
     if judgement.decision.is_some() {
-        let line = ledger_line(&spec, &judgement, started, exit_status);
+        let line = ledger_line(spec, &judgement, started, exit_status);
         if let Err(e) = ledger::append(&files.ledger, &line) {
             ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
         }
     }
-    Ok(ExitCode::from(
-        u8::try_from(exit_status.unwrap_or(0)).unwrap_or(1),
-    ))
+    u8::try_from(exit_status.unwrap_or(0)).unwrap_or(1)
 }
 
 /// Checks the fingerprint and the outputs; an error means the decision cannot be trusted.
@@ -121,7 +130,7 @@ fn judge(
     if args.force {
         judgement.rerun("forced", "forced".to_string());
     } else if judgement.verdict == Verdict::Skip {
-        verify_skip(&mut judgement, spec, args.replay, files, record)?;
+        verify_skip(&mut judgement, spec, spec.replay, files, record)?;
     }
     Ok(judgement)
 }
@@ -196,92 +205,15 @@ impl Judgement {
     }
 }
 
-/// Prints the decision line (or JSON object) and, with `--explain`, what changed.
-fn report(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, started: Instant) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if args.json {
-        let mut json = j
-            .decision
-            .as_ref()
-            .map(Decision::to_json)
-            .unwrap_or_default();
-        json["decision"] = serde_json::json!(j.verdict);
-        json["reason"] = serde_json::json!(j.code);
-        json["message"] = serde_json::json!(j.message);
-        json["duration_ms"] = serde_json::json!(ms);
-        json["cache"] = serde_json::json!(spec.cache_file);
-        json["dry_run"] = serde_json::json!(args.dry_run);
-        eprintln!("{json}");
-        return;
-    }
-    match j.verdict {
-        Verdict::Skip => {
-            let since = j
-                .decision
-                .as_ref()
-                .and_then(|d| d.last_success_ms)
-                .map(|at| format!(" since {}", when(at)))
-                .unwrap_or_default();
-            ui.say(format_args!("skip ({}{since}, {ms:.0} ms)", j.message));
-        }
-        Verdict::Run => ui.say(format_args!("run ({})", j.message)),
-    }
-    if args.explain {
-        explain(ui, j);
-    }
-}
-
-fn explain(ui: &Ui, j: &Judgement) {
-    let Some(decision) = &j.decision else { return };
-    for part in decision.changed_parts.iter().filter(|p| *p != FILES_PART) {
-        ui.say(format_args!("  changed: {part}"));
-    }
-    for change in decision.changes.iter().take(EXPLAIN_LIMIT) {
-        let kind = serde_json::to_value(change.kind).unwrap_or_default();
-        ui.say(format_args!(
-            "  {:<8} {}",
-            kind.as_str().unwrap_or("?"),
-            change.path
-        ));
-    }
-    let more = decision.changes.len().saturating_sub(EXPLAIN_LIMIT);
-    if more > 0 {
-        ui.say(format_args!("  ... and {more} more"));
-    }
-}
-
-/// `10:02` today, `2026-11-23 10:02` another day.
-pub fn when(at_ms: u64) -> String {
-    let (Some(then), Some(today)) = (local_time(at_ms), local_time(now_ms())) else {
-        return "an unknown time".to_string();
-    };
-    let clock = format!("{:02}:{:02}", then.hour, then.minute);
-    if (then.year, then.month, then.day) == (today.year, today.month, today.day) {
-        clock
-    } else {
-        format!("{}-{:02}-{:02} {clock}", then.year, then.month, then.day)
-    }
-}
-
-fn replay(streams: Option<&(Vec<u8>, Vec<u8>)>) {
-    if let Some((out, err)) = streams {
-        let _ = std::io::stdout()
-            .write_all(out)
-            .and_then(|()| std::io::stdout().flush());
-        let _ = std::io::stderr().write_all(err);
-    }
-}
-
 /// Runs the command and records success or failure; returns its exit status.
 fn run_and_record(
     ui: &Ui,
-    args: &RunArgs,
     spec: &RunSpec,
     files: &RunFiles,
     record: &mut RunRecord,
     judgement: &Judgement,
 ) -> i32 {
-    let finished = child::run(&spec.argv, args.replay);
+    let finished = child::run(&spec.argv, &spec.cwd, spec.replay);
     if let Some(why) = &finished.spawn_error {
         eprintln!("zccache: {why}");
     }

@@ -15,6 +15,8 @@ pub const STATE_DIR: &str = ".zccache/run";
 /// A task ready to check and run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
+    /// The task's name, for messages and its default state file.
+    pub name: Option<String>,
     /// The command line.
     pub argv: Vec<OsString>,
     /// The directory the command runs in.
@@ -31,48 +33,73 @@ pub struct RunSpec {
     pub env_names: Vec<String>,
     /// Outputs: (as given, absolute path).
     pub outputs: Vec<(String, PathBuf)>,
+    /// Capture and replay the command's output.
+    pub replay: bool,
+    /// Fingerprint git's index instead of the working tree.
+    pub staged: bool,
+}
+
+/// A task as the command line or `zccache.toml` describes it, before resolution.
+#[derive(Debug, Clone)]
+pub struct TaskSource<'a> {
+    /// Its name (`None`: an ad-hoc command).
+    pub name: Option<&'a str>,
+    /// The input set.
+    pub inputs: &'a InputArgs,
+    /// State file, env names, outputs.
+    pub task: &'a TaskArgs,
+    /// Two-layer or hash.
+    pub cache_type: CacheType,
+    /// The command line.
+    pub argv: Vec<OsString>,
+    /// Base of relative paths and where the command runs.
+    pub cwd: PathBuf,
+    /// Capture and replay.
+    pub replay: bool,
+    /// Fingerprint git's index.
+    pub staged: bool,
 }
 
 impl RunSpec {
-    /// Resolves the arguments against the current directory.
-    pub fn resolve(
-        inputs: &InputArgs,
-        task: &TaskArgs,
-        cache_type: CacheType,
-        argv: Vec<OsString>,
-    ) -> std::io::Result<Self> {
-        let cwd = std::env::current_dir()?;
-        let root = cwd.join(&inputs.root);
+    /// Resolves a task's paths against its directory.
+    pub fn resolve(source: TaskSource<'_>) -> Self {
+        let cwd = source.cwd;
+        let root = cwd.join(source.inputs.root_or_cwd());
         let root = std::fs::canonicalize(&root).unwrap_or(root);
-        let mut env_names = task.env.clone();
+        let mut env_names = source.task.env.clone();
         env_names.sort();
         env_names.dedup();
-        let outputs: Vec<(String, PathBuf)> = task
+        let outputs: Vec<(String, PathBuf)> = source
+            .task
             .outputs
             .iter()
             .map(|p| (p.to_string_lossy().into_owned(), absolute(&cwd, p)))
             .collect();
-        let mut filter = inputs.filter_spec();
+        let mut filter = source.inputs.filter_spec();
         filter.exclude.extend(
             outputs
                 .iter()
                 .filter_map(|(_, abs)| abs.strip_prefix(&root).ok())
                 .map(|rel| format!("./{}", globset::escape(&rel.to_string_lossy()))),
         );
-        let cache_file = match &task.cache {
-            Some(file) => cwd.join(file),
-            None => default_cache_file(&root, &argv, &filter, &env_names),
+        let cache_file = match (&source.task.cache, source.name) {
+            (Some(file), _) => cwd.join(file),
+            (None, Some(name)) => root.join(STATE_DIR).join(format!("{name}.json")),
+            (None, None) => default_cache_file(&root, &source.argv, &filter, &env_names),
         };
-        Ok(RunSpec {
-            argv,
+        RunSpec {
+            name: source.name.map(str::to_string),
+            argv: source.argv,
             cwd,
             root,
             cache_file,
-            cache_type,
+            cache_type: source.cache_type,
             filter,
             env_names,
             outputs,
-        })
+            replay: source.replay,
+            staged: source.staged,
+        }
     }
 
     /// Key parts besides the file set: `command` and one `env NAME` per `--env`.

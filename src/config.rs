@@ -1,0 +1,321 @@
+//! `zccache.toml`: named tasks for `zccache run NAME`, found by walking up from the current
+//! directory (or named with `--config`). Unknown keys and bad values are errors that name the
+//! file, the line and the key.
+//!
+//! Relative paths in a task (`root`, `cwd`, `outputs`) are relative to the file's directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::fingerprint::CacheType;
+
+/// The file name searched for.
+pub const FILE_NAME: &str = "zccache.toml";
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid (toml's message names the line and key).
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description, with line and column.
+        message: String,
+    },
+    /// No configuration file was found.
+    #[error("no {FILE_NAME} in {} or any parent directory", .0.display())]
+    NotFound(PathBuf),
+    /// A task name that the file does not define.
+    #[error("{}: no task named {name:?} (tasks: {known})", path.display())]
+    UnknownTask {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        known: String,
+    },
+    /// `depends_on` loops.
+    #[error("{}: depends_on cycle: {cycle}", path.display())]
+    Cycle {
+        /// `a -> b -> a`.
+        cycle: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A task without a command.
+    #[error("{}: task {task:?} has no command", path.display())]
+    NoCommand {
+        /// The task.
+        task: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A task's command: an argv list, or one string run through `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TaskCommand {
+    /// Run exactly these arguments.
+    Argv(Vec<String>),
+    /// Run through `sh -c`.
+    Shell(String),
+}
+
+impl TaskCommand {
+    /// The argv to spawn.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            TaskCommand::Argv(argv) => argv.clone(),
+            TaskCommand::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+        }
+    }
+}
+
+/// Filters and options shared by every task (`[defaults]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Directory to fingerprint.
+    pub root: Option<PathBuf>,
+    /// Extensions (no dot).
+    pub ext: Vec<String>,
+    /// Globs relative to the root.
+    pub include: Vec<String>,
+    /// Names or globs to leave out.
+    pub exclude: Vec<String>,
+    /// Env vars whose values join the key.
+    pub env: Vec<String>,
+    /// `two-layer` or `hash`.
+    pub cache_type: Option<CacheType>,
+    /// Capture and replay the command's output.
+    pub replay: Option<bool>,
+}
+
+/// One `[tasks.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Task {
+    /// What to run.
+    pub command: Option<TaskCommand>,
+    /// Directory to fingerprint (default: the file's directory).
+    pub root: Option<PathBuf>,
+    /// Extensions (no dot); replaces the defaults' when given.
+    pub ext: Option<Vec<String>>,
+    /// Globs relative to the root; replaces the defaults' when given.
+    pub include: Option<Vec<String>>,
+    /// Names or globs to leave out; added to the defaults'.
+    pub exclude: Vec<String>,
+    /// Env vars whose values join the key; added to the defaults'.
+    pub env: Vec<String>,
+    /// Files or directories the command produces.
+    pub outputs: Vec<PathBuf>,
+    /// `two-layer` or `hash`.
+    pub cache_type: Option<CacheType>,
+    /// Capture and replay the command's output.
+    pub replay: Option<bool>,
+    /// Tasks to run first, in order.
+    pub depends_on: Vec<String>,
+    /// Where the command runs (default: the file's directory).
+    pub cwd: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    tasks: BTreeMap<String, Task>,
+}
+
+/// A loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file.
+    pub path: PathBuf,
+    /// Its directory: the base of relative paths.
+    pub dir: PathBuf,
+    /// `[defaults]`.
+    pub defaults: Defaults,
+    /// The tasks by name.
+    pub tasks: BTreeMap<String, Task>,
+}
+
+/// The nearest `zccache.toml` at or above `start`.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|file| file.is_file())
+}
+
+/// Loads `explicit`, else the nearest file above `cwd`.
+pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> {
+    let path = match explicit {
+        Some(path) => cwd.join(path),
+        None => find(cwd).ok_or_else(|| ConfigError::NotFound(cwd.to_path_buf()))?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse(&path, &text)
+}
+
+/// Parses `text` as the content of `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    let config = Config {
+        path: path.to_path_buf(),
+        dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        defaults: file.defaults,
+        tasks: file.tasks,
+    };
+    for (name, task) in &config.tasks {
+        if task.command.is_none() {
+            return Err(ConfigError::NoCommand {
+                task: name.clone(),
+                path: config.path.clone(),
+            });
+        }
+        for dep in &task.depends_on {
+            config.task(dep)?;
+        }
+    }
+    Ok(config)
+}
+
+impl Config {
+    /// The task called `name`.
+    pub fn task(&self, name: &str) -> Result<&Task, ConfigError> {
+        self.tasks
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownTask {
+                path: self.path.clone(),
+                name: name.to_string(),
+                known: self.tasks.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// `names` with their dependencies first, each task once; a cycle is an error naming it.
+    pub fn order(&self, names: &[String]) -> Result<Vec<String>, ConfigError> {
+        let mut ordered = Vec::new();
+        let mut done = BTreeSet::new();
+        for name in names {
+            self.visit(name, &mut Vec::new(), &mut done, &mut ordered)?;
+        }
+        Ok(ordered)
+    }
+
+    fn visit(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        ordered: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        if done.contains(name) {
+            return Ok(());
+        }
+        if let Some(start) = stack.iter().position(|n| n == name) {
+            let mut cycle = stack[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(ConfigError::Cycle {
+                cycle: cycle.join(" -> "),
+                path: self.path.clone(),
+            });
+        }
+        stack.push(name.to_string());
+        for dep in &self.task(name)?.depends_on {
+            self.visit(dep, stack, done, ordered)?;
+        }
+        stack.pop();
+        done.insert(name.to_string());
+        ordered.push(name.to_string());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/p/zccache.toml"), text)
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../zccache.toml.example");
+        let config = config(text).unwrap();
+        assert!(config.tasks.contains_key("lint"));
+        let order = config.order(&config.tasks.keys().cloned().collect::<Vec<_>>());
+        assert!(order.is_ok(), "{order:?}");
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_key() {
+        let err = config("[tasks.lint]\ncommand = \"x\"\nbogus = 1\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/p/zccache.toml"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("bogus"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let err = config("[tasks.a]\ncommand = \"x\"\ncache_type = \"zip\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        let err = config("[tasks.a]\ncommand = 5\n").unwrap_err();
+        assert!(err.to_string().contains("command"), "{err}");
+    }
+
+    #[test]
+    fn dependencies_come_first_once() {
+        let c = config(
+            "[tasks.a]\ncommand=\"a\"\ndepends_on=[\"b\",\"c\"]\n\
+             [tasks.b]\ncommand=\"b\"\ndepends_on=[\"c\"]\n[tasks.c]\ncommand=\"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.order(&["a".into(), "c".into()]).unwrap(), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let c = config(
+            "[tasks.a]\ncommand=\"a\"\ndepends_on=[\"b\"]\n\
+             [tasks.b]\ncommand=\"b\"\ndepends_on=[\"a\"]\n",
+        )
+        .unwrap();
+        let err = c.order(&["a".into()]).unwrap_err().to_string();
+        assert!(err.contains("a -> b -> a"), "{err}");
+    }
+
+    #[test]
+    fn unknown_dependency_is_named() {
+        let err = config("[tasks.a]\ncommand=\"a\"\ndepends_on=[\"zz\"]\n").unwrap_err();
+        assert!(err.to_string().contains("\"zz\""), "{err}");
+    }
+
+    #[test]
+    fn shell_and_argv_commands() {
+        assert_eq!(TaskCommand::Shell("a b".into()).argv(), ["sh", "-c", "a b"]);
+        assert_eq!(TaskCommand::Argv(vec!["a".into()]).argv(), ["a"]);
+    }
+}
