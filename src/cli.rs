@@ -33,9 +33,49 @@ pub enum Command {
     Status(StatusArgs),
     /// Drop everything the daemon holds in memory.
     Clear,
+    /// List the tasks of zccache.toml with their last result and whether they would skip.
+    Tasks(TasksArgs),
+    /// Install or remove the git pre-commit hook that runs tasks.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Serve as the daemon in the foreground (started by clients).
     #[command(hide = true)]
     DaemonServe,
+}
+
+/// `zccache tasks [--json]`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// One JSON object per task, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The zccache.toml to use (default: the nearest one above the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check in-process, without the daemon.
+    #[arg(long)]
+    pub no_daemon: bool,
+}
+
+/// `zccache hook install | uninstall`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Write .git/hooks/pre-commit running `zccache run --staged` on the tasks.
+    Install {
+        /// Comma-separated tasks (default: all tasks of zccache.toml).
+        #[arg(long, value_delimiter = ',', value_name = "TASKS")]
+        tasks: Vec<String>,
+        /// Replace a pre-commit hook that zccache did not write (a backup is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove zccache's pre-commit hook, restoring a backed-up one.
+    Uninstall,
 }
 
 /// `zccache status [--json]`.
@@ -47,7 +87,7 @@ pub struct StatusArgs {
 }
 
 /// `zccache run [TASK]... [OPTIONS] [-- CMD ARGS...]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Tasks from zccache.toml to run (dependencies first), instead of a command.
     #[arg(value_name = "TASK")]

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use clap::Parser;
-use zccache::cli::{Cli, Command};
+use zccache::cli::{Cli, Command, HookCommand};
 use zccache::{commands, runner, ui};
 
 /// Exit status for errors zccache itself reports.
@@ -20,9 +21,25 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::daemon::status(args),
         Command::Clear => commands::daemon::clear(),
         Command::DaemonServe => commands::daemon::serve(),
+        Command::Tasks(args) => commands::tasks::execute(args),
+        Command::Hook(HookCommand::Install { tasks, force }) => {
+            commands::hook::install(tasks, *force)
+        }
+        Command::Hook(HookCommand::Uninstall) => commands::hook::uninstall(),
+        Command::Completions { shell } => completions(*shell),
     };
     outcome.unwrap_or_else(|err| {
         ui::error(&err);
         ExitCode::from(ERROR_EXIT)
     })
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "zccache",
+        &mut std::io::stdout(),
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,3 +5,4 @@ mod support;
 mod daemon;
 mod fp;
 mod run;
+mod tasks;

@@ -2,4 +2,6 @@
 
 pub mod daemon;
 pub mod fp;
+pub mod hook;
+pub mod tasks;
 pub mod why;

@@ -11,7 +11,7 @@ mod outputs;
 pub mod record;
 mod report;
 pub mod spec;
-mod tasks;
+pub mod tasks;
 mod tool;
 
 use std::process::ExitCode;
@@ -73,6 +73,18 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
         staged: args.staged,
     });
     Ok(ExitCode::from(run_spec(&spec, args)))
+}
+
+/// Whether `spec` would skip now, deciding quietly and writing nothing (`None`: unknown).
+pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
+    let mut quiet = args.clone();
+    quiet.dry_run = true;
+    quiet.force = false;
+    quiet.quiet = true;
+    quiet.json = false;
+    let files = RunFiles::new(&spec.cache_file);
+    let judgement = judge(spec, &quiet, &files, &mut files.load()).ok()?;
+    Some(judgement.verdict == Verdict::Skip)
 }
 
 /// One task: check, then skip or run it and record; returns the exit status.

@@ -111,6 +111,26 @@ impl Sandbox {
         Cmd::new(ZCCACHE, self.state(), self.root()).args(args)
     }
 
+    /// Another program (git, sh) with the same scrubbed environment and `MARKER` set.
+    pub fn program(&self, program: &str) -> Cmd {
+        Cmd::new(program, self.state(), self.root())
+            .env("MARKER", self.marker())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+    }
+
+    /// `git ARGS` in the project, as a throwaway identity.
+    pub fn git(&self, args: &[&str]) -> Cmd {
+        self.program("git")
+            .args([
+                "-c",
+                "user.name=zccache",
+                "-c",
+                "user.email=z@example.invalid",
+            ])
+            .args(args)
+    }
+
     /// `zccache fp --cache-file .cache/fp.json ARGS`.
     pub fn fp(&self, args: &[&str]) -> Cmd {
         self.cmd(["fp", "--cache-file", ".cache/fp.json"])

@@ -1,0 +1,67 @@
+//! `zccache tasks [--json]`: every task of zccache.toml, whether it would skip now (decided
+//! without running or writing anything), and its last recorded decision.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RunArgs, TasksArgs};
+use crate::config;
+use crate::runner::ledger;
+use crate::runner::record::RunFiles;
+use crate::runner::tasks::task_spec;
+use crate::runner::{when, would_skip};
+
+/// Lists the tasks.
+pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()?;
+    let config = config::load(args.config.as_deref(), &cwd)?;
+    let run_args = plain_run_args(args.no_daemon);
+    for (name, task) in &config.tasks {
+        let spec = task_spec(&config, name, &run_args)?;
+        let skip = would_skip(&spec, &run_args);
+        let last = ledger::read(&RunFiles::new(&spec.cache_file).ledger).pop();
+        let command: Vec<String> = task.command.as_ref().map(|c| c.argv()).unwrap_or_default();
+        if args.json {
+            let json = serde_json::json!({
+                "task": name,
+                "command": command,
+                "depends_on": task.depends_on,
+                "cache": spec.cache_file,
+                "would_skip": skip,
+                "last": last,
+            });
+            println!("{json}");
+            continue;
+        }
+        let verdict = match skip {
+            Some(true) => "would skip",
+            Some(false) => "would run",
+            None => "unknown",
+        };
+        let last = last.map_or("never run".to_string(), |l| {
+            let exit = l
+                .exit_status
+                .map(|c| format!(", exit {c}"))
+                .unwrap_or_default();
+            format!("last: {} at {}{exit}", l.decision, when(l.at_ms))
+        });
+        println!(
+            "{name:<12} {verdict:<10}  {last:<28}  {}",
+            command.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zccache run` arguments with nothing overridden.
+fn plain_run_args(no_daemon: bool) -> RunArgs {
+    let mut argv = vec!["zccache", "run"];
+    if no_daemon {
+        argv.push("--no-daemon");
+    }
+    match Cli::parse_from(argv).command {
+        Command::Run(args) => args,
+        _ => unreachable!("parsed a run command"),
+    }
+}

@@ -1,0 +1,250 @@
+//! zccache.toml tasks, `zccache tasks`, git hooks, `--staged`, completions.
+
+use std::fs;
+
+use crate::support::Sandbox;
+
+/// A project with two tasks: `lint` sees `*.rs`, `test` sees `*.rs` and `*.txt`.
+fn project() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n")
+        .write("data/t.txt", "1\n");
+    sb.write(
+        "zccache.toml",
+        r#"
+[defaults]
+exclude = [".cache"]
+
+[tasks.lint]
+command = "echo lint >> \"$MARKER\""
+ext = ["rs"]
+
+[tasks.test]
+command = ["sh", "-c", "echo test >> \"$MARKER\""]
+ext = ["rs", "txt"]
+depends_on = ["lint"]
+"#,
+    );
+    sb
+}
+
+fn marker_lines(sb: &Sandbox) -> Vec<String> {
+    fs::read_to_string(sb.marker())
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn run(sb: &Sandbox, args: &[&str]) -> crate::support::Cmd {
+    sb.cmd(["run"]).args(args).env("MARKER", sb.marker())
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let sb = Sandbox::new();
+    sb.write(
+        "zccache.toml",
+        "[tasks.lint]\ncommand = \"true\"\nbogus = 1\n",
+    );
+    run(&sb, &["lint"])
+        .status(2)
+        .stderr_has("zccache.toml")
+        .stderr_has("line 3")
+        .stderr_has("bogus");
+    sb.write(
+        "zccache.toml",
+        "[tasks.lint]\ncommand = \"true\"\ncache_type = \"zip\"\n",
+    );
+    run(&sb, &["lint"]).status(2).stderr_has("line 3");
+}
+
+#[test]
+fn depends_on_cycles_are_refused_and_named() {
+    let sb = Sandbox::new();
+    sb.write(
+        "zccache.toml",
+        "[tasks.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n\
+         [tasks.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+    );
+    run(&sb, &["a"]).status(2).stderr_has("a -> b -> a");
+    run(&sb, &["nope"])
+        .status(2)
+        .stderr_has("no task named \"nope\"");
+}
+
+#[test]
+fn dependencies_run_first_and_once() {
+    let sb = project();
+    let ran = run(&sb, &["test", "lint"]).status(0);
+    assert_eq!(marker_lines(&sb), ["lint", "test"]);
+    let lint_at = ran.stderr.find("run lint (").unwrap();
+    let test_at = ran.stderr.find("run test (").unwrap();
+    assert!(lint_at < test_at, "{}", ran.stderr);
+}
+
+#[test]
+fn lint_skips_while_test_runs() {
+    let sb = project();
+    run(&sb, &["lint", "test"]).status(0);
+    sb.write("data/t.txt", "2\n");
+    run(&sb, &["lint", "test"])
+        .status(0)
+        .stderr_has("zccache: skip lint (1 file unchanged since")
+        .stderr_has("zccache: run test (1 file changed: data/t.txt)");
+    assert_eq!(marker_lines(&sb), ["lint", "test", "test"]);
+    assert!(sb.path(".zccache/run/lint.json").exists());
+}
+
+#[test]
+fn first_failure_stops_with_its_status() {
+    let sb = Sandbox::new();
+    sb.write(
+        "zccache.toml",
+        "[tasks.fail]\ncommand = \"echo fail >> \\\"$MARKER\\\"; exit 3\"\n\
+         [tasks.after]\ncommand = \"echo after >> \\\"$MARKER\\\"\"\n",
+    );
+    run(&sb, &["fail", "after"]).status(3);
+    assert_eq!(marker_lines(&sb), ["fail"]);
+    run(&sb, &["--all"]).status(3);
+    assert_eq!(marker_lines(&sb), ["fail", "after", "fail"]);
+}
+
+#[test]
+fn command_line_flags_override_the_task() {
+    let sb = project();
+    sb.write("notes.md", "a");
+    run(&sb, &["lint"]).status(0);
+    sb.write("notes.md", "b");
+    run(&sb, &["lint"]).status(0).stderr_has("skip lint");
+    run(&sb, &["lint", "--ext", "md"])
+        .status(0)
+        .stderr_has("run lint");
+    sb.write("notes.md", "c");
+    run(&sb, &["lint", "--ext", "md"])
+        .status(0)
+        .stderr_has("run lint (1 file changed: notes.md)");
+}
+
+#[test]
+fn tasks_and_commands_do_not_mix() {
+    let sb = project();
+    run(&sb, &["lint", "--", "true"])
+        .status(2)
+        .stderr_has("not both");
+    run(&sb, &[]).status(2).stderr_has("nothing to run");
+}
+
+#[test]
+fn tasks_lists_results_as_text_and_json() {
+    let sb = project();
+    run(&sb, &["lint"]).status(0);
+    let ran = sb.cmd(["tasks"]).status(0);
+    assert!(ran.stdout.contains("lint"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("would skip"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("never run"), "{}", ran.stdout);
+    let ran = sb.cmd(["tasks", "--json"]).status(0);
+    let lines: Vec<serde_json::Value> = ran
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["task"], "lint");
+    assert_eq!(lines[0]["would_skip"], true);
+    assert_eq!(lines[0]["last"]["decision"], "run");
+    assert_eq!(lines[0]["last"]["exit_status"], 0);
+    assert_eq!(lines[1]["task"], "test");
+    assert_eq!(lines[1]["would_skip"], false);
+    assert_eq!(lines[1]["depends_on"][0], "lint");
+    assert!(lines[1]["last"].is_null());
+    assert_eq!(marker_lines(&sb), ["lint"], "listing runs nothing");
+}
+
+#[test]
+fn staged_mode_sees_staged_edits_only() {
+    let sb = project();
+    sb.git(&["init", "-q"]).status(0);
+    sb.git(&["add", "-A"]).status(0);
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("run lint");
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("skip lint");
+    sb.write("src/a.rs", "fn a() { unstaged() }\n");
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("skip lint");
+    sb.git(&["add", "src/a.rs"]).status(0);
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("run lint");
+    assert_eq!(marker_lines(&sb), ["lint", "lint"]);
+}
+
+#[test]
+fn pre_commit_hook_runs_tasks_skips_unchanged_and_blocks_failures() {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n").write(
+        "zccache.toml",
+        "[tasks.check]\ncommand = \"echo check >> \\\"$MARKER\\\"; test ! -f src/fail.rs\"\next = [\"rs\"]\n",
+    );
+    sb.write(".gitignore", ".zccache/\n");
+    sb.git(&["init", "-q"]).status(0);
+    sb.cmd(["hook", "install", "--tasks", "check"])
+        .status(0)
+        .stderr_has("installed");
+    sb.git(&["add", "-A"]).status(0);
+    sb.git(&["commit", "-q", "-m", "first"]).status(0);
+    assert_eq!(marker_lines(&sb), ["check"]);
+    sb.git(&["commit", "-q", "--allow-empty", "-m", "second"])
+        .status(0)
+        .stderr_has("skip check");
+    assert_eq!(marker_lines(&sb), ["check"]);
+    sb.write("src/fail.rs", "// breaks the check\n");
+    sb.git(&["add", "-A"]).status(0);
+    sb.git(&["commit", "-q", "-m", "third"]).status(1);
+    assert_eq!(marker_lines(&sb), ["check", "check"]);
+    let log = sb.git(&["log", "--oneline"]).status(0);
+    assert_eq!(
+        log.stdout.lines().count(),
+        2,
+        "the failing commit was blocked"
+    );
+}
+
+#[test]
+fn hook_install_respects_foreign_hooks() {
+    let sb = Sandbox::new();
+    sb.git(&["init", "-q"]).status(0);
+    let hook = sb.path(".git/hooks/pre-commit");
+    fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+    sb.cmd(["hook", "install"]).status(2).stderr_has("--force");
+    assert_eq!(fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
+    sb.cmd(["hook", "install", "--force"]).status(0);
+    assert!(
+        fs::read_to_string(&hook)
+            .unwrap()
+            .contains("run --staged --all")
+    );
+    sb.cmd(["hook", "uninstall"])
+        .status(0)
+        .stderr_has("restored");
+    assert_eq!(fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
+    sb.cmd(["hook", "uninstall"])
+        .status(2)
+        .stderr_has("not written by zccache");
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = sb.cmd(["completions", shell]).status(0);
+        assert!(ran.stdout.contains("zccache"), "{shell}");
+        assert!(ran.stdout.contains("mark-success"), "{shell}");
+    }
+    sb.cmd(["completions", "nosh"]).status(2);
+}
