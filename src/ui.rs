@@ -14,6 +14,11 @@ impl Ui {
         Ui { quiet }
     }
 
+    /// Whether `zccache:` lines are silenced.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Prints `zccache: {msg}` unless quiet.
     pub fn say(&self, msg: impl Display) {
         if !self.quiet {
@@ -30,4 +35,82 @@ impl Ui {
 /// Prints an error as one line: `zccache: error: ...` with its causes.
 pub fn error(err: &anyhow::Error) {
     eprintln!("zccache: error: {err:#}");
+}
+
+/// A progress line on stderr for checks that take a while: it appears only on a terminal,
+/// only after `ZCCACHE_PROGRESS_DELAY_MS` (default 1000), and is cleared when dropped.
+pub struct ProgressLine {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a progress line shows.
+pub enum Shown {
+    /// Files hashed out of the total, with throughput (in-process checks).
+    Hashing(std::sync::Arc<crate::fingerprint::Progress>),
+    /// Time waited (checks served by the daemon).
+    Waiting(&'static str),
+}
+
+impl ProgressLine {
+    /// Starts the line's timer; prints nothing when `quiet` or stderr is not a terminal.
+    pub fn start(shown: Shown, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return ProgressLine {
+                stop: None,
+                thread: None,
+            };
+        }
+        let delay = std::env::var("ZCCACHE_PROGRESS_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || draw(&shown, delay, &stopped));
+        ProgressLine {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn draw(shown: &Shown, delay_ms: u64, stopped: &std::sync::mpsc::Receiver<()>) {
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let line = |shown: &Shown| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let text = match shown {
+            Shown::Hashing(progress) => {
+                let (done, total, bytes) = progress.snapshot();
+                let rate = bytes as f64 / secs / 1e6;
+                format!("hashed {done}/{total} files ({rate:.0} MB/s)")
+            }
+            Shown::Waiting(what) => format!("{what} ({secs:.0} s)"),
+        };
+        eprint!("\r\x1b[2Kzccache: {text}");
+    };
+    // A zero delay shows the line from the very start.
+    let mut drawn = delay_ms == 0;
+    if drawn {
+        line(shown);
+    }
+    let mut wait = Duration::from_millis(delay_ms.max(1));
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+        line(shown);
+        drawn = true;
+        wait = Duration::from_millis(200);
+    }
+    if drawn {
+        eprint!("\r\x1b[2K");
+    }
 }

@@ -452,3 +452,43 @@ fn unchanged_old_files_are_not_read_again() {
     let json = sb.fp(&["check", "--json"]).status(SKIP).json();
     assert_eq!(json["hashed"], 1);
 }
+
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let sb = recorded();
+    sb.fp(&["--no-daemon", "invalidate"]).status(0);
+    let quiet_pipe = sb
+        .fp(&["--no-daemon", "check"])
+        .env("ZCCACHE_PROGRESS_DELAY_MS", "0")
+        .status(RUN);
+    assert!(
+        !quiet_pipe.stderr.contains("hashed"),
+        "{}",
+        quiet_pipe.stderr
+    );
+    sb.fp(&["--no-daemon", "invalidate"]).status(0);
+    let under_pty = sb
+        .program("python3")
+        .args([
+            "-c",
+            "import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))",
+            crate::support::ZCCACHE,
+            "fp",
+            "--no-daemon",
+            "--cache-file",
+            ".cache/fp.json",
+            "check",
+        ])
+        .env("ZCCACHE_PROGRESS_DELAY_MS", "0")
+        .status(RUN);
+    assert!(
+        under_pty.stdout.contains("zccache: hashed"),
+        "{:?}",
+        under_pty.stdout
+    );
+    assert!(
+        under_pty.stdout.contains("files ("),
+        "{:?}",
+        under_pty.stdout
+    );
+}

@@ -7,14 +7,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::{CheckArgs, FpArgs, FpVerb};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
-use crate::fingerprint::{self, CacheType, CheckRequest, CheckWrites, Decision, FpError, Verdict};
-use crate::ui::Ui;
+use crate::fingerprint::{
+    self, CacheType, CheckRequest, CheckWrites, Decision, FpError, Progress, Verdict,
+};
+use crate::ui::{ProgressLine, Shown, Ui};
 
 /// Exit status of `fp check` when the task must run.
 const RUN_NEEDED: u8 = 0;
@@ -44,6 +47,8 @@ pub fn execute(args: &FpArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check_in_process(args: &FpArgs, check: &CheckArgs) -> Result<Decision, FpError> {
+    let progress = Arc::new(Progress::default());
+    let _line = ProgressLine::start(Shown::Hashing(Arc::clone(&progress)), check.quiet);
     let checked = fingerprint::check(&CheckRequest {
         cache_file: args.cache_file.clone(),
         cache_type: args.cache_type,
@@ -52,6 +57,7 @@ fn check_in_process(args: &FpArgs, check: &CheckArgs) -> Result<Decision, FpErro
         extra_parts: BTreeMap::new(),
         writes: CheckWrites::StateAndPendingFile,
         staged: false,
+        progress: Some(progress),
     })?;
     Ok(checked.decision)
 }
@@ -69,10 +75,12 @@ fn check_via_daemon(
         include_globs: check.inputs.include.clone(),
         exclude: check.inputs.exclude.clone(),
     };
-    match DaemonPaths::from_env()
+    let line = ProgressLine::start(Shown::Waiting("checking through the daemon"), check.quiet);
+    let answer = DaemonPaths::from_env()
         .map_err(ClientError::from)
-        .and_then(|p| client::call(&p, &request))
-    {
+        .and_then(|p| client::call(&p, &request));
+    drop(line);
+    match answer {
         Ok(Response::FingerprintChecked { decision, mode }) => Ok((decision, Some(mode))),
         Ok(other) => anyhow::bail!("unexpected daemon reply: {other:?}"),
         Err(ClientError::Unavailable(why)) => {

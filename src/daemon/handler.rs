@@ -170,6 +170,7 @@ fn check_request(spec: &RunCheckSpec, writes: CheckWrites) -> Result<CheckReques
         extra_parts,
         writes,
         staged: false,
+        progress: None,
     })
 }
 

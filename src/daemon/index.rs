@@ -270,7 +270,7 @@ impl Index {
             })
             .collect();
         let rehashed = known.iter().filter(|k| k.is_none()).count();
-        for entry in hash_all(&self.root, files, known)? {
+        for entry in hash_all(&self.root, files, known, None)? {
             let path = entry.path.clone();
             let replaced = self.entries.insert(path.clone(), indexed(entry, started));
             self.log_change(&path, replaced.as_ref());

@@ -58,7 +58,13 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
         (loaded, scanned)
     });
     let previous = previous_table(&loaded, req.cache_type);
-    let Refreshed { table, rehashed } = refresh(&root, scanned?.files, previous, scanned_at_ns)?;
+    let Refreshed { table, rehashed } = refresh(
+        &root,
+        scanned?.files,
+        previous,
+        scanned_at_ns,
+        req.progress.as_deref(),
+    )?;
     let built = InputSet {
         key: input_key(&table.entries),
         files: table.entries.len(),

@@ -11,6 +11,7 @@ mod error;
 mod filter;
 mod hash;
 mod marks;
+mod progress;
 mod scan;
 mod staged;
 mod state;
@@ -32,6 +33,7 @@ pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
 pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
+pub use progress::Progress;
 pub use scan::{OwnState, Scanned, Walked, relative, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
@@ -66,6 +68,8 @@ pub struct CheckRequest {
     pub writes: CheckWrites,
     /// Fingerprint git's index (staged blobs) instead of the working tree.
     pub staged: bool,
+    /// Counters to update while hashing, for a progress line.
+    pub progress: Option<std::sync::Arc<Progress>>,
 }
 
 /// What a check leaves behind.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::FpError;
 use super::decision::{Change, ChangeKind};
 use super::hash::{Digest, hash_entry};
+use super::progress::Progress;
 use super::scan::{EntryKind, Scanned, Stat};
 
 /// Entries modified this close to their scan are never trusted by metadata alone.
@@ -58,13 +59,14 @@ pub fn refresh(
     scanned: Vec<Scanned>,
     previous: Option<&Table>,
     scanned_at_ns: i64,
+    progress: Option<&Progress>,
 ) -> Result<Refreshed, FpError> {
     let known = match_previous(&scanned, previous);
     let rehashed = known.iter().filter(|r| r.is_none()).count();
     Ok(Refreshed {
         table: Table {
             scanned_at_ns,
-            entries: hash_all(root, scanned, known)?,
+            entries: hash_all(root, scanned, known, progress)?,
         },
         rehashed,
     })
@@ -76,11 +78,15 @@ pub fn hash_all(
     root: &Path,
     scanned: Vec<Scanned>,
     known: Vec<Option<Digest>>,
+    progress: Option<&Progress>,
 ) -> Result<Vec<Entry>, FpError> {
+    if let Some(progress) = progress {
+        progress.add_total(known.iter().filter(|k| k.is_none()).count());
+    }
     let entries: Vec<Option<Entry>> = scanned
         .into_par_iter()
         .zip(known)
-        .map(|(s, known)| hashed_entry(root, s, known))
+        .map(|(s, known)| hashed_entry(root, s, known, progress))
         .collect::<Result<_, _>>()?;
     Ok(entries.into_iter().flatten().collect())
 }
@@ -94,13 +100,23 @@ pub fn reusable(old: &Entry, verified_at_ns: i64, s: &Scanned) -> bool {
         && old.stat.mtime_ns + RACY_WINDOW_NS < verified_at_ns
 }
 
-fn hashed_entry(root: &Path, s: Scanned, known: Option<Digest>) -> Result<Option<Entry>, FpError> {
+fn hashed_entry(
+    root: &Path,
+    s: Scanned,
+    known: Option<Digest>,
+    progress: Option<&Progress>,
+) -> Result<Option<Entry>, FpError> {
     let hash = match known {
         Some(hash) => hash,
         None => {
             let path = root.join(&s.rel);
             match hash_entry(&path, s.kind, s.stat.size) {
-                Ok(hash) => hash,
+                Ok(hash) => {
+                    if let Some(progress) = progress {
+                        progress.hashed_one(s.stat.size);
+                    }
+                    hash
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(FpError::io("read", path, e)),
             }

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::spec::RunSpec;
 use crate::commands::fp::{cache_type_name, note_full_pass};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{NormalizedPath, Request, Response, RunCheckSpec};
-use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, Digest, Pending};
-use crate::ui::Ui;
+use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, Digest, Pending, Progress};
+use crate::ui::{ProgressLine, Shown, Ui};
 
 /// How to record the outcome of a run.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ pub fn check(
 ) -> Result<(Decision, Recorder), String> {
     // The index is read straight from git; the daemon watches working trees.
     if use_daemon && !spec.staged {
-        match via_daemon(spec, &parts, dry_run) {
+        match via_daemon(spec, &parts, dry_run, ui.is_quiet()) {
             Ok((decision, mode, id)) => {
                 note_full_pass(ui, Some(&mode));
                 return Ok((decision, Recorder::Daemon(id)));
@@ -74,6 +75,8 @@ pub fn check(
             Err(err) => return Err(err.to_string()),
         }
     }
+    let progress = Arc::new(Progress::default());
+    let _line = ProgressLine::start(Shown::Hashing(Arc::clone(&progress)), ui.is_quiet());
     let checked = fingerprint::check(&CheckRequest {
         cache_file: spec.cache_file.clone(),
         cache_type: spec.cache_type,
@@ -86,6 +89,7 @@ pub fn check(
             CheckWrites::State
         },
         staged: spec.staged,
+        progress: Some(progress),
     })
     .map_err(|e| e.to_string())?;
     Ok((checked.decision, Recorder::InProcess(checked.pending)))
@@ -95,6 +99,7 @@ fn via_daemon(
     spec: &RunSpec,
     parts: &BTreeMap<String, Digest>,
     dry_run: bool,
+    quiet: bool,
 ) -> Result<(Decision, String, u64), ClientError> {
     let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
     let request = Request::RunCheck(RunCheckSpec {
@@ -108,7 +113,10 @@ fn via_daemon(
         dry_run,
     });
     let paths = DaemonPaths::from_env()?;
-    match client::call(&paths, &request)? {
+    let line = ProgressLine::start(Shown::Waiting("checking through the daemon"), quiet);
+    let answer = client::call(&paths, &request);
+    drop(line);
+    match answer? {
         Response::RunChecked {
             decision,
             mode,
