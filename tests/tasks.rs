@@ -154,10 +154,12 @@ fn tasks_lists_results_as_text_and_json() {
     assert_eq!(lines[0]["would_skip"], true);
     assert_eq!(lines[0]["last"]["decision"], "run");
     assert_eq!(lines[0]["last"]["exit_status"], 0);
+    assert!(lines[0]["last_success_ms"].as_u64().is_some());
     assert_eq!(lines[1]["task"], "test");
     assert_eq!(lines[1]["would_skip"], false);
     assert_eq!(lines[1]["depends_on"][0], "lint");
     assert!(lines[1]["last"].is_null());
+    assert!(lines[1]["last_success_ms"].is_null());
     assert_eq!(marker_lines(&sb), ["lint"], "listing runs nothing");
 }
 

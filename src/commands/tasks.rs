@@ -20,7 +20,13 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
     for (name, task) in &config.tasks {
         let spec = task_spec(&config, name, &run_args)?;
         let skip = would_skip(&spec, &run_args);
-        let last = ledger::read(&RunFiles::new(&spec.cache_file).ledger).pop();
+        let mut history = ledger::read(&RunFiles::new(&spec.cache_file).ledger);
+        let last_success_ms = history
+            .iter()
+            .rev()
+            .find(|l| l.exit_status.is_none_or(|c| c == 0))
+            .map(|l| l.at_ms);
+        let last = history.pop();
         let command: Vec<String> = task.command.as_ref().map(|c| c.argv()).unwrap_or_default();
         if args.json {
             let json = serde_json::json!({
@@ -29,6 +35,7 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
                 "depends_on": task.depends_on,
                 "cache": spec.cache_file,
                 "would_skip": skip,
+                "last_success_ms": last_success_ms,
                 "last": last,
             });
             println!("{json}");
