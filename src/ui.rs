@@ -26,6 +26,11 @@ impl Ui {
         }
     }
 
+    /// Prints an error line; errors are shown even when quiet.
+    pub fn error(&self, msg: impl Display) {
+        eprintln!("zccache: error: {msg}");
+    }
+
     /// Prints a warning; warnings are shown even when quiet.
     pub fn warn(&self, msg: impl Display) {
         eprintln!("zccache: warning: {msg}");

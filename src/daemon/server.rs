@@ -64,6 +64,13 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
     lifecycle::report_ready(READY);
+    init_logging();
+    tracing::info!(
+        version = frame::BINARY_VERSION,
+        pid = std::process::id(),
+        dir = %paths.dir.display(),
+        "daemon serving"
+    );
     let idle = idle_timeout();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -86,6 +93,17 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     // Released last: a client waiting on the lock may start a successor right away.
     drop(lock);
     result
+}
+
+/// Logs to stderr (the daemon's log file), filtered by `ZCCACHE_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZCCACHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
 }
 
 fn idle_timeout() -> Duration {
@@ -122,13 +140,17 @@ async fn accept_loop(
                 let quiet = shared.in_flight.load(Ordering::SeqCst) == 0;
                 let last_now = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
                 if quiet && last_now == last {
-                    eprintln!("zccache daemon: idle for {}s, exiting", idle.as_secs());
+                    tracing::info!("idle for {} s, exiting", idle.as_secs());
                     break;
                 }
             }
         }
     }
     drain(&shared).await;
+    tracing::info!(
+        requests = shared.requests.load(Ordering::SeqCst),
+        "daemon stopped"
+    );
     Ok(())
 }
 
@@ -153,7 +175,10 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
         let frame = match tokio::time::timeout(CLIENT_SILENCE, read_frame(stream)).await {
             Err(_) => return,
             Ok(Err(FrameError::Io(_))) => return,
-            Ok(Err(err)) => return reply_error(stream, err.to_string()).await,
+            Ok(Err(err)) => {
+                tracing::warn!("bad frame from a client: {err}");
+                return reply_error(stream, err.to_string()).await;
+            }
             Ok(Ok(frame)) => frame,
         };
         if !frame.is_same_version() {

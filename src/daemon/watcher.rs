@@ -141,7 +141,7 @@ impl Shared {
 }
 
 fn distrust_all(state: &mut State, why: &str) {
-    eprintln!("zccache daemon: {why}; the next checks do a full stat pass");
+    tracing::warn!("{why}; the next checks do a full stat pass");
     for subscriber in state.roots.values_mut().flat_map(HashMap::values_mut) {
         subscriber.distrust.get_or_insert_with(|| why.to_string());
     }

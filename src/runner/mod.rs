@@ -227,7 +227,7 @@ fn run_and_record(
 ) -> i32 {
     let finished = child::run(&spec.argv, &spec.cwd, spec.replay);
     if let Some(why) = &finished.spawn_error {
-        eprintln!("zccache: {why}");
+        ui.error(why);
     }
     let succeeded = finished.code == 0 && finished.forwarded_signal.is_none();
     let code = match finished.forwarded_signal {
