@@ -38,6 +38,9 @@ pub enum Command {
     /// Install or remove the git pre-commit hook that runs tasks.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// The artifact store as a key-value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -76,6 +79,25 @@ pub enum HookCommand {
     },
     /// Remove zccache's pre-commit hook, restoring a backed-up one.
     Uninstall,
+}
+
+/// `zccache kv get | put`.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Print the value of KEY (to FILE if given); exit 1 when there is none.
+    Get {
+        /// The key.
+        key: String,
+        /// Where to write the value (default: stdout).
+        file: Option<PathBuf>,
+    },
+    /// Store FILE (default: stdin) under KEY.
+    Put {
+        /// The key.
+        key: String,
+        /// The value's file (default: stdin).
+        file: Option<PathBuf>,
+    },
 }
 
 /// `zccache status [--json]`.

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compile_cache;
 pub mod config;
 pub mod daemon;
 pub mod fingerprint;

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         }
         Command::Hook(HookCommand::Uninstall) => commands::hook::uninstall(),
         Command::Completions { shell } => completions(*shell),
+        Command::Kv(command) => commands::kv::execute(command),
     };
     outcome.unwrap_or_else(|err| {
         ui::error(&err);

@@ -4,5 +4,6 @@ mod support;
 
 mod daemon;
 mod fp;
+mod kv;
 mod run;
 mod tasks;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::cli::StatusArgs;
+use crate::compile_cache::store::Store;
 use crate::daemon::client;
 use crate::daemon::lifecycle::{self, DaemonPaths};
 use crate::daemon::protocol::{DaemonStatus, Request, Response};
@@ -73,6 +74,12 @@ fn describe(s: &DaemonStatus) -> String {
         thousands(s.requests as usize),
         s.dir
     );
+    text.push_str(&format!(
+        "  artifact store: {} entries, {} of {} bytes\n",
+        thousands(s.artifact_entries as usize),
+        thousands(s.artifact_bytes as usize),
+        thousands(s.max_size as usize)
+    ));
     for index in &s.indexes {
         let verdict = match (index.would_skip, index.changed_files) {
             (Some(true), _) => "would skip".to_string(),
@@ -97,11 +104,22 @@ pub fn clear() -> anyhow::Result<ExitCode> {
     match client::call_running(&paths, &Request::Clear)? {
         Some(Response::Cleared {
             fingerprint_indexes,
+            artifact_entries,
+            artifact_bytes,
         }) => Ui::default().say(format_args!(
-            "cleared {fingerprint_indexes} fingerprint indexes"
+            "cleared {fingerprint_indexes} fingerprint indexes and {artifact_entries} artifacts ({} bytes)",
+            thousands(artifact_bytes as usize)
         )),
+
         Some(other) => bail!("unexpected reply to Clear: {other:?}"),
-        None => Ui::default().say("no daemon running; nothing to clear"),
+        None => {
+            let removed = Store::new(&paths.dir).clear()?;
+            Ui::default().say(format_args!(
+                "no daemon running; cleared {} artifacts ({} bytes)",
+                removed.entries,
+                thousands(removed.bytes as usize)
+            ));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

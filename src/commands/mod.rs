@@ -3,5 +3,6 @@
 pub mod daemon;
 pub mod fp;
 pub mod hook;
+pub mod kv;
 pub mod tasks;
 pub mod why;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
-use super::protocol::{DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
+use super::protocol::{Artifact, DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
 use super::server::Shared;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
@@ -16,9 +16,12 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Request::Ping => Response::Pong,
         Request::Shutdown => Response::ShuttingDown,
         Request::Status => status(&shared),
-        Request::Clear => Response::Cleared {
-            fingerprint_indexes: shared.fingerprints.clear() as u64,
-        },
+        Request::Clear => blocking(shared, clear).await,
+        Request::Lookup { cache_key } => blocking(shared, move |s| lookup(s, &cache_key)).await,
+        Request::Store {
+            cache_key,
+            artifact,
+        } => blocking(shared, move |s| store(s, &cache_key, &artifact)).await,
         Request::FingerprintCheck {
             cache_file,
             cache_type,
@@ -81,6 +84,7 @@ async fn blocking(
 
 fn status(shared: &Shared) -> Response {
     let indexes = shared.fingerprints.status();
+    let usage = shared.store.usage();
     Response::Status(DaemonStatus {
         version: BINARY_VERSION.to_string(),
         pid: std::process::id(),
@@ -88,7 +92,73 @@ fn status(shared: &Shared) -> Response {
         requests: shared.requests.load(Ordering::SeqCst),
         dir: shared.paths.dir.display().to_string(),
         indexes,
+        artifact_entries: usage.entries,
+        artifact_bytes: usage.bytes,
+        max_size: shared.max_size,
     })
+}
+
+fn clear(shared: &Shared) -> Response {
+    let indexes = shared.fingerprints.clear() as u64;
+    match shared.store.clear() {
+        Ok(removed) => {
+            shared.store_bytes.store(0, Ordering::SeqCst);
+            Response::Cleared {
+                fingerprint_indexes: indexes,
+                artifact_entries: removed.entries,
+                artifact_bytes: removed.bytes,
+            }
+        }
+        Err(e) => Response::Error {
+            message: format!("cannot clear the artifact store: {e}"),
+        },
+    }
+}
+
+fn lookup(shared: &Shared, key: &str) -> Response {
+    match shared.store.get(key) {
+        Ok(artifact) => Response::LookupResult { artifact },
+        Err(e) => Response::Error {
+            message: format!("cannot read the artifact store: {e}"),
+        },
+    }
+}
+
+/// Stores, then trims the store when it outgrew `ZCCACHE_MAX_SIZE` (to 90% of it).
+fn store(shared: &Shared, key: &str, artifact: &Artifact) -> Response {
+    let written = match shared.store.put(key, artifact) {
+        Ok(written) => written,
+        Err(e) => {
+            return Response::Error {
+                message: format!("cannot write the artifact store: {e}"),
+            };
+        }
+    };
+    let counted = shared.store_bytes.load(Ordering::SeqCst);
+    let total = if counted == u64::MAX {
+        shared.store.usage().bytes
+    } else {
+        counted.saturating_add(written)
+    };
+    shared.store_bytes.store(total, Ordering::SeqCst);
+    if total > shared.max_size {
+        match shared.store.trim(shared.max_size / 10 * 9) {
+            Ok(trimmed) => {
+                tracing::info!(
+                    entries = trimmed.entries,
+                    bytes = trimmed.bytes,
+                    "trimmed the store"
+                );
+                shared
+                    .store_bytes
+                    .store(shared.store.usage().bytes, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!("cannot trim the artifact store: {e}"),
+        }
+    }
+    Response::Stored {
+        bytes_written: written,
+    }
 }
 
 fn fp_check(shared: &Shared, spec: &RunCheckSpec) -> Response {

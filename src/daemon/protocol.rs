@@ -43,12 +43,12 @@ pub enum Request {
     Shutdown,
     /// → `Status`.
     Status,
-    /// Look up a compile artifact → `Unsupported` until the compile cache lands.
+    /// Look up an artifact in the store → `LookupResult`.
     Lookup {
         /// Hex cache key.
         cache_key: String,
     },
-    /// Store a compile artifact → `Unsupported` until the compile cache lands.
+    /// Store an artifact → `Stored`.
     Store {
         /// Hex cache key.
         cache_key: String,
@@ -225,6 +225,10 @@ pub enum Response {
     Cleared {
         /// Fingerprint indexes dropped from memory.
         fingerprint_indexes: u64,
+        /// Artifact entries removed from the store.
+        artifact_entries: u64,
+        /// Bytes of artifact blobs removed.
+        artifact_bytes: u64,
     },
     /// To `FingerprintCheck`.
     FingerprintChecked {
@@ -243,6 +247,16 @@ pub enum Response {
         mode: String,
         /// Pass back in `RunRecord`.
         pending_id: u64,
+    },
+    /// To `Lookup`: the artifact, or `None` on a miss.
+    LookupResult {
+        /// The stored artifact, verified.
+        artifact: Option<Artifact>,
+    },
+    /// To `Store`.
+    Stored {
+        /// Bytes of new blobs written (shared blobs are stored once).
+        bytes_written: u64,
     },
     /// The request names a feature this daemon does not serve yet.
     Unsupported {
@@ -266,6 +280,12 @@ pub struct DaemonStatus {
     pub dir: String,
     /// Watched fingerprint indexes.
     pub indexes: Vec<IndexStatus>,
+    /// Entries in the artifact store.
+    pub artifact_entries: u64,
+    /// Bytes of blobs in the artifact store.
+    pub artifact_bytes: u64,
+    /// The store's size bound (`ZCCACHE_MAX_SIZE`).
+    pub max_size: u64,
 }
 
 /// One watched task (cache file + root + filters), answered from memory.

@@ -17,6 +17,8 @@ use super::frame::{self, Frame, FrameError};
 use super::handler;
 use super::lifecycle::{self, BUSY, DaemonPaths, READY};
 use super::protocol::{Request, Response};
+use crate::compile_cache::limits;
+use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
 const DEFAULT_IDLE_SECS: u64 = 3600;
@@ -37,6 +39,12 @@ pub struct Shared {
     pub shutdown: Notify,
     /// Fingerprint indexes and watches.
     pub fingerprints: Fingerprints,
+    /// The artifact store.
+    pub store: Store,
+    /// Its size bound.
+    pub max_size: u64,
+    /// Bytes the store holds, as last counted plus writes since (`u64::MAX`: not counted).
+    pub store_bytes: AtomicU64,
     last_activity: AtomicU64,
     in_flight: AtomicU64,
     drained: Notify,
@@ -82,6 +90,9 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         requests: AtomicU64::new(0),
         shutdown: Notify::new(),
         fingerprints: Fingerprints::default(),
+        store: Store::new(&paths.dir),
+        max_size: limits::max_size(),
+        store_bytes: AtomicU64::new(u64::MAX),
         last_activity: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),

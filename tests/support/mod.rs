@@ -142,6 +142,7 @@ impl Sandbox {
 #[must_use]
 pub struct Cmd {
     command: Command,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -156,7 +157,10 @@ impl Cmd {
             .env("ZCCACHE_DIR", state)
             .env("ZCCACHE_IDLE_TIMEOUT", "120")
             .current_dir(cwd);
-        Cmd { command }
+        Cmd {
+            command,
+            stdin: None,
+        }
     }
 
     /// Appends arguments.
@@ -191,12 +195,31 @@ impl Cmd {
             .expect("spawn zccache")
     }
 
+    /// Feeds these bytes on stdin.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
     /// Runs to completion and returns the output.
     pub fn output(mut self) -> Output {
-        self.command
-            .stdin(Stdio::null())
-            .output()
-            .expect("run zccache")
+        use std::io::Write;
+        let Some(input) = self.stdin.take() else {
+            return self
+                .command
+                .stdin(Stdio::null())
+                .output()
+                .expect("run zccache");
+        };
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        child.wait_with_output().expect("wait")
     }
 
     /// Runs, asserts the exit status, and returns stdout and stderr as text.

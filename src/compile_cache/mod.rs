@@ -1,0 +1,5 @@
+//! The compile cache: for now its artifact store, served by the daemon as a key-value face
+//! (`Lookup`/`Store`, `zccache kv`). Compiler wrapping builds on it.
+
+pub mod limits;
+pub mod store;

@@ -1,0 +1,346 @@
+//! The artifact store: content-addressed blobs under `ZCCACHE_DIR/artifacts/blobs/` and one
+//! entry file per key under `artifacts/entries/` naming the blobs of an artifact.
+//!
+//! Every write is atomic (temp file + rename), so a reader sees a whole entry or none; an
+//! entry is written only after all its blobs. Every blob is verified against its name when
+//! read: a corrupted one is removed and the lookup is a miss, never a bad delivery. Entry
+//! files' mtimes record use, and the store is trimmed least recently used first.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::protocol::Artifact;
+use crate::fingerprint::{Digest, write_file_atomic};
+
+const ENTRY_VERSION: u32 = 1;
+
+/// One output of an artifact in an entry file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutputRef {
+    name: String,
+    blob: Digest,
+    size: u64,
+}
+
+/// An entry file: the blobs that make up one key's artifact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    version: u32,
+    key: String,
+    outputs: Vec<OutputRef>,
+    stdout: OutputRef,
+    stderr: OutputRef,
+    exit_code: i32,
+}
+
+/// Sizes after a trim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Entries removed.
+    pub entries: u64,
+    /// Bytes of blobs removed.
+    pub bytes: u64,
+}
+
+/// What the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Entries.
+    pub entries: u64,
+    /// Bytes of blobs.
+    pub bytes: u64,
+}
+
+/// A store rooted at `ZCCACHE_DIR/artifacts`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    blobs: PathBuf,
+    entries: PathBuf,
+}
+
+impl Store {
+    /// The store under the state directory `dir` (created on first write).
+    pub fn new(dir: &Path) -> Self {
+        let root = dir.join("artifacts");
+        Store {
+            blobs: root.join("blobs"),
+            entries: root.join("entries"),
+        }
+    }
+
+    /// Stores `artifact` under `key`, replacing what was there.
+    pub fn put(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
+        let mut written = 0;
+        let mut blob = |name: &str, bytes: &[u8]| -> io::Result<OutputRef> {
+            let (digest, fresh) = self.write_blob(bytes)?;
+            if fresh {
+                written += bytes.len() as u64;
+            }
+            Ok(OutputRef {
+                name: name.to_string(),
+                blob: digest,
+                size: bytes.len() as u64,
+            })
+        };
+        let outputs = artifact
+            .outputs
+            .iter()
+            .map(|(name, bytes)| blob(name, bytes))
+            .collect::<io::Result<Vec<_>>>()?;
+        let entry = Entry {
+            version: ENTRY_VERSION,
+            key: key.to_string(),
+            outputs,
+            stdout: blob("stdout", &artifact.stdout)?,
+            stderr: blob("stderr", &artifact.stderr)?,
+            exit_code: artifact.exit_code,
+        };
+        fs::create_dir_all(&self.entries)?;
+        let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        write_file_atomic(&self.entry_path(key), &bytes, false)?;
+        Ok(written)
+    }
+
+    /// The artifact of `key`, verified; `None` on a miss (or a corrupted entry, removed).
+    pub fn get(&self, key: &str) -> io::Result<Option<Artifact>> {
+        let path = self.entry_path(key);
+        let entry: Entry = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(entry) => entry,
+                Err(_) => return self.drop_entry(&path),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if entry.version != ENTRY_VERSION || entry.key != key {
+            return self.drop_entry(&path);
+        }
+        let mut outputs = Vec::with_capacity(entry.outputs.len());
+        for output in &entry.outputs {
+            let Some(bytes) = self.read_blob(output)? else {
+                return self.drop_entry(&path);
+            };
+            outputs.push((output.name.clone(), bytes));
+        }
+        let (Some(stdout), Some(stderr)) = (
+            self.read_blob(&entry.stdout)?,
+            self.read_blob(&entry.stderr)?,
+        ) else {
+            return self.drop_entry(&path);
+        };
+        // Mark as recently used for the trim.
+        let _ = fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        Ok(Some(Artifact {
+            outputs,
+            stdout,
+            stderr,
+            exit_code: entry.exit_code,
+        }))
+    }
+
+    /// What the store holds now (walks it).
+    pub fn usage(&self) -> Usage {
+        let entries = list(&self.entries).len() as u64;
+        let bytes = self.blob_files().iter().map(|(_, size)| size).sum();
+        Usage { entries, bytes }
+    }
+
+    /// Removes least recently used entries until the blobs fit in `max_bytes`, then every
+    /// blob no entry names.
+    pub fn trim(&self, max_bytes: u64) -> io::Result<Trimmed> {
+        let mut entries: Vec<(SystemTime, PathBuf)> = list(&self.entries)
+            .into_iter()
+            .map(|p| {
+                (
+                    fs::metadata(&p)
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                    p,
+                )
+            })
+            .collect();
+        entries.sort();
+        let mut total: u64 = self.blob_files().iter().map(|(_, size)| size).sum();
+        let mut trimmed = Trimmed::default();
+        let mut kept: Vec<PathBuf> = Vec::new();
+        for (_, path) in entries {
+            if total > max_bytes {
+                let named = read_entry(&path).map(|e| entry_size(&e)).unwrap_or(0);
+                let _ = fs::remove_file(&path);
+                trimmed.entries += 1;
+                total = total.saturating_sub(named);
+            } else {
+                kept.push(path);
+            }
+        }
+        trimmed.bytes = self.sweep(&kept)?;
+        Ok(trimmed)
+    }
+
+    /// Removes everything.
+    pub fn clear(&self) -> io::Result<Trimmed> {
+        let usage = self.usage();
+        for dir in [&self.entries, &self.blobs] {
+            match fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(Trimmed {
+            entries: usage.entries,
+            bytes: usage.bytes,
+        })
+    }
+
+    /// Deletes blobs not named by the entries in `kept`; returns the bytes freed.
+    fn sweep(&self, kept: &[PathBuf]) -> io::Result<u64> {
+        let live: std::collections::HashSet<Digest> = kept
+            .iter()
+            .filter_map(|p| read_entry(p))
+            .flat_map(|e| {
+                let mut refs: Vec<Digest> = e.outputs.iter().map(|o| o.blob).collect();
+                refs.push(e.stdout.blob);
+                refs.push(e.stderr.blob);
+                refs
+            })
+            .collect();
+        let mut freed = 0;
+        for (path, size) in self.blob_files() {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(Digest::from_hex);
+            if name.is_none_or(|d| !live.contains(&d)) {
+                fs::remove_file(&path)?;
+                freed += size;
+            }
+        }
+        Ok(freed)
+    }
+
+    fn blob_files(&self) -> Vec<(PathBuf, u64)> {
+        list(&self.blobs)
+            .into_iter()
+            .flat_map(|shard| list(&shard))
+            .filter_map(|p| fs::metadata(&p).ok().map(|m| (p, m.len())))
+            .collect()
+    }
+
+    /// Writes a blob unless an intact one is there; returns its digest and whether it was new.
+    fn write_blob(&self, bytes: &[u8]) -> io::Result<(Digest, bool)> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(digest);
+        if fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            return Ok((digest, false));
+        }
+        if let Some(shard) = path.parent() {
+            fs::create_dir_all(shard)?;
+        }
+        write_file_atomic(&path, bytes, false)?;
+        Ok((digest, true))
+    }
+
+    /// A blob's bytes if it is intact; a corrupted blob is removed.
+    fn read_blob(&self, output: &OutputRef) -> io::Result<Option<Vec<u8>>> {
+        let path = self.blob_path(output.blob);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if bytes.len() as u64 != output.size || Digest::of(&bytes) != output.blob {
+            let _ = fs::remove_file(&path);
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
+    fn drop_entry(&self, path: &Path) -> io::Result<Option<Artifact>> {
+        let _ = fs::remove_file(path);
+        Ok(None)
+    }
+
+    fn blob_path(&self, digest: Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.blobs.join(&hex[..2]).join(hex)
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.entries
+            .join(format!("{}.json", Digest::of(key.as_bytes()).to_hex()))
+    }
+}
+
+fn read_entry(path: &Path) -> Option<Entry> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+fn entry_size(entry: &Entry) -> u64 {
+    entry.outputs.iter().map(|o| o.size).sum::<u64>() + entry.stdout.size + entry.stderr.size
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(data: &[u8]) -> Artifact {
+        Artifact {
+            outputs: vec![("a.o".into(), data.to_vec())],
+            stdout: b"out".to_vec(),
+            stderr: vec![],
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn put_get_round_trip_and_dedup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert!(store.put("k1", &artifact(b"same")).unwrap() > 0);
+        assert_eq!(store.put("k2", &artifact(b"same")).unwrap(), 0);
+        assert_eq!(store.get("k1").unwrap(), Some(artifact(b"same")));
+        assert_eq!(store.get("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn corrupted_blob_is_a_miss_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.put("k", &artifact(b"object bytes")).unwrap();
+        let blob = store.blob_path(Digest::of(b"object bytes"));
+        fs::write(&blob, b"object bytez").unwrap();
+        assert_eq!(store.get("k").unwrap(), None);
+        assert!(!blob.exists());
+        assert_eq!(store.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn trim_drops_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        for (key, byte) in [("old", b'a'), ("mid", b'b'), ("new", b'c')] {
+            store.put(key, &artifact(&[byte; 1000])).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        store.get("old").unwrap();
+        let trimmed = store.trim(2100).unwrap();
+        assert_eq!(trimmed.entries, 1);
+        assert!(store.get("mid").unwrap().is_none());
+        assert!(store.get("old").unwrap().is_some());
+        assert!(store.get("new").unwrap().is_some());
+        assert!(store.usage().bytes <= 2100);
+    }
+}
