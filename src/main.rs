@@ -11,6 +11,10 @@ use zccache::{commands, runner, ui};
 const ERROR_EXIT: u8 = 2;
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if commands::wrap::is_wrapper_call(&argv) {
+        return commands::wrap::main(&argv);
+    }
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Run(args) => runner::execute(args),

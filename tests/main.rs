@@ -2,6 +2,7 @@
 
 mod support;
 
+mod compile_c;
 mod daemon;
 mod fp;
 mod kv;

@@ -6,3 +6,4 @@ pub mod hook;
 pub mod kv;
 pub mod tasks;
 pub mod why;
+pub mod wrap;

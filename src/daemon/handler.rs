@@ -8,6 +8,7 @@ use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{Artifact, DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
 use super::server::Shared;
+use crate::compile_cache::compile::{self, Served};
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
 /// Answers one request.
@@ -50,6 +51,21 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         }
         Request::FingerprintInvalidate { cache_file } => {
             blocking(shared, move |s| mark(s, &cache_file, Mark::Invalidate)).await
+        }
+        Request::CompileEphemeral {
+            compiler,
+            args,
+            cwd,
+            env,
+            ..
+        } => {
+            let req = compile::Request {
+                compiler: PathBuf::from(compiler.as_path()),
+                args,
+                cwd: PathBuf::from(cwd.as_path()),
+                env: env.unwrap_or_else(|| std::env::vars().collect()),
+            };
+            blocking(shared, move |s| compile(s, &req)).await
         }
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunRecord {
@@ -95,7 +111,29 @@ fn status(shared: &Shared) -> Response {
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,
+        compile_hits: shared.compile_counts[0].load(Ordering::SeqCst),
+        compile_misses: shared.compile_counts[1].load(Ordering::SeqCst),
+        compile_passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
     })
+}
+
+fn compile(shared: &Shared, req: &compile::Request) -> Response {
+    let outcome = shared.compiles.compile(req);
+    let counter = match outcome.served {
+        Served::Hit => 0,
+        Served::Miss => 1,
+        Served::Passthrough(reason) => {
+            tracing::debug!("passthrough: {reason}: {:?}", req.args);
+            2
+        }
+    };
+    shared.compile_counts[counter].fetch_add(1, Ordering::SeqCst);
+    Response::CompileResult {
+        exit_code: outcome.exit_code,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        cached: outcome.served == Served::Hit,
+    }
 }
 
 fn clear(shared: &Shared) -> Response {

@@ -92,7 +92,7 @@ pub enum Request {
     },
     /// Drop every cache the daemon holds → `Cleared`.
     Clear,
-    /// One compile outside a session → `Unsupported` until the compile cache lands.
+    /// One compile outside a session → `CompileResult`.
     CompileEphemeral {
         /// The client's pid.
         client_pid: u32,
@@ -258,6 +258,17 @@ pub enum Response {
         /// Bytes of new blobs written (shared blobs are stored once).
         bytes_written: u64,
     },
+    /// To `CompileEphemeral`: what to replay, and whether it came from the cache.
+    CompileResult {
+        /// The compiler's exit status.
+        exit_code: i32,
+        /// Its stdout.
+        stdout: Vec<u8>,
+        /// Its stderr.
+        stderr: Vec<u8>,
+        /// Served from the store.
+        cached: bool,
+    },
     /// The request names a feature this daemon does not serve yet.
     Unsupported {
         /// Which request.
@@ -286,6 +297,12 @@ pub struct DaemonStatus {
     pub artifact_bytes: u64,
     /// The store's size bound (`ZCCACHE_MAX_SIZE`).
     pub max_size: u64,
+    /// Compiles delivered from the store.
+    pub compile_hits: u64,
+    /// Compiles run and stored.
+    pub compile_misses: u64,
+    /// Compiles run uncached.
+    pub compile_passthroughs: u64,
 }
 
 /// One watched task (cache file + root + filters), answered from memory.

@@ -17,6 +17,7 @@ use super::frame::{self, Frame, FrameError};
 use super::handler;
 use super::lifecycle::{self, BUSY, DaemonPaths, READY};
 use super::protocol::{Request, Response};
+use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::limits;
 use crate::compile_cache::store::Store;
 
@@ -45,6 +46,10 @@ pub struct Shared {
     pub max_size: u64,
     /// Bytes the store holds, as last counted plus writes since (`u64::MAX`: not counted).
     pub store_bytes: AtomicU64,
+    /// The compile cache (over the same store).
+    pub compiles: CompileCache,
+    /// Compile counters: hits, misses, passthroughs.
+    pub compile_counts: [AtomicU64; 3],
     last_activity: AtomicU64,
     in_flight: AtomicU64,
     drained: Notify,
@@ -93,6 +98,8 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         store: Store::new(&paths.dir),
         max_size: limits::max_size(),
         store_bytes: AtomicU64::new(u64::MAX),
+        compiles: CompileCache::new(Store::new(&paths.dir)),
+        compile_counts: Default::default(),
         last_activity: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),

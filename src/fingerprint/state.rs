@@ -245,11 +245,16 @@ fn write_json_atomic<T: Serialize>(path: &Path, value: &T, durable: bool) -> Res
     write_file_atomic(path, &bytes, durable).map_err(|e| FpError::io("write", path, e))
 }
 
+/// Numbers this process's temporary files.
+static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let mut tmp_name = path.as_os_str().to_os_string();
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    // Unique per write: threads of one process (the daemon) may write the same file at once.
+    let n = TMP_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;

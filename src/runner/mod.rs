@@ -12,7 +12,7 @@ pub mod record;
 mod report;
 pub mod spec;
 pub mod tasks;
-mod tool;
+pub mod tool;
 
 use std::process::ExitCode;
 use std::time::Instant;

@@ -1,0 +1,120 @@
+//! Wrapper mode: `zccache gcc ARGS` (as `CC="zccache gcc"`). The compile is served by the
+//! daemon in one round trip; the client only writes back the compiler's output and status.
+//! If the daemon cannot be reached the real compiler runs directly — a cache that is down
+//! never fails a build — with one warning per minute at most.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime};
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::daemon::client::{self, ClientError};
+use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
+use crate::daemon::protocol::{NormalizedPath, Request, Response};
+use crate::runner::tool::resolve_program;
+
+/// How often the "running uncached" warning may repeat.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Exit status when the compiler cannot be found or started.
+const NOT_FOUND: u8 = 127;
+
+/// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
+pub fn is_wrapper_call(argv: &[OsString]) -> bool {
+    let Some(first) = argv.get(1).and_then(|a| a.to_str()) else {
+        return argv.get(1).is_some();
+    };
+    if first.starts_with('-') || first == "help" {
+        return false;
+    }
+    !Cli::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == first)
+}
+
+/// Runs `zccache <compiler> ARGS`.
+pub fn main(argv: &[OsString]) -> ExitCode {
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => return fail(&format!("cannot read the current directory: {e}")),
+    };
+    let Some(compiler) = resolve_program(&argv[1], &cwd).filter(|c| !is_ourselves(c)) else {
+        return fail(&format!(
+            "compiler not found: {}",
+            argv[1].to_string_lossy()
+        ));
+    };
+    let rest = &argv[2..];
+    let args: Option<Vec<String>> = rest.iter().map(|a| a.to_str().map(String::from)).collect();
+    let (Some(args), false) = (args, daemon_disabled()) else {
+        return exec(&compiler, rest);
+    };
+    let request = Request::CompileEphemeral {
+        client_pid: std::process::id(),
+        working_dir: NormalizedPath::new(&cwd, Path::new(".")),
+        compiler: NormalizedPath::new(&cwd, &compiler),
+        args,
+        cwd: NormalizedPath::new(&cwd, Path::new(".")),
+        env: Some(std::env::vars().collect()),
+        stdin: Vec::new(),
+    };
+    let paths = DaemonPaths::from_env();
+    let answer = paths
+        .as_ref()
+        .map_err(|e| ClientError::Unavailable(e.to_string()))
+        .and_then(|p| client::call(p, &request));
+    match answer {
+        Ok(Response::CompileResult {
+            exit_code,
+            stdout,
+            stderr,
+            ..
+        }) => {
+            let _ = std::io::stdout().write_all(&stdout);
+            let _ = std::io::stderr().write_all(&stderr);
+            ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
+        }
+        Ok(_) | Err(_) => {
+            if let Ok(paths) = &paths {
+                warn_now_and_then(paths);
+            }
+            exec(&compiler, rest)
+        }
+    }
+}
+
+/// Replaces this process with the real compiler.
+fn exec(compiler: &Path, args: &[OsString]) -> ExitCode {
+    let err = Command::new(compiler).args(args).exec();
+    fail(&format!("cannot run {}: {err}", compiler.display()))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("zccache: error: {message}");
+    ExitCode::from(NOT_FOUND)
+}
+
+/// A masquerading symlink must not find itself as "the compiler".
+fn is_ourselves(path: &PathBuf) -> bool {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    me.is_some() && std::fs::canonicalize(path).ok() == me
+}
+
+/// One warning per minute that compiles run uncached (not one per file).
+fn warn_now_and_then(paths: &DaemonPaths) {
+    let stamp = paths.dir.join("uncached-warning");
+    let recent = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < WARN_EVERY);
+    if recent {
+        return;
+    }
+    let _ = std::fs::write(&stamp, b"");
+    eprintln!("zccache: warning: the cache daemon is unavailable; compiling uncached");
+}

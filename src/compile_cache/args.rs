@@ -1,0 +1,303 @@
+//! Which gcc/clang command lines can be cached, and what in them makes up the key.
+//!
+//! Refusing is not an error: anything this table does not understand is `Passthrough`
+//! with a reason, and runs uncached exactly as given.
+
+/// A cacheable single-source `-c` compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compile {
+    /// The source as given.
+    pub source: String,
+    /// The object path as given (`-o`), or the driver's default `<stem>.o`.
+    pub output: String,
+    /// The depfile the build asked for (`-MD`/`-MMD`), as a path.
+    pub depfile: Option<String>,
+    /// Every argument that affects the output, in order (no `-o`/`-MF` paths).
+    pub key_args: Vec<String>,
+    /// `-I`, `-iquote`, `-isystem`, `-idirafter` directories, in order.
+    pub include_dirs: Vec<String>,
+}
+
+/// The verdict on a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// Cache it.
+    Cacheable(Compile),
+    /// Run it as is; the reason goes to logs and stats.
+    Passthrough(&'static str),
+}
+
+/// Flags whose value is the next argument (or attached), kept in the key.
+const WITH_VALUE: [&str; 18] = [
+    "-I",
+    "-isystem",
+    "-iquote",
+    "-idirafter",
+    "-include",
+    "-imacros",
+    "-iprefix",
+    "-iwithprefix",
+    "-isysroot",
+    "-D",
+    "-U",
+    "-x",
+    "-MT",
+    "-MQ",
+    "--param",
+    "-Xpreprocessor",
+    "-target",
+    "--sysroot",
+];
+/// Include directory flags.
+const INCLUDE_DIRS: [&str; 4] = ["-I", "-iquote", "-isystem", "-idirafter"];
+/// Flags that make the compile write files we cannot key or restore.
+const REFUSED_PREFIXES: [(&str, &str); 7] = [
+    ("-save-temps", "-save-temps writes extra files"),
+    ("-fprofile-", "profile instrumentation"),
+    ("-fauto-profile", "profile instrumentation"),
+    ("--coverage", "coverage instrumentation"),
+    ("-ftest-coverage", "coverage instrumentation"),
+    ("-fdump-", "compiler dumps"),
+    ("-fsyntax-only", "no object is produced"),
+];
+/// Prefixes of flags that only change the output (kept in the key).
+const KEYED_PREFIXES: [&str; 19] = [
+    "-O",
+    "-g",
+    "-f",
+    "-m",
+    "-W",
+    "-std=",
+    "-pedantic",
+    "-ansi",
+    "-w",
+    "-pipe",
+    "-pthread",
+    "-nostdinc",
+    "-v",
+    "-Q",
+    "-MD",
+    "-MMD",
+    "-MP",
+    "-march",
+    "--param=",
+];
+/// Source extensions gcc compiles with `-c`.
+const SOURCE_EXTENSIONS: [&str; 13] = [
+    "c", "cc", "cpp", "cxx", "c++", "C", "cp", "CPP", "m", "mm", "i", "ii", "S",
+];
+
+/// Classifies the arguments of a compiler invocation (without the compiler itself).
+pub fn classify(args: &[String]) -> Classified {
+    let mut state = Walk::default();
+    let mut i = 0;
+    while i < args.len() {
+        match state.step(args, i) {
+            Ok(used) => i += used,
+            Err(reason) => return Classified::Passthrough(reason),
+        }
+    }
+    state.finish()
+}
+
+#[derive(Default)]
+struct Walk {
+    compile_only: bool,
+    sources: Vec<String>,
+    output: Option<String>,
+    dep_wanted: bool,
+    dep_file: Option<String>,
+    key_args: Vec<String>,
+    include_dirs: Vec<String>,
+}
+
+impl Walk {
+    /// Consumes the argument at `i` (and its value); returns how many were used.
+    fn step(&mut self, args: &[String], i: usize) -> Result<usize, &'static str> {
+        let arg = args[i].as_str();
+        let next = args.get(i + 1);
+        match arg {
+            "-c" => self.compile_only = true,
+            "-E" | "-S" | "-M" | "-MM" => return Err("not a compile to an object"),
+            "-" => return Err("source on stdin is not cached yet"),
+            "-o" => {
+                self.output = Some(next.ok_or("-o without a value")?.clone());
+                return Ok(2);
+            }
+            "-MF" => {
+                self.dep_file = Some(next.ok_or("-MF without a value")?.clone());
+                return Ok(2);
+            }
+            "-MD" | "-MMD" => {
+                self.dep_wanted = true;
+                self.key_args.push(arg.to_string());
+            }
+            _ if arg.starts_with('@') => return Err("response files are not cached yet"),
+            _ if arg.starts_with("-o") => self.output = Some(arg[2..].to_string()),
+            _ if arg.starts_with("-MF") => self.dep_file = Some(arg[3..].to_string()),
+            _ if WITH_VALUE.contains(&arg) => {
+                let value = next.ok_or("a flag without its value")?;
+                self.keep_valued(arg, value);
+                return Ok(2);
+            }
+            _ if arg.starts_with('-') => self.keep_flag(arg)?,
+            _ if is_source(arg) => {
+                self.sources.push(arg.to_string());
+                self.key_args.push(arg.to_string());
+            }
+            _ => return Err("an input that is not a source"),
+        }
+        Ok(1)
+    }
+
+    fn keep_valued(&mut self, flag: &str, value: &str) {
+        if INCLUDE_DIRS.contains(&flag) {
+            self.include_dirs.push(value.to_string());
+        }
+        self.key_args.push(flag.to_string());
+        self.key_args.push(value.to_string());
+    }
+
+    fn keep_flag(&mut self, arg: &str) -> Result<(), &'static str> {
+        if let Some((_, reason)) = REFUSED_PREFIXES.iter().find(|(p, _)| arg.starts_with(p)) {
+            return Err(reason);
+        }
+        if let Some(dir) = INCLUDE_DIRS
+            .iter()
+            .find_map(|flag| arg.strip_prefix(flag).filter(|v| !v.is_empty()))
+        {
+            self.include_dirs.push(dir.to_string());
+            self.key_args.push(arg.to_string());
+            return Ok(());
+        }
+        let attached = WITH_VALUE.iter().any(|flag| arg.starts_with(flag));
+        if attached || KEYED_PREFIXES.iter().any(|p| arg.starts_with(p)) {
+            self.key_args.push(arg.to_string());
+            return Ok(());
+        }
+        Err("an unknown flag")
+    }
+
+    fn finish(self) -> Classified {
+        if !self.compile_only {
+            return Classified::Passthrough("not a compile (-c missing)");
+        }
+        let [source] = self.sources.as_slice() else {
+            return Classified::Passthrough(if self.sources.is_empty() {
+                "no source"
+            } else {
+                "several sources are not cached yet"
+            });
+        };
+        let output = self.output.unwrap_or_else(|| default_object(source));
+        let depfile = self.dep_wanted.then(|| {
+            self.dep_file
+                .unwrap_or_else(|| with_extension(&output, "d"))
+        });
+        Classified::Cacheable(Compile {
+            source: source.clone(),
+            output,
+            depfile,
+            key_args: self.key_args,
+            include_dirs: self.include_dirs,
+        })
+    }
+}
+
+fn is_source(arg: &str) -> bool {
+    arg.rsplit_once('.')
+        .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
+}
+
+/// `src/a.c` → `a.o` (gcc writes the object in the current directory).
+fn default_object(source: &str) -> String {
+    let name = source.rsplit('/').next().unwrap_or(source);
+    with_extension(name, "o")
+}
+
+fn with_extension(path: &str, ext: &str) -> String {
+    let name_at = path.rfind('/').map_or(0, |i| i + 1);
+    match path[name_at..].rfind('.') {
+        Some(dot) => format!("{}.{ext}", &path[..name_at + dot]),
+        None => format!("{path}.{ext}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    fn compile(line: &str) -> Compile {
+        match classify(&args(line)) {
+            Classified::Cacheable(c) => c,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    macro_rules! passthrough {
+        ($name:ident, $line:expr) => {
+            #[test]
+            fn $name() {
+                assert!(
+                    matches!(classify(&args($line)), Classified::Passthrough(_)),
+                    $line
+                );
+            }
+        };
+    }
+
+    passthrough!(link_line, "a.o b.o -o app");
+    passthrough!(preprocess, "-E a.c");
+    passthrough!(assembly, "-S a.c");
+    passthrough!(deps_only, "-M a.c");
+    passthrough!(save_temps, "-c -save-temps a.c");
+    passthrough!(profile, "-c -fprofile-generate a.c");
+    passthrough!(coverage, "-c --coverage a.c");
+    passthrough!(stdin_source, "-c -x c -");
+    passthrough!(response_file, "-c @args.rsp");
+    passthrough!(two_sources, "-c a.c b.c");
+    passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
+    passthrough!(object_input, "-c a.o");
+
+    #[test]
+    fn output_and_depfile_are_not_in_the_key() {
+        let c = compile("-c src/a.c -o out/a.o -MD -MF out/a.d -O2 -DX=1");
+        assert_eq!(c.source, "src/a.c");
+        assert_eq!(c.output, "out/a.o");
+        assert_eq!(c.depfile.as_deref(), Some("out/a.d"));
+        assert_eq!(c.key_args, args("src/a.c -MD -O2 -DX=1"));
+    }
+
+    #[test]
+    fn defaults_follow_gcc() {
+        let c = compile("-c src/a.c -MMD");
+        assert_eq!(c.output, "a.o");
+        assert_eq!(c.depfile.as_deref(), Some("a.d"));
+        assert_eq!(
+            compile("-c a.c -o b/x.o -MD").depfile.as_deref(),
+            Some("b/x.d")
+        );
+    }
+
+    #[test]
+    fn order_is_kept() {
+        assert_ne!(
+            compile("-c a.c -O0 -O2").key_args,
+            compile("-c a.c -O2 -O0").key_args
+        );
+        assert_ne!(
+            compile("-c a.c -DX=1 -DX=2").key_args,
+            compile("-c a.c -DX=2 -DX=1").key_args
+        );
+    }
+
+    #[test]
+    fn include_dirs_attached_and_separate() {
+        let c = compile("-c a.c -Iinc -I other -isystem sys -iquote q");
+        assert_eq!(c.include_dirs, ["inc", "other", "sys", "q"]);
+    }
+}

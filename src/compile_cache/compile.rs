@@ -1,0 +1,407 @@
+//! One compile through the cache: classify, look the inputs up (direct mode: a manifest of
+//! the headers the compiler reported last time, checked against the files now), deliver a
+//! hit, or compile, learn the headers from an injected `-MD -MF`, and store.
+//!
+//! Never a stale object: any doubt (an unreadable header, a header written during the
+//! compile, `__DATE__`/`__TIME__` in the source) means compiling for real.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{Classified, Compile, classify};
+use super::compiler::Identities;
+use super::depfile::prerequisites;
+use super::store::Store;
+use crate::daemon::protocol::Artifact;
+use crate::fingerprint::{Digest, now_ns, write_file_atomic};
+use crate::os::exit_code;
+
+/// Env vars that change what a compile produces (or its diagnostics).
+const KEYED_ENV: [&str; 12] = [
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "LIBRARY_PATH",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "SOURCE_DATE_EPOCH",
+    "LANG",
+    "LC_ALL",
+    "LC_MESSAGES",
+    "LC_CTYPE",
+];
+/// Env vars that make gcc write files we do not know about.
+const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// Numbers the depfiles injected by this process, so concurrent compiles never share one.
+static INJECTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Header sets remembered per manifest (a `-D` that flips the headers keeps both).
+const MANIFEST_ENTRIES: usize = 8;
+
+/// A compile to serve.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The compiler (resolved path).
+    pub compiler: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it runs.
+    pub cwd: PathBuf,
+    /// Its exact environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Delivered from the store.
+    Hit,
+    /// Compiled and stored (or not stored when it failed).
+    Miss,
+    /// Run uncached; the reason.
+    Passthrough(&'static str),
+}
+
+/// The result the wrapper replays.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The compiler's exit status.
+    pub exit_code: i32,
+    /// Its stdout, byte for byte.
+    pub stdout: Vec<u8>,
+    /// Its stderr, byte for byte.
+    pub stderr: Vec<u8>,
+    /// How it was served.
+    pub served: Served,
+}
+
+/// One header as a manifest remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Header {
+    path: PathBuf,
+    size: u64,
+    mtime_ns: i64,
+    hash: Digest,
+}
+
+/// The header sets seen for one set of source-side inputs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    entries: Vec<Vec<Header>>,
+}
+
+/// The compile cache of one daemon.
+#[derive(Debug)]
+pub struct CompileCache {
+    store: Store,
+    identities: Identities,
+}
+
+impl CompileCache {
+    /// A cache storing into `store`.
+    pub fn new(store: Store) -> Self {
+        CompileCache {
+            store,
+            identities: Identities::default(),
+        }
+    }
+
+    /// Serves one compile.
+    pub fn compile(&self, req: &Request) -> Outcome {
+        let compile = match classify(&req.args) {
+            Classified::Cacheable(c) => c,
+            Classified::Passthrough(reason) => return run_plain(req, Served::Passthrough(reason)),
+        };
+        if let Some(var) = REFUSED_ENV
+            .iter()
+            .find(|v| req.env.iter().any(|(k, _)| k == *v))
+        {
+            tracing::debug!("{var} is set: not cached");
+            return run_plain(req, Served::Passthrough("dependency output env var"));
+        }
+        match self.cached(req, &compile) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!("compile cache error, compiling uncached: {err}");
+                run_plain(req, Served::Passthrough("cache error"))
+            }
+        }
+    }
+
+    fn cached(&self, req: &Request, c: &Compile) -> io::Result<Outcome> {
+        let source = std::fs::read(req.cwd.join(&c.source))?;
+        if contains(&source, b"__DATE__") || contains(&source, b"__TIME__") {
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("__DATE__/__TIME__ in the source"),
+            ));
+        }
+        let base = self.base_key(req, c, &source)?;
+        if let Some(artifact) = self.lookup(&base, &search_dirs(req, c))? {
+            deliver(req, c, &artifact)?;
+            return Ok(Outcome {
+                exit_code: artifact.exit_code,
+                stdout: artifact.stdout,
+                stderr: artifact.stderr,
+                served: Served::Hit,
+            });
+        }
+        self.compile_and_store(req, c, &base)
+    }
+
+    /// The key of everything known before the compile: compiler, arguments in order,
+    /// keyed env, cwd and the source's content.
+    fn base_key(&self, req: &Request, c: &Compile, source: &[u8]) -> io::Result<Digest> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"zccache compile v1\0");
+        hasher.update(&self.identities.of(&req.compiler)?.0);
+        hasher.update(req.cwd.as_os_str().as_encoded_bytes());
+        for arg in &c.key_args {
+            hasher.update(&[0]);
+            hasher.update(arg.as_bytes());
+        }
+        let env: BTreeMap<&str, &str> = req
+            .env
+            .iter()
+            .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        hasher.update(format!("\0env{env:?}").as_bytes());
+        hasher.update(Digest::of(source).0.as_slice());
+        Ok(hasher.finalize().into())
+    }
+
+    /// The stored artifact whose recorded headers all still match, if any.
+    fn lookup(&self, base: &Digest, search: &[PathBuf]) -> io::Result<Option<Artifact>> {
+        for headers in self.manifest(base)?.entries {
+            let valid = |h: &Header| header_unchanged(h) && !shadowed(h, search);
+            if headers.iter().all(valid)
+                && let Some(artifact) = self.store.get(&full_key(base, &headers))?
+            {
+                return Ok(Some(artifact));
+            }
+        }
+        Ok(None)
+    }
+
+    fn compile_and_store(&self, req: &Request, c: &Compile, base: &Digest) -> io::Result<Outcome> {
+        let injected = c.depfile.is_none().then(|| {
+            let n = INJECTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::env::temp_dir().join(format!("zccache-{}-{n}.d", std::process::id()))
+        });
+        let mut args = req.args.clone();
+        if let Some(path) = &injected {
+            args.extend([
+                "-MD".to_string(),
+                "-MF".to_string(),
+                path.display().to_string(),
+            ]);
+        }
+        let started = now_ns();
+        let run = run(req, &args)?;
+        let depfile = injected
+            .clone()
+            .or_else(|| c.depfile.as_ref().map(|d| req.cwd.join(d)));
+        let dep_text = depfile
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        if let Some(path) = &injected {
+            let _ = std::fs::remove_file(path);
+        }
+        let outcome = Outcome {
+            exit_code: run.0,
+            stdout: run.1,
+            stderr: run.2,
+            served: Served::Miss,
+        };
+        if outcome.exit_code != 0 {
+            return Ok(outcome);
+        }
+        let Some(headers) = dep_text.and_then(|t| learn_headers(req, c, &t, started)) else {
+            return Ok(outcome);
+        };
+        let mut outputs = vec![(
+            "object".to_string(),
+            std::fs::read(req.cwd.join(&c.output))?,
+        )];
+        if let Some(d) = &c.depfile {
+            outputs.push(("depfile".to_string(), std::fs::read(req.cwd.join(d))?));
+        }
+        let artifact = Artifact {
+            outputs,
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+            exit_code: 0,
+        };
+        self.store.put(&full_key(base, &headers), &artifact)?;
+        self.remember(base, headers)?;
+        Ok(outcome)
+    }
+
+    fn manifest(&self, base: &Digest) -> io::Result<Manifest> {
+        let stored = self.store.get(&manifest_key(base))?;
+        Ok(stored
+            .and_then(|a| a.outputs.into_iter().next())
+            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default())
+    }
+
+    fn remember(&self, base: &Digest, headers: Vec<Header>) -> io::Result<()> {
+        let mut manifest = self.manifest(base)?;
+        manifest.entries.retain(|h| *h != headers);
+        manifest.entries.insert(0, headers);
+        manifest.entries.truncate(MANIFEST_ENTRIES);
+        let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        let artifact = Artifact {
+            outputs: vec![("manifest".to_string(), bytes)],
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            exit_code: 0,
+        };
+        self.store.put(&manifest_key(base), &artifact).map(drop)
+    }
+}
+
+/// The headers a depfile lists (the source itself left out), hashed; `None` when one cannot
+/// be trusted (unreadable, or written after the compile started).
+fn learn_headers(req: &Request, c: &Compile, depfile: &str, started: i64) -> Option<Vec<Header>> {
+    let source = req.cwd.join(&c.source);
+    let mut headers: Vec<Header> = Vec::new();
+    for dep in prerequisites(depfile) {
+        let path = req.cwd.join(&dep);
+        if path == source || headers.iter().any(|h| h.path == path) {
+            continue;
+        }
+        let meta = std::fs::metadata(&path).ok()?;
+        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        if mtime_ns >= started {
+            return None;
+        }
+        let hash = Digest::of(&std::fs::read(&path).ok()?);
+        headers.push(Header {
+            path,
+            size: meta.size(),
+            mtime_ns,
+            hash,
+        });
+    }
+    headers.sort_by(|a, b| a.path.cmp(&b.path));
+    Some(headers)
+}
+
+/// True when the header is as recorded: same size and mtime, else same content.
+fn header_unchanged(h: &Header) -> bool {
+    let Ok(meta) = std::fs::metadata(&h.path) else {
+        return false;
+    };
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    if meta.size() == h.size && mtime_ns == h.mtime_ns {
+        return true;
+    }
+    std::fs::read(&h.path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
+}
+
+/// The include search path as far as the command line tells: the source's directory (for
+/// quoted includes), then the `-I`/`-iquote`/`-isystem`/`-idirafter` directories in order.
+fn search_dirs(req: &Request, c: &Compile) -> Vec<PathBuf> {
+    let source_dir = req.cwd.join(&c.source).parent().map(Path::to_path_buf);
+    source_dir
+        .into_iter()
+        .chain(c.include_dirs.iter().map(|d| req.cwd.join(d)))
+        .collect()
+}
+
+/// True when a file that would now be found first stands earlier on the search path than
+/// the header the compile used (a header newly created in front of the old one). Every
+/// listed directory that contains the header is a way it may have been found; each is checked
+/// (doubt means a miss). A header outside them (a system header) has its trailing path
+/// components looked for in every listed directory.
+fn shadowed(h: &Header, search: &[PathBuf]) -> bool {
+    let other_file = |candidate: PathBuf| candidate != h.path && candidate.exists();
+    let mut under_a_listed_dir = false;
+    for (at, dir) in search.iter().enumerate() {
+        let Ok(name) = h.path.strip_prefix(dir) else {
+            continue;
+        };
+        under_a_listed_dir = true;
+        if search[..at].iter().any(|d| other_file(d.join(name))) {
+            return true;
+        }
+    }
+    if under_a_listed_dir {
+        return false;
+    }
+    let parts: Vec<_> = h.path.components().collect();
+    (1..=parts.len().min(3)).any(|n| {
+        let name: PathBuf = parts[parts.len() - n..].iter().collect();
+        search.iter().any(|d| other_file(d.join(&name)))
+    })
+}
+
+fn full_key(base: &Digest, headers: &[Header]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&base.0);
+    for h in headers {
+        hasher.update(h.path.as_os_str().as_encoded_bytes());
+        hasher.update(&h.hash.0);
+    }
+    format!("compile/{}", hasher.finalize().to_hex())
+}
+
+fn manifest_key(base: &Digest) -> String {
+    format!("manifest/{}", base.to_hex())
+}
+
+/// Writes the object (and depfile) of a hit; fresh files, so they get a fresh mtime.
+fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
+    for (name, bytes) in &artifact.outputs {
+        let target = match name.as_str() {
+            "object" => req.cwd.join(&c.output),
+            "depfile" => match &c.depfile {
+                Some(d) => req.cwd.join(d),
+                None => continue,
+            },
+            _ => continue,
+        };
+        write_file_atomic(&target, bytes, false)?;
+    }
+    Ok(())
+}
+
+fn run_plain(req: &Request, served: Served) -> Outcome {
+    match run(req, &req.args) {
+        Ok((exit_code, stdout, stderr)) => Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            served,
+        },
+        Err(err) => Outcome {
+            exit_code: 127,
+            stdout: Vec::new(),
+            stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
+            served,
+        },
+    }
+}
+
+/// Runs the compiler with exactly the request's environment; (status, stdout, stderr).
+fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+    let output = Command::new(&req.compiler)
+        .args(args)
+        .current_dir(&req.cwd)
+        .env_clear()
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((exit_code(output.status), output.stdout, output.stderr))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,273 @@
+//! The C compile cache through wrapper mode (`zccache gcc ...`) with real gcc.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::Sandbox;
+
+/// (hits, misses, passthroughs) so far.
+fn counts(sb: &Sandbox) -> (u64, u64, u64) {
+    let d = sb.cmd(["status", "--json"]).status(0).json()["daemon"].clone();
+    let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
+    (
+        n("compile_hits"),
+        n("compile_misses"),
+        n("compile_passthroughs"),
+    )
+}
+
+fn gcc(sb: &Sandbox, args: &[&str]) -> crate::support::Cmd {
+    sb.cmd(["gcc"]).args(args)
+}
+
+fn project() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("inc/h.h", "#define H 1\n").write(
+        "a.c",
+        "#include \"h.h\"\n#include <stdio.h>\nint f(void) { return H; }\n",
+    );
+    sb
+}
+
+const ARGS: [&str; 6] = ["-c", "a.c", "-Iinc", "-O1", "-o", "a.o"];
+
+fn object(sb: &Sandbox) -> Vec<u8> {
+    fs::read(sb.path("a.o")).unwrap()
+}
+
+#[test]
+fn hit_after_clean_is_byte_identical() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let first = object(&sb);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    assert_eq!(object(&sb), first);
+}
+
+#[test]
+fn every_input_kind_changes_the_key() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let mut expected_misses = 1;
+    let mut miss = |sb: &Sandbox, args: &[&str], what: &str| {
+        gcc(sb, args).status(0);
+        expected_misses += 1;
+        assert_eq!(counts(sb).1, expected_misses, "{what} must miss");
+    };
+    sb.write("a.c", "#include \"h.h\"\nint f(void) { return H + 1; }\n");
+    miss(&sb, &ARGS, "source edit");
+    sb.write("inc/h.h", "#define H 2\n");
+    miss(&sb, &ARGS, "header edit");
+    miss(
+        &sb,
+        &["-c", "a.c", "-Iinc", "-O1", "-DX=1", "-o", "a.o"],
+        "-D",
+    );
+    miss(&sb, &["-c", "a.c", "-Iinc", "-O2", "-o", "a.o"], "-O");
+    miss(
+        &sb,
+        &["-c", "a.c", "-Iinc", "-O2", "-O0", "-o", "a.o"],
+        "-O order",
+    );
+    miss(
+        &sb,
+        &["-c", "a.c", "-Iinc", "-O0", "-O2", "-o", "a.o"],
+        "-O order swapped",
+    );
+    gcc(&sb, &ARGS).env("CPATH", "/nonexistent").status(0);
+    assert_eq!(counts(&sb).1, expected_misses + 1, "CPATH must miss");
+}
+
+#[test]
+fn a_forced_include_is_an_input() {
+    let sb = project();
+    sb.write("force.h", "#define EXTRA 1\n");
+    let args = ["-c", "a.c", "-Iinc", "-include", "force.h", "-o", "a.o"];
+    gcc(&sb, &args).status(0);
+    sb.write("force.h", "#define EXTRA 2\n");
+    gcc(&sb, &args).status(0);
+    assert_eq!(counts(&sb), (0, 2, 0));
+}
+
+#[test]
+fn a_new_header_earlier_on_the_path_misses() {
+    let sb = project();
+    let args = ["-c", "a.c", "-Ifirst", "-Iinc", "-o", "a.o"];
+    fs::create_dir(sb.path("first")).unwrap();
+    gcc(&sb, &args).status(0);
+    let old = object(&sb);
+    sb.write("first/h.h", "#define H 42\n");
+    gcc(&sb, &args).status(0);
+    assert_eq!(counts(&sb), (0, 2, 0));
+    assert_ne!(object(&sb), old, "the new header was compiled in");
+    gcc(&sb, &args).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0));
+}
+
+#[test]
+fn another_compiler_misses() {
+    let sb = project();
+    for (name, version) in [("cc-a", "A 1.0"), ("cc-b", "B 2.0")] {
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo '{version}'; else exec gcc \"$@\"; fi\n"
+        );
+        let path = sb.outside(name);
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    sb.cmd([sb.outside("cc-a")]).args(ARGS).status(0);
+    sb.cmd([sb.outside("cc-b")]).args(ARGS).status(0);
+    sb.cmd([sb.outside("cc-a")]).args(ARGS).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0));
+}
+
+#[test]
+fn warnings_are_replayed_on_a_hit() {
+    let sb = Sandbox::new();
+    sb.write("w.c", "int f(int x) { int unused; return x; }\n");
+    let args = ["-c", "w.c", "-Wall", "-o", "w.o"];
+    let first = gcc(&sb, &args).status(0);
+    assert!(first.stderr.contains("unused"), "{}", first.stderr);
+    let second = gcc(&sb, &args).status(0);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    assert_eq!(second.stderr_bytes, first.stderr_bytes);
+}
+
+#[test]
+fn a_failing_compile_is_not_cached() {
+    let sb = Sandbox::new();
+    sb.write("bad.c", "int f(void) { return undeclared; }\n");
+    let args = ["-c", "bad.c", "-o", "bad.o"];
+    let first = gcc(&sb, &args).status(1);
+    let second = gcc(&sb, &args).status(1);
+    assert_eq!(second.stderr, first.stderr);
+    assert_eq!(counts(&sb), (0, 2, 0));
+    assert!(!sb.path("bad.o").exists());
+}
+
+#[test]
+fn the_depfile_is_restored() {
+    let sb = project();
+    let args = ["-c", "a.c", "-Iinc", "-MD", "-MF", "a.d", "-o", "a.o"];
+    gcc(&sb, &args).status(0);
+    let depfile = sb.read("a.d");
+    assert!(depfile.contains("inc/h.h"), "{depfile}");
+    fs::remove_file(sb.path("a.o")).unwrap();
+    fs::remove_file(sb.path("a.d")).unwrap();
+    gcc(&sb, &args).status(0);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    assert_eq!(sb.read("a.d"), depfile);
+    assert!(sb.path("a.o").exists());
+}
+
+#[test]
+fn passthrough_keeps_output_and_status() {
+    let sb = Sandbox::new();
+    sb.write(
+        "main.c",
+        "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 3; }\n",
+    );
+    gcc(&sb, &["main.c", "-o", "app"]).status(0);
+    let ran = sb.program(&sb.path("app").display().to_string()).status(3);
+    assert_eq!(ran.stdout, "hi\n");
+    gcc(&sb, &["-E", "main.c"]).status(0);
+    gcc(&sb, &["nope.c", "-o", "x"]).status(1);
+    assert_eq!(counts(&sb), (0, 0, 3));
+}
+
+#[test]
+fn a_corrupted_artifact_is_a_miss_not_a_bad_object() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let good = object(&sb);
+    for shard in fs::read_dir(sb.state().join("artifacts/blobs")).unwrap() {
+        for blob in fs::read_dir(shard.unwrap().path()).unwrap() {
+            let blob = blob.unwrap().path();
+            if fs::read(&blob).unwrap() == good {
+                let mut bad = good.clone();
+                bad[good.len() / 2] ^= 0xff;
+                fs::write(&blob, bad).unwrap();
+            }
+        }
+    }
+    fs::remove_file(sb.path("a.o")).unwrap();
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(object(&sb), good);
+    assert_eq!(counts(&sb), (0, 2, 0));
+}
+
+#[test]
+fn without_a_daemon_the_compiler_runs_directly_warning_once() {
+    let sb = project();
+    // A socket path longer than Unix allows: the state dir exists, no daemon can serve it.
+    let dir = sb.outside(&"d".repeat(120));
+    fs::create_dir_all(&dir).unwrap();
+    let first = gcc(&sb, &ARGS).env("ZCCACHE_DIR", &dir).status(0);
+    assert!(
+        first.stderr.contains("compiling uncached"),
+        "{}",
+        first.stderr
+    );
+    assert!(sb.path("a.o").exists());
+    fs::remove_file(sb.path("a.o")).unwrap();
+    let second = gcc(&sb, &ARGS).env("ZCCACHE_DIR", &dir).status(0);
+    assert!(
+        second.stderr.is_empty(),
+        "one warning per build: {}",
+        second.stderr
+    );
+    assert!(sb.path("a.o").exists());
+    gcc(&sb, &ARGS).env("ZCCACHE_NO_DAEMON", "1").status(0);
+    gcc(&sb, &["-c", "missing.c"])
+        .env("ZCCACHE_NO_DAEMON", "1")
+        .status(1);
+    assert_eq!(
+        sb.cmd(["status", "--json"]).status(0).json()["running"],
+        false
+    );
+}
+
+#[test]
+fn make_j2_twice_is_all_hits_and_runs() {
+    let sb = Sandbox::new();
+    for i in 0..4 {
+        sb.write(
+            &format!("u{i}.c"),
+            format!("int u{i}(void) {{ return {i}; }}\n"),
+        );
+    }
+    sb.write(
+        "main.c",
+        "int u0(void); int u1(void); int u2(void); int u3(void);\n\
+         int main(void) { return u0() + u1() + u2() + u3(); }\n",
+    );
+    sb.write(
+        "Makefile",
+        "OBJ = main.o u0.o u1.o u2.o u3.o\napp: $(OBJ)\n\t$(CC) $(OBJ) -o app\n\
+         %.o: %.c\n\t$(CC) -O2 -c $< -o $@\nclean:\n\trm -f $(OBJ) app\n",
+    );
+    let cc = format!("CC={} gcc", crate::support::ZCCACHE);
+    sb.program("make").args(["-s", "-j2", &cc]).status(0);
+    sb.program("make").args(["-s", "clean"]).status(0);
+    sb.program("make").args(["-s", "-j2", &cc]).status(0);
+    assert_eq!(counts(&sb), (5, 5, 2));
+    sb.program(&sb.path("app").display().to_string()).status(6);
+}
+
+#[test]
+fn twenty_identical_compiles_at_once() {
+    let sb = project();
+    let children: Vec<_> = (0..20).map(|_| gcc(&sb, &ARGS).spawn()).collect();
+    for child in children {
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    // Twenty compilers writing one a.o race for it; each is served, cached or not.
+    let (hits, misses, passthroughs) = counts(&sb);
+    assert_eq!(hits + misses + passthroughs, 20);
+    let good = object(&sb);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(object(&sb), good);
+}
