@@ -10,9 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
@@ -28,13 +25,27 @@ pub fn is_wrapper_call(argv: &[OsString]) -> bool {
     let Some(first) = argv.get(1).and_then(|a| a.to_str()) else {
         return argv.get(1).is_some();
     };
-    if first.starts_with('-') || first == "help" {
-        return false;
-    }
-    !Cli::command()
-        .get_subcommands()
-        .any(|c| c.get_name() == first)
+    !(first.starts_with('-') || SUBCOMMANDS.contains(&first))
 }
+
+/// The subcommand names (kept equal to the CLI's by a test): checked without building the
+/// clap parser, which would cost a compile hit more than the cache lookup.
+const SUBCOMMANDS: [&str; 14] = [
+    "run",
+    "why",
+    "fp",
+    "start",
+    "stop",
+    "status",
+    "clear",
+    "tasks",
+    "hook",
+    "kv",
+    "completions",
+    "daemon-serve",
+    "help",
+    "version",
+];
 
 /// Runs `zccache <compiler> ARGS`.
 pub fn main(argv: &[OsString]) -> ExitCode {
@@ -117,4 +128,25 @@ fn warn_now_and_then(paths: &DaemonPaths) {
     }
     let _ = std::fs::write(&stamp, b"");
     eprintln!("zccache: warning: the cache daemon is unavailable; compiling uncached");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::SUBCOMMANDS;
+    use crate::cli::Cli;
+
+    #[test]
+    fn subcommand_list_matches_the_cli() {
+        let mut names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        names.extend(["help".to_string(), "version".to_string()]);
+        let mut known: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        names.sort();
+        known.sort();
+        assert_eq!(names, known);
+    }
 }
