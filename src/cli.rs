@@ -38,6 +38,12 @@ pub enum Command {
     /// Install or remove the git pre-commit hook that runs tasks.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Open a compile session; prints {"session_id": ...} for ZCCACHE_SESSION_ID.
+    SessionStart(SessionStartArgs),
+    /// A session's counters so far.
+    SessionStats(SessionArgs),
+    /// Close a session and print its counters.
+    SessionEnd(SessionArgs),
     /// The artifact store as a key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
@@ -79,6 +85,33 @@ pub enum HookCommand {
     },
     /// Remove zccache's pre-commit hook, restoring a backed-up one.
     Uninstall,
+}
+
+/// `zccache session-start`.
+#[derive(Debug, Args)]
+pub struct SessionStartArgs {
+    /// Keep hit/miss counts for this session.
+    #[arg(long)]
+    pub stats: bool,
+    /// A log file for the session.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Also journal the session's compiles here (must end in .jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Add profiling fields to the session journal.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// `zccache session-stats | session-end ID`.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// The session id from session-start.
+    pub id: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `zccache kv get | put`.

@@ -271,3 +271,73 @@ fn twenty_identical_compiles_at_once() {
     gcc(&sb, &ARGS).status(0);
     assert_eq!(object(&sb), good);
 }
+
+#[test]
+fn session_counts_are_exact_and_journals_parse() {
+    let sb = project();
+    sb.cmd(["session-start", "--journal", "x.log"])
+        .status(2)
+        .stderr_has(".jsonl");
+    let started = sb
+        .cmd(["session-start", "--stats", "--journal", "build.jsonl"])
+        .status(0)
+        .json();
+    let id = started["session_id"].as_str().unwrap().to_string();
+    let in_session = |args: &[&str], code: i32| {
+        gcc(&sb, args).env("ZCCACHE_SESSION_ID", &id).status(code);
+    };
+    in_session(&ARGS, 0);
+    in_session(&ARGS, 0);
+    in_session(&["-E", "a.c", "-Iinc"], 0);
+    sb.write("bad.c", "int f(void) { return nope; }\n");
+    in_session(&["-c", "bad.c", "-o", "bad.o"], 1);
+    gcc(&sb, &ARGS).status(0);
+    let mid = sb.cmd(["session-stats", &id, "--json"]).status(0).json();
+    assert_eq!(
+        (
+            &mid["hits"],
+            &mid["misses"],
+            &mid["passthroughs"],
+            &mid["errors"]
+        ),
+        (&1.into(), &1.into(), &1.into(), &1.into()),
+        "{mid}"
+    );
+    let end = sb.cmd(["session-end", &id, "--json"]).status(0).json();
+    assert_eq!(end["hits"], 1);
+    assert_eq!(end["hit_rate"], 0.5);
+    sb.cmd(["session-stats", &id])
+        .status(2)
+        .stderr_has("no session");
+    let journal = sb.read("build.jsonl");
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["miss", "hit", "passthrough", "error"]);
+    for line in &lines {
+        for field in [
+            "ts",
+            "compiler",
+            "args",
+            "cwd",
+            "env",
+            "exit_code",
+            "latency_ns",
+        ] {
+            assert!(!line[field].is_null(), "{field} in {line}");
+        }
+        assert_eq!(line["session_id"], id.as_str());
+        assert!(
+            line.get("crate_name").is_none(),
+            "no profile fields without --profile"
+        );
+    }
+    let global = fs::read_to_string(sb.state().join("logs/compile_journal.jsonl")).unwrap();
+    assert_eq!(global.lines().count(), 5);
+}

@@ -4,6 +4,7 @@ pub mod daemon;
 pub mod fp;
 pub mod hook;
 pub mod kv;
+pub mod session;
 pub mod tasks;
 pub mod why;
 pub mod wrap;

@@ -17,6 +17,8 @@ use crate::runner::tool::resolve_program;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Names the session a compile belongs to.
+const SESSION_ENV: &str = "ZCCACHE_SESSION_ID";
 /// Exit status when the compiler cannot be found or started.
 const NOT_FOUND: u8 = 127;
 
@@ -30,7 +32,7 @@ pub fn is_wrapper_call(argv: &[OsString]) -> bool {
 
 /// The subcommand names (kept equal to the CLI's by a test): checked without building the
 /// clap parser, which would cost a compile hit more than the cache lookup.
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 17] = [
     "run",
     "why",
     "fp",
@@ -42,6 +44,9 @@ const SUBCOMMANDS: [&str; 14] = [
     "hook",
     "kv",
     "completions",
+    "session-start",
+    "session-stats",
+    "session-end",
     "daemon-serve",
     "help",
     "version",
@@ -64,14 +69,27 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     let (Some(args), false) = (args, daemon_disabled()) else {
         return exec(&compiler, rest);
     };
-    let request = Request::CompileEphemeral {
-        client_pid: std::process::id(),
-        working_dir: NormalizedPath::new(&cwd, Path::new(".")),
-        compiler: NormalizedPath::new(&cwd, &compiler),
-        args,
-        cwd: NormalizedPath::new(&cwd, Path::new(".")),
-        env: Some(std::env::vars().collect()),
-        stdin: Vec::new(),
+    let here = NormalizedPath::new(&cwd, Path::new("."));
+    let compiler_path = NormalizedPath::new(&cwd, &compiler);
+    let env = Some(std::env::vars().collect());
+    let request = match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
+        Some(session_id) => Request::Compile {
+            session_id,
+            args,
+            cwd: here,
+            compiler: compiler_path,
+            env,
+            stdin: Vec::new(),
+        },
+        None => Request::CompileEphemeral {
+            client_pid: std::process::id(),
+            working_dir: here.clone(),
+            compiler: compiler_path,
+            args,
+            cwd: here,
+            env,
+            stdin: Vec::new(),
+        },
     };
     let paths = DaemonPaths::from_env();
     let answer = paths

@@ -357,6 +357,14 @@ fn manifest_key(base: &Digest) -> String {
     format!("manifest/{}", base.to_hex())
 }
 
+/// The env vars of `env` that are part of a compile's key (for the journal).
+pub fn keyed_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// Writes the object (and depfile) of a hit; fresh files, so they get a fresh mtime.
 fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
     for (name, bytes) in &artifact.outputs {

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{Artifact, DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
 use super::server::Shared;
-use crate::compile_cache::compile::{self, Served};
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
 /// Answers one request.
@@ -52,21 +52,11 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Request::FingerprintInvalidate { cache_file } => {
             blocking(shared, move |s| mark(s, &cache_file, Mark::Invalidate)).await
         }
-        Request::CompileEphemeral {
-            compiler,
-            args,
-            cwd,
-            env,
-            ..
-        } => {
-            let req = compile::Request {
-                compiler: PathBuf::from(compiler.as_path()),
-                args,
-                cwd: PathBuf::from(cwd.as_path()),
-                env: env.unwrap_or_else(|| std::env::vars().collect()),
-            };
-            blocking(shared, move |s| compile(s, &req)).await
-        }
+        request @ (Request::CompileEphemeral { .. }
+        | Request::Compile { .. }
+        | Request::SessionStart { .. }
+        | Request::SessionStats { .. }
+        | Request::SessionEnd { .. }) => compiles::handle(shared, request).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunRecord {
             cache_file,
@@ -87,7 +77,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     }
 }
 
-async fn blocking(
+pub(crate) async fn blocking(
     shared: Arc<Shared>,
     work: impl FnOnce(&Shared) -> Response + Send + 'static,
 ) -> Response {
@@ -115,25 +105,6 @@ fn status(shared: &Shared) -> Response {
         compile_misses: shared.compile_counts[1].load(Ordering::SeqCst),
         compile_passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
     })
-}
-
-fn compile(shared: &Shared, req: &compile::Request) -> Response {
-    let outcome = shared.compiles.compile(req);
-    let counter = match outcome.served {
-        Served::Hit => 0,
-        Served::Miss => 1,
-        Served::Passthrough(reason) => {
-            tracing::debug!("passthrough: {reason}: {:?}", req.args);
-            2
-        }
-    };
-    shared.compile_counts[counter].fetch_add(1, Ordering::SeqCst);
-    Response::CompileResult {
-        exit_code: outcome.exit_code,
-        stdout: outcome.stdout,
-        stderr: outcome.stderr,
-        cached: outcome.served == Served::Hit,
-    }
 }
 
 fn clear(shared: &Shared) -> Response {

@@ -55,7 +55,7 @@ pub enum Request {
         /// The artifact.
         artifact: Artifact,
     },
-    /// Open a compile session → `Unsupported` until the compile cache lands.
+    /// Open a compile session → `SessionStarted`.
     SessionStart {
         /// The client's pid.
         client_pid: u32,
@@ -70,7 +70,7 @@ pub enum Request {
         /// Extended journal fields.
         profile: bool,
     },
-    /// Compile inside a session → `Unsupported` until the compile cache lands.
+    /// Compile inside a session → `CompileResult`.
     Compile {
         /// From `SessionStarted`.
         session_id: String,
@@ -85,7 +85,7 @@ pub enum Request {
         /// Bytes for the compiler's stdin.
         stdin: Vec<u8>,
     },
-    /// Close a session → `Unsupported` until the compile cache lands.
+    /// Close a session → `SessionEnded`.
     SessionEnd {
         /// From `SessionStarted`.
         session_id: String,
@@ -122,7 +122,7 @@ pub enum Request {
         /// `None`: inherit the daemon's environment; `Some(v)`: exactly `v`.
         env: Option<Vec<(String, String)>>,
     },
-    /// Session counters → `Unsupported` until the compile cache lands.
+    /// Session counters → `SessionStats`.
     SessionStats {
         /// From `SessionStarted`.
         session_id: String,
@@ -269,6 +269,20 @@ pub enum Response {
         /// Served from the store.
         cached: bool,
     },
+    /// To `SessionStart`.
+    SessionStarted {
+        /// Pass as `ZCCACHE_SESSION_ID` to the build.
+        session_id: String,
+        /// The session's journal, if one was asked for.
+        journal_path: Option<String>,
+    },
+    /// To `SessionStats`.
+    SessionStats(SessionCounts),
+    /// To `SessionEnd`.
+    SessionEnded {
+        /// The final counters.
+        stats: SessionCounts,
+    },
     /// The request names a feature this daemon does not serve yet.
     Unsupported {
         /// Which request.
@@ -320,4 +334,25 @@ pub struct IndexStatus {
     pub changed_files: Option<u64>,
     /// Whether the next check would skip, as far as memory tells (`None`: unknown).
     pub would_skip: Option<bool>,
+}
+
+/// A session's counters, as `session-stats` and `session-end` report them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionCounts {
+    /// The session.
+    pub session_id: String,
+    /// Compiles delivered from the store.
+    pub hits: u64,
+    /// Compiles run and stored.
+    pub misses: u64,
+    /// Compiles run uncached.
+    pub passthroughs: u64,
+    /// Compiles that failed (non-zero status).
+    pub errors: u64,
+    /// hits / (hits + misses), 0 when there were none.
+    pub hit_rate: f64,
+    /// Estimated time saved: hits × (mean miss time − mean hit time), ms.
+    pub time_saved_ms: f64,
+    /// Seconds since the session started.
+    pub duration_secs: f64,
 }

@@ -17,6 +17,7 @@ use super::frame::{self, Frame, FrameError};
 use super::handler;
 use super::lifecycle::{self, BUSY, DaemonPaths, READY};
 use super::protocol::{Request, Response};
+use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::limits;
 use crate::compile_cache::store::Store;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub compiles: CompileCache,
     /// Compile counters: hits, misses, passthroughs.
     pub compile_counts: [AtomicU64; 3],
+    /// Compile sessions and the journal.
+    pub sessions: Sessions,
     last_activity: AtomicU64,
     in_flight: AtomicU64,
     drained: Notify,
@@ -100,6 +103,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         store_bytes: AtomicU64::new(u64::MAX),
         compiles: CompileCache::new(Store::new(&paths.dir)),
         compile_counts: Default::default(),
+        sessions: Sessions::new(&paths.dir),
         last_activity: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),

@@ -1,0 +1,121 @@
+//! The daemon's compile requests: `CompileEphemeral`, `Compile` in a session, and the
+//! session verbs; every compile is counted daemon-wide and in its session, and journaled.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::handler::blocking;
+use super::protocol::{NormalizedPath, Request, Response};
+use super::server::Shared;
+use super::sessions::{JournalLine, now_secs};
+use crate::compile_cache::compile::{self, Served};
+
+/// Answers a compile or session request (other requests are not routed here).
+pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
+    match request {
+        Request::CompileEphemeral {
+            compiler,
+            args,
+            cwd,
+            env,
+            ..
+        } => {
+            let req = compile_request(&compiler, args, &cwd, env);
+            blocking(shared, move |s| compile(s, &req, None)).await
+        }
+        Request::Compile {
+            session_id,
+            args,
+            cwd,
+            compiler,
+            env,
+            ..
+        } => {
+            if !shared.sessions.exists(&session_id) {
+                return unknown_session(&session_id);
+            }
+            let req = compile_request(&compiler, args, &cwd, env);
+            blocking(shared, move |s| compile(s, &req, Some(session_id))).await
+        }
+        Request::SessionStart {
+            client_pid,
+            journal_path,
+            profile,
+            ..
+        } => {
+            let journal = journal_path.map(|p| PathBuf::from(p.as_path()));
+            match shared.sessions.start(client_pid, journal.clone(), profile) {
+                Ok(session_id) => Response::SessionStarted {
+                    session_id,
+                    journal_path: journal.map(|p| p.display().to_string()),
+                },
+                Err(message) => Response::Error { message },
+            }
+        }
+        Request::SessionStats { session_id } => match shared.sessions.stats(&session_id) {
+            Some(stats) => Response::SessionStats(stats),
+            None => unknown_session(&session_id),
+        },
+        Request::SessionEnd { session_id } => match shared.sessions.end(&session_id) {
+            Some(stats) => Response::SessionEnded { stats },
+            None => unknown_session(&session_id),
+        },
+        other => Response::Error {
+            message: format!("not a compile request: {other:?}"),
+        },
+    }
+}
+
+fn compile_request(
+    compiler: &NormalizedPath,
+    args: Vec<String>,
+    cwd: &NormalizedPath,
+    env: Option<Vec<(String, String)>>,
+) -> compile::Request {
+    compile::Request {
+        compiler: PathBuf::from(compiler.as_path()),
+        args,
+        cwd: PathBuf::from(cwd.as_path()),
+        env: env.unwrap_or_else(|| std::env::vars().collect()),
+    }
+}
+
+fn unknown_session(id: &str) -> Response {
+    Response::Error {
+        message: format!("no session {id:?} (ended, or its client exited)"),
+    }
+}
+
+/// Serves a compile, counts it daemon-wide and in its session, and journals it.
+fn compile(shared: &Shared, req: &compile::Request, session_id: Option<String>) -> Response {
+    let started = std::time::Instant::now();
+    let outcome = shared.compiles.compile(req);
+    let (counter, label) = match outcome.served {
+        Served::Hit => (0, "hit"),
+        Served::Miss if outcome.exit_code != 0 => (1, "error"),
+        Served::Miss => (1, "miss"),
+        Served::Passthrough(reason) => {
+            tracing::debug!("passthrough: {reason}: {:?}", req.args);
+            (2, "passthrough")
+        }
+    };
+    shared.compile_counts[counter].fetch_add(1, Ordering::SeqCst);
+    shared.sessions.record(&JournalLine {
+        ts: now_secs(),
+        outcome: label,
+        compiler: req.compiler.display().to_string(),
+        args: req.args.clone(),
+        cwd: req.cwd.display().to_string(),
+        env: compile::keyed_env(&req.env),
+        exit_code: outcome.exit_code,
+        session_id,
+        latency_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    });
+    Response::CompileResult {
+        exit_code: outcome.exit_code,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        cached: outcome.served == Served::Hit,
+    }
+}

@@ -1,0 +1,205 @@
+//! Compile sessions and the compile journal: per-session counters for a build
+//! (`session-start` … `session-end`), and one JSON line per compile appended to
+//! `ZCCACHE_DIR/logs/compile_journal.jsonl` and to the session's own journal.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::protocol::SessionCounts;
+
+use crate::os::process_alive;
+
+#[derive(Debug)]
+struct Session {
+    client_pid: u32,
+    journal: Option<PathBuf>,
+    profile: bool,
+    counts: SessionCounts,
+    hit_ns: u64,
+    miss_ns: u64,
+    started: Instant,
+}
+
+/// How one compile went, for counters and the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalLine {
+    /// Seconds since the epoch, with fraction.
+    pub ts: f64,
+    /// `hit`, `miss`, `passthrough` or `error`.
+    pub outcome: &'static str,
+    /// The compiler.
+    pub compiler: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it ran.
+    pub cwd: String,
+    /// The env vars that are part of the key.
+    pub env: Vec<(String, String)>,
+    /// Exit status.
+    pub exit_code: i32,
+    /// The session, if any.
+    pub session_id: Option<String>,
+    /// Time spent serving it, ns.
+    pub latency_ns: u64,
+}
+
+/// The daemon's sessions and its journal.
+#[derive(Debug)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+    journal: PathBuf,
+    next: AtomicU64,
+}
+
+impl Sessions {
+    /// Sessions journaling under `dir/logs/`.
+    pub fn new(dir: &Path) -> Self {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            journal: dir.join("logs").join("compile_journal.jsonl"),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session; a journal path must end in `.jsonl`.
+    pub fn start(
+        &self,
+        client_pid: u32,
+        journal: Option<PathBuf>,
+        profile: bool,
+    ) -> Result<String, String> {
+        if let Some(path) = &journal
+            && path.extension().is_none_or(|e| e != "jsonl")
+        {
+            return Err(format!(
+                "journal path must end in .jsonl: {}",
+                path.display()
+            ));
+        }
+        self.reap();
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{:08x}{:08x}", std::process::id(), n);
+        let session = Session {
+            client_pid,
+            journal,
+            profile,
+            counts: SessionCounts {
+                session_id: id.clone(),
+                ..Default::default()
+            },
+            hit_ns: 0,
+            miss_ns: 0,
+            started: Instant::now(),
+        };
+        self.lock().insert(id.clone(), session);
+        Ok(id)
+    }
+
+    /// Whether `id` is open.
+    pub fn exists(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// The counters of `id`.
+    pub fn stats(&self, id: &str) -> Option<SessionCounts> {
+        self.lock().get(id).map(report)
+    }
+
+    /// Closes `id`, returning its final counters.
+    pub fn end(&self, id: &str) -> Option<SessionCounts> {
+        self.lock().remove(id).as_ref().map(report)
+    }
+
+    /// Counts a compile and appends it to the journals.
+    pub fn record(&self, line: &JournalLine) {
+        let session_journal = line.session_id.as_ref().and_then(|id| {
+            let mut map = self.lock();
+            let session = map.get_mut(id)?;
+            count(session, line);
+            session.journal.clone().map(|path| (path, session.profile))
+        });
+        let text = serde_json::to_string(line).unwrap_or_default();
+        append(&self.journal, &text);
+        if let Some((path, profile)) = session_journal {
+            let text = if profile {
+                let mut value = serde_json::to_value(line).unwrap_or_default();
+                value["output_ext"] = serde_json::json!("o");
+                value["crate_name"] = serde_json::Value::Null;
+                value["crate_type"] = serde_json::Value::Null;
+                value["self_profile_ns"] = serde_json::Value::Null;
+                value.to_string()
+            } else {
+                text
+            };
+            append(&path, &text);
+        }
+    }
+
+    /// Drops sessions whose client process is gone.
+    fn reap(&self) {
+        self.lock().retain(|_, s| process_alive(s.client_pid));
+    }
+}
+
+fn count(session: &mut Session, line: &JournalLine) {
+    let c = &mut session.counts;
+    match line.outcome {
+        "hit" => {
+            c.hits += 1;
+            session.hit_ns += line.latency_ns;
+        }
+        "miss" => {
+            c.misses += 1;
+            session.miss_ns += line.latency_ns;
+        }
+        "error" => c.errors += 1,
+        _ => c.passthroughs += 1,
+    }
+}
+
+fn report(session: &Session) -> SessionCounts {
+    let mut counts = session.counts.clone();
+    let cached = counts.hits + counts.misses;
+    counts.hit_rate = if cached == 0 {
+        0.0
+    } else {
+        counts.hits as f64 / cached as f64
+    };
+    let mean = |ns: u64, n: u64| if n == 0 { 0.0 } else { ns as f64 / n as f64 };
+    let saved_per_hit = mean(session.miss_ns, counts.misses) - mean(session.hit_ns, counts.hits);
+    counts.time_saved_ms = (saved_per_hit * counts.hits as f64 / 1e6).max(0.0);
+    counts.duration_secs = session.started.elapsed().as_secs_f64();
+    counts
+}
+
+/// Appends one line (a single write, so concurrent appends do not interleave).
+fn append(path: &Path, line: &str) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
