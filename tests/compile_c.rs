@@ -9,11 +9,7 @@ use crate::support::Sandbox;
 fn counts(sb: &Sandbox) -> (u64, u64, u64) {
     let d = sb.cmd(["status", "--json"]).status(0).json()["daemon"].clone();
     let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
-    (
-        n("compile_hits"),
-        n("compile_misses"),
-        n("compile_passthroughs"),
-    )
+    (n("cache_hits"), n("cache_misses"), n("passthroughs"))
 }
 
 fn gcc(sb: &Sandbox, args: &[&str]) -> crate::support::Cmd {
@@ -340,4 +336,22 @@ fn session_counts_are_exact_and_journals_parse() {
     }
     let global = fs::read_to_string(sb.state().join("logs/compile_journal.jsonl")).unwrap();
     assert_eq!(global.lines().count(), 5);
+}
+
+#[test]
+fn compiles_keep_the_store_within_its_bound() {
+    let sb = Sandbox::new();
+    for i in 0..6 {
+        let body: String = (0..40)
+            .map(|j| format!("int f{i}_{j}(void) {{ return {j}; }}\n"))
+            .collect();
+        sb.write(&format!("u{i}.c"), body);
+        gcc(&sb, &["-c", &format!("u{i}.c")])
+            .env("ZCCACHE_MAX_SIZE", "8K")
+            .status(0);
+    }
+    let status = sb.cmd(["status", "--json"]).status(0).json();
+    let bytes = status["daemon"]["artifact_bytes"].as_u64().unwrap();
+    assert!(bytes <= 8192, "{status}");
+    assert!(status["daemon"]["artifact_entries"].as_u64().unwrap() > 0);
 }

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub stderr: Vec<u8>,
     /// How it was served.
     pub served: Served,
+    /// Bytes of new blobs it added to the store.
+    pub stored_bytes: u64,
 }
 
 /// One header as a manifest remembers it.
@@ -149,6 +151,7 @@ impl CompileCache {
                 stdout: artifact.stdout,
                 stderr: artifact.stderr,
                 served: Served::Hit,
+                stored_bytes: 0,
             });
         }
         self.compile_and_store(req, c, &base)
@@ -213,11 +216,12 @@ impl CompileCache {
         if let Some(path) = &injected {
             let _ = std::fs::remove_file(path);
         }
-        let outcome = Outcome {
+        let mut outcome = Outcome {
             exit_code: run.0,
             stdout: run.1,
             stderr: run.2,
             served: Served::Miss,
+            stored_bytes: 0,
         };
         if outcome.exit_code != 0 {
             return Ok(outcome);
@@ -238,8 +242,8 @@ impl CompileCache {
             stderr: outcome.stderr.clone(),
             exit_code: 0,
         };
-        self.store.put(&full_key(base, &headers), &artifact)?;
-        self.remember(base, headers)?;
+        outcome.stored_bytes = self.store.put(&full_key(base, &headers), &artifact)?;
+        outcome.stored_bytes += self.remember(base, headers)?;
         Ok(outcome)
     }
 
@@ -251,7 +255,7 @@ impl CompileCache {
             .unwrap_or_default())
     }
 
-    fn remember(&self, base: &Digest, headers: Vec<Header>) -> io::Result<()> {
+    fn remember(&self, base: &Digest, headers: Vec<Header>) -> io::Result<u64> {
         let mut manifest = self.manifest(base)?;
         manifest.entries.retain(|h| *h != headers);
         manifest.entries.insert(0, headers);
@@ -263,7 +267,7 @@ impl CompileCache {
             stderr: Vec::new(),
             exit_code: 0,
         };
-        self.store.put(&manifest_key(base), &artifact).map(drop)
+        self.store.put(&manifest_key(base), &artifact)
     }
 }
 
@@ -388,12 +392,14 @@ fn run_plain(req: &Request, served: Served) -> Outcome {
             stdout,
             stderr,
             served,
+            stored_bytes: 0,
         },
         Err(err) => Outcome {
             exit_code: 127,
             stdout: Vec::new(),
             stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
             served,
+            stored_bytes: 0,
         },
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::handler::blocking;
+use super::handler::{account_store, blocking};
 use super::protocol::{NormalizedPath, Request, Response};
 use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
@@ -101,6 +101,9 @@ fn compile(shared: &Shared, req: &compile::Request, session_id: Option<String>) 
         }
     };
     shared.compile_counts[counter].fetch_add(1, Ordering::SeqCst);
+    if outcome.stored_bytes > 0 {
+        account_store(shared, outcome.stored_bytes);
+    }
     shared.sessions.record(&JournalLine {
         ts: now_secs(),
         outcome: label,

@@ -101,9 +101,9 @@ fn status(shared: &Shared) -> Response {
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,
-        compile_hits: shared.compile_counts[0].load(Ordering::SeqCst),
-        compile_misses: shared.compile_counts[1].load(Ordering::SeqCst),
-        compile_passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
+        cache_hits: shared.compile_counts[0].load(Ordering::SeqCst),
+        cache_misses: shared.compile_counts[1].load(Ordering::SeqCst),
+        passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
     })
 }
 
@@ -133,16 +133,24 @@ fn lookup(shared: &Shared, key: &str) -> Response {
     }
 }
 
-/// Stores, then trims the store when it outgrew `ZCCACHE_MAX_SIZE` (to 90% of it).
+/// Stores, then trims the store if it outgrew `ZCCACHE_MAX_SIZE`.
 fn store(shared: &Shared, key: &str, artifact: &Artifact) -> Response {
-    let written = match shared.store.put(key, artifact) {
-        Ok(written) => written,
-        Err(e) => {
-            return Response::Error {
-                message: format!("cannot write the artifact store: {e}"),
-            };
+    match shared.store.put(key, artifact) {
+        Ok(written) => {
+            account_store(shared, written);
+            Response::Stored {
+                bytes_written: written,
+            }
         }
-    };
+        Err(e) => Response::Error {
+            message: format!("cannot write the artifact store: {e}"),
+        },
+    }
+}
+
+/// Counts `written` new bytes into the store's size and trims it (least recently used first,
+/// to 90% of `ZCCACHE_MAX_SIZE`) when it outgrew the bound.
+pub(crate) fn account_store(shared: &Shared, written: u64) {
     let counted = shared.store_bytes.load(Ordering::SeqCst);
     let total = if counted == u64::MAX {
         shared.store.usage().bytes
@@ -150,23 +158,21 @@ fn store(shared: &Shared, key: &str, artifact: &Artifact) -> Response {
         counted.saturating_add(written)
     };
     shared.store_bytes.store(total, Ordering::SeqCst);
-    if total > shared.max_size {
-        match shared.store.trim(shared.max_size / 10 * 9) {
-            Ok(trimmed) => {
-                tracing::info!(
-                    entries = trimmed.entries,
-                    bytes = trimmed.bytes,
-                    "trimmed the store"
-                );
-                shared
-                    .store_bytes
-                    .store(shared.store.usage().bytes, Ordering::SeqCst);
-            }
-            Err(e) => tracing::warn!("cannot trim the artifact store: {e}"),
-        }
+    if total <= shared.max_size {
+        return;
     }
-    Response::Stored {
-        bytes_written: written,
+    match shared.store.trim(shared.max_size / 10 * 9) {
+        Ok(trimmed) => {
+            tracing::info!(
+                entries = trimmed.entries,
+                bytes = trimmed.bytes,
+                "trimmed the store"
+            );
+            shared
+                .store_bytes
+                .store(shared.store.usage().bytes, Ordering::SeqCst);
+        }
+        Err(e) => tracing::warn!("cannot trim the artifact store: {e}"),
     }
 }
 

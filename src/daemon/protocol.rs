@@ -312,11 +312,11 @@ pub struct DaemonStatus {
     /// The store's size bound (`ZCCACHE_MAX_SIZE`).
     pub max_size: u64,
     /// Compiles delivered from the store.
-    pub compile_hits: u64,
+    pub cache_hits: u64,
     /// Compiles run and stored.
-    pub compile_misses: u64,
+    pub cache_misses: u64,
     /// Compiles run uncached.
-    pub compile_passthroughs: u64,
+    pub passthroughs: u64,
 }
 
 /// One watched task (cache file + root + filters), answered from memory.
