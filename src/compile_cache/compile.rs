@@ -40,6 +40,8 @@ const KEYED_ENV: [&str; 12] = [
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
 /// Numbers the depfiles injected by this process, so concurrent compiles never share one.
 static INJECTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Manifests kept in memory at most.
+const MANIFESTS_IN_MEMORY: usize = 8192;
 /// Header sets remembered per manifest (a `-D` that flips the headers keeps both).
 const MANIFEST_ENTRIES: usize = 8;
 
@@ -102,6 +104,8 @@ struct Manifest {
 pub struct CompileCache {
     store: Store,
     identities: Identities,
+    /// Manifests read or written by this daemon, so a hit parses none.
+    manifests: std::sync::Mutex<std::collections::HashMap<Digest, Manifest>>,
 }
 
 impl CompileCache {
@@ -110,6 +114,7 @@ impl CompileCache {
         CompileCache {
             store,
             identities: Identities::default(),
+            manifests: std::sync::Mutex::default(),
         }
     }
 
@@ -248,11 +253,38 @@ impl CompileCache {
     }
 
     fn manifest(&self, base: &Digest) -> io::Result<Manifest> {
+        if let Some(known) = self.known_manifests().get(base) {
+            return Ok(known.clone());
+        }
         let stored = self.store.get(&manifest_key(base))?;
-        Ok(stored
+        let manifest: Manifest = stored
             .and_then(|a| a.outputs.into_iter().next())
             .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if !manifest.entries.is_empty() {
+            self.keep_manifest(*base, manifest.clone());
+        }
+        Ok(manifest)
+    }
+
+    /// Remembers a manifest in memory (a bounded number: past it, the memory starts afresh).
+    fn keep_manifest(&self, base: Digest, manifest: Manifest) {
+        let mut known = self.known_manifests();
+        if known.len() >= MANIFESTS_IN_MEMORY {
+            known.clear();
+        }
+        known.insert(base, manifest);
+    }
+
+    /// Forgets the manifests held in memory (the store was emptied).
+    pub fn forget(&self) {
+        self.known_manifests().clear();
+    }
+
+    fn known_manifests(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Digest, Manifest>> {
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn remember(&self, base: &Digest, headers: Vec<Header>) -> io::Result<u64> {
@@ -261,6 +293,7 @@ impl CompileCache {
         manifest.entries.insert(0, headers);
         manifest.entries.truncate(MANIFEST_ENTRIES);
         let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        self.keep_manifest(*base, manifest);
         let artifact = Artifact {
             outputs: vec![("manifest".to_string(), bytes)],
             stdout: Vec::new(),
@@ -417,5 +450,5 @@ fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }

@@ -109,6 +109,7 @@ fn status(shared: &Shared) -> Response {
 
 fn clear(shared: &Shared) -> Response {
     let indexes = shared.fingerprints.clear() as u64;
+    shared.compiles.forget();
     match shared.store.clear() {
         Ok(removed) => {
             shared.store_bytes.store(0, Ordering::SeqCst);
