@@ -12,8 +12,8 @@ const ERROR_EXIT: u8 = 2;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if commands::wrap::is_wrapper_call(&argv) {
-        return commands::wrap::main(&argv);
+    if let Some(call) = commands::wrap::wrapper_argv(&argv) {
+        return commands::wrap::main(&call);
     }
     let cli = Cli::parse();
     let outcome = match &cli.command {

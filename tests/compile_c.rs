@@ -355,3 +355,38 @@ fn compiles_keep_the_store_within_its_bound() {
     assert!(bytes <= 8192, "{status}");
     assert!(status["daemon"]["artifact_entries"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn response_files_are_read_for_the_key() {
+    let sb = project();
+    sb.write("args.rsp", "-c a.c -Iinc @more.rsp\n");
+    sb.write("more.rsp", "'-DGREETING=\"hi there\"' -o a.o\n");
+    gcc(&sb, &["@args.rsp"]).status(0);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    gcc(&sb, &["@args.rsp"]).status(0);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    sb.write("more.rsp", "'-DGREETING=\"bye\"' -o a.o\n");
+    gcc(&sb, &["@args.rsp"]).status(0);
+    assert_eq!(
+        counts(&sb),
+        (1, 2, 0),
+        "an edited response file is a new key"
+    );
+    gcc(&sb, &["@missing.rsp"]).status(1);
+    assert_eq!(counts(&sb).2, 1);
+}
+
+#[test]
+fn a_symlink_named_gcc_masquerades() {
+    let sb = project();
+    let bin = sb.outside("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(crate::support::ZCCACHE, bin.join("gcc")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let masked = |args: &[&str]| sb.program("gcc").args(args).env("PATH", &path);
+    masked(&ARGS).status(0);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    masked(&ARGS).status(0);
+    assert!(sb.path("a.o").exists());
+    assert_eq!(counts(&sb), (1, 1, 0));
+}

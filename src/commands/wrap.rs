@@ -6,14 +6,14 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
-use crate::runner::tool::resolve_program;
+use crate::runner::tool::resolve_program_except;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -22,8 +22,30 @@ const SESSION_ENV: &str = "ZCCACHE_SESSION_ID";
 /// Exit status when the compiler cannot be found or started.
 const NOT_FOUND: u8 = 127;
 
+/// Names a compiler driver can have; a symlink named so pointing at zccache masquerades.
+const COMPILER_NAMES: [&str; 6] = ["gcc", "g++", "cc", "c++", "clang", "clang++"];
+
+/// `argv` as a wrapper call: `zccache gcc ARGS` as is, or `gcc ARGS` through a symlink named
+/// like a compiler (`gcc -> zccache`), turned into `zccache gcc ARGS`.
+pub fn wrapper_argv(argv: &[OsString]) -> Option<Vec<OsString>> {
+    let name = argv
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())?;
+    let masquerading = COMPILER_NAMES
+        .iter()
+        .any(|c| name == *c || name.ends_with(&format!("-{c}")));
+    if masquerading {
+        let mut call = vec![OsString::from("zccache"), OsString::from(name)];
+        call.extend(argv[1..].iter().cloned());
+        return Some(call);
+    }
+    is_wrapper_call(argv).then(|| argv.to_vec())
+}
+
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
-pub fn is_wrapper_call(argv: &[OsString]) -> bool {
+fn is_wrapper_call(argv: &[OsString]) -> bool {
     let Some(first) = argv.get(1).and_then(|a| a.to_str()) else {
         return argv.get(1).is_some();
     };
@@ -58,7 +80,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         Ok(cwd) => cwd,
         Err(e) => return fail(&format!("cannot read the current directory: {e}")),
     };
-    let Some(compiler) = resolve_program(&argv[1], &cwd).filter(|c| !is_ourselves(c)) else {
+    let Some(compiler) = resolve_program_except(&argv[1], &cwd, is_ourselves) else {
         return fail(&format!(
             "compiler not found: {}",
             argv[1].to_string_lossy()
@@ -128,7 +150,7 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// A masquerading symlink must not find itself as "the compiler".
-fn is_ourselves(path: &PathBuf) -> bool {
+fn is_ourselves(path: &Path) -> bool {
     let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
     me.is_some() && std::fs::canonicalize(path).ok() == me
 }

@@ -132,7 +132,7 @@ impl Walk {
                 self.dep_wanted = true;
                 self.key_args.push(arg.to_string());
             }
-            _ if arg.starts_with('@') => return Err("response files are not cached yet"),
+            _ if arg.starts_with('@') => return Err("a response file that cannot be read"),
             _ if arg.starts_with("-o") => self.output = Some(arg[2..].to_string()),
             _ if arg.starts_with("-MF") => self.dep_file = Some(arg[3..].to_string()),
             _ if WITH_VALUE.contains(&arg) => {
@@ -204,6 +204,70 @@ impl Walk {
     }
 }
 
+/// How deeply response files may include each other.
+const MAX_NESTING: usize = 8;
+
+/// The arguments with every readable `@file` replaced by its content (nested, quoted the way
+/// gcc reads them). An unreadable `@file` is left as is, so it classifies as passthrough.
+pub fn expand_response_files(args: &[String], cwd: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        expand_into(arg, cwd, 0, &mut out);
+    }
+    out
+}
+
+fn expand_into(arg: &str, cwd: &std::path::Path, depth: usize, out: &mut Vec<String>) {
+    let content = arg
+        .strip_prefix('@')
+        .filter(|_| depth < MAX_NESTING)
+        .and_then(|file| std::fs::read_to_string(cwd.join(file)).ok());
+    match content {
+        Some(text) => {
+            for inner in split_response_file(&text) {
+                expand_into(&inner, cwd, depth + 1, out);
+            }
+        }
+        None => out.push(arg.to_string()),
+    }
+}
+
+/// Splits a response file: whitespace separates, '…' and "…" quote, \ escapes.
+fn split_response_file(text: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut in_arg = false;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, quote) {
+            ('\\', _) => {
+                current.extend(chars.next());
+                in_arg = true;
+            }
+            (q, None) if q == '\'' || q == '"' => {
+                quote = Some(q);
+                in_arg = true;
+            }
+            (q, Some(open)) if q == open => quote = None,
+            (c, None) if c.is_whitespace() => {
+                if in_arg {
+                    args.push(std::mem::take(&mut current));
+                    in_arg = false;
+                }
+            }
+            (c, _) => {
+                current.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        args.push(current);
+    }
+    args
+}
+
 fn is_source(arg: &str) -> bool {
     arg.rsplit_once('.')
         .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
@@ -258,7 +322,7 @@ mod tests {
     passthrough!(profile, "-c -fprofile-generate a.c");
     passthrough!(coverage, "-c --coverage a.c");
     passthrough!(stdin_source, "-c -x c -");
-    passthrough!(response_file, "-c @args.rsp");
+    passthrough!(unreadable_response_file, "-c @args.rsp");
     passthrough!(two_sources, "-c a.c b.c");
     passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
     passthrough!(object_input, "-c a.o");
@@ -280,6 +344,14 @@ mod tests {
         assert_eq!(
             compile("-c a.c -o b/x.o -MD").depfile.as_deref(),
             Some("b/x.d")
+        );
+    }
+
+    #[test]
+    fn response_files_split_like_gcc() {
+        assert_eq!(
+            split_response_file("-c 'a b.c' \"-DX=\\\"1\\\"\"\n -O2\\ x ''"),
+            ["-c", "a b.c", "-DX=\"1\"", "-O2 x", ""]
         );
     }
 

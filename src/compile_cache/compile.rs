@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use super::args::{Classified, Compile, classify};
+use super::args::{Classified, Compile, classify, expand_response_files};
 use super::compiler::Identities;
 use super::depfile::prerequisites;
 use super::store::Store;
@@ -120,7 +120,8 @@ impl CompileCache {
 
     /// Serves one compile.
     pub fn compile(&self, req: &Request) -> Outcome {
-        let compile = match classify(&req.args) {
+        // The key sees what a response file says; the compiler still gets the @file.
+        let compile = match classify(&expand_response_files(&req.args, &req.cwd)) {
             Classified::Cacheable(c) => c,
             Classified::Passthrough(reason) => return run_plain(req, Served::Passthrough(reason)),
         };

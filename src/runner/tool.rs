@@ -61,14 +61,24 @@ pub fn identity(
 
 /// Finds the program as `execvp` would: a path with a `/` relative to `cwd`, else `PATH`.
 pub fn resolve_program(program: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    resolve_program_except(program, cwd, |_| false)
+}
+
+/// Like [`resolve_program`], passing over `PATH` entries for which `skip` is true (a
+/// masquerading zccache must not find itself).
+pub fn resolve_program_except(
+    program: &OsStr,
+    cwd: &Path,
+    skip: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
-        return path.is_file().then_some(path);
+        return (path.is_file() && !skip(&path)).then_some(path);
     }
     let path_var = std::env::var_os("PATH")?;
     std::env::split_paths(&path_var)
         .map(|dir| cwd.join(dir).join(program))
-        .find(|candidate| is_executable(candidate))
+        .find(|candidate| is_executable(candidate) && !skip(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
