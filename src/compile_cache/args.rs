@@ -51,7 +51,11 @@ const WITH_VALUE: [&str; 18] = [
 /// Include directory flags.
 const INCLUDE_DIRS: [&str; 4] = ["-I", "-iquote", "-isystem", "-idirafter"];
 /// Flags that make the compile write files we cannot key or restore.
-const REFUSED_PREFIXES: [(&str, &str); 7] = [
+const REFUSED_PREFIXES: [(&str, &str); 8] = [
+    (
+        "-gsplit-dwarf",
+        "split DWARF writes a .dwo named after the output",
+    ),
     ("-save-temps", "-save-temps writes extra files"),
     ("-fprofile-", "profile instrumentation"),
     ("-fauto-profile", "profile instrumentation"),
@@ -60,7 +64,8 @@ const REFUSED_PREFIXES: [(&str, &str); 7] = [
     ("-fdump-", "compiler dumps"),
     ("-fsyntax-only", "no object is produced"),
 ];
-/// Prefixes of flags that only change the output (kept in the key).
+/// Prefixes of flags that only change the output (kept in the key). `-gsplit-dwarf` is
+/// refused above, before `-g` accepts it.
 const KEYED_PREFIXES: [&str; 19] = [
     "-O",
     "-g",

@@ -38,8 +38,8 @@ const KEYED_ENV: [&str; 12] = [
 ];
 /// Env vars that make gcc write files we do not know about.
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
-/// Numbers the depfiles injected by this process, so concurrent compiles never share one.
-static INJECTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Numbers this process's scratch outputs, so concurrent compiles never share one.
+static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
 /// Header sets remembered per manifest (a `-D` that flips the headers keeps both).
@@ -120,8 +120,9 @@ impl CompileCache {
 
     /// Serves one compile.
     pub fn compile(&self, req: &Request) -> Outcome {
-        // The key sees what a response file says; the compiler still gets the @file.
-        let compile = match classify(&expand_response_files(&req.args, &req.cwd)) {
+        // What response files say counts; a miss runs the expanded arguments.
+        let expanded = expand_response_files(&req.args, &req.cwd);
+        let compile = match classify(&expanded) {
             Classified::Cacheable(c) => c,
             Classified::Passthrough(reason) => return run_plain(req, Served::Passthrough(reason)),
         };
@@ -132,7 +133,7 @@ impl CompileCache {
             tracing::debug!("{var} is set: not cached");
             return run_plain(req, Served::Passthrough("dependency output env var"));
         }
-        match self.cached(req, &compile) {
+        match self.cached(req, &compile, &expanded) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("compile cache error, compiling uncached: {err}");
@@ -141,7 +142,7 @@ impl CompileCache {
         }
     }
 
-    fn cached(&self, req: &Request, c: &Compile) -> io::Result<Outcome> {
+    fn cached(&self, req: &Request, c: &Compile, expanded: &[String]) -> io::Result<Outcome> {
         let source = std::fs::read(req.cwd.join(&c.source))?;
         if contains(&source, b"__DATE__") || contains(&source, b"__TIME__") {
             return Ok(run_plain(
@@ -160,7 +161,7 @@ impl CompileCache {
                 stored_bytes: 0,
             });
         }
-        self.compile_and_store(req, c, &base)
+        self.compile_and_store(req, c, expanded, &base)
     }
 
     /// The key of everything known before the compile: compiler, arguments in order,
@@ -198,55 +199,45 @@ impl CompileCache {
         Ok(None)
     }
 
-    fn compile_and_store(&self, req: &Request, c: &Compile, base: &Digest) -> io::Result<Outcome> {
-        let injected = c.depfile.is_none().then(|| {
-            let n = INJECTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            std::env::temp_dir().join(format!("zccache-{}-{n}.d", std::process::id()))
-        });
-        let mut args = req.args.clone();
-        if let Some(path) = &injected {
-            args.extend([
-                "-MD".to_string(),
-                "-MF".to_string(),
-                path.display().to_string(),
-            ]);
-        }
+    /// Compiles into private scratch files (never reading an output path another process
+    /// may be writing), delivers them atomically, and stores them when the headers can be
+    /// trusted.
+    fn compile_and_store(
+        &self,
+        req: &Request,
+        c: &Compile,
+        expanded: &[String],
+        base: &Digest,
+    ) -> io::Result<Outcome> {
+        let scratch = Scratch::new();
+        let args = private_outputs(expanded, c, &scratch);
         let started = now_ns();
-        let run = run(req, &args)?;
-        let depfile = injected
-            .clone()
-            .or_else(|| c.depfile.as_ref().map(|d| req.cwd.join(d)));
-        let dep_text = depfile
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok());
-        if let Some(path) = &injected {
-            let _ = std::fs::remove_file(path);
-        }
+        let (exit_code, stdout, stderr) = run(req, &args)?;
         let mut outcome = Outcome {
-            exit_code: run.0,
-            stdout: run.1,
-            stderr: run.2,
+            exit_code,
+            stdout,
+            stderr,
             served: Served::Miss,
             stored_bytes: 0,
         };
-        if outcome.exit_code != 0 {
+        if exit_code != 0 {
             return Ok(outcome);
         }
-        let Some(headers) = dep_text.and_then(|t| learn_headers(req, c, &t, started)) else {
-            return Ok(outcome);
-        };
-        let mut outputs = vec![(
-            "object".to_string(),
-            std::fs::read(req.cwd.join(&c.output))?,
-        )];
-        if let Some(d) = &c.depfile {
-            outputs.push(("depfile".to_string(), std::fs::read(req.cwd.join(d))?));
+        let mut outputs = vec![("object".to_string(), std::fs::read(&scratch.object)?)];
+        let dep_text = std::fs::read_to_string(&scratch.depfile).ok();
+        if c.depfile.is_some() {
+            let bytes = dep_text.clone().unwrap_or_default().into_bytes();
+            outputs.push(("depfile".to_string(), bytes));
         }
         let artifact = Artifact {
             outputs,
             stdout: outcome.stdout.clone(),
             stderr: outcome.stderr.clone(),
             exit_code: 0,
+        };
+        deliver(req, c, &artifact)?;
+        let Some(headers) = dep_text.and_then(|t| learn_headers(req, c, &t, started)) else {
+            return Ok(outcome);
         };
         outcome.stored_bytes = self.store.put(&full_key(base, &headers), &artifact)?;
         outcome.stored_bytes += self.remember(base, headers)?;
@@ -303,6 +294,60 @@ impl CompileCache {
         };
         self.store.put(&manifest_key(base), &artifact)
     }
+}
+
+/// A miss's private object and depfile paths, removed when dropped.
+struct Scratch {
+    object: PathBuf,
+    depfile: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = std::env::temp_dir().join(format!("zccache-{}-{n}", std::process::id()));
+        Scratch {
+            object: stem.with_extension("o"),
+            depfile: stem.with_extension("d"),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.object);
+        let _ = std::fs::remove_file(&self.depfile);
+    }
+}
+
+/// `args` writing the object and depfile to `scratch` instead: `-o` and `-MF` redirected,
+/// `-MD -MF` added when the build asked for no depfile, and the depfile's target kept the
+/// build's (`-MQ <output>`) unless it named one.
+fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -> Vec<String> {
+    let object = scratch.object.display().to_string();
+    let depfile = scratch.depfile.display().to_string();
+    let mut out = Vec::with_capacity(args.len() + 4);
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-o" | "-MF" => {
+                iter.next();
+            }
+            a if a.starts_with("-o") || a.starts_with("-MF") => {}
+            _ => out.push(arg.clone()),
+        }
+    }
+    out.extend(["-o".to_string(), object]);
+    if c.depfile.is_none() {
+        out.push("-MD".to_string());
+    } else if !args
+        .iter()
+        .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"))
+    {
+        out.extend(["-MQ".to_string(), c.output.clone()]);
+    }
+    out.extend(["-MF".to_string(), depfile]);
+    out
 }
 
 /// The headers a depfile lists (the source itself left out), hashed; `None` when one cannot
