@@ -394,3 +394,29 @@ fn a_symlink_named_gcc_masquerades() {
     assert!(sb.path("a.o").exists());
     assert_eq!(counts(&sb), (1, 1, 0));
 }
+
+#[test]
+fn a_stdin_source_is_keyed_by_its_bytes() {
+    let sb = Sandbox::new();
+    let args = ["-x", "c", "-c", "-", "-o", "s.o"];
+    gcc(&sb, &args)
+        .stdin("int f(void) { return 1; }\n")
+        .status(0);
+    let first = fs::read(sb.path("s.o")).unwrap();
+    fs::remove_file(sb.path("s.o")).unwrap();
+    gcc(&sb, &args)
+        .stdin("int f(void) { return 1; }\n")
+        .status(0);
+    assert_eq!(fs::read(sb.path("s.o")).unwrap(), first);
+    gcc(&sb, &args)
+        .stdin("int f(void) { return 2; }\n")
+        .status(0);
+    assert_eq!(counts(&sb), (1, 2, 0));
+    assert_ne!(fs::read(sb.path("s.o")).unwrap(), first);
+    gcc(&sb, &["-c", "-"]).stdin("int x;\n").status(1);
+    // Without a daemon the bytes still reach the compiler.
+    gcc(&sb, &args)
+        .env("ZCCACHE_NO_DAEMON", "1")
+        .stdin("int f(void) { return 3; }\n")
+        .status(0);
+}

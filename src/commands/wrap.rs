@@ -94,6 +94,17 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     let here = NormalizedPath::new(&cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(&cwd, &compiler);
     let env = Some(std::env::vars().collect());
+    // A `-` source reads stdin: the daemon's compiler gets exactly these bytes.
+    let stdin = if args.iter().any(|a| a == "-") {
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).is_err() {
+            return exec(&compiler, rest);
+        }
+        bytes
+    } else {
+        Vec::new()
+    };
+    let captured_stdin = stdin.clone();
     let request = match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
         Some(session_id) => Request::Compile {
             session_id,
@@ -101,7 +112,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             cwd: here,
             compiler: compiler_path,
             env,
-            stdin: Vec::new(),
+            stdin,
         },
         None => Request::CompileEphemeral {
             client_pid: std::process::id(),
@@ -110,7 +121,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             args,
             cwd: here,
             env,
-            stdin: Vec::new(),
+            stdin,
         },
     };
     let paths = DaemonPaths::from_env();
@@ -133,8 +144,31 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             if let Ok(paths) = &paths {
                 warn_now_and_then(paths);
             }
-            exec(&compiler, rest)
+            feed_or_exec(&compiler, rest, &captured_stdin)
         }
+    }
+}
+
+/// Runs the real compiler directly: exec'd, or, when stdin was already read for a `-`
+/// source, as a child fed those bytes.
+fn feed_or_exec(compiler: &Path, args: &[OsString], stdin: &[u8]) -> ExitCode {
+    if stdin.is_empty() {
+        return exec(compiler, args);
+    }
+    let child = Command::new(compiler)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return fail(&format!("cannot run {}: {e}", compiler.display())),
+    };
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin);
+    }
+    match child.wait() {
+        Ok(status) => ExitCode::from(u8::try_from(crate::os::exit_code(status)).unwrap_or(1)),
+        Err(e) => fail(&format!("cannot wait for {}: {e}", compiler.display())),
     }
 }
 

@@ -124,7 +124,10 @@ impl Walk {
         match arg {
             "-c" => self.compile_only = true,
             "-E" | "-S" | "-M" | "-MM" => return Err("not a compile to an object"),
-            "-" => return Err("source on stdin is not cached yet"),
+            "-" => {
+                self.sources.push(arg.to_string());
+                self.key_args.push(arg.to_string());
+            }
             "-o" => {
                 self.output = Some(next.ok_or("-o without a value")?.clone());
                 return Ok(2);
@@ -184,6 +187,10 @@ impl Walk {
     }
 
     fn finish(self) -> Classified {
+        let language_given = self.key_args.iter().any(|a| a.starts_with("-x"));
+        if self.sources.iter().any(|s| s == "-") && !language_given {
+            return Classified::Passthrough("stdin source without -x (gcc refuses it)");
+        }
         if !self.compile_only {
             return Classified::Passthrough("not a compile (-c missing)");
         }
@@ -326,7 +333,7 @@ mod tests {
     passthrough!(save_temps, "-c -save-temps a.c");
     passthrough!(profile, "-c -fprofile-generate a.c");
     passthrough!(coverage, "-c --coverage a.c");
-    passthrough!(stdin_source, "-c -x c -");
+    passthrough!(stdin_without_language, "-c -");
     passthrough!(unreadable_response_file, "-c @args.rsp");
     passthrough!(two_sources, "-c a.c b.c");
     passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
@@ -358,6 +365,13 @@ mod tests {
             split_response_file("-c 'a b.c' \"-DX=\\\"1\\\"\"\n -O2\\ x ''"),
             ["-c", "a b.c", "-DX=\"1\"", "-O2 x", ""]
         );
+    }
+
+    #[test]
+    fn stdin_source_with_a_language() {
+        let c = compile("-x c -c - -O2");
+        assert_eq!(c.source, "-");
+        assert_eq!(c.output, "-.o");
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Request {
     pub cwd: PathBuf,
     /// Its exact environment.
     pub env: Vec<(String, String)>,
+    /// Bytes for its stdin (a `-` source).
+    pub stdin: Vec<u8>,
 }
 
 /// What happened.
@@ -143,7 +145,11 @@ impl CompileCache {
     }
 
     fn cached(&self, req: &Request, c: &Compile, expanded: &[String]) -> io::Result<Outcome> {
-        let source = std::fs::read(req.cwd.join(&c.source))?;
+        let source = if c.source == "-" {
+            req.stdin.clone()
+        } else {
+            std::fs::read(req.cwd.join(&c.source))?
+        };
         if contains(&source, b"__DATE__") || contains(&source, b"__TIME__") {
             return Ok(run_plain(
                 req,
@@ -483,15 +489,34 @@ fn run_plain(req: &Request, served: Served) -> Outcome {
     }
 }
 
-/// Runs the compiler with exactly the request's environment; (status, stdout, stderr).
+/// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
+/// stderr).
 fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
-    let output = Command::new(&req.compiler)
+    let mut child = Command::new(&req.compiler)
         .args(args)
         .current_dir(&req.cwd)
         .env_clear()
         .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()?;
+        .stdin(if req.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let feeder = child.stdin.take().map(|mut pipe| {
+        let bytes = req.stdin.clone();
+        // A separate thread, so a compiler that writes before it reads cannot deadlock us.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let output = child.wait_with_output()?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     Ok((exit_code(output.status), output.stdout, output.stderr))
 }
 

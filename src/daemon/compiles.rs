@@ -19,9 +19,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             args,
             cwd,
             env,
+            stdin,
             ..
         } => {
-            let req = compile_request(&compiler, args, &cwd, env);
+            let req = compile_request(&compiler, args, &cwd, env, stdin);
             blocking(shared, move |s| compile(s, &req, None)).await
         }
         Request::Compile {
@@ -30,12 +31,12 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             cwd,
             compiler,
             env,
-            ..
+            stdin,
         } => {
             if !shared.sessions.exists(&session_id) {
                 return unknown_session(&session_id);
             }
-            let req = compile_request(&compiler, args, &cwd, env);
+            let req = compile_request(&compiler, args, &cwd, env, stdin);
             blocking(shared, move |s| compile(s, &req, Some(session_id))).await
         }
         Request::SessionStart {
@@ -72,12 +73,14 @@ fn compile_request(
     args: Vec<String>,
     cwd: &NormalizedPath,
     env: Option<Vec<(String, String)>>,
+    stdin: Vec<u8>,
 ) -> compile::Request {
     compile::Request {
         compiler: PathBuf::from(compiler.as_path()),
         args,
         cwd: PathBuf::from(cwd.as_path()),
         env: env.unwrap_or_else(|| std::env::vars().collect()),
+        stdin,
     }
 }
 
