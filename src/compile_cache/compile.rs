@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::args::{Classified, Compile, classify, expand_response_files};
 use super::compiler::Identities;
 use super::depfile::prerequisites;
+use super::inflight::InFlight;
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, now_ns, write_file_atomic};
@@ -106,6 +107,8 @@ struct Manifest {
 pub struct CompileCache {
     store: Store,
     identities: Identities,
+    /// Compiles running now, so identical ones compile once.
+    in_flight: InFlight,
     /// Manifests read or written by this daemon, so a hit parses none.
     manifests: std::sync::Mutex<std::collections::HashMap<Digest, Manifest>>,
 }
@@ -116,6 +119,7 @@ impl CompileCache {
         CompileCache {
             store,
             identities: Identities::default(),
+            in_flight: InFlight::default(),
             manifests: std::sync::Mutex::default(),
         }
     }
@@ -157,17 +161,31 @@ impl CompileCache {
             ));
         }
         let base = self.base_key(req, c, &source)?;
-        if let Some(artifact) = self.lookup(&base, &search_dirs(req, c))? {
-            deliver(req, c, &artifact)?;
-            return Ok(Outcome {
-                exit_code: artifact.exit_code,
-                stdout: artifact.stdout,
-                stderr: artifact.stderr,
-                served: Served::Hit,
-                stored_bytes: 0,
-            });
+        if let Some(hit) = self.hit(req, c, &base)? {
+            return Ok(hit);
+        }
+        // An identical compile running now is waited for; whoever leads looks once more, so
+        // a compile that finished in between is a hit too.
+        let _lead = self.in_flight.lead_or_wait((base, c.output.clone()));
+        if let Some(hit) = self.hit(req, c, &base)? {
+            return Ok(hit);
         }
         self.compile_and_store(req, c, expanded, &base)
+    }
+
+    /// Delivers a stored result, if the inputs match one.
+    fn hit(&self, req: &Request, c: &Compile, base: &Digest) -> io::Result<Option<Outcome>> {
+        let Some(artifact) = self.lookup(base, &search_dirs(req, c))? else {
+            return Ok(None);
+        };
+        deliver(req, c, &artifact)?;
+        Ok(Some(Outcome {
+            exit_code: artifact.exit_code,
+            stdout: artifact.stdout,
+            stderr: artifact.stderr,
+            served: Served::Hit,
+            stored_bytes: 0,
+        }))
     }
 
     /// The key of everything known before the compile: compiler, arguments in order,

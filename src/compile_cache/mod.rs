@@ -5,5 +5,6 @@ pub mod args;
 pub mod compile;
 pub mod compiler;
 pub mod depfile;
+pub mod inflight;
 pub mod limits;
 pub mod store;
