@@ -419,3 +419,24 @@ fn a_stdin_source_is_keyed_by_its_bytes() {
         .stdin("int f(void) { return 3; }\n")
         .status(0);
 }
+
+#[test]
+fn several_sources_mix_hits_and_misses() {
+    let sb = Sandbox::new();
+    sb.write("a.c", "int a(void) { return 1; }\n")
+        .write("b.c", "int b(void) { return 2; }\n")
+        .write("c.c", "int c(void) { return 3; }\n");
+    gcc(&sb, &["-c", "a.c", "b.c", "-O2"]).status(0);
+    assert!(sb.path("a.o").exists() && sb.path("b.o").exists());
+    let reference = fs::read(sb.path("b.o")).unwrap();
+    fs::remove_file(sb.path("b.o")).unwrap();
+    gcc(&sb, &["-c", "a.c", "b.c", "c.c", "-O2"]).status(0);
+    assert_eq!(fs::read(sb.path("b.o")).unwrap(), reference);
+    assert!(sb.path("c.o").exists());
+    // The second call: a and b hit, c missed (the call counts as one miss).
+    gcc(&sb, &["-c", "c.c", "-O2"]).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0));
+    sb.write("bad.c", "int x = nope;\n");
+    let failed = gcc(&sb, &["-c", "a.c", "bad.c", "-O2"]).status(1);
+    assert!(failed.stderr.contains("nope"), "{}", failed.stderr);
+}

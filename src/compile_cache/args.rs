@@ -23,6 +23,8 @@ pub struct Compile {
 pub enum Classified {
     /// Cache it.
     Cacheable(Compile),
+    /// Several sources compiled to their default objects: each is its own compile.
+    Several(Vec<String>),
     /// Run it as is; the reason goes to logs and stats.
     Passthrough(&'static str),
 }
@@ -195,11 +197,7 @@ impl Walk {
             return Classified::Passthrough("not a compile (-c missing)");
         }
         let [source] = self.sources.as_slice() else {
-            return Classified::Passthrough(if self.sources.is_empty() {
-                "no source"
-            } else {
-                "several sources are not cached yet"
-            });
+            return self.several();
         };
         let output = self.output.unwrap_or_else(|| default_object(source));
         let depfile = self.dep_wanted.then(|| {
@@ -280,6 +278,26 @@ fn split_response_file(text: &str) -> Vec<String> {
     args
 }
 
+impl Walk {
+    /// `gcc -c a.c b.c`: each source to its own default object, so each can be its own
+    /// compile; with a named output, depfile or target they cannot be split.
+    fn several(self) -> Classified {
+        if self.sources.is_empty() {
+            return Classified::Passthrough("no source");
+        }
+        let named = self.output.is_some()
+            || self.dep_file.is_some()
+            || self
+                .key_args
+                .iter()
+                .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"));
+        if named || self.sources.iter().any(|s| s == "-") {
+            return Classified::Passthrough("several sources with one named output");
+        }
+        Classified::Several(self.sources)
+    }
+}
+
 fn is_source(arg: &str) -> bool {
     arg.rsplit_once('.')
         .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
@@ -335,7 +353,7 @@ mod tests {
     passthrough!(coverage, "-c --coverage a.c");
     passthrough!(stdin_without_language, "-c -");
     passthrough!(unreadable_response_file, "-c @args.rsp");
-    passthrough!(two_sources, "-c a.c b.c");
+    passthrough!(two_sources_one_output, "-c a.c b.c -o x.o");
     passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
     passthrough!(object_input, "-c a.o");
 
@@ -372,6 +390,14 @@ mod tests {
         let c = compile("-x c -c - -O2");
         assert_eq!(c.source, "-");
         assert_eq!(c.output, "-.o");
+    }
+
+    #[test]
+    fn several_sources_split() {
+        assert_eq!(
+            classify(&args("-c a.c src/b.c -O2")),
+            Classified::Several(vec!["a.c".into(), "src/b.c".into()])
+        );
     }
 
     #[test]

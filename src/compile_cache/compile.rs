@@ -130,6 +130,7 @@ impl CompileCache {
         let expanded = expand_response_files(&req.args, &req.cwd);
         let compile = match classify(&expanded) {
             Classified::Cacheable(c) => c,
+            Classified::Several(sources) => return self.several(req, &expanded, &sources),
             Classified::Passthrough(reason) => return run_plain(req, Served::Passthrough(reason)),
         };
         if let Some(var) = REFUSED_ENV
@@ -145,6 +146,56 @@ impl CompileCache {
                 tracing::warn!("compile cache error, compiling uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
             }
+        }
+    }
+
+    /// `-c a.c b.c`: one compile per source, in parallel (hits at once, misses compiled),
+    /// their output concatenated in source order, the first failing status returned.
+    fn several(&self, req: &Request, expanded: &[String], sources: &[String]) -> Outcome {
+        let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sources
+                .iter()
+                .map(|source| {
+                    let args = expanded
+                        .iter()
+                        .filter(|a| *a == source || !sources.contains(a))
+                        .cloned()
+                        .collect();
+                    let one = Request {
+                        args,
+                        ..req.clone()
+                    };
+                    scope.spawn(move || self.compile(&one))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| run_plain(req, Served::Passthrough("panic")))
+                })
+                .collect()
+        });
+        let served = if outcomes.iter().all(|o| o.served == Served::Hit) {
+            Served::Hit
+        } else if outcomes
+            .iter()
+            .any(|o| matches!(o.served, Served::Passthrough(_)))
+        {
+            Served::Passthrough("part of a several-source compile")
+        } else {
+            Served::Miss
+        };
+        Outcome {
+            exit_code: outcomes
+                .iter()
+                .map(|o| o.exit_code)
+                .find(|c| *c != 0)
+                .unwrap_or(0),
+            stdout: outcomes.iter().flat_map(|o| o.stdout.clone()).collect(),
+            stderr: outcomes.iter().flat_map(|o| o.stderr.clone()).collect(),
+            served,
+            stored_bytes: outcomes.iter().map(|o| o.stored_bytes).sum(),
         }
     }
 
