@@ -440,3 +440,16 @@ fn several_sources_mix_hits_and_misses() {
     let failed = gcc(&sb, &["-c", "a.c", "bad.c", "-O2"]).status(1);
     assert!(failed.stderr.contains("nope"), "{}", failed.stderr);
 }
+
+#[test]
+fn clang_compiles_are_cached_apart_from_gcc() {
+    let sb = project();
+    let clang = |args: &[&str]| sb.cmd(["clang"]).args(args);
+    clang(&ARGS).status(0);
+    let first = object(&sb);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    clang(&ARGS).status(0);
+    assert_eq!(object(&sb), first);
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0), "gcc is another compiler: a miss");
+}
