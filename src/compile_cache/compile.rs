@@ -7,20 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::args::{Classified, Compile, classify, expand_response_files};
 use super::compiler::Identities;
-use super::depfile::prerequisites;
+use super::headers::{Header, full_key, header_unchanged, learn_headers, search_dirs, shadowed};
 use super::inflight::InFlight;
+use super::invoke::{Scratch, deliver, private_outputs, run};
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
-use crate::fingerprint::{Digest, now_ns, write_file_atomic};
-use crate::os::exit_code;
+use crate::fingerprint::{Digest, now_ns};
 
 /// Env vars that change what a compile produces (or its diagnostics).
 const KEYED_ENV: [&str; 12] = [
@@ -39,8 +37,6 @@ const KEYED_ENV: [&str; 12] = [
 ];
 /// Env vars that make gcc write files we do not know about.
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
-/// Numbers this process's scratch outputs, so concurrent compiles never share one.
-static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
 /// Header sets remembered per manifest (a `-D` that flips the headers keeps both).
@@ -85,15 +81,6 @@ pub struct Outcome {
     pub served: Served,
     /// Bytes of new blobs it added to the store.
     pub stored_bytes: u64,
-}
-
-/// One header as a manifest remembers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Header {
-    path: PathBuf,
-    size: u64,
-    mtime_ns: i64,
-    hash: Digest,
 }
 
 /// The header sets seen for one set of source-side inputs.
@@ -371,146 +358,6 @@ impl CompileCache {
     }
 }
 
-/// A miss's private object and depfile paths, removed when dropped.
-struct Scratch {
-    object: PathBuf,
-    depfile: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stem = std::env::temp_dir().join(format!("zccache-{}-{n}", std::process::id()));
-        Scratch {
-            object: stem.with_extension("o"),
-            depfile: stem.with_extension("d"),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.object);
-        let _ = std::fs::remove_file(&self.depfile);
-    }
-}
-
-/// `args` writing the object and depfile to `scratch` instead: `-o` and `-MF` redirected,
-/// `-MD -MF` added when the build asked for no depfile, and the depfile's target kept the
-/// build's (`-MQ <output>`) unless it named one.
-fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -> Vec<String> {
-    let object = scratch.object.display().to_string();
-    let depfile = scratch.depfile.display().to_string();
-    let mut out = Vec::with_capacity(args.len() + 4);
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "-o" | "-MF" => {
-                iter.next();
-            }
-            a if a.starts_with("-o") || a.starts_with("-MF") => {}
-            _ => out.push(arg.clone()),
-        }
-    }
-    out.extend(["-o".to_string(), object]);
-    if c.depfile.is_none() {
-        out.push("-MD".to_string());
-    } else if !args
-        .iter()
-        .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"))
-    {
-        out.extend(["-MQ".to_string(), c.output.clone()]);
-    }
-    out.extend(["-MF".to_string(), depfile]);
-    out
-}
-
-/// The headers a depfile lists (the source itself left out), hashed; `None` when one cannot
-/// be trusted (unreadable, or written after the compile started).
-fn learn_headers(req: &Request, c: &Compile, depfile: &str, started: i64) -> Option<Vec<Header>> {
-    let source = req.cwd.join(&c.source);
-    let mut headers: Vec<Header> = Vec::new();
-    for dep in prerequisites(depfile) {
-        let path = req.cwd.join(&dep);
-        if path == source || headers.iter().any(|h| h.path == path) {
-            continue;
-        }
-        let meta = std::fs::metadata(&path).ok()?;
-        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-        if mtime_ns >= started {
-            return None;
-        }
-        let hash = Digest::of(&std::fs::read(&path).ok()?);
-        headers.push(Header {
-            path,
-            size: meta.size(),
-            mtime_ns,
-            hash,
-        });
-    }
-    headers.sort_by(|a, b| a.path.cmp(&b.path));
-    Some(headers)
-}
-
-/// True when the header is as recorded: same size and mtime, else same content.
-fn header_unchanged(h: &Header) -> bool {
-    let Ok(meta) = std::fs::metadata(&h.path) else {
-        return false;
-    };
-    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    if meta.size() == h.size && mtime_ns == h.mtime_ns {
-        return true;
-    }
-    std::fs::read(&h.path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
-}
-
-/// The include search path as far as the command line tells: the source's directory (for
-/// quoted includes), then the `-I`/`-iquote`/`-isystem`/`-idirafter` directories in order.
-fn search_dirs(req: &Request, c: &Compile) -> Vec<PathBuf> {
-    let source_dir = req.cwd.join(&c.source).parent().map(Path::to_path_buf);
-    source_dir
-        .into_iter()
-        .chain(c.include_dirs.iter().map(|d| req.cwd.join(d)))
-        .collect()
-}
-
-/// True when a file that would now be found first stands earlier on the search path than
-/// the header the compile used (a header newly created in front of the old one). Every
-/// listed directory that contains the header is a way it may have been found; each is checked
-/// (doubt means a miss). A header outside them (a system header) has its trailing path
-/// components looked for in every listed directory.
-fn shadowed(h: &Header, search: &[PathBuf]) -> bool {
-    let other_file = |candidate: PathBuf| candidate != h.path && candidate.exists();
-    let mut under_a_listed_dir = false;
-    for (at, dir) in search.iter().enumerate() {
-        let Ok(name) = h.path.strip_prefix(dir) else {
-            continue;
-        };
-        under_a_listed_dir = true;
-        if search[..at].iter().any(|d| other_file(d.join(name))) {
-            return true;
-        }
-    }
-    if under_a_listed_dir {
-        return false;
-    }
-    let parts: Vec<_> = h.path.components().collect();
-    (1..=parts.len().min(3)).any(|n| {
-        let name: PathBuf = parts[parts.len() - n..].iter().collect();
-        search.iter().any(|d| other_file(d.join(&name)))
-    })
-}
-
-fn full_key(base: &Digest, headers: &[Header]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&base.0);
-    for h in headers {
-        hasher.update(h.path.as_os_str().as_encoded_bytes());
-        hasher.update(&h.hash.0);
-    }
-    format!("compile/{}", hasher.finalize().to_hex())
-}
-
 fn manifest_key(base: &Digest) -> String {
     format!("manifest/{}", base.to_hex())
 }
@@ -521,22 +368,6 @@ pub fn keyed_env(env: &[(String, String)]) -> Vec<(String, String)> {
         .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
         .cloned()
         .collect()
-}
-
-/// Writes the object (and depfile) of a hit; fresh files, so they get a fresh mtime.
-fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
-    for (name, bytes) in &artifact.outputs {
-        let target = match name.as_str() {
-            "object" => req.cwd.join(&c.output),
-            "depfile" => match &c.depfile {
-                Some(d) => req.cwd.join(d),
-                None => continue,
-            },
-            _ => continue,
-        };
-        write_file_atomic(&target, bytes, false)?;
-    }
-    Ok(())
 }
 
 fn run_plain(req: &Request, served: Served) -> Outcome {
@@ -556,37 +387,6 @@ fn run_plain(req: &Request, served: Served) -> Outcome {
             stored_bytes: 0,
         },
     }
-}
-
-/// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
-/// stderr).
-fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
-    let mut child = Command::new(&req.compiler)
-        .args(args)
-        .current_dir(&req.cwd)
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if req.stdin.is_empty() {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let feeder = child.stdin.take().map(|mut pipe| {
-        let bytes = req.stdin.clone();
-        // A separate thread, so a compiler that writes before it reads cannot deadlock us.
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = pipe.write_all(&bytes);
-        })
-    });
-    let output = child.wait_with_output()?;
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
-    Ok((exit_code(output.status), output.stdout, output.stderr))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

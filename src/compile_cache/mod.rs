@@ -5,6 +5,8 @@ pub mod args;
 pub mod compile;
 pub mod compiler;
 pub mod depfile;
+mod headers;
 pub mod inflight;
+mod invoke;
 pub mod limits;
 pub mod store;

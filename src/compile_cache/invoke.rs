@@ -1,0 +1,116 @@
+//! Running the real compiler for a miss: private scratch outputs (so no other process's
+//! half-written file is ever read), exactly the request's environment and stdin, and
+//! atomic delivery of the results.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::args::Compile;
+use super::compile::Request;
+use crate::daemon::protocol::Artifact;
+use crate::fingerprint::write_file_atomic;
+use crate::os::exit_code;
+
+/// Numbers this process's scratch outputs, so concurrent compiles never share one.
+static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// A miss's private object and depfile paths, removed when dropped.
+pub(super) struct Scratch {
+    pub(super) object: PathBuf,
+    pub(super) depfile: PathBuf,
+}
+
+impl Scratch {
+    pub(super) fn new() -> Self {
+        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = std::env::temp_dir().join(format!("zccache-{}-{n}", std::process::id()));
+        Scratch {
+            object: stem.with_extension("o"),
+            depfile: stem.with_extension("d"),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.object);
+        let _ = std::fs::remove_file(&self.depfile);
+    }
+}
+
+/// `args` writing the object and depfile to `scratch` instead: `-o` and `-MF` redirected,
+/// `-MD -MF` added when the build asked for no depfile, and the depfile's target kept the
+/// build's (`-MQ <output>`) unless it named one.
+pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -> Vec<String> {
+    let object = scratch.object.display().to_string();
+    let depfile = scratch.depfile.display().to_string();
+    let mut out = Vec::with_capacity(args.len() + 4);
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-o" | "-MF" => {
+                iter.next();
+            }
+            a if a.starts_with("-o") || a.starts_with("-MF") => {}
+            _ => out.push(arg.clone()),
+        }
+    }
+    out.extend(["-o".to_string(), object]);
+    if c.depfile.is_none() {
+        out.push("-MD".to_string());
+    } else if !args
+        .iter()
+        .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"))
+    {
+        out.extend(["-MQ".to_string(), c.output.clone()]);
+    }
+    out.extend(["-MF".to_string(), depfile]);
+    out
+}
+
+/// Writes the object (and depfile) of a hit; fresh files, so they get a fresh mtime.
+pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
+    for (name, bytes) in &artifact.outputs {
+        let target = match name.as_str() {
+            "object" => req.cwd.join(&c.output),
+            "depfile" => match &c.depfile {
+                Some(d) => req.cwd.join(d),
+                None => continue,
+            },
+            _ => continue,
+        };
+        write_file_atomic(&target, bytes, false)?;
+    }
+    Ok(())
+}
+
+/// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
+/// stderr).
+pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+    let mut child = Command::new(&req.compiler)
+        .args(args)
+        .current_dir(&req.cwd)
+        .env_clear()
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if req.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let feeder = child.stdin.take().map(|mut pipe| {
+        let bytes = req.stdin.clone();
+        // A separate thread, so a compiler that writes before it reads cannot deadlock us.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let output = child.wait_with_output()?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Ok((exit_code(output.status), output.stdout, output.stderr))
+}
