@@ -1,5 +1,6 @@
-//! The compile cache: for now its artifact store, served by the daemon as a key-value face
-//! (`Lookup`/`Store`, `zccache kv`). Compiler wrapping builds on it.
+//! The compile cache: the artifact store (also a key-value face: `Lookup`/`Store`,
+//! `zccache kv`) and C/C++ compiles served from it — argument classification, compiler
+//! identity, direct-mode header manifests, compile-once, and running the real compiler.
 
 pub mod args;
 pub mod compile;
