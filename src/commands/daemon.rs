@@ -75,6 +75,12 @@ fn describe(s: &DaemonStatus) -> String {
         s.dir
     );
     text.push_str(&format!(
+        "  compiles: {} hits, {} misses, {} passed through\n",
+        thousands(s.cache_hits as usize),
+        thousands(s.cache_misses as usize),
+        thousands(s.passthroughs as usize)
+    ));
+    text.push_str(&format!(
         "  artifact store: {} entries, {} of {} bytes\n",
         thousands(s.artifact_entries as usize),
         thousands(s.artifact_bytes as usize),
