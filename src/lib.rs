@@ -11,5 +11,6 @@ pub mod config;
 pub mod daemon;
 pub mod fingerprint;
 pub mod os;
+pub mod paths;
 pub mod runner;
 pub mod ui;

@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
+use crate::paths::with_suffix;
 use crate::ui::Ui;
 
 /// The line that marks a hook as zccache's.
@@ -100,9 +101,7 @@ fn is_ours(hook: &Path) -> bool {
 }
 
 fn backup_of(hook: &Path) -> PathBuf {
-    let mut name = hook.as_os_str().to_os_string();
-    name.push(BACKUP_SUFFIX);
-    PathBuf::from(name)
+    with_suffix(hook, BACKUP_SUFFIX)
 }
 
 /// This zccache binary, so the hook runs the same version.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::args::Compile;
 use super::compile::Request;
 use super::depfile::prerequisites;
-use crate::fingerprint::Digest;
+use crate::fingerprint::{Digest, mtime_ns};
 
 /// One header as a manifest remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub(super) fn learn_headers(
             continue;
         }
         let meta = std::fs::metadata(&path).ok()?;
-        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        let mtime_ns = mtime_ns(&meta);
         if mtime_ns >= started {
             return None;
         }
@@ -57,7 +57,7 @@ pub(super) fn header_unchanged(h: &Header) -> bool {
     let Ok(meta) = std::fs::metadata(&h.path) else {
         return false;
     };
-    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    let mtime_ns = mtime_ns(&meta);
     if meta.size() == h.size && mtime_ns == h.mtime_ns {
         return true;
     }

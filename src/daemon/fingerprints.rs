@@ -388,9 +388,5 @@ fn cached_state<'a>(
 fn identity(path: &Path) -> Option<(u64, i64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
-    Some((
-        meta.ino(),
-        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        meta.size(),
-    ))
+    Some((meta.ino(), fingerprint::mtime_ns(&meta), meta.size()))
 }

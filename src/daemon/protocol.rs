@@ -1,11 +1,12 @@
 //! The daemon's wire types. `Request`'s variants are the contract of DESIGN.md, in that order:
 //! bincode encodes the variant index, so variants are only ever appended, never reordered.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::Decision;
+use crate::paths::lexically_absolute;
 
 /// An absolute, lexically normalized path (no `.`, no `..`), serialized as a string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -15,17 +16,8 @@ pub struct NormalizedPath(String);
 impl NormalizedPath {
     /// Makes `path` absolute against `cwd` and removes `.` and `..` lexically.
     pub fn new(cwd: &Path, path: &Path) -> Self {
-        let mut out = PathBuf::from("/");
-        for part in cwd.join(path).components() {
-            match part {
-                Component::ParentDir => {
-                    out.pop();
-                }
-                Component::Normal(name) => out.push(name),
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            }
-        }
-        NormalizedPath(out.to_string_lossy().into_owned())
+        let path = lexically_absolute(cwd, path);
+        NormalizedPath(path.to_string_lossy().into_owned())
     }
 
     /// As a path.

@@ -34,7 +34,7 @@ pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use scan::{OwnState, Scanned, Walked, relative, scan};
+pub use scan::{OwnState, Scanned, Walked, mtime_ns, relative, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,

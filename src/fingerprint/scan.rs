@@ -142,6 +142,11 @@ fn prunes(root: &Path, filter: &Filter, own: &OwnState, entry: &DirEntry) -> boo
     filter.excludes(&rel, &name.to_string_lossy())
 }
 
+/// A file's modification time in nanoseconds since the epoch.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+}
+
 /// `path` relative to `root` as a `/`-separated string; bytes that are not UTF-8 are written
 /// as `\xNN` so that distinct names stay distinct.
 pub fn relative(root: &Path, path: &Path) -> String {
@@ -237,7 +242,7 @@ impl Collector {
             exec: file_type == EntryKind::File && meta.mode() & 0o111 != 0,
             stat: Stat {
                 size: meta.size(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                mtime_ns: mtime_ns(&meta),
                 ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
                 inode: meta.ino(),
             },

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::FpError;
 use super::hash::Digest;
 use super::table::Table;
+use crate::paths::with_suffix;
 
 const FORMAT: &str = "zccache-fp";
 const VERSION: u32 = 1;
@@ -145,14 +146,9 @@ impl StatePaths {
             Err(_) => parent.to_path_buf(),
         };
         let file = parent.join(&name);
-        let with = |suffix: &str| {
-            let mut n = name.clone();
-            n.push(suffix);
-            parent.join(n)
-        };
         Ok(StatePaths {
-            pending: with(".pending"),
-            lock: with(".lock"),
+            pending: with_suffix(&file, ".pending"),
+            lock: with_suffix(&file, ".lock"),
             file,
         })
     }
@@ -251,11 +247,9 @@ static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_os_string();
     // Unique per write: threads of one process (the daemon) may write the same file at once.
     let n = TMP_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
+    let tmp = with_suffix(path, &format!(".tmp.{}.{n}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::outputs::OutputDigests;
 use super::tool::RustupMemo;
 use crate::fingerprint::{Digest, MAX_SUCCESSES, write_file_atomic};
+use crate::paths::with_suffix;
 
 const VERSION: u32 = 1;
 
@@ -71,15 +72,10 @@ pub struct RunFiles {
 impl RunFiles {
     /// The companions of cache file `cache` (absolute).
     pub fn new(cache: &Path) -> Self {
-        let with = |suffix: &str| {
-            let mut name = cache.as_os_str().to_os_string();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
         RunFiles {
-            record: with(".run"),
-            replay_dir: with(".replay"),
-            ledger: with(".log"),
+            record: with_suffix(cache, ".run"),
+            replay_dir: with_suffix(cache, ".replay"),
+            ledger: with_suffix(cache, ".log"),
         }
     }
 

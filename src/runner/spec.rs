@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{InputArgs, TaskArgs};
 use crate::fingerprint::{CacheType, Digest, FilterSpec};
+use crate::paths::lexically_absolute;
 
 /// Where default state files live under the root.
 pub const STATE_DIR: &str = ".zccache/run";
@@ -73,7 +74,12 @@ impl RunSpec {
             .task
             .outputs
             .iter()
-            .map(|p| (p.to_string_lossy().into_owned(), absolute(&cwd, p)))
+            .map(|p| {
+                (
+                    p.to_string_lossy().into_owned(),
+                    lexically_absolute(&cwd, p),
+                )
+            })
             .collect();
         let mut filter = source.inputs.filter_spec();
         filter.exclude.extend(
@@ -129,22 +135,6 @@ impl RunSpec {
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
     }
-}
-
-fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    let joined = cwd.join(path);
-    // Lexical clean-up only: the output may not exist yet.
-    let mut out = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 fn argv_digest(argv: &[OsString]) -> Digest {
