@@ -250,3 +250,20 @@ fn completions_for_each_shell() {
     }
     sb.cmd(["completions", "nosh"]).status(2);
 }
+
+#[test]
+fn why_names_a_task_wherever_its_root_is() {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n").write(
+        "zccache.toml",
+        "[defaults]\nroot = \"src\"\n[tasks.lint]\ncommand = \"exit 3\"\n",
+    );
+    run(&sb, &["lint"]).status(3);
+    let ran = sb.cmd(["why", "lint"]).status(0);
+    assert!(
+        ran.stdout.contains("run (no previous success), exit 3"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sb.path("src/.zccache/run/lint.json.log").exists());
+}

@@ -3,13 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command, RunArgs, TasksArgs};
+use crate::cli::TasksArgs;
 use crate::config;
 use crate::runner::ledger;
 use crate::runner::record::RunFiles;
-use crate::runner::tasks::task_spec;
+use crate::runner::tasks::{plain_run_args, task_spec};
 use crate::runner::{when, would_skip};
 
 /// Lists the tasks.
@@ -59,16 +57,4 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `zccache run` arguments with nothing overridden.
-fn plain_run_args(no_daemon: bool) -> RunArgs {
-    let mut argv = vec!["zccache", "run"];
-    if no_daemon {
-        argv.push("--no-daemon");
-    }
-    match Cli::parse_from(argv).command {
-        Command::Run(args) => args,
-        _ => unreachable!("parsed a run command"),
-    }
 }

@@ -11,6 +11,7 @@ use crate::fingerprint::CacheType;
 use crate::runner::ledger::{self, LedgerLine};
 use crate::runner::record::RunFiles;
 use crate::runner::spec::{RunSpec, STATE_DIR, TaskSource};
+use crate::runner::tasks::{plain_run_args, task_spec};
 use crate::runner::when;
 
 /// Prints the last ledger line of the selected task.
@@ -31,12 +32,8 @@ fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir()?;
     if let Some(name) = &args.name {
         let config = config::load(args.config.as_deref(), &cwd)?;
-        let task = config.task(name)?;
-        let root = config
-            .dir
-            .join(task.root.as_deref().unwrap_or(".".as_ref()));
-        let root = std::fs::canonicalize(&root).unwrap_or(root);
-        return Ok(RunFiles::new(&root.join(STATE_DIR).join(format!("{name}.json"))).ledger);
+        let spec = task_spec(&config, name, &plain_run_args(false))?;
+        return Ok(RunFiles::new(&spec.cache_file).ledger);
     }
     if args.task.cache.is_some() || !args.command.is_empty() {
         let spec = RunSpec::resolve(TaskSource {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use super::run_spec;
 use super::spec::{RunSpec, TaskSource};
-use crate::cli::{InputArgs, RunArgs, TaskArgs};
+use clap::Parser;
+
+use crate::cli::{Cli, Command, InputArgs, RunArgs, TaskArgs};
 use crate::config::{self, Config, Task};
 
 /// Runs the named tasks (or all); exits with the first failing task's status.
@@ -108,4 +110,16 @@ fn merged(
             .collect(),
     };
     (inputs, task_args)
+}
+
+/// `zccache run` arguments with nothing overridden.
+pub fn plain_run_args(no_daemon: bool) -> RunArgs {
+    let mut argv = vec!["zccache", "run"];
+    if no_daemon {
+        argv.push("--no-daemon");
+    }
+    match Cli::parse_from(argv).command {
+        Command::Run(args) => args,
+        _ => unreachable!("parsed a run command"),
+    }
 }
