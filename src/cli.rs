@@ -90,10 +90,10 @@ pub enum HookCommand {
 /// `zccache session-start`.
 #[derive(Debug, Args)]
 pub struct SessionStartArgs {
-    /// Keep hit/miss counts for this session.
+    /// Keep hit/miss counts (they always are; accepted for zccache compatibility).
     #[arg(long)]
     pub stats: bool,
-    /// A log file for the session.
+    /// Append one line per compile of the session to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Also journal the session's compiles here (must end in .jsonl).

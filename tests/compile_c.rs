@@ -278,7 +278,14 @@ fn session_counts_are_exact_and_journals_parse() {
         .status(2)
         .stderr_has(".jsonl");
     let started = sb
-        .cmd(["session-start", "--stats", "--journal", "build.jsonl"])
+        .cmd([
+            "session-start",
+            "--stats",
+            "--journal",
+            "build.jsonl",
+            "--log",
+            "build.log",
+        ])
         .status(0)
         .json();
     let id = started["session_id"].as_str().unwrap().to_string();
@@ -337,6 +344,9 @@ fn session_counts_are_exact_and_journals_parse() {
             "no profile fields without --profile"
         );
     }
+    let log = sb.read("build.log");
+    let kinds: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(kinds, ["miss", "hit", "passthrough", "error"], "{log}");
     let global = fs::read_to_string(sb.state().join("logs/compile_journal.jsonl")).unwrap();
     assert_eq!(global.lines().count(), 5);
 }

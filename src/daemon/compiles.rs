@@ -42,11 +42,16 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Request::SessionStart {
             client_pid,
             journal_path,
+            log_file,
             profile,
             ..
         } => {
             let journal = journal_path.map(|p| PathBuf::from(p.as_path()));
-            match shared.sessions.start(client_pid, journal.clone(), profile) {
+            let log = log_file.map(|p| PathBuf::from(p.as_path()));
+            match shared
+                .sessions
+                .start(client_pid, journal.clone(), log, profile)
+            {
                 Ok(session_id) => Response::SessionStarted {
                     session_id,
                     journal_path: journal.map(|p| p.display().to_string()),

@@ -19,6 +19,7 @@ use crate::os::process_alive;
 struct Session {
     client_pid: u32,
     journal: Option<PathBuf>,
+    log: Option<PathBuf>,
     profile: bool,
     counts: SessionCounts,
     hit_ns: u64,
@@ -76,6 +77,7 @@ impl Sessions {
         &self,
         client_pid: u32,
         journal: Option<PathBuf>,
+        log: Option<PathBuf>,
         profile: bool,
     ) -> Result<String, String> {
         if let Some(path) = &journal
@@ -92,6 +94,7 @@ impl Sessions {
         let session = Session {
             client_pid,
             journal,
+            log,
             profile,
             counts: SessionCounts {
                 session_id: id.clone(),
@@ -122,12 +125,28 @@ impl Sessions {
 
     /// Counts a compile and appends it to the journals.
     pub fn record(&self, line: &JournalLine) {
-        let session_journal = line.session_id.as_ref().and_then(|id| {
-            let mut map = self.lock();
-            let session = map.get_mut(id)?;
-            count(session, line);
-            session.journal.clone().map(|path| (path, session.profile))
-        });
+        let (session_journal, session_log) = line
+            .session_id
+            .as_ref()
+            .and_then(|id| {
+                let mut map = self.lock();
+                let session = map.get_mut(id)?;
+                count(session, line);
+                let journal = session.journal.clone().map(|path| (path, session.profile));
+                Some((journal, session.log.clone()))
+            })
+            .unwrap_or_default();
+        if let Some(log) = session_log {
+            let text = format!(
+                "{} exit {} {:.1} ms: {} {}",
+                line.outcome,
+                line.exit_code,
+                line.latency_ns as f64 / 1e6,
+                line.compiler,
+                line.args.join(" ")
+            );
+            append(&log, &text);
+        }
         let text = serde_json::to_string(line).unwrap_or_default();
         append(&self.journal, &text);
         if let Some((path, profile)) = session_journal {
@@ -183,14 +202,20 @@ fn report(session: &Session) -> SessionCounts {
 }
 
 /// Appends one line (a single write, so concurrent appends do not interleave).
+/// The directory is created only when the first open finds it missing (not per compile).
 fn append(path: &Path, line: &str) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    };
+    let file = open().or_else(|e| match path.parent() {
+        Some(dir) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).and_then(|()| open())
+        }
+        _ => Err(e),
+    });
     if let Ok(mut file) = file {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
