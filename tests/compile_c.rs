@@ -463,3 +463,167 @@ fn clang_compiles_are_cached_apart_from_gcc() {
     gcc(&sb, &ARGS).status(0);
     assert_eq!(counts(&sb), (1, 2, 0), "gcc is another compiler: a miss");
 }
+
+/// The project copied to `one/` and `two/` under the sandbox.
+fn two_trees() -> Sandbox {
+    let sb = Sandbox::new();
+    for tree in ["one", "two"] {
+        sb.write(&format!("{tree}/inc/h.h"), "#define H 1\n").write(
+            &format!("{tree}/a.c"),
+            "#include \"h.h\"\nint f(void) { return H + __LINE__; }\n",
+        );
+    }
+    sb
+}
+
+#[test]
+fn a_moved_tree_hits_unless_the_object_records_the_directory() {
+    let sb = two_trees();
+    let plain = ["-c", "a.c", "-Iinc", "-O1", "-o", "a.o"];
+    gcc(&sb, &plain).cwd(sb.path("one")).status(0);
+    gcc(&sb, &plain).cwd(sb.path("two")).status(0);
+    assert_eq!(
+        counts(&sb),
+        (1, 1, 0),
+        "without -g the directory is not in the object"
+    );
+    let bare = ["-c", "a.c", "-Iinc", "-O1", "-o", "bare.o"];
+    sb.program("gcc").args(bare).cwd(sb.path("two")).status(0);
+    assert_eq!(
+        fs::read(sb.path("two/a.o")).unwrap(),
+        fs::read(sb.path("two/bare.o")).unwrap()
+    );
+
+    sb.write("two/inc/h.h", "#define H 2\n");
+    gcc(&sb, &plain).cwd(sb.path("two")).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0), "the moved tree's own header counts");
+
+    let debug = ["-c", "a.c", "-Iinc", "-g", "-o", "a.o"];
+    gcc(&sb, &debug).cwd(sb.path("one")).status(0);
+    sb.write("two/inc/h.h", "#define H 1\n");
+    gcc(&sb, &debug).cwd(sb.path("two")).status(0);
+    assert_eq!(counts(&sb), (1, 4, 0), "-g records the directory");
+
+    let map = format!("-fdebug-prefix-map={}=/src", sb.root().display());
+    let mapped = ["-c", "a.c", "-Iinc", "-g", &map, "-o", "a.o"];
+    gcc(&sb, &mapped).cwd(sb.path("one")).status(0);
+    gcc(&sb, &mapped).cwd(sb.path("two")).status(0);
+    assert_eq!(counts(&sb), (1, 6, 0), "/src/one and /src/two still differ");
+    let bare = ["-c", "a.c", "-Iinc", "-g", &map, "-o", "bare.o"];
+    sb.program("gcc").args(bare).cwd(sb.path("two")).status(0);
+    assert_eq!(
+        fs::read(sb.path("two/a.o")).unwrap(),
+        fs::read(sb.path("two/bare.o")).unwrap()
+    );
+}
+
+#[test]
+fn mmd_depfiles_match_the_compiler_and_system_headers_still_count() {
+    for compiler in ["gcc", "clang"] {
+        let sb = Sandbox::new();
+        sb.write("sys/s.h", "#define S 1\n")
+            .write("inc/a_header_with_a_rather_long_name_to_make_lines_wrap.h", "#define L 1\n")
+            .write("inc/h.h", "#include <stdlib.h>\n#define H 1\n")
+            .write(
+                "a.c",
+                "#include <stdio.h>\n#include \"a_header_with_a_rather_long_name_to_make_lines_wrap.h\"\n\
+                 #include <s.h>\n#include \"h.h\"\nint f(void) { return H + S + L; }\n",
+            );
+        let with = |depfile: &'static str| {
+            vec![
+                "-c", "a.c", "-Iinc", "-isystem", "sys", "-MMD", "-MP", "-MF", depfile, "-o", "a.o",
+            ]
+        };
+        sb.program(compiler).args(with("bare.d")).status(0);
+        let bare = sb.read("bare.d");
+        assert!(!bare.contains("s.h") && !bare.contains("stdio"), "{bare}");
+        let run = || sb.cmd([compiler]).args(with("a.d"));
+        run().status(0);
+        assert_eq!(
+            sb.read("a.d"),
+            bare,
+            "{compiler}: a miss writes what the compiler would"
+        );
+        fs::remove_file(sb.path("a.d")).unwrap();
+        run().status(0);
+        assert_eq!(sb.read("a.d"), bare, "{compiler}: a hit too");
+        assert_eq!(counts(&sb), (1, 1, 0));
+        sb.write("sys/s.h", "#define S 2\n");
+        run().status(0);
+        assert_eq!(
+            counts(&sb),
+            (1, 2, 0),
+            "{compiler}: a system header -MMD omits changed"
+        );
+    }
+}
+
+#[test]
+fn several_architectures_pass_through() {
+    let sb = project();
+    let args = [
+        "-c", "a.c", "-Iinc", "-arch", "x86_64", "-arch", "arm64", "-o", "a.o",
+    ];
+    let bare = sb.program("clang").args(args).output();
+    let ours = sb.cmd(["clang"]).args(args).output();
+    assert_eq!(ours.status.code(), bare.status.code());
+    assert_eq!(ours.stderr, bare.stderr);
+    assert_eq!(counts(&sb), (0, 0, 1));
+}
+
+#[test]
+fn the_clock_in_a_header_or_source_turns_to_preprocessor_mode() {
+    let sb = project();
+    sb.write("inc/stamp.h", "static const char *stamp = __TIME__;\n")
+        .write(
+            "b.c",
+            "#include \"stamp.h\"\nconst char *f(void) { return stamp; }\n",
+        );
+    let args = ["-c", "b.c", "-Iinc", "-o", "b.o"];
+    gcc(&sb, &args).status(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    gcc(&sb, &args).status(0);
+    assert_eq!(
+        counts(&sb),
+        (0, 2, 0),
+        "__TIME__ in a header: a second later, a miss"
+    );
+
+    // 1700000000 is 2023-11-14 22:13:20 UTC: with the clock fixed, the text repeats.
+    let fixed = || gcc(&sb, &args).env("SOURCE_DATE_EPOCH", "1700000000");
+    fixed().status(0);
+    fs::remove_file(sb.path("b.o")).unwrap();
+    fixed().status(0);
+    assert_eq!(counts(&sb), (1, 3, 0), "same preprocessed text: a hit");
+    let object = fs::read(sb.path("b.o")).unwrap();
+    assert!(object.windows(8).any(|w| w == b"22:13:20"));
+    sb.write(
+        "inc/stamp.h",
+        "static const char *stamp = __TIME__ \"!\";\n",
+    );
+    fixed().status(0);
+    assert_eq!(counts(&sb), (1, 4, 0), "an edited header changes the text");
+
+    sb.write("c.c", "const char *d = __DATE__;\n");
+    let dated = ["-c", "c.c", "-o", "c.o"];
+    for _ in 0..2 {
+        gcc(&sb, &dated)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .status(0);
+    }
+    assert_eq!(counts(&sb), (2, 5, 0), "__DATE__ in the source");
+}
+
+#[test]
+fn a_header_written_during_the_compile_is_never_trusted() {
+    let sb = project();
+    let script = "#!/bin/sh\nif [ \"$1\" = --version ]; then exec gcc --version; fi\n\
+                  gcc \"$@\" && touch inc/h.h\n";
+    let path = sb.outside("touching-cc");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    for _ in 0..3 {
+        sb.cmd([&path]).args(ARGS).status(0);
+    }
+    assert_eq!(counts(&sb), (0, 3, 0));
+}

@@ -16,6 +16,14 @@ pub struct Compile {
     pub key_args: Vec<String>,
     /// `-I`, `-iquote`, `-isystem`, `-idirafter` directories, in order.
     pub include_dirs: Vec<String>,
+    /// The depfile lists user headers only (`-MMD`): the cache compiles with `-MD` to see
+    /// every header and writes the build's depfile without the system ones.
+    pub user_headers_only: bool,
+    /// The object records the working directory (`-g`, `-flto`, coverage mapping) unless a
+    /// prefix map maps it away.
+    pub records_cwd: bool,
+    /// The OLD sides of `-fdebug-prefix-map=OLD=NEW` / `-ffile-prefix-map=OLD=NEW`.
+    pub prefix_maps: Vec<String>,
 }
 
 /// The verdict on a command line.
@@ -116,6 +124,8 @@ struct Walk {
     dep_file: Option<String>,
     key_args: Vec<String>,
     include_dirs: Vec<String>,
+    user_headers_only: bool,
+    arch_count: usize,
 }
 
 impl Walk {
@@ -140,7 +150,17 @@ impl Walk {
             }
             "-MD" | "-MMD" => {
                 self.dep_wanted = true;
+                self.user_headers_only = arg == "-MMD";
                 self.key_args.push(arg.to_string());
+            }
+            "-arch" => {
+                self.arch_count += 1;
+                if self.arch_count > 1 {
+                    return Err("multiple -arch (one object per architecture)");
+                }
+                let value = next.ok_or("-arch without a value")?;
+                self.keep_valued(arg, value);
+                return Ok(2);
             }
             _ if arg.starts_with('@') => return Err("a response file that cannot be read"),
             _ if arg.starts_with("-o") => self.output = Some(arg[2..].to_string()),
@@ -204,12 +224,29 @@ impl Walk {
             self.dep_file
                 .unwrap_or_else(|| with_extension(&output, "d"))
         });
+        let records_cwd = self.key_args.iter().any(|a| {
+            (a.starts_with("-g") && a != "-g0")
+                || a.starts_with("-flto")
+                || a == "-fcoverage-mapping"
+        });
+        let prefix_maps = self
+            .key_args
+            .iter()
+            .filter_map(|a| {
+                a.strip_prefix("-fdebug-prefix-map=")
+                    .or_else(|| a.strip_prefix("-ffile-prefix-map="))
+            })
+            .filter_map(|map| map.split_once('=').map(|(old, _)| old.to_string()))
+            .collect();
         Classified::Cacheable(Compile {
             source: source.clone(),
             output,
             depfile,
             key_args: self.key_args,
             include_dirs: self.include_dirs,
+            user_headers_only: self.dep_wanted && self.user_headers_only,
+            records_cwd,
+            prefix_maps,
         })
     }
 }
@@ -356,6 +393,33 @@ mod tests {
     passthrough!(two_sources_one_output, "-c a.c b.c -o x.o");
     passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
     passthrough!(object_input, "-c a.o");
+    passthrough!(two_architectures, "-c a.c -arch x86_64 -arch arm64");
+
+    #[test]
+    fn one_architecture_is_keyed() {
+        assert_eq!(
+            compile("-c a.c -arch arm64").key_args,
+            args("a.c -arch arm64")
+        );
+    }
+
+    #[test]
+    fn debug_info_records_the_working_directory() {
+        assert!(!compile("-c a.c -O2").records_cwd);
+        assert!(!compile("-c a.c -g0").records_cwd);
+        assert!(compile("-c a.c -g").records_cwd);
+        assert!(compile("-c a.c -ggdb3").records_cwd);
+        assert!(compile("-c a.c -flto").records_cwd);
+        let mapped = compile("-c a.c -g -fdebug-prefix-map=/src/tree=. -ffile-prefix-map=/b=/c");
+        assert_eq!(mapped.prefix_maps, ["/src/tree", "/b"]);
+    }
+
+    #[test]
+    fn user_headers_only_follows_the_last_depfile_flag() {
+        assert!(compile("-c a.c -MMD").user_headers_only);
+        assert!(!compile("-c a.c -MMD -MD").user_headers_only);
+        assert!(!compile("-c a.c").user_headers_only);
+    }
 
     #[test]
     fn output_and_depfile_are_not_in_the_key() {

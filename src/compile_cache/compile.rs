@@ -13,10 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Classified, Compile, classify, expand_response_files};
 use super::compiler::Identities;
-use super::headers::{Header, full_key, header_unchanged, learn_headers, search_dirs, shadowed};
+use super::depfile::{keep_prerequisites, prerequisites};
+use super::headers::{
+    Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
+};
 use super::inflight::InFlight;
 use super::invoke::{Scratch, deliver, private_outputs, run};
+use super::preprocessed::{direct_off_key, preprocessed_key};
 use super::store::Store;
+use super::system_dirs::SystemDirs;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, now_ns};
 
@@ -94,6 +99,7 @@ struct Manifest {
 pub struct CompileCache {
     store: Store,
     identities: Identities,
+    system_dirs: SystemDirs,
     /// Compiles running now, so identical ones compile once.
     in_flight: InFlight,
     /// Manifests read or written by this daemon, so a hit parses none.
@@ -106,6 +112,7 @@ impl CompileCache {
         CompileCache {
             store,
             identities: Identities::default(),
+            system_dirs: SystemDirs::default(),
             in_flight: InFlight::default(),
             manifests: std::sync::Mutex::default(),
         }
@@ -192,66 +199,53 @@ impl CompileCache {
         } else {
             std::fs::read(req.cwd.join(&c.source))?
         };
-        if contains(&source, b"__DATE__") || contains(&source, b"__TIME__") {
-            return Ok(run_plain(
-                req,
-                Served::Passthrough("__DATE__/__TIME__ in the source"),
-            ));
-        }
-        let base = self.base_key(req, c, &source)?;
-        if let Some(hit) = self.hit(req, c, &base)? {
-            return Ok(hit);
+        let dated_source = uses_the_clock(&source);
+        let compiler = self.identities.of(&req.compiler)?;
+        let env = keyed_env_text(&req.env);
+        let system = self.system_dirs.of(&compiler, req, c, &env)?;
+        let search = SearchPath::new(req, c, system);
+        let base = base_key(req, c, &compiler, &env, &source);
+        let direct = |cache: &Self| match dated_source {
+            true => Ok(None),
+            false => cache.lookup(&base, &req.cwd, &search),
+        };
+        if let Some(artifact) = direct(self)? {
+            return hit(req, c, artifact);
         }
         // An identical compile running now is waited for; whoever leads looks once more, so
         // a compile that finished in between is a hit too.
         let _lead = self.in_flight.lead_or_wait((base, c.output.clone()));
-        if let Some(hit) = self.hit(req, c, &base)? {
-            return Ok(hit);
+        if let Some(artifact) = direct(self)? {
+            return hit(req, c, artifact);
         }
-        self.compile_and_store(req, c, expanded, &base)
-    }
-
-    /// Delivers a stored result, if the inputs match one.
-    fn hit(&self, req: &Request, c: &Compile, base: &Digest) -> io::Result<Option<Outcome>> {
-        let Some(artifact) = self.lookup(base, &search_dirs(req, c))? else {
-            return Ok(None);
+        let started = now_ns();
+        let preprocessed = if dated_source || self.store.get(&direct_off_key(&base))?.is_some() {
+            preprocessed_key(req, expanded, &base)?
+        } else {
+            None
         };
-        deliver(req, c, &artifact)?;
-        Ok(Some(Outcome {
-            exit_code: artifact.exit_code,
-            stdout: artifact.stdout,
-            stderr: artifact.stderr,
-            served: Served::Hit,
-            stored_bytes: 0,
-        }))
-    }
-
-    /// The key of everything known before the compile: compiler, arguments in order,
-    /// keyed env, cwd and the source's content.
-    fn base_key(&self, req: &Request, c: &Compile, source: &[u8]) -> io::Result<Digest> {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"zccache compile v1\0");
-        hasher.update(&self.identities.of(&req.compiler)?.0);
-        hasher.update(req.cwd.as_os_str().as_encoded_bytes());
-        for arg in &c.key_args {
-            hasher.update(&[0]);
-            hasher.update(arg.as_bytes());
+        if let Some(key) = &preprocessed
+            && let Some(artifact) = self.store.get(key)?
+        {
+            return hit(req, c, artifact);
         }
-        let env: BTreeMap<&str, &str> = req
-            .env
-            .iter()
-            .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        hasher.update(format!("\0env{env:?}").as_bytes());
-        hasher.update(Digest::of(source).0.as_slice());
-        Ok(hasher.finalize().into())
+        let plan = Plan {
+            started,
+            dated_source,
+            preprocessed,
+        };
+        self.compile_and_store(req, c, expanded, &base, &search, plan)
     }
 
     /// The stored artifact whose recorded headers all still match, if any.
-    fn lookup(&self, base: &Digest, search: &[PathBuf]) -> io::Result<Option<Artifact>> {
+    fn lookup(
+        &self,
+        base: &Digest,
+        cwd: &std::path::Path,
+        search: &SearchPath,
+    ) -> io::Result<Option<Artifact>> {
         for headers in self.manifest(base)?.entries {
-            let valid = |h: &Header| header_unchanged(h) && !shadowed(h, search);
+            let valid = |h: &Header| header_unchanged(h, cwd) && !search.shadowed(h);
             if headers.iter().all(valid)
                 && let Some(artifact) = self.store.get(&full_key(base, &headers))?
             {
@@ -270,10 +264,11 @@ impl CompileCache {
         c: &Compile,
         expanded: &[String],
         base: &Digest,
+        search: &SearchPath,
+        plan: Plan,
     ) -> io::Result<Outcome> {
         let scratch = Scratch::new();
         let args = private_outputs(expanded, c, &scratch);
-        let started = now_ns();
         let (exit_code, stdout, stderr) = run(req, &args)?;
         let mut outcome = Outcome {
             exit_code,
@@ -288,8 +283,14 @@ impl CompileCache {
         let mut outputs = vec![("object".to_string(), std::fs::read(&scratch.object)?)];
         let dep_text = std::fs::read_to_string(&scratch.depfile).ok();
         if c.depfile.is_some() {
-            let bytes = dep_text.clone().unwrap_or_default().into_bytes();
-            outputs.push(("depfile".to_string(), bytes));
+            let full = dep_text.clone().unwrap_or_default();
+            let text = if c.user_headers_only {
+                let phony = c.key_args.iter().any(|a| a == "-MP");
+                keep_prerequisites(&full, phony, |dep| !search.is_system(dep))
+            } else {
+                full
+            };
+            outputs.push(("depfile".to_string(), text.into_bytes()));
         }
         let artifact = Artifact {
             outputs,
@@ -298,11 +299,38 @@ impl CompileCache {
             exit_code: 0,
         };
         deliver(req, c, &artifact)?;
-        let Some(headers) = dep_text.and_then(|t| learn_headers(req, c, &t, started)) else {
+        let learned = match dep_text {
+            Some(text) => learn_headers(req, c, &prerequisites(&text), plan.started),
+            None => Learned::Untrusted,
+        };
+        if let Learned::Headers(headers) = &learned
+            && !plan.dated_source
+        {
+            outcome.stored_bytes += self.store.put(&full_key(base, headers), &artifact)?;
+            outcome.stored_bytes += self.remember(base, headers.clone())?;
+            if let Some(key) = plan.preprocessed {
+                outcome.stored_bytes += self.store.put(&key, &artifact)?;
+            }
+            return Ok(outcome);
+        }
+        if !plan.dated_source {
+            // Direct mode failed for these inputs: the next compile asks the preprocessor.
+            let marker = direct_off_key(base);
+            outcome.stored_bytes += self.store.put(&marker, &Artifact::default())?;
+        }
+        let (Learned::Headers(headers) | Learned::Dated(headers)) = learned else {
             return Ok(outcome);
         };
-        outcome.stored_bytes = self.store.put(&full_key(base, &headers), &artifact)?;
-        outcome.stored_bytes += self.remember(base, headers)?;
+        // Direct mode is off for this compile: its preprocessed text decides, taken after the
+        // compile when it was not before, and then trusted only if no header changed since.
+        let preprocessed = match plan.preprocessed {
+            Some(key) => Some(key),
+            None => preprocessed_key(req, expanded, base)?
+                .filter(|_| headers.iter().all(|h| header_unchanged(h, &req.cwd))),
+        };
+        if let Some(key) = preprocessed {
+            outcome.stored_bytes += self.store.put(&key, &artifact)?;
+        }
         Ok(outcome)
     }
 
@@ -358,6 +386,56 @@ impl CompileCache {
     }
 }
 
+/// The key of everything known before the compile: compiler, arguments in order, keyed
+/// env, the source's content, the depfile's target when there is one, and the working
+/// directory when the object records it (`-g` and the like; past a prefix map, the part
+/// the map leaves).
+fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &[u8]) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache compile v2\0");
+    hasher.update(&compiler.0);
+    if c.records_cwd {
+        // A prefix map rewrites the start of the directory; what follows it still counts
+        // (the maps themselves are in the arguments).
+        let mapped: Vec<_> = c
+            .prefix_maps
+            .iter()
+            .filter_map(|old| req.cwd.strip_prefix(old).ok())
+            .collect();
+        let recorded = if mapped.is_empty() {
+            vec![req.cwd.as_path()]
+        } else {
+            mapped
+        };
+        for dir in recorded {
+            hasher.update(b"cwd\0");
+            hasher.update(dir.as_os_str().as_encoded_bytes());
+        }
+    }
+    if c.depfile.is_some() {
+        hasher.update(b"\0target\0");
+        hasher.update(c.output.as_bytes());
+    }
+    for arg in &c.key_args {
+        hasher.update(&[0]);
+        hasher.update(arg.as_bytes());
+    }
+    hasher.update(b"\0env");
+    hasher.update(env.as_bytes());
+    hasher.update(Digest::of(source).0.as_slice());
+    hasher.finalize().into()
+}
+
+/// The keyed env vars of `env`, sorted, as one text.
+fn keyed_env_text(env: &[(String, String)]) -> String {
+    let keyed: BTreeMap<&str, &str> = env
+        .iter()
+        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    format!("{keyed:?}")
+}
+
 fn manifest_key(base: &Digest) -> String {
     format!("manifest/{}", base.to_hex())
 }
@@ -389,6 +467,22 @@ fn run_plain(req: &Request, served: Served) -> Outcome {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+/// A result from the store, delivered.
+fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
+    deliver(req, c, &artifact)?;
+    Ok(Outcome {
+        exit_code: artifact.exit_code,
+        stdout: artifact.stdout,
+        stderr: artifact.stderr,
+        served: Served::Hit,
+        stored_bytes: 0,
+    })
+}
+
+/// How a miss is stored: when its inputs were taken, whether direct mode is off for its
+/// source, and its preprocessor-mode key if it has one.
+struct Plan {
+    started: i64,
+    dated_source: bool,
+    preprocessed: Option<String>,
 }

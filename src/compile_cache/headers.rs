@@ -3,15 +3,17 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::args::Compile;
 use super::compile::Request;
-use super::depfile::prerequisites;
 use crate::fingerprint::{Digest, mtime_ns};
+use crate::paths::lexically_absolute;
 
-/// One header as a manifest remembers it.
+/// One header as a manifest remembers it: its path as the depfile spelled it (relative
+/// paths are relative to the compile's working directory, so a moved tree still matches).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Header {
     pub(super) path: PathBuf,
@@ -20,85 +22,125 @@ pub(super) struct Header {
     pub(super) hash: Digest,
 }
 
-/// The headers a depfile lists (the source itself left out), hashed; `None` when one cannot
-/// be trusted (unreadable, or written after the compile started).
-pub(super) fn learn_headers(
-    req: &Request,
-    c: &Compile,
-    depfile: &str,
-    started: i64,
-) -> Option<Vec<Header>> {
+/// What a compile's depfile says about direct mode.
+pub(super) enum Learned {
+    /// The headers it read, hashed.
+    Headers(Vec<Header>),
+    /// A header uses `__DATE__`/`__TIME__`: only preprocessor mode may cache it.
+    Dated(Vec<Header>),
+    /// A header could not be read, or was written after `started`: nothing may be stored.
+    Untrusted,
+}
+
+/// The headers among a depfile's prerequisites (the source itself left out), hashed.
+pub(super) fn learn_headers(req: &Request, c: &Compile, deps: &[String], started: i64) -> Learned {
     let source = req.cwd.join(&c.source);
     let mut headers: Vec<Header> = Vec::new();
-    for dep in prerequisites(depfile) {
-        let path = req.cwd.join(&dep);
-        if path == source || headers.iter().any(|h| h.path == path) {
+    let mut dated = false;
+    for dep in deps {
+        let path = PathBuf::from(dep);
+        let resolved = req.cwd.join(&path);
+        if resolved == source || headers.iter().any(|h| h.path == path) {
             continue;
         }
-        let meta = std::fs::metadata(&path).ok()?;
+        let (Ok(meta), Ok(bytes)) = (std::fs::metadata(&resolved), std::fs::read(&resolved)) else {
+            return Learned::Untrusted;
+        };
         let mtime_ns = mtime_ns(&meta);
         if mtime_ns >= started {
-            return None;
+            return Learned::Untrusted;
         }
-        let hash = Digest::of(&std::fs::read(&path).ok()?);
+        dated |= uses_the_clock(&bytes);
         headers.push(Header {
             path,
             size: meta.size(),
             mtime_ns,
-            hash,
+            hash: Digest::of(&bytes),
         });
     }
     headers.sort_by(|a, b| a.path.cmp(&b.path));
-    Some(headers)
+    match dated {
+        true => Learned::Dated(headers),
+        false => Learned::Headers(headers),
+    }
+}
+
+/// True when C text mentions `__DATE__` or `__TIME__` (whose expansion changes by itself).
+pub(super) fn uses_the_clock(text: &[u8]) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(text, needle).is_some();
+    has(b"__DATE__") || has(b"__TIME__")
 }
 
 /// True when the header is as recorded: same size and mtime, else same content.
-pub(super) fn header_unchanged(h: &Header) -> bool {
-    let Ok(meta) = std::fs::metadata(&h.path) else {
+pub(super) fn header_unchanged(h: &Header, cwd: &Path) -> bool {
+    let path = cwd.join(&h.path);
+    let Ok(meta) = std::fs::metadata(&path) else {
         return false;
     };
-    let mtime_ns = mtime_ns(&meta);
-    if meta.size() == h.size && mtime_ns == h.mtime_ns {
+    if meta.size() == h.size && mtime_ns(&meta) == h.mtime_ns {
         return true;
     }
-    std::fs::read(&h.path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
+    std::fs::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
 }
 
-/// The include search path as far as the command line tells: the source's directory (for
-/// quoted includes), then the `-I`/`-iquote`/`-isystem`/`-idirafter` directories in order.
-pub(super) fn search_dirs(req: &Request, c: &Compile) -> Vec<PathBuf> {
-    let source_dir = req.cwd.join(&c.source).parent().map(Path::to_path_buf);
-    source_dir
-        .into_iter()
-        .chain(c.include_dirs.iter().map(|d| req.cwd.join(d)))
-        .collect()
+/// A compile's include search path: the user part from the command line (the source's
+/// directory for quoted includes, then `-I`/`-iquote`/`-isystem`/`-idirafter` in order)
+/// and the compiler's system directories.
+pub(super) struct SearchPath {
+    cwd: PathBuf,
+    user: Vec<PathBuf>,
+    system: Arc<Vec<PathBuf>>,
 }
 
-/// True when a file that would now be found first stands earlier on the search path than
-/// the header the compile used (a header newly created in front of the old one). Every
-/// listed directory that contains the header is a way it may have been found; each is checked
-/// (doubt means a miss). A header outside them (a system header) has its trailing path
-/// components looked for in every listed directory.
-pub(super) fn shadowed(h: &Header, search: &[PathBuf]) -> bool {
-    let other_file = |candidate: PathBuf| candidate != h.path && candidate.exists();
-    let mut under_a_listed_dir = false;
-    for (at, dir) in search.iter().enumerate() {
-        let Ok(name) = h.path.strip_prefix(dir) else {
-            continue;
-        };
-        under_a_listed_dir = true;
-        if search[..at].iter().any(|d| other_file(d.join(name))) {
-            return true;
+impl SearchPath {
+    /// The search path of `c` run in `req.cwd`, with the compiler's `system` directories.
+    pub(super) fn new(req: &Request, c: &Compile, system: Arc<Vec<PathBuf>>) -> Self {
+        let source_dir = Path::new(&c.source).parent().map(Path::to_path_buf);
+        let user = source_dir
+            .into_iter()
+            .chain(c.include_dirs.iter().map(PathBuf::from))
+            .map(|d| lexically_absolute(&req.cwd, &d))
+            .collect();
+        SearchPath {
+            cwd: req.cwd.clone(),
+            user,
+            system,
         }
     }
-    if under_a_listed_dir {
-        return false;
+
+    /// True for a header in one of the compiler's system directories (what `-MMD` omits).
+    pub(super) fn is_system(&self, path: &str) -> bool {
+        let path = lexically_absolute(&self.cwd, Path::new(path));
+        self.system.iter().any(|d| path.starts_with(d))
     }
-    let parts: Vec<_> = h.path.components().collect();
-    (1..=parts.len().min(3)).any(|n| {
-        let name: PathBuf = parts[parts.len() - n..].iter().collect();
-        search.iter().any(|d| other_file(d.join(&name)))
-    })
+
+    /// True when a file that would now be found first stands earlier on the user search
+    /// path than the header the compile used (a header newly created in front of the old
+    /// one). Every user directory containing the header is a way it may have been found;
+    /// each is checked. A system header is looked for, under each name a system directory
+    /// gives it, in every user directory. (One system header shadowing another is left to
+    /// `#include_next`, which does exactly that on purpose.)
+    pub(super) fn shadowed(&self, h: &Header) -> bool {
+        let path = lexically_absolute(&self.cwd, &h.path);
+        let other_file = |candidate: PathBuf| candidate != path && candidate.exists();
+        let mut under_a_user_dir = false;
+        for (at, dir) in self.user.iter().enumerate() {
+            let Ok(name) = path.strip_prefix(dir) else {
+                continue;
+            };
+            under_a_user_dir = true;
+            if self.user[..at].iter().any(|d| other_file(d.join(name))) {
+                return true;
+            }
+        }
+        if under_a_user_dir {
+            return false;
+        }
+        self.system
+            .iter()
+            .filter_map(|d| path.strip_prefix(d).ok())
+            .any(|name| self.user.iter().any(|d| other_file(d.join(name))))
+    }
 }
 
 pub(super) fn full_key(base: &Digest, headers: &[Header]) -> String {

@@ -39,8 +39,9 @@ impl Drop for Scratch {
 }
 
 /// `args` writing the object and depfile to `scratch` instead: `-o` and `-MF` redirected,
-/// `-MD -MF` added when the build asked for no depfile, and the depfile's target kept the
-/// build's (`-MQ <output>`) unless it named one.
+/// `-MD -MF` added when the build asked for no depfile, `-MMD` widened to `-MD` (the
+/// manifest needs the system headers too), and the depfile's target kept the build's
+/// (`-MQ <output>`) unless it named one.
 pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -> Vec<String> {
     let object = scratch.object.display().to_string();
     let depfile = scratch.depfile.display().to_string();
@@ -52,6 +53,7 @@ pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -
                 iter.next();
             }
             a if a.starts_with("-o") || a.starts_with("-MF") => {}
+            "-MMD" => out.push("-MD".to_string()),
             _ => out.push(arg.clone()),
         }
     }

@@ -1,6 +1,7 @@
 //! The compile cache: the artifact store (also a key-value face: `Lookup`/`Store`,
 //! `zccache kv`) and C/C++ compiles served from it — argument classification, compiler
-//! identity, direct-mode header manifests, compile-once, and running the real compiler.
+//! identity, direct-mode header manifests, preprocessor mode where those cannot be trusted,
+//! compile-once, and running the real compiler.
 
 pub mod args;
 pub mod compile;
@@ -10,4 +11,6 @@ mod headers;
 pub mod inflight;
 mod invoke;
 pub mod limits;
+mod preprocessed;
 pub mod store;
+pub mod system_dirs;

@@ -187,7 +187,7 @@ pub struct RunCheckSpec {
 }
 
 /// A compile artifact: output files, replayed streams, exit status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
     /// (output name, bytes).
     pub outputs: Vec<(String, Vec<u8>)>,

@@ -179,6 +179,12 @@ impl Cmd {
         self
     }
 
+    /// Runs in `dir` instead of the project directory.
+    pub fn cwd(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Removes an environment variable.
     pub fn env_remove(mut self, name: &str) -> Self {
         self.command.env_remove(name);
