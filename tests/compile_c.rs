@@ -627,3 +627,31 @@ fn a_header_written_during_the_compile_is_never_trusted() {
     }
     assert_eq!(counts(&sb), (0, 3, 0));
 }
+
+#[test]
+fn an_output_with_another_name_is_replaced_not_written_through() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let first = object(&sb);
+    fs::hard_link(sb.path("a.o"), sb.path("kept.o")).unwrap();
+    sb.write("a.c", "int f(void) { return 7; }\nint g[4096] = {1};\n");
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(
+        fs::read(sb.path("kept.o")).unwrap(),
+        first,
+        "the other name keeps its bytes"
+    );
+    // A rebuild over its own output (one name) writes it in place, same bytes as a copy.
+    assert!(object(&sb).len() > first.len());
+    sb.write(
+        "a.c",
+        "#include \"h.h\"\n#include <stdio.h>\nint f(void) { return H; }\n",
+    );
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(
+        object(&sb),
+        first,
+        "a hit over a longer old object leaves no tail"
+    );
+    assert_eq!(counts(&sb), (1, 2, 0));
+}

@@ -1,6 +1,9 @@
 //! Direct mode's view of headers: the ones a compile read (from its depfile), whether they
 //! are still as they were, and whether a new file now shadows one on the include path.
 
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +92,9 @@ pub(super) fn header_unchanged(h: &Header, cwd: &Path) -> bool {
 pub(super) struct SearchPath {
     cwd: PathBuf,
     user: Vec<PathBuf>,
+    /// Each user directory's entry names, listed once when first needed (`None`: not
+    /// listable, so each candidate is looked up itself).
+    listings: Vec<OnceCell<Option<HashSet<OsString>>>>,
     system: Arc<Vec<PathBuf>>,
 }
 
@@ -100,9 +106,10 @@ impl SearchPath {
             .into_iter()
             .chain(c.include_dirs.iter().map(PathBuf::from))
             .map(|d| lexically_absolute(&req.cwd, &d))
-            .collect();
+            .collect::<Vec<_>>();
         SearchPath {
             cwd: req.cwd.clone(),
+            listings: user.iter().map(|_| OnceCell::new()).collect(),
             user,
             system,
         }
@@ -122,14 +129,14 @@ impl SearchPath {
     /// `#include_next`, which does exactly that on purpose.)
     pub(super) fn shadowed(&self, h: &Header) -> bool {
         let path = lexically_absolute(&self.cwd, &h.path);
-        let other_file = |candidate: PathBuf| candidate != path && candidate.exists();
+        let other_file = |at: usize, name: &Path| self.other_file(at, name, &path);
         let mut under_a_user_dir = false;
         for (at, dir) in self.user.iter().enumerate() {
             let Ok(name) = path.strip_prefix(dir) else {
                 continue;
             };
             under_a_user_dir = true;
-            if self.user[..at].iter().any(|d| other_file(d.join(name))) {
+            if (0..at).any(|earlier| other_file(earlier, name)) {
                 return true;
             }
         }
@@ -139,7 +146,29 @@ impl SearchPath {
         self.system
             .iter()
             .filter_map(|d| path.strip_prefix(d).ok())
-            .any(|name| self.user.iter().any(|d| other_file(d.join(name))))
+            .any(|name| (0..self.user.len()).any(|at| other_file(at, name)))
+    }
+
+    /// True when user directory `at` holds `name` and it is not `header` itself. The
+    /// directory's listing answers first (one read instead of a lookup per name); a name
+    /// whose first part is listed is then looked up.
+    fn other_file(&self, at: usize, name: &Path, header: &Path) -> bool {
+        let candidate = self.user[at].join(name);
+        let listing = self.listings[at].get_or_init(|| {
+            let entries = std::fs::read_dir(&self.user[at]).ok()?;
+            Some(
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .collect(),
+            )
+        });
+        let first = name.components().next().map(|c| c.as_os_str());
+        if let (Some(listing), Some(first)) = (listing, first)
+            && !listing.contains(first)
+        {
+            return false;
+        }
+        candidate != header && candidate.exists()
     }
 }
 

@@ -2,8 +2,10 @@
 //! half-written file is ever read), exactly the request's environment and stdin, and
 //! atomic delivery of the results.
 
-use std::io;
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::args::Compile;
@@ -70,7 +72,8 @@ pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -
     out
 }
 
-/// Writes the object (and depfile) of a hit; fresh files, so they get a fresh mtime.
+/// Writes the object (and depfile) of a hit or a miss; written now, so they get a fresh
+/// mtime.
 pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
     for (name, bytes) in &artifact.outputs {
         let target = match name.as_str() {
@@ -81,9 +84,28 @@ pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Re
             },
             _ => continue,
         };
-        write_file_atomic(&target, bytes, false)?;
+        write_output(&target, bytes)?;
     }
     Ok(())
+}
+
+/// Writes one output: over the existing file in place when it is a plain file with no
+/// other name (a rebuild: no new inode, and no flush ext4 forces on a rename over a file),
+/// else as a new file renamed into place, so no one sees it half written. Either way the
+/// bytes are a copy: nothing the build does to its output reaches the store.
+fn write_output(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let existing = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target);
+    if let Ok(mut file) = existing {
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.nlink() == 1 {
+            file.write_all(bytes)?;
+            return file.set_len(bytes.len() as u64);
+        }
+    }
+    write_file_atomic(target, bytes, false)
 }
 
 /// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
@@ -106,7 +128,6 @@ pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, V
         let bytes = req.stdin.clone();
         // A separate thread, so a compiler that writes before it reads cannot deadlock us.
         std::thread::spawn(move || {
-            use std::io::Write;
             let _ = pipe.write_all(&bytes);
         })
     });
