@@ -47,6 +47,12 @@ pub enum Command {
     /// The artifact store as a key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// List every cached rustc compile: crate, types, files, size.
+    RustArtifacts {
+        /// One JSON object per artifact, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

@@ -7,4 +7,5 @@ mod daemon;
 mod fp;
 mod kv;
 mod run;
+mod rust;
 mod tasks;

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::call_or_in_process as call;
 use crate::cli::KvCommand;
 use crate::compile_cache::store::Store;
-use crate::daemon::client::{self, ClientError};
-use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
+use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{Artifact, Request, Response};
 use crate::ui::Ui;
 
@@ -57,23 +57,6 @@ pub fn execute(command: &KvCommand) -> anyhow::Result<ExitCode> {
             write_value(file.as_deref(), &bytes)?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Sends `request` to the daemon; `None` when it is disabled or unreachable (one warning).
-fn call(paths: &DaemonPaths, request: &Request) -> anyhow::Result<Option<Response>> {
-    if daemon_disabled() {
-        return Ok(None);
-    }
-    match client::call(paths, request) {
-        Ok(response) => Ok(Some(response)),
-        Err(ClientError::Unavailable(why)) => {
-            Ui::default().warn(format_args!(
-                "daemon unavailable ({why}); working in-process"
-            ));
-            Ok(None)
-        }
-        Err(err) => Err(err.into()),
     }
 }
 

@@ -54,7 +54,7 @@ fn is_wrapper_call(argv: &[OsString]) -> bool {
 
 /// The subcommand names (kept equal to the CLI's by a test): checked without building the
 /// clap parser, which would cost a compile hit more than the cache lookup.
-const SUBCOMMANDS: [&str; 17] = [
+const SUBCOMMANDS: [&str; 18] = [
     "run",
     "why",
     "fp",
@@ -65,6 +65,7 @@ const SUBCOMMANDS: [&str; 17] = [
     "tasks",
     "hook",
     "kv",
+    "rust-artifacts",
     "completions",
     "session-start",
     "session-stats",

@@ -20,6 +20,7 @@ use super::headers::{
 use super::inflight::InFlight;
 use super::invoke::{Scratch, deliver, private_outputs, run};
 use super::preprocessed::{direct_off_key, preprocessed_key};
+use super::rust::{self, compile::RustCache};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
 use crate::daemon::protocol::Artifact;
@@ -100,6 +101,7 @@ pub struct CompileCache {
     store: Store,
     identities: Identities,
     system_dirs: SystemDirs,
+    rust: RustCache,
     /// Compiles running now, so identical ones compile once.
     in_flight: InFlight,
     /// Manifests read or written by this daemon, so a hit parses none.
@@ -110,6 +112,7 @@ impl CompileCache {
     /// A cache storing into `store`.
     pub fn new(store: Store) -> Self {
         CompileCache {
+            rust: RustCache::new(store.clone()),
             store,
             identities: Identities::default(),
             system_dirs: SystemDirs::default(),
@@ -120,6 +123,9 @@ impl CompileCache {
 
     /// Serves one compile.
     pub fn compile(&self, req: &Request) -> Outcome {
+        if rust::is_rustc(&req.compiler) {
+            return self.rust.compile(req, &self.identities);
+        }
         // What response files say counts; a miss runs the expanded arguments.
         let expanded = expand_response_files(&req.args, &req.cwd);
         let compile = match classify(&expanded) {
@@ -300,7 +306,10 @@ impl CompileCache {
         };
         deliver(req, c, &artifact)?;
         let learned = match dep_text {
-            Some(text) => learn_headers(req, c, &prerequisites(&text), plan.started),
+            Some(text) => {
+                let source = req.cwd.join(&c.source);
+                learn_headers(&req.cwd, &source, &prerequisites(&text), plan.started)
+            }
             None => Learned::Untrusted,
         };
         if let Learned::Headers(headers) = &learned
@@ -356,6 +365,11 @@ impl CompileCache {
             known.clear();
         }
         known.insert(base, manifest);
+    }
+
+    /// Every cached Rust crate compile.
+    pub fn rust_artifacts(&self) -> Vec<crate::daemon::protocol::RustArtifact> {
+        self.rust.list()
     }
 
     /// Forgets the manifests held in memory (the store was emptied).
@@ -441,14 +455,18 @@ fn manifest_key(base: &Digest) -> String {
 }
 
 /// The env vars of `env` that are part of a compile's key (for the journal).
-pub fn keyed_env(env: &[(String, String)]) -> Vec<(String, String)> {
+pub fn keyed_env(compiler: &std::path::Path, env: &[(String, String)]) -> Vec<(String, String)> {
+    if rust::is_rustc(compiler) {
+        return rust::compile::journal_env(env);
+    }
     env.iter()
         .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
         .cloned()
         .collect()
 }
 
-fn run_plain(req: &Request, served: Served) -> Outcome {
+/// Runs the compile as given, uncached.
+pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
     match run(req, &req.args) {
         Ok((exit_code, stdout, stderr)) => Outcome {
             exit_code,

@@ -35,14 +35,14 @@ pub(super) enum Learned {
     Untrusted,
 }
 
-/// The headers among a depfile's prerequisites (the source itself left out), hashed.
-pub(super) fn learn_headers(req: &Request, c: &Compile, deps: &[String], started: i64) -> Learned {
-    let source = req.cwd.join(&c.source);
+/// The files among a depfile's prerequisites (paths relative to `cwd`; `source`, keyed on
+/// its own, left out), hashed.
+pub(super) fn learn_headers(cwd: &Path, source: &Path, deps: &[String], started: i64) -> Learned {
     let mut headers: Vec<Header> = Vec::new();
     let mut dated = false;
     for dep in deps {
         let path = PathBuf::from(dep);
-        let resolved = req.cwd.join(&path);
+        let resolved = cwd.join(&path);
         if resolved == source || headers.iter().any(|h| h.path == path) {
             continue;
         }

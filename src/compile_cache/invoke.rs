@@ -93,7 +93,7 @@ pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Re
 /// other name (a rebuild: no new inode, and no flush ext4 forces on a rename over a file),
 /// else as a new file renamed into place, so no one sees it half written. Either way the
 /// bytes are a copy: nothing the build does to its output reaches the store.
-fn write_output(target: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_output(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let existing = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)

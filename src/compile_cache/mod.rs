@@ -12,5 +12,6 @@ pub mod inflight;
 mod invoke;
 pub mod limits;
 mod preprocessed;
+pub mod rust;
 pub mod store;
 pub mod system_dirs;

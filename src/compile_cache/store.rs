@@ -55,6 +55,17 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// One entry as `entries_under` lists it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// Its outputs: name and size.
+    pub outputs: Vec<(String, u64)>,
+    /// When it was last stored or read.
+    pub last_use: SystemTime,
+}
+
 /// A store rooted at `ZCCACHE_DIR/artifacts`.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -182,6 +193,26 @@ impl Store {
         }
         trimmed.bytes = self.sweep(&kept)?;
         Ok(trimmed)
+    }
+
+    /// The entries whose key starts with `prefix`: key, outputs (name, size) and last use.
+    pub fn entries_under(&self, prefix: &str) -> Vec<Listed> {
+        list(&self.entries)
+            .into_iter()
+            .filter_map(|path| {
+                let entry = read_entry(&path).filter(|e| e.key.starts_with(prefix))?;
+                let last_use = fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+                Some(Listed {
+                    outputs: entry
+                        .outputs
+                        .iter()
+                        .map(|o| (o.name.clone(), o.size))
+                        .collect(),
+                    key: entry.key,
+                    last_use,
+                })
+            })
+            .collect()
     }
 
     /// Removes everything.

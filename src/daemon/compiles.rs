@@ -1,5 +1,5 @@
-//! The daemon's compile requests: `CompileEphemeral`, `Compile` in a session, and the
-//! session verbs; every compile is counted daemon-wide and in its session, and journaled.
+//! The daemon's compile requests: `CompileEphemeral`, `Compile` in a session, the session
+//! verbs and `ListRustArtifacts`; every compile is counted daemon-wide and in its session, and journaled.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +67,12 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             Some(stats) => Response::SessionEnded { stats },
             None => unknown_session(&session_id),
         },
+        Request::ListRustArtifacts => {
+            blocking(shared, |s| Response::RustArtifacts {
+                artifacts: s.compiles.rust_artifacts(),
+            })
+            .await
+        }
         other => Response::Error {
             message: format!("not a compile request: {other:?}"),
         },
@@ -118,7 +124,7 @@ fn compile(shared: &Shared, req: &compile::Request, session_id: Option<String>) 
         compiler: req.compiler.display().to_string(),
         args: req.args.clone(),
         cwd: req.cwd.display().to_string(),
-        env: compile::keyed_env(&req.env),
+        env: compile::keyed_env(&req.compiler, &req.env),
         exit_code: outcome.exit_code,
         session_id,
         latency_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),

@@ -56,7 +56,8 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         | Request::Compile { .. }
         | Request::SessionStart { .. }
         | Request::SessionStats { .. }
-        | Request::SessionEnd { .. }) => compiles::handle(shared, request).await,
+        | Request::SessionEnd { .. }
+        | Request::ListRustArtifacts) => compiles::handle(shared, request).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunRecord {
             cache_file,

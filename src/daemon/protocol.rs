@@ -149,7 +149,7 @@ pub enum Request {
         /// The state file.
         cache_file: NormalizedPath,
     },
-    /// Every cached Rust artifact → `Unsupported` until the Rust cache lands.
+    /// Every cached Rust artifact → `RustArtifacts`.
     ListRustArtifacts,
     /// `zccache run`'s check: like `FingerprintCheck` plus key parts, the pending record kept
     /// in the daemon under an id → `RunChecked`.
@@ -280,6 +280,26 @@ pub enum Response {
         /// Which request.
         request: String,
     },
+    /// To `ListRustArtifacts`.
+    RustArtifacts {
+        /// One per cached crate compile.
+        artifacts: Vec<RustArtifact>,
+    },
+}
+
+/// One cached rustc compile, for `ListRustArtifacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RustArtifact {
+    /// `--crate-name`.
+    pub crate_name: String,
+    /// `--crate-type` values.
+    pub crate_types: Vec<String>,
+    /// The files a hit restores.
+    pub outputs: Vec<String>,
+    /// Their total size in bytes.
+    pub size: u64,
+    /// Last stored or delivered, seconds since the epoch.
+    pub last_use_secs: u64,
 }
 
 /// The daemon's state, for `zccache status`.

@@ -1,0 +1,465 @@
+//! One rustc compile through the cache (`RUSTC_WRAPPER=zccache`): classify, look the
+//! inputs up (a manifest of the source files and env vars rustc's dep-info listed last time,
+//! checked against the files and env now), deliver a hit, or compile and store.
+//!
+//! The key: rustc's identity (path, size, mtime, `-vV`), the working directory, the
+//! arguments without output paths, the `CARGO_*` env cargo gives the crate, the crate
+//! root, the content of every `--extern` crate and bundled static library, and then every
+//! file and `env!` var the dep-info names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{RustClassified, RustCompile, classify};
+use crate::compile_cache::compile::{Outcome, Request, Served, run_plain};
+use crate::compile_cache::compiler::Identities;
+use crate::compile_cache::depfile::prerequisites;
+use crate::compile_cache::headers::{Header, Learned, header_unchanged, learn_headers};
+use crate::compile_cache::invoke::write_output;
+use crate::compile_cache::store::Store;
+use crate::daemon::protocol::{Artifact, RustArtifact};
+use crate::fingerprint::{Digest, mtime_ns, now_ns};
+
+/// Stands for the output directory in stored dep-info and diagnostics, so a hit delivered
+/// into another target directory names its own.
+const OUT_DIR_MARK: &str = "\u{1}zccache-out-dir\u{1}";
+/// Env vars that reach the compiler from cargo but change nothing it writes (the jobserver
+/// handles are the client's, not valid in the daemon).
+const UNKEYED_CARGO_ENV: [&str; 1] = ["CARGO_MAKEFLAGS"];
+/// Env vars outside `CARGO_*` that change what rustc writes.
+const KEYED_ENV: [&str; 3] = ["OUT_DIR", "RUSTC_BOOTSTRAP", "SOURCE_DATE_EPOCH"];
+/// Env vars dropped before running rustc in the daemon: jobserver handles of the client.
+const CLIENT_ONLY_ENV: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
+/// How old an mtime must be before a remembered hash is trusted with it.
+const RACY_NS: i64 = 2_000_000_000;
+/// Sets of inputs remembered per manifest.
+const MANIFEST_ENTRIES: usize = 8;
+
+/// One set of inputs a compile read: files with their hashes, and `env!` vars with their
+/// values (`None`: unset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Inputs {
+    files: Vec<Header>,
+    env: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    entries: Vec<Inputs>,
+}
+
+/// The Rust side of the compile cache.
+#[derive(Debug)]
+pub struct RustCache {
+    store: Store,
+    /// Content hashes of `--extern` crates and libraries by (path, size, mtime, inode).
+    file_hashes: Mutex<HashMap<PathBuf, (u64, i64, u64, Digest)>>,
+}
+
+impl RustCache {
+    /// A cache storing into `store`.
+    pub fn new(store: Store) -> Self {
+        RustCache {
+            store,
+            file_hashes: Mutex::default(),
+        }
+    }
+
+    /// Serves one rustc invocation.
+    pub fn compile(&self, req: &Request, identities: &Identities) -> Outcome {
+        let req = &without_client_env(req);
+        let real = std::fs::canonicalize(&req.compiler).is_ok_and(|p| super::is_rustc(&p));
+        if !real {
+            return run_plain(
+                req,
+                Served::Passthrough("a rustup proxy, not a toolchain's rustc"),
+            );
+        }
+        let c = match classify(&req.args) {
+            RustClassified::Cacheable(c) => c,
+            RustClassified::VersionProbe => return version_probe(req, identities),
+            RustClassified::Passthrough(reason) => {
+                return run_plain(req, Served::Passthrough(reason));
+            }
+        };
+        match self.cached(req, &c, identities) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!("rust cache error, compiling uncached: {err}");
+                run_plain(req, Served::Passthrough("cache error"))
+            }
+        }
+    }
+
+    fn cached(
+        &self,
+        req: &Request,
+        c: &RustCompile,
+        identities: &Identities,
+    ) -> io::Result<Outcome> {
+        let rustc = identities.probe(&req.compiler, "-vV")?;
+        let Some(base) = self.base_key(req, c, &rustc.digest)? else {
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("a static library not found"),
+            ));
+        };
+        let manifest = self.manifest(&base);
+        for inputs in &manifest.entries {
+            if self.unchanged(req, inputs)
+                && let Some(artifact) = self.store.get(&artifact_key(c, &base, inputs))?
+            {
+                deliver(req, c, &artifact)?;
+                return Ok(Outcome {
+                    exit_code: 0,
+                    stdout: artifact.stdout,
+                    stderr: mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
+                    served: Served::Hit,
+                    stored_bytes: 0,
+                });
+            }
+        }
+        let started = now_ns();
+        let mut outcome = run_plain(req, Served::Miss);
+        if outcome.exit_code != 0 {
+            return Ok(outcome);
+        }
+        if let Some((artifact, inputs)) = self.collect(req, c, &outcome, started)? {
+            outcome.stored_bytes += self
+                .store
+                .put(&artifact_key(c, &base, &inputs), &artifact)?;
+            outcome.stored_bytes += self.remember(&base, manifest, inputs)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Everything known before the compile; `None` when a bundled static library cannot
+    /// be found (rustc would search further than we can key).
+    fn base_key(
+        &self,
+        req: &Request,
+        c: &RustCompile,
+        rustc: &Digest,
+    ) -> io::Result<Option<Digest>> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"zccache rust v1\0");
+        hasher.update(&rustc.0);
+        hasher.update(req.cwd.as_os_str().as_encoded_bytes());
+        for arg in &c.key_args {
+            hasher.update(&[0]);
+            hasher.update(arg.as_bytes());
+        }
+        let env: BTreeMap<&str, &str> = req
+            .env
+            .iter()
+            .filter(|(k, _)| keyed_env(k))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        hasher.update(format!("\0env{env:?}").as_bytes());
+        hasher.update(&Digest::of(&std::fs::read(req.cwd.join(&c.source))?).0);
+        for external in &c.externs {
+            hasher.update(&self.hash_file(&req.cwd.join(external))?.0);
+        }
+        for lib in &c.static_libs {
+            let found = c
+                .native_dirs
+                .iter()
+                .map(|d| req.cwd.join(d).join(format!("lib{lib}.a")))
+                .find(|p| p.is_file());
+            let Some(path) = found else {
+                return Ok(None);
+            };
+            hasher.update(&self.hash_file(&path)?.0);
+        }
+        Ok(Some(hasher.finalize().into()))
+    }
+
+    /// The content hash of `path`, remembered while its size, mtime and inode stay (only
+    /// once its mtime is old enough that a same-size rewrite would have moved it).
+    fn hash_file(&self, path: &Path) -> io::Result<Digest> {
+        let meta = std::fs::metadata(path)?;
+        let stamp = (meta.size(), mtime_ns(&meta), meta.ino());
+        let settled = stamp.1 < now_ns() - RACY_NS;
+        let mut known = self.file_hashes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((size, mtime, ino, digest)) = known.get(path)
+            && (*size, *mtime, *ino) == stamp
+        {
+            return Ok(*digest);
+        }
+        drop(known);
+        let digest = Digest::of(&std::fs::read(path)?);
+        if settled {
+            known = self.file_hashes.lock().unwrap_or_else(|p| p.into_inner());
+            known.insert(path.to_path_buf(), (stamp.0, stamp.1, stamp.2, digest));
+        }
+        Ok(digest)
+    }
+
+    fn unchanged(&self, req: &Request, inputs: &Inputs) -> bool {
+        inputs.files.iter().all(|h| header_unchanged(h, &req.cwd))
+            && inputs
+                .env
+                .iter()
+                .all(|(name, value)| env_value(req, name) == value.as_deref())
+    }
+
+    /// The outputs, diagnostics and inputs of a compile that succeeded; `None` when they
+    /// cannot be trusted (an output missing, a source written during the compile).
+    fn collect(
+        &self,
+        req: &Request,
+        c: &RustCompile,
+        outcome: &Outcome,
+        started: i64,
+    ) -> io::Result<Option<(Artifact, Inputs)>> {
+        let out_dir = req.cwd.join(&c.out_dir);
+        let mut outputs = Vec::new();
+        for name in c.output_names() {
+            let Ok(bytes) = std::fs::read(out_dir.join(&name)) else {
+                tracing::debug!("rustc wrote no {name}: not stored");
+                return Ok(None);
+            };
+            let bytes = match name == c.dep_info_name() {
+                true => mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK),
+                false => bytes,
+            };
+            outputs.push((name, bytes));
+        }
+        let dep_info = std::fs::read_to_string(out_dir.join(c.dep_info_name()))?;
+        let source = req.cwd.join(&c.source);
+        let files = match learn_headers(&req.cwd, &source, &prerequisites(&dep_info), started) {
+            Learned::Headers(files) | Learned::Dated(files) => files,
+            Learned::Untrusted => return Ok(None),
+        };
+        let inputs = Inputs {
+            files,
+            env: env_deps(&dep_info),
+        };
+        let artifact = Artifact {
+            outputs,
+            stdout: outcome.stdout.clone(),
+            stderr: mark_out_dir(&outcome.stderr, &c.out_dir, OUT_DIR_MARK),
+            exit_code: 0,
+        };
+        Ok(Some((artifact, inputs)))
+    }
+
+    /// Every stored crate compile, most recently used first.
+    pub fn list(&self) -> Vec<RustArtifact> {
+        let mut listed: Vec<RustArtifact> = self
+            .store
+            .entries_under("rust/")
+            .into_iter()
+            .filter_map(|entry| {
+                let mut parts = entry.key.splitn(4, '/').skip(1);
+                let (crate_name, types) = (parts.next()?, parts.next()?);
+                Some(RustArtifact {
+                    crate_name: crate_name.to_string(),
+                    crate_types: types.split(',').map(String::from).collect(),
+                    size: entry.outputs.iter().map(|(_, size)| size).sum(),
+                    outputs: entry.outputs.into_iter().map(|(name, _)| name).collect(),
+                    last_use_secs: entry
+                        .last_use
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                })
+            })
+            .collect();
+        listed.sort_by(|a, b| {
+            (b.last_use_secs, &a.crate_name).cmp(&(a.last_use_secs, &b.crate_name))
+        });
+        listed
+    }
+
+    fn manifest(&self, base: &Digest) -> Manifest {
+        self.store
+            .get(&manifest_key(base))
+            .ok()
+            .flatten()
+            .and_then(|a| a.outputs.into_iter().next())
+            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, base: &Digest, mut manifest: Manifest, inputs: Inputs) -> io::Result<u64> {
+        manifest.entries.retain(|known| *known != inputs);
+        manifest.entries.insert(0, inputs);
+        manifest.entries.truncate(MANIFEST_ENTRIES);
+        let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        let artifact = Artifact {
+            outputs: vec![("manifest".to_string(), bytes)],
+            ..Artifact::default()
+        };
+        self.store.put(&manifest_key(base), &artifact)
+    }
+}
+
+/// True for env vars in a Rust compile's key.
+fn keyed_env(name: &str) -> bool {
+    (name.starts_with("CARGO_") && !UNKEYED_CARGO_ENV.contains(&name)) || KEYED_ENV.contains(&name)
+}
+
+/// The env vars of a Rust compile's key (for the journal).
+pub fn journal_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter().filter(|(k, _)| keyed_env(k)).cloned().collect()
+}
+
+fn env_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The request without the client's jobserver handles, which mean nothing in the daemon
+/// (rustc would warn that it cannot open them).
+fn without_client_env(req: &Request) -> Request {
+    let mut req = req.clone();
+    req.env
+        .retain(|(k, _)| !CLIENT_ONLY_ENV.contains(&k.as_str()));
+    req
+}
+
+/// `rustc -vV` answered from the remembered identity (cargo asks it on every build).
+fn version_probe(req: &Request, identities: &Identities) -> Outcome {
+    match identities.probe(&req.compiler, "-vV") {
+        Ok(identity) => Outcome {
+            exit_code: 0,
+            stdout: identity.probe_output.to_vec(),
+            stderr: Vec::new(),
+            served: Served::Passthrough("rustc -vV answered from memory"),
+            stored_bytes: 0,
+        },
+        Err(_) => run_plain(req, Served::Passthrough("rustc -vV")),
+    }
+}
+
+/// Writes a hit's outputs into the output directory, dep-info naming it.
+fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()> {
+    let out_dir = req.cwd.join(&c.out_dir);
+    std::fs::create_dir_all(&out_dir)?;
+    for (name, bytes) in &artifact.outputs {
+        let bytes = match *name == c.dep_info_name() {
+            true => mark_out_dir(bytes, OUT_DIR_MARK, &c.out_dir),
+            false => bytes.clone(),
+        };
+        write_output(&out_dir.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
+/// `bytes` with every `from` replaced by `to`.
+fn mark_out_dir(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let from = from.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = memchr::memmem::find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to.as_bytes());
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The `# env-dep:NAME=VALUE` (or `# env-dep:NAME`, unset) lines of a dep-info file.
+fn env_deps(dep_info: &str) -> Vec<(String, Option<String>)> {
+    let mut deps: Vec<(String, Option<String>)> = dep_info
+        .lines()
+        .filter_map(|line| line.strip_prefix("# env-dep:"))
+        .map(|dep| match dep.split_once('=') {
+            Some((name, value)) => (name.to_string(), Some(unescape_env(value))),
+            None => (dep.to_string(), None),
+        })
+        .collect();
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
+/// rustc writes `\n` and `\\` escaped in env-dep values.
+fn unescape_env(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            ('\\', Some('\\')) => {
+                out.push('\\');
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn manifest_key(base: &Digest) -> String {
+    format!("rust-manifest/{}", base.to_hex())
+}
+
+/// `rust/<crate>/<types>/<hash>`: the crate's name and types stay readable for
+/// `ListRustArtifacts`.
+fn artifact_key(c: &RustCompile, base: &Digest, inputs: &Inputs) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&base.0);
+    for file in &inputs.files {
+        hasher.update(file.path.as_os_str().as_encoded_bytes());
+        hasher.update(&file.hash.0);
+    }
+    hasher.update(format!("{:?}", inputs.env).as_bytes());
+    format!(
+        "rust/{}/{}/{}",
+        c.crate_name,
+        c.crate_types.join(","),
+        hasher.finalize().to_hex()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_deps_are_read_with_their_values() {
+        let text = "/t/a.d: src/lib.rs\n\nsrc/lib.rs:\n\n# env-dep:CARGO_PKG_NAME=a\n\
+                    # env-dep:GREETING=hi\\nthere\n# env-dep:UNSET_ONE\n";
+        assert_eq!(
+            env_deps(text),
+            [
+                ("CARGO_PKG_NAME".to_string(), Some("a".to_string())),
+                ("GREETING".to_string(), Some("hi\nthere".to_string())),
+                ("UNSET_ONE".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_out_dir_is_marked_and_restored() {
+        let text = b"/t/debug/deps/a.d: src/lib.rs\n/t/debug/deps/liba.rmeta: src/lib.rs\n";
+        let marked = mark_out_dir(text, "/t/debug/deps", OUT_DIR_MARK);
+        assert!(!String::from_utf8_lossy(&marked).contains("/t/debug"));
+        let moved = mark_out_dir(&marked, OUT_DIR_MARK, "/u/target/debug/deps");
+        assert_eq!(
+            moved,
+            b"/u/target/debug/deps/a.d: src/lib.rs\n/u/target/debug/deps/liba.rmeta: src/lib.rs\n"
+        );
+    }
+
+    #[test]
+    fn cargo_env_is_keyed_but_not_its_jobserver() {
+        assert!(keyed_env("CARGO_PKG_VERSION"));
+        assert!(keyed_env("OUT_DIR"));
+        assert!(!keyed_env("CARGO_MAKEFLAGS"));
+        assert!(!keyed_env("HOME"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The Rust compile cache through `RUSTC_WRAPPER=zccache` with real cargo builds of a small
+//! workspace: two library crates, a registry dependency (cfg-if, from the local cargo
+//! registry, offline), a proc-macro crate and a binary.
+
+use std::collections::BTreeSet;
+
+use crate::support::{Cmd, Sandbox, ZCCACHE};
+
+/// (hits, misses) so far.
+fn counts(sb: &Sandbox) -> (u64, u64) {
+    let d = sb.cmd(["status", "--json"]).status(0).json()["daemon"].clone();
+    let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
+    (n("cache_hits"), n("cache_misses"))
+}
+
+/// `cargo ARGS` in the workspace through the cache, offline, without incremental
+/// compilation (which is never cached).
+fn cargo(sb: &Sandbox, args: &[&str]) -> Cmd {
+    sb.program("cargo")
+        .args(args)
+        .args(["--offline", "--quiet"])
+        .env("RUSTC_WRAPPER", ZCCACHE)
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_TARGET_DIR", sb.path("target"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("ZC_GREETING")
+}
+
+fn workspace() -> Sandbox {
+    let sb = Sandbox::new();
+    let package = |name: &str, deps: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}"
+        )
+    };
+    sb.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"alpha\", \"beta\", \"pm\", \"app\"]\nresolver = \"2\"\n",
+    )
+    .write("alpha/Cargo.toml", package("alpha", "cfg-if = \"1\"\n"))
+    .write(
+        "alpha/src/lib.rs",
+        "pub fn greeting() -> &'static str {\n    option_env!(\"ZC_GREETING\").unwrap_or(\"hello\")\n}\n\
+         pub fn noisy() -> u32 {\n    let unused = 1;\n    2\n}\n\
+         cfg_if::cfg_if! {\n    if #[cfg(unix)] { pub fn os() -> &'static str { \"unix\" } }\n    \
+         else { pub fn os() -> &'static str { \"other\" } }\n}\n",
+    )
+    .write(
+        "pm/Cargo.toml",
+        format!("{}\n[lib]\nproc-macro = true\n", package("pm", "")),
+    )
+    .write(
+        "pm/src/lib.rs",
+        "use proc_macro::TokenStream;\n#[proc_macro]\npub fn answer(_: TokenStream) -> TokenStream {\n    \"42\".parse().unwrap()\n}\n",
+    )
+    .write(
+        "beta/Cargo.toml",
+        package("beta", "alpha = { path = \"../alpha\" }\npm = { path = \"../pm\" }\n"),
+    )
+    .write(
+        "beta/src/lib.rs",
+        "pub const ANSWER: u32 = pm::answer!();\npub fn message() -> String {\n    format!(\"{} from {}\", alpha::greeting(), alpha::os())\n}\n",
+    )
+    .write("app/Cargo.toml", package("app", "beta = { path = \"../beta\" }\n"))
+    .write(
+        "app/src/main.rs",
+        "fn main() {\n    println!(\"{} {}\", beta::message(), beta::ANSWER);\n}\n",
+    );
+    sb
+}
+
+fn run_app(sb: &Sandbox) -> String {
+    let app = sb.path("target/debug/app").display().to_string();
+    sb.program(&app).status(0).stdout
+}
+
+fn clean(sb: &Sandbox) {
+    cargo(sb, &["clean"]).status(0);
+}
+
+#[test]
+fn a_clean_rebuild_hits_every_library_and_runs() {
+    let sb = workspace();
+    let first = cargo(&sb, &["build"]).status(0);
+    assert!(first.stderr.contains("unused variable"), "{}", first.stderr);
+    assert_eq!(
+        counts(&sb),
+        (0, 3),
+        "cfg_if, alpha and beta compiled and stored"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+
+    clean(&sb);
+    let second = cargo(&sb, &["build"]).status(0);
+    assert_eq!(counts(&sb), (3, 3), "all three libraries from the cache");
+    assert!(
+        second.stderr.contains("unused variable"),
+        "warnings replayed: {}",
+        second.stderr
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+
+    let listed = sb.cmd(["rust-artifacts", "--json"]).status(0).stdout;
+    let crates: BTreeSet<String> = listed
+        .lines()
+        .map(|line| {
+            let a: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(a["crate_types"], serde_json::json!(["lib"]), "{a}");
+            assert_eq!(a["outputs"].as_array().unwrap().len(), 3, "{a}");
+            assert!(a["size"].as_u64().unwrap() > 0);
+            a["crate_name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        crates,
+        BTreeSet::from(["alpha", "beta", "cfg_if"].map(String::from))
+    );
+}
+
+#[test]
+fn an_edit_misses_its_crate_and_dependents_only() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    clean(&sb);
+    sb.write(
+        "alpha/src/lib.rs",
+        sb.read("alpha/src/lib.rs").replace("\"hello\"", "\"hi\""),
+    );
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(counts(&sb), (1, 5), "cfg_if hits; alpha and beta miss");
+    assert_eq!(run_app(&sb), "hi from unix 42\n");
+}
+
+#[test]
+fn rustflags_and_env_vars_read_by_env_macros_are_keyed() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    clean(&sb);
+    cargo(&sb, &["build"])
+        .env("RUSTFLAGS", "-C opt-level=1")
+        .status(0);
+    assert_eq!(counts(&sb), (0, 6), "other RUSTFLAGS: all miss");
+
+    cargo(&sb, &["build"])
+        .env("ZC_GREETING", "bonjour")
+        .status(0);
+    assert_eq!(
+        counts(&sb),
+        (1, 8),
+        "option_env! var set: cfg_if (without RUSTFLAGS) hits, alpha and beta miss"
+    );
+    assert_eq!(run_app(&sb), "bonjour from unix 42\n");
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(
+        counts(&sb),
+        (3, 8),
+        "unset again: the first results come back"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+}
+
+#[test]
+fn cargo_check_results_are_cached_too() {
+    let sb = workspace();
+    cargo(&sb, &["check"]).status(0);
+    clean(&sb);
+    let again = cargo(&sb, &["check"]).status(0);
+    assert_eq!(counts(&sb), (3, 3));
+    assert!(again.stderr.contains("unused variable"), "{}", again.stderr);
+}
