@@ -248,7 +248,7 @@ fn make_j2_twice_is_all_hits_and_runs() {
     sb.program("make").args(["-s", "-j2", &cc]).status(0);
     sb.program("make").args(["-s", "clean"]).status(0);
     sb.program("make").args(["-s", "-j2", &cc]).status(0);
-    assert_eq!(counts(&sb), (5, 5, 2));
+    assert_eq!(counts(&sb), (6, 6, 0), "five objects and the link, twice");
     sb.program(&sb.path("app").display().to_string()).status(6);
 }
 
@@ -653,5 +653,125 @@ fn an_output_with_another_name_is_replaced_not_written_through() {
         first,
         "a hit over a longer old object leaves no tail"
     );
+    assert_eq!(counts(&sb), (1, 2, 0));
+}
+
+/// Two objects and a main, compiled with bare gcc (links are what is under test).
+fn objects() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("util.c", "int twice(int x) { return 2 * x; }\n")
+        .write("more.c", "int thrice(int x) { return 3 * x; }\n")
+        .write(
+            "main.c",
+            "#include <stdio.h>\nint twice(int);\nint thrice(int);\n\
+             int main(void) { printf(\"%d\\n\", twice(thrice(7))); return 0; }\n",
+        );
+    for source in ["util.c", "more.c", "main.c"] {
+        sb.program("gcc").args(["-c", source]).status(0);
+    }
+    sb
+}
+
+#[test]
+fn archives_are_cached_when_fresh() {
+    let sb = objects();
+    let ar = |sb: &Sandbox| {
+        sb.cmd(["ar", "rcs", "libx.a", "util.o", "more.o"])
+            .status(0)
+    };
+    ar(&sb);
+    let first = fs::read(sb.path("libx.a")).unwrap();
+    fs::remove_file(sb.path("libx.a")).unwrap();
+    ar(&sb);
+    assert_eq!(fs::read(sb.path("libx.a")).unwrap(), first);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    ar(&sb);
+    assert_eq!(
+        counts(&sb),
+        (1, 1, 1),
+        "updating an existing archive passes through"
+    );
+
+    fs::remove_file(sb.path("libx.a")).unwrap();
+    sb.write("more.c", "int thrice(int x) { return 3 * x + 1; }\n");
+    sb.program("gcc").args(["-c", "more.c"]).status(0);
+    ar(&sb);
+    assert_eq!(counts(&sb), (1, 2, 1), "a changed member misses");
+    assert_ne!(fs::read(sb.path("libx.a")).unwrap(), first);
+}
+
+#[test]
+fn driver_links_are_cached_and_the_binary_runs() {
+    let sb = objects();
+    let link = |sb: &Sandbox| {
+        gcc(
+            sb,
+            &[
+                "main.o",
+                "util.o",
+                "more.o",
+                "-o",
+                "app",
+                "-Wl,-Map=app.map",
+            ],
+        )
+        .status(0)
+    };
+    link(&sb);
+    let first = fs::read(sb.path("app")).unwrap();
+    for file in ["app", "app.map"] {
+        fs::remove_file(sb.path(file)).unwrap();
+    }
+    link(&sb);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    assert_eq!(fs::read(sb.path("app")).unwrap(), first);
+    assert!(
+        sb.path("app.map").exists(),
+        "the map file is a side file of the link"
+    );
+    let app = sb.path("app").display().to_string();
+    assert_eq!(sb.program(&app).status(0).stdout, "42\n");
+
+    sb.write("util.c", "int twice(int x) { return 2 * x + 1; }\n");
+    sb.program("gcc").args(["-c", "util.c"]).status(0);
+    link(&sb);
+    assert_eq!(counts(&sb), (1, 2, 0), "a changed object misses");
+    assert_eq!(sb.program(&app).status(0).stdout, "43\n");
+}
+
+#[test]
+fn ld_itself_is_cached() {
+    let sb = objects();
+    let ld = |sb: &Sandbox| {
+        sb.cmd(["ld", "-r", "util.o", "more.o", "-o", "both.o"])
+            .status(0)
+    };
+    ld(&sb);
+    let first = fs::read(sb.path("both.o")).unwrap();
+    fs::remove_file(sb.path("both.o")).unwrap();
+    ld(&sb);
+    assert_eq!(fs::read(sb.path("both.o")).unwrap(), first);
+    assert_eq!(counts(&sb), (1, 1, 0));
+}
+
+#[test]
+fn a_library_found_by_l_is_an_input() {
+    let sb = objects();
+    sb.program("ar")
+        .args(["rcs", "libx.a", "util.o", "more.o"])
+        .status(0);
+    let link = |sb: &Sandbox| gcc(sb, &["main.o", "-L.", "-lx", "-o", "app"]).status(0);
+    link(&sb);
+    sb.write("util.c", "int twice(int x) { return 2 * x + 1; }\n");
+    sb.program("gcc").args(["-c", "util.c"]).status(0);
+    fs::remove_file(sb.path("libx.a")).unwrap();
+    sb.program("ar")
+        .args(["rcs", "libx.a", "util.o", "more.o"])
+        .status(0);
+    link(&sb);
+    assert_eq!(counts(&sb), (0, 2, 0), "the library changed under -lx");
+    let app = sb.path("app").display().to_string();
+    assert_eq!(sb.program(&app).status(0).stdout, "43\n");
+    link(&sb);
     assert_eq!(counts(&sb), (1, 2, 0));
 }

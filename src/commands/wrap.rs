@@ -1,5 +1,6 @@
-//! Wrapper mode: `zccache gcc ARGS` (as `CC="zccache gcc"`). The compile is served by the
-//! daemon in one round trip; the client only writes back the compiler's output and status.
+//! Wrapper mode: `zccache gcc ARGS` (as `CC="zccache gcc"`), `zccache ar|ld ARGS`,
+//! `RUSTC_WRAPPER=zccache`. The compile or link is served by the daemon in one round trip;
+//! the client only writes back the tool's output and status.
 //! If the daemon cannot be reached the real compiler runs directly — a cache that is down
 //! never fails a build — with one warning per minute at most.
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
+use crate::compile_cache::link_args::{is_archiver, is_linker};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
@@ -42,6 +44,12 @@ pub fn wrapper_argv(argv: &[OsString]) -> Option<Vec<OsString>> {
         return Some(call);
     }
     is_wrapper_call(argv).then(|| argv.to_vec())
+}
+
+/// True for `ar` and `ld` (sent as `LinkEphemeral`).
+fn is_link_tool(tool: &Path) -> bool {
+    let name = tool.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    is_archiver(name) || is_linker(name)
 }
 
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
@@ -114,6 +122,13 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             compiler: compiler_path,
             env,
             stdin,
+        },
+        None if is_link_tool(&compiler) => Request::LinkEphemeral {
+            client_pid: std::process::id(),
+            tool: compiler_path,
+            args,
+            cwd: here,
+            env,
         },
         None => Request::CompileEphemeral {
             client_pid: std::process::id(),

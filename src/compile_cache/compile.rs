@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use super::args::{Classified, Compile, classify, expand_response_files};
 use super::compiler::Identities;
 use super::depfile::{keep_prerequisites, prerequisites};
@@ -19,6 +17,9 @@ use super::headers::{
 };
 use super::inflight::InFlight;
 use super::invoke::{Scratch, deliver, private_outputs, run};
+use super::link::LinkCache;
+use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
+use super::manifest::Manifest;
 use super::preprocessed::{direct_off_key, preprocessed_key};
 use super::rust::{self, compile::RustCache};
 use super::store::Store;
@@ -45,8 +46,6 @@ const KEYED_ENV: [&str; 12] = [
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
-/// Header sets remembered per manifest (a `-D` that flips the headers keeps both).
-const MANIFEST_ENTRIES: usize = 8;
 
 /// A compile to serve.
 #[derive(Debug, Clone)]
@@ -72,6 +71,10 @@ pub enum Served {
     Miss,
     /// Run uncached; the reason.
     Passthrough(&'static str),
+    /// A link or archive delivered from the store.
+    LinkHit,
+    /// A link or archive run and stored (or not stored when it failed).
+    LinkMiss,
 }
 
 /// The result the wrapper replays.
@@ -90,10 +93,9 @@ pub struct Outcome {
 }
 
 /// The header sets seen for one set of source-side inputs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Manifest {
-    entries: Vec<Vec<Header>>,
-}
+type Headers = Manifest<Vec<Header>>;
+/// Where C/C++ manifests are stored (`manifest/<base>`).
+const MANIFEST_KIND: &str = "manifest";
 
 /// The compile cache of one daemon.
 #[derive(Debug)]
@@ -102,10 +104,11 @@ pub struct CompileCache {
     identities: Identities,
     system_dirs: SystemDirs,
     rust: RustCache,
+    links: LinkCache,
     /// Compiles running now, so identical ones compile once.
     in_flight: InFlight,
     /// Manifests read or written by this daemon, so a hit parses none.
-    manifests: std::sync::Mutex<std::collections::HashMap<Digest, Manifest>>,
+    manifests: std::sync::Mutex<std::collections::HashMap<Digest, Headers>>,
 }
 
 impl CompileCache {
@@ -113,6 +116,7 @@ impl CompileCache {
     pub fn new(store: Store) -> Self {
         CompileCache {
             rust: RustCache::new(store.clone()),
+            links: LinkCache::new(store.clone()),
             store,
             identities: Identities::default(),
             system_dirs: SystemDirs::default(),
@@ -126,12 +130,30 @@ impl CompileCache {
         if rust::is_rustc(&req.compiler) {
             return self.rust.compile(req, &self.identities);
         }
+        let name = req
+            .compiler
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        if is_archiver(name) || is_linker(name) {
+            return self.link(req);
+        }
         // What response files say counts; a miss runs the expanded arguments.
         let expanded = expand_response_files(&req.args, &req.cwd);
         let compile = match classify(&expanded) {
             Classified::Cacheable(c) => c,
             Classified::Several(sources) => return self.several(req, &expanded, &sources),
-            Classified::Passthrough(reason) => return run_plain(req, Served::Passthrough(reason)),
+            Classified::Passthrough(reason) => {
+                // A driver line without -c is a link, cached as one when it can be.
+                let driver_link = match expanded.iter().any(|a| a == "-c") {
+                    true => None,
+                    false => classify_link(&expanded, true).ok(),
+                };
+                return match driver_link {
+                    Some(link) => self.links.link(req, &link, &self.identities),
+                    None => run_plain(req, Served::Passthrough(reason)),
+                };
+            }
         };
         if let Some(var) = REFUSED_ENV
             .iter()
@@ -146,6 +168,25 @@ impl CompileCache {
                 tracing::warn!("compile cache error, compiling uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
             }
+        }
+    }
+
+    /// Serves one `ar` or `ld` invocation (`LinkEphemeral`); another tool is taken for a
+    /// compiler driver linking.
+    pub fn link(&self, req: &Request) -> Outcome {
+        let name = req
+            .compiler
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let link = if is_archiver(name) {
+            classify_archive(&req.args)
+        } else {
+            classify_link(&req.args, !is_linker(name))
+        };
+        match link {
+            Ok(link) => self.links.link(req, &link, &self.identities),
+            Err(reason) => run_plain(req, Served::Passthrough(reason)),
         }
     }
 
@@ -250,10 +291,10 @@ impl CompileCache {
         cwd: &std::path::Path,
         search: &SearchPath,
     ) -> io::Result<Option<Artifact>> {
-        for headers in self.manifest(base)?.entries {
+        for headers in self.manifest(base).entries {
             let valid = |h: &Header| header_unchanged(h, cwd) && !search.shadowed(h);
             if headers.iter().all(valid)
-                && let Some(artifact) = self.store.get(&full_key(base, &headers))?
+                && let Some(artifact) = self.store.get(&full_key("compile", base, &headers))?
             {
                 return Ok(Some(artifact));
             }
@@ -315,7 +356,9 @@ impl CompileCache {
         if let Learned::Headers(headers) = &learned
             && !plan.dated_source
         {
-            outcome.stored_bytes += self.store.put(&full_key(base, headers), &artifact)?;
+            outcome.stored_bytes += self
+                .store
+                .put(&full_key("compile", base, headers), &artifact)?;
             outcome.stored_bytes += self.remember(base, headers.clone())?;
             if let Some(key) = plan.preprocessed {
                 outcome.stored_bytes += self.store.put(&key, &artifact)?;
@@ -343,23 +386,19 @@ impl CompileCache {
         Ok(outcome)
     }
 
-    fn manifest(&self, base: &Digest) -> io::Result<Manifest> {
+    fn manifest(&self, base: &Digest) -> Headers {
         if let Some(known) = self.known_manifests().get(base) {
-            return Ok(known.clone());
+            return known.clone();
         }
-        let stored = self.store.get(&manifest_key(base))?;
-        let manifest: Manifest = stored
-            .and_then(|a| a.outputs.into_iter().next())
-            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let manifest = Headers::load(&self.store, MANIFEST_KIND, base);
         if !manifest.entries.is_empty() {
             self.keep_manifest(*base, manifest.clone());
         }
-        Ok(manifest)
+        manifest
     }
 
     /// Remembers a manifest in memory (a bounded number: past it, the memory starts afresh).
-    fn keep_manifest(&self, base: Digest, manifest: Manifest) {
+    fn keep_manifest(&self, base: Digest, manifest: Headers) {
         let mut known = self.known_manifests();
         if known.len() >= MANIFESTS_IN_MEMORY {
             known.clear();
@@ -379,24 +418,14 @@ impl CompileCache {
 
     fn known_manifests(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Digest, Manifest>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Digest, Headers>> {
         self.manifests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn remember(&self, base: &Digest, headers: Vec<Header>) -> io::Result<u64> {
-        let mut manifest = self.manifest(base)?;
-        manifest.entries.retain(|h| *h != headers);
-        manifest.entries.insert(0, headers);
-        manifest.entries.truncate(MANIFEST_ENTRIES);
-        let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
-        self.keep_manifest(*base, manifest);
-        let artifact = Artifact {
-            outputs: vec![("manifest".to_string(), bytes)],
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            exit_code: 0,
-        };
-        self.store.put(&manifest_key(base), &artifact)
+        let manifest = self.manifest(base).with(headers);
+        self.keep_manifest(*base, manifest.clone());
+        manifest.save(&self.store, MANIFEST_KIND, base)
     }
 }
 
@@ -448,10 +477,6 @@ fn keyed_env_text(env: &[(String, String)]) -> String {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     format!("{keyed:?}")
-}
-
-fn manifest_key(base: &Digest) -> String {
-    format!("manifest/{}", base.to_hex())
 }
 
 /// The env vars of `env` that are part of a compile's key (for the journal).

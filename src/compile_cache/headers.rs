@@ -172,12 +172,14 @@ impl SearchPath {
     }
 }
 
-pub(super) fn full_key(base: &Digest, headers: &[Header]) -> String {
+/// `kind/<hash>` of `base` and the files' paths and content hashes: where the artifact of
+/// one manifest entry is stored.
+pub(super) fn full_key(kind: &str, base: &Digest, headers: &[Header]) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&base.0);
     for h in headers {
         hasher.update(h.path.as_os_str().as_encoded_bytes());
         hasher.update(&h.hash.0);
     }
-    format!("compile/{}", hasher.finalize().to_hex())
+    format!("{kind}/{}", hasher.finalize().to_hex())
 }

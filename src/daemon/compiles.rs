@@ -23,7 +23,17 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             ..
         } => {
             let req = compile_request(&compiler, args, &cwd, env, stdin);
-            blocking(shared, move |s| compile(s, &req, None)).await
+            blocking(shared, move |s| serve(s, &req, None, Tool::Compiler)).await
+        }
+        Request::LinkEphemeral {
+            tool,
+            args,
+            cwd,
+            env,
+            ..
+        } => {
+            let req = compile_request(&tool, args, &cwd, env, Vec::new());
+            blocking(shared, move |s| serve(s, &req, None, Tool::Linker)).await
         }
         Request::Compile {
             session_id,
@@ -37,7 +47,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
                 return unknown_session(&session_id);
             }
             let req = compile_request(&compiler, args, &cwd, env, stdin);
-            blocking(shared, move |s| compile(s, &req, Some(session_id))).await
+            blocking(shared, move |s| {
+                serve(s, &req, Some(session_id), Tool::Compiler)
+            })
+            .await
         }
         Request::SessionStart {
             client_pid,
@@ -101,14 +114,32 @@ fn unknown_session(id: &str) -> Response {
     }
 }
 
-/// Serves a compile, counts it daemon-wide and in its session, and journals it.
-fn compile(shared: &Shared, req: &compile::Request, session_id: Option<String>) -> Response {
+/// Which entry point a request takes.
+enum Tool {
+    /// A compiler (or a driver linking): `CompileEphemeral`, `Compile`.
+    Compiler,
+    /// `ar` or `ld`: `LinkEphemeral`.
+    Linker,
+}
+
+/// Serves a compile or link, counts it daemon-wide and in its session, and journals it.
+fn serve(
+    shared: &Shared,
+    req: &compile::Request,
+    session_id: Option<String>,
+    tool: Tool,
+) -> Response {
     let started = std::time::Instant::now();
-    let outcome = shared.compiles.compile(req);
+    let outcome = match tool {
+        Tool::Compiler => shared.compiles.compile(req),
+        Tool::Linker => shared.compiles.link(req),
+    };
     let (counter, label) = match outcome.served {
         Served::Hit => (0, "hit"),
-        Served::Miss if outcome.exit_code != 0 => (1, "error"),
+        Served::LinkHit => (0, "link_hit"),
+        Served::Miss | Served::LinkMiss if outcome.exit_code != 0 => (1, "error"),
         Served::Miss => (1, "miss"),
+        Served::LinkMiss => (1, "link_miss"),
         Served::Passthrough(reason) => {
             tracing::debug!("passthrough: {reason}: {:?}", req.args);
             (2, "passthrough")
@@ -133,6 +164,6 @@ fn compile(shared: &Shared, req: &compile::Request, session_id: Option<String>) 
         exit_code: outcome.exit_code,
         stdout: outcome.stdout,
         stderr: outcome.stderr,
-        cached: outcome.served == Served::Hit,
+        cached: matches!(outcome.served, Served::Hit | Served::LinkHit),
     }
 }

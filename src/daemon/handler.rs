@@ -54,6 +54,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         }
         request @ (Request::CompileEphemeral { .. }
         | Request::Compile { .. }
+        | Request::LinkEphemeral { .. }
         | Request::SessionStart { .. }
         | Request::SessionStats { .. }
         | Request::SessionEnd { .. }
@@ -72,9 +73,6 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             })
             .await
         }
-        other => Response::Unsupported {
-            request: variant_name(&other),
-        },
     }
 }
 
@@ -259,13 +257,4 @@ fn check_request(spec: &RunCheckSpec, writes: CheckWrites) -> Result<CheckReques
         staged: false,
         progress: None,
     })
-}
-
-fn variant_name(request: &Request) -> String {
-    let debug = format!("{request:?}");
-    debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or("request")
-        .to_string()
 }

@@ -101,7 +101,7 @@ pub enum Request {
         /// Bytes for the compiler's stdin.
         stdin: Vec<u8>,
     },
-    /// One link or archive → `Unsupported` until the link cache lands.
+    /// One link or archive (`zccache ar|ld ...`) → `CompileResult`.
     LinkEphemeral {
         /// The client's pid.
         client_pid: u32,

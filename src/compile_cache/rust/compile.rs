@@ -19,7 +19,7 @@ use super::args::{RustClassified, RustCompile, classify};
 use crate::compile_cache::compile::{Outcome, Request, Served, run_plain};
 use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::depfile::prerequisites;
-use crate::compile_cache::headers::{Header, Learned, header_unchanged, learn_headers};
+use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
@@ -37,8 +37,6 @@ const KEYED_ENV: [&str; 3] = ["OUT_DIR", "RUSTC_BOOTSTRAP", "SOURCE_DATE_EPOCH"]
 const CLIENT_ONLY_ENV: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
 /// How old an mtime must be before a remembered hash is trusted with it.
 const RACY_NS: i64 = 2_000_000_000;
-/// Sets of inputs remembered per manifest.
-const MANIFEST_ENTRIES: usize = 8;
 
 /// One set of inputs a compile read: files with their hashes, and `env!` vars with their
 /// values (`None`: unset).
@@ -48,10 +46,10 @@ struct Inputs {
     env: Vec<(String, Option<String>)>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Manifest {
-    entries: Vec<Inputs>,
-}
+/// The input sets seen for one crate's base key.
+type Manifest = crate::compile_cache::manifest::Manifest<Inputs>;
+/// Where Rust manifests are stored (`rust-manifest/<base>`).
+const MANIFEST_KIND: &str = "rust-manifest";
 
 /// The Rust side of the compile cache.
 #[derive(Debug)]
@@ -109,7 +107,7 @@ impl RustCache {
                 Served::Passthrough("a static library not found"),
             ));
         };
-        let manifest = self.manifest(&base);
+        let manifest = Manifest::load(&self.store, MANIFEST_KIND, &base);
         for inputs in &manifest.entries {
             if self.unchanged(req, inputs)
                 && let Some(artifact) = self.store.get(&artifact_key(c, &base, inputs))?
@@ -133,7 +131,8 @@ impl RustCache {
             outcome.stored_bytes += self
                 .store
                 .put(&artifact_key(c, &base, &inputs), &artifact)?;
-            outcome.stored_bytes += self.remember(&base, manifest, inputs)?;
+            let manifest = manifest.with(inputs);
+            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, &base)?;
         }
         Ok(outcome)
     }
@@ -275,28 +274,6 @@ impl RustCache {
         });
         listed
     }
-
-    fn manifest(&self, base: &Digest) -> Manifest {
-        self.store
-            .get(&manifest_key(base))
-            .ok()
-            .flatten()
-            .and_then(|a| a.outputs.into_iter().next())
-            .and_then(|(_, bytes)| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
-    }
-
-    fn remember(&self, base: &Digest, mut manifest: Manifest, inputs: Inputs) -> io::Result<u64> {
-        manifest.entries.retain(|known| *known != inputs);
-        manifest.entries.insert(0, inputs);
-        manifest.entries.truncate(MANIFEST_ENTRIES);
-        let bytes = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
-        let artifact = Artifact {
-            outputs: vec![("manifest".to_string(), bytes)],
-            ..Artifact::default()
-        };
-        self.store.put(&manifest_key(base), &artifact)
-    }
 }
 
 /// True for env vars in a Rust compile's key.
@@ -403,26 +380,15 @@ fn unescape_env(value: &str) -> String {
     out
 }
 
-fn manifest_key(base: &Digest) -> String {
-    format!("rust-manifest/{}", base.to_hex())
-}
-
 /// `rust/<crate>/<types>/<hash>`: the crate's name and types stay readable for
 /// `ListRustArtifacts`.
 fn artifact_key(c: &RustCompile, base: &Digest, inputs: &Inputs) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&base.0);
-    for file in &inputs.files {
-        hasher.update(file.path.as_os_str().as_encoded_bytes());
-        hasher.update(&file.hash.0);
-    }
     hasher.update(format!("{:?}", inputs.env).as_bytes());
-    format!(
-        "rust/{}/{}/{}",
-        c.crate_name,
-        c.crate_types.join(","),
-        hasher.finalize().to_hex()
-    )
+    let with_env: Digest = hasher.finalize().into();
+    let kind = format!("rust/{}/{}", c.crate_name, c.crate_types.join(","));
+    full_key(&kind, &with_env, &inputs.files)
 }
 
 #[cfg(test)]

@@ -1,0 +1,301 @@
+//! Links and archives through the cache (`LinkEphemeral`, and driver link lines): keyed by
+//! the tool, its arguments and the content of the inputs it names; for `ld` and drivers
+//! also every file the linker opened (libraries found by `-l`, crt files, scripts), learned
+//! from `--dependency-file` like a compile's headers. A hit restores the output, its mode
+//! and the side files the link wrote next to it (map files and the like).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::compile::{Outcome, Request, Served, run_plain};
+use super::compiler::Identities;
+use super::depfile::prerequisites;
+use super::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
+use super::invoke::{Scratch, run, write_output};
+use super::link_args::{Link, LinkTool};
+use super::manifest::Manifest;
+use super::store::Store;
+use crate::daemon::protocol::Artifact;
+use crate::fingerprint::{Digest, mtime_ns, now_ns};
+
+/// Env vars that change what a link finds or writes.
+const KEYED_ENV: [&str; 7] = [
+    "LIBRARY_PATH",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "LD_RUN_PATH",
+    "LD_LIBRARY_PATH",
+    "SOURCE_DATE_EPOCH",
+    "ZERO_AR_DATE",
+];
+/// Where link manifests are stored (`link-manifest/<base>`).
+const MANIFEST_KIND: &str = "link-manifest";
+/// The artifact output holding the other outputs' modes.
+const MODES: &str = "modes";
+/// The artifact output that is the link's output file.
+const OUTPUT: &str = "output";
+/// Prefix of side files' artifact output names.
+const SIDE: &str = "side:";
+
+/// The library and object sets seen for one link command line.
+type Inputs = Manifest<Vec<Header>>;
+
+/// The link side of the compile cache.
+#[derive(Debug)]
+pub struct LinkCache {
+    store: Store,
+    /// Linkers that refused `--dependency-file` (by identity): their links pass through.
+    without_dependency_file: Mutex<HashSet<Digest>>,
+}
+
+impl LinkCache {
+    /// A cache storing into `store`.
+    pub fn new(store: Store) -> Self {
+        LinkCache {
+            store,
+            without_dependency_file: Mutex::default(),
+        }
+    }
+
+    /// Serves one link or archive.
+    pub fn link(&self, req: &Request, link: &Link, identities: &Identities) -> Outcome {
+        match self.cached(req, link, identities) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!("link cache error, linking uncached: {err}");
+                run_plain(req, Served::Passthrough("cache error"))
+            }
+        }
+    }
+
+    fn cached(&self, req: &Request, link: &Link, identities: &Identities) -> io::Result<Outcome> {
+        let output = req.cwd.join(&link.output);
+        if link.tool == LinkTool::Archiver && output.exists() {
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("an update of an existing archive"),
+            ));
+        }
+        let tool = identities.of(&req.compiler)?;
+        if self.refuses_dependency_file(link, &tool) {
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("a linker without --dependency-file"),
+            ));
+        }
+        let Some(base) = base_key(req, link, &tool) else {
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("an input that cannot be read"),
+            ));
+        };
+        let manifest = Inputs::load(&self.store, MANIFEST_KIND, &base);
+        let candidates: Vec<Vec<Header>> = match link.tool {
+            LinkTool::Archiver => vec![Vec::new()],
+            _ => manifest.entries.clone(),
+        };
+        for files in candidates {
+            if files.iter().all(|h| header_unchanged(h, &req.cwd))
+                && let Some(artifact) = self.store.get(&full_key("link", &base, &files))?
+            {
+                deliver(&output, &artifact)?;
+                return Ok(Outcome {
+                    exit_code: 0,
+                    stdout: artifact.stdout,
+                    stderr: artifact.stderr,
+                    served: Served::LinkHit,
+                    stored_bytes: 0,
+                });
+            }
+        }
+        self.link_and_store(req, link, &tool, &base, manifest)
+    }
+
+    fn link_and_store(
+        &self,
+        req: &Request,
+        link: &Link,
+        tool: &Digest,
+        base: &Digest,
+        manifest: Inputs,
+    ) -> io::Result<Outcome> {
+        let output = req.cwd.join(&link.output);
+        let before = side_files(&output);
+        let scratch = Scratch::new();
+        let mut args = req.args.clone();
+        match link.tool {
+            LinkTool::Archiver => {}
+            LinkTool::Linker => {
+                args.push(format!("--dependency-file={}", scratch.depfile.display()))
+            }
+            LinkTool::Driver => {
+                args.push(format!(
+                    "-Wl,--dependency-file={}",
+                    scratch.depfile.display()
+                ));
+            }
+        }
+        let started = now_ns();
+        let (exit_code, stdout, stderr) = run(req, &args)?;
+        if exit_code != 0 && link.tool != LinkTool::Archiver && mentions_dependency_file(&stderr) {
+            self.lock_refusals().insert(*tool);
+            return Ok(run_plain(
+                req,
+                Served::Passthrough("a linker without --dependency-file"),
+            ));
+        }
+        let mut outcome = Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            served: Served::LinkMiss,
+            stored_bytes: 0,
+        };
+        if exit_code != 0 {
+            return Ok(outcome);
+        }
+        let files = match link.tool {
+            LinkTool::Archiver => Vec::new(),
+            _ => {
+                let deps = std::fs::read_to_string(&scratch.depfile).unwrap_or_default();
+                match learn_headers(&req.cwd, &output, &prerequisites(&deps), started) {
+                    Learned::Headers(files) | Learned::Dated(files) if !files.is_empty() => files,
+                    _ => return Ok(outcome),
+                }
+            }
+        };
+        let Some(artifact) = collect(&output, &before, &outcome)? else {
+            return Ok(outcome);
+        };
+        outcome.stored_bytes += self.store.put(&full_key("link", base, &files), &artifact)?;
+        if link.tool != LinkTool::Archiver {
+            let manifest = manifest.with(files);
+            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
+        }
+        Ok(outcome)
+    }
+
+    fn refuses_dependency_file(&self, link: &Link, tool: &Digest) -> bool {
+        link.tool != LinkTool::Archiver && self.lock_refusals().contains(tool)
+    }
+
+    fn lock_refusals(&self) -> std::sync::MutexGuard<'_, HashSet<Digest>> {
+        self.without_dependency_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The key of everything the command line names: tool, working directory, arguments but
+/// the output, keyed env, and each named input's content. `None` when an input cannot be
+/// read (the tool reports that better).
+fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache link v1\0");
+    hasher.update(&tool.0);
+    hasher.update(req.cwd.as_os_str().as_encoded_bytes());
+    for arg in &link.key_args {
+        hasher.update(&[0]);
+        hasher.update(arg.as_bytes());
+    }
+    let env: BTreeMap<&str, &str> = req
+        .env
+        .iter()
+        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hasher.update(format!("\0env{env:?}").as_bytes());
+    for input in &link.inputs {
+        let bytes = std::fs::read(req.cwd.join(input)).ok()?;
+        hasher.update(&Digest::of(&bytes).0);
+    }
+    Some(hasher.finalize().into())
+}
+
+/// The stored result: the output with its mode, and the side files the link added or
+/// changed next to it (named after the output's stem, so a neighbour compiled meanwhile is
+/// not taken for one). `None` when the output is missing.
+fn collect(output: &Path, before: &SideFiles, outcome: &Outcome) -> io::Result<Option<Artifact>> {
+    let Ok(bytes) = std::fs::read(output) else {
+        return Ok(None);
+    };
+    let mut modes = format!("{OUTPUT} {:o}\n", mode_of(output));
+    let mut outputs = vec![(OUTPUT.to_string(), bytes)];
+    for (name, stamp) in side_files(output) {
+        if before.get(&name) == Some(&stamp) {
+            continue;
+        }
+        let path = output.with_file_name(&name);
+        modes.push_str(&format!("{SIDE}{name} {:o}\n", mode_of(&path)));
+        outputs.push((format!("{SIDE}{name}"), std::fs::read(&path)?));
+    }
+    outputs.push((MODES.to_string(), modes.into_bytes()));
+    Ok(Some(Artifact {
+        outputs,
+        stdout: outcome.stdout.clone(),
+        stderr: outcome.stderr.clone(),
+        exit_code: 0,
+    }))
+}
+
+/// Files beside `output` named after its stem (`app.map` for `app`), with size and mtime.
+type SideFiles = BTreeMap<String, (u64, i64)>;
+
+fn side_files(output: &Path) -> SideFiles {
+    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+        return SideFiles::new();
+    };
+    let name = name.to_string_lossy();
+    let stem = name.split('.').next().unwrap_or(&name).to_string();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return SideFiles::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let file = e.file_name().into_string().ok()?;
+            let meta = e.metadata().ok()?;
+            let side = file != name && file.starts_with(&stem) && meta.is_file();
+            side.then(|| (file, (meta.size(), mtime_ns(&meta))))
+        })
+        .collect()
+}
+
+/// Writes a hit's output and side files, with their modes.
+fn deliver(output: &Path, artifact: &Artifact) -> io::Result<()> {
+    let modes: BTreeMap<&str, u32> = artifact
+        .outputs
+        .iter()
+        .find(|(name, _)| name == MODES)
+        .map(|(_, bytes)| std::str::from_utf8(bytes).unwrap_or(""))
+        .unwrap_or("")
+        .lines()
+        .filter_map(|line| {
+            let (name, mode) = line.rsplit_once(' ')?;
+            Some((name, u32::from_str_radix(mode, 8).ok()?))
+        })
+        .collect();
+    for (name, bytes) in &artifact.outputs {
+        let target: PathBuf = match name.strip_prefix(SIDE) {
+            Some(side) => output.with_file_name(side),
+            None if name == OUTPUT => output.to_path_buf(),
+            None => continue,
+        };
+        write_output(&target, bytes)?;
+        if let Some(mode) = modes.get(name.as_str()) {
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))?;
+        }
+    }
+    Ok(())
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777)
+}
+
+fn mentions_dependency_file(stderr: &[u8]) -> bool {
+    memchr::memmem::find(stderr, b"dependency-file").is_some()
+}
