@@ -1,8 +1,11 @@
 //! The Rust compile cache through `RUSTC_WRAPPER=zccache` with real cargo builds of a small
 //! workspace: two library crates, a registry dependency (cfg-if, from the local cargo
-//! registry, offline), a proc-macro crate and a binary.
+//! registry, offline), a proc-macro crate and a binary (both linked by cc: cached too,
+//! keyed on the linker as well).
 
 use std::collections::BTreeSet;
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 
 use crate::support::{Cmd, Sandbox, ZCCACHE};
 
@@ -80,20 +83,20 @@ fn clean(sb: &Sandbox) {
 }
 
 #[test]
-fn a_clean_rebuild_hits_every_library_and_runs() {
+fn a_clean_rebuild_hits_every_crate_and_runs() {
     let sb = workspace();
     let first = cargo(&sb, &["build"]).status(0);
     assert!(first.stderr.contains("unused variable"), "{}", first.stderr);
     assert_eq!(
         counts(&sb),
-        (0, 3),
-        "cfg_if, alpha and beta compiled and stored"
+        (0, 5),
+        "cfg_if, alpha, pm, beta and app stored"
     );
     assert_eq!(run_app(&sb), "hello from unix 42\n");
 
     clean(&sb);
     let second = cargo(&sb, &["build"]).status(0);
-    assert_eq!(counts(&sb), (3, 3), "all three libraries from the cache");
+    assert_eq!(counts(&sb), (5, 5), "all five from the cache");
     assert!(
         second.stderr.contains("unused variable"),
         "warnings replayed: {}",
@@ -106,15 +109,20 @@ fn a_clean_rebuild_hits_every_library_and_runs() {
         .lines()
         .map(|line| {
             let a: serde_json::Value = serde_json::from_str(line).unwrap();
-            assert_eq!(a["crate_types"], serde_json::json!(["lib"]), "{a}");
-            assert_eq!(a["outputs"].as_array().unwrap().len(), 3, "{a}");
+            let (types, files) = match a["crate_name"].as_str().unwrap() {
+                "pm" => (["proc-macro"], 2),
+                "app" => (["bin"], 2),
+                _ => (["lib"], 3),
+            };
+            assert_eq!(a["crate_types"], serde_json::json!(types), "{a}");
+            assert_eq!(a["outputs"].as_array().unwrap().len(), files, "{a}");
             assert!(a["size"].as_u64().unwrap() > 0);
             a["crate_name"].as_str().unwrap().to_string()
         })
         .collect();
     assert_eq!(
         crates,
-        BTreeSet::from(["alpha", "beta", "cfg_if"].map(String::from))
+        BTreeSet::from(["alpha", "app", "beta", "cfg_if", "pm"].map(String::from))
     );
 }
 
@@ -128,7 +136,11 @@ fn an_edit_misses_its_crate_and_dependents_only() {
         sb.read("alpha/src/lib.rs").replace("\"hello\"", "\"hi\""),
     );
     cargo(&sb, &["build"]).status(0);
-    assert_eq!(counts(&sb), (1, 5), "cfg_if hits; alpha and beta miss");
+    assert_eq!(
+        counts(&sb),
+        (2, 8),
+        "cfg_if and pm hit; alpha, beta and app miss"
+    );
     assert_eq!(run_app(&sb), "hi from unix 42\n");
 }
 
@@ -140,21 +152,21 @@ fn rustflags_and_env_vars_read_by_env_macros_are_keyed() {
     cargo(&sb, &["build"])
         .env("RUSTFLAGS", "-C opt-level=1")
         .status(0);
-    assert_eq!(counts(&sb), (0, 6), "other RUSTFLAGS: all miss");
+    assert_eq!(counts(&sb), (0, 10), "other RUSTFLAGS: all miss");
 
     cargo(&sb, &["build"])
         .env("ZC_GREETING", "bonjour")
         .status(0);
     assert_eq!(
         counts(&sb),
-        (1, 8),
-        "option_env! var set: cfg_if (without RUSTFLAGS) hits, alpha and beta miss"
+        (2, 13),
+        "option_env! var set: cfg_if and pm (without RUSTFLAGS) hit, alpha, beta, app miss"
     );
     assert_eq!(run_app(&sb), "bonjour from unix 42\n");
     cargo(&sb, &["build"]).status(0);
     assert_eq!(
         counts(&sb),
-        (3, 8),
+        (5, 13),
         "unset again: the first results come back"
     );
     assert_eq!(run_app(&sb), "hello from unix 42\n");
@@ -166,6 +178,34 @@ fn cargo_check_results_are_cached_too() {
     cargo(&sb, &["check"]).status(0);
     clean(&sb);
     let again = cargo(&sb, &["check"]).status(0);
-    assert_eq!(counts(&sb), (3, 3));
+    assert_eq!(
+        counts(&sb),
+        (6, 6),
+        "four crates' metadata, pm's and its library"
+    );
     assert!(again.stderr.contains("unused variable"), "{}", again.stderr);
+}
+
+#[test]
+fn another_linker_misses_what_it_links() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    clean(&sb);
+    let bin = sb.outside("other-cc");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cc = bin.join("cc");
+    std::fs::write(
+        &cc,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'other cc 9'; exit 0; fi\nexec /usr/bin/cc \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cc, Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    cargo(&sb, &["build"]).env("PATH", path).status(0);
+    assert_eq!(
+        counts(&sb),
+        (3, 7),
+        "pm and app are linked by another cc: they miss"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
 }

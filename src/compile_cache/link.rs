@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,6 +17,7 @@ use super::headers::{Header, Learned, full_key, header_unchanged, learn_headers}
 use super::invoke::{Scratch, run, write_output};
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
+use super::modes;
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
@@ -33,8 +34,6 @@ const KEYED_ENV: [&str; 7] = [
 ];
 /// Where link manifests are stored (`link-manifest/<base>`).
 const MANIFEST_KIND: &str = "link-manifest";
-/// The artifact output holding the other outputs' modes.
-const MODES: &str = "modes";
 /// The artifact output that is the link's output file.
 const OUTPUT: &str = "output";
 /// Prefix of side files' artifact output names.
@@ -222,17 +221,19 @@ fn collect(output: &Path, before: &SideFiles, outcome: &Outcome) -> io::Result<O
     let Ok(bytes) = std::fs::read(output) else {
         return Ok(None);
     };
-    let mut modes = format!("{OUTPUT} {:o}\n", mode_of(output));
     let mut outputs = vec![(OUTPUT.to_string(), bytes)];
+    let mut kept_modes = vec![(OUTPUT.to_string(), modes::mode_of(output))];
     for (name, stamp) in side_files(output) {
         if before.get(&name) == Some(&stamp) {
             continue;
         }
         let path = output.with_file_name(&name);
-        modes.push_str(&format!("{SIDE}{name} {:o}\n", mode_of(&path)));
+        kept_modes.push((format!("{SIDE}{name}"), modes::mode_of(&path)));
         outputs.push((format!("{SIDE}{name}"), std::fs::read(&path)?));
     }
-    outputs.push((MODES.to_string(), modes.into_bytes()));
+    outputs.push(modes::record(
+        kept_modes.iter().map(|(n, m)| (n.as_str(), *m)),
+    ));
     Ok(Some(Artifact {
         outputs,
         stdout: outcome.stdout.clone(),
@@ -266,18 +267,7 @@ fn side_files(output: &Path) -> SideFiles {
 
 /// Writes a hit's output and side files, with their modes.
 fn deliver(output: &Path, artifact: &Artifact) -> io::Result<()> {
-    let modes: BTreeMap<&str, u32> = artifact
-        .outputs
-        .iter()
-        .find(|(name, _)| name == MODES)
-        .map(|(_, bytes)| std::str::from_utf8(bytes).unwrap_or(""))
-        .unwrap_or("")
-        .lines()
-        .filter_map(|line| {
-            let (name, mode) = line.rsplit_once(' ')?;
-            Some((name, u32::from_str_radix(mode, 8).ok()?))
-        })
-        .collect();
+    let modes = modes::recorded(artifact);
     for (name, bytes) in &artifact.outputs {
         let target: PathBuf = match name.strip_prefix(SIDE) {
             Some(side) => output.with_file_name(side),
@@ -285,15 +275,9 @@ fn deliver(output: &Path, artifact: &Artifact) -> io::Result<()> {
             None => continue,
         };
         write_output(&target, bytes)?;
-        if let Some(mode) = modes.get(name.as_str()) {
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))?;
-        }
+        modes::apply(&modes, name, &target)?;
     }
     Ok(())
-}
-
-fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777)
 }
 
 fn mentions_dependency_file(stderr: &[u8]) -> bool {

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod link;
 pub mod link_args;
 mod manifest;
+mod modes;
 mod preprocessed;
 pub mod rust;
 pub mod store;

@@ -71,12 +71,22 @@ pub fn resolve_program_except(
     cwd: &Path,
     skip: impl Fn(&Path) -> bool,
 ) -> Option<PathBuf> {
+    resolve_program_on(program, cwd, &std::env::var_os("PATH")?, skip)
+}
+
+/// Like [`resolve_program_except`] with another process's `PATH` (the daemon resolving a
+/// client's tool).
+pub fn resolve_program_on(
+    program: &OsStr,
+    cwd: &Path,
+    path_var: &OsStr,
+    skip: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
         return (path.is_file() && !skip(&path)).then_some(path);
     }
-    let path_var = std::env::var_os("PATH")?;
-    std::env::split_paths(&path_var)
+    std::env::split_paths(path_var)
         .map(|dir| cwd.join(dir).join(program))
         .find(|candidate| is_executable(candidate) && !skip(candidate))
 }

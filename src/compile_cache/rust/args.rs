@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub struct RustCompile {
     /// `--crate-name`.
     pub crate_name: String,
-    /// `--crate-type` values (`lib`, `rlib`, `staticlib`).
+    /// `--crate-type` values (`lib`, `rlib`, `staticlib`, `proc-macro`, `bin`).
     pub crate_types: Vec<String>,
     /// `--emit` kinds (`dep-info`, `metadata`, `link`).
     pub emit: Vec<String>,
@@ -33,6 +33,22 @@ pub struct RustCompile {
 }
 
 impl RustCompile {
+    /// True when the system linker writes the output (a program, a proc-macro's shared
+    /// object).
+    pub fn links(&self) -> bool {
+        self.crate_types
+            .iter()
+            .any(|t| t == "proc-macro" || t == "bin")
+    }
+
+    /// The linker rustc runs: `-C linker=...`, else `cc`.
+    pub fn linker(&self) -> &str {
+        self.key_args
+            .iter()
+            .find_map(|a| a.strip_prefix("linker="))
+            .unwrap_or("cc")
+    }
+
     /// The files the compile writes into `out_dir`, by name.
     pub fn output_names(&self) -> Vec<String> {
         let stem = format!("{}{}", self.crate_name, self.extra_filename);
@@ -43,12 +59,12 @@ impl RustCompile {
                 "metadata" => names.push(format!("lib{stem}.rmeta")),
                 _ => {
                     for crate_type in &self.crate_types {
-                        let ext = if crate_type == "staticlib" {
-                            "a"
-                        } else {
-                            "rlib"
-                        };
-                        names.push(format!("lib{stem}.{ext}"));
+                        names.push(match crate_type.as_str() {
+                            "bin" => stem.clone(),
+                            "staticlib" => format!("lib{stem}.a"),
+                            "proc-macro" => format!("lib{stem}.so"),
+                            _ => format!("lib{stem}.rlib"),
+                        });
                     }
                 }
             }
@@ -75,7 +91,7 @@ pub enum RustClassified {
 }
 
 /// Flags whose value may be the next argument (or attached with `=`).
-const WITH_VALUE: [&str; 27] = [
+const WITH_VALUE: [&str; 31] = [
     "--crate-name",
     "--edition",
     "--crate-type",
@@ -95,6 +111,10 @@ const WITH_VALUE: [&str; 27] = [
     "-D",
     "-F",
     "--force-warn",
+    "--warn",
+    "--allow",
+    "--deny",
+    "--forbid",
     "--target",
     "--sysroot",
     "-Z",
@@ -104,8 +124,9 @@ const WITH_VALUE: [&str; 27] = [
     "--color",
     "--diagnostic-width",
 ];
-/// Crate types whose output is a library file the cache can restore.
-const CACHED_CRATE_TYPES: [&str; 3] = ["lib", "rlib", "staticlib"];
+/// Crate types whose output the cache can restore: libraries, and the programs and
+/// proc-macro shared objects the system linker writes (its identity joins the key).
+const CACHED_CRATE_TYPES: [&str; 5] = ["lib", "rlib", "staticlib", "proc-macro", "bin"];
 /// `--emit` kinds the cache restores.
 const CACHED_EMITS: [&str; 3] = ["dep-info", "metadata", "link"];
 /// Flags without a value that do not change what is written (beyond the key).
@@ -177,7 +198,7 @@ impl Walk {
             "--crate-type" => {
                 for t in value.split(',') {
                     if !CACHED_CRATE_TYPES.contains(&t) {
-                        return Err("a crate type that is not a library (bin, proc-macro, dylib)");
+                        return Err("a dylib or cdylib (linked against other shared objects)");
                     }
                     self.crate_types.push(t.to_string());
                 }
@@ -262,7 +283,7 @@ impl Walk {
             return RustClassified::Passthrough("no --crate-name or --out-dir");
         };
         if self.crate_types.is_empty() {
-            return RustClassified::Passthrough("no --crate-type (a binary by default)");
+            return RustClassified::Passthrough("no --crate-type");
         }
         if !self.emit.iter().any(|e| e == "dep-info") {
             return RustClassified::Passthrough("no dep-info to learn the sources from");
@@ -315,6 +336,7 @@ mod tests {
         --json=diagnostic-rendered-ansi,artifacts,future-incompat --crate-type lib \
         --emit=dep-info,metadata,link -C embed-bitcode=no -C debuginfo=2 \
         -C metadata=1c6ecd01d003c60f -C extra-filename=-0bc1e8fe21fe864f \
+        --warn=unexpected_cfgs --allow=clippy::lint_groups_priority --cap-lints allow \
         --out-dir /t/debug/deps -L dependency=/t/debug/deps \
         --extern serde=/t/debug/deps/libserde-1.rmeta -l static=zstd -L native=/t/out";
 
@@ -357,8 +379,8 @@ mod tests {
     #[test]
     fn what_passes_through() {
         for (change, why) in [
-            ("--crate-type lib", "--crate-type bin"),
-            ("--crate-type lib", "--crate-type proc-macro"),
+            ("--crate-type lib", "--crate-type dylib"),
+            ("--crate-type lib", "--crate-type cdylib"),
             ("-C debuginfo=2", "-C incremental=/t/inc"),
             ("--emit=dep-info,metadata,link", "--emit=link"),
             ("--emit=dep-info,metadata,link", "--emit=dep-info,asm"),
@@ -380,6 +402,23 @@ mod tests {
             )),
             RustClassified::Passthrough(_)
         ));
+    }
+
+    #[test]
+    fn proc_macros_are_shared_objects_linked_by_cc() {
+        let pm = compile(&CARGO_LIB.replace("--crate-type lib", "--crate-type proc-macro"));
+        assert!(pm.links());
+        assert_eq!(pm.linker(), "cc");
+        assert!(pm.output_names()[2].ends_with(".so"));
+        let own = compile(&CARGO_LIB.replace("-C debuginfo=2", "-C linker=clang"));
+        assert_eq!(own.linker(), "clang");
+    }
+
+    #[test]
+    fn programs_are_named_after_the_crate() {
+        let bin = compile(&CARGO_LIB.replace("--crate-type lib", "--crate-type bin"));
+        assert!(bin.links());
+        assert_eq!(bin.output_names()[2], "wtest-0bc1e8fe21fe864f");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The key: rustc's identity (path, size, mtime, `-vV`), the working directory, the
 //! arguments without output paths, the `CARGO_*` env cargo gives the crate, the crate
-//! root, the content of every `--extern` crate and bundled static library, and then every
+//! root, the content of every `--extern` crate and bundled static library, for a
+//! program or proc-macro (linked) the identity of the linker rustc runs, and then every
 //! file and `env!` var the dep-info names.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,9 +22,11 @@ use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use crate::compile_cache::invoke::write_output;
+use crate::compile_cache::modes;
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
+use crate::runner::tool::resolve_program_on;
 
 /// Stands for the output directory in stored dep-info and diagnostics, so a hit delivered
 /// into another target directory names its own.
@@ -101,7 +104,11 @@ impl RustCache {
         identities: &Identities,
     ) -> io::Result<Outcome> {
         let rustc = identities.probe(&req.compiler, "-vV")?;
-        let Some(base) = self.base_key(req, c, &rustc.digest)? else {
+        let linker = match c.links() {
+            true => Some(linker_identity(req, c, identities)?),
+            false => None,
+        };
+        let Some(base) = self.base_key(req, c, &rustc.digest, linker)? else {
             return Ok(run_plain(
                 req,
                 Served::Passthrough("a static library not found"),
@@ -144,10 +151,14 @@ impl RustCache {
         req: &Request,
         c: &RustCompile,
         rustc: &Digest,
+        linker: Option<Digest>,
     ) -> io::Result<Option<Digest>> {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"zccache rust v1\0");
         hasher.update(&rustc.0);
+        if let Some(linker) = linker {
+            hasher.update(&linker.0);
+        }
         hasher.update(req.cwd.as_os_str().as_encoded_bytes());
         for arg in &c.key_args {
             hasher.update(&[0]);
@@ -218,17 +229,23 @@ impl RustCache {
     ) -> io::Result<Option<(Artifact, Inputs)>> {
         let out_dir = req.cwd.join(&c.out_dir);
         let mut outputs = Vec::new();
+        let mut kept_modes = Vec::new();
         for name in c.output_names() {
-            let Ok(bytes) = std::fs::read(out_dir.join(&name)) else {
+            let path = out_dir.join(&name);
+            let Ok(bytes) = std::fs::read(&path) else {
                 tracing::debug!("rustc wrote no {name}: not stored");
                 return Ok(None);
             };
+            kept_modes.push((name.clone(), modes::mode_of(&path)));
             let bytes = match name == c.dep_info_name() {
                 true => mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK),
                 false => bytes,
             };
             outputs.push((name, bytes));
         }
+        outputs.push(modes::record(
+            kept_modes.iter().map(|(n, m)| (n.as_str(), *m)),
+        ));
         let dep_info = std::fs::read_to_string(out_dir.join(c.dep_info_name()))?;
         let source = req.cwd.join(&c.source);
         let files = match learn_headers(&req.cwd, &source, &prerequisites(&dep_info), started) {
@@ -261,7 +278,12 @@ impl RustCache {
                     crate_name: crate_name.to_string(),
                     crate_types: types.split(',').map(String::from).collect(),
                     size: entry.outputs.iter().map(|(_, size)| size).sum(),
-                    outputs: entry.outputs.into_iter().map(|(name, _)| name).collect(),
+                    outputs: entry
+                        .outputs
+                        .into_iter()
+                        .map(|(name, _)| name)
+                        .filter(|name| name != modes::MODES)
+                        .collect(),
                     last_use_secs: entry
                         .last_use
                         .duration_since(std::time::UNIX_EPOCH)
@@ -274,6 +296,14 @@ impl RustCache {
         });
         listed
     }
+}
+
+/// The identity of the linker a proc-macro compile runs, found on the client's `PATH`.
+fn linker_identity(req: &Request, c: &RustCompile, identities: &Identities) -> io::Result<Digest> {
+    let path_var = env_value(req, "PATH").unwrap_or_default();
+    let linker = resolve_program_on(c.linker().as_ref(), &req.cwd, path_var.as_ref(), |_| false)
+        .ok_or_else(|| io::Error::other(format!("linker {} not found", c.linker())))?;
+    identities.of(&linker)
 }
 
 /// True for env vars in a Rust compile's key.
@@ -321,12 +351,18 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
 fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()> {
     let out_dir = req.cwd.join(&c.out_dir);
     std::fs::create_dir_all(&out_dir)?;
+    let modes = modes::recorded(artifact);
     for (name, bytes) in &artifact.outputs {
+        if name == modes::MODES {
+            continue;
+        }
         let bytes = match *name == c.dep_info_name() {
             true => mark_out_dir(bytes, OUT_DIR_MARK, &c.out_dir),
             false => bytes.clone(),
         };
-        write_output(&out_dir.join(name), &bytes)?;
+        let path = out_dir.join(name);
+        write_output(&path, &bytes)?;
+        modes::apply(&modes, name, &path)?;
     }
     Ok(())
 }
