@@ -209,3 +209,32 @@ fn another_linker_misses_what_it_links() {
     );
     assert_eq!(run_app(&sb), "hello from unix 42\n");
 }
+
+#[test]
+fn cargo_clippy_runs_its_driver_uncached() {
+    let sb = workspace();
+    let linted = cargo(&sb, &["clippy"]).status(0);
+    assert!(
+        linted.stderr.contains("unused variable"),
+        "{}",
+        linted.stderr
+    );
+    let journal = std::fs::read_to_string(sb.state().join("logs/compile_journal.jsonl")).unwrap();
+    let driver_lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|line: &serde_json::Value| {
+            line["compiler"]
+                .as_str()
+                .unwrap()
+                .ends_with("clippy-driver")
+        })
+        .collect();
+    assert!(
+        driver_lines.len() >= 4,
+        "alpha, pm, beta and app: {journal}"
+    );
+    for line in driver_lines {
+        assert_eq!(line["outcome"], "passthrough", "{line}");
+    }
+}

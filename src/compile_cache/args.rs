@@ -102,6 +102,16 @@ const SOURCE_EXTENSIONS: [&str; 13] = [
     "c", "cc", "cpp", "cxx", "c++", "C", "cp", "CPP", "m", "mm", "i", "ii", "S",
 ];
 
+/// True when `compiler` is named like a gcc or clang driver (`gcc`, `x86_64-linux-gnu-gcc-12`,
+/// `cc`, `c++`, `clang++-14`): the tools whose link lines the link cache understands.
+pub fn is_c_driver(compiler: &std::path::Path) -> bool {
+    let name = compiler.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    ["gcc", "g++", "cc", "c++", "clang", "clang++"]
+        .iter()
+        .any(|d| base == *d || base.ends_with(&format!("-{d}")))
+}
+
 /// Classifies the arguments of a compiler invocation (without the compiler itself).
 pub fn classify(args: &[String]) -> Classified {
     let mut state = Walk::default();
@@ -474,6 +484,23 @@ mod tests {
             compile("-c a.c -DX=1 -DX=2").key_args,
             compile("-c a.c -DX=2 -DX=1").key_args
         );
+    }
+
+    #[test]
+    fn c_drivers_by_name() {
+        for name in [
+            "gcc",
+            "/usr/bin/x86_64-linux-gnu-gcc-12",
+            "cc",
+            "c++",
+            "clang++-14",
+            "g++",
+        ] {
+            assert!(is_c_driver(std::path::Path::new(name)), "{name}");
+        }
+        for name in ["clippy-driver", "rustc", "nvcc", "ld", "python3"] {
+            assert!(!is_c_driver(std::path::Path::new(name)), "{name}");
+        }
     }
 
     #[test]

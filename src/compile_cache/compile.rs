@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
-use super::args::{Classified, Compile, classify, expand_response_files};
+use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver};
 use super::compiler::Identities;
 use super::depfile::{keep_prerequisites, prerequisites};
 use super::headers::{
@@ -127,7 +127,7 @@ impl CompileCache {
 
     /// Serves one compile.
     pub fn compile(&self, req: &Request) -> Outcome {
-        if rust::is_rustc(&req.compiler) {
+        if rust::is_rustc(&req.compiler) || rust::is_clippy_driver(&req.compiler) {
             return self.rust.compile(req, &self.identities);
         }
         let name = req
@@ -144,8 +144,9 @@ impl CompileCache {
             Classified::Cacheable(c) => c,
             Classified::Several(sources) => return self.several(req, &expanded, &sources),
             Classified::Passthrough(reason) => {
-                // A driver line without -c is a link, cached as one when it can be.
-                let driver_link = match expanded.iter().any(|a| a == "-c") {
+                // A C driver's line without -c is a link, cached as one when it can be.
+                let compiling = expanded.iter().any(|a| a == "-c");
+                let driver_link = match compiling || !is_c_driver(&req.compiler) {
                     true => None,
                     false => classify_link(&expanded, true).ok(),
                 };

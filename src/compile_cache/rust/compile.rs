@@ -74,6 +74,12 @@ impl RustCache {
     /// Serves one rustc invocation.
     pub fn compile(&self, req: &Request, identities: &Identities) -> Outcome {
         let req = &without_client_env(req);
+        if super::is_clippy_driver(&req.compiler) {
+            return run_plain(
+                req,
+                Served::Passthrough("clippy-driver (lints are not cached)"),
+            );
+        }
         let real = std::fs::canonicalize(&req.compiler).is_ok_and(|p| super::is_rustc(&p));
         if !real {
             return run_plain(

@@ -8,10 +8,17 @@ pub mod compile;
 use std::path::Path;
 
 /// True when `compiler` is rustc (by name: `rustc`, `rustc-1.80`, a toolchain's
-/// `bin/rustc`); clippy-driver and rustup proxies are not (they are run as given).
+/// `bin/rustc`).
 pub fn is_rustc(compiler: &Path) -> bool {
-    compiler
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "rustc" || n.starts_with("rustc-"))
+    name_of(compiler).is_some_and(|n| n == "rustc" || n.starts_with("rustc-"))
+}
+
+/// True for clippy-driver (`RUSTC_WORKSPACE_WRAPPER` under `cargo clippy`): Rust mode, run
+/// as given.
+pub fn is_clippy_driver(compiler: &Path) -> bool {
+    name_of(compiler) == Some("clippy-driver")
+}
+
+fn name_of(path: &Path) -> Option<&str> {
+    path.file_name().and_then(|n| n.to_str())
 }
