@@ -6,6 +6,7 @@ mod compile_c;
 mod daemon;
 mod fp;
 mod kv;
+mod remote;
 mod run;
 mod rust;
 mod tasks;

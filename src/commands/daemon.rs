@@ -86,6 +86,18 @@ fn describe(s: &DaemonStatus) -> String {
         thousands(s.artifact_bytes as usize),
         thousands(s.max_size as usize)
     ));
+    if let Some(r) = &s.remote {
+        text.push_str(&format!(
+            "  remote{}: {} hits, {} misses, {} uploaded, {} not uploaded, {} refused, {} errors\n",
+            if r.readonly { " (read-only)" } else { "" },
+            r.hits,
+            r.misses,
+            r.uploads,
+            r.dropped,
+            r.refused,
+            r.errors
+        ));
+    }
     for index in &s.indexes {
         let verdict = match (index.would_skip, index.changed_files) {
             (Some(true), _) => "would skip".to_string(),

@@ -16,6 +16,7 @@ pub mod link_args;
 mod manifest;
 mod modes;
 mod preprocessed;
+pub mod remote;
 pub mod rust;
 pub mod store;
 pub mod system_dirs;

@@ -9,10 +9,13 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::remote::{Remote, Upload};
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, write_file_atomic};
 
@@ -66,11 +69,12 @@ pub struct Listed {
     pub last_use: SystemTime,
 }
 
-/// A store rooted at `ZCCACHE_DIR/artifacts`.
+/// A store rooted at `ZCCACHE_DIR/artifacts`, with a remote tier when one is configured.
 #[derive(Debug, Clone)]
 pub struct Store {
     blobs: PathBuf,
     entries: PathBuf,
+    remote: Option<Arc<Remote>>,
 }
 
 impl Store {
@@ -80,11 +84,32 @@ impl Store {
         Store {
             blobs: root.join("blobs"),
             entries: root.join("entries"),
+            remote: None,
         }
     }
 
-    /// Stores `artifact` under `key`, replacing what was there.
+    /// This store reading through to `remote` on a miss and uploading what it stores.
+    pub fn with_remote(mut self, remote: Arc<Remote>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The remote tier, if any.
+    pub fn remote(&self) -> Option<&Arc<Remote>> {
+        self.remote.as_ref()
+    }
+
+    /// Stores `artifact` under `key`, replacing what was there, and queues it for the
+    /// remote tier.
     pub fn put(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
+        let (written, entry) = self.put_local(key, artifact)?;
+        if let Some(remote) = self.remote.as_ref().filter(|r| !r.readonly()) {
+            remote.upload(upload(key, &entry, artifact)?);
+        }
+        Ok(written)
+    }
+
+    fn put_local(&self, key: &str, artifact: &Artifact) -> io::Result<(u64, Entry)> {
         let mut written = 0;
         let mut blob = |name: &str, bytes: &[u8]| -> io::Result<OutputRef> {
             let (digest, fresh) = self.write_blob(bytes)?;
@@ -113,7 +138,7 @@ impl Store {
         fs::create_dir_all(&self.entries)?;
         let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         write_file_atomic(&self.entry_path(key), &bytes, false)?;
-        Ok(written)
+        Ok((written, entry))
     }
 
     /// The artifact of `key`, verified; `None` on a miss (or a corrupted entry, removed).
@@ -124,7 +149,7 @@ impl Store {
                 Ok(entry) => entry,
                 Err(_) => return self.drop_entry(&path),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.fetch_remote(key),
             Err(e) => return Err(e),
         };
         if entry.version != ENTRY_VERSION || entry.key != key {
@@ -154,6 +179,54 @@ impl Store {
             stderr,
             exit_code: entry.exit_code,
         }))
+    }
+
+    /// `key` from the remote tier, verified (the entry names `key`, every blob hashes to
+    /// its name) and then stored locally; `None` when absent, unreachable or refused.
+    fn fetch_remote(&self, key: &str) -> io::Result<Option<Artifact>> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let counts = &remote.counts;
+        let Some(bytes) = remote.get(&format!("entry:{key}")) else {
+            counts.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let refuse = || {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("remote entry {key:?} failed verification: refused");
+            Ok(None)
+        };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+            return refuse();
+        };
+        if entry.version != ENTRY_VERSION || entry.key != key {
+            return refuse();
+        }
+        let fetch = |output: &OutputRef| {
+            let bytes = remote.get(&format!("blob:{}", output.blob.to_hex()))?;
+            let intact = bytes.len() as u64 == output.size && Digest::of(&bytes) == output.blob;
+            intact.then_some(bytes)
+        };
+        let mut outputs = Vec::with_capacity(entry.outputs.len());
+        for output in &entry.outputs {
+            let Some(bytes) = fetch(output) else {
+                return refuse();
+            };
+            outputs.push((output.name.clone(), bytes));
+        }
+        let (Some(stdout), Some(stderr)) = (fetch(&entry.stdout), fetch(&entry.stderr)) else {
+            return refuse();
+        };
+        let artifact = Artifact {
+            outputs,
+            stdout,
+            stderr,
+            exit_code: entry.exit_code,
+        };
+        self.put_local(key, &artifact)?;
+        counts.hits.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(artifact))
     }
 
     /// What the store holds now (walks it).
@@ -310,6 +383,25 @@ impl Store {
         self.entries
             .join(format!("{}.json", Digest::of(key.as_bytes()).to_hex()))
     }
+}
+
+/// The upload of a stored entry: every blob it names, then the entry.
+fn upload(key: &str, entry: &Entry, artifact: &Artifact) -> io::Result<Upload> {
+    let mut blobs: Vec<(String, Vec<u8>)> = entry
+        .outputs
+        .iter()
+        .zip(&artifact.outputs)
+        .map(|(r, (_, bytes))| (r.blob.to_hex(), bytes.clone()))
+        .collect();
+    blobs.push((entry.stdout.blob.to_hex(), artifact.stdout.clone()));
+    blobs.push((entry.stderr.blob.to_hex(), artifact.stderr.clone()));
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    blobs.dedup_by(|a, b| a.0 == b.0);
+    Ok(Upload {
+        key: key.to_string(),
+        entry: serde_json::to_vec(entry).map_err(io::Error::other)?,
+        blobs,
+    })
 }
 
 fn read_entry(path: &Path) -> Option<Entry> {

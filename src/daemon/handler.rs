@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
-use super::protocol::{Artifact, DaemonStatus, NormalizedPath, Request, Response, RunCheckSpec};
+use super::protocol::{
+    Artifact, DaemonStatus, NormalizedPath, RemoteStatus, Request, Response, RunCheckSpec,
+};
 use super::server::Shared;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
@@ -103,6 +105,19 @@ fn status(shared: &Shared) -> Response {
         cache_hits: shared.compile_counts[0].load(Ordering::SeqCst),
         cache_misses: shared.compile_counts[1].load(Ordering::SeqCst),
         passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
+        remote: shared.store.remote().map(|remote| {
+            let counts = &remote.counts;
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            RemoteStatus {
+                readonly: remote.readonly(),
+                hits: n(&counts.hits),
+                misses: n(&counts.misses),
+                uploads: n(&counts.uploads),
+                dropped: n(&counts.dropped),
+                refused: n(&counts.refused),
+                errors: n(&counts.errors),
+            }
+        }),
     })
 }
 

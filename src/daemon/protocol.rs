@@ -329,6 +329,27 @@ pub struct DaemonStatus {
     pub cache_misses: u64,
     /// Compiles run uncached.
     pub passthroughs: u64,
+    /// The remote tier's counters, when one is configured.
+    pub remote: Option<RemoteStatus>,
+}
+
+/// What the remote tier did since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteStatus {
+    /// Pull-only.
+    pub readonly: bool,
+    /// Entries found remotely and verified.
+    pub hits: u64,
+    /// Entries asked for and not found.
+    pub misses: u64,
+    /// Entries uploaded.
+    pub uploads: u64,
+    /// Entries not uploaded (queue full or remote off).
+    pub dropped: u64,
+    /// Remote entries refused by verification.
+    pub refused: u64,
+    /// Errors and timeouts (each turns the remote off for 30 s).
+    pub errors: u64,
 }
 
 /// One watched task (cache file + root + filters), answered from memory.

@@ -20,12 +20,15 @@ use super::protocol::{Request, Response};
 use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::limits;
+use crate::compile_cache::remote::Remote;
 use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
 const DEFAULT_IDLE_SECS: u64 = 3600;
 /// How long a connected client may stay silent before it is dropped.
 const CLIENT_SILENCE: Duration = Duration::from_secs(30);
+/// How long queued uploads to the remote tier may take at shutdown.
+const UPLOAD_DRAIN: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,6 +91,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         "daemon serving"
     );
     let idle = idle_timeout();
+    let store = with_remote(Store::new(&paths.dir));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,10 +102,10 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         requests: AtomicU64::new(0),
         shutdown: Notify::new(),
         fingerprints: Fingerprints::default(),
-        store: Store::new(&paths.dir),
+        store: store.clone(),
         max_size: limits::max_size(),
         store_bytes: AtomicU64::new(u64::MAX),
-        compiles: CompileCache::new(Store::new(&paths.dir)),
+        compiles: CompileCache::new(store),
         compile_counts: Default::default(),
         sessions: Sessions::new(&paths.dir),
         last_activity: AtomicU64::new(0),
@@ -112,9 +116,28 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&paths.socket);
     let _ = std::fs::remove_file(&paths.pid);
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(remote) = shared.store.remote() {
+        remote.drain(UPLOAD_DRAIN);
+    }
     // Released last: a client waiting on the lock may start a successor right away.
     drop(lock);
     result
+}
+
+/// `store` with the remote tier `ZCCACHE_REMOTE` names, if any (a bad URL is logged and
+/// the store stays local).
+fn with_remote(store: Store) -> Store {
+    match Remote::from_env() {
+        Some(Ok(remote)) => {
+            tracing::info!(readonly = remote.readonly(), "remote cache tier on");
+            store.with_remote(remote)
+        }
+        Some(Err(message)) => {
+            tracing::warn!("{message}; the cache stays local");
+            store
+        }
+        None => store,
+    }
 }
 
 /// Logs to stderr (the daemon's log file), filtered by `ZCCACHE_LOG` (default `info`).
