@@ -183,6 +183,10 @@ pub struct RunArgs {
     /// Capture stdout/stderr of a successful run and print them again on a skip.
     #[arg(long)]
     pub replay: bool,
+    /// Share results through the remote cache tier: publish a success, and skip when the same
+    /// inputs passed on another machine (`share = true` in a task).
+    #[arg(long)]
+    pub share: bool,
     /// Work in-process, without the daemon (also `ZCCACHE_NO_DAEMON=1`).
     #[arg(long)]
     pub no_daemon: bool,

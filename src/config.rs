@@ -104,6 +104,8 @@ pub struct Defaults {
     pub cache_type: Option<CacheType>,
     /// Capture and replay the command's output.
     pub replay: Option<bool>,
+    /// Share results through the remote cache tier.
+    pub share: Option<bool>,
 }
 
 /// One `[tasks.NAME]` table.
@@ -128,6 +130,8 @@ pub struct Task {
     pub cache_type: Option<CacheType>,
     /// Capture and replay the command's output.
     pub replay: Option<bool>,
+    /// Share results through the remote cache tier.
+    pub share: Option<bool>,
     /// Tasks to run first, in order.
     pub depends_on: Vec<String>,
     /// Where the command runs (default: the file's directory).

@@ -250,3 +250,37 @@ fn zccache_toml_names_the_remote_for_the_daemon_it_starts() {
     stop(&sb);
     assert!(!redis.keys("team:entry:*").is_empty());
 }
+
+#[test]
+fn a_shared_task_result_skips_on_another_machine() {
+    let redis = Redis::start();
+    let script = "echo ran >> \"$MARKER\"";
+    let run = |sb: &Sandbox, share: bool| {
+        let flags: &[&str] = if share { &["--share"] } else { &[] };
+        sb.run_sh(flags, script).env("ZCCACHE_REMOTE", redis.url())
+    };
+    let first = machine();
+    run(&first, true).status(0);
+    assert_eq!(first.marker_count(), 1);
+    stop(&first);
+
+    let second = machine();
+    run(&second, true)
+        .status(0)
+        .stderr_has("skip (the same inputs passed on another machine,");
+    assert_eq!(second.marker_count(), 0);
+    run(&second, true)
+        .status(0)
+        .stderr_has("files unchanged since");
+    second.write("a.c", "int a(void) { return 0; }\n");
+    run(&second, true).status(0);
+    assert_eq!(second.marker_count(), 1, "other inputs: it runs");
+
+    let third = machine();
+    run(&third, false).status(0);
+    assert_eq!(
+        third.marker_count(),
+        1,
+        "without --share nothing is looked up"
+    );
+}

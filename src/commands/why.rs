@@ -44,6 +44,7 @@ fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
             argv: args.command.clone(),
             cwd,
             replay: false,
+            share: false,
             staged: false,
         });
         return Ok(RunFiles::new(&spec.cache_file).ledger);

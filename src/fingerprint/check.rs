@@ -142,6 +142,7 @@ pub fn conclude(
         hashed: inputs.rehashed,
         last_success_ms: judged.last_success_ms,
         key,
+        files_key: inputs.key,
     };
     let pending_table = inputs
         .table

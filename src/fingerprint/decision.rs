@@ -72,6 +72,8 @@ pub struct Decision {
     pub last_success_ms: Option<u64>,
     /// The full key of this check.
     pub key: Digest,
+    /// Its input files' part: relative paths, kinds and content, the same on every machine.
+    pub files_key: Digest,
 }
 
 /// Decides from the loaded state and the key (with its parts) of the current inputs.

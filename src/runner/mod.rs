@@ -10,6 +10,7 @@ pub mod ledger;
 mod outputs;
 pub mod record;
 mod report;
+mod shared;
 pub mod spec;
 pub mod tasks;
 pub mod tool;
@@ -49,6 +50,10 @@ pub(crate) struct Judgement {
     pub(crate) recorder: Option<Recorder>,
     /// Captured streams to print on a skip.
     pub(crate) replay: Option<(Vec<u8>, Vec<u8>)>,
+    /// The shared-result key, when results are shared.
+    pub(crate) shared_key: Option<String>,
+    /// The skip comes from a result shared by another machine (record it here).
+    pub(crate) shared_skip: bool,
 }
 
 /// Runs `zccache run`: named tasks, or the command after `--`.
@@ -70,6 +75,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
         argv: args.command.clone(),
         cwd: std::env::current_dir()?,
         replay: args.replay,
+        share: args.share,
         staged: args.staged,
     });
     Ok(ExitCode::from(run_spec(&spec, args)))
@@ -106,6 +112,10 @@ pub fn run_spec(spec: &RunSpec, args: &RunArgs) -> u8 {
         };
     }
     let exit_status = match judgement.verdict {
+        Verdict::Skip if judgement.shared_skip => {
+            record_shared_skip(&ui, spec, &files, &mut record, &judgement);
+            None
+        }
         Verdict::Skip => {
             report::replay(judgement.replay.as_ref());
             None
@@ -144,7 +154,59 @@ fn judge(
     } else if judgement.verdict == Verdict::Skip {
         verify_skip(&mut judgement, spec, spec.replay, files, record)?;
     }
+    if spec.share {
+        consult_shared(&ui, &mut judgement, spec, record, args.force);
+    }
     Ok(judgement)
+}
+
+/// With shared results: the portable key, and a run that another machine's identical
+/// inputs already passed turned into a skip.
+fn consult_shared(
+    ui: &Ui,
+    judgement: &mut Judgement,
+    spec: &RunSpec,
+    record: &RunRecord,
+    force: bool,
+) {
+    let Some(decision) = &judgement.decision else {
+        return;
+    };
+    match shared::portable_key(spec, decision, record) {
+        Ok(key) => {
+            let skip = judgement.verdict == Verdict::Run
+                && !force
+                && !spec.replay
+                && shared::passed_elsewhere(spec, &key);
+            if skip {
+                judgement.verdict = Verdict::Skip;
+                judgement.code = "shared";
+                judgement.message = "the same inputs passed on another machine".to_string();
+                judgement.shared_skip = true;
+            }
+            judgement.shared_key = Some(key);
+        }
+        Err(why) => ui.warn(format_args!("cannot share results ({why})")),
+    }
+}
+
+/// A skip on a shared result becomes a local success, so the next check skips by itself.
+fn record_shared_skip(
+    ui: &Ui,
+    spec: &RunSpec,
+    files: &RunFiles,
+    record: &mut RunRecord,
+    judgement: &Judgement,
+) {
+    let (Some(recorder), Some(decision)) = (judgement.recorder.clone(), &judgement.decision) else {
+        return;
+    };
+    let recorded = recorder
+        .record(&spec.cache_file, true)
+        .and_then(|()| remember(spec, files, record, decision.key, None));
+    if let Err(why) = recorded {
+        ui.warn(format_args!("cannot record the shared result: {why}"));
+    }
 }
 
 /// A skip also needs the outputs as recorded, and a stored replay when `--replay` asks for it.
@@ -196,6 +258,8 @@ impl Judgement {
             decision: Some(decision),
             recorder: Some(recorder),
             replay: None,
+            shared_key: None,
+            shared_skip: false,
         }
     }
 
@@ -207,6 +271,8 @@ impl Judgement {
             decision: None,
             recorder: None,
             replay: None,
+            shared_key: None,
+            shared_skip: false,
         }
     }
 
@@ -247,6 +313,11 @@ fn run_and_record(
     });
     if let Err(why) = recorded {
         ui.warn(format_args!("cannot record the result: {why}"));
+    }
+    if let Some(key) = judgement.shared_key.as_ref().filter(|_| succeeded) {
+        if let Err(why) = shared::publish(spec, key) {
+            ui.warn(format_args!("cannot share the result: {why}"));
+        }
     }
     code
 }

@@ -36,6 +36,8 @@ pub struct RunSpec {
     pub outputs: Vec<(String, PathBuf)>,
     /// Capture and replay the command's output.
     pub replay: bool,
+    /// Share results through the remote cache tier.
+    pub share: bool,
     /// Fingerprint git's index instead of the working tree.
     pub staged: bool,
 }
@@ -57,6 +59,8 @@ pub struct TaskSource<'a> {
     pub cwd: PathBuf,
     /// Capture and replay.
     pub replay: bool,
+    /// Share results.
+    pub share: bool,
     /// Fingerprint git's index.
     pub staged: bool,
 }
@@ -104,6 +108,7 @@ impl RunSpec {
             env_names,
             outputs,
             replay: source.replay,
+            share: source.share,
             staged: source.staged,
         }
     }

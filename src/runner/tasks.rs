@@ -47,6 +47,7 @@ pub fn task_spec(config: &Config, name: &str, args: &RunArgs) -> anyhow::Result<
         .or(config.defaults.cache_type)
         .unwrap_or_default();
     let replay = args.replay || task.replay.or(config.defaults.replay).unwrap_or(false);
+    let share = args.share || task.share.or(config.defaults.share).unwrap_or(false);
     Ok(RunSpec::resolve(TaskSource {
         name: Some(name),
         inputs: &inputs,
@@ -55,6 +56,7 @@ pub fn task_spec(config: &Config, name: &str, args: &RunArgs) -> anyhow::Result<
         argv,
         cwd,
         replay,
+        share,
         staged: args.staged,
     }))
 }

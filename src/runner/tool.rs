@@ -59,6 +59,32 @@ pub fn identity(
     Ok((digest, Some(fresh)))
 }
 
+/// The identity of the program `argv` starts by its content (and name), not where it lies
+/// or when it was written: the same on every machine with the same tool, for results shared
+/// between machines. A rustup proxy is taken through `memo`'s resolved binary.
+pub fn portable_identity(
+    argv: &[OsString],
+    cwd: &Path,
+    memo: Option<&RustupMemo>,
+) -> Result<Digest, String> {
+    let program = argv.first().ok_or("empty command")?;
+    let Some(resolved) = resolve_program(program, cwd) else {
+        return Ok(tagged(b"missing", program.as_bytes()));
+    };
+    let binary = match memo {
+        Some(memo) if is_rustup_proxy(&resolved) => memo.resolved.clone(),
+        _ => resolved,
+    };
+    let bytes = std::fs::read(&binary).map_err(|e| format!("read {}: {e}", binary.display()))?;
+    let name = binary.file_name().unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"tool content\0");
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(Digest::of(&bytes).0.as_slice());
+    Ok(hasher.finalize().into())
+}
+
 /// Finds the program as `execvp` would: a path with a `/` relative to `cwd`, else `PATH`.
 pub fn resolve_program(program: &OsStr, cwd: &Path) -> Option<PathBuf> {
     resolve_program_except(program, cwd, |_| false)
