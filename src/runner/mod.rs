@@ -314,10 +314,10 @@ fn run_and_record(
     if let Err(why) = recorded {
         ui.warn(format_args!("cannot record the result: {why}"));
     }
-    if let Some(key) = judgement.shared_key.as_ref().filter(|_| succeeded) {
-        if let Err(why) = shared::publish(spec, key) {
-            ui.warn(format_args!("cannot share the result: {why}"));
-        }
+    if let Some(key) = judgement.shared_key.as_ref().filter(|_| succeeded)
+        && let Err(why) = shared::publish(spec, key)
+    {
+        ui.warn(format_args!("cannot share the result: {why}"));
     }
     code
 }
