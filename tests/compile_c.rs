@@ -775,3 +775,31 @@ fn a_library_found_by_l_is_an_input() {
     link(&sb);
     assert_eq!(counts(&sb), (1, 2, 0));
 }
+
+#[test]
+fn a_file_the_link_line_does_not_name_is_not_restored() {
+    let sb = objects();
+    let gcc_path = sb.outside("bin/gcc");
+    fs::write(
+        &gcc_path,
+        "#!/bin/sh\necho stray > app.log\nexec /usr/bin/gcc \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&gcc_path, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = |sb: &Sandbox| {
+        sb.cmd([&gcc_path])
+            .args(["main.o", "util.o", "more.o", "-o", "app"])
+            .status(0)
+    };
+    link(&sb);
+    assert!(sb.path("app.log").exists());
+    fs::remove_file(sb.path("app.log")).unwrap();
+    fs::remove_file(sb.path("app")).unwrap();
+    link(&sb);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    assert!(sb.path("app").exists());
+    assert!(
+        !sb.path("app.log").exists(),
+        "not named by the link line: not one of its outputs"
+    );
+}

@@ -2,7 +2,7 @@
 //! the tool, its arguments and the content of the inputs it names; for `ld` and drivers
 //! also every file the linker opened (libraries found by `-l`, crt files, scripts), learned
 //! from `--dependency-file` like a compile's headers. A hit restores the output, its mode
-//! and the side files the link wrote next to it (map files and the like).
+//! and the side files the command line named and the link wrote next to it (map files).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -122,7 +122,7 @@ impl LinkCache {
         manifest: Inputs,
     ) -> io::Result<Outcome> {
         let output = req.cwd.join(&link.output);
-        let before = side_files(&output);
+        let before = side_files(&output, &req.args);
         let scratch = Scratch::new();
         let mut args = req.args.clone();
         match link.tool {
@@ -166,7 +166,7 @@ impl LinkCache {
                 }
             }
         };
-        let Some(artifact) = collect(&output, &before, &outcome)? else {
+        let Some(artifact) = collect(&output, &req.args, &before, &outcome)? else {
             return Ok(outcome);
         };
         outcome.stored_bytes += self.store.put(&full_key("link", base, &files), &artifact)?;
@@ -215,15 +215,19 @@ fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
 }
 
 /// The stored result: the output with its mode, and the side files the link added or
-/// changed next to it (named after the output's stem, so a neighbour compiled meanwhile is
-/// not taken for one). `None` when the output is missing.
-fn collect(output: &Path, before: &SideFiles, outcome: &Outcome) -> io::Result<Option<Artifact>> {
+/// changed next to it. `None` when the output is missing.
+fn collect(
+    output: &Path,
+    args: &[String],
+    before: &SideFiles,
+    outcome: &Outcome,
+) -> io::Result<Option<Artifact>> {
     let Ok(bytes) = std::fs::read(output) else {
         return Ok(None);
     };
     let mut outputs = vec![(OUTPUT.to_string(), bytes)];
     let mut kept_modes = vec![(OUTPUT.to_string(), modes::mode_of(output))];
-    for (name, stamp) in side_files(output) {
+    for (name, stamp) in side_files(output, args) {
         if before.get(&name) == Some(&stamp) {
             continue;
         }
@@ -242,24 +246,26 @@ fn collect(output: &Path, before: &SideFiles, outcome: &Outcome) -> io::Result<O
     }))
 }
 
-/// Files beside `output` named after its stem (`app.map` for `app`), with size and mtime.
+/// Candidate side files with their size and mtime.
 type SideFiles = BTreeMap<String, (u64, i64)>;
 
-fn side_files(output: &Path) -> SideFiles {
+/// The files beside `output` that the command line names (`app.map` of `-Wl,-Map=app.map`):
+/// a file the link did not ask for — a neighbour another job of a parallel build wrote
+/// meanwhile — is never taken for one of its outputs.
+fn side_files(output: &Path, args: &[String]) -> SideFiles {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
         return SideFiles::new();
     };
-    let name = name.to_string_lossy();
-    let stem = name.split('.').next().unwrap_or(&name).to_string();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return SideFiles::new();
     };
+    let named = |file: &str| args.iter().any(|a| a.contains(file));
     entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let file = e.file_name().into_string().ok()?;
             let meta = e.metadata().ok()?;
-            let side = file != name && file.starts_with(&stem) && meta.is_file();
+            let side = file.as_str() != name && meta.is_file() && named(&file);
             side.then(|| (file, (meta.size(), mtime_ns(&meta))))
         })
         .collect()
