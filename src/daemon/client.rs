@@ -80,9 +80,7 @@ impl Client {
         }
         match reply.decode::<Response>()? {
             Response::Error { message } => Err(ClientError::Daemon(message)),
-            Response::Unsupported { request } => Err(ClientError::Daemon(format!(
-                "this daemon does not serve {request} yet"
-            ))),
+
             response => Ok(response),
         }
     }

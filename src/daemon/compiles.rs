@@ -1,5 +1,6 @@
-//! The daemon's compile requests: `CompileEphemeral`, `Compile` in a session, the session
-//! verbs and `ListRustArtifacts`; every compile is counted daemon-wide and in its session, and journaled.
+//! The daemon's compile requests: `CompileEphemeral`, `Compile` in a session,
+//! `LinkEphemeral`, the session verbs and `ListRustArtifacts`; every compile and link is
+//! counted daemon-wide and in its session, and journaled.
 
 use std::path::PathBuf;
 use std::sync::Arc;

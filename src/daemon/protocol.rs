@@ -275,11 +275,7 @@ pub enum Response {
         /// The final counters.
         stats: SessionCounts,
     },
-    /// The request names a feature this daemon does not serve yet.
-    Unsupported {
-        /// Which request.
-        request: String,
-    },
+
     /// To `ListRustArtifacts`.
     RustArtifacts {
         /// One per cached crate compile.
