@@ -1,5 +1,6 @@
-//! The remote tier on a real redis-server (started per test on a free loopback port): two
-//! "machines" (two `ZCCACHE_DIR`s, two copies of a project) sharing one redis.
+//! The remote tier on a real redis-server and a real S3-compatible server (moto), each
+//! started per test on a free loopback port: two "machines" (two `ZCCACHE_DIR`s, two copies
+//! of a project) sharing one store.
 
 use std::fs;
 use std::net::TcpListener;
@@ -8,6 +9,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{Cmd, Sandbox};
+
+/// A shared store the tests can look into.
+trait Server {
+    /// The env vars that point zccache at it.
+    fn env(&self) -> Vec<(&'static str, String)>;
+    /// The keys zccache wrote of one kind (`entry`, `blob`), in the default namespace.
+    fn keys(&self, kind: &str) -> Vec<String>;
+    /// Overwrites one of those keys.
+    fn set(&self, key: &str, value: &str);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
 
 /// A redis-server of this test's own, stopped on drop.
 struct Redis {
@@ -18,10 +36,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
             .args([
@@ -83,6 +98,107 @@ impl Drop for Redis {
     }
 }
 
+impl Server for Redis {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("ZCCACHE_REMOTE", self.url())]
+    }
+
+    fn keys(&self, kind: &str) -> Vec<String> {
+        self.keys(&format!("zccache:{kind}:*"))
+    }
+
+    fn set(&self, key: &str, value: &str) {
+        self.cli(&["SET", key, value]);
+    }
+}
+
+/// An S3-compatible server (moto) with one bucket, stopped on drop.
+struct S3 {
+    port: u16,
+    child: Child,
+}
+
+const BUCKET: &str = "zccache-test";
+
+impl S3 {
+    fn start() -> S3 {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (pip install 'moto[server]'; .ci/run does)");
+        let s3 = S3 { port, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s3.boto("s3.create_bucket(Bucket=sys.argv[1])", &[BUCKET]);
+        s3
+    }
+
+    /// Runs `code` with `s3`, a boto3 client of this server (boto3 comes with moto), and
+    /// `sys.argv[1:]` = `args`; returns its stdout.
+    fn boto(&self, code: &str, args: &[&str]) -> String {
+        let script = format!(
+            "import sys, boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', \
+             aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n{code}",
+            self.port
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .args(args)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server for S3 {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ZCCACHE_REMOTE", format!("s3://{BUCKET}/ci")),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+
+    fn keys(&self, kind: &str) -> Vec<String> {
+        let code = "r = s3.list_objects_v2(Bucket=sys.argv[1], Prefix=sys.argv[2])\n\
+                    print('\\n'.join(o['Key'] for o in r.get('Contents', [])))";
+        let prefix = format!("ci/zccache/{kind}:");
+        self.boto(code, &[BUCKET, &prefix])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn set(&self, key: &str, value: &str) {
+        let code = "s3.put_object(Bucket=sys.argv[1], Key=sys.argv[2], Body=sys.argv[3].encode())";
+        self.boto(code, &[BUCKET, key, value]);
+    }
+}
+
 const UNITS: [&str; 3] = ["a", "b", "c"];
 
 /// A "machine": its own project copy and state dir.
@@ -98,15 +214,19 @@ fn machine() -> Sandbox {
     sb
 }
 
-fn compile(sb: &Sandbox, unit: &str, redis: &Redis) -> Cmd {
-    sb.cmd(["gcc", "-c", &format!("{unit}.c"), "-Iinc", "-O2"])
-        .args(["-o", &format!("{unit}.o")])
-        .env("ZCCACHE_REMOTE", redis.url())
+fn compile(sb: &Sandbox, unit: &str, server: &dyn Server) -> Cmd {
+    let mut cmd = sb
+        .cmd(["gcc", "-c", &format!("{unit}.c"), "-Iinc", "-O2"])
+        .args(["-o", &format!("{unit}.o")]);
+    for (name, value) in server.env() {
+        cmd = cmd.env(name, value);
+    }
+    cmd
 }
 
-fn build(sb: &Sandbox, redis: &Redis) {
+fn build(sb: &Sandbox, server: &dyn Server) {
     for unit in UNITS {
-        compile(sb, unit, redis).status(0);
+        compile(sb, unit, server).status(0);
     }
 }
 
@@ -150,20 +270,19 @@ fn bare_objects(sb: &Sandbox) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn a_second_machine_builds_from_the_first_ones_uploads() {
-    let redis = Redis::start();
+/// Machine 1 builds and uploads; machine 2 builds everything from the remote.
+fn second_machine_builds_from_the_first_ones_uploads(server: &dyn Server) {
     let first = machine();
-    build(&first, &redis);
+    build(&first, server);
     assert_eq!(counts(&first), (0, 3));
     stop(&first); // drains the upload queue
     assert!(
-        redis.keys("zccache:entry:*").len() >= 6,
+        server.keys("entry").len() >= 6,
         "entries and manifests uploaded"
     );
 
     let second = machine();
-    build(&second, &redis);
+    build(&second, server);
     assert_eq!(
         counts(&second),
         (3, 0),
@@ -175,7 +294,7 @@ fn a_second_machine_builds_from_the_first_ones_uploads() {
 
     let other_project = machine();
     for unit in UNITS {
-        compile(&other_project, unit, &redis)
+        compile(&other_project, unit, server)
             .env("ZCCACHE_REMOTE_NAMESPACE", "another")
             .status(0);
     }
@@ -186,22 +305,41 @@ fn a_second_machine_builds_from_the_first_ones_uploads() {
     );
 }
 
-#[test]
-fn a_corrupted_remote_blob_is_refused() {
-    let redis = Redis::start();
+/// Every blob on the remote overwritten: refused, compiled instead.
+fn a_corrupted_remote_blob_is_refused(server: &dyn Server) {
     let first = machine();
-    build(&first, &redis);
+    build(&first, server);
     stop(&first);
-    let blobs = redis.keys("zccache:blob:*");
+    let blobs = server.keys("blob");
     assert!(!blobs.is_empty());
     for blob in blobs {
-        redis.cli(&["SET", &blob, "not what the name says"]);
+        server.set(&blob, "not what the name says");
     }
     let second = machine();
-    build(&second, &redis);
+    build(&second, server);
     assert_eq!(counts(&second), (0, 3), "refused: compiled instead");
     assert!(status(&second)["remote"]["refused"].as_u64().unwrap() >= 1);
     assert_eq!(objects(&second), bare_objects(&second));
+}
+
+#[test]
+fn redis_a_second_machine_builds_from_the_first_ones_uploads() {
+    second_machine_builds_from_the_first_ones_uploads(&Redis::start());
+}
+
+#[test]
+fn s3_a_second_machine_builds_from_the_first_ones_uploads() {
+    second_machine_builds_from_the_first_ones_uploads(&S3::start());
+}
+
+#[test]
+fn redis_a_corrupted_remote_blob_is_refused() {
+    a_corrupted_remote_blob_is_refused(&Redis::start());
+}
+
+#[test]
+fn s3_a_corrupted_remote_blob_is_refused() {
+    a_corrupted_remote_blob_is_refused(&S3::start());
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod manifest;
 mod modes;
 mod preprocessed;
 pub mod remote;
+mod remote_backends;
 pub mod rust;
 pub mod store;
 pub mod system_dirs;

@@ -1,4 +1,5 @@
-//! The shared remote tier of the artifact store, on Redis (`ZCCACHE_REMOTE=redis://host:port/db`).
+//! The shared remote tier of the artifact store, on Redis (`ZCCACHE_REMOTE=redis://host:port/db`)
+//! or an S3-compatible bucket (`s3://bucket/prefix`); see `remote_backends`.
 //!
 //! Read-through: a local miss asks the remote, and what comes back is verified (each blob's
 //! blake3 against its name, the entry's key against the one asked) before it is stored
@@ -7,7 +8,7 @@
 //! network. Every remote error or timeout (2 s) turns the remote off for a while with one
 //! warning: the cache degrades to local-only, never fails a build.
 //!
-//! Keys: `<namespace>:entry:<store key>` (the entry JSON) and `<namespace>:blob:<blake3>`.
+//! Keys (under the namespace): `entry:<store key>` (the entry JSON) and `blob:<blake3>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::remote_backends::{self, Backend};
 use crate::fingerprint::now_ms;
 
 /// Env var naming the remote (`redis://host:port/db`).
@@ -23,8 +25,6 @@ pub const REMOTE_ENV: &str = "ZCCACHE_REMOTE";
 pub const READONLY_ENV: &str = "ZCCACHE_REMOTE_READONLY";
 /// Env var prefixing every remote key, so projects and toolchains do not mix.
 pub const NAMESPACE_ENV: &str = "ZCCACHE_REMOTE_NAMESPACE";
-/// Bound on every remote connect, read and write.
-const TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the remote stays off after an error.
 const BACK_OFF_MS: u64 = 30_000;
 /// Bytes waiting for upload at most; past it, stores are not uploaded.
@@ -68,15 +68,12 @@ pub struct RemoteCounts {
 
 /// The remote tier of one daemon.
 pub struct Remote {
-    client: redis::Client,
+    backend: Arc<dyn Backend>,
     namespace: String,
     readonly: bool,
-    reader: Mutex<Option<redis::Connection>>,
     queue: Mutex<Option<SyncSender<Upload>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
-    queued_bytes: Arc<AtomicU64>,
-    off_until_ms: Arc<AtomicU64>,
-    last_warning_ms: Arc<AtomicU64>,
+    health: Arc<Health>,
     /// What it did so far.
     pub counts: Arc<RemoteCounts>,
 }
@@ -102,29 +99,27 @@ impl Remote {
         Some(Remote::new(&url, &namespace, readonly))
     }
 
-    /// A remote at `url` (not connected until first used).
+    /// A remote at `url` (not contacted until first used).
     pub fn new(url: &str, namespace: &str, readonly: bool) -> Result<Arc<Remote>, String> {
-        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-            return Err(format!(
-                "{REMOTE_ENV}={url}: only redis:// URLs are supported"
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|e| format!("{REMOTE_ENV}={url}: {e}"))?;
+        let backend: Arc<dyn Backend> = remote_backends::open(url, namespace)
+            .map_err(|e| format!("{REMOTE_ENV}={url}: {e}"))?
+            .into();
         let remote = Arc::new(Remote {
-            client,
+            backend,
             namespace: namespace.to_string(),
             readonly,
-            reader: Mutex::new(None),
             queue: Mutex::new(None),
             uploader: Mutex::new(None),
-            queued_bytes: Arc::default(),
-            off_until_ms: Arc::default(),
-            last_warning_ms: Arc::default(),
+            health: Arc::default(),
             counts: Arc::default(),
         });
         if !readonly {
             let (sender, receiver) = sync_channel(QUEUE_LEN);
-            let worker = remote.worker();
+            let worker = Worker {
+                backend: remote.backend.clone(),
+                health: remote.health.clone(),
+                counts: remote.counts.clone(),
+            };
             let handle = std::thread::Builder::new()
                 .name("zccache-upload".into())
                 .spawn(move || worker.run(receiver))
@@ -142,20 +137,13 @@ impl Remote {
 
     /// The value of `key` (`entry:...`, `blob:...`); `None` when absent, off or failing.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        if self.is_off() {
+        if self.health.is_off() {
             return None;
         }
-        let mut reader = lock(&self.reader);
-        let answer = connection(&self.client, &mut reader).and_then(|con| {
-            redis::cmd("GET")
-                .arg(format!("{}:{key}", self.namespace))
-                .query::<Option<Vec<u8>>>(con)
-        });
-        match answer {
+        match self.backend.get(key) {
             Ok(value) => value,
             Err(err) => {
-                *reader = None;
-                self.failed(&err);
+                self.health.failed(&self.counts, &err);
                 None
             }
         }
@@ -163,11 +151,12 @@ impl Remote {
 
     /// Queues an upload; never waits (dropped when the queue is full or the remote is off).
     pub fn upload(&self, upload: Upload) {
-        if self.readonly || self.is_off() {
+        if self.readonly || self.health.is_off() {
             return;
         }
         let size = upload.bytes();
-        if self.queued_bytes.load(Ordering::Relaxed) + size > QUEUE_BYTES {
+        let queued = &self.health.queued_bytes;
+        if queued.load(Ordering::Relaxed) + size > QUEUE_BYTES {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -175,10 +164,10 @@ impl Remote {
         let Some(sender) = queue.as_ref() else {
             return;
         };
-        self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        queued.fetch_add(size, Ordering::Relaxed);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sender.try_send(upload)
         {
-            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            queued.fetch_sub(size, Ordering::Relaxed);
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -197,79 +186,24 @@ impl Remote {
             let _ = handle.join();
         }
     }
+}
 
+/// Whether the remote is usable, shared by lookups and the upload thread.
+#[derive(Debug, Default)]
+struct Health {
+    queued_bytes: AtomicU64,
+    off_until_ms: AtomicU64,
+    last_warning_ms: AtomicU64,
+}
+
+impl Health {
     fn is_off(&self) -> bool {
         now_ms() < self.off_until_ms.load(Ordering::Relaxed)
     }
 
-    fn failed(&self, err: &redis::RedisError) {
-        self.worker().failed(err);
-    }
-
-    fn worker(&self) -> Worker {
-        Worker {
-            client: self.client.clone(),
-            namespace: self.namespace.clone(),
-            queued_bytes: self.queued_bytes.clone(),
-            off_until_ms: self.off_until_ms.clone(),
-            last_warning_ms: self.last_warning_ms.clone(),
-            counts: self.counts.clone(),
-        }
-    }
-}
-
-/// The upload thread's side: its own connection, the shared back-off and counters.
-struct Worker {
-    client: redis::Client,
-    namespace: String,
-    queued_bytes: Arc<AtomicU64>,
-    off_until_ms: Arc<AtomicU64>,
-    last_warning_ms: Arc<AtomicU64>,
-    counts: Arc<RemoteCounts>,
-}
-
-impl Worker {
-    fn run(self, uploads: Receiver<Upload>) {
-        let mut con = None;
-        for upload in uploads {
-            self.queued_bytes
-                .fetch_sub(upload.bytes(), Ordering::Relaxed);
-            if now_ms() < self.off_until_ms.load(Ordering::Relaxed) {
-                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            match self.send(&mut con, &upload) {
-                Ok(()) => {
-                    self.counts.uploads.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(err) => {
-                    con = None;
-                    self.failed(&err);
-                }
-            }
-        }
-    }
-
-    /// Blobs the remote lacks first, then the entry, so a reader never finds an entry
-    /// whose blobs are missing.
-    fn send(&self, con: &mut Option<redis::Connection>, upload: &Upload) -> redis::RedisResult<()> {
-        let con = connection(&self.client, con)?;
-        for (hex, bytes) in &upload.blobs {
-            let key = format!("{}:blob:{hex}", self.namespace);
-            let present: bool = redis::cmd("EXISTS").arg(&key).query(con)?;
-            if !present {
-                redis::cmd("SET").arg(&key).arg(bytes).query::<()>(con)?;
-            }
-        }
-        redis::cmd("SET")
-            .arg(format!("{}:entry:{}", self.namespace, upload.key))
-            .arg(&upload.entry)
-            .query::<()>(con)
-    }
-
     /// Turns the remote off for a while; warns at most once per back-off period.
-    fn failed(&self, err: &redis::RedisError) {
-        self.counts.errors.fetch_add(1, Ordering::Relaxed);
+    fn failed(&self, counts: &RemoteCounts, err: &str) {
+        counts.errors.fetch_add(1, Ordering::Relaxed);
         let now = now_ms();
         self.off_until_ms
             .store(now + BACK_OFF_MS, Ordering::Relaxed);
@@ -279,18 +213,44 @@ impl Worker {
     }
 }
 
-/// The open connection in `slot`, connecting (with timeouts) when there is none.
-fn connection<'a>(
-    client: &redis::Client,
-    slot: &'a mut Option<redis::Connection>,
-) -> redis::RedisResult<&'a mut redis::Connection> {
-    if slot.is_none() {
-        let con = client.get_connection_with_timeout(TIMEOUT)?;
-        con.set_read_timeout(Some(TIMEOUT))?;
-        con.set_write_timeout(Some(TIMEOUT))?;
-        *slot = Some(con);
+/// The upload thread.
+struct Worker {
+    backend: Arc<dyn Backend>,
+    health: Arc<Health>,
+    counts: Arc<RemoteCounts>,
+}
+
+impl Worker {
+    fn run(self, uploads: Receiver<Upload>) {
+        for upload in uploads {
+            self.health
+                .queued_bytes
+                .fetch_sub(upload.bytes(), Ordering::Relaxed);
+            if self.health.is_off() {
+                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            match self.send(&upload) {
+                Ok(()) => {
+                    self.counts.uploads.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) => self.health.failed(&self.counts, &err),
+            }
+        }
     }
-    Ok(slot.as_mut().expect("connected above"))
+
+    /// Blobs the remote lacks first, then the entry, so a reader never finds an entry
+    /// whose blobs are missing.
+    fn send(&self, upload: &Upload) -> Result<(), String> {
+        for (hex, bytes) in &upload.blobs {
+            let key = format!("blob:{hex}");
+            if !self.backend.exists(&key)? {
+                self.backend.put(&key, bytes)?;
+            }
+        }
+        self.backend
+            .put(&format!("entry:{}", upload.key), &upload.entry)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -302,16 +262,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_redis_urls() {
-        assert!(Remote::new("s3://bucket/x", "ns", true).is_err());
+    fn redis_and_s3_urls_only() {
+        assert!(Remote::new("http://cache/x", "ns", true).is_err());
+        assert!(Remote::new("s3:///x", "ns", true).is_err());
         assert!(Remote::new("redis://127.0.0.1:1/0", "ns", true).is_ok());
+        assert!(Remote::new("s3://bucket/prefix", "ns", true).is_ok());
     }
 
     #[test]
     fn an_unreachable_remote_is_a_quiet_miss_then_off() {
         let remote = Remote::new("redis://127.0.0.1:1/0", "ns", true).unwrap();
         assert_eq!(remote.get("entry:x"), None);
-        assert!(remote.is_off());
+        assert!(remote.health.is_off());
         assert_eq!(remote.counts.errors.load(Ordering::Relaxed), 1);
         assert_eq!(remote.get("entry:x"), None);
         assert_eq!(

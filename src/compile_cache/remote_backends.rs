@@ -1,0 +1,167 @@
+//! Where the remote tier keeps its bytes: Redis (`redis://host:port/db`, the `redis` crate)
+//! or an S3-compatible bucket (`s3://bucket/prefix`, through opendal, with the usual AWS
+//! env vars: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and
+//! `AWS_ENDPOINT_URL` for non-AWS servers). Every call is bounded by `TIMEOUT`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Bound on every remote connect, read and write.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A key-value store of byte strings.
+pub trait Backend: Send + Sync {
+    /// The value of `key`, `None` when absent.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// True when `key` has a value.
+    fn exists(&self, key: &str) -> Result<bool, String>;
+    /// Sets `key` to `value`.
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), String>;
+}
+
+/// The backend `url` names; keys are prefixed with `namespace`.
+pub fn open(url: &str, namespace: &str) -> Result<Box<dyn Backend>, String> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        return Ok(Box::new(Redis {
+            client,
+            namespace: namespace.to_string(),
+            idle: Mutex::new(Vec::new()),
+        }));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        return S3::open(rest, namespace).map(|s3| Box::new(s3) as Box<dyn Backend>);
+    }
+    Err("only redis:// and s3:// URLs are supported".to_string())
+}
+
+/// Redis: `<namespace>:<key>`, connections pooled (one per thread using it at once).
+struct Redis {
+    client: redis::Client,
+    namespace: String,
+    idle: Mutex<Vec<redis::Connection>>,
+}
+
+impl Redis {
+    /// Runs `command` on a pooled connection (a failed one is dropped, not returned).
+    fn with<T>(
+        &self,
+        command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, String> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut con = match pooled {
+            Some(con) => con,
+            None => {
+                let con = self
+                    .client
+                    .get_connection_with_timeout(TIMEOUT)
+                    .map_err(|e| e.to_string())?;
+                con.set_read_timeout(Some(TIMEOUT))
+                    .map_err(|e| e.to_string())?;
+                con.set_write_timeout(Some(TIMEOUT))
+                    .map_err(|e| e.to_string())?;
+                con
+            }
+        };
+        let answer = command(&mut con).map_err(|e| e.to_string())?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(con);
+        Ok(answer)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
+    }
+}
+
+impl Backend for Redis {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.with(|con| redis::cmd("GET").arg(self.key(key)).query(con))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, String> {
+        self.with(|con| redis::cmd("EXISTS").arg(self.key(key)).query(con))
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.with(|con| redis::cmd("SET").arg(self.key(key)).arg(value).query(con))
+    }
+}
+
+/// An S3-compatible bucket: objects `<prefix>/<namespace>/<key>`.
+struct S3 {
+    operator: opendal::blocking::Operator,
+    namespace: String,
+    /// opendal runs on tokio; the blocking operator drives this runtime.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl S3 {
+    /// `bucket[/prefix]` with the region, endpoint and credentials of the AWS env vars.
+    fn open(bucket_and_prefix: &str, namespace: &str) -> Result<S3, String> {
+        let (bucket, prefix) = bucket_and_prefix
+            .split_once('/')
+            .unwrap_or((bucket_and_prefix, ""));
+        if bucket.is_empty() {
+            return Err("s3:// needs a bucket".to_string());
+        }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let mut builder = opendal::services::S3::default()
+            .bucket(bucket)
+            .root(&format!("/{prefix}"))
+            .region(&region);
+        if let Some(endpoint) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+            builder = builder.endpoint(&endpoint);
+        }
+        // The HTTP transport (reqwest) is installed process-wide, once.
+        opendal::install_default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("zccache-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let _entered = runtime.enter();
+        let operator = opendal::Operator::new(builder)
+            .map_err(|e| e.to_string())?
+            .layer(opendal::layers::TimeoutLayer::new().with_timeout(TIMEOUT));
+        let operator = opendal::blocking::Operator::new(operator).map_err(|e| e.to_string())?;
+        Ok(S3 {
+            operator,
+            namespace: namespace.to_string(),
+            _runtime: runtime,
+        })
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!("{}/{key}", self.namespace)
+    }
+}
+
+impl Backend for S3 {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        match self.operator.read(&self.path(key)) {
+            Ok(buffer) => Ok(Some(buffer.to_vec())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, String> {
+        self.operator
+            .exists(&self.path(key))
+            .map_err(|e| e.to_string())
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.operator
+            .write(&self.path(key), value.to_vec())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
