@@ -5,7 +5,6 @@
 //! Never a stale object: any doubt (an unreadable header, a header written during the
 //! compile, `__DATE__`/`__TIME__` in the source) means compiling for real.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
@@ -17,6 +16,7 @@ use super::headers::{
 };
 use super::inflight::InFlight;
 use super::invoke::{Scratch, deliver, private_outputs, run};
+use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
 use super::manifest::Manifest;
@@ -460,10 +460,7 @@ fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &[
         hasher.update(b"\0target\0");
         hasher.update(c.output.as_bytes());
     }
-    for arg in &c.key_args {
-        hasher.update(&[0]);
-        hasher.update(arg.as_bytes());
-    }
+    keying::add_args(&mut hasher, &c.key_args);
     hasher.update(b"\0env");
     hasher.update(env.as_bytes());
     hasher.update(Digest::of(source).0.as_slice());
@@ -472,12 +469,7 @@ fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &[
 
 /// The keyed env vars of `env`, sorted, as one text.
 fn keyed_env_text(env: &[(String, String)]) -> String {
-    let keyed: BTreeMap<&str, &str> = env
-        .iter()
-        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    format!("{keyed:?}")
+    keying::env_text(env, |k| KEYED_ENV.contains(&k))
 }
 
 /// The env vars of `env` that are part of a compile's key (for the journal).

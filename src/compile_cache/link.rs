@@ -15,6 +15,7 @@ use super::compiler::Identities;
 use super::depfile::prerequisites;
 use super::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use super::invoke::{Scratch, run, write_output};
+use super::keying;
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
 use super::modes;
@@ -196,17 +197,9 @@ fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
     hasher.update(b"zccache link v1\0");
     hasher.update(&tool.0);
     hasher.update(req.cwd.as_os_str().as_encoded_bytes());
-    for arg in &link.key_args {
-        hasher.update(&[0]);
-        hasher.update(arg.as_bytes());
-    }
-    let env: BTreeMap<&str, &str> = req
-        .env
-        .iter()
-        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    hasher.update(format!("\0env{env:?}").as_bytes());
+    keying::add_args(&mut hasher, &link.key_args);
+    hasher.update(b"\0env");
+    hasher.update(keying::env_text(&req.env, |k| KEYED_ENV.contains(&k)).as_bytes());
     for input in &link.inputs {
         let bytes = std::fs::read(req.cwd.join(input)).ok()?;
         hasher.update(&Digest::of(&bytes).0);

@@ -10,6 +10,7 @@ pub mod depfile;
 mod headers;
 pub mod inflight;
 mod invoke;
+mod keying;
 pub mod limits;
 pub mod link;
 pub mod link_args;

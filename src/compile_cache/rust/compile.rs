@@ -8,7 +8,7 @@
 //! program or proc-macro (linked) the identity of the linker rustc runs, and then every
 //! file and `env!` var the dep-info names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use crate::compile_cache::invoke::write_output;
+use crate::compile_cache::keying;
 use crate::compile_cache::modes;
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
@@ -166,17 +167,9 @@ impl RustCache {
             hasher.update(&linker.0);
         }
         hasher.update(req.cwd.as_os_str().as_encoded_bytes());
-        for arg in &c.key_args {
-            hasher.update(&[0]);
-            hasher.update(arg.as_bytes());
-        }
-        let env: BTreeMap<&str, &str> = req
-            .env
-            .iter()
-            .filter(|(k, _)| keyed_env(k))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        hasher.update(format!("\0env{env:?}").as_bytes());
+        keying::add_args(&mut hasher, &c.key_args);
+        hasher.update(b"\0env");
+        hasher.update(keying::env_text(&req.env, keyed_env).as_bytes());
         hasher.update(&Digest::of(&std::fs::read(req.cwd.join(&c.source))?).0);
         for external in &c.externs {
             hasher.update(&self.hash_file(&req.cwd.join(external))?.0);
