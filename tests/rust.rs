@@ -238,3 +238,48 @@ fn cargo_clippy_runs_its_driver_uncached() {
         assert_eq!(line["outcome"], "passthrough", "{line}");
     }
 }
+
+#[test]
+fn a_native_library_a_dependency_only_names_is_keyed_for_the_final_link() {
+    let sb = Sandbox::new();
+    sb.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"native\", \"app\"]\nresolver = \"2\"\n",
+    )
+    .write(
+        "native/Cargo.toml",
+        "[package]\nname = \"native\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .write("native/greet.c", "int greet(void) { return 1; }\n")
+    .write(
+        "native/build.rs",
+        "use std::process::Command;\nfn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
+         let obj = format!(\"{out}/greet.o\");\n    \
+         assert!(Command::new(\"cc\").args([\"-c\", \"greet.c\", \"-o\", &obj]).status().unwrap().success());\n    \
+         let lib = format!(\"{out}/libgreet.a\");\n    let _ = std::fs::remove_file(&lib);\n    \
+         assert!(Command::new(\"ar\").args([\"rcs\", &lib, &obj]).status().unwrap().success());\n    \
+         println!(\"cargo:rustc-link-search=native={out}\");\n    \
+         println!(\"cargo:rustc-link-lib=greet\");\n    println!(\"cargo:rerun-if-changed=greet.c\");\n}\n",
+    )
+    .write(
+        "native/src/lib.rs",
+        "extern \"C\" {\n    fn greet() -> i32;\n}\npub fn value() -> i32 {\n    unsafe { greet() }\n}\n",
+    )
+    .write(
+        "app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nnative = { path = \"../native\" }\n",
+    )
+    .write(
+        "app/src/main.rs",
+        "fn main() {\n    println!(\"{}\", native::value());\n}\n",
+    );
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(run_app(&sb), "1\n");
+    sb.write("native/greet.c", "int greet(void) { return 2; }\n");
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(
+        run_app(&sb),
+        "2\n",
+        "the new libgreet.a is linked, not a stale program"
+    );
+}

@@ -33,9 +33,16 @@ pub struct RustCompile {
 }
 
 impl RustCompile {
-    /// True when the system linker writes the output (a program, a proc-macro's shared
-    /// object).
+    /// True when the output is a final link (a program, a proc-macro's shared object, a
+    /// static library bundling its dependencies' native libraries).
     pub fn links(&self) -> bool {
+        self.crate_types
+            .iter()
+            .any(|t| t == "proc-macro" || t == "bin" || t == "staticlib")
+    }
+
+    /// True when the system linker writes the output (its identity joins the key).
+    pub fn uses_linker(&self) -> bool {
         self.crate_types
             .iter()
             .any(|t| t == "proc-macro" || t == "bin")

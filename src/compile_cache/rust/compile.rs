@@ -111,7 +111,7 @@ impl RustCache {
         identities: &Identities,
     ) -> io::Result<Outcome> {
         let rustc = identities.probe(&req.compiler, "-vV")?;
-        let linker = match c.links() {
+        let linker = match c.uses_linker() {
             true => Some(linker_identity(req, c, identities)?),
             false => None,
         };
@@ -184,6 +184,16 @@ impl RustCache {
                 return Ok(None);
             };
             hasher.update(&self.hash_file(&path)?.0);
+        }
+        if c.links() {
+            // The final link also takes libraries that dependencies only named (their
+            // build scripts' `rustc-link-lib`): every library in the native search dirs.
+            for dir in &c.native_dirs {
+                for lib in libraries_in(&req.cwd.join(dir)) {
+                    hasher.update(lib.as_os_str().as_encoded_bytes());
+                    hasher.update(&self.hash_file(&lib)?.0);
+                }
+            }
         }
         Ok(Some(hasher.finalize().into()))
     }
@@ -303,6 +313,23 @@ fn linker_identity(req: &Request, c: &RustCompile, identities: &Identities) -> i
     let linker = resolve_program_on(c.linker().as_ref(), &req.cwd, path_var.as_ref(), |_| false)
         .ok_or_else(|| io::Error::other(format!("linker {} not found", c.linker())))?;
     identities.of(&linker)
+}
+
+/// The libraries (`lib*.a`, `lib*.so*`) in `dir`, sorted; none when it cannot be read.
+fn libraries_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut libs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("lib") && (name.ends_with(".a") || name.contains(".so")) && p.is_file()
+        })
+        .collect();
+    libs.sort();
+    libs
 }
 
 /// True for env vars in a Rust compile's key.
