@@ -130,11 +130,7 @@ impl CompileCache {
         if rust::is_rustc(&req.compiler) || rust::is_clippy_driver(&req.compiler) {
             return self.rust.compile(req, &self.identities);
         }
-        let name = req
-            .compiler
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("");
+        let name = tool_name(&req.compiler);
         if is_archiver(name) || is_linker(name) {
             return self.link(req);
         }
@@ -172,18 +168,18 @@ impl CompileCache {
         }
     }
 
-    /// Serves one `ar` or `ld` invocation (`LinkEphemeral`); another tool is taken for a
-    /// compiler driver linking.
+    /// Serves one `ar`, `ld` or compiler-driver link (`LinkEphemeral`); any other tool runs
+    /// uncached.
     pub fn link(&self, req: &Request) -> Outcome {
-        let name = req
-            .compiler
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("");
+        let name = tool_name(&req.compiler);
         let link = if is_archiver(name) {
             classify_archive(&req.args)
+        } else if is_linker(name) {
+            classify_link(&req.args, false)
+        } else if is_c_driver(&req.compiler) {
+            classify_link(&req.args, true)
         } else {
-            classify_link(&req.args, !is_linker(name))
+            Err("not an archiver, linker or C compiler driver")
         };
         match link {
             Ok(link) => self.links.link(req, &link, &self.identities),
@@ -501,6 +497,11 @@ pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
             stored_bytes: 0,
         },
     }
+}
+
+/// The file name of a tool's path (empty when it has none).
+fn tool_name(tool: &std::path::Path) -> &str {
+    tool.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
 /// A result from the store, delivered.
