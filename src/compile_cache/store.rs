@@ -152,20 +152,10 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return self.fetch_remote(key),
             Err(e) => return Err(e),
         };
-        if entry.version != ENTRY_VERSION || entry.key != key {
+        if !entry.is_for(key) {
             return self.drop_entry(&path);
         }
-        let mut outputs = Vec::with_capacity(entry.outputs.len());
-        for output in &entry.outputs {
-            let Some(bytes) = self.read_blob(output)? else {
-                return self.drop_entry(&path);
-            };
-            outputs.push((output.name.clone(), bytes));
-        }
-        let (Some(stdout), Some(stderr)) = (
-            self.read_blob(&entry.stdout)?,
-            self.read_blob(&entry.stderr)?,
-        ) else {
+        let Some(artifact) = entry.assemble(|blob| self.read_blob(blob))? else {
             return self.drop_entry(&path);
         };
         // Mark as recently used for the trim.
@@ -173,12 +163,7 @@ impl Store {
             .write(true)
             .open(&path)
             .and_then(|f| f.set_modified(SystemTime::now()));
-        Ok(Some(Artifact {
-            outputs,
-            stdout,
-            stderr,
-            exit_code: entry.exit_code,
-        }))
+        Ok(Some(artifact))
     }
 
     /// `key` from the remote tier, verified (the entry names `key`, every blob hashes to
@@ -197,32 +182,18 @@ impl Store {
             tracing::warn!("remote entry {key:?} failed verification: refused");
             Ok(None)
         };
-        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+        let Some(entry) = serde_json::from_slice::<Entry>(&bytes)
+            .ok()
+            .filter(|e| e.is_for(key))
+        else {
             return refuse();
         };
-        if entry.version != ENTRY_VERSION || entry.key != key {
+        let fetched = entry.assemble(|blob| {
+            let bytes = remote.get(&format!("blob:{}", blob.blob.to_hex()));
+            Ok(bytes.filter(|b| blob.holds(b)))
+        })?;
+        let Some(artifact) = fetched else {
             return refuse();
-        }
-        let fetch = |output: &OutputRef| {
-            let bytes = remote.get(&format!("blob:{}", output.blob.to_hex()))?;
-            let intact = bytes.len() as u64 == output.size && Digest::of(&bytes) == output.blob;
-            intact.then_some(bytes)
-        };
-        let mut outputs = Vec::with_capacity(entry.outputs.len());
-        for output in &entry.outputs {
-            let Some(bytes) = fetch(output) else {
-                return refuse();
-            };
-            outputs.push((output.name.clone(), bytes));
-        }
-        let (Some(stdout), Some(stderr)) = (fetch(&entry.stdout), fetch(&entry.stderr)) else {
-            return refuse();
-        };
-        let artifact = Artifact {
-            outputs,
-            stdout,
-            stderr,
-            exit_code: entry.exit_code,
         };
         self.put_local(key, &artifact)?;
         counts.hits.fetch_add(1, Ordering::Relaxed);
@@ -362,7 +333,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if bytes.len() as u64 != output.size || Digest::of(&bytes) != output.blob {
+        if !output.holds(&bytes) {
             let _ = fs::remove_file(&path);
             return Ok(None);
         }
@@ -402,6 +373,44 @@ fn upload(key: &str, entry: &Entry, artifact: &Artifact) -> io::Result<Upload> {
         entry: serde_json::to_vec(entry).map_err(io::Error::other)?,
         blobs,
     })
+}
+
+impl OutputRef {
+    /// True when `bytes` are this blob: its size, and blake3 matching its name.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        bytes.len() as u64 == self.size && Digest::of(bytes) == self.blob
+    }
+}
+
+impl Entry {
+    /// True when this entry is of this format and was written for `key`.
+    fn is_for(&self, key: &str) -> bool {
+        self.version == ENTRY_VERSION && self.key == key
+    }
+
+    /// The artifact this entry names, each blob from `read` (`None`: one is missing or
+    /// not what its name says).
+    fn assemble(
+        &self,
+        mut read: impl FnMut(&OutputRef) -> io::Result<Option<Vec<u8>>>,
+    ) -> io::Result<Option<Artifact>> {
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for output in &self.outputs {
+            let Some(bytes) = read(output)? else {
+                return Ok(None);
+            };
+            outputs.push((output.name.clone(), bytes));
+        }
+        let (Some(stdout), Some(stderr)) = (read(&self.stdout)?, read(&self.stderr)?) else {
+            return Ok(None);
+        };
+        Ok(Some(Artifact {
+            outputs,
+            stdout,
+            stderr,
+            exit_code: self.exit_code,
+        }))
+    }
 }
 
 fn read_entry(path: &Path) -> Option<Entry> {
