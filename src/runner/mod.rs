@@ -177,7 +177,7 @@ fn consult_shared(
             let skip = judgement.verdict == Verdict::Run
                 && !force
                 && !spec.replay
-                && shared::passed_elsewhere(spec, &key);
+                && shared::passed_elsewhere(spec, &key, judgement.through_daemon());
             if skip {
                 judgement.verdict = Verdict::Skip;
                 judgement.code = "shared";
@@ -198,14 +198,28 @@ fn record_shared_skip(
     record: &mut RunRecord,
     judgement: &Judgement,
 ) {
-    let (Some(recorder), Some(decision)) = (judgement.recorder.clone(), &judgement.decision) else {
-        return;
-    };
-    let recorded = recorder
-        .record(&spec.cache_file, true)
-        .and_then(|()| remember(spec, files, record, decision.key, None));
-    if let Err(why) = recorded {
+    if let Err(why) = record_outcome(spec, files, record, judgement, true, None) {
         ui.warn(format_args!("cannot record the shared result: {why}"));
+    }
+}
+
+/// Records success or failure against what the check saw, with the outputs' digests and
+/// the replay of a success (nothing to record without a fingerprint).
+fn record_outcome(
+    spec: &RunSpec,
+    files: &RunFiles,
+    record: &mut RunRecord,
+    judgement: &Judgement,
+    succeeded: bool,
+    captured: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<(), String> {
+    let (Some(recorder), Some(decision)) = (judgement.recorder.clone(), &judgement.decision) else {
+        return Ok(());
+    };
+    recorder.record(&spec.cache_file, succeeded)?;
+    match succeeded {
+        true => remember(spec, files, record, decision.key, captured),
+        false => Ok(()),
     }
 }
 
@@ -276,6 +290,12 @@ impl Judgement {
         }
     }
 
+    /// True when the check went through the daemon (shared results then go through its
+    /// store, with its remote tier).
+    fn through_daemon(&self) -> bool {
+        matches!(self.recorder, Some(Recorder::Daemon(_)))
+    }
+
     fn rerun(&mut self, code: &'static str, message: String) {
         self.verdict = Verdict::Run;
         self.code = code;
@@ -300,22 +320,19 @@ fn run_and_record(
         Some(signal) if finished.code == 0 => 128 + signal,
         _ => finished.code,
     };
-    let (Some(recorder), Some(decision)) = (judgement.recorder.clone(), &judgement.decision) else {
-        return code;
-    };
-    let key = decision.key;
-    let recorded = recorder.record(&spec.cache_file, succeeded).and_then(|()| {
-        if succeeded {
-            remember(spec, files, record, key, finished.captured.as_ref())
-        } else {
-            Ok(())
-        }
-    });
+    let recorded = record_outcome(
+        spec,
+        files,
+        record,
+        judgement,
+        succeeded,
+        finished.captured.as_ref(),
+    );
     if let Err(why) = recorded {
         ui.warn(format_args!("cannot record the result: {why}"));
     }
     if let Some(key) = judgement.shared_key.as_ref().filter(|_| succeeded)
-        && let Err(why) = shared::publish(spec, key)
+        && let Err(why) = shared::publish(spec, key, judgement.through_daemon())
     {
         ui.warn(format_args!("cannot share the result: {why}"));
     }

@@ -11,10 +11,10 @@ use super::outputs::{OutputDigests, changed_outputs, digest_outputs};
 use super::record::RunRecord;
 use super::spec::RunSpec;
 use super::tool;
+use crate::commands::call_or_in_process;
 use crate::compile_cache::remote::Remote;
 use crate::compile_cache::store::Store;
-use crate::daemon::client;
-use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
+use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{Artifact, Request, Response};
 use crate::fingerprint::{Decision, combined_key};
 
@@ -36,9 +36,10 @@ pub fn portable_key(
     Ok(format!("shared-task/{}", combined_key(&parts).to_hex()))
 }
 
-/// True when `key` passed elsewhere and the outputs here are the ones it produced.
-pub fn passed_elsewhere(spec: &RunSpec, key: &str) -> bool {
-    let Some(artifact) = lookup(key) else {
+/// True when `key` passed elsewhere and the outputs here are the ones it produced. Through
+/// the daemon's store when `use_daemon`, else in-process.
+pub fn passed_elsewhere(spec: &RunSpec, key: &str, use_daemon: bool) -> bool {
+    let Some(artifact) = lookup(key, use_daemon) else {
         return false;
     };
     let recorded: Option<OutputDigests> = artifact
@@ -53,7 +54,7 @@ pub fn passed_elsewhere(spec: &RunSpec, key: &str) -> bool {
 }
 
 /// Publishes a success of `key` with the outputs it left.
-pub fn publish(spec: &RunSpec, key: &str) -> io::Result<()> {
+pub fn publish(spec: &RunSpec, key: &str, use_daemon: bool) -> io::Result<()> {
     let outputs = digest_outputs(&spec.outputs)?;
     let artifact = Artifact {
         outputs: vec![(RECORD.to_string(), serde_json::to_vec(&outputs)?)],
@@ -63,7 +64,7 @@ pub fn publish(spec: &RunSpec, key: &str) -> io::Result<()> {
         cache_key: key.to_string(),
         artifact: artifact.clone(),
     };
-    match daemon(&request) {
+    match daemon(&request, use_daemon) {
         Some(Response::Stored { .. }) => Ok(()),
         _ => {
             let (store, remote) = in_process()?;
@@ -76,23 +77,23 @@ pub fn publish(spec: &RunSpec, key: &str) -> io::Result<()> {
     }
 }
 
-fn lookup(key: &str) -> Option<Artifact> {
+fn lookup(key: &str, use_daemon: bool) -> Option<Artifact> {
     let request = Request::Lookup {
         cache_key: key.to_string(),
     };
-    match daemon(&request) {
+    match daemon(&request, use_daemon) {
         Some(Response::LookupResult { artifact }) => artifact,
         _ => in_process().ok()?.0.get(key).ok().flatten(),
     }
 }
 
-/// The daemon's answer, unless it is disabled or unreachable.
-fn daemon(request: &Request) -> Option<Response> {
-    if daemon_disabled() {
+/// The daemon's answer; `None` (work in-process) without one.
+fn daemon(request: &Request, use_daemon: bool) -> Option<Response> {
+    if !use_daemon {
         return None;
     }
     let paths = DaemonPaths::from_env().ok()?;
-    client::call(&paths, request).ok()
+    call_or_in_process(&paths, request).ok().flatten()
 }
 
 /// The store of `ZCCACHE_DIR` with the remote tier the environment names.
