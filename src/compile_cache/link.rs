@@ -92,14 +92,16 @@ impl LinkCache {
                 Served::Passthrough("an input that cannot be read"),
             ));
         };
-        let manifest = Inputs::load(&self.store, MANIFEST_KIND, &base);
-        let candidates: Vec<Vec<Header>> = match link.tool {
-            LinkTool::Archiver => vec![Vec::new()],
-            _ => manifest.entries.clone(),
+        // An archive's inputs are all on its command line: no manifest to consult.
+        let manifest = match link.tool {
+            LinkTool::Archiver => Inputs {
+                entries: vec![Vec::new()],
+            },
+            _ => Inputs::load(&self.store, MANIFEST_KIND, &base),
         };
-        for files in candidates {
+        for files in &manifest.entries {
             if files.iter().all(|h| header_unchanged(h, &req.cwd))
-                && let Some(artifact) = self.store.get(&full_key("link", &base, &files))?
+                && let Some(artifact) = self.store.get(&full_key("link", &base, files))?
             {
                 deliver(&output, &artifact)?;
                 return Ok(Outcome {

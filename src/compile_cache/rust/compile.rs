@@ -8,7 +8,7 @@
 //! program or proc-macro (linked) the identity of the linker rustc runs, and then every
 //! file and `env!` var the dep-info names.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -174,6 +174,7 @@ impl RustCache {
         for external in &c.externs {
             hasher.update(&self.hash_file(&req.cwd.join(external))?.0);
         }
+        let mut libraries = BTreeSet::new();
         for lib in &c.static_libs {
             let found = c
                 .native_dirs
@@ -183,17 +184,18 @@ impl RustCache {
             let Some(path) = found else {
                 return Ok(None);
             };
-            hasher.update(&self.hash_file(&path)?.0);
+            libraries.insert(path);
         }
         if c.links() {
             // The final link also takes libraries that dependencies only named (their
             // build scripts' `rustc-link-lib`): every library in the native search dirs.
             for dir in &c.native_dirs {
-                for lib in libraries_in(&req.cwd.join(dir)) {
-                    hasher.update(lib.as_os_str().as_encoded_bytes());
-                    hasher.update(&self.hash_file(&lib)?.0);
-                }
+                libraries.extend(libraries_in(&req.cwd.join(dir)));
             }
+        }
+        for lib in &libraries {
+            hasher.update(lib.as_os_str().as_encoded_bytes());
+            hasher.update(&self.hash_file(lib)?.0);
         }
         Ok(Some(hasher.finalize().into()))
     }
@@ -239,6 +241,7 @@ impl RustCache {
         let out_dir = req.cwd.join(&c.out_dir);
         let mut outputs = Vec::new();
         let mut kept_modes = Vec::new();
+        let mut dep_info = String::new();
         for name in c.output_names() {
             let path = out_dir.join(&name);
             let Ok(bytes) = std::fs::read(&path) else {
@@ -247,7 +250,10 @@ impl RustCache {
             };
             kept_modes.push((name.clone(), modes::mode_of(&path)));
             let bytes = match name == c.dep_info_name() {
-                true => mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK),
+                true => {
+                    dep_info = String::from_utf8_lossy(&bytes).into_owned();
+                    mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK)
+                }
                 false => bytes,
             };
             outputs.push((name, bytes));
@@ -255,7 +261,6 @@ impl RustCache {
         outputs.push(modes::record(
             kept_modes.iter().map(|(n, m)| (n.as_str(), *m)),
         ));
-        let dep_info = std::fs::read_to_string(out_dir.join(c.dep_info_name()))?;
         let source = req.cwd.join(&c.source);
         let files = match learn_headers(&req.cwd, &source, &prerequisites(&dep_info), started) {
             Learned::Headers(files) | Learned::Dated(files) => files,
@@ -307,7 +312,8 @@ impl RustCache {
     }
 }
 
-/// The identity of the linker a proc-macro compile runs, found on the client's `PATH`.
+/// The identity of the linker rustc runs for a program or proc-macro, found on the
+/// client's `PATH`.
 fn linker_identity(req: &Request, c: &RustCompile, identities: &Identities) -> io::Result<Digest> {
     let path_var = env_value(req, "PATH").unwrap_or_default();
     let linker = resolve_program_on(c.linker().as_ref(), &req.cwd, path_var.as_ref(), |_| false)
