@@ -569,6 +569,12 @@ fn several_architectures_pass_through() {
     assert_eq!(ours.status.code(), bare.status.code());
     assert_eq!(ours.stderr, bare.stderr);
     assert_eq!(counts(&sb), (0, 0, 1));
+    // One architecture is an ordinary, cached compile (clang on Linux warns it is unused).
+    let one = ["-c", "a.c", "-Iinc", "-arch", "x86_64", "-o", "a.o"];
+    let first = sb.cmd(["clang"]).args(one).status(0);
+    let again = sb.cmd(["clang"]).args(one).status(0);
+    assert_eq!(again.stderr, first.stderr, "the warning is replayed");
+    assert_eq!(counts(&sb), (1, 1, 1));
 }
 
 #[test]
