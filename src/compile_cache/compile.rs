@@ -20,7 +20,7 @@ use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
 use super::manifest::Manifest;
-use super::preprocessed::{direct_off_key, preprocessed_key};
+use super::preprocessed::preprocessed_key;
 use super::rust::{self, compile::RustCache};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
@@ -249,21 +249,27 @@ impl CompileCache {
         let system = self.system_dirs.of(&compiler, req, c, &env)?;
         let search = SearchPath::new(req, c, system);
         let base = base_key(req, c, &compiler, &env, &source);
-        let direct = |cache: &Self| match dated_source {
-            true => Ok(None),
-            false => cache.lookup(&base, &req.cwd, &search),
+        // Direct mode: the manifest's header sets (none for a dated source), and what it says.
+        let direct = |cache: &Self| -> io::Result<(Option<Artifact>, bool)> {
+            if dated_source {
+                return Ok((None, true));
+            }
+            let manifest = cache.manifest(&base);
+            let found = cache.lookup(&base, &manifest, &req.cwd, &search)?;
+            Ok((found, manifest.direct_off))
         };
-        if let Some(artifact) = direct(self)? {
+        if let (Some(artifact), _) = direct(self)? {
             return hit(req, c, artifact);
         }
         // An identical compile running now is waited for; whoever leads looks once more, so
         // a compile that finished in between is a hit too.
         let _lead = self.in_flight.lead_or_wait((base, c.output.clone()));
-        if let Some(artifact) = direct(self)? {
+        let (found, direct_off) = direct(self)?;
+        if let Some(artifact) = found {
             return hit(req, c, artifact);
         }
         let started = now_ns();
-        let preprocessed = if dated_source || self.store.get(&direct_off_key(&base))?.is_some() {
+        let preprocessed = if direct_off {
             preprocessed_key(req, expanded, &base)?
         } else {
             None
@@ -285,13 +291,14 @@ impl CompileCache {
     fn lookup(
         &self,
         base: &Digest,
+        manifest: &Headers,
         cwd: &std::path::Path,
         search: &SearchPath,
     ) -> io::Result<Option<Artifact>> {
-        for headers in self.manifest(base).entries {
+        for headers in &manifest.entries {
             let valid = |h: &Header| header_unchanged(h, cwd) && !search.shadowed(h);
             if headers.iter().all(valid)
-                && let Some(artifact) = self.store.get(&full_key("compile", base, &headers))?
+                && let Some(artifact) = self.store.get(&full_key("compile", base, headers))?
             {
                 return Ok(Some(artifact));
             }
@@ -364,8 +371,10 @@ impl CompileCache {
         }
         if !plan.dated_source {
             // Direct mode failed for these inputs: the next compile asks the preprocessor.
-            let marker = direct_off_key(base);
-            outcome.stored_bytes += self.store.put(&marker, &Artifact::default())?;
+            let mut manifest = self.manifest(base);
+            manifest.direct_off = true;
+            self.keep_manifest(*base, manifest.clone());
+            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
         }
         let (Learned::Headers(headers) | Learned::Dated(headers)) = learned else {
             return Ok(outcome);
@@ -388,7 +397,7 @@ impl CompileCache {
             return known.clone();
         }
         let manifest = Headers::load(&self.store, MANIFEST_KIND, base);
-        if !manifest.entries.is_empty() {
+        if !manifest.entries.is_empty() || manifest.direct_off {
             self.keep_manifest(*base, manifest.clone());
         }
         manifest

@@ -96,6 +96,7 @@ impl LinkCache {
         let manifest = match link.tool {
             LinkTool::Archiver => Inputs {
                 entries: vec![Vec::new()],
+                ..Inputs::default()
             },
             _ => Inputs::load(&self.store, MANIFEST_KIND, &base),
         };

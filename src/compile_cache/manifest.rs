@@ -18,12 +18,17 @@ const ENTRIES: usize = 8;
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(super) struct Manifest<T> {
     pub(super) entries: Vec<T>,
+    /// Direct mode failed for this base (a header changed while it was read): the
+    /// preprocessor decides its compiles (C/C++ only).
+    #[serde(default)]
+    pub(super) direct_off: bool,
 }
 
 impl<T> Default for Manifest<T> {
     fn default() -> Self {
         Manifest {
             entries: Vec::new(),
+            direct_off: false,
         }
     }
 }

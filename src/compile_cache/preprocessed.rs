@@ -1,7 +1,8 @@
 //! Preprocessor mode: the key of a compile is the hash of its `-E` output. Slower than
 //! direct mode (the preprocessor runs on every lookup), so it only decides where direct
 //! mode cannot be trusted: `__DATE__`/`__TIME__` in the source or a header, or headers that
-//! changed while the compile read them (a marker sends the next compile here at once).
+//! changed while the compile read them (the manifest remembers that, so the next compile
+//! comes here at once).
 
 use std::io;
 
@@ -13,11 +14,6 @@ use crate::fingerprint::Digest;
 const OUTPUT_WITH_VALUE: [&str; 4] = ["-o", "-MF", "-MT", "-MQ"];
 /// Flags dropped from a preprocessor run (a depfile or an object would be written).
 const OUTPUT_FLAGS: [&str; 4] = ["-c", "-MD", "-MMD", "-MP"];
-
-/// The store key of the marker that says direct mode failed for `base`.
-pub(super) fn direct_off_key(base: &Digest) -> String {
-    format!("direct-off/{}", base.to_hex())
-}
 
 /// The store key of this compile in preprocessor mode: `base` and the `-E` output of
 /// `args`; `None` when the preprocessor fails (the compile then runs and is not stored).
