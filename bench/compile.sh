@@ -9,6 +9,6 @@ shared=${SHARED:-$here/../shared/bench}
 (cd "$here" && cargo build --release --quiet)
 [[ -x /tmp/peers/bin/sccache ]] || bash "$shared/install_peers.sh" /tmp/peers >/dev/null
 export PATH=/tmp/peers/bin:$PATH
-export OURS=$here/target/x86_64-unknown-linux-gnu/release/zccache OUT=${OUT:-$(mktemp -d /tmp/zccache-compile-bench.XXXXXX)}
+export OURS=$here/target/release/zccache OUT=${OUT:-$(mktemp -d /tmp/zccache-compile-bench.XXXXXX)}
 bash "$shared/compile_peers.sh" ours >/dev/null
 cat "$OUT/summary.md"

@@ -18,7 +18,7 @@ runs=${RUNS:-5}
 tree=${TREE:-/tmp/zccache-fp-tree-$n}
 peers=/tmp/peers/bin
 work=$(mktemp -d)
-ours=$here/target/x86_64-unknown-linux-gnu/release/zccache
+ours=$here/target/release/zccache
 stop_all() {
   ZCCACHE_DIR=$work/ours-d "$ours" stop >/dev/null 2>&1 || true
   ZCCACHE_CACHE_DIR=$work/peer-d "$peers/zccache" stop >/dev/null 2>&1 || true

@@ -10,7 +10,7 @@ shared=${SHARED:-$here/../shared/bench}
 WORK=${WORK:-/tmp/bench-work/c-zstd-brotli}
 ROUNDS=${ROUNDS:-3}
 (cd "$here" && cargo build --release --quiet)
-OURS=$here/target/x86_64-unknown-linux-gnu/release/zccache
+OURS=$here/target/release/zccache
 [[ -f $WORK/.workload-ok ]] || "$shared/get_workload.sh" "$WORK"
 MK=(make -s -f "$shared/c_workload.mk" -C "$WORK")
 

@@ -10,7 +10,7 @@ cargo build --release --quiet
 cargo clippy --quiet 2>/dev/null
 work=$(mktemp -d)
 export ZCCACHE_DIR=$work/state
-z=$here/target/x86_64-unknown-linux-gnu/release/zccache
+z=$here/target/release/zccache
 trap '"$z" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 runs=${RUNS:-200}
 for mode in daemon no-daemon; do

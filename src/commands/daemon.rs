@@ -74,6 +74,7 @@ fn describe(s: &DaemonStatus) -> String {
         thousands(s.requests as usize),
         s.dir
     );
+    text.push_str(&format!("  file watching: {}\n", s.watching));
     text.push_str(&format!(
         "  compiles: {} hits, {} misses, {} passed through\n",
         thousands(s.cache_hits as usize),

@@ -55,6 +55,22 @@ struct Inner {
     next_id: u64,
 }
 
+/// This daemon's part of every pending-run id, different in every daemon process, so an id
+/// handed out before a restart never names a check of the new daemon.
+fn daemon_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+        seed.write_u32(std::process::id());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        seed.write_u128(now.as_nanos());
+        format!("{:016x}", seed.finish())
+    })
+}
+
 /// The fingerprint verbs that record or forget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -154,24 +170,49 @@ impl Fingerprints {
         }
     }
 
-    /// Keeps a `zccache run` pending record; returns its id.
-    pub fn keep_pending(&self, cache_file: PathBuf, pending: Pending) -> u64 {
+    /// Keeps a `zccache run` pending record; returns its id (`<daemon nonce>-<counter>`).
+    pub fn keep_pending(&self, cache_file: PathBuf, pending: Pending) -> String {
         let mut inner = self.lock();
         let id = id_after(&mut inner.next_id);
         inner.pending_runs.insert(id, (cache_file, pending));
         while inner.pending_runs.len() > MAX_PENDING_RUNS {
             inner.pending_runs.pop_first();
         }
-        id
+        format!("{}-{id}", daemon_nonce())
     }
 
-    /// Records the outcome of a `zccache run` whose check returned `id`.
-    pub fn record_run(&self, cache_file: &Path, id: u64, success: bool) -> Result<(), FpError> {
-        let (file, mut pending) = self
-            .lock()
-            .pending_runs
-            .remove(&id)
-            .ok_or_else(|| FpError::NoPending(cache_file.to_path_buf()))?;
+    /// Records the outcome of a `zccache run` whose check returned `id` for `cache_file` and
+    /// `key`. An id of another daemon, or one kept for another file or key, is refused and
+    /// nothing is recorded (the pending record stays for its own run).
+    pub fn record_run(
+        &self,
+        cache_file: &Path,
+        id: &str,
+        key: &str,
+        success: bool,
+    ) -> Result<(), FpError> {
+        let refuse = |why| FpError::ForeignRecord {
+            path: cache_file.to_path_buf(),
+            why,
+        };
+        let counter = match id.split_once('-') {
+            Some((nonce, counter)) if nonce == daemon_nonce() => counter.parse::<u64>().ok(),
+            _ => return Err(refuse("its check was answered by an earlier daemon")),
+        };
+        let (file, mut pending) = {
+            let mut inner = self.lock();
+            let slot = counter.and_then(|c| inner.pending_runs.get(&c).map(|p| (c, p)));
+            match slot {
+                None => return Err(FpError::NoPending(cache_file.to_path_buf())),
+                Some((_, (file, _))) if file != cache_file => {
+                    return Err(refuse("its check was for another state file"));
+                }
+                Some((_, (_, pending))) if pending.key.to_hex() != key => {
+                    return Err(refuse("its check saw other inputs"));
+                }
+                Some((c, _)) => inner.pending_runs.remove(&c).expect("just found"),
+            }
+        };
         let state = if success {
             pending.table = self.table_of(&file);
             fingerprint::record_success(&file, pending)
@@ -245,6 +286,11 @@ impl Fingerprints {
             }
         }
         saved.map(drop)
+    }
+
+    /// How watched roots learn of changes (for `status`).
+    pub fn watching(&self) -> String {
+        self.watcher.describe()
     }
 
     /// Forgets every index and stops watching; returns how many indexes there were.

@@ -224,7 +224,8 @@ mod tests {
             }),
             Request::RunRecord {
                 cache_file: p,
-                pending_id: 7,
+                pending_id: "5eed-7".into(),
+                key: "00".into(),
                 success: true,
             },
         ]

@@ -65,12 +65,13 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Request::RunRecord {
             cache_file,
             pending_id,
+            key,
             success,
         } => {
             blocking(shared, move |s| {
-                let recorded = s
-                    .fingerprints
-                    .record_run(cache_file.as_path(), pending_id, success);
+                let recorded =
+                    s.fingerprints
+                        .record_run(cache_file.as_path(), &pending_id, &key, success);
                 ack(recorded)
             })
             .await
@@ -99,6 +100,7 @@ fn status(shared: &Shared) -> Response {
         requests: shared.requests.load(Ordering::SeqCst),
         dir: shared.paths.dir.display().to_string(),
         indexes,
+        watching: shared.fingerprints.watching(),
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,

@@ -118,7 +118,7 @@ pub enum Started {
 /// lock held.
 pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
     paths.ensure_dir()?;
-    let (read_end, write_end) = pipe()?;
+    let (read_end, write_end) = io::pipe()?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -146,7 +146,7 @@ pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
     }
     command.spawn()?;
     drop(write_end);
-    match read_ready_byte(read_end, START_TIMEOUT)? {
+    match read_ready_byte(read_end.into(), START_TIMEOUT)? {
         Some(READY) => Ok(Started::Ready),
         Some(BUSY) => Ok(Started::Busy),
         Some(other) => Err(io::Error::other(format!(
@@ -197,16 +197,6 @@ pub fn wait_lock_free(paths: &DaemonPaths, timeout: Duration) -> io::Result<()> 
         Ok(result) => result,
         Err(_) => Err(io::Error::other("the old daemon did not exit in time")),
     }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills both fds on success; we own them from here on.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Reads one byte with a timeout; `None` on EOF or timeout.

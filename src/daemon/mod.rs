@@ -10,4 +10,8 @@ pub mod lifecycle;
 pub mod protocol;
 pub mod server;
 pub mod sessions;
+#[cfg(target_os = "linux")]
+pub mod watcher;
+#[cfg(not(target_os = "linux"))]
+#[path = "watcher_elsewhere.rs"]
 pub mod watcher;

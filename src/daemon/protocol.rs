@@ -158,8 +158,11 @@ pub enum Request {
     RunRecord {
         /// The state file.
         cache_file: NormalizedPath,
-        /// From `RunChecked`.
-        pending_id: u64,
+        /// From `RunChecked`: unique across daemons, so a restarted daemon never takes an
+        /// outcome for one of its own checks.
+        pending_id: String,
+        /// The decision's key (hex) from `RunChecked`; must match the pending record's.
+        key: String,
         /// Whether the command succeeded.
         success: bool,
     },
@@ -238,7 +241,7 @@ pub enum Response {
         /// How the input set was built.
         mode: String,
         /// Pass back in `RunRecord`.
-        pending_id: u64,
+        pending_id: String,
     },
     /// To `Lookup`: the artifact, or `None` on a miss.
     LookupResult {
@@ -327,6 +330,8 @@ pub struct DaemonStatus {
     pub passthroughs: u64,
     /// The remote tier's counters, when one is configured.
     pub remote: Option<RemoteStatus>,
+    /// How watched roots learn of changes (`inotify`, or why every check stats the tree).
+    pub watching: String,
 }
 
 /// What the remote tier did since the daemon started.

@@ -291,6 +291,14 @@ impl Watcher {
             .is_none_or(|s| s.distrust.is_some())
     }
 
+    /// How checks learn of changes: `inotify`, or why it could not start.
+    pub fn describe(&self) -> String {
+        match &self.start_error {
+            None => "inotify".to_string(),
+            Some(why) => format!("full stat passes ({why})"),
+        }
+    }
+
     /// Stops watching everything.
     pub fn clear(&self) {
         let Ok(shared) = self.shared() else {

@@ -30,6 +30,14 @@ pub enum FpError {
     /// `mark-success` or `mark-failure` without a `check` before it.
     #[error("no pending check for {}: run `check` first", .0.display())]
     NoPending(PathBuf),
+    /// A `zccache run` outcome that does not belong to the check it names.
+    #[error("not recorded for {}: {why}", path.display())]
+    ForeignRecord {
+        /// The state file the outcome was for.
+        path: PathBuf,
+        /// Why it was refused.
+        why: &'static str,
+    },
 }
 
 impl FpError {

@@ -19,8 +19,13 @@ use crate::ui::{ProgressLine, Shown, Ui};
 pub enum Recorder {
     /// The pending record is here.
     InProcess(Pending),
-    /// The daemon keeps it under this id.
-    Daemon(u64),
+    /// The daemon keeps it under this id, for this key.
+    Daemon {
+        /// From `RunChecked`.
+        pending_id: String,
+        /// The check's key.
+        key: Digest,
+    },
 }
 
 impl Recorder {
@@ -35,10 +40,11 @@ impl Recorder {
             Recorder::InProcess(pending) => fingerprint::record_failure(cache_file, pending)
                 .map(drop)
                 .map_err(|e| e.to_string()),
-            Recorder::Daemon(pending_id) => {
+            Recorder::Daemon { pending_id, key } => {
                 let request = Request::RunRecord {
                     cache_file: NormalizedPath::new(std::path::Path::new("/"), cache_file),
                     pending_id,
+                    key: key.to_hex(),
                     success,
                 };
                 let paths = DaemonPaths::from_env().map_err(|e| e.to_string())?;
@@ -63,9 +69,10 @@ pub fn check(
     // The index is read straight from git; the daemon watches working trees.
     if use_daemon && !spec.staged {
         match via_daemon(spec, &parts, dry_run, ui.is_quiet()) {
-            Ok((decision, mode, id)) => {
+            Ok((decision, mode, pending_id)) => {
                 note_full_pass(ui, Some(&mode));
-                return Ok((decision, Recorder::Daemon(id)));
+                let key = decision.key;
+                return Ok((decision, Recorder::Daemon { pending_id, key }));
             }
             Err(ClientError::Unavailable(why)) => {
                 ui.warn(format_args!(
@@ -100,7 +107,7 @@ fn via_daemon(
     parts: &BTreeMap<String, Digest>,
     dry_run: bool,
     quiet: bool,
-) -> Result<(Decision, String, u64), ClientError> {
+) -> Result<(Decision, String, String), ClientError> {
     let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
     let request = Request::RunCheck(RunCheckSpec {
         cache_file: abs(&spec.cache_file),

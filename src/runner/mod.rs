@@ -293,7 +293,7 @@ impl Judgement {
     /// True when the check went through the daemon (shared results then go through its
     /// store, with its remote tier).
     fn through_daemon(&self) -> bool {
-        matches!(self.recorder, Some(Recorder::Daemon(_)))
+        matches!(self.recorder, Some(Recorder::Daemon { .. }))
     }
 
     fn rerun(&mut self, code: &'static str, message: String) {

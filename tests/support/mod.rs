@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
+mod tools;
+pub use tools::{Tool, available};
+
 /// The binary under test.
 pub const ZCCACHE: &str = env!("CARGO_BIN_EXE_zccache");
 
