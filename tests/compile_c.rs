@@ -430,6 +430,45 @@ fn a_stdin_source_is_keyed_by_its_bytes() {
         .status(0);
 }
 
+/// Issue G.2: every path that names stdin is the caller's bytes, keyed by them; before,
+/// `/dev/stdin` compiled the daemon's empty stdin into an object without the function.
+#[test]
+fn issue_g_every_stdin_path_is_the_callers_bytes() {
+    let sb = Sandbox::new();
+    for (n, path) in ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]
+        .iter()
+        .enumerate()
+    {
+        for function in ["zfun", "yfun"] {
+            let out = format!("z{n}.o");
+            gcc(&sb, &["-x", "c", "-c", path, "-o", &out])
+                .stdin(format!("int {function}(void) {{ return 1; }}\n"))
+                .status(0);
+            let object = fs::read(sb.path(&out)).unwrap();
+            assert!(
+                object.windows(4).any(|w| w == function.as_bytes()),
+                "{path}: the object lacks {function}"
+            );
+        }
+    }
+    // Same bytes again: a hit; each path is its own argument, so its own key.
+    gcc(&sb, &["-x", "c", "-c", "/dev/stdin", "-o", "z0.o"])
+        .stdin("int yfun(void) { return 1; }\n")
+        .status(0);
+    assert_eq!(counts(&sb), (1, 6, 0));
+}
+
+/// Issue G.2: a tool that is no compiler runs with the caller's stdin.
+#[test]
+fn issue_g_a_tool_that_is_no_compiler_gets_the_callers_stdin() {
+    let sb = Sandbox::new();
+    let ran = sb
+        .cmd(["sh", "-c", "cat; exit 3"])
+        .stdin("data\n")
+        .status(3);
+    assert_eq!(ran.stdout, "data\n");
+}
+
 #[test]
 fn several_sources_mix_hits_and_misses() {
     let sb = Sandbox::new();

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
+use crate::compile_cache::args::{is_c_driver, names_stdin};
 use crate::compile_cache::link_args::{is_archiver, is_linker};
+use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
@@ -50,6 +52,37 @@ pub fn wrapper_argv(argv: &[OsString]) -> Option<Vec<OsString>> {
 fn is_link_tool(tool: &Path) -> bool {
     let name = tool.file_name().and_then(|n| n.to_str()).unwrap_or("");
     is_archiver(name) || is_linker(name)
+}
+
+/// True for the tools the daemon serves: C drivers, rustc, clippy-driver, `ar`, `ld`.
+/// Anything else (`zccache sh -c ...`) is no compiler and runs directly.
+fn is_served_tool(tool: &Path) -> bool {
+    is_c_driver(tool) || is_rustc(tool) || is_clippy_driver(tool) || is_link_tool(tool)
+}
+
+/// Flags whose value is an output or a name, never read.
+const OUTPUT_FLAGS: [&str; 4] = ["-o", "-MF", "-MT", "-MQ"];
+
+/// True when an argument names stdin as something the tool reads (not as an output).
+fn reads_stdin(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, arg)| {
+        let output = i > 0 && OUTPUT_FLAGS.contains(&args[i - 1].as_str());
+        names_stdin(arg) && !output
+    })
+}
+
+/// True when an argument reaches a file of this process other than a plain stdin source
+/// (`/dev/fd/3`, `-include/dev/stdin`, `@/proc/self/fd/4`, `/dev/tty`): the daemon, another
+/// process, would open its own.
+fn names_process_file(arg: &str) -> bool {
+    const PROCESS_FILES: [&str; 5] = [
+        "/dev/fd/",
+        "/dev/std",
+        "/dev/tty",
+        "/proc/self/",
+        "/proc/thread-self/",
+    ];
+    !names_stdin(arg) && PROCESS_FILES.iter().any(|p| arg.contains(p))
 }
 
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
@@ -100,11 +133,19 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     let (Some(args), false) = (args, daemon_disabled()) else {
         return exec(&compiler, rest);
     };
+    let reads_stdin = reads_stdin(&args);
+    if !is_served_tool(&compiler)
+        || args.iter().any(|a| names_process_file(a))
+        || (reads_stdin && is_link_tool(&compiler))
+    {
+        // What the daemon cannot reproduce runs here, with the caller's own stdio.
+        return exec(&compiler, rest);
+    }
     let here = NormalizedPath::new(&cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(&cwd, &compiler);
     let env = Some(std::env::vars().collect());
-    // A `-` source reads stdin: the daemon's compiler gets exactly these bytes.
-    let stdin = if args.iter().any(|a| a == "-") {
+    // A source on stdin: the daemon's compiler gets exactly these bytes.
+    let stdin = if reads_stdin {
         let mut bytes = Vec::new();
         if std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).is_err() {
             return exec(&compiler, rest);

@@ -146,7 +146,7 @@ impl Walk {
         match arg {
             "-c" => self.compile_only = true,
             "-E" | "-S" | "-M" | "-MM" => return Err("not a compile to an object"),
-            "-" => {
+            _ if names_stdin(arg) => {
                 self.sources.push(arg.to_string());
                 self.key_args.push(arg.to_string());
             }
@@ -220,7 +220,7 @@ impl Walk {
 
     fn finish(self) -> Classified {
         let language_given = self.key_args.iter().any(|a| a.starts_with("-x"));
-        if self.sources.iter().any(|s| s == "-") && !language_given {
+        if self.sources.iter().any(|s| names_stdin(s)) && !language_given {
             return Classified::Passthrough("stdin source without -x (gcc refuses it)");
         }
         if !self.compile_only {
@@ -278,7 +278,8 @@ fn expand_into(arg: &str, cwd: &std::path::Path, depth: usize, out: &mut Vec<Str
     let content = arg
         .strip_prefix('@')
         .filter(|_| depth < MAX_NESTING)
-        .and_then(|file| std::fs::read_to_string(cwd.join(file)).ok());
+        .and_then(|file| super::regular::read(&cwd.join(file)).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
     match content {
         Some(text) => {
             for inner in split_response_file(&text) {
@@ -338,11 +339,17 @@ impl Walk {
                 .key_args
                 .iter()
                 .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"));
-        if named || self.sources.iter().any(|s| s == "-") {
+        if named || self.sources.iter().any(|s| names_stdin(s)) {
             return Classified::Passthrough("several sources with one named output");
         }
         Classified::Several(self.sources)
     }
+}
+
+/// True when `arg` names the process's standard input: `-` and the paths that reach fd 0.
+/// Such a source is the bytes the client sent (the daemon's own stdin is not the caller's).
+pub fn names_stdin(arg: &str) -> bool {
+    matches!(arg, "-" | "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0")
 }
 
 fn is_source(arg: &str) -> bool {

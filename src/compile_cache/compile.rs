@@ -8,7 +8,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver};
+use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin};
 use super::compiler::Identities;
 use super::depfile::{keep_prerequisites, prerequisites};
 use super::headers::{
@@ -238,10 +238,10 @@ impl CompileCache {
     }
 
     fn cached(&self, req: &Request, c: &Compile, expanded: &[String]) -> io::Result<Outcome> {
-        let source = if c.source == "-" {
+        let source = if names_stdin(&c.source) {
             req.stdin.clone()
         } else {
-            std::fs::read(req.cwd.join(&c.source))?
+            super::regular::read(&req.cwd.join(&c.source))?
         };
         let dated_source = uses_the_clock(&source);
         let compiler = self.identities.of(&req.compiler)?;

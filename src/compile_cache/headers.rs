@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::Compile;
 use super::compile::Request;
+use super::regular;
 use crate::fingerprint::{Digest, mtime_ns};
 use crate::paths::lexically_absolute;
 
@@ -46,7 +47,7 @@ pub(super) fn learn_headers(cwd: &Path, source: &Path, deps: &[String], started:
         if resolved == source || headers.iter().any(|h| h.path == path) {
             continue;
         }
-        let (Ok(meta), Ok(bytes)) = (std::fs::metadata(&resolved), std::fs::read(&resolved)) else {
+        let Ok((bytes, meta)) = regular::read_with_metadata(&resolved) else {
             return Learned::Untrusted;
         };
         let mtime_ns = mtime_ns(&meta);
@@ -77,13 +78,13 @@ pub(super) fn uses_the_clock(text: &[u8]) -> bool {
 /// True when the header is as recorded: same size and mtime, else same content.
 pub(super) fn header_unchanged(h: &Header, cwd: &Path) -> bool {
     let path = cwd.join(&h.path);
-    let Ok(meta) = std::fs::metadata(&path) else {
+    let Ok(meta) = regular::metadata(&path) else {
         return false;
     };
     if meta.size() == h.size && mtime_ns(&meta) == h.mtime_ns {
         return true;
     }
-    std::fs::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
+    regular::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
 }
 
 /// A compile's include search path: the user part from the command line (the source's

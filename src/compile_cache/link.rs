@@ -204,7 +204,7 @@ fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
     hasher.update(b"\0env");
     hasher.update(keying::env_text(&req.env, |k| KEYED_ENV.contains(&k)).as_bytes());
     for input in &link.inputs {
-        let bytes = std::fs::read(req.cwd.join(input)).ok()?;
+        let bytes = super::regular::read(&req.cwd.join(input)).ok()?;
         hasher.update(&Digest::of(&bytes).0);
     }
     Some(hasher.finalize().into())

@@ -24,6 +24,7 @@ use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged,
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
 use crate::compile_cache::modes;
+use crate::compile_cache::regular;
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
@@ -170,7 +171,7 @@ impl RustCache {
         keying::add_args(&mut hasher, &c.key_args);
         hasher.update(b"\0env");
         hasher.update(keying::env_text(&req.env, keyed_env).as_bytes());
-        hasher.update(&Digest::of(&std::fs::read(req.cwd.join(&c.source))?).0);
+        hasher.update(&Digest::of(&regular::read(&req.cwd.join(&c.source))?).0);
         for external in &c.externs {
             hasher.update(&self.hash_file(&req.cwd.join(external))?.0);
         }
@@ -203,7 +204,7 @@ impl RustCache {
     /// The content hash of `path`, remembered while its size, mtime and inode stay (only
     /// once its mtime is old enough that a same-size rewrite would have moved it).
     fn hash_file(&self, path: &Path) -> io::Result<Digest> {
-        let meta = std::fs::metadata(path)?;
+        let meta = regular::metadata(path)?;
         let stamp = (meta.size(), mtime_ns(&meta), meta.ino());
         let settled = stamp.1 < now_ns() - RACY_NS;
         let mut known = self.file_hashes.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,7 +214,7 @@ impl RustCache {
             return Ok(*digest);
         }
         drop(known);
-        let digest = Digest::of(&std::fs::read(path)?);
+        let digest = Digest::of(&regular::read(path)?);
         if settled {
             known = self.file_hashes.lock().unwrap_or_else(|p| p.into_inner());
             known.insert(path.to_path_buf(), (stamp.0, stamp.1, stamp.2, digest));
