@@ -12,5 +12,6 @@ pub mod daemon;
 pub mod fingerprint;
 pub mod os;
 pub mod paths;
+pub mod private_dir;
 pub mod runner;
 pub mod ui;

@@ -10,3 +10,4 @@ mod remote;
 mod run;
 mod rust;
 mod tasks;
+mod trust;

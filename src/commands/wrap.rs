@@ -198,8 +198,9 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
         }
         Ok(_) | Err(_) => {
-            if let Ok(paths) = &paths {
-                warn_now_and_then(paths);
+            match &paths {
+                Ok(paths) => warn_now_and_then(paths),
+                Err(refused) => eprintln!("zccache: warning: {refused}; compiling uncached"),
             }
             feed_or_exec(&compiler, rest, &captured_stdin)
         }

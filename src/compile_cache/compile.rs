@@ -15,7 +15,7 @@ use super::headers::{
     Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
 };
 use super::inflight::InFlight;
-use super::invoke::{Scratch, deliver, private_outputs, run};
+use super::invoke::{Scratch, ScratchDir, deliver, private_outputs, run};
 use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
@@ -109,14 +109,17 @@ pub struct CompileCache {
     in_flight: InFlight,
     /// Manifests read or written by this daemon, so a hit parses none.
     manifests: std::sync::Mutex<std::collections::HashMap<Digest, Headers>>,
+    /// Where misses write their outputs before delivery.
+    scratch: ScratchDir,
 }
 
 impl CompileCache {
-    /// A cache storing into `store`.
-    pub fn new(store: Store) -> Self {
+    /// A cache storing into `store`, its misses writing into `scratch`.
+    pub fn new(store: Store, scratch: ScratchDir) -> Self {
         CompileCache {
             rust: RustCache::new(store.clone()),
-            links: LinkCache::new(store.clone()),
+            links: LinkCache::new(store.clone(), scratch.clone()),
+            scratch,
             store,
             identities: Identities::default(),
             system_dirs: SystemDirs::default(),
@@ -318,7 +321,7 @@ impl CompileCache {
         search: &SearchPath,
         plan: Plan,
     ) -> io::Result<Outcome> {
-        let scratch = Scratch::new();
+        let scratch = Scratch::new(&self.scratch)?;
         let args = private_outputs(expanded, c, &scratch);
         let (exit_code, stdout, stderr) = run(req, &args)?;
         let mut outcome = Outcome {

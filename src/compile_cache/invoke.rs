@@ -4,9 +4,11 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::Compile;
 use super::compile::Request;
@@ -14,29 +16,55 @@ use crate::daemon::protocol::Artifact;
 use crate::fingerprint::write_file_atomic;
 use crate::os::exit_code;
 
-/// Numbers this process's scratch outputs, so concurrent compiles never share one.
-static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// A miss's private object and depfile paths, removed when dropped.
+/// The daemon's private directory for what misses write (`ZCCACHE_DIR/scratch`, mode
+/// 0700, this user's only): never the shared `/tmp`, where another user could plant a
+/// symlink or rewrite a depfile between the compile and its reading.
+#[derive(Debug, Clone)]
+pub struct ScratchDir(Arc<PathBuf>);
+
+impl ScratchDir {
+    /// Creates (or checks) `state_dir/scratch` and removes what an earlier daemon left
+    /// there (a `kill -9` leaves its scratch files behind).
+    pub fn open(state_dir: &Path) -> io::Result<Self> {
+        let dir = state_dir.join("scratch");
+        crate::private_dir::ensure(&dir)?;
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(entry.path()),
+                _ => std::fs::remove_file(entry.path()),
+            };
+        }
+        Ok(ScratchDir(Arc::new(dir)))
+    }
+}
+
+/// Numbers this process's scratch directories, so concurrent compiles never share one.
+static SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+/// A miss's own fresh directory (created exclusively) holding its object and depfile;
+/// removed when dropped.
 pub(super) struct Scratch {
+    dir: PathBuf,
     pub(super) object: PathBuf,
     pub(super) depfile: PathBuf,
 }
 
 impl Scratch {
-    pub(super) fn new() -> Self {
-        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stem = std::env::temp_dir().join(format!("zccache-{}-{n}", std::process::id()));
-        Scratch {
-            object: stem.with_extension("o"),
-            depfile: stem.with_extension("d"),
-        }
+    pub(super) fn new(scratch: &ScratchDir) -> io::Result<Self> {
+        let n = SCRATCH.fetch_add(1, Ordering::Relaxed);
+        let dir = scratch.0.join(n.to_string());
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch {
+            object: dir.join("out.o"),
+            depfile: dir.join("out.d"),
+            dir,
+        })
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.object);
-        let _ = std::fs::remove_file(&self.depfile);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

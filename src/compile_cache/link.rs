@@ -14,7 +14,7 @@ use super::compile::{Outcome, Request, Served, run_plain};
 use super::compiler::Identities;
 use super::depfile::prerequisites;
 use super::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
-use super::invoke::{Scratch, run, write_output};
+use super::invoke::{Scratch, ScratchDir, run, write_output};
 use super::keying;
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
@@ -49,13 +49,16 @@ pub struct LinkCache {
     store: Store,
     /// Linkers that refused `--dependency-file` (by identity): their links pass through.
     without_dependency_file: Mutex<HashSet<Digest>>,
+    /// Where links write their dependency files.
+    scratch: ScratchDir,
 }
 
 impl LinkCache {
-    /// A cache storing into `store`.
-    pub fn new(store: Store) -> Self {
+    /// A cache storing into `store`, writing scratch files into `scratch`.
+    pub fn new(store: Store, scratch: ScratchDir) -> Self {
         LinkCache {
             store,
+            scratch,
             without_dependency_file: Mutex::default(),
         }
     }
@@ -127,7 +130,7 @@ impl LinkCache {
     ) -> io::Result<Outcome> {
         let output = req.cwd.join(&link.output);
         let before = side_files(&output, &req.args);
-        let scratch = Scratch::new();
+        let scratch = Scratch::new(&self.scratch)?;
         let mut args = req.args.clone();
         match link.tool {
             LinkTool::Archiver => {}

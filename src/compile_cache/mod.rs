@@ -9,7 +9,7 @@ pub mod compiler;
 pub mod depfile;
 mod headers;
 pub mod inflight;
-mod invoke;
+pub mod invoke;
 mod keying;
 pub mod limits;
 pub mod link;

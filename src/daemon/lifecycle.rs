@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -58,6 +58,13 @@ impl DaemonPaths {
             },
         };
         let dir = std::env::current_dir()?.join(dir);
+        // A state directory another user owns or can write could hold their socket or
+        // their symlinks: refused before anything in it is used.
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            _ => crate::private_dir::check(&dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("{DIR_ENV}: {e}")))?,
+        }
         Ok(DaemonPaths {
             socket: dir.join("daemon.sock"),
             lock: dir.join("daemon.lock"),
@@ -68,13 +75,10 @@ impl DaemonPaths {
         })
     }
 
-    /// Creates the directory, readable by its owner only.
+    /// Creates the directory (mode 0700), or checks that the one there is this user's and
+    /// writable by nobody else (see `private_dir`).
     pub fn ensure_dir(&self) -> io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+        crate::private_dir::ensure(&self.dir)
     }
 
     /// The pid the serving daemon wrote, if any.
@@ -102,6 +106,18 @@ pub fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Opens a file of the state directory for writing, never through a symlink.
+pub fn open_state_file(path: &std::path::Path, append: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
 }
 
@@ -119,10 +135,7 @@ pub enum Started {
 pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
     paths.ensure_dir()?;
     let (read_end, write_end) = io::pipe()?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&paths.log)?;
+    let log = open_state_file(&paths.log, true)?;
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("daemon-serve")

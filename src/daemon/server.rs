@@ -19,6 +19,7 @@ use super::lifecycle::{self, BUSY, DaemonPaths, READY};
 use super::protocol::{Request, Response};
 use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
+use crate::compile_cache::invoke::ScratchDir;
 use crate::compile_cache::limits;
 use crate::compile_cache::remote::Remote;
 use crate::compile_cache::store::Store;
@@ -76,7 +77,11 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         lifecycle::report_ready(BUSY);
         return Ok(());
     }
-    std::fs::write(&paths.pid, std::process::id().to_string()).context("write the pid file")?;
+    lifecycle::open_state_file(&paths.pid, false)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes())
+        })
+        .context("write the pid file")?;
     let _ = std::fs::remove_file(&paths.socket);
     let listener = std::os::unix::net::UnixListener::bind(&paths.socket)
         .with_context(|| format!("bind {}", paths.socket.display()))?;
@@ -92,6 +97,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     );
     let idle = idle_timeout();
     let store = with_remote(Store::new(&paths.dir));
+    let scratch = ScratchDir::open(&paths.dir).context("prepare the scratch directory")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,7 +111,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         store: store.clone(),
         max_size: limits::max_size(),
         store_bytes: AtomicU64::new(u64::MAX),
-        compiles: CompileCache::new(store),
+        compiles: CompileCache::new(store, scratch),
         compile_counts: Default::default(),
         sessions: Sessions::new(&paths.dir),
         last_activity: AtomicU64::new(0),

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -247,11 +248,8 @@ static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    // Unique per write: threads of one process (the daemon) may write the same file at once.
-    let n = TMP_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = with_suffix(path, &format!(".tmp.{}.{n}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
+    let (mut file, tmp) = create_temp_beside(path)?;
+    let mut write = || -> io::Result<()> {
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;
@@ -261,6 +259,26 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// A new file beside `path` under a name unique per write (threads of one process, the
+/// daemon, may write the same file at once), created exclusively and never through a
+/// symlink: a name someone planted in a shared directory is skipped, never followed.
+fn create_temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
+    let mut attempts = 0;
+    loop {
+        let n = TMP_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = with_suffix(path, &format!(".tmp.{}.{n}", std::process::id()));
+        let created = File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp);
+        match created {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            other => return other.map(|file| (file, tmp)),
+        }
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<(), FpError> {

@@ -134,6 +134,21 @@ impl Sandbox {
             .args(args)
     }
 
+    /// Lets other users reach the sandbox (its temp dir is private otherwise).
+    pub fn open_to_others(&self) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        self
+    }
+
+    /// `sh -c SCRIPT` as the unprivileged user `nobody` (check `available(Tool::SecondUser)`
+    /// and call `open_to_others` first).
+    pub fn as_nobody(&self, script: &str) -> Cmd {
+        self.program("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["sh", "-c", script])
+    }
+
     /// `zccache fp --cache-file .cache/fp.json ARGS`.
     pub fn fp(&self, args: &[&str]) -> Cmd {
         self.cmd(["fp", "--cache-file", ".cache/fp.json"])

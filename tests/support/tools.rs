@@ -16,6 +16,8 @@ pub enum Tool {
     Redis,
     /// The moto S3 server and boto3, for python3.
     Moto,
+    /// Acting as a second local user (`nobody`, through setpriv): needs root.
+    SecondUser,
 }
 
 impl Tool {
@@ -24,6 +26,7 @@ impl Tool {
             Tool::Clang => "clang",
             Tool::Redis => "redis-server",
             Tool::Moto => "moto",
+            Tool::SecondUser => "a second user",
         }
     }
 
@@ -32,6 +35,9 @@ impl Tool {
             Tool::Clang => "apt-get install clang",
             Tool::Redis => "apt-get install redis-server",
             Tool::Moto => "pip install 'moto[server]'",
+            Tool::SecondUser => {
+                "run the tests as root, as .ci/run does: they act as nobody via setpriv"
+            }
         }
     }
 
@@ -51,6 +57,19 @@ impl Tool {
                 probe("redis-server", &["--version"]) && probe("redis-cli", &["--version"])
             }
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
+            Tool::SecondUser => {
+                // SAFETY: geteuid has no preconditions.
+                let root = unsafe { libc::geteuid() } == 0;
+                root && probe(
+                    "setpriv",
+                    &[
+                        "--reuid=nobody",
+                        "--regid=nogroup",
+                        "--clear-groups",
+                        "true",
+                    ],
+                )
+            }
         }
     }
 }
@@ -58,7 +77,7 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    static PRESENT: [OnceLock<bool>; 3] = [const { OnceLock::new() }; 3];
+    static PRESENT: [OnceLock<bool>; 4] = [const { OnceLock::new() }; 4];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {
         skip(tool);
