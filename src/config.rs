@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::compile_cache::remote::{NAMESPACE_ENV, READONLY_ENV, REMOTE_ENV};
-
 use crate::fingerprint::CacheType;
 
 /// The file name searched for.
@@ -35,6 +33,12 @@ pub enum ConfigError {
         /// toml's description, with line and column.
         message: String,
     },
+    /// A project file with `[remote]`, which only the user's own config may set.
+    #[error(
+        "{}: [remote] is not read from a project's file (it would serve every project the daemon serves): set ZCCACHE_REMOTE or put it in ~/.config/zccache/config.toml",
+        .0.display()
+    )]
+    ProjectRemote(PathBuf),
     /// No configuration file was found.
     #[error("no {FILE_NAME} in {} or any parent directory", .0.display())]
     NotFound(PathBuf),
@@ -145,21 +149,9 @@ struct File {
     defaults: Defaults,
     #[serde(default)]
     tasks: BTreeMap<String, Task>,
+    /// Refused: the remote tier is the user's setting (see `user_config`).
     #[serde(default)]
-    remote: RemoteSection,
-}
-
-/// `[remote]`: the shared cache tier a daemon started from this project uses, unless
-/// `ZCCACHE_REMOTE` is set.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemoteSection {
-    /// `redis://host:port/db`.
-    pub url: Option<String>,
-    /// Key prefix (`ZCCACHE_REMOTE_NAMESPACE`).
-    pub namespace: Option<String>,
-    /// Pull only (`ZCCACHE_REMOTE_READONLY=1`).
-    pub readonly: Option<bool>,
+    remote: Option<toml::Table>,
 }
 
 /// A loaded configuration.
@@ -173,8 +165,6 @@ pub struct Config {
     pub defaults: Defaults,
     /// The tasks by name.
     pub tasks: BTreeMap<String, Task>,
-    /// `[remote]`.
-    pub remote: RemoteSection,
 }
 
 /// The nearest `zccache.toml` at or above `start`.
@@ -183,28 +173,6 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .map(|dir| dir.join(FILE_NAME))
         .find(|file| file.is_file())
-}
-
-/// The remote-tier env vars a daemon started in `cwd` gets from the nearest zccache.toml's
-/// `[remote]` (none when `ZCCACHE_REMOTE` is set already, or there is no such section; an
-/// unreadable file is left to the commands that read it).
-pub fn remote_env(cwd: &Path) -> Vec<(&'static str, String)> {
-    if std::env::var_os(REMOTE_ENV).is_some() {
-        return Vec::new();
-    }
-    let Ok(config) = load(None, cwd) else {
-        return Vec::new();
-    };
-    let section = config.remote;
-    let Some(url) = section.url else {
-        return Vec::new();
-    };
-    let mut env = vec![(REMOTE_ENV, url)];
-    env.extend(section.namespace.map(|n| (NAMESPACE_ENV, n)));
-    if section.readonly == Some(true) {
-        env.push((READONLY_ENV, "1".to_string()));
-    }
-    env
 }
 
 /// Loads `explicit`, else the nearest file above `cwd`.
@@ -231,8 +199,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         defaults: file.defaults,
         tasks: file.tasks,
-        remote: file.remote,
     };
+    if file.remote.is_some() {
+        return Err(ConfigError::ProjectRemote(config.path));
+    }
     for (name, task) in &config.tasks {
         if task.command.is_none() {
             return Err(ConfigError::NoCommand {

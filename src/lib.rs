@@ -15,3 +15,4 @@ pub mod paths;
 pub mod private_dir;
 pub mod runner;
 pub mod ui;
+pub mod user_config;

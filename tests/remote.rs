@@ -28,7 +28,7 @@ fn free_port() -> u16 {
 }
 
 /// A redis-server of this test's own, stopped on drop.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -36,7 +36,7 @@ struct Redis {
 
 impl Redis {
     /// A new server, or `None` (the test is skipped) without redis-server.
-    fn start() -> Option<Redis> {
+    pub(crate) fn start() -> Option<Redis> {
         if !available(Tool::Redis) {
             return None;
         }
@@ -70,11 +70,11 @@ impl Redis {
         Some(redis)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])
             .args(args)
@@ -83,7 +83,7 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn keys(&self, pattern: &str) -> Vec<String> {
+    pub(crate) fn keys(&self, pattern: &str) -> Vec<String> {
         self.cli(&["--scan", "--pattern", pattern])
             .lines()
             .map(String::from)
@@ -393,7 +393,25 @@ fn read_only_mode_never_writes() {
 }
 
 #[test]
-fn zccache_toml_names_the_remote_for_the_daemon_it_starts() {
+fn the_users_config_file_names_the_remote() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let sb = machine();
+    sb.user_config(&format!(
+        "[remote]\nurl = \"{}\"\nnamespace = \"team\"\n",
+        redis.url()
+    ));
+    sb.cmd(["gcc", "-c", "a.c", "-Iinc", "-o", "a.o"]).status(0);
+    assert_eq!(status(&sb)["remote"]["readonly"], false);
+    stop(&sb);
+    assert!(!redis.keys("team:entry:*").is_empty());
+}
+
+/// Issue G.6: a project's zccache.toml cannot name the remote of the whole daemon (it sent
+/// every other project's objects there and served them from it).
+#[test]
+fn issue_g_a_projects_remote_never_applies_to_the_daemon() {
     let Some(redis) = Redis::start() else {
         return;
     };
@@ -401,14 +419,17 @@ fn zccache_toml_names_the_remote_for_the_daemon_it_starts() {
     sb.write(
         "zccache.toml",
         format!(
-            "[remote]\nurl = \"{}\"\nnamespace = \"team\"\n",
+            "[remote]\nurl = \"{}\"\n\n[tasks.t]\ncommand = \"true\"\n",
             redis.url()
         ),
     );
+    sb.cmd(["run", "t"])
+        .status(2)
+        .stderr_has("[remote] is not read from a project's file");
     sb.cmd(["gcc", "-c", "a.c", "-Iinc", "-o", "a.o"]).status(0);
-    assert_eq!(status(&sb)["remote"]["readonly"], false);
+    assert!(status(&sb)["remote"].is_null(), "no remote tier");
     stop(&sb);
-    assert!(!redis.keys("team:entry:*").is_empty());
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use crate::remote::Redis;
 use crate::support::{Sandbox, Tool, available};
 
 const SOURCE: &str = "int f(void) { return 42; }\n";
@@ -128,4 +129,220 @@ fn issue_g_a_state_dir_of_another_user_is_refused_and_left_alone() {
     assert_eq!(fs::symlink_metadata(&theirs).unwrap().uid(), 65534);
     assert_eq!(mode(&open_dir), 0o1777, "never chmodded");
     assert_eq!(fs::read_dir(&open_dir).unwrap().count(), 0);
+}
+
+/// A second "machine" sharing the sandbox's tree (links key the working directory): its
+/// own state dir, its daemon stopped on drop.
+struct Machine<'a> {
+    sb: &'a Sandbox,
+    state: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl<'a> Machine<'a> {
+    fn new(sb: &'a Sandbox, name: &str, env: Vec<(&'static str, String)>) -> Self {
+        let state = sb.outside(name);
+        fs::create_dir(&state).unwrap();
+        Machine { sb, state, env }
+    }
+
+    fn cmd<const N: usize>(&self, args: [&str; N]) -> crate::support::Cmd {
+        let mut cmd = self.sb.cmd(args).env("ZCCACHE_DIR", &self.state);
+        for (name, value) in &self.env {
+            cmd = cmd.env(name, value);
+        }
+        cmd
+    }
+
+    fn remote_status(&self) -> serde_json::Value {
+        self.cmd(["status", "--json"]).status(0).json()["daemon"]["remote"].clone()
+    }
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(["stop"]).output();
+    }
+}
+
+/// Stores `bytes` as a blob on the remote and returns the entry's reference to it.
+fn put_blob(redis: &Redis, name: &str, bytes: &str) -> serde_json::Value {
+    let hex = blake3::hash(bytes.as_bytes()).to_hex().to_string();
+    redis.cli(&["SET", &format!("zccache:blob:{hex}"), bytes]);
+    serde_json::json!({"name": name, "blob": hex, "size": bytes.len()})
+}
+
+/// The remote entry (key, JSON) whose outputs include `output`.
+fn entry_with(redis: &Redis, output: &str) -> (String, serde_json::Value) {
+    redis
+        .keys("zccache:entry:*")
+        .into_iter()
+        .map(|key| {
+            let json = serde_json::from_str(redis.cli(&["GET", &key]).trim()).unwrap();
+            (key, json)
+        })
+        .find(|(_, json): &(String, serde_json::Value)| {
+            json["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["name"] == output)
+        })
+        .unwrap_or_else(|| panic!("no remote entry with {output}"))
+}
+
+/// Machine one archives `build/sub/liba.a` and uploads it; returns the redis server.
+fn uploaded_archive(sb: &Sandbox, env: Vec<(&'static str, String)>) -> Redis {
+    let redis = Redis::start().expect("checked by the caller");
+    sb.write("build/sub/a.c", SOURCE);
+    sb.program("gcc")
+        .args(["-c", "a.c", "-o", "a.o"])
+        .cwd(sb.path("build/sub"))
+        .status(0);
+    let mut env = env;
+    env.push(("ZCCACHE_REMOTE", redis.url()));
+    let one = Machine::new(sb, "one", env);
+    one.cmd(["ar", "rcs", "liba.a", "a.o"])
+        .cwd(sb.path("build/sub"))
+        .status(0);
+    one.cmd(["stop"]).status(0);
+    fs::remove_file(sb.path("build/sub/liba.a")).unwrap();
+    redis
+}
+
+/// Issue G.4: a remote entry is data. A forged mode (setuid) is masked to the permission
+/// bits; a forged side file `../../PWNED` makes the whole entry refused, nothing written.
+#[test]
+fn issue_g_forged_remote_entries_never_become_paths_or_setuid_files() {
+    if !available(Tool::Redis) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let redis = uploaded_archive(&sb, Vec::new());
+    let (key, mut entry) = entry_with(&redis, "output");
+    let modes = entry["outputs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["name"] == "modes")
+        .unwrap();
+    *modes = put_blob(&redis, "modes", "output 4755\n");
+    redis.cli(&["SET", &key, &entry.to_string()]);
+
+    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    let two = Machine::new(&sb, "two", env.clone());
+    let archive = ["ar", "rcs", "liba.a", "a.o"];
+    two.cmd(archive).cwd(sb.path("build/sub")).status(0);
+    assert_eq!(
+        two.remote_status()["hits"],
+        1,
+        "the archive came from the remote"
+    );
+    let delivered = mode(&sb.path("build/sub/liba.a"));
+    assert_eq!(delivered, 0o755, "setuid masked away: {delivered:o}");
+
+    entry["outputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(put_blob(&redis, "side:../../PWNED", "pwned\n"));
+    redis.cli(&["SET", &key, &entry.to_string()]);
+    fs::remove_file(sb.path("build/sub/liba.a")).unwrap();
+    let three = Machine::new(&sb, "three", env);
+    three.cmd(archive).cwd(sb.path("build/sub")).status(0);
+    assert!(!sb.path("PWNED").exists() && !sb.path("build/PWNED").exists());
+    assert!(three.remote_status()["refused"].as_u64().unwrap() >= 1);
+    assert_eq!(mode(&sb.path("build/sub/liba.a")) & 0o7000, 0);
+}
+
+/// Issue G.5: with `ZCCACHE_REMOTE_KEY`, uploads are signed and only entries signed with
+/// the same key are taken; unsigned or otherwise signed ones are refused and counted.
+#[test]
+fn issue_g_signed_remotes_take_only_entries_signed_with_their_key() {
+    if !available(Tool::Redis) {
+        return;
+    }
+    let key = |k: &str| vec![("ZCCACHE_REMOTE_KEY", k.to_string())];
+    let sb = Sandbox::new();
+    let redis = uploaded_archive(&sb, key("team secret"));
+    let (_, entry) = entry_with(&redis, "output");
+    assert!(entry["mac"].is_string(), "uploads carry a signature");
+    let archive = ["ar", "rcs", "liba.a", "a.o"];
+    let fetch = |name: &str, env: Vec<(&'static str, String)>| {
+        let mut env = env;
+        env.push(("ZCCACHE_REMOTE", redis.url()));
+        let machine = Machine::new(&sb, name, env);
+        let _ = fs::remove_file(sb.path("build/sub/liba.a"));
+        machine.cmd(archive).cwd(sb.path("build/sub")).status(0);
+        machine.remote_status()
+    };
+    let same = fetch("same-key", key("team secret"));
+    assert_eq!(
+        (same["hits"].as_u64(), same["refused"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let other = fetch("other-key", key("a guess"));
+    assert_eq!(
+        (other["hits"].as_u64(), other["refused"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    // An attacker without the key rewrites the entry unsigned: refused.
+    let (entry_key, mut entry) = entry_with(&redis, "output");
+    entry.as_object_mut().unwrap().remove("mac");
+    redis.cli(&["SET", &entry_key, &entry.to_string()]);
+    let unsigned = fetch("unsigned", key("team secret"));
+    assert_eq!(unsigned["hits"], 0);
+    assert!(unsigned["refused"].as_u64().unwrap() >= 1);
+    assert!(
+        fs::read(sb.path("build/sub/liba.a"))
+            .unwrap()
+            .starts_with(b"!<arch>")
+    );
+}
+
+/// Issue G.4: a manifest's header paths are read only when they are regular files: a FIFO
+/// named by a forged remote manifest hung the compile (and then `zccache stop`).
+#[test]
+fn issue_g_a_fifo_in_a_forged_manifest_is_never_opened() {
+    if !available(Tool::Redis) {
+        return;
+    }
+    let redis = Redis::start().expect("checked");
+    let sb = Sandbox::new();
+    sb.write("inc/h.h", "#define H 1\n")
+        .write("a.c", "#include \"h.h\"\nint f(void) { return H; }\n");
+    let fifo = sb.outside("fifo");
+    sb.program("mkfifo").args([&fifo]).status(0);
+    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    let compile = ["gcc", "-c", "a.c", "-Iinc", "-o", "a.o"];
+    let one = Machine::new(&sb, "one", env.clone());
+    one.cmd(compile).status(0);
+    one.cmd(["stop"]).status(0);
+
+    let (key, mut entry) = entry_with(&redis, "manifest");
+    let hex = entry["outputs"][0]["blob"].as_str().unwrap().to_string();
+    let blob = redis.cli(&["GET", &format!("zccache:blob:{hex}")]);
+    let mut manifest: serde_json::Value = serde_json::from_str(blob.trim()).unwrap();
+    for header in manifest["entries"][0].as_array_mut().unwrap() {
+        header["path"] = serde_json::json!(fifo.display().to_string());
+    }
+    entry["outputs"][0] = put_blob(&redis, "manifest", &manifest.to_string());
+    redis.cli(&["SET", &key, &entry.to_string()]);
+
+    let two = Machine::new(&sb, "two", env);
+    let mut child = two.cmd(compile).spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the compile hung on the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(fs::read(sb.path("a.o")).unwrap().starts_with(b"\x7fELF"));
+    two.cmd(["stop"]).status(0);
 }

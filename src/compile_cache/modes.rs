@@ -1,5 +1,7 @@
 //! File modes of stored outputs (a linked program must stay executable): one artifact
-//! output named `modes` holding `name octal-mode` lines, applied when delivering.
+//! output named `modes` holding `name octal-mode` lines, applied when delivering. Only the
+//! permission bits (0o777) are ever kept or applied: an entry (perhaps from a remote anyone
+//! can write) never makes a setuid, setgid or sticky file.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -11,9 +13,12 @@ use crate::daemon::protocol::Artifact;
 /// The artifact output holding the other outputs' modes.
 pub(super) const MODES: &str = "modes";
 
-/// The mode bits of `path` (0644 when it cannot be read).
+/// The permission bits a delivered file may get.
+const PERMISSIONS: u32 = 0o777;
+
+/// The permission bits of `path` (0644 when it cannot be read).
 pub(super) fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777)
+    std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & PERMISSIONS)
 }
 
 /// The `modes` output for these (output name, mode) pairs.
@@ -36,7 +41,7 @@ pub(super) fn recorded(artifact: &Artifact) -> BTreeMap<&str, u32> {
         .lines()
         .filter_map(|line| {
             let (name, mode) = line.rsplit_once(' ')?;
-            Some((name, u32::from_str_radix(mode, 8).ok()?))
+            Some((name, u32::from_str_radix(mode, 8).ok()? & PERMISSIONS))
         })
         .collect()
 }
@@ -63,5 +68,13 @@ mod tests {
         let modes = recorded(&artifact);
         assert_eq!(modes.get("output"), Some(&0o755));
         assert_eq!(modes.get("side:app.map"), Some(&0o644));
+        let (name, bytes) = record([("output", 0o4755), ("side:x", 0o7777)]);
+        let forged = Artifact {
+            outputs: vec![(name, bytes)],
+            ..Artifact::default()
+        };
+        let modes = recorded(&forged);
+        assert_eq!(modes.get("output"), Some(&0o755), "setuid dropped");
+        assert_eq!(modes.get("side:x"), Some(&0o777));
     }
 }

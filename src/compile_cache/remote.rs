@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::remote_backends::{self, Backend};
+use super::remote_backends::{self, Backend, Fetched};
 use crate::fingerprint::now_ms;
 
 /// Env var naming the remote (`redis://host:port/db`).
@@ -25,6 +25,10 @@ pub const REMOTE_ENV: &str = "ZCCACHE_REMOTE";
 pub const READONLY_ENV: &str = "ZCCACHE_REMOTE_READONLY";
 /// Env var prefixing every remote key, so projects and toolchains do not mix.
 pub const NAMESPACE_ENV: &str = "ZCCACHE_REMOTE_NAMESPACE";
+/// Env var holding the secret that signs uploaded entries and is required of fetched ones.
+pub const KEY_ENV: &str = "ZCCACHE_REMOTE_KEY";
+/// Env var naming a file that holds that secret.
+pub const KEY_FILE_ENV: &str = "ZCCACHE_REMOTE_KEY_FILE";
 /// How long the remote stays off after an error.
 const BACK_OFF_MS: u64 = 30_000;
 /// Bytes waiting for upload at most; past it, stores are not uploaded.
@@ -66,11 +70,44 @@ pub struct RemoteCounts {
     pub errors: AtomicU64,
 }
 
+/// How the remote tier is configured (resolved by `user_config::remote_settings` from the
+/// environment or the user's own config file).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteSettings {
+    /// `redis://host:port/db` or `s3://bucket/prefix`.
+    pub url: String,
+    /// Key prefix.
+    pub namespace: String,
+    /// Pull only.
+    pub readonly: bool,
+    /// Signs uploads and is required of fetched entries (derived from the secret).
+    pub signing_key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for RemoteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSettings")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .field("readonly", &self.readonly)
+            .field("signed", &self.signing_key.is_some())
+            .finish()
+    }
+}
+
+/// The entry-signing key of a secret (surrounding whitespace ignored); `None` for an empty
+/// one.
+pub fn signing_key(secret: &[u8]) -> Option<[u8; 32]> {
+    let secret = secret.trim_ascii();
+    (!secret.is_empty()).then(|| blake3::derive_key("zccache 2026 remote entry signature", secret))
+}
+
 /// The remote tier of one daemon.
 pub struct Remote {
     backend: Arc<dyn Backend>,
     namespace: String,
     readonly: bool,
+    signing_key: Option<[u8; 32]>,
     queue: Mutex<Option<SyncSender<Upload>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
     health: Arc<Health>,
@@ -88,19 +125,15 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// The remote the environment names, if any; an unusable URL is an error message.
-    pub fn from_env() -> Option<Result<Arc<Remote>, String>> {
-        let url = std::env::var(REMOTE_ENV).ok().filter(|u| !u.is_empty())?;
-        let readonly = std::env::var(READONLY_ENV).is_ok_and(|v| v == "1" || v == "true");
-        let namespace = std::env::var(NAMESPACE_ENV)
-            .ok()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "zccache".to_string());
-        Some(Remote::new(&url, &namespace, readonly))
-    }
-
-    /// A remote at `url` (not contacted until first used).
-    pub fn new(url: &str, namespace: &str, readonly: bool) -> Result<Arc<Remote>, String> {
+    /// The remote `settings` name (not contacted until first used).
+    pub fn new(settings: &RemoteSettings) -> Result<Arc<Remote>, String> {
+        let RemoteSettings {
+            url,
+            namespace,
+            readonly,
+            signing_key,
+        } = settings;
+        let readonly = *readonly;
         let backend: Arc<dyn Backend> = remote_backends::open(url, namespace)
             .map_err(|e| format!("{REMOTE_ENV}={url}: {e}"))?
             .into();
@@ -108,6 +141,7 @@ impl Remote {
             backend,
             namespace: namespace.to_string(),
             readonly,
+            signing_key: *signing_key,
             queue: Mutex::new(None),
             uploader: Mutex::new(None),
             health: Arc::default(),
@@ -135,13 +169,43 @@ impl Remote {
         self.readonly
     }
 
-    /// The value of `key` (`entry:...`, `blob:...`); `None` when absent, off or failing.
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+    /// True when uploads are signed and fetched entries must carry a valid signature.
+    pub fn signs(&self) -> bool {
+        self.signing_key.is_some()
+    }
+
+    /// The signature (hex keyed blake3) of an unsigned entry's bytes, when signing.
+    pub fn sign(&self, unsigned_entry: &[u8]) -> Option<String> {
+        let key = self.signing_key.as_ref()?;
+        Some(blake3::keyed_hash(key, unsigned_entry).to_hex().to_string())
+    }
+
+    /// True when an entry may be used: no key configured, or `mac` is its valid signature
+    /// (compared in constant time).
+    pub fn signature_holds(&self, unsigned_entry: &[u8], mac: Option<&str>) -> bool {
+        let Some(key) = &self.signing_key else {
+            return true;
+        };
+        let Some(given) = mac.and_then(|m| blake3::Hash::from_hex(m).ok()) else {
+            return false;
+        };
+        blake3::keyed_hash(key, unsigned_entry) == given
+    }
+
+    /// The value of `key` (`entry:...`, `blob:...`) if it is at most `limit` bytes (read no
+    /// further); `None` when absent, larger, off or failing.
+    pub fn get(&self, key: &str, limit: u64) -> Option<Vec<u8>> {
         if self.health.is_off() {
             return None;
         }
-        match self.backend.get(key) {
-            Ok(value) => value,
+        match self.backend.get(key, limit) {
+            Ok(Fetched::TooLarge) => {
+                self.counts.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("remote value {key:?} is over {limit} bytes: refused");
+                None
+            }
+            Ok(Fetched::Absent) => None,
+            Ok(Fetched::Value(value)) => Some(value),
             Err(err) => {
                 self.health.failed(&self.counts, &err);
                 None
@@ -261,21 +325,49 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    fn at(url: &str) -> RemoteSettings {
+        RemoteSettings {
+            url: url.to_string(),
+            namespace: "ns".to_string(),
+            readonly: true,
+            signing_key: None,
+        }
+    }
+
     #[test]
     fn redis_and_s3_urls_only() {
-        assert!(Remote::new("http://cache/x", "ns", true).is_err());
-        assert!(Remote::new("s3:///x", "ns", true).is_err());
-        assert!(Remote::new("redis://127.0.0.1:1/0", "ns", true).is_ok());
-        assert!(Remote::new("s3://bucket/prefix", "ns", true).is_ok());
+        assert!(Remote::new(&at("http://cache/x")).is_err());
+        assert!(Remote::new(&at("s3:///x")).is_err());
+        assert!(Remote::new(&at("redis://127.0.0.1:1/0")).is_ok());
+        assert!(Remote::new(&at("s3://bucket/prefix")).is_ok());
+    }
+
+    #[test]
+    fn signatures_need_the_key() {
+        let unsigned = Remote::new(&at("redis://127.0.0.1:1/0")).unwrap();
+        assert!(unsigned.signature_holds(b"entry", None));
+        let keyed = |secret: &[u8]| {
+            let mut settings = at("redis://127.0.0.1:1/0");
+            settings.signing_key = signing_key(secret);
+            Remote::new(&settings).unwrap()
+        };
+        let (ours, theirs) = (keyed(b"team secret\n"), keyed(b"another"));
+        let mac = ours.sign(b"entry").unwrap();
+        assert!(ours.signature_holds(b"entry", Some(&mac)));
+        assert!(!ours.signature_holds(b"entry!", Some(&mac)));
+        assert!(!ours.signature_holds(b"entry", None));
+        assert!(!ours.signature_holds(b"entry", Some("zz")));
+        assert!(!theirs.signature_holds(b"entry", Some(&mac)));
+        assert_eq!(signing_key(b" \n"), None);
     }
 
     #[test]
     fn an_unreachable_remote_is_a_quiet_miss_then_off() {
-        let remote = Remote::new("redis://127.0.0.1:1/0", "ns", true).unwrap();
-        assert_eq!(remote.get("entry:x"), None);
+        let remote = Remote::new(&at("redis://127.0.0.1:1/0")).unwrap();
+        assert_eq!(remote.get("entry:x", 100), None);
         assert!(remote.health.is_off());
         assert_eq!(remote.counts.errors.load(Ordering::Relaxed), 1);
-        assert_eq!(remote.get("entry:x"), None);
+        assert_eq!(remote.get("entry:x", 100), None);
         assert_eq!(
             remote.counts.errors.load(Ordering::Relaxed),
             1,

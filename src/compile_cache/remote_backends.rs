@@ -11,12 +11,33 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A key-value store of byte strings.
 pub trait Backend: Send + Sync {
-    /// The value of `key`, `None` when absent.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// The value of `key` if it is at most `limit` bytes; a longer one is never read whole.
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, String>;
     /// True when `key` has a value.
     fn exists(&self, key: &str) -> Result<bool, String>;
     /// Sets `key` to `value`.
     fn put(&self, key: &str, value: &[u8]) -> Result<(), String>;
+}
+
+/// What a bounded read found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// No value (or an empty one: nothing zccache stores remotely is empty).
+    Absent,
+    /// A value longer than the limit.
+    TooLarge,
+    /// The value.
+    Value(Vec<u8>),
+}
+
+impl Fetched {
+    fn of(value: Vec<u8>, limit: u64) -> Fetched {
+        match value.len() as u64 {
+            0 => Fetched::Absent,
+            n if n > limit => Fetched::TooLarge,
+            _ => Fetched::Value(value),
+        }
+    }
 }
 
 /// The backend `url` names; keys are prefixed with `namespace`.
@@ -77,8 +98,16 @@ impl Redis {
 }
 
 impl Backend for Redis {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.with(|con| redis::cmd("GET").arg(self.key(key)).query(con))
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, String> {
+        // GETRANGE reads at most limit + 1 bytes: enough to tell a value is too large.
+        let value: Vec<u8> = self.with(|con| {
+            redis::cmd("GETRANGE")
+                .arg(self.key(key))
+                .arg(0)
+                .arg(limit)
+                .query(con)
+        })?;
+        Ok(Fetched::of(value, limit))
     }
 
     fn exists(&self, key: &str) -> Result<bool, String> {
@@ -144,10 +173,19 @@ impl S3 {
 }
 
 impl Backend for S3 {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, String> {
+        // The size first (a ranged read of a shorter object is an error to opendal).
+        let size = match self.operator.stat(&self.path(key)) {
+            Ok(meta) => meta.content_length(),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Fetched::Absent),
+            Err(e) => return Err(e.to_string()),
+        };
+        if size > limit {
+            return Ok(Fetched::TooLarge);
+        }
         match self.operator.read(&self.path(key)) {
-            Ok(buffer) => Ok(Some(buffer.to_vec())),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Ok(buffer) => Ok(Fetched::of(buffer.to_vec(), limit)),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(Fetched::Absent),
             Err(e) => Err(e.to_string()),
         }
     }

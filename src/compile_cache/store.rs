@@ -20,6 +20,11 @@ use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, write_file_atomic};
 
 const ENTRY_VERSION: u32 = 1;
+/// Largest entry file read (its JSON names blobs; real ones are a few hundred bytes).
+pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
+/// Largest blob an entry may name, and largest sum of an entry's blobs.
+const MAX_BLOB_BYTES: u64 = 1 << 30;
+const MAX_ARTIFACT_BYTES: u64 = 2 << 30;
 
 /// One output of an artifact in an entry file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +43,10 @@ struct Entry {
     stdout: OutputRef,
     stderr: OutputRef,
     exit_code: i32,
+    /// On the remote only: keyed blake3 of the entry without this field, when uploads are
+    /// signed (`ZCCACHE_REMOTE_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
 }
 
 /// Sizes after a trim.
@@ -104,7 +113,7 @@ impl Store {
     pub fn put(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
         let (written, entry) = self.put_local(key, artifact)?;
         if let Some(remote) = self.remote.as_ref().filter(|r| !r.readonly()) {
-            remote.upload(upload(key, &entry, artifact)?);
+            remote.upload(upload(key, entry, artifact, remote)?);
         }
         Ok(written)
     }
@@ -134,6 +143,7 @@ impl Store {
             stdout: blob("stdout", &artifact.stdout)?,
             stderr: blob("stderr", &artifact.stderr)?,
             exit_code: artifact.exit_code,
+            mac: None,
         };
         fs::create_dir_all(&self.entries)?;
         let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
@@ -173,27 +183,35 @@ impl Store {
             return Ok(None);
         };
         let counts = &remote.counts;
-        let Some(bytes) = remote.get(&format!("entry:{key}")) else {
+        let Some(bytes) = remote.get(&format!("entry:{key}"), MAX_ENTRY_BYTES) else {
             counts.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
-        let refuse = || {
+        let refuse = |why: &str| {
             counts.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("remote entry {key:?} failed verification: refused");
+            tracing::warn!("remote entry {key:?} refused: {why}");
             Ok(None)
         };
-        let Some(entry) = serde_json::from_slice::<Entry>(&bytes)
+        let Some(mut entry) = serde_json::from_slice::<Entry>(&bytes)
             .ok()
             .filter(|e| e.is_for(key))
         else {
-            return refuse();
+            return refuse("not an entry for this key, or names that are not plain file names");
         };
+        let mac = entry.mac.take();
+        let unsigned = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        if !remote.signature_holds(&unsigned, mac.as_deref()) {
+            return refuse("unsigned or badly signed (ZCCACHE_REMOTE_KEY is set)");
+        }
         let fetched = entry.assemble(|blob| {
-            let bytes = remote.get(&format!("blob:{}", blob.blob.to_hex()));
+            if blob.size == 0 {
+                return Ok(Some(Vec::new()).filter(|b| blob.holds(b)));
+            }
+            let bytes = remote.get(&format!("blob:{}", blob.blob.to_hex()), blob.size);
             Ok(bytes.filter(|b| blob.holds(b)))
         })?;
         let Some(artifact) = fetched else {
-            return refuse();
+            return refuse("a blob is missing or not what its name says");
         };
         self.put_local(key, &artifact)?;
         counts.hits.fetch_add(1, Ordering::Relaxed);
@@ -356,8 +374,9 @@ impl Store {
     }
 }
 
-/// The upload of a stored entry: every blob it names, then the entry.
-fn upload(key: &str, entry: &Entry, artifact: &Artifact) -> io::Result<Upload> {
+/// The upload of a stored entry: every blob it names, then the entry (signed when the
+/// remote signs).
+fn upload(key: &str, mut entry: Entry, artifact: &Artifact, remote: &Remote) -> io::Result<Upload> {
     let mut blobs: Vec<(String, Vec<u8>)> = entry
         .outputs
         .iter()
@@ -368,9 +387,10 @@ fn upload(key: &str, entry: &Entry, artifact: &Artifact) -> io::Result<Upload> {
     blobs.push((entry.stderr.blob.to_hex(), artifact.stderr.clone()));
     blobs.sort_by(|a, b| a.0.cmp(&b.0));
     blobs.dedup_by(|a, b| a.0 == b.0);
+    entry.mac = remote.sign(&serde_json::to_vec(&entry).map_err(io::Error::other)?);
     Ok(Upload {
         key: key.to_string(),
-        entry: serde_json::to_vec(entry).map_err(io::Error::other)?,
+        entry: serde_json::to_vec(&entry).map_err(io::Error::other)?,
         blobs,
     })
 }
@@ -383,9 +403,25 @@ impl OutputRef {
 }
 
 impl Entry {
-    /// True when this entry is of this format and was written for `key`.
+    /// True when this entry is of this format, was written for `key`, and is sound: every
+    /// output name a plain file name (names are data: `side:../../x` or `/etc/x` never
+    /// become paths) and every size within the caps.
     fn is_for(&self, key: &str) -> bool {
-        self.version == ENTRY_VERSION && self.key == key
+        let plain = |name: &str| {
+            let last = name.rsplit(':').next().unwrap_or(name);
+            !name.is_empty() && !name.contains(['/', '\0']) && !matches!(last, "" | "." | "..")
+        };
+        let sizes: Vec<u64> = self
+            .outputs
+            .iter()
+            .chain([&self.stdout, &self.stderr])
+            .map(|o| o.size)
+            .collect();
+        self.version == ENTRY_VERSION
+            && self.key == key
+            && self.outputs.iter().all(|o| plain(&o.name))
+            && sizes.iter().all(|s| *s <= MAX_BLOB_BYTES)
+            && sizes.iter().sum::<u64>() <= MAX_ARTIFACT_BYTES
     }
 
     /// The artifact this entry names, each blob from `read` (`None`: one is missing or

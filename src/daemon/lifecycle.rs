@@ -143,7 +143,6 @@ pub fn spawn_daemon(paths: &DaemonPaths) -> io::Result<Started> {
         .current_dir("/")
         .env(DIR_ENV, &paths.dir)
         .env(READY_FD_ENV, READY_FD.to_string())
-        .envs(crate::config::remote_env(&std::env::current_dir()?))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -130,12 +130,16 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     result
 }
 
-/// `store` with the remote tier `ZCCACHE_REMOTE` names, if any (a bad URL is logged and
+/// `store` with the remote tier the user configured, if any (a bad setting is logged and
 /// the store stays local).
 fn with_remote(store: Store) -> Store {
-    match Remote::from_env() {
+    match crate::user_config::remote_settings().map(|s| s.and_then(|s| Remote::new(&s))) {
         Some(Ok(remote)) => {
-            tracing::info!(readonly = remote.readonly(), "remote cache tier on");
+            tracing::info!(
+                readonly = remote.readonly(),
+                signed = remote.signs(),
+                "remote cache tier on"
+            );
             store.with_remote(remote)
         }
         Some(Err(message)) => {

@@ -100,6 +100,15 @@ impl Sandbox {
             .env("MARKER", self.marker())
     }
 
+    /// Writes the user's own config file (`$XDG_CONFIG_HOME/zccache/config.toml`, which
+    /// every command of the sandbox sees).
+    pub fn user_config(&self, text: &str) -> &Self {
+        let path = self.dir.path().join("config/zccache/config.toml");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+        self
+    }
+
     /// The state directory (`ZCCACHE_DIR`).
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
@@ -171,7 +180,10 @@ impl Cmd {
                 command.env_remove(name);
             }
         }
+        // The user's own config file is the sandbox's (see `Sandbox::user_config`).
+        let config_home = state.with_file_name("config");
         command
+            .env("XDG_CONFIG_HOME", config_home)
             .env("ZCCACHE_DIR", state)
             .env("ZCCACHE_IDLE_TIMEOUT", "120")
             .current_dir(cwd);

@@ -383,6 +383,17 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
 /// Writes a hit's outputs into the output directory, dep-info naming it.
 fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()> {
     let out_dir = req.cwd.join(&c.out_dir);
+    // Only the files this command line makes are written (an entry's names are data).
+    let expected = c.output_names();
+    if let Some((name, _)) = artifact
+        .outputs
+        .iter()
+        .find(|(name, _)| name != modes::MODES && !expected.contains(name))
+    {
+        return Err(io::Error::other(format!(
+            "entry names an unexpected output {name:?}"
+        )));
+    }
     std::fs::create_dir_all(&out_dir)?;
     let modes = modes::recorded(artifact);
     for (name, bytes) in &artifact.outputs {
