@@ -79,10 +79,13 @@ fn start_status_stop_and_auto_start() {
 #[test]
 fn state_dir_and_socket_are_private() {
     let sb = Sandbox::new();
-    sb.cmd(["start"]).status(0);
+    let state = sb.outside("fresh/state");
+    let cmd = |verb: &str| sb.cmd([verb]).env("ZCCACHE_DIR", &state);
+    cmd("start").status(0);
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&sb.state()), 0o700);
-    assert_eq!(mode(&sb.state().join("daemon.sock")), 0o600);
+    let modes = (mode(&state), mode(&state.join("daemon.sock")));
+    cmd("stop").status(0);
+    assert_eq!(modes, (0o700, 0o600));
 }
 
 #[test]

@@ -346,3 +346,58 @@ fn issue_g_a_fifo_in_a_forged_manifest_is_never_opened() {
     assert!(fs::read(sb.path("a.o")).unwrap().starts_with(b"\x7fELF"));
     two.cmd(["stop"]).status(0);
 }
+
+/// `field` of /proc/PID/status in kB, or utime+stime ticks for "cpu".
+fn proc_stat(pid: u64, field: &str) -> u64 {
+    if field == "cpu" {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue G.8: clients are bounded. Connections beyond the fd budget wait instead of making
+/// the accept loop spin; a frame header announcing the 256 MiB maximum allocates nothing
+/// until the bytes arrive; the daemon answers again once the flood is gone.
+#[test]
+fn issue_g_a_flood_of_clients_neither_spins_nor_balloons_the_daemon() {
+    let sb = Sandbox::new();
+    sb.program("prlimit")
+        .args(["--nofile=48", "--", crate::support::ZCCACHE, "start"])
+        .status(0);
+    let pid = daemon_pid(&sb);
+    let socket = sb.state().join("daemon.sock");
+    let size_before = proc_stat(pid, "VmSize:");
+    let huge = zccache::daemon::frame::MAX_FRAME.to_le_bytes();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        std::io::Write::write_all(&mut stream, &huge).unwrap();
+        std::io::Write::write_all(&mut stream, b"x").unwrap();
+        held.push(stream);
+    }
+    for _ in 0..60 {
+        held.push(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+    }
+    let ticks_before = proc_stat(pid, "cpu");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let ticks = proc_stat(pid, "cpu") - ticks_before;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        ticks < per_second,
+        "the daemon burned {ticks} ticks in 2 s with its connections full"
+    );
+    let grown_mib = proc_stat(pid, "VmSize:").saturating_sub(size_before) / 1024;
+    assert!(
+        grown_mib < 512,
+        "8 announced 256 MiB frames grew it by {grown_mib} MiB"
+    );
+    drop(held);
+    sb.cmd(["status"]).status(0);
+    assert_eq!(daemon_pid(&sb), pid);
+}

@@ -14,8 +14,12 @@ use crate::daemon::server;
 use crate::fingerprint::thousands;
 use crate::ui::Ui;
 
-/// How long `stop` waits for the daemon to exit.
-const STOP_WAIT: Duration = Duration::from_secs(30);
+/// How long `stop` waits for the daemon to exit: as long as its own shutdown may take
+/// (in-flight requests, then the remote uploads), and a little more.
+const STOP_WAIT: Duration =
+    Duration::from_secs(server::DRAIN_TIMEOUT.as_secs() + server::UPLOAD_DRAIN.as_secs() + 5);
+/// After this long, `stop` says what it is waiting for.
+const STOP_NOTE: Duration = Duration::from_secs(2);
 
 /// `zccache start`.
 pub fn start() -> anyhow::Result<ExitCode> {
@@ -35,7 +39,13 @@ pub fn stop() -> anyhow::Result<ExitCode> {
     match client::call_running(&paths, &Request::Shutdown)? {
         None => Ui::default().say("no daemon running"),
         Some(_) => {
-            lifecycle::wait_lock_free(&paths, STOP_WAIT)?;
+            if lifecycle::wait_lock_free(&paths, STOP_NOTE).is_err() {
+                Ui::default().say(format_args!(
+                    "waiting for the daemon to finish its requests and uploads (up to {} s)",
+                    STOP_WAIT.as_secs()
+                ));
+                lifecycle::wait_lock_free(&paths, STOP_WAIT)?;
+            }
             Ui::default().say("daemon stopped");
         }
     }

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
-use crate::compile_cache::args::{is_c_driver, names_stdin};
+use crate::compile_cache::args::{
+    Classified, classify, expand_response_files, is_c_driver, names_stdin,
+};
 use crate::compile_cache::link_args::{is_archiver, is_linker};
 use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
 use crate::daemon::client::{self, ClientError};
@@ -54,10 +56,17 @@ fn is_link_tool(tool: &Path) -> bool {
     is_archiver(name) || is_linker(name)
 }
 
-/// True for the tools the daemon serves: C drivers, rustc, clippy-driver, `ar`, `ld`.
-/// Anything else (`zccache sh -c ...`) is no compiler and runs directly.
-fn is_served_tool(tool: &Path) -> bool {
-    is_c_driver(tool) || is_rustc(tool) || is_clippy_driver(tool) || is_link_tool(tool)
+/// True for what the daemon serves: C drivers, rustc, clippy-driver, `ar`, `ld`, and a
+/// compiler of another name (`zccache /opt/x/bin/cc1 -c a.c`) whose arguments are a C
+/// compile. Anything else (`zccache sh -c cat`) is no compiler and runs directly.
+fn is_served(tool: &Path, args: &[String], cwd: &Path) -> bool {
+    let named = is_c_driver(tool) || is_rustc(tool) || is_clippy_driver(tool);
+    named
+        || is_link_tool(tool)
+        || matches!(
+            classify(&expand_response_files(args, cwd)),
+            Classified::Cacheable(_) | Classified::Several(_)
+        )
 }
 
 /// Flags whose value is an output or a name, never read.
@@ -134,7 +143,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         return exec(&compiler, rest);
     };
     let reads_stdin = reads_stdin(&args);
-    if !is_served_tool(&compiler)
+    if !is_served(&compiler, &args, &cwd)
         || args.iter().any(|a| names_process_file(a))
         || (reads_stdin && is_link_tool(&compiler))
     {

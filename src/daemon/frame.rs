@@ -21,6 +21,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest body accepted: room for compile artifacts, never an unbounded allocation.
 pub const MAX_FRAME: u32 = 256 << 20;
+/// Bytes reserved for a body before any arrive; it grows with what the peer really sends.
+pub const INITIAL_BODY: usize = 64 << 10;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +124,12 @@ pub fn write_frame<T: Serialize>(writer: &mut impl Write, message: &T) -> Result
 pub fn read_frame(reader: &mut impl Read) -> Result<Frame, FrameError> {
     let mut prefix = [0u8; 4];
     reader.read_exact(&mut prefix)?;
-    let mut body = vec![0u8; body_len(prefix)?];
-    reader.read_exact(&mut body)?;
+    let len = body_len(prefix)?;
+    let mut body = Vec::with_capacity(len.min(INITIAL_BODY));
+    reader.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Frame::from_body(body)
 }
 

@@ -26,12 +26,19 @@ use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
 const DEFAULT_IDLE_SECS: u64 = 3600;
-/// How long a connected client may stay silent before it is dropped.
+/// How long a new connection may take to send its first request (clients send it at once).
+const FIRST_REQUEST: Duration = Duration::from_secs(5);
+/// How long a connected client may stay silent between requests, or take to read a reply.
 const CLIENT_SILENCE: Duration = Duration::from_secs(30);
 /// How long queued uploads to the remote tier may take at shutdown.
-const UPLOAD_DRAIN: Duration = Duration::from_secs(10);
+pub const UPLOAD_DRAIN: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once at most (and never more than half the fd limit, so the
+/// daemon keeps descriptors for its own files and compilers); more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// Pause after a failed accept (the fd limit reached): no busy loop.
+const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
 
 /// Everything the connection tasks share.
 pub struct Shared {
@@ -175,17 +182,18 @@ async fn accept_loop(
     idle: Duration,
 ) -> anyhow::Result<()> {
     let listener = UnixListener::from_std(listener)?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let last = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
         let idle_deadline = shared.started + last + idle;
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = accept(&listener, &slots) => {
+                if let Some((stream, slot)) = accepted {
                     shared.touch();
                     shared.in_flight.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(connection(stream, Arc::clone(&shared)));
+                    tokio::spawn(connection(stream, Arc::clone(&shared), slot));
                 }
             }
             () = shared.shutdown.notified() => break,
@@ -219,15 +227,53 @@ async fn drain(shared: &Shared) {
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, wait).await;
 }
 
-async fn connection(mut stream: UnixStream, shared: Arc<Shared>) {
+/// The next connection, once a slot is free; `None` after a failed accept (logged, then a
+/// pause: at the fd limit accept fails at once, and retrying at once would spin).
+async fn accept(
+    listener: &UnixListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Option<(UnixStream, tokio::sync::OwnedSemaphorePermit)> {
+    let slot = Arc::clone(slots).acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, slot)),
+        Err(err) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| tracing::warn!("cannot accept a connection: {err}; backing off"));
+            tokio::time::sleep(ACCEPT_BACK_OFF).await;
+            None
+        }
+    }
+}
+
+/// `MAX_CONNECTIONS`, or half the soft fd limit when that is lower.
+fn connection_cap() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let half = usize::try_from(limit.rlim_cur / 2).unwrap_or(usize::MAX);
+    match known {
+        true => MAX_CONNECTIONS.min(half).max(4),
+        false => MAX_CONNECTIONS,
+    }
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    shared: Arc<Shared>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
     serve_connection(&mut stream, &shared).await;
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     shared.drained.notify_one();
 }
 
 async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
+    let mut silence = FIRST_REQUEST;
     loop {
-        let frame = match tokio::time::timeout(CLIENT_SILENCE, read_frame(stream)).await {
+        let frame = match tokio::time::timeout(silence, read_frame(stream)).await {
             Err(_) => return,
             Ok(Err(FrameError::Io(_))) => return,
             Ok(Err(err)) => {
@@ -236,6 +282,7 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
             }
             Ok(Ok(frame)) => frame,
         };
+        silence = CLIENT_SILENCE;
         if !frame.is_same_version() {
             let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
             return reply_error(stream, message).await;
@@ -249,7 +296,8 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
         let response = handler::handle(Arc::clone(shared), request).await;
         shared.requests.fetch_add(1, Ordering::SeqCst);
         let failed = matches!(response, Response::Error { .. });
-        if write_response(stream, &response).await.is_err() || failed {
+        let written = tokio::time::timeout(CLIENT_SILENCE, write_response(stream, &response)).await;
+        if !matches!(written, Ok(Ok(()))) || failed {
             return;
         }
         if stop {
@@ -259,11 +307,20 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
     }
 }
 
+/// One frame; the body grows as its bytes arrive, so a header announcing the maximum
+/// allocates nothing until the client really sends that much.
 async fn read_frame(stream: &mut UnixStream) -> Result<Frame, FrameError> {
     let mut prefix = [0u8; 4];
     stream.read_exact(&mut prefix).await?;
-    let mut body = vec![0u8; frame::body_len(prefix)?];
-    stream.read_exact(&mut body).await?;
+    let len = frame::body_len(prefix)?;
+    let mut body = Vec::with_capacity(len.min(frame::INITIAL_BODY));
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Frame::from_body(body)
 }
 
@@ -274,5 +331,6 @@ async fn write_response(stream: &mut UnixStream, response: &Response) -> Result<
 }
 
 async fn reply_error(stream: &mut UnixStream, message: String) {
-    let _ = write_response(stream, &Response::Error { message }).await;
+    let reply = Response::Error { message };
+    let _ = tokio::time::timeout(CLIENT_SILENCE, write_response(stream, &reply)).await;
 }

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
@@ -30,7 +31,10 @@ impl Sandbox {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::create_dir(dir.path().join("root")).unwrap();
-        fs::create_dir(dir.path().join("state")).unwrap();
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.path().join("state"))
+            .unwrap();
         Sandbox { dir }
     }
 
