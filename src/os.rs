@@ -147,3 +147,17 @@ pub fn process_alive(pid: u32) -> bool {
     let result = unsafe { libc::kill(pid, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// This process's umask (read by setting it and putting it straight back; call it before
+/// threads that create files start).
+pub fn current_umask() -> u32 {
+    // SAFETY: umask cannot fail; the old value is restored at once.
+    let mask = unsafe {
+        let mask = libc::umask(0o077);
+        libc::umask(mask);
+        mask
+    };
+    // mode_t is u32 on Linux and u16 on macOS.
+    #[allow(clippy::useless_conversion)]
+    u32::from(mask)
+}

@@ -401,3 +401,32 @@ fn issue_g_a_flood_of_clients_neither_spins_nor_balloons_the_daemon() {
     sb.cmd(["status"]).status(0);
     assert_eq!(daemon_pid(&sb), pid);
 }
+
+/// Issue G.9: outputs get the client's umask, as the compiler would give them: under umask
+/// 077 a miss and a hit write a 0600 object and a 0700 program (the daemon's is 022).
+#[test]
+fn issue_g_outputs_follow_the_clients_umask() {
+    let sb = Sandbox::new();
+    sb.write("a.c", "int main(void) { return 0; }\n");
+    let under_077 = |line: &str| {
+        sb.program("sh")
+            .args(["-c", &format!("umask 077; exec \"$Z\" {line}")])
+            .env("Z", crate::support::ZCCACHE)
+    };
+    sb.cmd(["start"]).status(0);
+    for round in ["miss", "hit"] {
+        let _ = fs::remove_file(sb.path("a.o"));
+        let _ = fs::remove_file(sb.path("app"));
+        under_077("gcc -c a.c -o a.o").status(0);
+        under_077("gcc a.o -o app").status(0);
+        assert_eq!(mode(&sb.path("a.o")), 0o600, "{round}: object");
+        assert_eq!(mode(&sb.path("app")), 0o700, "{round}: program");
+    }
+    let d = sb.cmd(["status", "--json"]).status(0).json()["daemon"].clone();
+    assert_eq!(
+        d["cache_hits"], 2,
+        "the second round was served from the cache"
+    );
+    sb.cmd(["gcc", "-c", "a.c", "-o", "b.o"]).status(0);
+    assert_eq!(mode(&sb.path("b.o")), 0o644, "umask 022 as before");
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::compile_cache::args::{
     Classified, classify, expand_response_files, is_c_driver, names_stdin,
 };
+use crate::compile_cache::compile::UMASK_ENV;
 use crate::compile_cache::link_args::{is_archiver, is_linker};
 use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
 use crate::daemon::client::{self, ClientError};
@@ -152,7 +153,12 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     }
     let here = NormalizedPath::new(&cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(&cwd, &compiler);
-    let env = Some(std::env::vars().collect());
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.push((
+        UMASK_ENV.to_string(),
+        format!("{:o}", crate::os::current_umask()),
+    ));
+    let env = Some(env);
     // A source on stdin: the daemon's compiler gets exactly these bytes.
     let stdin = if reads_stdin {
         let mut bytes = Vec::new();

@@ -60,6 +60,42 @@ pub struct Request {
     pub env: Vec<(String, String)>,
     /// Bytes for its stdin (a `-` source).
     pub stdin: Vec<u8>,
+    /// The client's umask: the tool runs with it and delivered files get modes under it.
+    pub umask: u32,
+}
+
+/// The variable a wrapper adds to a request's environment to carry its umask (the daemon
+/// takes it out before anything sees the environment).
+pub const UMASK_ENV: &str = "ZCCACHE_CLIENT_UMASK";
+/// The umask assumed when a request carries none.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+impl Request {
+    /// A request whose umask comes out of `env` (`UMASK_ENV`, octal), default 022.
+    pub fn new(
+        compiler: PathBuf,
+        args: Vec<String>,
+        cwd: PathBuf,
+        mut env: Vec<(String, String)>,
+        stdin: Vec<u8>,
+    ) -> Self {
+        let mut umask = DEFAULT_UMASK;
+        env.retain(|(name, value)| match name == UMASK_ENV {
+            true => {
+                umask = u32::from_str_radix(value, 8).map_or(DEFAULT_UMASK, |m| m & 0o777);
+                false
+            }
+            false => true,
+        });
+        Request {
+            compiler,
+            args,
+            cwd,
+            env,
+            stdin,
+            umask,
+        }
+    }
 }
 
 /// What happened.

@@ -5,6 +5,7 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::args::Compile;
 use super::compile::Request;
 use crate::daemon::protocol::Artifact;
-use crate::fingerprint::write_file_atomic;
+use crate::fingerprint::write_file_atomic_with_mode;
 use crate::os::exit_code;
 
 /// The daemon's private directory for what misses write (`ZCCACHE_DIR/scratch`, mode
@@ -112,7 +113,7 @@ pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Re
             },
             _ => continue,
         };
-        write_output(&target, bytes)?;
+        write_output(&target, bytes, req.umask)?;
     }
     Ok(())
 }
@@ -120,8 +121,9 @@ pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Re
 /// Writes one output: over the existing file in place when it is a plain file with no
 /// other name (a rebuild: no new inode, and no flush ext4 forces on a rename over a file),
 /// else as a new file renamed into place, so no one sees it half written. Either way the
-/// bytes are a copy: nothing the build does to its output reaches the store.
-pub(super) fn write_output(target: &Path, bytes: &[u8]) -> io::Result<()> {
+/// bytes are a copy: nothing the build does to its output reaches the store. A new file gets
+/// the mode the compiler would give it under the client's `umask` (0666 masked).
+pub(super) fn write_output(target: &Path, bytes: &[u8], umask: u32) -> io::Result<()> {
     let existing = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -133,13 +135,22 @@ pub(super) fn write_output(target: &Path, bytes: &[u8]) -> io::Result<()> {
             return file.set_len(bytes.len() as u64);
         }
     }
-    write_file_atomic(target, bytes, false)
+    write_file_atomic_with_mode(target, bytes, Some(0o666 & !umask))
 }
 
 /// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
 /// stderr).
 pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
-    let mut child = Command::new(&req.compiler)
+    let umask = req.umask as libc::mode_t;
+    let mut command = Command::new(&req.compiler);
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        command.pre_exec(move || {
+            libc::umask(umask);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(args)
         .current_dir(&req.cwd)
         .env_clear()

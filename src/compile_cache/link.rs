@@ -107,7 +107,7 @@ impl LinkCache {
             if files.iter().all(|h| header_unchanged(h, &req.cwd))
                 && let Some(artifact) = self.store.get(&full_key("link", &base, files))?
             {
-                deliver(&output, &artifact)?;
+                deliver(&output, &artifact, req.umask)?;
                 return Ok(Outcome {
                     exit_code: 0,
                     stdout: artifact.stdout,
@@ -271,7 +271,7 @@ fn side_files(output: &Path, args: &[String]) -> SideFiles {
 }
 
 /// Writes a hit's output and side files, with their modes.
-fn deliver(output: &Path, artifact: &Artifact) -> io::Result<()> {
+fn deliver(output: &Path, artifact: &Artifact, umask: u32) -> io::Result<()> {
     let modes = modes::recorded(artifact);
     for (name, bytes) in &artifact.outputs {
         let target: PathBuf = match name.strip_prefix(SIDE) {
@@ -279,8 +279,8 @@ fn deliver(output: &Path, artifact: &Artifact) -> io::Result<()> {
             None if name == OUTPUT => output.to_path_buf(),
             None => continue,
         };
-        write_output(&target, bytes)?;
-        modes::apply(&modes, name, &target)?;
+        write_output(&target, bytes, umask)?;
+        modes::apply(&modes, name, &target, umask)?;
     }
     Ok(())
 }

@@ -46,10 +46,18 @@ pub(super) fn recorded(artifact: &Artifact) -> BTreeMap<&str, u32> {
         .collect()
 }
 
-/// Gives `path` the recorded mode of output `name`, if one was recorded.
-pub(super) fn apply(modes: &BTreeMap<&str, u32>, name: &str, path: &Path) -> io::Result<()> {
+/// Gives `path` the recorded mode of output `name`, if one was recorded, under the
+/// client's `umask` (as the tool itself would have created it).
+pub(super) fn apply(
+    modes: &BTreeMap<&str, u32>,
+    name: &str,
+    path: &Path,
+    umask: u32,
+) -> io::Result<()> {
     match modes.get(name) {
-        Some(mode) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)),
+        Some(mode) => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode & !umask))
+        }
         None => Ok(()),
     }
 }

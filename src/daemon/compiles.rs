@@ -100,13 +100,13 @@ fn compile_request(
     env: Option<Vec<(String, String)>>,
     stdin: Vec<u8>,
 ) -> compile::Request {
-    compile::Request {
-        compiler: PathBuf::from(compiler.as_path()),
+    compile::Request::new(
+        PathBuf::from(compiler.as_path()),
         args,
-        cwd: PathBuf::from(cwd.as_path()),
-        env: env.unwrap_or_else(|| std::env::vars().collect()),
+        PathBuf::from(cwd.as_path()),
+        env.unwrap_or_else(|| std::env::vars().collect()),
         stdin,
-    }
+    )
 }
 
 fn unknown_session(id: &str) -> Response {

@@ -248,9 +248,22 @@ static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    write_atomic(path, bytes, durable, None)
+}
+
+/// `write_file_atomic` (not durable) giving the new file exactly `mode` (set on the temp
+/// file before the rename, whatever this process's umask), when one is given.
+pub fn write_file_atomic_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    write_atomic(path, bytes, false, mode)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], durable: bool, mode: Option<u32>) -> io::Result<()> {
     let (mut file, tmp) = create_temp_beside(path)?;
     let mut write = || -> io::Result<()> {
         file.write_all(bytes)?;
+        if let Some(mode) = mode {
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        }
         if durable {
             file.sync_all()?;
         }

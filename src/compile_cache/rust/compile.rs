@@ -405,8 +405,8 @@ fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()
             false => bytes.clone(),
         };
         let path = out_dir.join(name);
-        write_output(&path, &bytes)?;
-        modes::apply(&modes, name, &path)?;
+        write_output(&path, &bytes, req.umask)?;
+        modes::apply(&modes, name, &path, req.umask)?;
     }
     Ok(())
 }
