@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use crate::compile_cache::args::{
     Classified, classify, expand_response_files, is_c_driver, names_stdin,
 };
-use crate::compile_cache::compile::UMASK_ENV;
 use crate::compile_cache::link_args::{is_archiver, is_linker};
+use crate::compile_cache::request::UMASK_ENV;
 use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};

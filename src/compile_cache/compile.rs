@@ -6,7 +6,6 @@
 //! compile, `__DATE__`/`__TIME__` in the source) means compiling for real.
 
 use std::io;
-use std::path::PathBuf;
 
 use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin};
 use super::compiler::Identities;
@@ -15,12 +14,13 @@ use super::headers::{
     Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
 };
 use super::inflight::InFlight;
-use super::invoke::{Scratch, ScratchDir, deliver, private_outputs, run};
+use super::invoke::{Scratch, ScratchDir, deliver, private_outputs, run, run_plain};
 use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
 use super::manifest::Manifest;
 use super::preprocessed::preprocessed_key;
+use super::request::{Outcome, Request, Served};
 use super::rust::{self, compile::RustCache};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
@@ -46,87 +46,6 @@ const KEYED_ENV: [&str; 12] = [
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
-
-/// A compile to serve.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The compiler (resolved path).
-    pub compiler: PathBuf,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Where it runs.
-    pub cwd: PathBuf,
-    /// Its exact environment.
-    pub env: Vec<(String, String)>,
-    /// Bytes for its stdin (a `-` source).
-    pub stdin: Vec<u8>,
-    /// The client's umask: the tool runs with it and delivered files get modes under it.
-    pub umask: u32,
-}
-
-/// The variable a wrapper adds to a request's environment to carry its umask (the daemon
-/// takes it out before anything sees the environment).
-pub const UMASK_ENV: &str = "ZCCACHE_CLIENT_UMASK";
-/// The umask assumed when a request carries none.
-pub const DEFAULT_UMASK: u32 = 0o022;
-
-impl Request {
-    /// A request whose umask comes out of `env` (`UMASK_ENV`, octal), default 022.
-    pub fn new(
-        compiler: PathBuf,
-        args: Vec<String>,
-        cwd: PathBuf,
-        mut env: Vec<(String, String)>,
-        stdin: Vec<u8>,
-    ) -> Self {
-        let mut umask = DEFAULT_UMASK;
-        env.retain(|(name, value)| match name == UMASK_ENV {
-            true => {
-                umask = u32::from_str_radix(value, 8).map_or(DEFAULT_UMASK, |m| m & 0o777);
-                false
-            }
-            false => true,
-        });
-        Request {
-            compiler,
-            args,
-            cwd,
-            env,
-            stdin,
-            umask,
-        }
-    }
-}
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Served {
-    /// Delivered from the store.
-    Hit,
-    /// Compiled and stored (or not stored when it failed).
-    Miss,
-    /// Run uncached; the reason.
-    Passthrough(&'static str),
-    /// A link or archive delivered from the store.
-    LinkHit,
-    /// A link or archive run and stored (or not stored when it failed).
-    LinkMiss,
-}
-
-/// The result the wrapper replays.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The compiler's exit status.
-    pub exit_code: i32,
-    /// Its stdout, byte for byte.
-    pub stdout: Vec<u8>,
-    /// Its stderr, byte for byte.
-    pub stderr: Vec<u8>,
-    /// How it was served.
-    pub served: Served,
-    /// Bytes of new blobs it added to the store.
-    pub stored_bytes: u64,
-}
 
 /// The header sets seen for one set of source-side inputs.
 type Headers = Manifest<Vec<Header>>;
@@ -525,26 +444,6 @@ pub fn keyed_env(compiler: &std::path::Path, env: &[(String, String)]) -> Vec<(S
         .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
         .cloned()
         .collect()
-}
-
-/// Runs the compile as given, uncached.
-pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
-    match run(req, &req.args) {
-        Ok((exit_code, stdout, stderr)) => Outcome {
-            exit_code,
-            stdout,
-            stderr,
-            served,
-            stored_bytes: 0,
-        },
-        Err(err) => Outcome {
-            exit_code: 127,
-            stdout: Vec::new(),
-            stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
-            served,
-            stored_bytes: 0,
-        },
-    }
 }
 
 /// The file name of a tool's path (empty when it has none).

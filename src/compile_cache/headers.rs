@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::args::Compile;
-use super::compile::Request;
 use super::regular;
+use super::request::Request;
 use crate::fingerprint::{Digest, mtime_ns};
 use crate::paths::lexically_absolute;
 

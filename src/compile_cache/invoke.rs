@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::Compile;
-use super::compile::Request;
+use super::request::{Outcome, Request, Served};
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::write_file_atomic_with_mode;
 use crate::os::exit_code;
@@ -175,4 +175,24 @@ pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, V
         let _ = feeder.join();
     }
     Ok((exit_code(output.status), output.stdout, output.stderr))
+}
+
+/// Runs the compile as given, uncached.
+pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
+    match run(req, &req.args) {
+        Ok((exit_code, stdout, stderr)) => Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            served,
+            stored_bytes: 0,
+        },
+        Err(err) => Outcome {
+            exit_code: 127,
+            stdout: Vec::new(),
+            stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
+            served,
+            stored_bytes: 0,
+        },
+    }
 }

@@ -10,15 +10,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::compile::{Outcome, Request, Served, run_plain};
 use super::compiler::Identities;
 use super::depfile::prerequisites;
 use super::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
+use super::invoke::run_plain;
 use super::invoke::{Scratch, ScratchDir, run, write_output};
 use super::keying;
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
 use super::modes;
+use super::request::{Outcome, Request, Served};
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, mtime_ns, now_ns};

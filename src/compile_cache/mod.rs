@@ -20,6 +20,7 @@ mod preprocessed;
 mod regular;
 pub mod remote;
 mod remote_backends;
+pub mod request;
 pub mod rust;
 pub mod store;
 pub mod system_dirs;

@@ -6,8 +6,8 @@
 
 use std::io;
 
-use super::compile::Request;
 use super::invoke::run;
+use super::request::Request;
 use crate::fingerprint::Digest;
 
 /// Flags that name outputs or dependency files, with their value as the next argument.

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use super::args::Compile;
-use super::compile::Request;
+use super::request::Request;
 use crate::fingerprint::Digest;
 use crate::paths::lexically_absolute;
 

@@ -10,7 +10,8 @@ use super::handler::{account_store, blocking};
 use super::protocol::{NormalizedPath, Request, Response};
 use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
-use crate::compile_cache::compile::{self, Served};
+use crate::compile_cache::compile;
+use crate::compile_cache::request::{self, Served};
 
 /// Answers a compile or session request (other requests are not routed here).
 pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
@@ -99,8 +100,8 @@ fn compile_request(
     cwd: &NormalizedPath,
     env: Option<Vec<(String, String)>>,
     stdin: Vec<u8>,
-) -> compile::Request {
-    compile::Request::new(
+) -> request::Request {
+    request::Request::new(
         PathBuf::from(compiler.as_path()),
         args,
         PathBuf::from(cwd.as_path()),
@@ -126,7 +127,7 @@ enum Tool {
 /// Serves a compile or link, counts it daemon-wide and in its session, and journals it.
 fn serve(
     shared: &Shared,
-    req: &compile::Request,
+    req: &request::Request,
     session_id: Option<String>,
     tool: Tool,
 ) -> Response {

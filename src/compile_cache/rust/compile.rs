@@ -17,14 +17,15 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::args::{RustClassified, RustCompile, classify};
-use crate::compile_cache::compile::{Outcome, Request, Served, run_plain};
 use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
+use crate::compile_cache::invoke::run_plain;
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
 use crate::compile_cache::modes;
 use crate::compile_cache::regular;
+use crate::compile_cache::request::{Outcome, Request, Served};
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};

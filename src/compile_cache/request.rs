@@ -1,0 +1,86 @@
+//! What the compile cache is asked and what it answers: one compile or link (`Request`, as
+//! the daemon builds it from a wrapper's message) and its `Outcome` (what the wrapper
+//! replays, and how it was served). Shared by the C, Rust and link paths and the daemon.
+
+use std::path::PathBuf;
+
+/// A compile to serve.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The compiler (resolved path).
+    pub compiler: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it runs.
+    pub cwd: PathBuf,
+    /// Its exact environment.
+    pub env: Vec<(String, String)>,
+    /// Bytes for its stdin (a `-` source).
+    pub stdin: Vec<u8>,
+    /// The client's umask: the tool runs with it and delivered files get modes under it.
+    pub umask: u32,
+}
+
+/// The variable a wrapper adds to a request's environment to carry its umask (the daemon
+/// takes it out before anything sees the environment).
+pub const UMASK_ENV: &str = "ZCCACHE_CLIENT_UMASK";
+/// The umask assumed when a request carries none.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+impl Request {
+    /// A request whose umask comes out of `env` (`UMASK_ENV`, octal), default 022.
+    pub fn new(
+        compiler: PathBuf,
+        args: Vec<String>,
+        cwd: PathBuf,
+        mut env: Vec<(String, String)>,
+        stdin: Vec<u8>,
+    ) -> Self {
+        let mut umask = DEFAULT_UMASK;
+        env.retain(|(name, value)| match name == UMASK_ENV {
+            true => {
+                umask = u32::from_str_radix(value, 8).map_or(DEFAULT_UMASK, |m| m & 0o777);
+                false
+            }
+            false => true,
+        });
+        Request {
+            compiler,
+            args,
+            cwd,
+            env,
+            stdin,
+            umask,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Delivered from the store.
+    Hit,
+    /// Compiled and stored (or not stored when it failed).
+    Miss,
+    /// Run uncached; the reason.
+    Passthrough(&'static str),
+    /// A link or archive delivered from the store.
+    LinkHit,
+    /// A link or archive run and stored (or not stored when it failed).
+    LinkMiss,
+}
+
+/// The result the wrapper replays.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The compiler's exit status.
+    pub exit_code: i32,
+    /// Its stdout, byte for byte.
+    pub stdout: Vec<u8>,
+    /// Its stderr, byte for byte.
+    pub stderr: Vec<u8>,
+    /// How it was served.
+    pub served: Served,
+    /// Bytes of new blobs it added to the store.
+    pub stored_bytes: u64,
+}
