@@ -108,6 +108,10 @@ pub struct SessionStartArgs {
     /// Add profiling fields to the session journal.
     #[arg(long)]
     pub profile: bool,
+    /// End the session when this process exits (without it, the session lasts until
+    /// session-end or an hour without compiles).
+    #[arg(long, value_name = "PID")]
+    pub owner_pid: Option<u32>,
 }
 
 /// `zccache session-stats | session-end ID`.

@@ -271,6 +271,72 @@ fn twenty_identical_compiles_at_once_compile_once() {
     assert_eq!(object(&sb), reference, "the store holds a whole object");
 }
 
+/// Issue G.10: the README's idiom, `ID=$(zccache session-start ... | jq -r .session_id)`,
+/// records the subshell as the client; the session must outlive it (and a second
+/// session-start, which reaps), or later compiles run outside it with no journal line.
+/// Issue G.12: link hits and misses count as hits and misses; a compile in an ended session
+/// says so instead of "daemon unavailable".
+#[test]
+fn issue_g_sessions_outlive_the_shell_idiom_and_count_links() {
+    let sb = project();
+    let script = r#"
+        ID=$("$Z" session-start --journal build.jsonl | sed 's/.*"session_id":"\([^"]*\)".*/\1/')
+        "$Z" session-start >/dev/null
+        export ZCCACHE_SESSION_ID=$ID
+        "$Z" gcc -c a.c -Iinc -o a.o && "$Z" gcc a.o -shared -o liba.so
+        rm a.o liba.so
+        "$Z" gcc -c a.c -Iinc -o a.o && "$Z" gcc a.o -shared -o liba.so
+        "$Z" session-end --json "$ID"
+    "#;
+    let ran = sb
+        .program("sh")
+        .args(["-c", script])
+        .env("Z", crate::support::ZCCACHE)
+        .status(0);
+    let end: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(
+        (&end["hits"], &end["misses"]),
+        (&2.into(), &2.into()),
+        "{end}"
+    );
+    assert_eq!(end["passthroughs"], 0);
+    let outcomes: Vec<String> = sb
+        .read("build.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [r#""miss""#, r#""link_miss""#, r#""hit""#, r#""link_hit""#]
+    );
+    gcc(&sb, &ARGS)
+        .env("ZCCACHE_SESSION_ID", end["session_id"].as_str().unwrap())
+        .status(0)
+        .stderr_has("no session")
+        .stderr_lacks("unavailable");
+
+    // With --owner-pid, the session ends with that process.
+    let owner = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let id = sb
+        .cmd(["session-start", "--owner-pid", &owner.id().to_string()])
+        .status(0)
+        .json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.cmd(["session-stats", &id]).status(0);
+    let mut owner = owner;
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    sb.cmd(["session-start"]).status(0);
+    sb.cmd(["session-stats", &id])
+        .status(2)
+        .stderr_has("no session");
+}
+
 #[test]
 fn session_counts_are_exact_and_journals_parse() {
     let sb = project();

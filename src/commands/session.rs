@@ -16,7 +16,7 @@ pub fn start(args: &SessionStartArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir()?;
     let path = |p: &Path| NormalizedPath::new(&cwd, p);
     let request = Request::SessionStart {
-        client_pid: parent_pid(),
+        client_pid: args.owner_pid.unwrap_or(0),
         working_dir: path(Path::new(".")),
         log_file: args.log.as_deref().map(path),
         track_stats: args.stats,
@@ -75,10 +75,4 @@ fn print_counts(counts: &SessionCounts, json: bool) -> anyhow::Result<ExitCode> 
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The session belongs to whoever ran `session-start` (the build script's shell), so it
-/// ends when that process does.
-fn parent_pid() -> u32 {
-    std::os::unix::process::parent_id()
 }

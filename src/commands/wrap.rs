@@ -212,6 +212,10 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             let _ = std::io::stderr().write_all(&stderr);
             ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
         }
+        Err(ClientError::Daemon(message)) => {
+            eprintln!("zccache: warning: {message}; compiling uncached");
+            feed_or_exec(&compiler, rest, &captured_stdin)
+        }
         Ok(_) | Err(_) => {
             match &paths {
                 Ok(paths) => warn_now_and_then(paths),

@@ -112,7 +112,9 @@ fn compile_request(
 
 fn unknown_session(id: &str) -> Response {
     Response::Error {
-        message: format!("no session {id:?} (ended, or its client exited)"),
+        message: format!(
+            "no session {id:?} (ended, idle past its timeout, or its owner process exited)"
+        ),
     }
 }
 

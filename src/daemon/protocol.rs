@@ -49,7 +49,8 @@ pub enum Request {
     },
     /// Open a compile session → `SessionStarted`.
     SessionStart {
-        /// The client's pid.
+        /// The process whose exit ends the session; 0: none (it lasts until `SessionEnd`
+        /// or the session idle timeout).
         client_pid: u32,
         /// The client's working directory.
         working_dir: NormalizedPath,

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -15,9 +15,16 @@ use super::protocol::SessionCounts;
 
 use crate::os::process_alive;
 
+/// How long a session without an owner process lives without a compile
+/// (`ZCCACHE_SESSION_IDLE_TIMEOUT`, seconds).
+const IDLE_ENV: &str = "ZCCACHE_SESSION_IDLE_TIMEOUT";
+const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
+
 #[derive(Debug)]
 struct Session {
-    client_pid: u32,
+    /// The process whose exit ends it (0: none).
+    owner_pid: u32,
+    last_used: Instant,
     journal: Option<PathBuf>,
     log: Option<PathBuf>,
     profile: bool,
@@ -56,6 +63,7 @@ pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     journal: PathBuf,
     next: AtomicU64,
+    idle: Duration,
 }
 
 impl Sessions {
@@ -65,6 +73,10 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             journal: dir.join("logs").join("compile_journal.jsonl"),
             next: AtomicU64::new(1),
+            idle: std::env::var(IDLE_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .map_or(DEFAULT_IDLE, Duration::from_secs),
         }
     }
 
@@ -72,10 +84,11 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a session; a journal path must end in `.jsonl`.
+    /// Opens a session, ended by `owner_pid`'s exit (0: by `end` or idleness only); a
+    /// journal path must end in `.jsonl`.
     pub fn start(
         &self,
-        client_pid: u32,
+        owner_pid: u32,
         journal: Option<PathBuf>,
         log: Option<PathBuf>,
         profile: bool,
@@ -92,7 +105,8 @@ impl Sessions {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let id = format!("{:08x}{:08x}", std::process::id(), n);
         let session = Session {
-            client_pid,
+            owner_pid,
+            last_used: Instant::now(),
             journal,
             log,
             profile,
@@ -110,6 +124,7 @@ impl Sessions {
 
     /// Whether `id` is open.
     pub fn exists(&self, id: &str) -> bool {
+        self.reap();
         self.lock().contains_key(id)
     }
 
@@ -131,6 +146,7 @@ impl Sessions {
             .and_then(|id| {
                 let mut map = self.lock();
                 let session = map.get_mut(id)?;
+                session.last_used = Instant::now();
                 count(session, line);
                 let journal = session.journal.clone().map(|path| (path, session.profile));
                 Some((journal, session.log.clone()))
@@ -164,20 +180,24 @@ impl Sessions {
         }
     }
 
-    /// Drops sessions whose client process is gone.
+    /// Drops sessions whose owner process is gone, and ownerless ones left idle.
     fn reap(&self) {
-        self.lock().retain(|_, s| process_alive(s.client_pid));
+        let idle = self.idle;
+        self.lock().retain(|_, s| match s.owner_pid {
+            0 => s.last_used.elapsed() < idle,
+            pid => process_alive(pid),
+        });
     }
 }
 
 fn count(session: &mut Session, line: &JournalLine) {
     let c = &mut session.counts;
     match line.outcome {
-        "hit" => {
+        "hit" | "link_hit" => {
             c.hits += 1;
             session.hit_ns += line.latency_ns;
         }
-        "miss" => {
+        "miss" | "link_miss" => {
             c.misses += 1;
             session.miss_ns += line.latency_ns;
         }
