@@ -337,6 +337,85 @@ fn issue_g_sessions_outlive_the_shell_idiom_and_count_links() {
         .stderr_has("no session");
 }
 
+/// Issue G.11: a profiled session's journal carries real values: the output's extension
+/// (none for a program), the crate's name and type for rustc, and the daemon's phase times;
+/// an unprofiled session adds nothing.
+#[test]
+fn issue_g_profiled_journals_carry_real_values() {
+    let sb = project();
+    sb.write("src/lib.rs", "pub fn f() -> u32 { 7 }\n");
+    fs::create_dir(sb.path("out")).unwrap();
+    let sysroot = sb
+        .program("rustc")
+        .args(["--print", "sysroot"])
+        .status(0)
+        .stdout;
+    let rustc = format!("{}/bin/rustc", sysroot.trim());
+    let start = |flags: &[&str]| {
+        let json = sb.cmd(["session-start"]).args(flags).status(0).json();
+        json["session_id"].as_str().unwrap().to_string()
+    };
+    let profiled = start(&["--profile", "--journal", "p.jsonl"]);
+    let plain = start(&["--journal", "q.jsonl"]);
+    let rust = [
+        "--crate-name",
+        "tiny",
+        "--crate-type",
+        "lib",
+        "--edition",
+        "2021",
+        "src/lib.rs",
+        "--emit=dep-info,metadata,link",
+        "-C",
+        "extra-filename=-0123",
+        "--out-dir",
+        "out",
+    ];
+    for id in [&profiled, &plain] {
+        for _ in ["miss", "hit"] {
+            let _ = fs::remove_file(sb.path("a.o"));
+            gcc(&sb, &ARGS).env("ZCCACHE_SESSION_ID", id).status(0);
+            sb.cmd([rustc.as_str()])
+                .args(rust)
+                .env("ZCCACHE_SESSION_ID", id)
+                .status(0);
+        }
+        gcc(&sb, &["a.o", "-shared", "-o", "liba.so"])
+            .env("ZCCACHE_SESSION_ID", id)
+            .status(0);
+    }
+    let lines = |file: &str| -> Vec<serde_json::Value> {
+        sb.read(file)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let p = lines("p.jsonl");
+    let outcomes: Vec<&str> = p.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["miss", "miss", "hit", "hit", "link_miss"]);
+    let (c_miss, rust_miss, c_hit, rust_hit, link) = (&p[0], &p[1], &p[2], &p[3], &p[4]);
+    assert_eq!(c_miss["output_ext"], "o");
+    assert!(c_miss["crate_name"].is_null());
+    assert_eq!(rust_miss["output_ext"], "rlib");
+    assert_eq!(rust_miss["crate_name"], "tiny");
+    assert_eq!(rust_miss["crate_type"], "lib");
+    assert_eq!(link["output_ext"], "so");
+    let ns =
+        |line: &serde_json::Value, phase: &str| line["self_profile_ns"][phase].as_u64().unwrap();
+    for miss in [c_miss, rust_miss] {
+        assert!(ns(miss, "compile") > 0 && ns(miss, "store") > 0, "{miss}");
+    }
+    for hit in [c_hit, rust_hit] {
+        assert!(ns(hit, "lookup") > 0 && ns(hit, "deliver") > 0, "{hit}");
+        assert_eq!(ns(hit, "compile"), 0, "{hit}");
+    }
+    for line in lines("q.jsonl") {
+        for field in ["output_ext", "crate_name", "crate_type", "self_profile_ns"] {
+            assert!(line.get(field).is_none(), "{field} in {line}");
+        }
+    }
+}
+
 #[test]
 fn session_counts_are_exact_and_journals_parse() {
     let sb = project();

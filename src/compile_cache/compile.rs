@@ -20,6 +20,7 @@ use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
 use super::manifest::Manifest;
 use super::preprocessed::preprocessed_key;
+use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
 use super::rust::{self, compile::RustCache};
 use super::store::Store;
@@ -117,13 +118,15 @@ impl CompileCache {
             tracing::debug!("{var} is set: not cached");
             return run_plain(req, Served::Passthrough("dependency output env var"));
         }
-        match self.cached(req, &compile, &expanded) {
+        let mut outcome = match self.cached(req, &compile, &expanded) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("compile cache error, compiling uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
             }
-        }
+        };
+        outcome.profile = Profile::of_output(&compile.output);
+        outcome
     }
 
     /// Serves one `ar`, `ld` or compiler-driver link (`LinkEphemeral`); any other tool runs
@@ -192,6 +195,10 @@ impl CompileCache {
             stderr: outcomes.iter().flat_map(|o| o.stderr.clone()).collect(),
             served,
             stored_bytes: outcomes.iter().map(|o| o.stored_bytes).sum(),
+            profile: outcomes
+                .first()
+                .map(|o| o.profile.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -212,8 +219,10 @@ impl CompileCache {
             if dated_source {
                 return Ok((None, true));
             }
-            let manifest = cache.manifest(&base);
-            let found = cache.lookup(&base, &manifest, &req.cwd, &search)?;
+            let manifest = timed(Phase::Lookup, || cache.manifest(&base));
+            let found = timed(Phase::Lookup, || {
+                cache.lookup(&base, &manifest, &req.cwd, &search)
+            })?;
             Ok((found, manifest.direct_off))
         };
         if let (Some(artifact), _) = direct(self)? {
@@ -285,6 +294,7 @@ impl CompileCache {
             stderr,
             served: Served::Miss,
             stored_bytes: 0,
+            profile: Profile::default(),
         };
         if exit_code != 0 {
             return Ok(outcome);
@@ -460,6 +470,7 @@ fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
         stderr: artifact.stderr,
         served: Served::Hit,
         stored_bytes: 0,
+        profile: Profile::default(),
     })
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::Compile;
+use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::write_file_atomic_with_mode;
@@ -124,6 +125,12 @@ pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Re
 /// bytes are a copy: nothing the build does to its output reaches the store. A new file gets
 /// the mode the compiler would give it under the client's `umask` (0666 masked).
 pub(super) fn write_output(target: &Path, bytes: &[u8], umask: u32) -> io::Result<()> {
+    timed(Phase::Deliver, || {
+        write_output_untimed(target, bytes, umask)
+    })
+}
+
+fn write_output_untimed(target: &Path, bytes: &[u8], umask: u32) -> io::Result<()> {
     let existing = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -141,6 +148,10 @@ pub(super) fn write_output(target: &Path, bytes: &[u8], umask: u32) -> io::Resul
 /// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
 /// stderr).
 pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+    timed(Phase::Compile, || run_untimed(req, args))
+}
+
+fn run_untimed(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
     let umask = req.umask as libc::mode_t;
     let mut command = Command::new(&req.compiler);
     // SAFETY: umask is async-signal-safe and cannot fail.
@@ -186,6 +197,7 @@ pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
             stderr,
             served,
             stored_bytes: 0,
+            profile: Profile::default(),
         },
         Err(err) => Outcome {
             exit_code: 127,
@@ -193,6 +205,7 @@ pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
             stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
             served,
             stored_bytes: 0,
+            profile: Profile::default(),
         },
     }
 }

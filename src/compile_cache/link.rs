@@ -19,6 +19,7 @@ use super::keying;
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
 use super::modes;
+use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
@@ -66,13 +67,15 @@ impl LinkCache {
 
     /// Serves one link or archive.
     pub fn link(&self, req: &Request, link: &Link, identities: &Identities) -> Outcome {
-        match self.cached(req, link, identities) {
+        let mut outcome = match self.cached(req, link, identities) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("link cache error, linking uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
             }
-        }
+        };
+        outcome.profile = Profile::of_output(&link.output);
+        outcome
     }
 
     fn cached(&self, req: &Request, link: &Link, identities: &Identities) -> io::Result<Outcome> {
@@ -90,7 +93,7 @@ impl LinkCache {
                 Served::Passthrough("a linker without --dependency-file"),
             ));
         }
-        let Some(base) = base_key(req, link, &tool) else {
+        let Some(base) = timed(Phase::Lookup, || base_key(req, link, &tool)) else {
             return Ok(run_plain(
                 req,
                 Served::Passthrough("an input that cannot be read"),
@@ -105,9 +108,13 @@ impl LinkCache {
             _ => Inputs::load(&self.store, MANIFEST_KIND, &base),
         };
         for files in &manifest.entries {
-            if files.iter().all(|h| header_unchanged(h, &req.cwd))
-                && let Some(artifact) = self.store.get(&full_key("link", &base, files))?
-            {
+            let found = timed(Phase::Lookup, || {
+                match files.iter().all(|h| header_unchanged(h, &req.cwd)) {
+                    true => self.store.get(&full_key("link", &base, files)),
+                    false => Ok(None),
+                }
+            })?;
+            if let Some(artifact) = found {
                 deliver(&output, &artifact, req.umask)?;
                 return Ok(Outcome {
                     exit_code: 0,
@@ -115,6 +122,7 @@ impl LinkCache {
                     stderr: artifact.stderr,
                     served: Served::LinkHit,
                     stored_bytes: 0,
+                    profile: Profile::default(),
                 });
             }
         }
@@ -160,6 +168,7 @@ impl LinkCache {
             stderr,
             served: Served::LinkMiss,
             stored_bytes: 0,
+            profile: Profile::default(),
         };
         if exit_code != 0 {
             return Ok(outcome);

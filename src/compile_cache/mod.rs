@@ -17,6 +17,7 @@ pub mod link_args;
 mod manifest;
 mod modes;
 mod preprocessed;
+pub mod profile;
 mod regular;
 pub mod remote;
 mod remote_backends;

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::profile::Profile;
+
 /// A compile to serve.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -83,4 +85,6 @@ pub struct Outcome {
     pub served: Served,
     /// Bytes of new blobs it added to the store.
     pub stored_bytes: u64,
+    /// What a profiled session's journal adds (phase times are filled in by the daemon).
+    pub profile: Profile,
 }

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::profile::{Phase, timed};
 use super::remote::{Remote, Upload};
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, write_file_atomic};
@@ -111,6 +112,10 @@ impl Store {
     /// Stores `artifact` under `key`, replacing what was there, and queues it for the
     /// remote tier.
     pub fn put(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
+        timed(Phase::Store, || self.put_untimed(key, artifact))
+    }
+
+    fn put_untimed(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
         let (written, entry) = self.put_local(key, artifact)?;
         if let Some(remote) = self.remote.as_ref().filter(|r| !r.readonly()) {
             remote.upload(upload(key, entry, artifact, remote)?);
@@ -153,6 +158,10 @@ impl Store {
 
     /// The artifact of `key`, verified; `None` on a miss (or a corrupted entry, removed).
     pub fn get(&self, key: &str) -> io::Result<Option<Artifact>> {
+        timed(Phase::Lookup, || self.get_untimed(key))
+    }
+
+    fn get_untimed(&self, key: &str) -> io::Result<Option<Artifact>> {
         let path = self.entry_path(key);
         let entry: Entry = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {

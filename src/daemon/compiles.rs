@@ -11,6 +11,7 @@ use super::protocol::{NormalizedPath, Request, Response};
 use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
 use crate::compile_cache::compile;
+use crate::compile_cache::profile::{self, Profile};
 use crate::compile_cache::request::{self, Served};
 
 /// Answers a compile or session request (other requests are not routed here).
@@ -134,6 +135,7 @@ fn serve(
     tool: Tool,
 ) -> Response {
     let started = std::time::Instant::now();
+    profile::take();
     let outcome = match tool {
         Tool::Compiler => shared.compiles.compile(req),
         Tool::Linker => shared.compiles.link(req),
@@ -163,6 +165,10 @@ fn serve(
         exit_code: outcome.exit_code,
         session_id,
         latency_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        profile: Profile {
+            self_profile_ns: profile::take(),
+            ..outcome.profile
+        },
     });
     Response::CompileResult {
         exit_code: outcome.exit_code,

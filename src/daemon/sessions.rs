@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::protocol::SessionCounts;
+use crate::compile_cache::profile::Profile;
 
 use crate::os::process_alive;
 
@@ -55,6 +56,9 @@ pub struct JournalLine {
     pub session_id: Option<String>,
     /// Time spent serving it, ns.
     pub latency_ns: u64,
+    /// Added to the lines of profiled sessions only.
+    #[serde(skip)]
+    pub profile: Profile,
 }
 
 /// The daemon's sessions and its journal.
@@ -168,10 +172,12 @@ impl Sessions {
         if let Some((path, profile)) = session_journal {
             let text = if profile {
                 let mut value = serde_json::to_value(line).unwrap_or_default();
-                value["output_ext"] = serde_json::json!("o");
-                value["crate_name"] = serde_json::Value::Null;
-                value["crate_type"] = serde_json::Value::Null;
-                value["self_profile_ns"] = serde_json::Value::Null;
+                if let (Some(fields), serde_json::Value::Object(extra)) = (
+                    value.as_object_mut(),
+                    serde_json::to_value(&line.profile).unwrap_or_default(),
+                ) {
+                    fields.extend(extra);
+                }
                 value.to_string()
             } else {
                 text

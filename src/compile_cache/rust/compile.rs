@@ -24,6 +24,7 @@ use crate::compile_cache::invoke::run_plain;
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
 use crate::compile_cache::modes;
+use crate::compile_cache::profile::{Phase, Profile, timed};
 use crate::compile_cache::regular;
 use crate::compile_cache::request::{Outcome, Request, Served};
 use crate::compile_cache::store::Store;
@@ -97,13 +98,15 @@ impl RustCache {
                 return run_plain(req, Served::Passthrough(reason));
             }
         };
-        match self.cached(req, &c, identities) {
+        let mut outcome = match self.cached(req, &c, identities) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("rust cache error, compiling uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
             }
-        }
+        };
+        outcome.profile = profile_of(&c);
+        outcome
     }
 
     fn cached(
@@ -123,11 +126,15 @@ impl RustCache {
                 Served::Passthrough("a static library not found"),
             ));
         };
-        let manifest = Manifest::load(&self.store, MANIFEST_KIND, &base);
+        let manifest = timed(Phase::Lookup, || {
+            Manifest::load(&self.store, MANIFEST_KIND, &base)
+        });
         for inputs in &manifest.entries {
-            if self.unchanged(req, inputs)
-                && let Some(artifact) = self.store.get(&artifact_key(c, &base, inputs))?
-            {
+            let found = timed(Phase::Lookup, || match self.unchanged(req, inputs) {
+                true => self.store.get(&artifact_key(c, &base, inputs)),
+                false => Ok(None),
+            })?;
+            if let Some(artifact) = found {
                 deliver(req, c, &artifact)?;
                 return Ok(Outcome {
                     exit_code: 0,
@@ -135,6 +142,7 @@ impl RustCache {
                     stderr: mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
                     served: Served::Hit,
                     stored_bytes: 0,
+                    profile: Profile::default(),
                 });
             }
         }
@@ -358,6 +366,25 @@ fn env_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The profile fields of a crate compile: its name, types, and the main output's
+/// extension (`rlib`, `a`, `so`; `rmeta` for metadata only; none for a program).
+fn profile_of(c: &RustCompile) -> Profile {
+    let names = c.output_names();
+    let has = |ext: &str| names.iter().any(|n| n.ends_with(&format!(".{ext}")));
+    let program = c.crate_types.iter().any(|t| t == "bin");
+    let output_ext = ["rlib", "a", "so"]
+        .into_iter()
+        .find(|ext| has(ext))
+        .or((!program && has("rmeta")).then_some("rmeta"))
+        .map(String::from);
+    Profile {
+        output_ext,
+        crate_name: Some(c.crate_name.clone()),
+        crate_type: Some(c.crate_types.join(",")),
+        ..Profile::default()
+    }
+}
+
 /// The request without the client's jobserver handles, which mean nothing in the daemon
 /// (rustc would warn that it cannot open them).
 fn without_client_env(req: &Request) -> Request {
@@ -376,6 +403,7 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
             stderr: Vec::new(),
             served: Served::Passthrough("rustc -vV answered from memory"),
             stored_bytes: 0,
+            profile: Profile::default(),
         },
         Err(_) => run_plain(req, Served::Passthrough("rustc -vV")),
     }
