@@ -404,7 +404,7 @@ fn issue_g_a_restarted_daemon_takes_no_outcome_of_an_earlier_check() {
     let (c_started, c_go) = (sb.outside("c.started"), sb.outside("c.go"));
     let gated = |started: &std::path::Path, go: &std::path::Path, status: i32| {
         format!(
-            "touch {}; while [ ! -e {} ]; do sleep 0.02; done; exit {status}",
+            "touch {}; for _ in $(seq 1000); do [ -e {} ] && break; sleep 0.02; done; exit {status}",
             started.display(),
             go.display()
         )

@@ -83,7 +83,8 @@ fn reads_stdin(args: &[String]) -> bool {
 
 /// True when an argument reaches a file of this process other than a plain stdin source
 /// (`/dev/fd/3`, `-include/dev/stdin`, `@/proc/self/fd/4`, `/dev/tty`): the daemon, another
-/// process, would open its own.
+/// process, would open its own. The path starts at the first `/` of the argument itself or
+/// of a flag's attached value (`-include/...`, `-Wl,...,/...`, `@/...`).
 fn names_process_file(arg: &str) -> bool {
     const PROCESS_FILES: [&str; 5] = [
         "/dev/fd/",
@@ -92,7 +93,12 @@ fn names_process_file(arg: &str) -> bool {
         "/proc/self/",
         "/proc/thread-self/",
     ];
-    !names_stdin(arg) && PROCESS_FILES.iter().any(|p| arg.contains(p))
+    let Some(at) = arg.find('/') else {
+        return false;
+    };
+    let (before, path) = arg.split_at(at);
+    let absolute = before.is_empty() || before.starts_with(['-', '@']);
+    !names_stdin(arg) && absolute && PROCESS_FILES.iter().any(|p| path.starts_with(p))
 }
 
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
@@ -287,6 +293,29 @@ mod tests {
 
     use super::SUBCOMMANDS;
     use crate::cli::Cli;
+
+    #[test]
+    fn process_files_are_told_from_paths_that_only_contain_their_names() {
+        use super::names_process_file;
+        for arg in [
+            "/dev/fd/3",
+            "-include/dev/stdin",
+            "@/proc/self/fd/4",
+            "-Wl,-T,/dev/tty",
+        ] {
+            assert!(names_process_file(arg), "{arg}");
+        }
+        for arg in [
+            "-",
+            "/dev/stdin",
+            "-I/home/me/dev/stdlib",
+            "a.c",
+            "-O2",
+            "src/dev/fd/x.c",
+        ] {
+            assert!(!names_process_file(arg), "{arg}");
+        }
+    }
 
     #[test]
     fn subcommand_list_matches_the_cli() {
