@@ -157,24 +157,89 @@ fn rustup_toolchain_switch_runs() {
     assert_eq!(sb.marker_count(), 2);
 }
 
+/// The files the task makes: a directory with an executable and a symlink, and a file.
+const GEN_TASK: &str = "echo ran >> \"$MARKER\"; mkdir -p gen/sub; cat src/*.rs > gen/all.rs; \
+    printf '#!/bin/sh\n' > gen/sub/run.sh; chmod 750 gen/sub/run.sh; ln -sf all.rs gen/link; \
+    echo made > made.txt";
+const GEN_ARGS: [&str; 4] = ["--output", "gen", "--output", "made.txt"];
+
+fn gen_tree(sb: &Sandbox) -> Vec<(String, Vec<u8>, u32)> {
+    let mut files = Vec::new();
+    for rel in ["gen/all.rs", "gen/sub/run.sh", "made.txt"] {
+        let path = sb.path(rel);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        files.push((rel.to_string(), fs::read(&path).unwrap(), mode));
+    }
+    let link = fs::read_link(sb.path("gen/link")).unwrap();
+    files.push((
+        "gen/link".into(),
+        link.into_os_string().into_encoded_bytes(),
+        0,
+    ));
+    files
+}
+
+/// Issue H.1: deleted or edited outputs are restored from the cache, byte for byte with
+/// their modes and symlinks, and the task does not run.
 #[test]
-fn deleted_or_edited_output_runs() {
+fn deleted_or_edited_outputs_are_restored_without_running() {
     let sb = project();
-    let gen_task = "echo ran >> \"$MARKER\"; mkdir -p gen; cat src/*.rs > gen/all.rs";
-    let args = ["--output", "gen"];
-    sb.run_sh(&args, gen_task).status(0);
-    // The output lives under the root but is not an input: the next run skips.
-    sb.run_sh(&args, gen_task).status(0).stderr_has("skip");
-    sb.write("gen/all.rs", "hand edit");
-    sb.run_sh(&args, gen_task)
+    sb.run_sh(&GEN_ARGS, GEN_TASK).status(0);
+    let made = gen_tree(&sb);
+    // The outputs live under the root but are not inputs: the next run skips.
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
         .status(0)
-        .stderr_has("run (output changed: gen)");
-    sb.run_sh(&args, gen_task).status(0).stderr_has("skip");
+        .stderr_has("skip (2 files unchanged");
     fs::remove_dir_all(sb.path("gen")).unwrap();
-    sb.run_sh(&args, gen_task)
+    fs::remove_file(sb.path("made.txt")).unwrap();
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
         .status(0)
-        .stderr_has("run (output missing: gen)");
-    assert_eq!(sb.marker_count(), 3);
+        .stderr_has("skip (restored 2 outputs: gen, made.txt, ");
+    assert_eq!(gen_tree(&sb), made);
+    sb.write("gen/all.rs", "hand edit");
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: gen, ");
+    assert_eq!(gen_tree(&sb), made);
+    assert_eq!(sb.marker_count(), 1, "never ran again");
+    sb.write("src/lib.rs", "pub fn f() { 2; }\n");
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("run (1 file changed");
+    assert_eq!(sb.marker_count(), 2);
+}
+
+/// Issue H.1: a file in an output directory that the run did not make is the user's: it
+/// neither makes the task run nor is removed by a restore.
+#[test]
+fn a_users_file_in_an_output_directory_is_kept() {
+    let sb = project();
+    sb.run_sh(&GEN_ARGS, GEN_TASK).status(0);
+    sb.write("gen/notes.txt", "mine");
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (2 files unchanged");
+    fs::remove_file(sb.path("gen/all.rs")).unwrap();
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: gen, ");
+    assert_eq!(sb.read("gen/notes.txt"), "mine");
+    assert!(sb.path("gen/all.rs").exists());
+    assert_eq!(sb.marker_count(), 1);
+}
+
+/// Issue H.1: a restore that cannot be whole (a blob gone from the store) runs the task.
+#[test]
+fn a_restore_with_a_missing_blob_runs_the_task() {
+    let sb = project();
+    sb.run_sh(&GEN_ARGS, GEN_TASK).status(0);
+    sb.cmd(["stop"]).status(0);
+    fs::remove_dir_all(sb.state().join("artifacts/blobs")).unwrap();
+    fs::remove_dir_all(sb.path("gen")).unwrap();
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("run (output missing: gen; not restored: the outputs are not in the cache)");
+    assert_eq!(sb.marker_count(), 2);
     assert!(sb.path("gen/all.rs").exists());
 }
 

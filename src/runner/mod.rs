@@ -4,9 +4,11 @@
 //! vars. A skip also needs the declared outputs as recorded (and a replay, with `--replay`).
 //! When fingerprinting fails the command runs anyway: never skip on doubt.
 
+mod artifacts;
 mod check;
 mod child;
 pub mod ledger;
+mod output_cache;
 mod outputs;
 pub mod record;
 mod report;
@@ -24,7 +26,7 @@ use crate::fingerprint::{self, Decision, Verdict, now_ms};
 use crate::ui::Ui;
 use check::Recorder;
 use ledger::LedgerLine;
-use outputs::{changed_outputs, digest_outputs};
+use outputs::{OutputDigests, changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
 
@@ -218,7 +220,10 @@ fn record_outcome(
     };
     recorder.record(&spec.cache_file, succeeded)?;
     match succeeded {
-        true => remember(spec, files, record, decision.key, captured),
+        true => {
+            let use_daemon = judgement.through_daemon();
+            remember(spec, files, record, decision.key, captured, use_daemon)
+        }
         false => Ok(()),
     }
 }
@@ -241,14 +246,27 @@ fn verify_skip(
         let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
         let changed = changed_outputs(&recorded, &now);
         if !changed.is_empty() {
-            let missing = changed.iter().any(|p| now.get(p) == Some(&None));
-            let what = if missing {
-                "output missing"
-            } else {
-                "output changed"
+            let restored = match known.filter(|k| k.stored) {
+                None => Err(String::new()),
+                Some(_) => restore(judgement, spec, &recorded, &now, &changed),
             };
-            judgement.rerun("outputs_changed", format!("{what}: {}", changed.join(", ")));
-            return Ok(());
+            if let Err(why) = restored {
+                let missing = changed.iter().any(|p| now.get(p) == Some(&None));
+                let what = if missing {
+                    "output missing"
+                } else {
+                    "output changed"
+                };
+                let why = match why.is_empty() {
+                    true => String::new(),
+                    false => format!("; not restored: {why}"),
+                };
+                let message = format!("{what}: {}{why}", changed.join(", "));
+                judgement.rerun("outputs_changed", message);
+                return Ok(());
+            }
+            judgement.code = "restored";
+            judgement.message = restored_message(&changed);
         }
     }
     if want_replay {
@@ -261,6 +279,40 @@ fn verify_skip(
         }
     }
     Ok(())
+}
+
+/// Restores the `changed` outputs of the judged key and checks they are as recorded now.
+fn restore(
+    judgement: &Judgement,
+    spec: &RunSpec,
+    recorded: &OutputDigests,
+    now: &OutputDigests,
+    changed: &[String],
+) -> Result<(), String> {
+    let key = judgement.decision.as_ref().ok_or("no fingerprint")?.key;
+    let use_daemon = judgement.through_daemon();
+    output_cache::restore(spec, key, recorded, now, changed, use_daemon)?;
+    let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
+    match changed_outputs(recorded, &again).is_empty() {
+        true => Ok(()),
+        false => Err("the restored files differ from the record".to_string()),
+    }
+}
+
+/// `restored 3 outputs: dist/, gen.rs, ...` (the first few named).
+fn restored_message(changed: &[String]) -> String {
+    let shown: Vec<&str> = changed.iter().take(3).map(String::as_str).collect();
+    let more = if changed.len() > 3 { ", ..." } else { "" };
+    let noun = if changed.len() == 1 {
+        "output"
+    } else {
+        "outputs"
+    };
+    format!(
+        "restored {} {noun}: {}{more}",
+        changed.len(),
+        shown.join(", ")
+    )
 }
 
 impl Judgement {
@@ -339,15 +391,22 @@ fn run_and_record(
     code
 }
 
-/// Stores the outputs' digests and the replay of a successful key.
+/// Stores the outputs' listing, their files (into the artifact store) and the replay of a
+/// successful key.
 fn remember(
     spec: &RunSpec,
     files: &RunFiles,
     record: &mut RunRecord,
     key: fingerprint::Digest,
     captured: Option<&(Vec<u8>, Vec<u8>)>,
+    use_daemon: bool,
 ) -> Result<(), String> {
     let outputs = digest_outputs(&spec.outputs).map_err(|e| format!("cannot read outputs: {e}"))?;
+    let has_files = outputs.values().any(Option::is_some);
+    let stored = has_files
+        && output_cache::save(spec, key, &outputs, use_daemon)
+            .inspect_err(|e| Ui::default().warn(format_args!("cannot cache the outputs: {e}")))
+            .is_ok();
     if let Some((out, err)) = captured {
         files
             .save_replay(key, out, err)
@@ -357,6 +416,7 @@ fn remember(
         key,
         outputs,
         replay: captured.is_some(),
+        stored,
     });
     for old in dropped {
         files.remove_replay(old);

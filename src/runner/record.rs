@@ -12,7 +12,7 @@ use super::tool::RustupMemo;
 use crate::fingerprint::{Digest, MAX_SUCCESSES, write_file_atomic};
 use crate::paths::with_suffix;
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// What the runner remembers about one successful key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub struct KeyRecord {
     pub outputs: OutputDigests,
     /// Whether its stdout/stderr were captured for replay.
     pub replay: bool,
+    /// Whether the outputs' files went into the artifact store (so they can be restored).
+    #[serde(default)]
+    pub stored: bool,
 }
 
 /// The content of `F.run`.

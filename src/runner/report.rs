@@ -40,6 +40,7 @@ pub(crate) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, s
                 .decision
                 .as_ref()
                 .and_then(|d| d.last_success_ms)
+                .filter(|_| j.code != "restored")
                 .map(|at| format!(" since {}", when(at)))
                 .unwrap_or_default();
             ui.say(format_args!(

@@ -7,21 +7,16 @@
 
 use std::io;
 
+use super::artifacts;
 use super::outputs::{OutputDigests, changed_outputs, digest_outputs};
 use super::record::RunRecord;
 use super::spec::RunSpec;
 use super::tool;
-use crate::commands::call_or_in_process;
-use crate::compile_cache::remote::Remote;
-use crate::compile_cache::store::Store;
-use crate::daemon::lifecycle::DaemonPaths;
-use crate::daemon::protocol::{Artifact, Request, Response};
+use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Decision, combined_key};
 
 /// The artifact output holding a shared record (the outputs' digests, JSON).
 const RECORD: &str = "record";
-/// How long an in-process run waits for its upload before exiting.
-const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The store key of this check's inputs, the same on every machine.
 pub fn portable_key(
@@ -39,7 +34,7 @@ pub fn portable_key(
 /// True when `key` passed elsewhere and the outputs here are the ones it produced. Through
 /// the daemon's store when `use_daemon`, else in-process.
 pub fn passed_elsewhere(spec: &RunSpec, key: &str, use_daemon: bool) -> bool {
-    let Some(artifact) = lookup(key, use_daemon) else {
+    let Some(artifact) = artifacts::lookup(key, use_daemon) else {
         return false;
     };
     let recorded: Option<OutputDigests> = artifact
@@ -60,48 +55,5 @@ pub fn publish(spec: &RunSpec, key: &str, use_daemon: bool) -> io::Result<()> {
         outputs: vec![(RECORD.to_string(), serde_json::to_vec(&outputs)?)],
         ..Artifact::default()
     };
-    let request = Request::Store {
-        cache_key: key.to_string(),
-        artifact: artifact.clone(),
-    };
-    match daemon(&request, use_daemon) {
-        Some(Response::Stored { .. }) => Ok(()),
-        _ => {
-            let (store, remote) = in_process()?;
-            store.put(key, &artifact)?;
-            if let Some(remote) = remote {
-                remote.drain(UPLOAD_WAIT);
-            }
-            Ok(())
-        }
-    }
-}
-
-fn lookup(key: &str, use_daemon: bool) -> Option<Artifact> {
-    let request = Request::Lookup {
-        cache_key: key.to_string(),
-    };
-    match daemon(&request, use_daemon) {
-        Some(Response::LookupResult { artifact }) => artifact,
-        _ => in_process().ok()?.0.get(key).ok().flatten(),
-    }
-}
-
-/// The daemon's answer; `None` (work in-process) without one.
-fn daemon(request: &Request, use_daemon: bool) -> Option<Response> {
-    if !use_daemon {
-        return None;
-    }
-    let paths = DaemonPaths::from_env().ok()?;
-    call_or_in_process(&paths, request).ok().flatten()
-}
-
-/// The store of `ZCCACHE_DIR` with the remote tier the environment names.
-fn in_process() -> io::Result<(Store, Option<std::sync::Arc<Remote>>)> {
-    let paths = DaemonPaths::from_env().map_err(io::Error::other)?;
-    let store = Store::new(&paths.dir);
-    match crate::user_config::remote_settings().map(|s| s.and_then(|s| Remote::new(&s))) {
-        Some(Ok(remote)) => Ok((store.with_remote(remote.clone()), Some(remote))),
-        _ => Ok((store, None)),
-    }
+    artifacts::store(key, &artifact, use_daemon)
 }

@@ -1,0 +1,162 @@
+//! Outputs restored instead of rebuilt: after a success the content of every file the
+//! declared outputs hold goes into the artifact store (content-addressed, so unchanged files
+//! cost nothing), and a skip whose outputs are missing or edited writes them back from there.
+//!
+//! What to restore — paths, kinds, modes, symlink targets, digests — comes from the task's
+//! own record (`F.run`); the store gives only bytes, each checked against its digest. Every
+//! file's bytes are in hand before the first one is written, files are written whole (temp
+//! file, then rename) and nothing else is touched: a file in an output directory that the
+//! run did not make is left as it is. Any failure means the task runs.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::artifacts;
+use super::outputs::{OutputDigests, OutputEntry, OutputKind, holds};
+use super::spec::RunSpec;
+use crate::daemon::protocol::Artifact;
+use crate::fingerprint::{Digest, write_file_atomic_with_mode};
+
+/// The store key of the outputs of a success with fingerprint `key`.
+fn store_key(spec: &RunSpec, key: Digest) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache run outputs v1\0");
+    hasher.update(&key.0);
+    hasher.update(spec.cwd.as_os_str().as_encoded_bytes());
+    for (shown, _) in &spec.outputs {
+        hasher.update(b"\0");
+        hasher.update(shown.as_bytes());
+    }
+    format!("run-outputs/{}", hasher.finalize().to_hex())
+}
+
+/// Stores the content of every file `outputs` lists (as the run left them).
+pub fn save(
+    spec: &RunSpec,
+    key: Digest,
+    outputs: &OutputDigests,
+    use_daemon: bool,
+) -> io::Result<()> {
+    let mut blobs: HashMap<Digest, Vec<u8>> = HashMap::new();
+    for (shown, base) in &spec.outputs {
+        let Some(Some(entries)) = outputs.get(shown) else {
+            continue;
+        };
+        for entry in entries.iter().filter(|e| e.kind == OutputKind::File) {
+            let (Some(digest), Ok(path)) = (entry.digest, entry_path(base, entry)) else {
+                continue;
+            };
+            let bytes = std::fs::read(&path)?;
+            if Digest::of(&bytes) != digest {
+                return Err(io::Error::other(format!(
+                    "{} changed while it was stored",
+                    path.display()
+                )));
+            }
+            blobs.insert(digest, bytes);
+        }
+    }
+    let artifact = Artifact {
+        outputs: blobs.into_iter().map(|(d, b)| (d.to_hex(), b)).collect(),
+        ..Artifact::default()
+    };
+    artifacts::store(&store_key(spec, key), &artifact, use_daemon)
+}
+
+/// Writes back what the record says `changed` outputs held (entries that are already as
+/// recorded in `now` are left alone); nothing is written unless the store has every file's
+/// bytes. Err: why not (the task then runs).
+pub fn restore(
+    spec: &RunSpec,
+    key: Digest,
+    recorded: &OutputDigests,
+    now: &OutputDigests,
+    changed: &[String],
+    use_daemon: bool,
+) -> Result<(), String> {
+    let artifact = artifacts::lookup(&store_key(spec, key), use_daemon)
+        .ok_or("the outputs are not in the cache")?;
+    let blobs: HashMap<Digest, &[u8]> = artifact
+        .outputs
+        .iter()
+        .filter_map(|(name, bytes)| Some((Digest::from_hex(name)?, bytes.as_slice())))
+        .filter(|(digest, bytes)| Digest::of(bytes) == *digest)
+        .collect();
+    let mut plan = Vec::new();
+    for (shown, base) in spec.outputs.iter().filter(|(s, _)| changed.contains(s)) {
+        let Some(Some(entries)) = recorded.get(shown) else {
+            return Err(format!("{shown} did not exist after the last success"));
+        };
+        let present = now.get(shown).cloned().flatten().unwrap_or_default();
+        for entry in entries
+            .iter()
+            .filter(|e| !holds(&present, std::slice::from_ref(e)))
+        {
+            let path = entry_path(base, entry)?;
+            let bytes = match (&entry.kind, entry.digest) {
+                (OutputKind::File, Some(digest)) => Some(
+                    *blobs
+                        .get(&digest)
+                        .ok_or_else(|| format!("{} is not in the cache", path.display()))?,
+                ),
+                _ => None,
+            };
+            plan.push((path, entry, bytes));
+        }
+    }
+    for (path, entry, bytes) in plan {
+        put(&path, entry, bytes).map_err(|e| format!("cannot restore {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Where an entry of the output at `base` lives; its recorded path must stay inside.
+fn entry_path(base: &Path, entry: &OutputEntry) -> Result<PathBuf, String> {
+    let rel = Path::new(&entry.path);
+    if entry.path.is_empty() {
+        Ok(base.to_path_buf())
+    } else if rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        Ok(base.join(rel))
+    } else {
+        Err(format!("{:?} is not a path inside the output", entry.path))
+    }
+}
+
+/// Makes `path` what `entry` says, unless it already is.
+fn put(path: &Path, entry: &OutputEntry, bytes: Option<&[u8]>) -> io::Result<()> {
+    let existing = std::fs::symlink_metadata(path).ok();
+    match (&entry.kind, bytes) {
+        (OutputKind::Dir, _) => {
+            if !existing.as_ref().is_some_and(|m| m.is_dir()) {
+                remove_non_dir(path, existing.as_ref())?;
+                std::fs::create_dir_all(path)?;
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode))
+        }
+        (OutputKind::File, Some(bytes)) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            write_file_atomic_with_mode(path, bytes, Some(entry.mode))
+        }
+        (OutputKind::Symlink(target), _) => {
+            remove_non_dir(path, existing.as_ref())?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::os::unix::fs::symlink(target, path)
+        }
+        (OutputKind::File, None) => Err(io::Error::other("no content recorded")),
+    }
+}
+
+/// Removes a file or symlink at `path` (a directory in the way is an error).
+fn remove_non_dir(path: &Path, existing: Option<&std::fs::Metadata>) -> io::Result<()> {
+    match existing {
+        None => Ok(()),
+        Some(meta) if meta.is_dir() => Err(io::Error::other("a directory is in the way")),
+        Some(_) => std::fs::remove_file(path),
+    }
+}
