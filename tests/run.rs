@@ -498,3 +498,24 @@ fn issue_g_a_restarted_daemon_takes_no_outcome_of_an_earlier_check() {
         .status(1)
         .stderr_has("zccache: run (");
 }
+
+/// Issue H.1: `--output` may be a glob (as in turbo.json); what it matches is restored, and
+/// what it does not match is neither an output nor an input.
+#[test]
+fn glob_outputs_are_restored() {
+    let sb = project();
+    let task =
+        "echo ran >> \"$MARKER\"; mkdir -p dist/js; echo a > dist/js/a.js; echo b > dist/b.map";
+    let args = ["--output", "dist/**/*.js", "--exclude", "dist"];
+    sb.run_sh(&args, task).status(0);
+    fs::remove_dir_all(sb.path("dist")).unwrap();
+    sb.run_sh(&args, task)
+        .status(0)
+        .stderr_has("skip (restored 1 output: dist/**/*.js, ");
+    assert_eq!(sb.read("dist/js/a.js"), "a\n");
+    assert!(
+        !sb.path("dist/b.map").exists(),
+        "not an output: not restored"
+    );
+    assert_eq!(sb.marker_count(), 1);
+}

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::spec::is_glob;
 use crate::fingerprint::{Digest, EntryKind, hash_entry};
 
 /// What one entry of an output is.
@@ -39,12 +40,50 @@ pub struct OutputEntry {
 /// Output (as given) → its entries, sorted by path (`None`: it did not exist).
 pub type OutputDigests = BTreeMap<String, Option<Vec<OutputEntry>>>;
 
-/// Lists every output: a file, a symlink (not followed), or a directory and all below it.
+/// Lists every output: a file, a symlink (not followed), or a directory and all below it;
+/// a glob, the files and symlinks it matches under its base (none matched: missing).
 pub fn digest_outputs(outputs: &[(String, std::path::PathBuf)]) -> io::Result<OutputDigests> {
     outputs
         .iter()
-        .map(|(shown, path)| Ok((shown.clone(), list_output(path)?)))
+        .map(|(shown, path)| {
+            let listed = match is_glob(shown) {
+                true => list_glob(path, shown)?,
+                false => list_output(path)?,
+            };
+            Ok((shown.clone(), listed))
+        })
         .collect()
+}
+
+/// The files and symlinks under `base` whose path relative to it matches `pattern`, walked
+/// from the pattern's literal leading directories.
+fn list_glob(base: &Path, pattern: &str) -> io::Result<Option<Vec<OutputEntry>>> {
+    let matcher = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| io::Error::other(format!("bad --output glob {pattern:?}: {e}")))?
+        .compile_matcher();
+    let literal: Vec<&str> = pattern
+        .split('/')
+        .take_while(|part| !is_glob(part))
+        .collect();
+    let start = literal.join("/");
+    let mut all = Vec::new();
+    let root = base.join(&start);
+    if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+        list_tree(&root, &start, &mut all)?;
+    }
+    let mut entries: Vec<OutputEntry> = all
+        .into_iter()
+        .filter(|e| e.kind != OutputKind::Dir && matcher.is_match(&e.path))
+        .filter(|e| {
+            !e.path
+                .split('/')
+                .any(|part| part == ".git" || part == ".zccache")
+        })
+        .collect();
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Some(entries).filter(|e| !e.is_empty()))
 }
 
 /// The outputs that do not hold what was recorded: missing now (or then), or one of the

@@ -74,24 +74,36 @@ impl RunSpec {
         let mut env_names = source.task.env.clone();
         env_names.sort();
         env_names.dedup();
+        // A glob output (`dist/**`) is the set of files it matches under the command's
+        // directory, which is its base; a plain one is the path itself.
         let outputs: Vec<(String, PathBuf)> = source
             .task
             .outputs
             .iter()
             .map(|p| {
-                (
-                    p.to_string_lossy().into_owned(),
-                    lexically_absolute(&cwd, p),
-                )
+                let shown = p.to_string_lossy().into_owned();
+                let base = match is_glob(&shown) {
+                    true => cwd.clone(),
+                    false => lexically_absolute(&cwd, p),
+                };
+                (shown, base)
             })
             .collect();
         let mut filter = source.inputs.filter_spec();
-        filter.exclude.extend(
-            outputs
-                .iter()
-                .filter_map(|(_, abs)| abs.strip_prefix(&root).ok())
-                .map(|rel| format!("./{}", globset::escape(&rel.to_string_lossy()))),
-        );
+        filter
+            .exclude
+            .extend(outputs.iter().filter_map(|(shown, base)| {
+                let rel = base
+                    .strip_prefix(&root)
+                    .ok()?
+                    .to_string_lossy()
+                    .into_owned();
+                Some(match is_glob(shown) {
+                    true if rel.is_empty() => format!("./{shown}"),
+                    true => format!("./{}/{shown}", globset::escape(&rel)),
+                    false => format!("./{}", globset::escape(&rel)),
+                })
+            }));
         let cache_file = match (&source.task.cache, source.name) {
             (Some(file), _) => cwd.join(file),
             (None, Some(name)) => root.join(STATE_DIR).join(format!("{name}.json")),
@@ -140,6 +152,11 @@ impl RunSpec {
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
     }
+}
+
+/// True when an `--output` is a glob (`dist/**`, `*.gen.rs`) rather than a path.
+pub fn is_glob(output: &str) -> bool {
+    output.contains(['*', '?', '[', '{'])
 }
 
 fn argv_digest(argv: &[OsString]) -> Digest {
