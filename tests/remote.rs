@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -466,4 +467,45 @@ fn a_shared_task_result_skips_on_another_machine() {
         1,
         "without --share nothing is looked up"
     );
+}
+
+/// Issue H.2: a shared success carries its outputs and its replay: a second machine (a
+/// fresh checkout without `dist/`) restores them byte for byte with their modes and skips,
+/// printing what the first machine's run printed.
+#[test]
+fn a_shared_result_brings_its_outputs_and_replay() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let script = "echo ran >> \"$MARKER\"; echo building; mkdir -p dist; \
+                  cat a.c > dist/a.txt; printf '#!/bin/sh\\n' > dist/run; chmod 751 dist/run";
+    let run = |sb: &Sandbox| {
+        sb.run_sh(&["--share", "--replay", "--output", "dist"], script)
+            .env("ZCCACHE_REMOTE", redis.url())
+    };
+    let first = machine();
+    run(&first).status(0);
+    stop(&first);
+
+    let second = machine();
+    let skipped = run(&second)
+        .status(0)
+        .stderr_has("skip (the same inputs passed on another machine; restored 1 output,");
+    assert_eq!(
+        skipped.stdout, "building\n",
+        "the first machine's output, replayed"
+    );
+    assert_eq!(second.marker_count(), 0);
+    assert_eq!(second.read("dist/a.txt"), first.read("dist/a.txt"));
+    let mode = fs::metadata(second.path("dist/run"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o751);
+    fs::remove_dir_all(second.path("dist")).unwrap();
+    run(&second)
+        .status(0)
+        .stderr_has("skip (restored 1 output: dist, ");
+    assert_eq!(second.marker_count(), 0, "the local success restores too");
 }

@@ -115,6 +115,7 @@ pub fn run_spec(spec: &RunSpec, args: &RunArgs) -> u8 {
     }
     let exit_status = match judgement.verdict {
         Verdict::Skip if judgement.shared_skip => {
+            report::replay(judgement.replay.as_ref());
             record_shared_skip(&ui, spec, &files, &mut record, &judgement);
             None
         }
@@ -176,20 +177,40 @@ fn consult_shared(
     };
     match shared::portable_key(spec, decision, record) {
         Ok(key) => {
-            let skip = judgement.verdict == Verdict::Run
-                && !force
-                && !spec.replay
-                && shared::passed_elsewhere(spec, &key, judgement.through_daemon());
-            if skip {
-                judgement.verdict = Verdict::Skip;
-                judgement.code = "shared";
-                judgement.message = "the same inputs passed on another machine".to_string();
-                judgement.shared_skip = true;
+            if judgement.verdict == Verdict::Run && !force {
+                take_shared(judgement, spec, &key);
             }
             judgement.shared_key = Some(key);
         }
         Err(why) => ui.warn(format_args!("cannot share results ({why})")),
     }
+}
+
+/// Turns the run into a skip when another machine published a success of `key` whose
+/// outputs (restored here where needed) and, with `--replay`, streams can be used.
+fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str) {
+    let Some(result) = shared::fetch(key, judgement.through_daemon()) else {
+        return;
+    };
+    let replay = result.replay();
+    if spec.replay && replay.is_none() {
+        return;
+    }
+    let Ok(restored) = result.apply(spec) else {
+        return;
+    };
+    let passed = "the same inputs passed on another machine";
+    judgement.verdict = Verdict::Skip;
+    judgement.code = "shared";
+    judgement.message = match restored {
+        0 => passed.to_string(),
+        n => format!(
+            "{passed}; restored {n} output{}",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    judgement.shared_skip = true;
+    judgement.replay = replay.filter(|_| spec.replay);
 }
 
 /// A skip on a shared result becomes a local success, so the next check skips by itself.
@@ -200,7 +221,8 @@ fn record_shared_skip(
     record: &mut RunRecord,
     judgement: &Judgement,
 ) {
-    if let Err(why) = record_outcome(spec, files, record, judgement, true, None) {
+    let replay = judgement.replay.as_ref();
+    if let Err(why) = record_outcome(spec, files, record, judgement, true, replay) {
         ui.warn(format_args!("cannot record the shared result: {why}"));
     }
 }
@@ -384,7 +406,12 @@ fn run_and_record(
         ui.warn(format_args!("cannot record the result: {why}"));
     }
     if let Some(key) = judgement.shared_key.as_ref().filter(|_| succeeded)
-        && let Err(why) = shared::publish(spec, key, judgement.through_daemon())
+        && let Err(why) = shared::publish(
+            spec,
+            key,
+            judgement.through_daemon(),
+            finished.captured.as_ref(),
+        )
     {
         ui.warn(format_args!("cannot share the result: {why}"));
     }

@@ -39,6 +39,15 @@ pub fn save(
     outputs: &OutputDigests,
     use_daemon: bool,
 ) -> io::Result<()> {
+    let artifact = Artifact {
+        outputs: blobs(spec, outputs)?,
+        ..Artifact::default()
+    };
+    artifacts::store(&store_key(spec, key), &artifact, use_daemon)
+}
+
+/// The content of every file `outputs` lists, once per digest, named by its hex digest.
+pub fn blobs(spec: &RunSpec, outputs: &OutputDigests) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut blobs: HashMap<Digest, Vec<u8>> = HashMap::new();
     for (shown, base) in &spec.outputs {
         let Some(Some(entries)) = outputs.get(shown) else {
@@ -58,11 +67,7 @@ pub fn save(
             blobs.insert(digest, bytes);
         }
     }
-    let artifact = Artifact {
-        outputs: blobs.into_iter().map(|(d, b)| (d.to_hex(), b)).collect(),
-        ..Artifact::default()
-    };
-    artifacts::store(&store_key(spec, key), &artifact, use_daemon)
+    Ok(blobs.into_iter().map(|(d, b)| (d.to_hex(), b)).collect())
 }
 
 /// Writes back what the record says `changed` outputs held (entries that are already as
@@ -78,6 +83,20 @@ pub fn restore(
 ) -> Result<(), String> {
     let artifact = artifacts::lookup(&store_key(spec, key), use_daemon)
         .ok_or("the outputs are not in the cache")?;
+    write_back(spec, &artifact, recorded, now, changed)
+}
+
+/// Writes back the `changed` outputs as `recorded` says, with the bytes `artifact` holds (its
+/// outputs named by hex digest). The record may come from another machine: its paths must
+/// stay inside their outputs, no entry may lie below a symlink it makes, and modes are only
+/// permission bits.
+pub fn write_back(
+    spec: &RunSpec,
+    artifact: &Artifact,
+    recorded: &OutputDigests,
+    now: &OutputDigests,
+    changed: &[String],
+) -> Result<(), String> {
     let blobs: HashMap<Digest, &[u8]> = artifact
         .outputs
         .iter()
@@ -89,6 +108,18 @@ pub fn restore(
         let Some(Some(entries)) = recorded.get(shown) else {
             return Err(format!("{shown} did not exist after the last success"));
         };
+        let links: Vec<&str> = entries
+            .iter()
+            .filter(|e| matches!(e.kind, OutputKind::Symlink(_)))
+            .map(|e| e.path.as_str())
+            .collect();
+        if let Some(below) = entries.iter().find(|e| {
+            links.iter().any(|link| {
+                e.path.starts_with(&format!("{link}/")) || (link.is_empty() && e.path != *link)
+            })
+        }) {
+            return Err(format!("{shown}: {:?} lies below a symlink", below.path));
+        }
         let present = now.get(shown).cloned().flatten().unwrap_or_default();
         for entry in entries
             .iter()
@@ -133,13 +164,13 @@ fn put(path: &Path, entry: &OutputEntry, bytes: Option<&[u8]>) -> io::Result<()>
                 remove_non_dir(path, existing.as_ref())?;
                 std::fs::create_dir_all(path)?;
             }
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode))
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode & 0o777))
         }
         (OutputKind::File, Some(bytes)) => {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            write_file_atomic_with_mode(path, bytes, Some(entry.mode))
+            write_file_atomic_with_mode(path, bytes, Some(entry.mode & 0o777))
         }
         (OutputKind::Symlink(target), _) => {
             remove_non_dir(path, existing.as_ref())?;

@@ -1,13 +1,17 @@
 //! Shared task results (`--share`, `share = true`): after a success a task publishes "these
 //! inputs passed" under a key every machine computes alike — the input files' relative paths
 //! and content, the command line, the named env vars and the tool's *content* (not its path
-//! or mtime) — into the artifact store, whose remote tier carries it to teammates and CI. A
-//! check that would run asks for it first: a record whose outputs match the ones here turns
-//! the run into a skip, recorded as a local success.
+//! or mtime) — into the artifact store, whose remote tier carries it to teammates and CI,
+//! with the outputs it left (their files) and its captured streams. A check that would run
+//! asks for it first: the outputs here are made the published ones (restored where they are
+//! missing or differ) and the run becomes a skip, recorded as a local success.
 
 use std::io;
 
+use serde::{Deserialize, Serialize};
+
 use super::artifacts;
+use super::output_cache;
 use super::outputs::{OutputDigests, changed_outputs, digest_outputs};
 use super::record::RunRecord;
 use super::spec::RunSpec;
@@ -15,8 +19,9 @@ use super::tool;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Decision, combined_key};
 
-/// The artifact output holding a shared record (the outputs' digests, JSON).
-const RECORD: &str = "record";
+/// The artifact output holding a published record (JSON); the other outputs are the
+/// outputs' file contents by hex digest.
+const RECORD: &str = "record-v2";
 
 /// The store key of this check's inputs, the same on every machine.
 pub fn portable_key(
@@ -31,29 +36,80 @@ pub fn portable_key(
     Ok(format!("shared-task/{}", combined_key(&parts).to_hex()))
 }
 
-/// True when `key` passed elsewhere and the outputs here are the ones it produced. Through
-/// the daemon's store when `use_daemon`, else in-process.
-pub fn passed_elsewhere(spec: &RunSpec, key: &str, use_daemon: bool) -> bool {
-    let Some(artifact) = artifacts::lookup(key, use_daemon) else {
-        return false;
-    };
-    let recorded: Option<OutputDigests> = artifact
+/// A result another machine published: the outputs it left (their listing and bytes) and,
+/// when it captured them, its stdout and stderr.
+pub struct SharedResult {
+    record: PublishedRecord,
+    artifact: Artifact,
+}
+
+/// What a published result says of itself.
+#[derive(Serialize, Deserialize)]
+struct PublishedRecord {
+    outputs: OutputDigests,
+    replay: bool,
+}
+
+/// The result published under `key`, if any. Through the daemon's store when `use_daemon`,
+/// else in-process.
+pub fn fetch(key: &str, use_daemon: bool) -> Option<SharedResult> {
+    let artifact = artifacts::lookup(key, use_daemon)?;
+    let record = artifact
         .outputs
         .iter()
         .find(|(name, _)| name == RECORD)
-        .and_then(|(_, bytes)| serde_json::from_slice(bytes).ok());
-    let (Some(recorded), Ok(now)) = (recorded, digest_outputs(&spec.outputs)) else {
-        return false;
-    };
-    changed_outputs(&recorded, &now).is_empty()
+        .and_then(|(_, bytes)| serde_json::from_slice(bytes).ok())?;
+    Some(SharedResult { record, artifact })
 }
 
-/// Publishes a success of `key` with the outputs it left.
-pub fn publish(spec: &RunSpec, key: &str, use_daemon: bool) -> io::Result<()> {
+impl SharedResult {
+    /// Makes the outputs here the ones the shared run left, restoring what differs; returns
+    /// how many outputs were restored. Err: they cannot be made so (the task then runs).
+    pub fn apply(&self, spec: &RunSpec) -> Result<usize, String> {
+        let recorded = &self.record.outputs;
+        let now = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
+        let changed = changed_outputs(recorded, &now);
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        output_cache::write_back(spec, &self.artifact, recorded, &now, &changed)?;
+        let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
+        match changed_outputs(recorded, &again).is_empty() {
+            true => Ok(changed.len()),
+            false => Err("the restored outputs differ from the shared record".to_string()),
+        }
+    }
+
+    /// The shared run's stdout and stderr, when it captured them.
+    pub fn replay(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let a = &self.artifact;
+        self.record
+            .replay
+            .then(|| (a.stdout.clone(), a.stderr.clone()))
+    }
+}
+
+/// Publishes a success of `key` with the outputs it left (listing and bytes) and its
+/// captured streams, if any.
+pub fn publish(
+    spec: &RunSpec,
+    key: &str,
+    use_daemon: bool,
+    captured: Option<&(Vec<u8>, Vec<u8>)>,
+) -> io::Result<()> {
     let outputs = digest_outputs(&spec.outputs)?;
+    let mut files = output_cache::blobs(spec, &outputs)?;
+    let record = PublishedRecord {
+        outputs,
+        replay: captured.is_some(),
+    };
+    files.push((RECORD.to_string(), serde_json::to_vec(&record)?));
+    let (stdout, stderr) = captured.cloned().unwrap_or_default();
     let artifact = Artifact {
-        outputs: vec![(RECORD.to_string(), serde_json::to_vec(&outputs)?)],
-        ..Artifact::default()
+        outputs: files,
+        stdout,
+        stderr,
+        exit_code: 0,
     };
     artifacts::store(key, &artifact, use_daemon)
 }
