@@ -430,3 +430,77 @@ fn issue_g_outputs_follow_the_clients_umask() {
     sb.cmd(["gcc", "-c", "a.c", "-o", "b.o"]).status(0);
     assert_eq!(mode(&sb.path("b.o")), 0o644, "umask 022 as before");
 }
+
+/// Issue H.2 meets G: a shared task record from the remote is data. An entry that climbs
+/// out of its output (`../../PWNED`) or lies below a symlink the record makes is refused:
+/// the task runs, and nothing is written outside the output.
+#[test]
+fn forged_shared_task_records_never_write_outside_their_outputs() {
+    if !available(Tool::Redis) {
+        return;
+    }
+    let redis = Redis::start().expect("checked");
+    let sb = Sandbox::new();
+    sb.write("deep/er/src.txt", "input\n");
+    let task = "echo ran >> \"$MARKER\"; mkdir -p out; cp src.txt out/copy.txt";
+    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    let run = |machine: &Machine| {
+        machine
+            .cmd(["run", "--share", "--output", "out", "--", "sh", "-c", task])
+            .env("MARKER", sb.marker())
+            .cwd(sb.path("deep/er"))
+    };
+    let one = Machine::new(&sb, "one", env.clone());
+    run(&one).status(0);
+    one.cmd(["stop"]).status(0);
+    // Another machine: a fresh checkout has neither the outputs nor the task's local state.
+    let fresh_checkout = || {
+        fs::remove_dir_all(sb.path("deep/er/out")).unwrap();
+        fs::remove_dir_all(sb.path("deep/er/.zccache")).unwrap();
+    };
+    fresh_checkout();
+    let honest_machine = Machine::new(&sb, "honest", env.clone());
+    run(&honest_machine)
+        .status(0)
+        .stderr_has("skip (the same inputs passed on another machine; restored 1 output");
+    fresh_checkout();
+    let (key, mut entry) = entry_with(&redis, "record-v2");
+    let at = entry["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|o| o["name"] == "record-v2")
+        .unwrap();
+    let hex = entry["outputs"][at]["blob"].as_str().unwrap().to_string();
+    let text = redis.cli(&["GET", &format!("zccache:blob:{hex}")]);
+    let honest: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let copy = honest["outputs"]["out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "copy.txt")
+        .unwrap()
+        .clone();
+    let forgeries = [
+        serde_json::json!({"path": "../../PWNED", "kind": "file", "mode": 420, "digest": copy["digest"]}),
+        serde_json::json!({"path": "link", "kind": {"symlink": "../.."}, "mode": 511, "digest": copy["digest"]}),
+    ];
+    for (n, forged) in forgeries.into_iter().enumerate() {
+        let mut record = honest.clone();
+        let entries = record["outputs"]["out"].as_array_mut().unwrap();
+        entries.push(forged);
+        if n == 1 {
+            let mut below = copy.clone();
+            below["path"] = serde_json::json!("link/PWNED");
+            entries.push(below);
+        }
+        entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        entry["outputs"][at] = put_blob(&redis, "record-v2", &record.to_string());
+        redis.cli(&["SET", &key, &entry.to_string()]);
+        let machine = Machine::new(&sb, &format!("two-{n}"), env.clone());
+        run(&machine).status(0).stderr_has("zccache: run (");
+        assert!(!sb.path("PWNED").exists() && !sb.path("deep/PWNED").exists());
+        fresh_checkout();
+    }
+    assert_eq!(sb.marker_count(), 3, "both forgeries ran the task");
+}
