@@ -60,10 +60,10 @@ impl DaemonPaths {
         let dir = std::env::current_dir()?.join(dir);
         // A state directory another user owns or can write could hold their socket or
         // their symlinks: refused before anything in it is used.
-        match std::fs::symlink_metadata(&dir) {
+        match crate::private_dir::check(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            _ => crate::private_dir::check(&dir)
-                .map_err(|e| io::Error::new(e.kind(), format!("{DIR_ENV}: {e}")))?,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{DIR_ENV}: {e}"))),
+            Ok(()) => {}
         }
         Ok(DaemonPaths {
             socket: dir.join("daemon.sock"),
