@@ -192,6 +192,12 @@ fn deleted_or_edited_outputs_are_restored_without_running() {
         .stderr_has("skip (2 files unchanged");
     fs::remove_dir_all(sb.path("gen")).unwrap();
     fs::remove_file(sb.path("made.txt")).unwrap();
+    let mut dry = GEN_ARGS.to_vec();
+    dry.push("--dry-run");
+    sb.run_sh(&dry, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (would restore 2 outputs: gen, made.txt, ");
+    assert!(!sb.path("gen").exists(), "a dry run writes nothing");
     sb.run_sh(&GEN_ARGS, GEN_TASK)
         .status(0)
         .stderr_has("skip (restored 2 outputs: gen, made.txt, ");

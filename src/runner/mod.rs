@@ -26,7 +26,8 @@ use crate::fingerprint::{self, Decision, Verdict, now_ms};
 use crate::ui::Ui;
 use check::Recorder;
 use ledger::LedgerLine;
-use outputs::{OutputDigests, changed_outputs, digest_outputs};
+use output_cache::Restore;
+use outputs::{changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
 
@@ -155,7 +156,7 @@ fn judge(
     if args.force {
         judgement.rerun("forced", "forced".to_string());
     } else if judgement.verdict == Verdict::Skip {
-        verify_skip(&mut judgement, spec, spec.replay, files, record)?;
+        verify_skip(&mut judgement, spec, args.dry_run, files, record)?;
     }
     if spec.share {
         consult_shared(&ui, &mut judgement, spec, record, args.force);
@@ -250,11 +251,13 @@ fn record_outcome(
     }
 }
 
-/// A skip also needs the outputs as recorded, and a stored replay when `--replay` asks for it.
+/// A skip also needs the outputs as recorded (restored from the cache where they are not;
+/// with `dry_run`, only whether they could be), and a stored replay when `--replay` asks for
+/// it.
 fn verify_skip(
     judgement: &mut Judgement,
     spec: &RunSpec,
-    want_replay: bool,
+    dry_run: bool,
     files: &RunFiles,
     record: &RunRecord,
 ) -> Result<(), String> {
@@ -270,7 +273,14 @@ fn verify_skip(
         if !changed.is_empty() {
             let restored = match known.filter(|k| k.stored) {
                 None => Err(String::new()),
-                Some(_) => restore(judgement, spec, &recorded, &now, &changed),
+                Some(_) => {
+                    let wanted = Restore {
+                        recorded: &recorded,
+                        now: &now,
+                        changed: &changed,
+                    };
+                    restore(judgement, spec, &wanted, dry_run)
+                }
             };
             if let Err(why) = restored {
                 let missing = changed.iter().any(|p| now.get(p) == Some(&None));
@@ -288,10 +298,10 @@ fn verify_skip(
                 return Ok(());
             }
             judgement.code = "restored";
-            judgement.message = restored_message(&changed);
+            judgement.message = restored_message(&changed, dry_run);
         }
     }
-    if want_replay {
+    if spec.replay {
         match known
             .filter(|k| k.replay)
             .and_then(|_| files.load_replay(key))
@@ -303,26 +313,30 @@ fn verify_skip(
     Ok(())
 }
 
-/// Restores the `changed` outputs of the judged key and checks they are as recorded now.
+/// Restores the changed outputs of the judged key and checks they are as recorded now
+/// (with `dry_run`, only whether the cache has what it would take).
 fn restore(
     judgement: &Judgement,
     spec: &RunSpec,
-    recorded: &OutputDigests,
-    now: &OutputDigests,
-    changed: &[String],
+    wanted: &Restore<'_>,
+    dry_run: bool,
 ) -> Result<(), String> {
     let key = judgement.decision.as_ref().ok_or("no fingerprint")?.key;
     let use_daemon = judgement.through_daemon();
-    output_cache::restore(spec, key, recorded, now, changed, use_daemon)?;
+    output_cache::restore(spec, key, wanted, use_daemon, dry_run)?;
+    if dry_run {
+        return Ok(());
+    }
     let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
-    match changed_outputs(recorded, &again).is_empty() {
+    match changed_outputs(wanted.recorded, &again).is_empty() {
         true => Ok(()),
         false => Err("the restored files differ from the record".to_string()),
     }
 }
 
-/// `restored 3 outputs: dist/, gen.rs, ...` (the first few named).
-fn restored_message(changed: &[String]) -> String {
+/// `restored 3 outputs: dist/, gen.rs, ...` (the first few named; `would restore` for a
+/// dry run).
+fn restored_message(changed: &[String], dry_run: bool) -> String {
     let shown: Vec<&str> = changed.iter().take(3).map(String::as_str).collect();
     let more = if changed.len() > 3 { ", ..." } else { "" };
     let noun = if changed.len() == 1 {
@@ -330,8 +344,9 @@ fn restored_message(changed: &[String]) -> String {
     } else {
         "outputs"
     };
+    let verb = if dry_run { "would restore" } else { "restored" };
     format!(
-        "restored {} {noun}: {}{more}",
+        "{verb} {} {noun}: {}{more}",
         changed.len(),
         shown.join(", ")
     )

@@ -70,20 +70,30 @@ pub fn blobs(spec: &RunSpec, outputs: &OutputDigests) -> io::Result<Vec<(String,
     Ok(blobs.into_iter().map(|(d, b)| (d.to_hex(), b)).collect())
 }
 
-/// Writes back what the record says `changed` outputs held (entries that are already as
-/// recorded in `now` are left alone); nothing is written unless the store has every file's
-/// bytes. Err: why not (the task then runs).
+/// What the outputs should hold and what they hold now.
+pub struct Restore<'a> {
+    /// The listing of the success.
+    pub recorded: &'a OutputDigests,
+    /// The listing now.
+    pub now: &'a OutputDigests,
+    /// The outputs that differ.
+    pub changed: &'a [String],
+}
+
+/// Writes back what the record says the changed outputs held (entries already as recorded
+/// are left alone); nothing is written unless the store has every file's bytes, and nothing
+/// at all when `dry_run` (then it only tells whether it could). Err: why not (the task then
+/// runs).
 pub fn restore(
     spec: &RunSpec,
     key: Digest,
-    recorded: &OutputDigests,
-    now: &OutputDigests,
-    changed: &[String],
+    restore: &Restore<'_>,
     use_daemon: bool,
+    dry_run: bool,
 ) -> Result<(), String> {
     let artifact = artifacts::lookup(&store_key(spec, key), use_daemon)
         .ok_or("the outputs are not in the cache")?;
-    write_back(spec, &artifact, recorded, now, changed)
+    write_back(spec, &artifact, restore, dry_run)
 }
 
 /// Writes back the `changed` outputs as `recorded` says, with the bytes `artifact` holds (its
@@ -93,10 +103,14 @@ pub fn restore(
 pub fn write_back(
     spec: &RunSpec,
     artifact: &Artifact,
-    recorded: &OutputDigests,
-    now: &OutputDigests,
-    changed: &[String],
+    restore: &Restore<'_>,
+    dry_run: bool,
 ) -> Result<(), String> {
+    let Restore {
+        recorded,
+        now,
+        changed,
+    } = restore;
     let blobs: HashMap<Digest, &[u8]> = artifact
         .outputs
         .iter()
@@ -136,6 +150,9 @@ pub fn write_back(
             };
             plan.push((path, entry, bytes));
         }
+    }
+    if dry_run {
+        return Ok(());
     }
     for (path, entry, bytes) in plan {
         put(&path, entry, bytes).map_err(|e| format!("cannot restore {}: {e}", path.display()))?;

@@ -11,7 +11,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::artifacts;
-use super::output_cache;
+use super::output_cache::{self, Restore};
 use super::outputs::{OutputDigests, changed_outputs, digest_outputs};
 use super::record::RunRecord;
 use super::spec::RunSpec;
@@ -72,7 +72,12 @@ impl SharedResult {
         if changed.is_empty() {
             return Ok(0);
         }
-        output_cache::write_back(spec, &self.artifact, recorded, &now, &changed)?;
+        let restore = Restore {
+            recorded,
+            now: &now,
+            changed: &changed,
+        };
+        output_cache::write_back(spec, &self.artifact, &restore, false)?;
         let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
         match changed_outputs(recorded, &again).is_empty() {
             true => Ok(changed.len()),
