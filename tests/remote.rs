@@ -479,15 +479,21 @@ fn a_shared_result_brings_its_outputs_and_replay() {
     };
     let script = "echo ran >> \"$MARKER\"; echo building; mkdir -p dist; \
                   cat a.c > dist/a.txt; printf '#!/bin/sh\\n' > dist/run; chmod 751 dist/run";
-    let run = |sb: &Sandbox| {
-        sb.run_sh(&["--share", "--replay", "--output", "dist"], script)
-            .env("ZCCACHE_REMOTE", redis.url())
+    let run_with = |sb: &Sandbox, extra: &[&str]| {
+        let mut flags = vec!["--share", "--replay", "--output", "dist"];
+        flags.extend_from_slice(extra);
+        sb.run_sh(&flags, script).env("ZCCACHE_REMOTE", redis.url())
     };
+    let run = |sb: &Sandbox| run_with(sb, &[]);
     let first = machine();
     run(&first).status(0);
     stop(&first);
 
     let second = machine();
+    run_with(&second, &["--dry-run"])
+        .status(0)
+        .stderr_has("skip (the same inputs passed on another machine; would restore 1 output,");
+    assert!(!second.path("dist").exists(), "a dry run writes nothing");
     let skipped = run(&second)
         .status(0)
         .stderr_has("skip (the same inputs passed on another machine; restored 1 output,");

@@ -159,7 +159,7 @@ fn judge(
         verify_skip(&mut judgement, spec, args.dry_run, files, record)?;
     }
     if spec.share {
-        consult_shared(&ui, &mut judgement, spec, record, args.force);
+        consult_shared(&ui, &mut judgement, spec, record, args);
     }
     Ok(judgement)
 }
@@ -171,15 +171,15 @@ fn consult_shared(
     judgement: &mut Judgement,
     spec: &RunSpec,
     record: &RunRecord,
-    force: bool,
+    args: &RunArgs,
 ) {
     let Some(decision) = &judgement.decision else {
         return;
     };
     match shared::portable_key(spec, decision, record) {
         Ok(key) => {
-            if judgement.verdict == Verdict::Run && !force {
-                take_shared(judgement, spec, &key);
+            if judgement.verdict == Verdict::Run && !args.force {
+                take_shared(judgement, spec, &key, args.dry_run);
             }
             judgement.shared_key = Some(key);
         }
@@ -188,8 +188,9 @@ fn consult_shared(
 }
 
 /// Turns the run into a skip when another machine published a success of `key` whose
-/// outputs (restored here where needed) and, with `--replay`, streams can be used.
-fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str) {
+/// outputs (restored here where needed; a dry run only asks whether they could be) and,
+/// with `--replay`, streams can be used.
+fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str, dry_run: bool) {
     let Some(result) = shared::fetch(key, judgement.through_daemon()) else {
         return;
     };
@@ -197,16 +198,17 @@ fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str) {
     if spec.replay && replay.is_none() {
         return;
     }
-    let Ok(restored) = result.apply(spec) else {
+    let Ok(restored) = result.apply(spec, dry_run) else {
         return;
     };
     let passed = "the same inputs passed on another machine";
+    let verb = if dry_run { "would restore" } else { "restored" };
     judgement.verdict = Verdict::Skip;
     judgement.code = "shared";
     judgement.message = match restored {
         0 => passed.to_string(),
         n => format!(
-            "{passed}; restored {n} output{}",
+            "{passed}; {verb} {n} output{}",
             if n == 1 { "" } else { "s" }
         ),
     };
@@ -279,7 +281,8 @@ fn verify_skip(
                         now: &now,
                         changed: &changed,
                     };
-                    restore(judgement, spec, &wanted, dry_run)
+                    let use_daemon = judgement.through_daemon();
+                    output_cache::restore(spec, key, &wanted, use_daemon, dry_run)
                 }
             };
             if let Err(why) = restored {
@@ -311,27 +314,6 @@ fn verify_skip(
         }
     }
     Ok(())
-}
-
-/// Restores the changed outputs of the judged key and checks they are as recorded now
-/// (with `dry_run`, only whether the cache has what it would take).
-fn restore(
-    judgement: &Judgement,
-    spec: &RunSpec,
-    wanted: &Restore<'_>,
-    dry_run: bool,
-) -> Result<(), String> {
-    let key = judgement.decision.as_ref().ok_or("no fingerprint")?.key;
-    let use_daemon = judgement.through_daemon();
-    output_cache::restore(spec, key, wanted, use_daemon, dry_run)?;
-    if dry_run {
-        return Ok(());
-    }
-    let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
-    match changed_outputs(wanted.recorded, &again).is_empty() {
-        true => Ok(()),
-        false => Err("the restored files differ from the record".to_string()),
-    }
 }
 
 /// `restored 3 outputs: dist/, gen.rs, ...` (the first few named; `would restore` for a

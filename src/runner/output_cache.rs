@@ -14,7 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::artifacts;
-use super::outputs::{OutputDigests, OutputEntry, OutputKind, holds};
+use super::outputs::{
+    OutputDigests, OutputEntry, OutputKind, changed_outputs, digest_outputs, holds,
+};
 use super::spec::RunSpec;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, write_file_atomic_with_mode};
@@ -99,7 +101,8 @@ pub fn restore(
 /// Writes back the `changed` outputs as `recorded` says, with the bytes `artifact` holds (its
 /// outputs named by hex digest). The record may come from another machine: its paths must
 /// stay inside their outputs, no entry may lie below a symlink it makes, and modes are only
-/// permission bits.
+/// permission bits. Ok only when the outputs then hold what was recorded (with `dry_run`:
+/// when everything could be written).
 pub fn write_back(
     spec: &RunSpec,
     artifact: &Artifact,
@@ -157,7 +160,11 @@ pub fn write_back(
     for (path, entry, bytes) in plan {
         put(&path, entry, bytes).map_err(|e| format!("cannot restore {}: {e}", path.display()))?;
     }
-    Ok(())
+    let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
+    match changed_outputs(recorded, &again).is_empty() {
+        true => Ok(()),
+        false => Err("the restored files differ from the record".to_string()),
+    }
 }
 
 /// Where an entry of the output at `base` lives; its recorded path must stay inside.
