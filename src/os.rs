@@ -161,3 +161,14 @@ pub fn current_umask() -> u32 {
     #[allow(clippy::useless_conversion)]
     u32::from(mask)
 }
+
+/// The soft limit on open file descriptors, if it can be read.
+pub fn fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    known.then_some(limit.rlim_cur)
+}

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::compile_cache::remote::{
-    KEY_ENV, KEY_FILE_ENV, NAMESPACE_ENV, READONLY_ENV, REMOTE_ENV, RemoteSettings, signing_key,
+    KEY_ENV, KEY_FILE_ENV, NAMESPACE_ENV, READONLY_ENV, REMOTE_ENV, Remote, RemoteSettings,
+    signing_key,
 };
 
 /// The default remote namespace.
@@ -84,6 +85,12 @@ pub fn remote_settings() -> Option<Result<RemoteSettings, String>> {
             signing_key,
         }
     }))
+}
+
+/// The remote tier the user configured, opened (not contacted); `None` without one, an
+/// error line when its settings or URL are unusable.
+pub fn remote() -> Option<Result<std::sync::Arc<Remote>, String>> {
+    remote_settings().map(|settings| settings.and_then(|s| Remote::new(&s)))
 }
 
 /// `[remote]` of the user's config file (empty when there is no file).

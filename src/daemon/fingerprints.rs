@@ -195,23 +195,25 @@ impl Fingerprints {
             path: cache_file.to_path_buf(),
             why,
         };
+        let no_pending = || FpError::NoPending(cache_file.to_path_buf());
         let counter = match id.split_once('-') {
-            Some((nonce, counter)) if nonce == daemon_nonce() => counter.parse::<u64>().ok(),
+            Some((nonce, counter)) if nonce == daemon_nonce() => {
+                counter.parse::<u64>().map_err(|_| no_pending())?
+            }
             _ => return Err(refuse("its check was answered by an earlier daemon")),
         };
         let (file, mut pending) = {
             let mut inner = self.lock();
-            let slot = counter.and_then(|c| inner.pending_runs.get(&c).map(|p| (c, p)));
-            match slot {
-                None => return Err(FpError::NoPending(cache_file.to_path_buf())),
-                Some((_, (file, _))) if file != cache_file => {
-                    return Err(refuse("its check was for another state file"));
-                }
-                Some((_, (_, pending))) if pending.key.to_hex() != key => {
-                    return Err(refuse("its check saw other inputs"));
-                }
-                Some((c, _)) => inner.pending_runs.remove(&c).expect("just found"),
+            let Some((file, pending)) = inner.pending_runs.get(&counter) else {
+                return Err(no_pending());
+            };
+            if file != cache_file {
+                return Err(refuse("its check was for another state file"));
             }
+            if pending.key.to_hex() != key {
+                return Err(refuse("its check saw other inputs"));
+            }
+            inner.pending_runs.remove(&counter).ok_or_else(no_pending)?
         };
         let state = if success {
             pending.table = self.table_of(&file);

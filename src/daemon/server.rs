@@ -21,7 +21,6 @@ use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::invoke::ScratchDir;
 use crate::compile_cache::limits;
-use crate::compile_cache::remote::Remote;
 use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
@@ -140,7 +139,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
 /// `store` with the remote tier the user configured, if any (a bad setting is logged and
 /// the store stays local).
 fn with_remote(store: Store) -> Store {
-    match crate::user_config::remote_settings().map(|s| s.and_then(|s| Remote::new(&s))) {
+    match crate::user_config::remote() {
         Some(Ok(remote)) => {
             tracing::info!(
                 readonly = remote.readonly(),
@@ -247,16 +246,11 @@ async fn accept(
 
 /// `MAX_CONNECTIONS`, or half the soft fd limit when that is lower.
 fn connection_cap() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    let half = usize::try_from(limit.rlim_cur / 2).unwrap_or(usize::MAX);
-    match known {
-        true => MAX_CONNECTIONS.min(half).max(4),
-        false => MAX_CONNECTIONS,
+    match crate::os::fd_limit() {
+        Some(limit) => MAX_CONNECTIONS
+            .min(usize::try_from(limit / 2).unwrap_or(usize::MAX))
+            .max(4),
+        None => MAX_CONNECTIONS,
     }
 }
 

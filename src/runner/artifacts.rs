@@ -54,7 +54,7 @@ fn daemon(request: &Request, use_daemon: bool) -> Option<Response> {
 fn in_process() -> io::Result<(Store, Option<std::sync::Arc<Remote>>)> {
     let paths = DaemonPaths::from_env().map_err(io::Error::other)?;
     let store = Store::new(&paths.dir);
-    match crate::user_config::remote_settings().map(|s| s.and_then(|s| Remote::new(&s))) {
+    match crate::user_config::remote() {
         Some(Ok(remote)) => Ok((store.with_remote(remote.clone()), Some(remote))),
         _ => Ok((store, None)),
     }
