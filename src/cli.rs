@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::console::OutputMode;
 use crate::fingerprint::{CacheType, FilterSpec};
 
 /// Fingerprint-first task runner and compiler cache: never do the same work twice.
@@ -163,6 +164,16 @@ pub struct RunArgs {
     /// The zccache.toml to use (default: the nearest one above the current directory).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Most tasks running at once (default: `[defaults] jobs`, else the number of CPUs).
+    #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// After a task fails, still run the tasks that do not depend on it.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// How the output of tasks running at once is shown: each task's whole when it ends
+    /// (`grouped`), or line by line prefixed with the task's name (`prefixed`).
+    #[arg(long, value_enum, default_value_t)]
+    pub output_mode: OutputMode,
     /// Fingerprint what is staged in git's index, not the working tree (for pre-commit hooks).
     #[arg(long)]
     pub staged: bool,

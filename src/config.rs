@@ -110,6 +110,8 @@ pub struct Defaults {
     pub replay: Option<bool>,
     /// Share results through the remote cache tier.
     pub share: Option<bool>,
+    /// Most tasks `zccache run` runs at once.
+    pub jobs: Option<usize>,
 }
 
 /// One `[tasks.NAME]` table.

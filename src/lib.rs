@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod compile_cache;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod fingerprint;
 pub mod os;

@@ -2,60 +2,79 @@
 //! child, turning an exit status into a shell-style code, and local time for messages.
 
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use std::os::unix::process::ExitStatusExt;
 
-/// The child that receives forwarded signals (0: none yet).
-static CHILD_PID: AtomicI32 = AtomicI32::new(0);
-/// The last forwarded signal (0: none).
+/// Most children that receive forwarded signals at once (`zccache run -j` is capped to it).
+pub const MAX_CHILDREN: usize = 256;
+/// The children that receive forwarded signals (0: a free slot).
+static CHILDREN: [AtomicI32; MAX_CHILDREN] = [const { AtomicI32::new(0) }; MAX_CHILDREN];
+/// The last forwarded signal (0: none) since the handlers were installed.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// Whether any signal was forwarded during this process's life.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How many forwardings are alive, and the actions they replaced.
+static INSTALLED: Mutex<(usize, Vec<(libc::c_int, libc::sigaction)>)> = Mutex::new((0, Vec::new()));
 
 const FORWARDED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 extern "C" fn forward(signal: libc::c_int) {
     RECEIVED.store(signal, Ordering::SeqCst);
-    let pid = CHILD_PID.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe; pid is a child we spawned.
-        unsafe {
-            libc::kill(pid, signal);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    for child in &CHILDREN {
+        let pid = child.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill is async-signal-safe; pid is a child we spawned.
+            unsafe {
+                libc::kill(pid, signal);
+            }
         }
     }
 }
 
-/// While alive, SIGINT and SIGTERM sent to zccache are passed on to the child instead of
-/// killing zccache; dropping it restores the previous handlers.
+/// True once zccache received SIGINT or SIGTERM while a child ran (no new task starts).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// While alive, SIGINT and SIGTERM sent to zccache are passed on to the child (to every
+/// child of the live forwardings) instead of killing zccache; when the last one is dropped
+/// the previous handlers come back.
 pub struct SignalForwarding {
-    previous: Vec<(libc::c_int, libc::sigaction)>,
+    /// The index in `CHILDREN` of this forwarding's child.
+    slot: AtomicUsize,
 }
 
 impl SignalForwarding {
     /// Installs the forwarding handlers (before the child exists, so no signal is lost).
     pub fn install() -> Self {
-        RECEIVED.store(0, Ordering::SeqCst);
-        let mut previous = Vec::new();
-        for signal in FORWARDED {
-            // SAFETY: a zeroed sigaction with a plain handler is valid; `old` receives the
-            // previous action, restored in Drop.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = forward as *const () as libc::sighandler_t;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, &action, &mut old) == 0 {
-                    previous.push((signal, old));
-                }
-            }
+        let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+        if installed.0 == 0 {
+            RECEIVED.store(0, Ordering::SeqCst);
+            installed.1 = FORWARDED
+                .iter()
+                .filter_map(|&s| replace_action(s))
+                .collect();
         }
-        SignalForwarding { previous }
+        installed.0 += 1;
+        SignalForwarding {
+            slot: AtomicUsize::new(usize::MAX),
+        }
     }
 
     /// Names the child to forward to; a signal that came before it existed is sent now.
     pub fn set_child(&self, pid: u32) {
         let pid = i32::try_from(pid).unwrap_or(0);
-        CHILD_PID.store(pid, Ordering::SeqCst);
+        let free = CHILDREN.iter().position(|child| {
+            child
+                .compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+        if let Some(slot) = free {
+            self.slot.store(slot, Ordering::SeqCst);
+        }
         let early = RECEIVED.load(Ordering::SeqCst);
         if early != 0 && pid > 0 {
             // SAFETY: see `forward`.
@@ -71,13 +90,34 @@ impl SignalForwarding {
     }
 }
 
+/// Points `signal` at `forward`; returns the action it replaced.
+fn replace_action(signal: libc::c_int) -> Option<(libc::c_int, libc::sigaction)> {
+    // SAFETY: a zeroed sigaction with a plain handler is valid; `old` receives the previous
+    // action, restored when the last forwarding is dropped.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = forward as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, &action, &mut old) == 0).then_some((signal, old))
+    }
+}
+
 impl Drop for SignalForwarding {
     fn drop(&mut self) {
-        CHILD_PID.store(0, Ordering::SeqCst);
-        for (signal, old) in &self.previous {
-            // SAFETY: restores the action saved in `install`.
+        if let Some(child) = CHILDREN.get(self.slot.load(Ordering::SeqCst)) {
+            child.store(0, Ordering::SeqCst);
+        }
+        let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+        installed.0 = installed.0.saturating_sub(1);
+        if installed.0 > 0 {
+            return;
+        }
+        for (signal, old) in installed.1.drain(..) {
+            // SAFETY: restores the action saved when the first forwarding was installed.
             unsafe {
-                libc::sigaction(*signal, old, std::ptr::null_mut());
+                libc::sigaction(signal, &old, std::ptr::null_mut());
             }
         }
     }

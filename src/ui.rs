@@ -1,39 +1,70 @@
-//! User-facing messages: one line each on stderr, prefixed `zccache:`. Not logs.
+//! User-facing messages: one line each on stderr (or in a task's output), prefixed
+//! `zccache:`. Not logs.
 
 use std::fmt::Display;
+use std::sync::Arc;
+
+use crate::console::{Console, Stream};
 
 /// Prints zccache's own messages unless `--quiet` asked for silence.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Ui {
     quiet: bool,
+    /// The task whose output these lines belong to (None: straight to stderr).
+    console: Option<Arc<Console>>,
 }
 
 impl Ui {
     /// A printer that stays silent when `quiet`.
     pub fn new(quiet: bool) -> Self {
-        Ui { quiet }
+        Ui {
+            quiet,
+            console: None,
+        }
     }
 
-    /// Whether `zccache:` lines are silenced.
-    pub fn is_quiet(&self) -> bool {
-        self.quiet
+    /// A printer whose lines go into a task's `console`.
+    pub fn to_console(quiet: bool, console: Arc<Console>) -> Self {
+        Ui {
+            quiet,
+            console: Some(console),
+        }
+    }
+
+    /// Where the task's command writes: its console, or straight to the terminal.
+    pub fn console(&self) -> &Console {
+        static DIRECT: Console = Console::Direct;
+        self.console.as_deref().unwrap_or(&DIRECT)
+    }
+
+    fn line(&self, text: std::fmt::Arguments<'_>) {
+        match &self.console {
+            Some(console) => console.write(Stream::Err, format!("{text}\n").as_bytes()),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Whether a progress line may be drawn: not quiet, and not inside a task's output that
+    /// other tasks share the terminal with.
+    pub fn shows_progress(&self) -> bool {
+        !self.quiet && self.console.as_deref().is_none_or(Console::is_direct)
     }
 
     /// Prints `zccache: {msg}` unless quiet.
     pub fn say(&self, msg: impl Display) {
         if !self.quiet {
-            eprintln!("zccache: {msg}");
+            self.line(format_args!("zccache: {msg}"));
         }
     }
 
     /// Prints an error line; errors are shown even when quiet.
     pub fn error(&self, msg: impl Display) {
-        eprintln!("zccache: error: {msg}");
+        self.line(format_args!("zccache: error: {msg}"));
     }
 
     /// Prints a warning; warnings are shown even when quiet.
     pub fn warn(&self, msg: impl Display) {
-        eprintln!("zccache: warning: {msg}");
+        self.line(format_args!("zccache: warning: {msg}"));
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 mod compile_c;
 mod daemon;
 mod fp;
+mod graph;
 mod kv;
 mod remote;
 mod run;

@@ -104,9 +104,10 @@ fn first_failure_stops_with_its_status() {
         "[tasks.fail]\ncommand = \"echo fail >> \\\"$MARKER\\\"; exit 3\"\n\
          [tasks.after]\ncommand = \"echo after >> \\\"$MARKER\\\"\"\n",
     );
-    run(&sb, &["fail", "after"]).status(3);
+    // One at a time, the failure comes first and nothing starts after it.
+    run(&sb, &["-j", "1", "fail", "after"]).status(3);
     assert_eq!(marker_lines(&sb), ["fail"]);
-    run(&sb, &["--all"]).status(3);
+    run(&sb, &["-j", "1", "--all"]).status(3);
     assert_eq!(marker_lines(&sb), ["fail", "after", "fail"]);
 }
 

@@ -145,6 +145,16 @@ mod tests {
     /// One value of every variant, in contract order.
     fn every_request() -> Vec<Request> {
         let p = path("/x");
+        let run_check = RunCheckSpec {
+            cache_file: p.clone(),
+            cache_type: "hash".into(),
+            root: p.clone(),
+            extensions: vec![],
+            include_globs: vec![],
+            exclude: vec![],
+            extra_parts: vec![("command".into(), "00".into())],
+            dry_run: true,
+        };
         vec![
             Request::Ping,
             Request::Shutdown,
@@ -218,22 +228,14 @@ mod tests {
                 cache_file: p.clone(),
             },
             Request::ListRustArtifacts,
-            Request::RunCheck(RunCheckSpec {
-                cache_file: p.clone(),
-                cache_type: "hash".into(),
-                root: p.clone(),
-                extensions: vec![],
-                include_globs: vec![],
-                exclude: vec![],
-                extra_parts: vec![("command".into(), "00".into())],
-                dry_run: true,
-            }),
+            Request::RunCheck(run_check.clone()),
             Request::RunRecord {
                 cache_file: p,
                 pending_id: "5eed-7".into(),
                 key: "00".into(),
                 success: true,
             },
+            Request::RunCheckBatch(vec![run_check]),
         ]
     }
 

@@ -8,7 +8,8 @@ use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{
-    Artifact, DaemonStatus, NormalizedPath, RemoteStatus, Request, Response, RunCheckSpec,
+    Artifact, DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response,
+    RunCheckAnswer, RunCheckSpec,
 };
 use super::server::Shared;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
@@ -62,6 +63,9 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         | Request::SessionEnd { .. }
         | Request::ListRustArtifacts) => compiles::handle(shared, request).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
+        Request::RunCheckBatch(specs) => {
+            blocking(shared, move |s| run_check_batch(s, &specs)).await
+        }
         Request::RunRecord {
             cache_file,
             pending_id,
@@ -230,6 +234,34 @@ fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
         }
         Err(err) => error(&err),
     }
+}
+
+/// Each spec checked as `RunCheck` would, in order; one failing spec fails alone.
+fn run_check_batch(shared: &Shared, specs: &[RunCheckSpec]) -> Response {
+    if specs.len() > MAX_BATCH {
+        return Response::Error {
+            message: format!("a batch of {} checks exceeds {MAX_BATCH}", specs.len()),
+        };
+    }
+    let answers = specs
+        .iter()
+        .map(|spec| match run_check(shared, spec) {
+            Response::RunChecked {
+                decision,
+                mode,
+                pending_id,
+            } => RunCheckAnswer::Checked {
+                decision,
+                mode,
+                pending_id,
+            },
+            Response::Error { message } => RunCheckAnswer::Failed { message },
+            other => RunCheckAnswer::Failed {
+                message: format!("unexpected answer {other:?}"),
+            },
+        })
+        .collect();
+    Response::RunCheckedBatch(answers)
 }
 
 fn mark(shared: &Shared, cache_file: &NormalizedPath, verb: Mark) -> Response {

@@ -167,6 +167,31 @@ pub enum Request {
         /// Whether the command succeeded.
         success: bool,
     },
+    /// Several `RunCheck`s in one round trip (`zccache run` of a task graph) →
+    /// `RunCheckedBatch`, one answer per spec in order; at most `MAX_BATCH` specs.
+    RunCheckBatch(Vec<RunCheckSpec>),
+}
+
+/// Most specs one `RunCheckBatch` may carry.
+pub const MAX_BATCH: usize = 4096;
+
+/// One answer of `RunCheckedBatch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunCheckAnswer {
+    /// As `RunChecked`.
+    Checked {
+        /// The decision.
+        decision: Decision,
+        /// How the input set was built.
+        mode: String,
+        /// Pass back in `RunRecord`.
+        pending_id: String,
+    },
+    /// This spec could not be checked (the others were).
+    Failed {
+        /// Why.
+        message: String,
+    },
 }
 
 /// What `RunCheck` checks.
@@ -285,6 +310,8 @@ pub enum Response {
         /// One per cached crate compile.
         artifacts: Vec<RustArtifact>,
     },
+    /// To `RunCheckBatch`: one answer per spec, in order.
+    RunCheckedBatch(Vec<RunCheckAnswer>),
 }
 
 /// One cached rustc compile, for `ListRustArtifacts`.

@@ -10,7 +10,7 @@ use super::spec::RunSpec;
 use crate::commands::fp::{cache_type_name, note_full_pass};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::DaemonPaths;
-use crate::daemon::protocol::{NormalizedPath, Request, Response, RunCheckSpec};
+use crate::daemon::protocol::{NormalizedPath, Request, Response, RunCheckAnswer, RunCheckSpec};
 use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, Digest, Pending, Progress};
 use crate::ui::{ProgressLine, Shown, Ui};
 
@@ -58,17 +58,36 @@ impl Recorder {
     }
 }
 
-/// Checks `spec` with `parts`, through the daemon when `use_daemon`.
+/// A daemon's answer for a task, asked ahead of time with the others of its graph.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    /// The key parts it was asked with (used only when the task's parts are still these).
+    pub parts: BTreeMap<String, Digest>,
+    /// The daemon's decision.
+    pub decision: Decision,
+    /// How the input set was built.
+    pub mode: String,
+    /// For `RunRecord`.
+    pub pending_id: String,
+}
+
+/// Checks `spec` with `parts`, through the daemon when `use_daemon` (taking `prechecked`,
+/// its answer from a batch, when it was asked with the same parts).
 pub fn check(
     ui: &Ui,
     spec: &RunSpec,
     parts: BTreeMap<String, Digest>,
     dry_run: bool,
     use_daemon: bool,
+    prechecked: Option<Prechecked>,
 ) -> Result<(Decision, Recorder), String> {
     // The index is read straight from git; the daemon watches working trees.
     if use_daemon && !spec.staged {
-        match via_daemon(spec, &parts, dry_run, ui.is_quiet()) {
+        let answer = match prechecked.filter(|p| p.parts == parts) {
+            Some(p) => Ok((p.decision, p.mode, p.pending_id)),
+            None => via_daemon(spec, &parts, dry_run, !ui.shows_progress()),
+        };
+        match answer {
             Ok((decision, mode, pending_id)) => {
                 note_full_pass(ui, Some(&mode));
                 let key = decision.key;
@@ -83,7 +102,7 @@ pub fn check(
         }
     }
     let progress = Arc::new(Progress::default());
-    let _line = ProgressLine::start(Shown::Hashing(Arc::clone(&progress)), ui.is_quiet());
+    let _line = ProgressLine::start(Shown::Hashing(Arc::clone(&progress)), !ui.shows_progress());
     let checked = fingerprint::check(&CheckRequest {
         cache_file: spec.cache_file.clone(),
         cache_type: spec.cache_type,
@@ -102,14 +121,44 @@ pub fn check(
     Ok((checked.decision, Recorder::InProcess(checked.pending)))
 }
 
-fn via_daemon(
-    spec: &RunSpec,
-    parts: &BTreeMap<String, Digest>,
+/// The daemon's answers for several tasks in one round trip, in order (`None` for each
+/// where the daemon could not answer: that task asks again by itself).
+pub fn batch(
+    tasks: &[(&RunSpec, BTreeMap<String, Digest>)],
     dry_run: bool,
-    quiet: bool,
-) -> Result<(Decision, String, String), ClientError> {
+) -> Vec<Option<Prechecked>> {
+    let specs = tasks
+        .iter()
+        .map(|(spec, parts)| daemon_spec(spec, parts, dry_run))
+        .collect();
+    let answers = DaemonPaths::from_env()
+        .map_err(ClientError::from)
+        .and_then(|paths| client::call(&paths, &Request::RunCheckBatch(specs)));
+    let Ok(Response::RunCheckedBatch(answers)) = answers else {
+        return vec![None; tasks.len()];
+    };
+    let mut answers = answers.into_iter();
+    tasks
+        .iter()
+        .map(|(_, parts)| match answers.next()? {
+            RunCheckAnswer::Checked {
+                decision,
+                mode,
+                pending_id,
+            } => Some(Prechecked {
+                parts: parts.clone(),
+                decision,
+                mode,
+                pending_id,
+            }),
+            RunCheckAnswer::Failed { .. } => None,
+        })
+        .collect()
+}
+
+fn daemon_spec(spec: &RunSpec, parts: &BTreeMap<String, Digest>, dry_run: bool) -> RunCheckSpec {
     let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
-    let request = Request::RunCheck(RunCheckSpec {
+    RunCheckSpec {
         cache_file: abs(&spec.cache_file),
         cache_type: cache_type_name(spec.cache_type).to_string(),
         root: abs(&spec.root),
@@ -118,7 +167,16 @@ fn via_daemon(
         exclude: spec.filter.exclude.clone(),
         extra_parts: parts.iter().map(|(k, v)| (k.clone(), v.to_hex())).collect(),
         dry_run,
-    });
+    }
+}
+
+fn via_daemon(
+    spec: &RunSpec,
+    parts: &BTreeMap<String, Digest>,
+    dry_run: bool,
+    quiet: bool,
+) -> Result<(Decision, String, String), ClientError> {
+    let request = Request::RunCheck(daemon_spec(spec, parts, dry_run));
     let paths = DaemonPaths::from_env()?;
     let line = ProgressLine::start(Shown::Waiting("checking through the daemon"), quiet);
     let answer = client::call(&paths, &request);

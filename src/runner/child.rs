@@ -1,12 +1,13 @@
-//! Running the task's command: stdio inherited untouched, or teed and captured for
-//! `--replay`; SIGINT/SIGTERM forwarded; the status mapped the way a shell would.
+//! Running the task's command: stdio inherited untouched, or teed into the task's console
+//! (and captured for `--replay`); SIGINT/SIGTERM forwarded; the status mapped the way a shell would.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 
+use crate::console::{Console, Stream};
 use crate::os::{SignalForwarding, exit_code};
 
 /// Exit status when the command does not exist.
@@ -27,27 +28,33 @@ pub struct Finished {
     pub forwarded_signal: Option<i32>,
 }
 
-/// Runs `argv` to completion. With `capture`, stdout and stderr are passed through live and
-/// also kept (separately, each in order).
-pub fn run(argv: &[OsString], cwd: &Path, capture: bool) -> Finished {
+/// Runs `argv` to completion, its output going to `console`. With `capture`, stdout and
+/// stderr are also kept (separately, each in order). A command of a task that shares the
+/// terminal with others writes through pipes and reads no stdin.
+pub fn run(argv: &[OsString], cwd: &Path, capture: bool, console: &Console) -> Finished {
     let forwarding = SignalForwarding::install();
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).current_dir(cwd);
-    if capture {
+    let piped = capture || !console.is_direct();
+    if piped {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    if !console.is_direct() {
+        command.stdin(Stdio::null());
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return not_started(&argv[0], &e),
     };
     forwarding.set_child(child.id());
-    let tees = capture.then(|| {
-        let out = child.stdout.take().map(|s| tee(s, io::stdout()));
-        let err = child.stderr.take().map(|s| tee(s, io::stderr()));
-        (out, err)
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (status, captured) = thread::scope(|scope| {
+        let out = out.map(|s| scope.spawn(move || tee(s, Stream::Out, console, capture)));
+        let err = err.map(|s| scope.spawn(move || tee(s, Stream::Err, console, capture)));
+        let status = child.wait();
+        let captured = piped.then(|| (joined(out), joined(err)));
+        (status, captured.filter(|_| capture))
     });
-    let status = child.wait();
-    let captured = tees.map(|(out, err)| (joined(out), joined(err)));
     let code = match status {
         Ok(status) => exit_code(status),
         Err(_) => 1,
@@ -73,29 +80,26 @@ fn not_started(program: &OsString, err: &io::Error) -> Finished {
     }
 }
 
-fn tee(
-    mut source: impl Read + Send + 'static,
-    mut sink: impl Write + Send + 'static,
-) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
+/// Passes `source` on to `console` as it comes; returns what it read when `keep`.
+fn tee(mut source: impl Read, stream: Stream, console: &Console, keep: bool) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if keep {
                     kept.extend_from_slice(&buf[..n]);
-                    // A closed terminal must not stop the capture.
-                    let _ = sink.write_all(&buf[..n]).and_then(|()| sink.flush());
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                console.write(stream, &buf[..n]);
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
         }
-        kept
-    })
+    }
+    kept
 }
 
-fn joined(handle: Option<thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+fn joined(handle: Option<thread::ScopedJoinHandle<'_, Vec<u8>>>) -> Vec<u8> {
     handle.and_then(|h| h.join().ok()).unwrap_or_default()
 }

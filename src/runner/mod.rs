@@ -7,7 +7,9 @@
 mod artifacts;
 mod check;
 mod child;
+mod graph;
 pub mod ledger;
+mod outcome;
 mod output_cache;
 mod outputs;
 pub mod record;
@@ -17,15 +19,19 @@ pub mod spec;
 pub mod tasks;
 pub mod tool;
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::RunArgs;
+use crate::console::Console;
 use crate::daemon::lifecycle::daemon_disabled;
-use crate::fingerprint::{self, Decision, Verdict, now_ms};
+use crate::fingerprint::{self, Decision, Digest, Verdict, now_ms};
 use crate::ui::Ui;
-use check::Recorder;
+use check::{Prechecked, Recorder};
 use ledger::LedgerLine;
+use outcome::{Ended, Outcome};
 use output_cache::Restore;
 use outputs::{changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
@@ -57,6 +63,8 @@ pub(crate) struct Judgement {
     pub(crate) shared_key: Option<String>,
     /// The skip comes from a result shared by another machine (record it here).
     pub(crate) shared_skip: bool,
+    /// The skip wrote outputs back from the cache.
+    pub(crate) restored: bool,
 }
 
 /// Runs `zccache run`: named tasks, or the command after `--`.
@@ -81,7 +89,8 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
         share: args.share,
         staged: args.staged,
     });
-    Ok(ExitCode::from(run_spec(&spec, args)))
+    let console = Arc::new(Console::Direct);
+    Ok(ExitCode::from(run_spec(&spec, args, &console, None).status))
 }
 
 /// Whether `spec` would skip now, deciding quietly and writing nothing (`None`: unknown).
@@ -92,66 +101,99 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
     quiet.quiet = true;
     quiet.json = false;
     let files = RunFiles::new(&spec.cache_file);
-    let judgement = judge(spec, &quiet, &files, &mut files.load()).ok()?;
+    let judged = judge(
+        &Ui::new(true),
+        spec,
+        &quiet,
+        (&files, &mut files.load()),
+        None,
+    );
+    let judgement = judged.ok()?;
     Some(judgement.verdict == Verdict::Skip)
 }
 
-/// One task: check, then skip or run it and record; returns the exit status.
-pub fn run_spec(spec: &RunSpec, args: &RunArgs) -> u8 {
+/// One task: check, then skip or run it and record; its lines and its command's output go
+/// to `console`.
+/// `prechecked` is the daemon's answer from a batch, taken when still valid.
+pub fn run_spec(
+    spec: &RunSpec,
+    args: &RunArgs,
+    console: &Arc<Console>,
+    prechecked: Option<Prechecked>,
+) -> Ended {
     let started = Instant::now();
-    let ui = Ui::new(args.quiet || args.json);
+    let ui = Ui::to_console(args.quiet || args.json, Arc::clone(console));
     let files = RunFiles::new(&spec.cache_file);
     let mut record = files.load();
-    let judgement = judge(spec, args, &files, &mut record).unwrap_or_else(|why| {
+    let judged = judge(&ui, spec, args, (&files, &mut record), prechecked);
+    let judgement = judged.unwrap_or_else(|why| {
         ui.warn(format_args!("cannot fingerprint ({why}); running anyway"));
         Judgement::unknown()
     });
-    report::decision(&ui, args, spec, &judgement, started);
-    if args.dry_run {
-        return match (&judgement.decision, judgement.verdict) {
-            (None, _) => ERROR_EXIT,
-            (_, Verdict::Skip) => 0,
-            (_, Verdict::Run) => WOULD_RUN,
+    let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report::decision(&ui, args, spec, &judgement, check_ms);
+    let ended = if args.dry_run {
+        dry_run_end(&judgement)
+    } else {
+        let exit_status = match judgement.verdict {
+            Verdict::Skip => {
+                report::replay(console, judgement.replay.as_ref());
+                if judgement.shared_skip {
+                    record_shared_skip(&ui, spec, &files, &mut record, &judgement);
+                }
+                None
+            }
+            Verdict::Run => Some(run_and_record(&ui, spec, &files, &mut record, &judgement)),
         };
-    }
-    let exit_status = match judgement.verdict {
-        Verdict::Skip if judgement.shared_skip => {
-            report::replay(judgement.replay.as_ref());
-            record_shared_skip(&ui, spec, &files, &mut record, &judgement);
-            None
+        // Without a fingerprint there may be no state directory to keep a ledger in.
+        if judgement.decision.is_some() {
+            let line = ledger_line(spec, &judgement, started, exit_status);
+            if let Err(e) = ledger::append(&files.ledger, &line) {
+                ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
+            }
         }
-        Verdict::Skip => {
-            report::replay(judgement.replay.as_ref());
-            None
-        }
-        Verdict::Run => Some(run_and_record(&ui, spec, &files, &mut record, &judgement)),
+        ended(&judgement, exit_status)
     };
-    // Without a fingerprint there may be no state directory to keep a ledger in.
-    if judgement.decision.is_some() {
-        let line = ledger_line(spec, &judgement, started, exit_status);
-        if let Err(e) = ledger::append(&files.ledger, &line) {
-            ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
-        }
+    if args.json {
+        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        report::json(console, args, spec, &judgement, (check_ms, total_ms), ended);
     }
-    u8::try_from(exit_status.unwrap_or(0)).unwrap_or(1)
+    ended
+}
+
+/// A dry run's end: exit 0 (would skip), 1 (would run) or 2 (cannot tell).
+fn dry_run_end(judgement: &Judgement) -> Ended {
+    let (outcome, status) = match (&judgement.decision, judgement.verdict) {
+        (None, _) => (Outcome::Unknown, ERROR_EXIT),
+        (_, Verdict::Skip) => (Outcome::WouldSkip, 0),
+        (_, Verdict::Run) => (Outcome::WouldRun, WOULD_RUN),
+    };
+    Ended { outcome, status }
+}
+
+/// The end of a task that skipped (`None`) or ran with `exit_status`.
+fn ended(judgement: &Judgement, exit_status: Option<i32>) -> Ended {
+    let outcome = match exit_status {
+        None if judgement.restored => Outcome::Restored,
+        None => Outcome::Skipped,
+        Some(0) => Outcome::Ran,
+        Some(_) => Outcome::Failed,
+    };
+    let status = u8::try_from(exit_status.unwrap_or(0)).unwrap_or(1);
+    Ended { outcome, status }
 }
 
 /// Checks the fingerprint and the outputs; an error means the decision cannot be trusted.
 fn judge(
+    ui: &Ui,
     spec: &RunSpec,
     args: &RunArgs,
-    files: &RunFiles,
-    record: &mut RunRecord,
+    (files, record): (&RunFiles, &mut RunRecord),
+    prechecked: Option<Prechecked>,
 ) -> Result<Judgement, String> {
-    let (tool, memo) = tool::identity(&spec.argv, &spec.cwd, record.rustup.as_ref())?;
-    if memo.is_some() && memo != record.rustup {
-        record.rustup = memo;
-    }
-    let mut parts = spec.command_parts();
-    parts.insert("tool".to_string(), tool);
-    let ui = Ui::new(args.quiet || args.json);
+    let parts = key_parts(spec, record)?;
     let use_daemon = !args.no_daemon && !daemon_disabled();
-    let (decision, recorder) = check::check(&ui, spec, parts, args.dry_run, use_daemon)?;
+    let (decision, recorder) = check::check(ui, spec, parts, args.dry_run, use_daemon, prechecked)?;
     let mut judgement = Judgement::from_check(decision, recorder);
     if args.force {
         judgement.rerun("forced", "forced".to_string());
@@ -159,9 +201,44 @@ fn judge(
         verify_skip(&mut judgement, spec, args.dry_run, files, record)?;
     }
     if spec.share {
-        consult_shared(&ui, &mut judgement, spec, record, args);
+        consult_shared(ui, &mut judgement, spec, record, args);
     }
     Ok(judgement)
+}
+
+/// Key parts besides the file set: the command, the tool it starts (the rustup toolchain
+/// it resolves to is remembered in `record`) and the named env vars.
+fn key_parts(spec: &RunSpec, record: &mut RunRecord) -> Result<BTreeMap<String, Digest>, String> {
+    let (tool, memo) = tool::identity(&spec.argv, &spec.cwd, record.rustup.as_ref())?;
+    if memo.is_some() && memo != record.rustup {
+        record.rustup = memo;
+    }
+    let mut parts = spec.command_parts();
+    parts.insert("tool".to_string(), tool);
+    Ok(parts)
+}
+
+/// The daemon's decisions for a graph's tasks in one round trip (`None` where a task must
+/// ask by itself: no daemon, `--staged`, `--force`, or a task whose parts cannot be made).
+pub fn precheck(specs: &[RunSpec], args: &RunArgs) -> Vec<Option<Prechecked>> {
+    let usable = !args.no_daemon && !daemon_disabled() && !args.staged && !args.force;
+    if !usable || specs.len() < 2 {
+        return vec![None; specs.len()];
+    }
+    let mut indexes = Vec::with_capacity(specs.len());
+    let mut tasks = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let mut record = RunFiles::new(&spec.cache_file).load();
+        if let Ok(parts) = key_parts(spec, &mut record) {
+            indexes.push(i);
+            tasks.push((spec, parts));
+        }
+    }
+    let mut all = vec![None; specs.len()];
+    for (i, answer) in indexes.into_iter().zip(check::batch(&tasks, args.dry_run)) {
+        all[i] = answer;
+    }
+    all
 }
 
 /// With shared results: the portable key, and a run that another machine's identical
@@ -213,6 +290,7 @@ fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str, dry_run: bo
         ),
     };
     judgement.shared_skip = true;
+    judgement.restored = restored > 0;
     judgement.replay = replay.filter(|_| spec.replay);
 }
 
@@ -225,7 +303,7 @@ fn record_shared_skip(
     judgement: &Judgement,
 ) {
     let replay = judgement.replay.as_ref();
-    if let Err(why) = record_outcome(spec, files, record, judgement, true, replay) {
+    if let Err(why) = record_outcome(ui, spec, files, record, judgement, true, replay) {
         ui.warn(format_args!("cannot record the shared result: {why}"));
     }
 }
@@ -233,6 +311,7 @@ fn record_shared_skip(
 /// Records success or failure against what the check saw, with the outputs' digests and
 /// the replay of a success (nothing to record without a fingerprint).
 fn record_outcome(
+    ui: &Ui,
     spec: &RunSpec,
     files: &RunFiles,
     record: &mut RunRecord,
@@ -247,7 +326,7 @@ fn record_outcome(
     match succeeded {
         true => {
             let use_daemon = judgement.through_daemon();
-            remember(spec, files, record, decision.key, captured, use_daemon)
+            remember(ui, spec, files, record, decision.key, captured, use_daemon)
         }
         false => Ok(()),
     }
@@ -302,6 +381,7 @@ fn verify_skip(
             }
             judgement.code = "restored";
             judgement.message = restored_message(&changed, dry_run);
+            judgement.restored = true;
         }
     }
     if spec.replay {
@@ -345,6 +425,7 @@ impl Judgement {
             replay: None,
             shared_key: None,
             shared_skip: false,
+            restored: false,
         }
     }
 
@@ -358,6 +439,7 @@ impl Judgement {
             replay: None,
             shared_key: None,
             shared_skip: false,
+            restored: false,
         }
     }
 
@@ -382,7 +464,7 @@ fn run_and_record(
     record: &mut RunRecord,
     judgement: &Judgement,
 ) -> i32 {
-    let finished = child::run(&spec.argv, &spec.cwd, spec.replay);
+    let finished = child::run(&spec.argv, &spec.cwd, spec.replay, ui.console());
     if let Some(why) = &finished.spawn_error {
         ui.error(why);
     }
@@ -392,6 +474,7 @@ fn run_and_record(
         _ => finished.code,
     };
     let recorded = record_outcome(
+        ui,
         spec,
         files,
         record,
@@ -418,6 +501,7 @@ fn run_and_record(
 /// Stores the outputs' listing, their files (into the artifact store) and the replay of a
 /// successful key.
 fn remember(
+    ui: &Ui,
     spec: &RunSpec,
     files: &RunFiles,
     record: &mut RunRecord,
@@ -429,7 +513,7 @@ fn remember(
     let has_files = outputs.values().any(Option::is_some);
     let stored = has_files
         && output_cache::save(spec, key, &outputs, use_daemon)
-            .inspect_err(|e| Ui::default().warn(format_args!("cannot cache the outputs: {e}")))
+            .inspect_err(|e| ui.warn(format_args!("cannot cache the outputs: {e}")))
             .is_ok();
     if let Some((out, err)) = captured {
         files

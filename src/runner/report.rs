@@ -1,32 +1,19 @@
-//! What `zccache run` prints: the decision line (or JSON object), `--explain`'s details, and
-//! a replay of captured output on a skip.
+//! What `zccache run` prints: the decision line (or a JSON object per task), `--explain`'s
+//! details, and a replay of captured output on a skip.
 
-use std::io::Write;
-use std::time::Instant;
-
+use super::outcome::{Ended, Outcome};
 use super::spec::RunSpec;
 use super::{EXPLAIN_LIMIT, Judgement};
 use crate::cli::RunArgs;
+use crate::console::{Console, Stream};
 use crate::fingerprint::{Decision, FILES_PART, Verdict, now_ms};
 use crate::os::local_time;
 use crate::ui::Ui;
 
-/// Prints the decision line (or JSON object) and, with `--explain`, what changed.
-pub(crate) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, started: Instant) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+/// Prints the decision line and, with `--explain`, what changed (nothing with `--json`:
+/// its object comes when the task ends).
+pub(crate) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, ms: f64) {
     if args.json {
-        let mut json = j
-            .decision
-            .as_ref()
-            .map(Decision::to_json)
-            .unwrap_or_default();
-        json["decision"] = serde_json::json!(j.verdict);
-        json["reason"] = serde_json::json!(j.code);
-        json["message"] = serde_json::json!(j.message);
-        json["duration_ms"] = serde_json::json!(ms);
-        json["cache"] = serde_json::json!(spec.cache_file);
-        json["dry_run"] = serde_json::json!(args.dry_run);
-        eprintln!("{json}");
         return;
     }
     let name = spec
@@ -87,11 +74,75 @@ pub fn when(at_ms: u64) -> String {
     }
 }
 
-pub(crate) fn replay(streams: Option<&(Vec<u8>, Vec<u8>)>) {
+/// Prints a task's one JSON object: the decision, its reasons and how the task ended;
+/// `ms` is (time to decide, time to the end).
+pub(crate) fn json(
+    console: &Console,
+    args: &RunArgs,
+    spec: &RunSpec,
+    j: &Judgement,
+    ms: (f64, f64),
+    ended: Ended,
+) {
+    let mut json = j
+        .decision
+        .as_ref()
+        .map(Decision::to_json)
+        .unwrap_or_default();
+    if let Some(name) = &spec.name {
+        json["task"] = serde_json::json!(name);
+    }
+    json["decision"] = serde_json::json!(j.verdict);
+    json["reason"] = serde_json::json!(j.code);
+    json["message"] = serde_json::json!(j.message);
+    json["outcome"] = serde_json::json!(ended.outcome);
+    json["exit_status"] = serde_json::json!(ended.status);
+    json["duration_ms"] = serde_json::json!(ms.0);
+    json["total_ms"] = serde_json::json!(ms.1);
+    json["cache"] = serde_json::json!(spec.cache_file);
+    json["dry_run"] = serde_json::json!(args.dry_run);
+    console.write(Stream::Err, format!("{json}\n").as_bytes());
+}
+
+/// `5 tasks: 3 skipped, 1 restored, 1 ran in 1.2 s` (the kinds that occurred, in a fixed
+/// order).
+pub(crate) fn summary(ends: &[Ended], elapsed: std::time::Duration) -> String {
+    let kinds = [
+        (Outcome::Skipped, "skipped"),
+        (Outcome::Restored, "restored"),
+        (Outcome::Ran, "ran"),
+        (Outcome::Failed, "failed"),
+        (Outcome::NotRun, "not run"),
+        (Outcome::WouldSkip, "would skip"),
+        (Outcome::WouldRun, "would run"),
+        (Outcome::Unknown, "undecided"),
+    ];
+    let counts: Vec<String> = kinds
+        .iter()
+        .filter_map(|(kind, text)| {
+            let n = ends.iter().filter(|e| e.outcome == *kind).count();
+            (n > 0).then(|| format!("{n} {text}"))
+        })
+        .collect();
+    let noun = if ends.len() == 1 { "task" } else { "tasks" };
+    format!(
+        "{} {noun}: {} in {:.1} s",
+        ends.len(),
+        counts.join(", "),
+        elapsed.as_secs_f64()
+    )
+}
+
+/// The JSON object of a task that never started.
+pub(crate) fn not_run_json(name: &str) {
+    let json = serde_json::json!({"task": name, "outcome": Outcome::NotRun});
+    eprintln!("{json}");
+}
+
+/// Prints the streams a skipped task replays.
+pub(crate) fn replay(console: &Console, streams: Option<&(Vec<u8>, Vec<u8>)>) {
     if let Some((out, err)) = streams {
-        let _ = std::io::stdout()
-            .write_all(out)
-            .and_then(|()| std::io::stdout().flush());
-        let _ = std::io::stderr().write_all(err);
+        console.write(Stream::Out, out);
+        console.write(Stream::Err, err);
     }
 }

@@ -1,18 +1,28 @@
-//! `zccache run NAME...` / `--all`: tasks from `zccache.toml`, dependencies first, each once,
-//! stopping at the first failure. Flags given on the command line override a task's settings.
+//! `zccache run NAME...` / `--all`: tasks from `zccache.toml` as a graph, dependencies
+//! first, each once, independent ones at the same time (`-j`), stopping at the first failure
+//! unless `--keep-going`. Flags given on the command line override a task's settings.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use super::run_spec;
+use super::check::Prechecked;
+use super::graph::{Graph, Limits, schedule};
+use super::outcome::{Ended, Outcome};
+use super::report;
 use super::spec::{RunSpec, TaskSource};
+use super::{precheck, run_spec};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, InputArgs, RunArgs, TaskArgs};
 use crate::config::{self, Config, Task};
+use crate::console::Console;
+use crate::ui::Ui;
 
 /// Runs the named tasks (or all); exits with the first failing task's status.
 pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let cwd = std::env::current_dir()?;
     let config = config::load(args.config.as_deref(), &cwd)?;
     let wanted: Vec<String> = if args.all {
@@ -20,14 +30,58 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.tasks.clone()
     };
-    for name in config.order(&wanted)? {
-        let spec = task_spec(&config, &name, args)?;
-        let status = run_spec(&spec, args);
-        if status != 0 {
-            return Ok(ExitCode::from(status));
+    let graph = Graph::new(&config, &wanted)?;
+    let specs = graph
+        .names
+        .iter()
+        .map(|name| task_spec(&config, name, args))
+        .collect::<anyhow::Result<Vec<RunSpec>>>()?;
+    let limits = Limits {
+        jobs: jobs(args, &config),
+        keep_going: args.keep_going,
+    };
+    let parallel = limits.jobs > 1 && specs.len() > 1;
+    let prechecked: Vec<Mutex<Option<Prechecked>>> =
+        precheck(&specs, args).into_iter().map(Mutex::new).collect();
+    let run = schedule(&graph, limits, |i, ended_so_far| {
+        // A check made before the graph started still holds while no task wrote anything.
+        let still_valid = ended_so_far.iter().flatten().all(Ended::wrote_nothing);
+        let prechecked = match still_valid {
+            true => prechecked[i].lock().ok().and_then(|mut p| p.take()),
+            false => None,
+        };
+        let console = Arc::new(Console::new(args.output_mode, &graph.names[i], parallel));
+        let ended = run_spec(&specs[i], args, &console, prechecked);
+        console.finish();
+        ended
+    });
+    if args.json {
+        for (name, end) in graph.names.iter().zip(&run.ends) {
+            if end.outcome == Outcome::NotRun {
+                report::not_run_json(name);
+            }
         }
+    } else if specs.len() > 1 {
+        Ui::new(args.quiet).say(report::summary(&run.ends, started.elapsed()));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(exit_status(&run.ends, run.first_failure)))
+}
+
+/// `-j`, else `[defaults] jobs`, else the number of CPUs.
+fn jobs(args: &RunArgs, config: &Config) -> usize {
+    args.jobs
+        .map(usize::from)
+        .or(config.defaults.jobs)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .clamp(1, crate::os::MAX_CHILDREN)
+}
+
+/// The first failure's status; else (a dry run) the highest: 1 when a task would run.
+fn exit_status(ends: &[Ended], first_failure: Option<usize>) -> u8 {
+    match first_failure {
+        Some(i) => ends[i].status.max(1),
+        None => ends.iter().map(|e| e.status).max().unwrap_or(0),
+    }
 }
 
 /// The resolved spec of task `name`, with command-line flags over the file's settings.

@@ -1,0 +1,241 @@
+//! The task graph of `zccache run NAME...` / `--all`: which tasks may start, how many run at
+//! once, and when to stop starting new ones.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread;
+
+use super::outcome::{Ended, Outcome};
+use crate::config::{Config, ConfigError};
+
+/// Exit status of a task whose runner thread panicked.
+const PANICKED: u8 = 101;
+
+/// Tasks in dependency order (every task after the tasks it depends on), with their edges.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Task names, dependencies first.
+    pub names: Vec<String>,
+    /// For each task, the indexes of the tasks it depends on.
+    pub deps: Vec<Vec<usize>>,
+}
+
+/// How the graph runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most tasks running at once (at least 1).
+    pub jobs: usize,
+    /// After a failure, go on with the tasks that do not depend on it.
+    pub keep_going: bool,
+}
+
+/// What became of every task.
+#[derive(Debug)]
+pub struct GraphRun {
+    /// Each task's end, by index (`NotRun` for those never started).
+    pub ends: Vec<Ended>,
+    /// The task that failed first, if any.
+    pub first_failure: Option<usize>,
+}
+
+/// Where a task stands before it starts.
+enum Readiness {
+    Ready,
+    Waiting,
+    Blocked,
+}
+
+impl Graph {
+    /// `wanted` and everything they depend on; a cycle or an unknown name is an error.
+    pub fn new(config: &Config, wanted: &[String]) -> Result<Self, ConfigError> {
+        let names = config.order(wanted)?;
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut deps = Vec::with_capacity(names.len());
+        for name in &names {
+            let task = config.task(name)?;
+            deps.push(task.depends_on.iter().map(|d| index[d.as_str()]).collect());
+        }
+        Ok(Graph { names, deps })
+    }
+
+    fn readiness(&self, i: usize, ends: &[Option<Ended>]) -> Readiness {
+        let mut ready = Readiness::Ready;
+        for &dep in &self.deps[i] {
+            match ends[dep] {
+                Some(end) if !end.lets_dependents_run() => return Readiness::Blocked,
+                Some(_) => {}
+                None => ready = Readiness::Waiting,
+            }
+        }
+        ready
+    }
+}
+
+/// Runs the graph: every task whose dependencies ended well, at most `limits.jobs` at once,
+/// in graph order where several are ready. `run(i, ends_so_far)` runs task `i`. After the
+/// first failure (or a forwarded SIGINT/SIGTERM) no task starts, except with `keep_going`
+/// the ones that do not depend on a failed task.
+pub fn schedule(
+    graph: &Graph,
+    limits: Limits,
+    run: impl Fn(usize, &[Option<Ended>]) -> Ended + Sync,
+) -> GraphRun {
+    let count = graph.names.len();
+    let mut ends: Vec<Option<Ended>> = vec![None; count];
+    let mut started = vec![false; count];
+    let mut first_failure = None;
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::scope(|scope| {
+        let mut running = 0;
+        loop {
+            let stopping =
+                crate::os::interrupted() || (first_failure.is_some() && !limits.keep_going);
+            for i in 0..count {
+                if stopping || running >= limits.jobs.max(1) {
+                    break;
+                }
+                if started[i] {
+                    continue;
+                }
+                match graph.readiness(i, &ends) {
+                    Readiness::Waiting => {}
+                    Readiness::Blocked => {
+                        started[i] = true;
+                        ends[i] = Some(not_run());
+                    }
+                    Readiness::Ready => {
+                        started[i] = true;
+                        running += 1;
+                        let (done, seen, run) = (done_tx.clone(), ends.clone(), &run);
+                        scope.spawn(move || {
+                            let end =
+                                catch_unwind(AssertUnwindSafe(|| run(i, &seen))).unwrap_or(Ended {
+                                    outcome: Outcome::Failed,
+                                    status: PANICKED,
+                                });
+                            let _ = done.send((i, end));
+                        });
+                    }
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, end)) = done_rx.recv() else { break };
+            running -= 1;
+            if end.outcome == Outcome::Failed && first_failure.is_none() {
+                first_failure = Some(i);
+            }
+            ends[i] = Some(end);
+        }
+    });
+    GraphRun {
+        ends: ends
+            .into_iter()
+            .map(|e| e.unwrap_or_else(not_run))
+            .collect(),
+        first_failure,
+    }
+}
+
+fn not_run() -> Ended {
+    Ended {
+        outcome: Outcome::NotRun,
+        status: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn graph(deps: Vec<Vec<usize>>) -> Graph {
+        Graph {
+            names: (0..deps.len()).map(|i| format!("t{i}")).collect(),
+            deps,
+        }
+    }
+
+    fn ended(outcome: Outcome, status: u8) -> Ended {
+        Ended { outcome, status }
+    }
+
+    #[test]
+    fn a_failure_blocks_its_dependents_and_stops_the_rest() {
+        // t0 fails; t1 depends on it; t2 is independent but later in order.
+        let g = graph(vec![vec![], vec![0], vec![]]);
+        let limits = Limits {
+            jobs: 1,
+            keep_going: false,
+        };
+        let run = schedule(&g, limits, |i, _| match i {
+            0 => ended(Outcome::Failed, 3),
+            _ => ended(Outcome::Ran, 0),
+        });
+        assert_eq!(run.first_failure, Some(0));
+        let outcomes: Vec<Outcome> = run.ends.iter().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::Failed, Outcome::NotRun, Outcome::NotRun]
+        );
+    }
+
+    #[test]
+    fn keep_going_runs_what_does_not_depend_on_the_failure() {
+        let g = graph(vec![vec![], vec![0], vec![1], vec![]]);
+        let limits = Limits {
+            jobs: 1,
+            keep_going: true,
+        };
+        let run = schedule(&g, limits, |i, _| match i {
+            0 => ended(Outcome::Failed, 3),
+            _ => ended(Outcome::Ran, 0),
+        });
+        let outcomes: Vec<Outcome> = run.ends.iter().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Failed,
+                Outcome::NotRun,
+                Outcome::NotRun,
+                Outcome::Ran
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_starts_after_its_dependencies_and_sees_their_ends() {
+        let g = graph(vec![vec![], vec![], vec![0, 1]]);
+        let order = Mutex::new(Vec::new());
+        let limits = Limits {
+            jobs: 4,
+            keep_going: false,
+        };
+        let run = schedule(&g, limits, |i, seen| {
+            if i == 2 {
+                assert!(seen[0].is_some() && seen[1].is_some());
+            }
+            order.lock().unwrap().push(i);
+            ended(Outcome::Skipped, 0)
+        });
+        assert_eq!(order.lock().unwrap().last(), Some(&2));
+        assert!(run.ends.iter().all(Ended::wrote_nothing));
+    }
+
+    #[test]
+    fn a_panicking_task_is_a_failure() {
+        let g = graph(vec![vec![]]);
+        let limits = Limits {
+            jobs: 2,
+            keep_going: false,
+        };
+        let run = schedule(&g, limits, |_, _| panic!("boom"));
+        assert_eq!(run.ends[0], ended(Outcome::Failed, PANICKED));
+    }
+}
