@@ -442,3 +442,27 @@ fn run_goes_through_the_daemon() {
         .stderr_has("run (1 file changed: src/a.rs)");
     assert_eq!(sb.marker_count(), 2);
 }
+
+#[test]
+fn checks_of_different_roots_do_not_wait_for_each_other() {
+    let sb = Sandbox::new();
+    sb.write("small/a.txt", "1\n").write("slow/a.txt", "1\n");
+    // A 2 GiB sparse file: the first check of `slow` hashes it for seconds (no disk used).
+    let big = fs::File::create(sb.path("slow/big.bin")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    let task = |root: &str| {
+        let cache = format!("{root}.json");
+        sb.cmd(["run", "--root", root, "--cache", &cache, "--", "true"])
+    };
+    // The daemon is up before the race starts.
+    task("small").status(0);
+    let mut slow = task("slow").spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    sb.write("small/a.txt", "2\n");
+    task("small").status(0).stderr_has("run (1 file changed");
+    assert!(
+        slow.try_wait().unwrap().is_none(),
+        "the small check waited for the slow one (or the slow one was not slow)"
+    );
+    assert!(slow.wait().unwrap().success());
+}

@@ -27,6 +27,8 @@ struct IndexKey {
 
 struct Slot {
     id: u64,
+    /// The watcher was asked to watch the root (done on first use, outside the service lock).
+    subscribed: bool,
     /// Order of last use, to find the freshest index of a cache file.
     last_used: u64,
     /// The cache type of the last check (a `hash` state keeps no table).
@@ -41,16 +43,47 @@ struct Slot {
     base_awaits_save: bool,
 }
 
+impl Slot {
+    /// A slot not yet watching its root (`check` subscribes it under the slot's own lock).
+    fn new(id: u64, root: &Path, filter: Arc<Filter>, own: OwnState, req: &CheckRequest) -> Self {
+        Slot {
+            id,
+            subscribed: false,
+            last_used: id,
+            cache_type: req.cache_type,
+            index: Index::new(root.to_path_buf(), filter, own),
+            watch_error: None,
+            last_parts: BTreeMap::new(),
+            base_identity: None,
+            base_awaits_save: false,
+        }
+    }
+}
+
 /// A state file's parsed content and the identity of the file it came from.
 struct CachedState {
     identity: Option<(u64, i64, u64)>,
     loaded: Loaded,
 }
 
+impl Default for CachedState {
+    fn default() -> Self {
+        CachedState {
+            identity: None,
+            loaded: Loaded::Fresh,
+        }
+    }
+}
+
+/// An index with its slot and its state file's cached state, as `status` lists them.
+type Listed = (IndexKey, Arc<Mutex<Slot>>, Option<Arc<Mutex<CachedState>>>);
+
+/// The service's maps; each slot and state has its own lock, so checks of different input
+/// sets run at the same time and this lock is held only to find them.
 #[derive(Default)]
 struct Inner {
-    slots: HashMap<IndexKey, Slot>,
-    states: HashMap<PathBuf, CachedState>,
+    slots: HashMap<IndexKey, Arc<Mutex<Slot>>>,
+    states: HashMap<PathBuf, Arc<Mutex<CachedState>>>,
     pending_runs: BTreeMap<u64, (PathBuf, Pending)>,
     next_id: u64,
 }
@@ -100,29 +133,40 @@ pub struct Fingerprints {
 
 impl Fingerprints {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
-    /// Checks `req` from the watched index (created and filled on first use).
+    /// Checks `req` from the watched index (created and filled on first use). Checks of
+    /// different input sets run concurrently; checks of one state file wait for each other.
     pub fn check(&self, req: &CheckRequest) -> Result<Served, FpError> {
         let root = resolve_root(&req.root)?;
         let filter = Arc::new(Filter::new(&req.filter)?);
         let (paths, _lock) = open_state(req)?;
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let cached = cached_state(&mut inner.states, &paths);
         let key = IndexKey {
             cache_file: paths.file.clone(),
             root: root.clone(),
             filter: req.filter.clone(),
         };
-        let last_used = id_after(&mut inner.next_id);
-        let slot = inner
-            .slots
-            .entry(key)
-            .or_insert_with(|| self.new_slot(last_used, &root, filter, &paths.file, req));
+        let (slot, cached, last_used) = {
+            let mut inner = self.lock();
+            let last_used = id_after(&mut inner.next_id);
+            let cached = Arc::clone(inner.states.entry(paths.file.clone()).or_default());
+            let slot = inner.slots.entry(key).or_insert_with(|| {
+                let own = OwnState::of(&paths.file);
+                Arc::new(Mutex::new(Slot::new(last_used, &root, filter, own, req)))
+            });
+            (Arc::clone(slot), cached, last_used)
+        };
+        let mut cached = lock(&cached);
+        let cached = refreshed(&mut cached, &paths);
+        let mut slot = lock(&slot);
+        if !slot.subscribed {
+            slot.subscribed = true;
+            let own = OwnState::of(&paths.file);
+            slot.watch_error = self.watcher.subscribe(&root, slot.id, own).err();
+        }
         let seed = previous_table(&cached.loaded, req.cache_type);
-        let (mode, rehashed) = refresh(&self.watcher, &root, slot, seed)?;
+        let (mode, rehashed) = refresh(&self.watcher, &root, &mut slot, seed)?;
         slot.last_parts = req.extra_parts.clone();
         slot.last_used = last_used;
         slot.cache_type = req.cache_type;
@@ -148,26 +192,15 @@ impl Fingerprints {
         Ok(Served { checked, mode })
     }
 
-    fn new_slot(
-        &self,
-        id: u64,
-        root: &Path,
-        filter: Arc<Filter>,
-        cache_file: &Path,
-        req: &CheckRequest,
-    ) -> Slot {
-        let own = OwnState::of(cache_file);
-        let watch_error = self.watcher.subscribe(root, id, own.clone()).err();
-        Slot {
-            id,
-            last_used: id,
-            cache_type: req.cache_type,
-            index: Index::new(root.to_path_buf(), filter, own),
-            watch_error,
-            last_parts: BTreeMap::new(),
-            base_identity: None,
-            base_awaits_save: false,
-        }
+    /// The slots of `cache_file` (their locks are taken one at a time by the caller).
+    fn slots_of(&self, cache_file: &Path) -> Vec<Arc<Mutex<Slot>>> {
+        let inner = self.lock();
+        inner
+            .slots
+            .iter()
+            .filter(|(key, _)| key.cache_file == cache_file)
+            .map(|(_, slot)| Arc::clone(slot))
+            .collect()
     }
 
     /// Keeps a `zccache run` pending record; returns its id (`<daemon nonce>-<counter>`).
@@ -245,13 +278,12 @@ impl Fingerprints {
     /// The in-memory table of the task most recently checked with `cache_file`; that
     /// index's diff base becomes this table once the state holding it is saved.
     fn table_of(&self, cache_file: &Path) -> Option<fingerprint::Table> {
-        let mut inner = self.lock();
-        let (_, slot) = inner
-            .slots
+        let slots = self.slots_of(cache_file);
+        let mut guards: Vec<MutexGuard<'_, Slot>> = slots.iter().map(|s| lock(s)).collect();
+        let slot = guards
             .iter_mut()
-            .filter(|(key, slot)| key.cache_file == cache_file && slot.index.filled)
-            .filter(|(_, slot)| slot.cache_type == CacheType::TwoLayer)
-            .max_by_key(|(_, slot)| slot.last_used)?;
+            .filter(|slot| slot.index.filled && slot.cache_type == CacheType::TwoLayer)
+            .max_by_key(|slot| slot.last_used)?;
         slot.index.mark_base();
         slot.base_identity = None;
         slot.base_awaits_save = true;
@@ -267,21 +299,24 @@ impl Fingerprints {
         let Ok(paths) = StatePaths::existing(cache_file) else {
             return saved.map(drop);
         };
-        let mut inner = self.lock();
         let saved_identity = identity(&paths.file);
-        for (key, slot) in &mut inner.slots {
-            if key.cache_file == paths.file && slot.base_awaits_save {
+        for slot in self.slots_of(&paths.file) {
+            let mut slot = lock(&slot);
+            if slot.base_awaits_save {
                 slot.base_awaits_save = false;
                 slot.base_identity = saved.as_ref().ok().and(saved_identity);
             }
         }
+        let mut inner = self.lock();
         match &saved {
             Ok(Some(state)) => {
                 let cached = CachedState {
                     identity: saved_identity,
                     loaded: Loaded::Ok(state.clone()),
                 };
-                inner.states.insert(paths.file, cached);
+                inner
+                    .states
+                    .insert(paths.file, Arc::new(Mutex::new(cached)));
             }
             _ => {
                 inner.states.remove(&paths.file);
@@ -308,14 +343,25 @@ impl Fingerprints {
     /// Every index, answered from memory: pending watcher changes are applied to the index
     /// (as the next check would), then its key is compared with the recorded successes.
     pub fn status(&self) -> Vec<IndexStatus> {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        inner
-            .slots
-            .iter_mut()
-            .map(|(key, slot)| {
-                let state = inner.states.get(&key.cache_file);
-                let (would_skip, changed_files) = self.judge_from_memory(&key.root, slot, state);
+        let listed: Vec<Listed> = {
+            let inner = self.lock();
+            inner
+                .slots
+                .iter()
+                .map(|(key, slot)| {
+                    let state = inner.states.get(&key.cache_file).map(Arc::clone);
+                    (key.clone(), Arc::clone(slot), state)
+                })
+                .collect()
+        };
+        listed
+            .into_iter()
+            .map(|(key, slot, state)| {
+                // A state's lock before its slot's, as a check takes them.
+                let state = state.as_deref().map(lock);
+                let mut slot = lock(&slot);
+                let (would_skip, changed_files) =
+                    self.judge_from_memory(&key.root, &mut slot, state.as_deref());
                 IndexStatus {
                     cache_file: key.cache_file.display().to_string(),
                     root: key.root.display().to_string(),
@@ -407,6 +453,11 @@ fn refresh(
     Ok((format!("full stat pass ({why})"), work.rehashed))
 }
 
+/// A lock that a panicked holder did not poison for good.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The next id of the service's counter.
 fn id_after(counter: &mut u64) -> u64 {
     *counter += 1;
@@ -414,17 +465,8 @@ fn id_after(counter: &mut u64) -> u64 {
 }
 
 /// The parsed state of `paths.file`, reloaded when the file changed on disk.
-fn cached_state<'a>(
-    states: &'a mut HashMap<PathBuf, CachedState>,
-    paths: &StatePaths,
-) -> &'a mut CachedState {
+fn refreshed<'a>(cached: &'a mut CachedState, paths: &StatePaths) -> &'a mut CachedState {
     let now = identity(&paths.file);
-    let cached = states
-        .entry(paths.file.clone())
-        .or_insert_with(|| CachedState {
-            identity: None,
-            loaded: Loaded::Fresh,
-        });
     if cached.identity.is_none() || cached.identity != now {
         cached.loaded = paths.load();
         cached.identity = now;
