@@ -258,3 +258,34 @@ fn a_task_after_one_that_wrote_its_inputs_is_checked_again() {
     );
     go().status(0).stderr_has("2 skipped");
 }
+
+#[test]
+fn a_task_after_a_restore_into_its_inputs_is_checked_again() {
+    // `gen` makes gen/x.txt from data/in.txt; `use` reads gen/.
+    let sb = Sandbox::new();
+    sb.write("data/in.txt", "1\n");
+    sb.write(
+        "zccache.toml",
+        "[tasks.gen]\ncommand = \"mkdir -p gen && cp data/in.txt gen/x.txt\"\n\
+         include = [\"data/**\"]\noutputs = [\"gen\"]\n\
+         [tasks.use]\ncommand = \"cat gen/x.txt >> \\\"$MARKER\\\"\"\ninclude = [\"gen/**\"]\n\
+         depends_on = [\"gen\"]\n",
+    );
+    let go = |what: &str| sb.cmd(["run", what]).env("MARKER", sb.marker());
+    go("--all").status(0).stderr_has("2 ran");
+    // gen alone moves on to 2; `use` last saw 1, and gen/x.txt is put back to 1.
+    sb.write("data/in.txt", "2\n");
+    go("gen").status(0);
+    sb.write("gen/x.txt", "1\n");
+    // Before the graph starts, `use` would skip; gen's restore then writes 2 into its inputs.
+    go("--all")
+        .status(0)
+        .stderr_has("restored 1 output: gen")
+        .stderr_has("1 restored, 1 ran");
+    assert_eq!(sb.read("gen/x.txt"), "2\n");
+    assert_eq!(
+        std::fs::read_to_string(sb.marker()).unwrap(),
+        "1\n2\n",
+        "use skipped on a check made before gen's restore"
+    );
+}

@@ -176,6 +176,10 @@ impl Index {
             let (parent, name) = split_parent(&rel);
             if IGNORE_FILES.contains(&name) {
                 deep.insert(parent.to_string());
+            } else if self.filter.excludes(&rel, name) {
+                // An excluded entry (a task's `dist/`, say) and all below it are outside the
+                // set whatever happened to it: its directory need not be listed again.
+                continue;
             } else {
                 shallow.insert(parent.to_string());
             }

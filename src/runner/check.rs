@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::spec::RunSpec;
+use super::tool::RustupMemo;
 use crate::commands::fp::{cache_type_name, note_full_pass};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::DaemonPaths;
@@ -69,6 +70,8 @@ pub struct Prechecked {
     pub mode: String,
     /// For `RunRecord`.
     pub pending_id: String,
+    /// The rustup answer the parts were made with, to remember in the task's record.
+    pub rustup: Option<RustupMemo>,
 }
 
 /// Checks `spec` with `parts`, through the daemon when `use_daemon` (taking `prechecked`,
@@ -150,6 +153,7 @@ pub fn batch(
                 decision,
                 mode,
                 pending_id,
+                rustup: None,
             }),
             RunCheckAnswer::Failed { .. } => None,
         })

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 
 use super::outcome::{Ended, Outcome};
@@ -77,26 +77,45 @@ impl Graph {
 }
 
 /// Runs the graph: every task whose dependencies ended well, at most `limits.jobs` at once,
-/// in graph order where several are ready. `run(i, ends_so_far)` runs task `i`. After the
+/// in graph order where several are ready. `run(i)` runs task `i`. After the
 /// first failure (or a forwarded SIGINT/SIGTERM) no task starts, except with `keep_going`
 /// the ones that do not depend on a failed task.
-pub fn schedule(
-    graph: &Graph,
-    limits: Limits,
-    run: impl Fn(usize, &[Option<Ended>]) -> Ended + Sync,
-) -> GraphRun {
+pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sync) -> GraphRun {
     let count = graph.names.len();
     let mut ends: Vec<Option<Ended>> = vec![None; count];
     let mut started = vec![false; count];
     let mut first_failure = None;
     let (done_tx, done_rx) = mpsc::channel();
+    let (job_tx, job_rx) = mpsc::channel::<usize>();
+    let job_rx = Mutex::new(job_rx);
+    let jobs = limits.jobs.max(1);
     thread::scope(|scope| {
+        // A fixed set of workers takes the tasks as they become ready.
+        for _ in 0..jobs.min(count) {
+            let (done, job_rx, run) = (done_tx.clone(), &job_rx, &run);
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|rx| rx.recv().map_err(drop));
+                    let Ok(i) = job else { break };
+                    let end = catch_unwind(AssertUnwindSafe(|| run(i))).unwrap_or(Ended {
+                        outcome: Outcome::Failed,
+                        status: PANICKED,
+                    });
+                    if done.send((i, end)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let mut running = 0;
         loop {
             let stopping =
                 crate::os::interrupted() || (first_failure.is_some() && !limits.keep_going);
             for i in 0..count {
-                if stopping || running >= limits.jobs.max(1) {
+                if stopping || running >= jobs {
                     break;
                 }
                 if started[i] {
@@ -111,15 +130,8 @@ pub fn schedule(
                     Readiness::Ready => {
                         started[i] = true;
                         running += 1;
-                        let (done, seen, run) = (done_tx.clone(), ends.clone(), &run);
-                        scope.spawn(move || {
-                            let end =
-                                catch_unwind(AssertUnwindSafe(|| run(i, &seen))).unwrap_or(Ended {
-                                    outcome: Outcome::Failed,
-                                    status: PANICKED,
-                                });
-                            let _ = done.send((i, end));
-                        });
+                        // The workers outlive every send: they stop when `job_tx` is dropped.
+                        let _ = job_tx.send(i);
                     }
                 }
             }
@@ -133,6 +145,7 @@ pub fn schedule(
             }
             ends[i] = Some(end);
         }
+        drop(job_tx);
     });
     GraphRun {
         ends: ends
@@ -153,7 +166,6 @@ fn not_run() -> Ended {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     fn graph(deps: Vec<Vec<usize>>) -> Graph {
         Graph {
@@ -174,7 +186,7 @@ mod tests {
             jobs: 1,
             keep_going: false,
         };
-        let run = schedule(&g, limits, |i, _| match i {
+        let run = schedule(&g, limits, |i| match i {
             0 => ended(Outcome::Failed, 3),
             _ => ended(Outcome::Ran, 0),
         });
@@ -193,7 +205,7 @@ mod tests {
             jobs: 1,
             keep_going: true,
         };
-        let run = schedule(&g, limits, |i, _| match i {
+        let run = schedule(&g, limits, |i| match i {
             0 => ended(Outcome::Failed, 3),
             _ => ended(Outcome::Ran, 0),
         });
@@ -217,15 +229,16 @@ mod tests {
             jobs: 4,
             keep_going: false,
         };
-        let run = schedule(&g, limits, |i, seen| {
-            if i == 2 {
-                assert!(seen[0].is_some() && seen[1].is_some());
-            }
-            order.lock().unwrap().push(i);
+        let run = schedule(&g, limits, |i| {
+            order.lock().unwrap().push(("start", i));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            order.lock().unwrap().push(("end", i));
             ended(Outcome::Skipped, 0)
         });
-        assert_eq!(order.lock().unwrap().last(), Some(&2));
-        assert!(run.ends.iter().all(Ended::wrote_nothing));
+        let order = order.into_inner().unwrap();
+        let at = |event| order.iter().position(|e| *e == event).unwrap();
+        assert!(at(("start", 2)) > at(("end", 0)) && at(("start", 2)) > at(("end", 1)));
+        assert!(run.ends.iter().all(|e| e.outcome == Outcome::Skipped));
     }
 
     #[test]
@@ -235,7 +248,7 @@ mod tests {
             jobs: 2,
             keep_going: false,
         };
-        let run = schedule(&g, limits, |_, _| panic!("boom"));
+        let run = schedule(&g, limits, |_| panic!("boom"));
         assert_eq!(run.ends[0], ended(Outcome::Failed, PANICKED));
     }
 }

@@ -36,6 +36,7 @@ use output_cache::Restore;
 use outputs::{changed_outputs, digest_outputs};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
+use tool::PlainTools;
 
 pub use report::when;
 
@@ -191,7 +192,16 @@ fn judge(
     (files, record): (&RunFiles, &mut RunRecord),
     prechecked: Option<Prechecked>,
 ) -> Result<Judgement, String> {
-    let parts = key_parts(spec, record)?;
+    // A batched answer was asked with parts made moments ago, in this process.
+    let parts = match &prechecked {
+        Some(p) => {
+            if p.rustup.is_some() && p.rustup != record.rustup {
+                record.rustup = p.rustup.clone();
+            }
+            p.parts.clone()
+        }
+        None => key_parts(spec, record, &mut PlainTools::default())?,
+    };
     let use_daemon = !args.no_daemon && !daemon_disabled();
     let (decision, recorder) = check::check(ui, spec, parts, args.dry_run, use_daemon, prechecked)?;
     let mut judgement = Judgement::from_check(decision, recorder);
@@ -208,8 +218,12 @@ fn judge(
 
 /// Key parts besides the file set: the command, the tool it starts (the rustup toolchain
 /// it resolves to is remembered in `record`) and the named env vars.
-fn key_parts(spec: &RunSpec, record: &mut RunRecord) -> Result<BTreeMap<String, Digest>, String> {
-    let (tool, memo) = tool::identity(&spec.argv, &spec.cwd, record.rustup.as_ref())?;
+fn key_parts(
+    spec: &RunSpec,
+    record: &mut RunRecord,
+    plain: &mut PlainTools,
+) -> Result<BTreeMap<String, Digest>, String> {
+    let (tool, memo) = tool::identity(&spec.argv, &spec.cwd, record.rustup.as_ref(), plain)?;
     if memo.is_some() && memo != record.rustup {
         record.rustup = memo;
     }
@@ -227,16 +241,20 @@ pub fn precheck(specs: &[RunSpec], args: &RunArgs) -> Vec<Option<Prechecked>> {
     }
     let mut indexes = Vec::with_capacity(specs.len());
     let mut tasks = Vec::with_capacity(specs.len());
+    let mut rustup = Vec::with_capacity(specs.len());
+    let mut plain = PlainTools::default();
     for (i, spec) in specs.iter().enumerate() {
         let mut record = RunFiles::new(&spec.cache_file).load();
-        if let Ok(parts) = key_parts(spec, &mut record) {
+        if let Ok(parts) = key_parts(spec, &mut record, &mut plain) {
             indexes.push(i);
             tasks.push((spec, parts));
+            rustup.push(record.rustup);
         }
     }
     let mut all = vec![None; specs.len()];
-    for (i, answer) in indexes.into_iter().zip(check::batch(&tasks, args.dry_run)) {
-        all[i] = answer;
+    let answers = check::batch(&tasks, args.dry_run);
+    for ((i, answer), rustup) in indexes.into_iter().zip(answers).zip(rustup) {
+        all[i] = answer.map(|checked| Prechecked { rustup, ..checked });
     }
     all
 }

@@ -41,10 +41,4 @@ impl Ended {
             Outcome::Failed | Outcome::NotRun | Outcome::Unknown
         )
     }
-
-    /// True when it wrote nothing that another task might read (its dependents' checks made
-    /// before it ended still hold).
-    pub fn wrote_nothing(&self) -> bool {
-        matches!(self.outcome, Outcome::Skipped | Outcome::WouldSkip)
-    }
 }

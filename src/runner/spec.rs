@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{InputArgs, TaskArgs};
-use crate::fingerprint::{CacheType, Digest, FilterSpec};
+use crate::fingerprint::{CacheType, Digest, Filter, FilterSpec};
 use crate::paths::lexically_absolute;
 
 /// Where default state files live under the root.
@@ -145,6 +145,47 @@ impl RunSpec {
         parts
     }
 
+    /// The directories and files a restore of this task's outputs writes under: each plain
+    /// output, and for a glob its literal leading directories.
+    pub fn output_roots(&self) -> Vec<PathBuf> {
+        self.outputs
+            .iter()
+            .map(|(shown, base)| match is_glob(shown) {
+                true => shown
+                    .split('/')
+                    .take_while(|part| !is_glob(part))
+                    .fold(base.clone(), |dir, part| dir.join(part)),
+                false => base.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether a file written under `dir` may be one of this task's inputs: `dir` overlaps
+    /// the root and is not left out by an exclude.
+    pub fn may_read_under(&self, dir: &Path) -> bool {
+        if self.root.starts_with(dir) {
+            return true;
+        }
+        let Ok(rel) = dir.strip_prefix(&self.root) else {
+            return false;
+        };
+        let Ok(filter) = Filter::new(&self.filter) else {
+            return true;
+        };
+        let mut prefix = String::new();
+        for part in rel.iter() {
+            let name = part.to_string_lossy();
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(&name);
+            if filter.excludes(&prefix, &name) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The command line for messages and the ledger.
     pub fn argv_text(&self) -> Vec<String> {
         self.argv
@@ -193,4 +234,57 @@ fn default_cache_file(
     }
     let hex = hasher.finalize().to_hex();
     root.join(STATE_DIR).join(format!("{}.json", &hex[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(outputs: &[&str], exclude: &[&str]) -> RunSpec {
+        let inputs = InputArgs {
+            root: Some(PathBuf::from("/nonexistent/p")),
+            extensions: vec![],
+            include: vec![],
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        };
+        let task = TaskArgs {
+            cache: None,
+            env: vec![],
+            outputs: outputs.iter().map(PathBuf::from).collect(),
+        };
+        RunSpec::resolve(TaskSource {
+            name: Some("t"),
+            inputs: &inputs,
+            task: &task,
+            cache_type: CacheType::default(),
+            argv: vec!["true".into()],
+            cwd: PathBuf::from("/nonexistent/p"),
+            replay: false,
+            share: false,
+            staged: false,
+        })
+    }
+
+    #[test]
+    fn output_roots_stop_at_the_first_glob() {
+        let s = spec(&["dist", "gen/**/*.rs"], &[]);
+        assert_eq!(
+            s.output_roots(),
+            [
+                PathBuf::from("/nonexistent/p/dist"),
+                PathBuf::from("/nonexistent/p/gen")
+            ]
+        );
+    }
+
+    #[test]
+    fn writes_under_an_excluded_or_outside_path_are_not_inputs() {
+        let s = spec(&["dist"], &["target"]);
+        assert!(!s.may_read_under(Path::new("/nonexistent/p/dist")));
+        assert!(!s.may_read_under(Path::new("/nonexistent/p/a/target/x")));
+        assert!(!s.may_read_under(Path::new("/nonexistent/q/dist")));
+        assert!(!s.may_read_under(Path::new("/nonexistent/p/.zccache/run")));
+        assert!(s.may_read_under(Path::new("/nonexistent/p/src")));
+        assert!(s.may_read_under(Path::new("/nonexistent")));
+    }
 }

@@ -3,6 +3,7 @@
 //! unless `--keep-going`. Flags given on the command line override a task's settings.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -43,15 +44,21 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let parallel = limits.jobs > 1 && specs.len() > 1;
     let prechecked: Vec<Mutex<Option<Prechecked>>> =
         precheck(&specs, args).into_iter().map(Mutex::new).collect();
-    let run = schedule(&graph, limits, |i, ended_so_far| {
-        // A check made before the graph started still holds while no task wrote anything.
-        let still_valid = ended_so_far.iter().flatten().all(Ended::wrote_nothing);
+    let written: Mutex<Vec<Wrote>> = Mutex::new(Vec::new());
+    let run = schedule(&graph, limits, |i| {
+        // A check made before the graph started holds while no task wrote into its inputs.
+        let still_valid = lock(&written).iter().all(|w| !w.may_touch(&specs[i]));
         let prechecked = match still_valid {
-            true => prechecked[i].lock().ok().and_then(|mut p| p.take()),
+            true => lock(&prechecked[i]).take(),
             false => None,
         };
         let console = Arc::new(Console::new(args.output_mode, &graph.names[i], parallel));
         let ended = run_spec(&specs[i], args, &console, prechecked);
+        match ended.outcome {
+            Outcome::Restored => lock(&written).push(Wrote::Under(specs[i].output_roots())),
+            Outcome::Ran | Outcome::Failed => lock(&written).push(Wrote::Anything),
+            _ => {}
+        }
         console.finish();
         ended
     });
@@ -65,6 +72,28 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
         Ui::new(args.quiet).say(report::summary(&run.ends, started.elapsed()));
     }
     Ok(ExitCode::from(exit_status(&run.ends, run.first_failure)))
+}
+
+/// What a finished task may have written.
+enum Wrote {
+    /// Files under these paths only (its restored outputs).
+    Under(Vec<PathBuf>),
+    /// Anything: its command ran.
+    Anything,
+}
+
+impl Wrote {
+    /// Whether the writes may have changed `spec`'s inputs.
+    fn may_touch(&self, spec: &RunSpec) -> bool {
+        match self {
+            Wrote::Under(paths) => paths.iter().any(|p| spec.may_read_under(p)),
+            Wrote::Anything => true,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `-j`, else `[defaults] jobs`, else the number of CPUs.

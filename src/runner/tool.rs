@@ -7,6 +7,7 @@
 //! selection (`RUSTUP_TOOLCHAIN`, `+toolchain`, the nearest `rust-toolchain(.toml)`, rustup's
 //! settings and installed toolchains), so a skip does not pay for a `rustup` process.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -28,19 +29,28 @@ pub struct RustupMemo {
 
 /// The identity digest of the program `argv` starts, and an updated rustup memo if one was
 /// computed. An unresolvable program has an identity too (its name), so it can be recorded.
+/// `plain` remembers plain programs already identified by the caller (the tasks of one
+/// graph, identified in one go, mostly start the same tool).
 pub fn identity(
     argv: &[OsString],
     cwd: &Path,
     memo: Option<&RustupMemo>,
+    plain: &mut PlainTools,
 ) -> Result<(Digest, Option<RustupMemo>), String> {
     let Some(program) = argv.first() else {
         return Err("empty command".to_string());
     };
+    let place = (program.clone(), where_resolved(program, cwd));
+    if let Some(known) = plain.0.get(&place) {
+        return Ok((*known, None));
+    }
     let Some(resolved) = resolve_program(program, cwd) else {
         return Ok((tagged(b"missing", program.as_bytes()), None));
     };
     if !is_rustup_proxy(&resolved) {
-        return Ok((stat_identity(&resolved)?, None));
+        let digest = stat_identity(&resolved)?;
+        plain.0.insert(place, digest);
+        return Ok((digest, None));
     }
     let toolchain = argv
         .get(1)
@@ -57,6 +67,19 @@ pub fn identity(
     };
     let digest = stat_identity(&fresh.resolved)?;
     Ok((digest, Some(fresh)))
+}
+
+/// Plain programs (no rustup proxy) identified so far, by name and the directory their
+/// lookup depended on.
+#[derive(Debug, Default)]
+pub struct PlainTools(HashMap<(OsString, Option<PathBuf>), Digest>);
+
+/// The directory that finding `program` depends on: `cwd` for a path, or for a `PATH` with
+/// a relative entry; `None` when the lookup is the same from everywhere.
+fn where_resolved(program: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let relative_path = std::env::split_paths(&path_var).any(|d| !d.is_absolute());
+    (program.as_bytes().contains(&b'/') || relative_path).then(|| cwd.to_path_buf())
 }
 
 /// The identity of the program `argv` starts by its content (and name), not where it lies
