@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/runner.sh: a copy of ../shared/bench/runner_peers.sh for our columns. Changes: s4
 # expects 0 zccache builds (outputs are restored from the cache since session 3), the store's
-# growth is reported after s4, and ONLY="s2 s4" runs a subset of scenarios (s0..s6). Builds
-# our release binary when ZC is not given.
+# growth is reported after s4, s6 runs zccache with -j 10 (turbo's default concurrency) and
+# with its own default, and ONLY="s2 s4" runs a subset of scenarios (s0..s6). Builds our
+# release binary when ZC is not given.
 #
 # runner_peers.sh: Turborepo (`turbo run build`, npm package turbo@2) against `zccache run --all`
 # on one generated npm-workspaces monorepo: N packages (20), FILES src/*.js each (50, 2-4.5 KB),
@@ -22,9 +23,10 @@
 #      spawns per task), and a bare sequential `node build.js` loop
 #   s2 fully cached repeat (also turbo via its npm bin shim, zccache --no-daemon)
 #   s3 one src file edited in one package before every run
-#   s4 rm -rf packages/*/dist before every run (turbo restores; zccache reruns)
+#   s4 rm -rf packages/*/dist before every run (both restore from their caches)
 #   s5 what would run: turbo --dry=json vs zccache tasks --json (and run --all --dry-run)
-#   s6 builds that sleep 1 s, cold: turbo's parallel scheduling vs zccache's sequential --all
+#   s6 builds that sleep 1 s, cold: turbo's default concurrency (10) vs zccache -j 10 and
+#      zccache's default (-j = the number of CPUs)
 # Builds per run = marker lines added by that run; a row where any run's count differs from
 # the expected one is flagged MISMATCH. s4 also checks that turbo's restored
 # dist/out.txt are byte-identical to the ones before and to zccache's rebuilt ones.
@@ -226,7 +228,8 @@ fi
 
 scenario s6-sleep-1s-cold "$SLEEP_RUNS" \
   "turbo (default concurrency 10)" turbo-sleep "$N" wipe-turbo "$(turbo_cmd turbo-sleep)" \
-  "zccache" zc-sleep "$N" wipe-zc "$(zc_cmd zc-sleep)"
+  "zccache -j 10" zc-sleep "$N" wipe-zc "$(zc_cmd zc-sleep) -j 10" \
+  "zccache (default -j: $(nproc) CPUs)" zc-sleep "$N" wipe-zc "$(zc_cmd zc-sleep)"
 
 say ""
 say "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

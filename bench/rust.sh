@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# bench/rust.sh: RUSTC_WRAPPER caches on a real crate graph (a `cargo new` app with common
-# registry dependencies: serde, serde_json, regex, clap, tokio, rayon, blake3, ... about 80
-# crates), in one run: bare cargo, sccache, zccache 1.15.8 and ours. Per tool: cold build
-# with an empty cache, then `cargo clean` + warm build. Debug profile, CARGO_INCREMENTAL=0
-# (no RUSTC_WRAPPER caches incremental compiles). Prints a table with ratios to bare.
-# Env: TOOLS (default "bare sccache zccache ours"), WORK (default /tmp/zccache-rust-bench).
+# bench/rust.sh: RUSTC_WRAPPER caches on a real crate graph (a two-member workspace: an app
+# and a `util` library, with common registry dependencies: serde, serde_json, regex, clap,
+# tokio, rayon, blake3, ... about 80 crates), in one run: bare cargo, sccache, zccache 1.15.8
+# and ours. Per tool and setting: cold build with an empty cache, then `cargo clean` + warm
+# build, then one edit of util's source + rebuild (and the edit undone). Debug profile, two
+# settings: `CARGO_INCREMENTAL=0`, and cargo's defaults (workspace members compile
+# incrementally). Prints a table with ratios to bare cargo under the same setting.
+# Env: TOOLS (default "bare sccache zccache ours"), SETTINGS (default "incremental-off
+# default"), WORK (default /tmp/zccache-rust-bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared/bench}
 WORK=${WORK:-/tmp/zccache-rust-bench}
 TOOLS=${TOOLS:-bare sccache zccache ours}
+SETTINGS=${SETTINGS:-incremental-off default}
 (cd "$here" && cargo build --release --quiet)
 [[ -x /tmp/peers/bin/sccache ]] || bash "$shared/install_peers.sh" /tmp/peers >/dev/null
 export PATH=/tmp/peers/bin:$PATH OURS=$here/target/release/zccache
 . "$shared/peers_lib.sh"
 
 app=$WORK/app
-mkdir -p "$app/src"
+mkdir -p "$app/src" "$app/util/src"
+cat >"$app/util/Cargo.toml" <<'EOF'
+[package]
+name = "util"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+regex = "1"
+EOF
+cat >"$app/util/src/lib.rs" <<'EOF'
+/// Whether `text` matches `pattern`.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(text))
+}
+EOF
 cat >"$app/Cargo.toml" <<'EOF'
+[workspace]
+
 [package]
 name = "rust-bench-app"
 version = "0.1.0"
@@ -37,6 +58,7 @@ thiserror = "2"
 tokio = { version = "1", features = ["rt-multi-thread", "macros", "fs", "net", "time"] }
 toml = "0.8"
 tracing = "0.1"
+util = { path = "util" }
 EOF
 cat >"$app/src/main.rs" <<'EOF'
 use clap::Parser;
@@ -52,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let re = regex::Regex::new(&args.pattern)?;
     let sum: u64 = rayon::iter::ParallelIterator::sum(rayon::iter::IntoParallelIterator::into_par_iter(0..100u64));
-    println!("{} {} {}", re.is_match("aab"), sum, blake3::hash(b"x"));
+    println!("{} {} {} {}", re.is_match("aab"), util::matches("b+", "ab"), sum, blake3::hash(b"x"));
     println!("{}", serde_json::to_string(&args)?);
     Ok(())
 }
@@ -62,33 +84,46 @@ EOF
 ms_now() { date +%s%3N; }
 T=$(mktemp -d /tmp/rust-bench-state.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-declare -A COLD WARM
+declare -A COLD WARM EDIT
+for setting in $SETTINGS; do
 for tool in $TOOLS; do
-  st=$T/$tool
+  st=$T/$setting-$tool
   (
     tool_env "$tool" "$st"
     tool_start "$tool"
-    export CARGO_INCREMENTAL=0 CARGO_TARGET_DIR=$st/target
+    export CARGO_TARGET_DIR=$st/target
+    if [[ $setting == incremental-off ]]; then export CARGO_INCREMENTAL=0; else unset CARGO_INCREMENTAL; fi
     if [[ -n $WRAP ]]; then export RUSTC_WRAPPER=$WRAP; else unset RUSTC_WRAPPER; fi
     cd "$app"
     t0=$(ms_now); cargo build --quiet --offline; t1=$(ms_now)
     cargo clean --quiet
     t2=$(ms_now); cargo build --quiet --offline; t3=$(ms_now)
     "$CARGO_TARGET_DIR/debug/rust-bench-app" >/dev/null
+    cp util/src/lib.rs "$st/lib.rs.orig"
+    printf '\n/// Added by the bench.\npub fn edited() -> u32 {\n    %d\n}\n' "$RANDOM" >>util/src/lib.rs
+    t4=$(ms_now); cargo build --quiet --offline; t5=$(ms_now)
+    cp "$st/lib.rs.orig" util/src/lib.rs
+    cargo build --quiet --offline
     tool_stop "$tool" "$st"
-    echo "$((t1 - t0)) $((t3 - t2))" >"$st/times"
+    echo "$((t1 - t0)) $((t3 - t2)) $((t5 - t4))" >"$st/times"
   )
-  read -r COLD[$tool] WARM[$tool] <"$st/times"
-  say "  $tool: cold ${COLD[$tool]} ms, warm ${WARM[$tool]} ms"
+  read -r COLD[$setting-$tool] WARM[$setting-$tool] EDIT[$setting-$tool] <"$st/times"
+  say "  $setting $tool: cold ${COLD[$setting-$tool]} ms, warm ${WARM[$setting-$tool]} ms, edit ${EDIT[$setting-$tool]} ms"
+done
 done
 
 crates=$(cd "$app" && cargo metadata --offline --format-version 1 2>/dev/null | grep -o '"id":' | wc -l)
-echo "# bench/rust.sh: $crates packages, debug, CARGO_INCREMENTAL=0, $(rustc --version)"
+echo "# bench/rust.sh: $crates packages, debug, $(rustc --version)"
 echo
-echo "| tool | cold s | warm (after cargo clean) s | cold / bare | warm / bare |"
-echo "|---|---|---|---|---|"
-for tool in $TOOLS; do
-  awk -v t="$tool" -v c="${COLD[$tool]}" -v w="${WARM[$tool]}" -v bc="${COLD[bare]:-0}" -v bw="${WARM[bare]:-0}" \
-    'BEGIN { printf "| %s | %.2f | %.2f | %s | %s |\n", t, c/1000, w/1000,
-      (bc ? sprintf("%.3f", c/bc) : "-"), (bw ? sprintf("%.3f", w/bw) : "-") }'
+echo "| setting | tool | cold s | warm (after cargo clean) s | edit util, rebuild s | cold / bare | warm / bare | edit / bare |"
+echo "|---|---|---|---|---|---|---|---|"
+for setting in $SETTINGS; do
+  for tool in $TOOLS; do
+    k=$setting-$tool b=$setting-bare
+    awk -v s="$setting" -v t="$tool" -v c="${COLD[$k]}" -v w="${WARM[$k]}" -v e="${EDIT[$k]}" \
+      -v bc="${COLD[$b]:-0}" -v bw="${WARM[$b]:-0}" -v be="${EDIT[$b]:-0}" \
+      'function r(x, y) { return y ? sprintf("%.3f", x / y) : "-" }
+       BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %s | %s | %s |\n", s, t, c/1000, w/1000, e/1000,
+         r(c, bc), r(w, bw), r(e, be) }'
+  done
 done

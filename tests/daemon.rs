@@ -466,3 +466,13 @@ fn checks_of_different_roots_do_not_wait_for_each_other() {
     );
     assert!(slow.wait().unwrap().success());
 }
+
+#[test]
+fn the_daemon_works_in_its_own_scratch_directory() {
+    // Tools it starts without a directory of their own (a compiler's --version probe) must
+    // not write into the directory the daemon was started from, nor `/`.
+    let sb = watched();
+    let pid = daemon_pid(&sb);
+    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd, sb.state().join("scratch"));
+}

@@ -16,8 +16,8 @@ fn counts(sb: &Sandbox) -> (u64, u64) {
     (n("cache_hits"), n("cache_misses"))
 }
 
-/// `cargo ARGS` in the workspace through the cache, offline, without incremental
-/// compilation (which is never cached).
+/// `cargo ARGS` in the workspace through the cache, offline, with `CARGO_INCREMENTAL=0`
+/// (the setting sccache users keep; `cargo_default` has cargo's own).
 fn cargo(sb: &Sandbox, args: &[&str]) -> Cmd {
     sb.program("cargo")
         .args(args)
@@ -282,4 +282,104 @@ fn a_native_library_a_dependency_only_names_is_keyed_for_the_final_link() {
         "2\n",
         "the new libgreet.a is linked, not a stale program"
     );
+}
+
+/// `cargo ARGS` with cargo's default settings: workspace members compile incrementally.
+fn cargo_default(sb: &Sandbox, args: &[&str]) -> Cmd {
+    cargo(sb, args).env_remove("CARGO_INCREMENTAL")
+}
+
+/// Sets alpha's greeting to `word`.
+fn greet(sb: &Sandbox, word: &str) {
+    let source = sb.read("alpha/src/lib.rs");
+    let start = source.find("unwrap_or(\"").unwrap() + "unwrap_or(\"".len();
+    let end = start + source[start..].find('"').unwrap();
+    sb.write(
+        "alpha/src/lib.rs",
+        format!("{}{word}{}", &source[..start], &source[end..]),
+    );
+}
+
+#[test]
+fn default_settings_cache_workspace_crates_compiled_incrementally() {
+    let sb = workspace();
+    let build = || cargo_default(&sb, &["build"]).status(0);
+    let hits_and_misses_of = |run: &dyn Fn()| {
+        let before = counts(&sb);
+        run();
+        let after = counts(&sb);
+        (after.0 - before.0, after.1 - before.1)
+    };
+    build();
+    assert_eq!(counts(&sb), (0, 5));
+    assert!(
+        sb.path("target/debug/incremental").is_dir(),
+        "cargo did not compile incrementally"
+    );
+    clean(&sb);
+    assert_eq!(
+        hits_and_misses_of(&|| drop(build())),
+        (5, 0),
+        "all five hit"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+
+    // An edit misses alpha and its dependents; the others hit.
+    clean(&sb);
+    greet(&sb, "hi");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (2, 3));
+    assert_eq!(run_app(&sb), "hi from unix 42\n");
+    // Back as it was: cargo rebuilds alpha, beta and app, all from the cache.
+    greet(&sb, "hello");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (3, 0));
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+
+    // The incremental state deleted: a real compile starts cold and is right.
+    std::fs::remove_dir_all(sb.path("target/debug/incremental")).unwrap();
+    greet(&sb, "hey");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (0, 3));
+    assert_eq!(run_app(&sb), "hey from unix 42\n");
+    // A hit leaves the state of "hey" behind; the next real compile runs on that stale
+    // state and is right, and so are the hits after it.
+    greet(&sb, "hello");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (3, 0));
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+    greet(&sb, "yo");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (0, 3));
+    assert_eq!(run_app(&sb), "yo from unix 42\n");
+    greet(&sb, "hey");
+    assert_eq!(hits_and_misses_of(&|| drop(build())), (3, 0));
+    assert_eq!(run_app(&sb), "hey from unix 42\n");
+}
+
+#[test]
+fn default_settings_test_and_check_rounds_follow_the_source() {
+    let sb = workspace();
+    sb.write(
+        "alpha/tests/greets.rs",
+        "#[test]\nfn greets() {\n    assert_eq!(alpha::greeting(), \"hello\");\n}\n",
+    );
+    cargo_default(&sb, &["test"]).status(0);
+    clean(&sb);
+    let before = counts(&sb);
+    cargo_default(&sb, &["test"]).status(0);
+    assert!(
+        counts(&sb).0 > before.0,
+        "the libraries of the test round hit"
+    );
+    greet(&sb, "yo");
+    cargo_default(&sb, &["test"])
+        .status(101)
+        .stderr_has("test failed, to rerun pass `-p alpha --test greets`");
+    greet(&sb, "hello");
+    cargo_default(&sb, &["test"]).status(0);
+
+    clean(&sb);
+    cargo_default(&sb, &["check"]).status(0);
+    clean(&sb);
+    let before = counts(&sb);
+    cargo_default(&sb, &["check"]).status(0);
+    let after = counts(&sb);
+    assert_eq!(after.1, before.1, "a check after clean misses nothing");
+    assert!(after.0 >= before.0 + 4, "{before:?} -> {after:?}");
 }

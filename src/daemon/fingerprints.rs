@@ -139,6 +139,17 @@ impl Fingerprints {
     /// Checks `req` from the watched index (created and filled on first use). Checks of
     /// different input sets run concurrently; checks of one state file wait for each other.
     pub fn check(&self, req: &CheckRequest) -> Result<Served, FpError> {
+        self.check_as_of(req, self.sync_point())
+    }
+
+    /// The watcher's time now: checks made `as_of` it see every change made before it.
+    pub fn sync_point(&self) -> u64 {
+        self.watcher.sync_point()
+    }
+
+    /// Checks `req`, seeing every change made before `as_of` (from `sync_point`; the checks
+    /// of one batch share one, so one watcher cookie serves them all).
+    pub fn check_as_of(&self, req: &CheckRequest, as_of: u64) -> Result<Served, FpError> {
         let root = resolve_root(&req.root)?;
         let filter = Arc::new(Filter::new(&req.filter)?);
         let (paths, _lock) = open_state(req)?;
@@ -166,7 +177,7 @@ impl Fingerprints {
             slot.watch_error = self.watcher.subscribe(&root, slot.id, own).err();
         }
         let seed = previous_table(&cached.loaded, req.cache_type);
-        let (mode, rehashed) = refresh(&self.watcher, &root, &mut slot, seed)?;
+        let (mode, rehashed) = refresh(&self.watcher, (&root, as_of), &mut slot, seed)?;
         slot.last_parts = req.extra_parts.clone();
         slot.last_used = last_used;
         slot.cache_type = req.cache_type;
@@ -388,7 +399,7 @@ impl Fingerprints {
         let trusted = slot.index.filled
             && !self.watcher.distrusted(root, slot.id)
             && slot.watch_error.is_none();
-        if !trusted || self.watcher.sync(root).is_err() {
+        if !trusted || self.watcher.sync(root, self.watcher.sync_point()).is_err() {
             return (None, None);
         }
         let changes = self.watcher.take(root, slot.id);
@@ -423,13 +434,13 @@ impl Fingerprints {
 /// a full stat pass. Returns the mode and how many files were read.
 fn refresh(
     watcher: &Watcher,
-    root: &Path,
+    (root, as_of): (&Path, u64),
     slot: &mut Slot,
     seed: Option<&fingerprint::Table>,
 ) -> Result<(String, usize), FpError> {
     let distrust = match &slot.watch_error {
         Some(why) => Some(why.clone()),
-        None => match watcher.sync(root) {
+        None => match watcher.sync(root, as_of) {
             Err(why) => {
                 watcher.take(root, slot.id);
                 Some(why)

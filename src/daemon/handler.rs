@@ -212,6 +212,11 @@ fn fp_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
 }
 
 fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
+    run_check_as_of(shared, spec, shared.fingerprints.sync_point())
+}
+
+/// `RunCheck` seeing the changes made before `as_of` (the watcher's `sync_point`).
+fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> Response {
     let writes = if spec.dry_run {
         CheckWrites::Nothing
     } else {
@@ -221,7 +226,7 @@ fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
         Ok(req) => req,
         Err(message) => return Response::Error { message },
     };
-    match shared.fingerprints.check(&req) {
+    match shared.fingerprints.check_as_of(&req, as_of) {
         Ok(served) => {
             let pending_id = shared
                 .fingerprints
@@ -243,9 +248,10 @@ fn run_check_batch(shared: &Shared, specs: &[RunCheckSpec]) -> Response {
             message: format!("a batch of {} checks exceeds {MAX_BATCH}", specs.len()),
         };
     }
+    let as_of = shared.fingerprints.sync_point();
     let answers = specs
         .iter()
-        .map(|spec| match run_check(shared, spec) {
+        .map(|spec| match run_check_as_of(shared, spec, as_of) {
             Response::RunChecked {
                 decision,
                 mode,

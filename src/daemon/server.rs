@@ -104,6 +104,9 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     let idle = idle_timeout();
     let store = with_remote(Store::new(&paths.dir));
     let scratch = ScratchDir::open(&paths.dir).context("prepare the scratch directory")?;
+    // Tools the daemon starts without a directory of their own (a compiler's `--version`
+    // probe) run here: whatever they write lands in the private scratch, swept at start.
+    std::env::set_current_dir(paths.dir.join("scratch")).context("enter the scratch directory")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -48,6 +48,9 @@ struct State {
     awaited: HashSet<PathBuf>,
     arrived: HashSet<PathBuf>,
     next_cookie: u64,
+    /// The highest cookie number that arrived: every event made before it was written has
+    /// been handled.
+    arrived_through: u64,
 }
 
 struct Shared {
@@ -232,20 +235,28 @@ impl Watcher {
         Ok(())
     }
 
-    /// Waits until every change made under `root` before this call has been delivered.
-    pub fn sync(&self, root: &Path) -> Result<(), String> {
+    /// A point in the watcher's time: pass it to `sync` to wait for changes made before now.
+    pub fn sync_point(&self) -> u64 {
+        self.shared().map_or(0, |shared| shared.lock().next_cookie)
+    }
+
+    /// Waits until every change made under `root` before `as_of` (from `sync_point`) has been
+    /// delivered. One inotify queue carries every root's events in order, so a cookie
+    /// written after `as_of` under any root that has arrived already proves it (the checks
+    /// of one batch share one cookie).
+    pub fn sync(&self, root: &Path, as_of: u64) -> Result<(), String> {
         let shared = self.shared()?;
-        let cookie = {
+        let (cookie, number) = {
             let mut state = shared.lock();
+            if state.arrived_through > as_of {
+                return Ok(());
+            }
             state.next_cookie += 1;
-            let name = format!(
-                "{COOKIE_PREFIX}{}-{}",
-                std::process::id(),
-                state.next_cookie
-            );
+            let number = state.next_cookie;
+            let name = format!("{COOKIE_PREFIX}{}-{number}", std::process::id());
             let cookie = root.join(COOKIE_DIR).join(name);
             state.awaited.insert(cookie.clone());
-            cookie
+            (cookie, number)
         };
         let written = std::fs::write(&cookie, b"");
         let arrived = written.is_ok() && wait_for(shared, &cookie);
@@ -253,6 +264,9 @@ impl Watcher {
         let mut state = shared.lock();
         state.awaited.remove(&cookie);
         state.arrived.remove(&cookie);
+        if written.is_ok() && arrived {
+            state.arrived_through = state.arrived_through.max(number);
+        }
         match (written, arrived) {
             (Err(e), _) => Err(format!("cannot write a watcher cookie: {e}")),
             (_, false) => Err("the watcher did not deliver its cookie in time".to_string()),

@@ -33,8 +33,13 @@ impl Watcher {
         Err(UNAVAILABLE.to_string())
     }
 
+    /// No time passes for a watcher that sees nothing.
+    pub fn sync_point(&self) -> u64 {
+        0
+    }
+
     /// Refuses: no events arrive.
-    pub fn sync(&self, _root: &Path) -> Result<(), String> {
+    pub fn sync(&self, _root: &Path, _as_of: u64) -> Result<(), String> {
         Err(UNAVAILABLE.to_string())
     }
 

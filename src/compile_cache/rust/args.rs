@@ -244,7 +244,16 @@ impl Walk {
     fn codegen(&mut self, value: &str, flag: &str) -> Result<(), &'static str> {
         let (name, setting) = value.split_once('=').unwrap_or((value, ""));
         match name {
-            "incremental" => return Err("incremental compilation (-C incremental)"),
+            // Where rustc keeps its incremental state is not an input: rustc checks that
+            // state against the real inputs and falls back to a full compile, so a stale or
+            // missing directory after a hit costs time, never correctness. That the compile
+            // is incremental is keyed: it partitions code differently, so its objects differ
+            // from a non-incremental compile's.
+            "incremental" => {
+                self.key_args
+                    .extend([flag.to_string(), "incremental".to_string()]);
+                return Ok(());
+            }
             "save-temps" => return Err("-C save-temps writes extra files"),
             "split-debuginfo" if setting != "off" => {
                 return Err("split debuginfo writes extra files");
@@ -388,7 +397,6 @@ mod tests {
         for (change, why) in [
             ("--crate-type lib", "--crate-type dylib"),
             ("--crate-type lib", "--crate-type cdylib"),
-            ("-C debuginfo=2", "-C incremental=/t/inc"),
             ("--emit=dep-info,metadata,link", "--emit=link"),
             ("--emit=dep-info,metadata,link", "--emit=dep-info,asm"),
             ("src/lib.rs", "src/lib.rs --test"),
@@ -409,6 +417,22 @@ mod tests {
             )),
             RustClassified::Passthrough(_)
         ));
+    }
+
+    #[test]
+    fn incremental_compiles_are_keyed_as_incremental_wherever_their_state_lives() {
+        let plain = compile(CARGO_LIB);
+        let inc = |dir: &str| {
+            compile(&CARGO_LIB.replace(
+                "-C debuginfo=2",
+                &format!("-C debuginfo=2 -C incremental={dir}"),
+            ))
+        };
+        let (a, b) = (inc("/t/debug/incremental/a"), inc("/elsewhere/inc"));
+        assert_eq!(a.key_args, b.key_args);
+        assert_ne!(a.key_args, plain.key_args);
+        assert!(!a.key_args.join(" ").contains("/t/debug/incremental"));
+        assert_eq!(a.output_names(), plain.output_names());
     }
 
     #[test]
