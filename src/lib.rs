@@ -4,6 +4,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod compile_cache;

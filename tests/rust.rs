@@ -383,3 +383,74 @@ fn default_settings_test_and_check_rounds_follow_the_source() {
     assert_eq!(after.1, before.1, "a check after clean misses nothing");
     assert!(after.0 >= before.0 + 4, "{before:?} -> {after:?}");
 }
+
+#[test]
+fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
+    // A `rustc` that notes, for each crate compile, its parent's command line and the
+    // jobserver variable it was given, then runs the real rustc.
+    let sb = Sandbox::new();
+    let real = String::from_utf8(
+        std::process::Command::new("rustup")
+            .args(["which", "rustc"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .ok()
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+    .unwrap_or_else(|| "rustc".to_string());
+    let log = sb.outside("rustc.log");
+    let fake = sb.outside("bin/rustc");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--crate-name*) \
+             printf '%s|%s\\n' \"$(tr '\\0' ' ' < /proc/$PPID/cmdline)\" \"$CARGO_MAKEFLAGS\" >> {log};; esac\n\
+             exec {real} \"$@\"\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, Permissions::from_mode(0o755)).unwrap();
+    sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    let compile = || {
+        sb.cmd([fake.display().to_string().as_str()])
+            .args([
+                "--crate-name",
+                "one",
+                "--edition=2021",
+                "src/lib.rs",
+                "--crate-type",
+                "lib",
+                "--emit=dep-info,metadata,link",
+                "--out-dir",
+                "out",
+            ])
+            .env(
+                "CARGO_MAKEFLAGS",
+                "-j --jobserver-fds=3,4 --jobserver-auth=3,4",
+            )
+            .status(0)
+    };
+    std::fs::create_dir(sb.path("out")).unwrap();
+    compile();
+    assert_eq!(counts(&sb), (0, 1));
+    let noted = std::fs::read_to_string(&log).unwrap();
+    let (parent, jobserver) = noted.trim().split_once('|').unwrap();
+    assert!(
+        parent.contains("--crate-name one") && !parent.contains("daemon"),
+        "rustc was not started by the wrapper: {parent}"
+    );
+    assert!(jobserver.contains("--jobserver-auth=3,4"), "{noted}");
+    std::fs::remove_dir_all(sb.path("out")).unwrap();
+    std::fs::create_dir(sb.path("out")).unwrap();
+    compile();
+    assert_eq!(counts(&sb), (1, 1), "stored when the wrapper reported back");
+    assert!(sb.path("out/libone.rlib").is_file());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        noted,
+        "a hit runs no rustc"
+    );
+}

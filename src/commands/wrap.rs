@@ -17,6 +17,7 @@ use crate::compile_cache::args::{
 use crate::compile_cache::link_args::{is_archiver, is_linker};
 use crate::compile_cache::request::UMASK_ENV;
 use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
+use crate::console::Console;
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
@@ -218,6 +219,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             let _ = std::io::stderr().write_all(&stderr);
             ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
         }
+        Ok(Response::CompileHere { token }) => compile_here(&compiler, rest, &cwd, token),
         Err(ClientError::Daemon(message)) => {
             eprintln!("zccache: warning: {message}; compiling uncached");
             feed_or_exec(&compiler, rest, &captured_stdin)
@@ -230,6 +232,34 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             feed_or_exec(&compiler, rest, &captured_stdin)
         }
     }
+}
+
+/// A miss the daemon left to us: the compiler runs here with our stdio (its messages reach
+/// the build as it writes them: cargo starts the dependents on the `.rmeta` notice) and a
+/// copy of both streams; then the daemon stores what it wrote before we exit, so the next
+/// build finds it. The compiler's status is ours whatever the daemon says.
+fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> ExitCode {
+    let mut argv = vec![compiler.as_os_str().to_os_string()];
+    argv.extend(args.iter().cloned());
+    let finished = crate::child::run(&argv, cwd, true, &Console::Direct);
+    if let Some(why) = &finished.spawn_error {
+        eprintln!("zccache: error: {why}");
+    }
+    if let (Some((stdout, stderr)), None) = (finished.captured, finished.forwarded_signal) {
+        let done = Request::CompileDone {
+            token,
+            exit_code: finished.code,
+            stdout,
+            stderr,
+            session_id: std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()),
+        };
+        if let Ok(paths) = DaemonPaths::from_env()
+            && let Err(e) = client::call(&paths, &done)
+        {
+            eprintln!("zccache: warning: the compile was not stored: {e}");
+        }
+    }
+    ExitCode::from(u8::try_from(finished.code).unwrap_or(1))
 }
 
 /// Runs the real compiler directly: exec'd, or, when stdin was already read for a `-`

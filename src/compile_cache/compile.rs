@@ -380,6 +380,16 @@ impl CompileCache {
         known.insert(base, manifest);
     }
 
+    /// Stores a Rust miss its wrapper compiled (`Served::Delegated`); the outcome and the
+    /// compile, `None` for an unknown token.
+    pub fn finish_rust(
+        &self,
+        token: u64,
+        result: (i32, Vec<u8>, Vec<u8>),
+    ) -> Option<(Outcome, crate::compile_cache::rust::delegated::Delegated)> {
+        self.rust.finish(token, result)
+    }
+
     /// Every cached Rust crate compile.
     pub fn rust_artifacts(&self) -> Vec<crate::daemon::protocol::RustArtifact> {
         self.rust.list()

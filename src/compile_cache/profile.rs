@@ -78,20 +78,25 @@ pub fn timed<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     let result = f();
     DEPTH.with(|d| d.set(d.get() - 1));
     if outer {
-        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        TOTALS.with(|t| {
-            let mut totals = t.get();
-            let slot = match phase {
-                Phase::Lookup => &mut totals.lookup,
-                Phase::Compile => &mut totals.compile,
-                Phase::Store => &mut totals.store,
-                Phase::Deliver => &mut totals.deliver,
-            };
-            *slot = slot.saturating_add(ns);
-            t.set(totals);
-        });
+        add(phase, started.elapsed());
     }
     result
+}
+
+/// Adds `spent` to `phase` (time spent outside this thread: a compile the wrapper ran).
+pub fn add(phase: Phase, spent: std::time::Duration) {
+    let ns = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+    TOTALS.with(|t| {
+        let mut totals = t.get();
+        let slot = match phase {
+            Phase::Lookup => &mut totals.lookup,
+            Phase::Compile => &mut totals.compile,
+            Phase::Store => &mut totals.store,
+            Phase::Deliver => &mut totals.deliver,
+        };
+        *slot = slot.saturating_add(ns);
+        t.set(totals);
+    });
 }
 
 /// This thread's totals since the last call, reset.

@@ -21,6 +21,8 @@ pub struct Request {
     pub stdin: Vec<u8>,
     /// The client's umask: the tool runs with it and delivered files get modes under it.
     pub umask: u32,
+    /// The client can compile a miss itself (`CompileHere`) and report back.
+    pub can_compile_here: bool,
 }
 
 /// The variable a wrapper adds to a request's environment to carry its umask (the daemon
@@ -53,6 +55,7 @@ impl Request {
             env,
             stdin,
             umask,
+            can_compile_here: false,
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum Served {
     LinkHit,
     /// A link or archive run and stored (or not stored when it failed).
     LinkMiss,
+    /// A miss the wrapper compiles itself and reports back under this token.
+    Delegated(u64),
 }
 
 /// The result the wrapper replays.

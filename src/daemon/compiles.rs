@@ -83,6 +83,16 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             Some(stats) => Response::SessionEnded { stats },
             None => unknown_session(&session_id),
         },
+        Request::CompileDone {
+            token,
+            exit_code,
+            stdout,
+            stderr,
+            session_id,
+        } => {
+            let result = (exit_code, stdout, stderr);
+            blocking(shared, move |s| compiled_here(s, token, result, session_id)).await
+        }
         Request::ListRustArtifacts => {
             blocking(shared, |s| Response::RustArtifacts {
                 artifacts: s.compiles.rust_artifacts(),
@@ -95,6 +105,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     }
 }
 
+/// The request of a wrapper's message (a wrapper can compile a miss itself).
 fn compile_request(
     compiler: &NormalizedPath,
     args: Vec<String>,
@@ -102,13 +113,15 @@ fn compile_request(
     env: Option<Vec<(String, String)>>,
     stdin: Vec<u8>,
 ) -> request::Request {
-    request::Request::new(
+    let mut req = request::Request::new(
         PathBuf::from(compiler.as_path()),
         args,
         PathBuf::from(cwd.as_path()),
         env.unwrap_or_else(|| std::env::vars().collect()),
         stdin,
-    )
+    );
+    req.can_compile_here = true;
+    req
 }
 
 fn unknown_session(id: &str) -> Response {
@@ -127,7 +140,8 @@ enum Tool {
     Linker,
 }
 
-/// Serves a compile or link, counts it daemon-wide and in its session, and journals it.
+/// Serves a compile or link, counts it daemon-wide and in its session, and journals it (a
+/// miss the wrapper compiles itself: when it reports back).
 fn serve(
     shared: &Shared,
     req: &request::Request,
@@ -140,6 +154,39 @@ fn serve(
         Tool::Compiler => shared.compiles.compile(req),
         Tool::Linker => shared.compiles.link(req),
     };
+    if let Served::Delegated(token) = outcome.served {
+        return Response::CompileHere { token };
+    }
+    account(shared, req, outcome, session_id, started)
+}
+
+/// A miss compiled by its wrapper: stored, counted and journaled as the daemon's own are.
+fn compiled_here(
+    shared: &Shared,
+    token: u64,
+    result: (i32, Vec<u8>, Vec<u8>),
+    session_id: Option<String>,
+) -> Response {
+    profile::take();
+    match shared.compiles.finish_rust(token, result) {
+        Some((outcome, delegated)) => {
+            account(shared, &delegated.req, outcome, session_id, delegated.since);
+            Response::Ack
+        }
+        None => Response::Error {
+            message: "no compile waits under that token (the daemon restarted?)".to_string(),
+        },
+    }
+}
+
+/// Counts `outcome` daemon-wide and in its session, journals it, and answers the wrapper.
+fn account(
+    shared: &Shared,
+    req: &request::Request,
+    outcome: request::Outcome,
+    session_id: Option<String>,
+    started: std::time::Instant,
+) -> Response {
     let (counter, label) = match outcome.served {
         Served::Hit => (0, "hit"),
         Served::LinkHit => (0, "link_hit"),
@@ -150,6 +197,7 @@ fn serve(
             tracing::debug!("passthrough: {reason}: {:?}", req.args);
             (2, "passthrough")
         }
+        Served::Delegated(_) => (1, "miss"),
     };
     shared.compile_counts[counter].fetch_add(1, Ordering::SeqCst);
     if outcome.stored_bytes > 0 {

@@ -236,6 +236,13 @@ mod tests {
                 success: true,
             },
             Request::RunCheckBatch(vec![run_check]),
+            Request::CompileDone {
+                token: 7,
+                exit_code: 0,
+                stdout: vec![],
+                stderr: b"warning".to_vec(),
+                session_id: None,
+            },
         ]
     }
 

@@ -170,6 +170,20 @@ pub enum Request {
     /// Several `RunCheck`s in one round trip (`zccache run` of a task graph) →
     /// `RunCheckedBatch`, one answer per spec in order; at most `MAX_BATCH` specs.
     RunCheckBatch(Vec<RunCheckSpec>),
+    /// The wrapper compiled a miss it was told to (`CompileHere`) → `Ack`: the daemon
+    /// stores what the compiler wrote and journals it.
+    CompileDone {
+        /// From `CompileHere`.
+        token: u64,
+        /// The compiler's exit status.
+        exit_code: i32,
+        /// Its stdout.
+        stdout: Vec<u8>,
+        /// Its stderr.
+        stderr: Vec<u8>,
+        /// The session the compile belongs to, if any.
+        session_id: Option<String>,
+    },
 }
 
 /// Most specs one `RunCheckBatch` may carry.
@@ -312,6 +326,12 @@ pub enum Response {
     },
     /// To `RunCheckBatch`: one answer per spec, in order.
     RunCheckedBatch(Vec<RunCheckAnswer>),
+    /// To a Rust compile that missed: run it yourself, with your own stdio, then send
+    /// `CompileDone` with this token.
+    CompileHere {
+        /// For `CompileDone`.
+        token: u64,
+    },
 }
 
 /// One cached rustc compile, for `ListRustArtifacts`.

@@ -6,7 +6,6 @@
 
 mod artifacts;
 mod check;
-mod child;
 mod graph;
 pub mod ledger;
 mod outcome;
@@ -24,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::child;
 use crate::cli::RunArgs;
 use crate::console::Console;
 use crate::daemon::lifecycle::daemon_disabled;

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::args::{RustClassified, RustCompile, classify};
+use super::delegated::{Delegated, Waiting};
 use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
@@ -64,6 +65,8 @@ pub struct RustCache {
     store: Store,
     /// Content hashes of `--extern` crates and libraries by (path, size, mtime, inode).
     file_hashes: Mutex<HashMap<PathBuf, (u64, i64, u64, Digest)>>,
+    /// Misses the wrappers compile themselves.
+    waiting: Waiting,
 }
 
 impl RustCache {
@@ -72,6 +75,7 @@ impl RustCache {
         RustCache {
             store,
             file_hashes: Mutex::default(),
+            waiting: Waiting::default(),
         }
     }
 
@@ -147,16 +151,78 @@ impl RustCache {
             }
         }
         let started = now_ns();
-        let mut outcome = run_plain(req, Served::Miss);
+        if req.can_compile_here && req.stdin.is_empty() {
+            let token = self.waiting.keep(Delegated {
+                req: req.clone(),
+                compile: c.clone(),
+                base,
+                started_ns: started,
+                since: std::time::Instant::now(),
+            });
+            return Ok(Outcome {
+                exit_code: 0,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                served: Served::Delegated(token),
+                stored_bytes: 0,
+                profile: Profile::default(),
+            });
+        }
+        let outcome = run_plain(req, Served::Miss);
+        self.store_miss(req, c, &base, outcome, (started, now_ns()))
+    }
+
+    /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`):
+    /// what it wrote is stored when it succeeded. `None` for an unknown token.
+    pub fn finish(
+        &self,
+        token: u64,
+        (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>),
+    ) -> Option<(Outcome, Delegated)> {
+        let delegated = self.waiting.take(token)?;
+        crate::compile_cache::profile::add(Phase::Compile, delegated.since.elapsed());
+        let outcome = Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            served: Served::Miss,
+            stored_bytes: 0,
+            profile: profile_of(&delegated.compile),
+        };
+        let Delegated {
+            req,
+            compile,
+            base,
+            started_ns,
+            ..
+        } = &delegated;
+        // The wrapper has ended (or is ending) and the build goes on: what is stored must be
+        // what rustc wrote by now, not a later rewrite.
+        let span = (*started_ns, now_ns());
+        let stored = self.store_miss(req, compile, base, outcome.clone(), span);
+        let outcome = stored.unwrap_or_else(|err| {
+            tracing::warn!("cannot store a rust compile: {err}");
+            outcome
+        });
+        Some((outcome, delegated))
+    }
+
+    /// Stores the outputs of a miss that succeeded, run in `span` (start, end; ns).
+    fn store_miss(
+        &self,
+        req: &Request,
+        c: &RustCompile,
+        base: &Digest,
+        mut outcome: Outcome,
+        span: (i64, i64),
+    ) -> io::Result<Outcome> {
         if outcome.exit_code != 0 {
             return Ok(outcome);
         }
-        if let Some((artifact, inputs)) = self.collect(req, c, &outcome, started)? {
-            outcome.stored_bytes += self
-                .store
-                .put(&artifact_key(c, &base, &inputs), &artifact)?;
-            let manifest = manifest.with(inputs);
-            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, &base)?;
+        if let Some((artifact, inputs)) = self.collect(req, c, &outcome, span)? {
+            outcome.stored_bytes += self.store.put(&artifact_key(c, base, &inputs), &artifact)?;
+            let manifest = Manifest::load(&self.store, MANIFEST_KIND, base).with(inputs);
+            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
         }
         Ok(outcome)
     }
@@ -239,14 +305,15 @@ impl RustCache {
                 .all(|(name, value)| env_value(req, name) == value.as_deref())
     }
 
-    /// The outputs, diagnostics and inputs of a compile that succeeded; `None` when they
-    /// cannot be trusted (an output missing, a source written during the compile).
+    /// The outputs, diagnostics and inputs of a compile that succeeded, run in `span`
+    /// (start, end; ns); `None` when they cannot be trusted (an output missing or written
+    /// after the compile ended, a source written during it).
     fn collect(
         &self,
         req: &Request,
         c: &RustCompile,
         outcome: &Outcome,
-        started: i64,
+        (started, ended): (i64, i64),
     ) -> io::Result<Option<(Artifact, Inputs)>> {
         let out_dir = req.cwd.join(&c.out_dir);
         let mut outputs = Vec::new();
@@ -254,8 +321,8 @@ impl RustCache {
         let mut dep_info = String::new();
         for name in c.output_names() {
             let path = out_dir.join(&name);
-            let Ok(bytes) = std::fs::read(&path) else {
-                tracing::debug!("rustc wrote no {name}: not stored");
+            let Some(bytes) = read_as_written(&path, ended) else {
+                tracing::debug!("{name} is missing or changed after rustc: not stored");
                 return Ok(None);
             };
             kept_modes.push((name.clone(), modes::mode_of(&path)));
@@ -320,6 +387,16 @@ impl RustCache {
         });
         listed
     }
+}
+
+/// The bytes of `path` if it was last written by `ended` (ns) and did not change while it
+/// was read.
+fn read_as_written(path: &Path, ended: i64) -> Option<Vec<u8>> {
+    let stamp = |meta: std::fs::Metadata| (meta.ino(), meta.size(), mtime_ns(&meta));
+    let before = stamp(std::fs::metadata(path).ok()?);
+    let bytes = std::fs::read(path).ok()?;
+    let after = stamp(std::fs::metadata(path).ok()?);
+    (before == after && before.2 <= ended && bytes.len() as u64 == before.1).then_some(bytes)
 }
 
 /// The identity of the linker rustc runs for a program or proc-macro, found on the

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod compile;
+pub mod delegated;
 
 use std::path::Path;
 

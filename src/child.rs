@@ -1,5 +1,6 @@
-//! Running the task's command: stdio inherited untouched, or teed into the task's console
-//! (and captured for `--replay`); SIGINT/SIGTERM forwarded; the status mapped the way a shell would.
+//! Running a command for zccache (a task's, or a compile the wrapper runs itself): stdio
+//! inherited untouched, or teed into a console (and captured); SIGINT/SIGTERM forwarded; the
+//! status mapped the way a shell would.
 
 use std::ffi::OsString;
 use std::io::{self, Read};
