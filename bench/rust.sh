@@ -3,7 +3,9 @@
 # and a `util` library, with common registry dependencies: serde, serde_json, regex, clap,
 # tokio, rayon, blake3, ... about 80 crates), in one run: bare cargo, sccache, zccache 1.15.8
 # and ours. Per tool and setting: cold build with an empty cache, then `cargo clean` + warm
-# build, then one edit of util's source + rebuild (and the edit undone). Debug profile, two
+# build, then one edit of util's source + rebuild (its first real compile since the warm
+# build: for a cache, util and the app were hits, so rustc's incremental state is gone) and a
+# second edit + rebuild (the steady dev loop), then the edits undone. Debug profile, two
 # settings: `CARGO_INCREMENTAL=0`, and cargo's defaults (workspace members compile
 # incrementally). Prints a table with ratios to bare cargo under the same setting.
 # Env: TOOLS (default "bare sccache zccache ours"), SETTINGS (default "incremental-off
@@ -84,7 +86,7 @@ EOF
 ms_now() { date +%s%3N; }
 T=$(mktemp -d /tmp/rust-bench-state.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-declare -A COLD WARM EDIT
+declare -A COLD WARM EDIT EDIT2
 for setting in $SETTINGS; do
 for tool in $TOOLS; do
   st=$T/$setting-$tool
@@ -102,28 +104,32 @@ for tool in $TOOLS; do
     cp util/src/lib.rs "$st/lib.rs.orig"
     printf '\n/// Added by the bench.\npub fn edited() -> u32 {\n    %d\n}\n' "$RANDOM" >>util/src/lib.rs
     t4=$(ms_now); cargo build --quiet --offline; t5=$(ms_now)
+    printf '\n/// Added by the bench.\npub fn again() -> u32 {\n    %d\n}\n' "$RANDOM" >>util/src/lib.rs
+    t6=$(ms_now); cargo build --quiet --offline; t7=$(ms_now)
     cp "$st/lib.rs.orig" util/src/lib.rs
     cargo build --quiet --offline
     tool_stop "$tool" "$st"
-    echo "$((t1 - t0)) $((t3 - t2)) $((t5 - t4))" >"$st/times"
+    echo "$((t1 - t0)) $((t3 - t2)) $((t5 - t4)) $((t7 - t6))" >"$st/times"
   )
-  read -r COLD[$setting-$tool] WARM[$setting-$tool] EDIT[$setting-$tool] <"$st/times"
-  say "  $setting $tool: cold ${COLD[$setting-$tool]} ms, warm ${WARM[$setting-$tool]} ms, edit ${EDIT[$setting-$tool]} ms"
+  k=$setting-$tool
+  read -r COLD[$k] WARM[$k] EDIT[$k] EDIT2[$k] <"$st/times"
+  say "  $setting $tool: cold ${COLD[$k]} ms, warm ${WARM[$k]} ms, edit ${EDIT[$k]} ms, edit again ${EDIT2[$k]} ms"
 done
 done
 
 crates=$(cd "$app" && cargo metadata --offline --format-version 1 2>/dev/null | grep -o '"id":' | wc -l)
 echo "# bench/rust.sh: $crates packages, debug, $(rustc --version)"
 echo
-echo "| setting | tool | cold s | warm (after cargo clean) s | edit util, rebuild s | cold / bare | warm / bare | edit / bare |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| setting | tool | cold s | warm (after cargo clean) s | edit util, rebuild s | edit again s | cold / bare | warm / bare | edit / bare | again / bare |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for setting in $SETTINGS; do
   for tool in $TOOLS; do
     k=$setting-$tool b=$setting-bare
     awk -v s="$setting" -v t="$tool" -v c="${COLD[$k]}" -v w="${WARM[$k]}" -v e="${EDIT[$k]}" \
-      -v bc="${COLD[$b]:-0}" -v bw="${WARM[$b]:-0}" -v be="${EDIT[$b]:-0}" \
+      -v a="${EDIT2[$k]}" -v bc="${COLD[$b]:-0}" -v bw="${WARM[$b]:-0}" -v be="${EDIT[$b]:-0}" \
+      -v ba="${EDIT2[$b]:-0}" \
       'function r(x, y) { return y ? sprintf("%.3f", x / y) : "-" }
-       BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %s | %s | %s |\n", s, t, c/1000, w/1000, e/1000,
-         r(c, bc), r(w, bw), r(e, be) }'
+       BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n", s, t, c/1000,
+         w/1000, e/1000, a/1000, r(c, bc), r(w, bw), r(e, be), r(a, ba) }'
   done
 done
