@@ -215,6 +215,42 @@ fn deleted_or_edited_outputs_are_restored_without_running() {
     assert_eq!(sb.marker_count(), 2);
 }
 
+/// Settled outputs are not read again on a skip (their stamps are kept in the record), but
+/// an edit that keeps a file's size and mtime still changes its ctime: restored.
+#[test]
+fn an_edit_that_keeps_size_and_mtime_is_still_seen() {
+    let sb = project();
+    sb.run_sh(&GEN_ARGS, GEN_TASK).status(0);
+    let made = gen_tree(&sb);
+    // Past the 2 s during which a file's times cannot vouch for its content.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (2 files unchanged");
+    let record = fs::read_dir(sb.path(".zccache/run"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".json.run"))
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .unwrap();
+    assert!(record.contains("\"stamps\""), "no stamps kept: {record}");
+    let path = sb.path("made.txt");
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    fs::write(&path, "MADE\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    sb.run_sh(&GEN_ARGS, GEN_TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: made.txt, ");
+    assert_eq!(gen_tree(&sb), made);
+    assert_eq!(sb.marker_count(), 1, "never ran again");
+}
+
 /// Issue H.1: a file in an output directory that the run did not make is the user's: it
 /// neither makes the task run nor is removed by a restore.
 #[test]

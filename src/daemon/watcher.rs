@@ -97,7 +97,7 @@ impl Shared {
             };
             for entry in entries.flatten() {
                 let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                if is_dir && !UNWATCHED.iter().any(|n| entry.file_name() == OsStr::new(n)) {
+                if is_dir && is_watched(&dir, &entry.file_name()) {
                     pending.push(entry.path());
                 }
             }
@@ -124,7 +124,7 @@ impl Shared {
         }
         let new_dir = mask.contains(EventMask::ISDIR)
             && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO)
-            && !name.is_some_and(|n| UNWATCHED.iter().any(|u| n == OsStr::new(u)));
+            && name.is_some_and(|n| is_watched(&dir, n));
         let watched = if new_dir {
             self.watch_tree(&path)
         } else {
@@ -141,6 +141,13 @@ impl Shared {
         }
         mark_dirty(&mut state, path);
     }
+}
+
+/// Whether the directory `name` in `parent` is watched: not `.git`, and not below the cookie
+/// directory (`.zccache/run/` and the like hold zccache's own state, written on every run).
+fn is_watched(parent: &Path, name: &OsStr) -> bool {
+    !UNWATCHED.iter().any(|u| name == OsStr::new(u))
+        && parent.file_name() != Some(OsStr::new(COOKIE_DIR))
 }
 
 fn distrust_all(state: &mut State, why: &str) {

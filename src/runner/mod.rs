@@ -33,7 +33,7 @@ use check::{Prechecked, Recorder};
 use ledger::LedgerLine;
 use outcome::{Ended, Outcome};
 use output_cache::Restore;
-use outputs::{changed_outputs, digest_outputs};
+use outputs::{Stamps, changed_outputs, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
 use tool::PlainTools;
@@ -358,21 +358,27 @@ fn verify_skip(
     spec: &RunSpec,
     dry_run: bool,
     files: &RunFiles,
-    record: &RunRecord,
+    record: &mut RunRecord,
 ) -> Result<(), String> {
     let Some(decision) = &judgement.decision else {
         return Ok(());
     };
     let key = decision.key;
-    let known = record.get(key);
     if !spec.outputs.is_empty() {
-        let now = digest_outputs(&spec.outputs).map_err(|e| format!("cannot read outputs: {e}"))?;
+        let known = record.get(key).map(|k| (&k.outputs, &k.stamps));
+        let (now, stamps) = digest_outputs_known(&spec.outputs, known)
+            .map_err(|e| format!("cannot read outputs: {e}"))?;
+        let known = record.get(key);
         let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
+        let stored = known.is_some_and(|k| k.stored);
         let changed = changed_outputs(&recorded, &now);
+        if changed.is_empty() && !dry_run {
+            restamp(files, record, key, stamps);
+        }
         if !changed.is_empty() {
-            let restored = match known.filter(|k| k.stored) {
-                None => Err(String::new()),
-                Some(_) => {
+            let restored = match stored {
+                false => Err(String::new()),
+                true => {
                     let wanted = Restore {
                         recorded: &recorded,
                         now: &now,
@@ -403,7 +409,8 @@ fn verify_skip(
         }
     }
     if spec.replay {
-        match known
+        match record
+            .get(key)
             .filter(|k| k.replay)
             .and_then(|_| files.load_replay(key))
         {
@@ -412,6 +419,19 @@ fn verify_skip(
         }
     }
     Ok(())
+}
+
+/// Keeps the stamps of the settled outputs of `key`, so later skips read none of them
+/// (written only when they changed; a record that cannot be written costs reads, nothing
+/// else).
+fn restamp(files: &RunFiles, record: &mut RunRecord, key: Digest, stamps: Stamps) {
+    let Some(entry) = record.keys.iter_mut().find(|k| k.key == key) else {
+        return;
+    };
+    if entry.stamps != stamps {
+        entry.stamps = stamps;
+        let _ = files.save(record);
+    }
 }
 
 /// `restored 3 outputs: dist/, gen.rs, ...` (the first few named; `would restore` for a
@@ -527,7 +547,8 @@ fn remember(
     captured: Option<&(Vec<u8>, Vec<u8>)>,
     use_daemon: bool,
 ) -> Result<(), String> {
-    let outputs = digest_outputs(&spec.outputs).map_err(|e| format!("cannot read outputs: {e}"))?;
+    let (outputs, stamps) = digest_outputs_known(&spec.outputs, None)
+        .map_err(|e| format!("cannot read outputs: {e}"))?;
     let has_files = outputs.values().any(Option::is_some);
     let stored = has_files
         && output_cache::save(spec, key, &outputs, use_daemon)
@@ -543,6 +564,7 @@ fn remember(
         outputs,
         replay: captured.is_some(),
         stored,
+        stamps,
     });
     for old in dropped {
         files.remove_replay(old);

@@ -1,16 +1,20 @@
 //! Declared outputs (`--output PATH`): the files each one held after a success, compared
 //! before a skip (a deleted or edited file the run made means the output changed; a file in
 //! an output directory that the run did not make is the user's and does not count).
+//!
+//! A file is read and hashed unless its inode, size, mtime and ctime are those recorded
+//! with its digest, taken when both times were already 2 s old (a rewrite within the same
+//! clock tick could not have kept them; no one can set a ctime back).
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::spec::is_glob;
-use crate::fingerprint::{Digest, EntryKind, hash_entry};
+use crate::fingerprint::{Digest, EntryKind, hash_entry, mtime_ns};
 
 /// What one entry of an output is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,50 +44,72 @@ pub struct OutputEntry {
 /// Output (as given) → its entries, sorted by path (`None`: it did not exist).
 pub type OutputDigests = BTreeMap<String, Option<Vec<OutputEntry>>>;
 
+/// What identifies a file's content without reading it, once it has settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of a file now.
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Stamp {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: mtime_ns(meta),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+/// `output\0path` → the stamp of that file when its recorded digest was taken.
+pub type Stamps = BTreeMap<String, Stamp>;
+
+/// How old a file's times must be before its stamp stands for its content.
+const SETTLED_NS: i64 = 2_000_000_000;
+
 /// Lists every output: a file, a symlink (not followed), or a directory and all below it;
 /// a glob, the files and symlinks it matches under its base (none matched: missing).
 pub fn digest_outputs(outputs: &[(String, std::path::PathBuf)]) -> io::Result<OutputDigests> {
-    outputs
+    digest_outputs_known(outputs, None).map(|(digests, _)| digests)
+}
+
+/// Like [`digest_outputs`], taking a recorded digest instead of reading a file whose stamp
+/// is the one recorded with it in `known`; also returns the stamps of the settled files.
+pub fn digest_outputs_known(
+    outputs: &[(String, std::path::PathBuf)],
+    known: Option<(&OutputDigests, &Stamps)>,
+) -> io::Result<(OutputDigests, Stamps)> {
+    let mut lister = Lister {
+        known,
+        stamps: Stamps::new(),
+        now_ns: crate::fingerprint::now_ns(),
+        output: String::new(),
+    };
+    let digests = outputs
         .iter()
         .map(|(shown, path)| {
+            lister.output.clone_from(shown);
             let listed = match is_glob(shown) {
-                true => list_glob(path, shown)?,
-                false => list_output(path)?,
+                true => lister.list_glob(path, shown)?,
+                false => lister.list_output(path)?,
             };
             Ok((shown.clone(), listed))
         })
-        .collect()
+        .collect::<io::Result<OutputDigests>>()?;
+    Ok((digests, lister.stamps))
 }
 
-/// The files and symlinks under `base` whose path relative to it matches `pattern`, walked
-/// from the pattern's literal leading directories.
-fn list_glob(base: &Path, pattern: &str) -> io::Result<Option<Vec<OutputEntry>>> {
-    let matcher = globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| io::Error::other(format!("bad --output glob {pattern:?}: {e}")))?
-        .compile_matcher();
-    let literal: Vec<&str> = pattern
-        .split('/')
-        .take_while(|part| !is_glob(part))
-        .collect();
-    let start = literal.join("/");
-    let mut all = Vec::new();
-    let root = base.join(&start);
-    if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
-        list_tree(&root, &start, &mut all)?;
-    }
-    let mut entries: Vec<OutputEntry> = all
-        .into_iter()
-        .filter(|e| e.kind != OutputKind::Dir && matcher.is_match(&e.path))
-        .filter(|e| {
-            !e.path
-                .split('/')
-                .any(|part| part == ".git" || part == ".zccache")
-        })
-        .collect();
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Some(entries).filter(|e| !e.is_empty()))
+/// Lists outputs, reusing what `known` vouches for.
+struct Lister<'a> {
+    known: Option<(&'a OutputDigests, &'a Stamps)>,
+    stamps: Stamps,
+    now_ns: i64,
+    /// The output being listed.
+    output: String,
 }
 
 /// The outputs that do not hold what was recorded: missing now (or then), or one of the
@@ -108,60 +134,171 @@ pub fn holds(now: &[OutputEntry], was: &[OutputEntry]) -> bool {
     })
 }
 
-fn list_output(path: &Path) -> io::Result<Option<Vec<OutputEntry>>> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut entries = vec![entry(path, String::new(), &meta)?];
-    if meta.is_dir() {
-        list_tree(path, "", &mut entries)?;
-    }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Some(entries))
-}
-
-fn list_tree(dir: &Path, rel: &str, out: &mut Vec<OutputEntry>) -> io::Result<()> {
-    for item in std::fs::read_dir(dir)? {
-        let item = item?;
-        let name = item.file_name().to_string_lossy().into_owned();
-        let rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let meta = std::fs::symlink_metadata(item.path())?;
-        out.push(entry(&item.path(), rel.clone(), &meta)?);
-        if meta.is_dir() {
-            list_tree(&item.path(), &rel, out)?;
+impl Lister<'_> {
+    /// The files and symlinks under `base` whose path relative to it matches `pattern`, walked
+    /// from the pattern's literal leading directories.
+    fn list_glob(&mut self, base: &Path, pattern: &str) -> io::Result<Option<Vec<OutputEntry>>> {
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| io::Error::other(format!("bad --output glob {pattern:?}: {e}")))?
+            .compile_matcher();
+        let literal: Vec<&str> = pattern
+            .split('/')
+            .take_while(|part| !is_glob(part))
+            .collect();
+        let start = literal.join("/");
+        let mut all = Vec::new();
+        let root = base.join(&start);
+        if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+            self.list_tree(&root, &start, &mut all)?;
         }
+        let mut entries: Vec<OutputEntry> = all
+            .into_iter()
+            .filter(|e| e.kind != OutputKind::Dir && matcher.is_match(&e.path))
+            .filter(|e| {
+                !e.path
+                    .split('/')
+                    .any(|part| part == ".git" || part == ".zccache")
+            })
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Some(entries).filter(|e| !e.is_empty()))
     }
-    Ok(())
+
+    fn list_output(&mut self, path: &Path) -> io::Result<Option<Vec<OutputEntry>>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut entries = vec![self.entry(path, String::new(), &meta)?];
+        if meta.is_dir() {
+            self.list_tree(path, "", &mut entries)?;
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Some(entries))
+    }
+
+    fn list_tree(&mut self, dir: &Path, rel: &str, out: &mut Vec<OutputEntry>) -> io::Result<()> {
+        for item in std::fs::read_dir(dir)? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = std::fs::symlink_metadata(item.path())?;
+            out.push(self.entry(&item.path(), rel.clone(), &meta)?);
+            if meta.is_dir() {
+                self.list_tree(&item.path(), &rel, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(
+        &mut self,
+        path: &Path,
+        rel: String,
+        meta: &std::fs::Metadata,
+    ) -> io::Result<OutputEntry> {
+        let (kind, digest) = if meta.is_symlink() {
+            let target = std::fs::read_link(path)?.to_string_lossy().into_owned();
+            let digest = hash_entry(path, EntryKind::Symlink, 0)?;
+            (OutputKind::Symlink(target), Some(digest))
+        } else if meta.is_dir() {
+            (OutputKind::Dir, None)
+        } else if meta.is_file() {
+            (OutputKind::File, Some(self.file_digest(path, &rel, meta)?))
+        } else {
+            return Err(io::Error::other(format!(
+                "{} is neither a file, a directory nor a symlink",
+                path.display()
+            )));
+        };
+        Ok(OutputEntry {
+            path: rel,
+            kind,
+            mode: meta.permissions().mode() & 0o777,
+            digest,
+        })
+    }
+
+    /// A regular file's digest: the recorded one when the file's stamp is the recorded stamp,
+    /// else read and hashed. A settled file's stamp is kept for the record.
+    fn file_digest(
+        &mut self,
+        path: &Path,
+        rel: &str,
+        meta: &std::fs::Metadata,
+    ) -> io::Result<Digest> {
+        let stamp = Stamp::of(meta);
+        let settled = self.now_ns - stamp.mtime_ns.max(stamp.ctime_ns) > SETTLED_NS;
+        let name = format!("{}\0{rel}", self.output);
+        let recorded = self.known.and_then(|(digests, stamps)| {
+            (stamps.get(&name) == Some(&stamp)).then_some(())?;
+            let entries = digests.get(&self.output)?.as_ref()?;
+            let at = entries
+                .binary_search_by(|e| e.path.as_str().cmp(rel))
+                .ok()?;
+            entries[at]
+                .digest
+                .filter(|_| entries[at].kind == OutputKind::File)
+        });
+        let digest = match recorded {
+            Some(digest) => digest,
+            None => hash_entry(path, EntryKind::File, meta.len())?,
+        };
+        if settled {
+            self.stamps.insert(name, stamp);
+        }
+        Ok(digest)
+    }
 }
 
-fn entry(path: &Path, rel: String, meta: &std::fs::Metadata) -> io::Result<OutputEntry> {
-    let (kind, digest) = if meta.is_symlink() {
-        let target = std::fs::read_link(path)?.to_string_lossy().into_owned();
-        let digest = hash_entry(path, EntryKind::Symlink, 0)?;
-        (OutputKind::Symlink(target), Some(digest))
-    } else if meta.is_dir() {
-        (OutputKind::Dir, None)
-    } else if meta.is_file() {
-        (
-            OutputKind::File,
-            Some(hash_entry(path, EntryKind::File, meta.len())?),
-        )
-    } else {
-        return Err(io::Error::other(format!(
-            "{} is neither a file, a directory nor a symlink",
-            path.display()
-        )));
-    };
-    Ok(OutputEntry {
-        path: rel,
-        kind,
-        mode: meta.permissions().mode() & 0o777,
-        digest,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_stamp_stands_for_the_content_and_another_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.txt");
+        std::fs::write(&file, "real").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let outputs = vec![("out.txt".to_string(), file.clone())];
+        let (digests, stamps) = digest_outputs_known(&outputs, None).unwrap();
+        // The ctime is new: nothing is settled yet.
+        assert!(stamps.is_empty());
+        let real = digests["out.txt"].as_ref().unwrap()[0].digest;
+        // A record whose stamp matches is believed without reading (its digest is taken as
+        // given); with any other stamp the file is read.
+        let mut forged = digests.clone();
+        forged.get_mut("out.txt").unwrap().as_mut().unwrap()[0].digest = Some(Digest::of(b"x"));
+        let stamp = Stamp::of(&std::fs::metadata(&file).unwrap());
+        let name = "out.txt\0".to_string();
+        let believed = Stamps::from([(name.clone(), stamp)]);
+        let (got, _) = digest_outputs_known(&outputs, Some((&forged, &believed))).unwrap();
+        assert_eq!(
+            got["out.txt"].as_ref().unwrap()[0].digest,
+            Some(Digest::of(b"x"))
+        );
+        let other = Stamps::from([(
+            name,
+            Stamp {
+                ctime_ns: 1,
+                ..stamp
+            },
+        )]);
+        let (got, _) = digest_outputs_known(&outputs, Some((&forged, &other))).unwrap();
+        assert_eq!(got["out.txt"].as_ref().unwrap()[0].digest, real);
+    }
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::outputs::OutputDigests;
+use std::collections::BTreeMap;
+
+use super::outputs::{OutputDigests, Stamps};
 use super::tool::RustupMemo;
 use crate::fingerprint::{Digest, MAX_SUCCESSES, write_file_atomic};
 use crate::paths::with_suffix;
@@ -26,6 +28,9 @@ pub struct KeyRecord {
     /// Whether the outputs' files went into the artifact store (so they can be restored).
     #[serde(default)]
     pub stored: bool,
+    /// Stamps of settled output files, so a skip need not read them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stamps: Stamps,
 }
 
 /// The content of `F.run`.
