@@ -233,9 +233,10 @@ pub struct TaskArgs {
 /// `zccache why [TASK | --cache F | -- CMD ARGS...]`.
 #[derive(Debug, Args)]
 pub struct WhyArgs {
-    /// A task from zccache.toml.
-    #[arg(value_name = "TASK")]
-    pub name: Option<String>,
+    /// A task from zccache.toml, or compile outputs (`build/foo.o`, a shell glob of rlibs):
+    /// their recent misses and why.
+    #[arg(value_name = "TASK|OUTPUT")]
+    pub names: Vec<String>,
     /// The zccache.toml to use (default: the nearest one above the current directory).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -7,6 +7,7 @@ mod daemon;
 mod fp;
 mod graph;
 mod kv;
+mod miss_reasons;
 mod remote;
 mod run;
 mod rust;

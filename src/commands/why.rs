@@ -1,12 +1,16 @@
-//! `zccache why`: the last decision of a `zccache run` task, after the fact.
+//! `zccache why`: the last decision of a `zccache run` task, or the recent misses of a
+//! compile output and what changed, after the fact.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
 use crate::cli::WhyArgs;
 use crate::config;
+use crate::daemon::client;
+use crate::daemon::lifecycle::DaemonPaths;
+use crate::daemon::protocol::{NormalizedPath, Request, Response};
 use crate::fingerprint::CacheType;
 use crate::runner::ledger::{self, LedgerLine};
 use crate::runner::record::RunFiles;
@@ -14,8 +18,12 @@ use crate::runner::spec::{RunSpec, STATE_DIR, TaskSource};
 use crate::runner::tasks::{plain_run_args, task_spec};
 use crate::runner::when;
 
-/// Prints the last ledger line of the selected task.
+/// Prints the last ledger line of the selected task, or the misses of the named outputs.
 pub fn execute(args: &WhyArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()?;
+    if names_outputs(args, &cwd) {
+        return outputs(args, &cwd);
+    }
     let ledger_file = ledger_file(args)?;
     let Some(line) = ledger::read(&ledger_file).pop() else {
         bail!("no decision recorded in {}", ledger_file.display());
@@ -30,7 +38,7 @@ pub fn execute(args: &WhyArgs) -> anyhow::Result<ExitCode> {
 
 fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir()?;
-    if let Some(name) = &args.name {
+    if let Some(name) = args.names.first() {
         let config = config::load(args.config.as_deref(), &cwd)?;
         let spec = task_spec(&config, name, &plain_run_args(false))?;
         return Ok(RunFiles::new(&spec.cache_file).ledger);
@@ -61,6 +69,58 @@ fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
         Some(entry) => Ok(entry.path()),
         None => bail!("no decision recorded in {}", dir.display()),
     }
+}
+
+/// Several names, or one that is no task of zccache.toml but a path (it has a `/` or
+/// exists): compile outputs.
+fn names_outputs(args: &WhyArgs, cwd: &Path) -> bool {
+    let [name] = args.names.as_slice() else {
+        return args.names.len() > 1;
+    };
+    let is_task =
+        config::load(args.config.as_deref(), cwd).is_ok_and(|c| c.tasks.contains_key(name));
+    !is_task && (name.contains('/') || cwd.join(name).exists())
+}
+
+/// Each output's recent misses (newest first) as the daemon remembers them; exit 1 when
+/// none of them has one.
+fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let paths = DaemonPaths::from_env()?;
+    let mut found = false;
+    for name in &args.names {
+        let request = Request::WhyOutput {
+            output: NormalizedPath::new(cwd, Path::new(name)),
+        };
+        let misses = match client::call_running(&paths, &request)? {
+            Some(Response::OutputMisses { misses }) => misses,
+            Some(other) => bail!("unexpected reply: {other:?}"),
+            None => bail!("no daemon running: compile misses are kept by the daemon"),
+        };
+        found |= !misses.is_empty();
+        if args.json {
+            for miss in &misses {
+                let line = serde_json::json!({
+                    "output": name, "at_ms": miss.at_ms, "reasons": miss.reasons,
+                });
+                println!("{line}");
+            }
+            continue;
+        }
+        if misses.is_empty() {
+            println!("{name}: no miss recorded since the daemon started (hits record nothing)");
+            continue;
+        }
+        let noun = if misses.len() == 1 { "miss" } else { "misses" };
+        println!("{name}: {} recent {noun}, newest first", misses.len());
+        for miss in &misses {
+            println!("  {}  {}", when(miss.at_ms), miss.reasons.join("; "));
+        }
+    }
+    Ok(if found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn describe(line: &LedgerLine) -> String {

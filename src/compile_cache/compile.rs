@@ -19,6 +19,7 @@ use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
 use super::manifest::Manifest;
+use super::miss_reason::{KeyParts, MissMemory};
 use super::preprocessed::preprocessed_key;
 use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
@@ -67,6 +68,8 @@ pub struct CompileCache {
     manifests: std::sync::Mutex<std::collections::HashMap<Digest, Headers>>,
     /// Where misses write their outputs before delivery.
     scratch: ScratchDir,
+    /// The key parts of each output's last miss, to say why the next one missed.
+    misses: MissMemory,
 }
 
 impl CompileCache {
@@ -81,6 +84,7 @@ impl CompileCache {
             system_dirs: SystemDirs::default(),
             in_flight: InFlight::default(),
             manifests: std::sync::Mutex::default(),
+            misses: MissMemory::default(),
         }
     }
 
@@ -195,6 +199,7 @@ impl CompileCache {
             stderr: outcomes.iter().flat_map(|o| o.stderr.clone()).collect(),
             served,
             stored_bytes: outcomes.iter().map(|o| o.stored_bytes).sum(),
+            why: outcomes.iter().flat_map(|o| o.why.clone()).collect(),
             profile: outcomes
                 .first()
                 .map(|o| o.profile.clone())
@@ -209,7 +214,8 @@ impl CompileCache {
             super::regular::read(&req.cwd.join(&c.source))?
         };
         let dated_source = uses_the_clock(&source);
-        let compiler = self.identities.of(&req.compiler)?;
+        let identity = self.identities.probe(&req.compiler, "--version")?;
+        let compiler = identity.digest;
         let env = keyed_env_text(&req.env);
         let system = self.system_dirs.of(&compiler, req, c, &env)?;
         let search = SearchPath::new(req, c, system);
@@ -246,10 +252,24 @@ impl CompileCache {
         {
             return hit(req, c, artifact);
         }
+        let version = String::from_utf8_lossy(&identity.probe_output);
+        let parts = KeyParts {
+            compiler: format!(
+                "{} ({})",
+                req.compiler.display(),
+                version.lines().next().unwrap_or("").trim()
+            ),
+            compiler_id: compiler,
+            args: c.key_args.clone(),
+            env: keyed_env(&req.compiler, &req.env),
+            source: Digest::of(&source),
+            inputs: Vec::new(),
+        };
         let plan = Plan {
             started,
             dated_source,
             preprocessed,
+            parts,
         };
         self.compile_and_store(req, c, expanded, &base, &search, plan)
     }
@@ -294,6 +314,7 @@ impl CompileCache {
             stderr,
             served: Served::Miss,
             stored_bytes: 0,
+            why: Vec::new(),
             profile: Profile::default(),
         };
         if exit_code != 0 {
@@ -325,6 +346,19 @@ impl CompileCache {
             }
             None => Learned::Untrusted,
         };
+        let read = match &learned {
+            Learned::Headers(headers) | Learned::Dated(headers) => headers
+                .iter()
+                .map(|h| (h.path.display().to_string(), h.hash))
+                .collect(),
+            Learned::Untrusted => Vec::new(),
+        };
+        let parts = KeyParts {
+            inputs: read,
+            ..plan.parts
+        };
+        let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(&c.output));
+        outcome.why = self.misses.record(&output, parts);
         if let Learned::Headers(headers) = &learned
             && !plan.dated_source
         {
@@ -388,6 +422,11 @@ impl CompileCache {
         result: (i32, Vec<u8>, Vec<u8>),
     ) -> Option<(Outcome, crate::compile_cache::rust::delegated::Delegated)> {
         self.rust.finish(token, result)
+    }
+
+    /// The recent misses of the compile output at `output` (absolute), newest first.
+    pub fn misses_of(&self, output: &std::path::Path) -> Vec<super::miss_reason::Miss> {
+        self.misses.of(output)
     }
 
     /// Every cached Rust crate compile.
@@ -480,6 +519,7 @@ fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
         stderr: artifact.stderr,
         served: Served::Hit,
         stored_bytes: 0,
+        why: Vec::new(),
         profile: Profile::default(),
     })
 }
@@ -490,4 +530,6 @@ struct Plan {
     started: i64,
     dated_source: bool,
     preprocessed: Option<String>,
+    /// The key's parts known before the compile (its headers come after).
+    parts: KeyParts,
 }

@@ -197,6 +197,7 @@ pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
             stderr,
             served,
             stored_bytes: 0,
+            why: Vec::new(),
             profile: Profile::default(),
         },
         Err(err) => Outcome {
@@ -205,6 +206,7 @@ pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
             stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
             served,
             stored_bytes: 0,
+            why: Vec::new(),
             profile: Profile::default(),
         },
     }

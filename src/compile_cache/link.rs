@@ -121,6 +121,7 @@ impl LinkCache {
                     stderr: artifact.stderr,
                     served: Served::LinkHit,
                     stored_bytes: 0,
+                    why: Vec::new(),
                     profile: Profile::default(),
                 });
             }
@@ -167,6 +168,7 @@ impl LinkCache {
             stderr,
             served: Served::LinkMiss,
             stored_bytes: 0,
+            why: Vec::new(),
             profile: Profile::default(),
         };
         if exit_code != 0 {

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod link;
 pub mod link_args;
 mod manifest;
+pub mod miss_reason;
 mod modes;
 mod preprocessed;
 pub mod profile;

@@ -90,6 +90,9 @@ pub struct Outcome {
     pub served: Served,
     /// Bytes of new blobs it added to the store.
     pub stored_bytes: u64,
+    /// Why a miss missed (the key parts that differ from the last compile of its output;
+    /// empty for hits, passthroughs and misses that do not say yet).
+    pub why: Vec<String>,
     /// What a profiled session's journal adds (phase times are filled in by the daemon).
     pub profile: Profile,
 }

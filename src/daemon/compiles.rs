@@ -93,6 +93,9 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             let result = (exit_code, stdout, stderr);
             blocking(shared, move |s| compiled_here(s, token, result, session_id)).await
         }
+        Request::WhyOutput { output } => Response::OutputMisses {
+            misses: shared.compiles.misses_of(output.as_path()),
+        },
         Request::ListRustArtifacts => {
             blocking(shared, |s| Response::RustArtifacts {
                 artifacts: s.compiles.rust_artifacts(),
@@ -213,6 +216,8 @@ fn account(
         exit_code: outcome.exit_code,
         session_id,
         latency_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        miss_reason: outcome.why.first().cloned(),
+        changed: outcome.why.clone(),
         profile: Profile {
             self_profile_ns: profile::take(),
             ..outcome.profile

@@ -228,6 +228,15 @@ mod tests {
                 cache_file: p.clone(),
             },
             Request::ListRustArtifacts,
+        ]
+        .into_iter()
+        .chain(appended_requests(p, run_check))
+        .collect()
+    }
+
+    /// The variants appended after the contract's.
+    fn appended_requests(p: NormalizedPath, run_check: RunCheckSpec) -> Vec<Request> {
+        vec![
             Request::RunCheck(run_check.clone()),
             Request::RunRecord {
                 cache_file: p,
@@ -242,6 +251,9 @@ mod tests {
                 stdout: vec![],
                 stderr: b"warning".to_vec(),
                 session_id: None,
+            },
+            Request::WhyOutput {
+                output: path("/b/a.o"),
             },
         ]
     }

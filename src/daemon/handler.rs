@@ -64,7 +64,8 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         | Request::SessionStats { .. }
         | Request::SessionEnd { .. }
         | Request::ListRustArtifacts
-        | Request::CompileDone { .. }) => compiles::handle(shared, request).await,
+        | Request::CompileDone { .. }
+        | Request::WhyOutput { .. }) => compiles::handle(shared, request).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunCheckBatch(specs) => {
             blocking(shared, move |s| run_check_batch(s, &specs)).await

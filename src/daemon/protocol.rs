@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compile_cache::miss_reason::Miss;
 use crate::fingerprint::Decision;
 use crate::paths::lexically_absolute;
 
@@ -184,6 +185,11 @@ pub enum Request {
         /// The session the compile belongs to, if any.
         session_id: Option<String>,
     },
+    /// The recent misses of a compile output, and why → `OutputMisses`.
+    WhyOutput {
+        /// The output file.
+        output: NormalizedPath,
+    },
 }
 
 /// Most specs one `RunCheckBatch` may carry.
@@ -331,6 +337,11 @@ pub enum Response {
     CompileHere {
         /// For `CompileDone`.
         token: u64,
+    },
+    /// To `WhyOutput`: newest first (empty: none recorded since the daemon started).
+    OutputMisses {
+        /// Each miss with its reasons.
+        misses: Vec<Miss>,
     },
 }
 

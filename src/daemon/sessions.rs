@@ -56,6 +56,12 @@ pub struct JournalLine {
     pub session_id: Option<String>,
     /// Time spent serving it, ns.
     pub latency_ns: u64,
+    /// Why a miss missed, the most telling reason (absent where none is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub miss_reason: Option<String>,
+    /// Every key part that differed from the last compile of the same output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
     /// Added to the lines of profiled sessions only.
     #[serde(skip)]
     pub profile: Profile,

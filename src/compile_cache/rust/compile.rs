@@ -146,6 +146,7 @@ impl RustCache {
                     stderr: mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
                     served: Served::Hit,
                     stored_bytes: 0,
+                    why: Vec::new(),
                     profile: Profile::default(),
                 });
             }
@@ -165,6 +166,7 @@ impl RustCache {
                 stderr: Vec::new(),
                 served: Served::Delegated(token),
                 stored_bytes: 0,
+                why: Vec::new(),
                 profile: Profile::default(),
             });
         }
@@ -187,6 +189,7 @@ impl RustCache {
             stderr,
             served: Served::Miss,
             stored_bytes: 0,
+            why: Vec::new(),
             profile: profile_of(&delegated.compile),
         };
         let Delegated {
@@ -480,6 +483,7 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
             stderr: Vec::new(),
             served: Served::Passthrough("rustc -vV answered from memory"),
             stored_bytes: 0,
+            why: Vec::new(),
             profile: Profile::default(),
         },
         Err(_) => run_plain(req, Served::Passthrough("rustc -vV")),

@@ -1,0 +1,266 @@
+//! Why a compile missed: what its key was made of, kept per output after each miss (in
+//! memory, for a bounded number of outputs; a hit adds nothing), and which parts differ from
+//! the last compile of that output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::fingerprint::Digest;
+
+/// Outputs remembered at most (past it, the one missed least recently is forgotten).
+const MAX_OUTPUTS: usize = 2048;
+/// Misses kept per output for `zccache why OUTPUT`.
+const MAX_MISSES: usize = 8;
+
+/// One miss of an output: when (ms since the epoch) and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Miss {
+    /// When it was compiled.
+    pub at_ms: u64,
+    /// What differed from the compile before it.
+    pub reasons: Vec<String>,
+}
+
+/// What a compile's key was made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyParts {
+    /// The compiler as shown: its path and version line.
+    pub compiler: String,
+    /// Its identity (path, size, mtime, version).
+    pub compiler_id: Digest,
+    /// The keyed arguments, in order.
+    pub args: Vec<String>,
+    /// The keyed env vars.
+    pub env: Vec<(String, String)>,
+    /// The source's content.
+    pub source: Digest,
+    /// The other files it read (headers), as the depfile spells them, with their content.
+    pub inputs: Vec<(String, Digest)>,
+}
+
+/// The parts of `new` that differ from `old` (the last compile of the same output), most
+/// telling first; `first compile of this output` without an `old`.
+pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
+    let Some(old) = old else {
+        return vec!["first compile of this output".to_string()];
+    };
+    let mut out = Vec::new();
+    if old.compiler_id != new.compiler_id {
+        out.push(format!("compiler changed: {}", new.compiler));
+    }
+    if old.args != new.args {
+        out.push(format!(
+            "argument changed: {}",
+            arg_change(&old.args, &new.args)
+        ));
+    }
+    let old_env: BTreeMap<&str, &str> = pairs(&old.env);
+    let new_env: BTreeMap<&str, &str> = pairs(&new.env);
+    let names: std::collections::BTreeSet<&str> =
+        old_env.keys().chain(new_env.keys()).copied().collect();
+    for name in names {
+        if old_env.get(name) != new_env.get(name) {
+            out.push(format!("env {name} changed"));
+        }
+    }
+    if old.source != new.source {
+        out.push("source changed".to_string());
+    }
+    out.extend(input_changes(&old.inputs, &new.inputs));
+    if out.is_empty() {
+        out.push("same inputs as the last compile (its entry was evicted or cleared)".to_string());
+    }
+    out
+}
+
+fn pairs(list: &[(String, String)]) -> BTreeMap<&str, &str> {
+    list.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `-O2 -> -O3`, `added -DX`, `removed -g`: the stretch between the common start and end.
+fn arg_change(old: &[String], new: &[String]) -> String {
+    let start = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let end = old[start..]
+        .iter()
+        .rev()
+        .zip(new[start..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let gone = old[start..old.len() - end].join(" ");
+    let came = new[start..new.len() - end].join(" ");
+    match (gone.is_empty(), came.is_empty()) {
+        (true, _) => format!("added {came}"),
+        (_, true) => format!("removed {gone}"),
+        _ => format!("{gone} -> {came}"),
+    }
+}
+
+/// Headers changed, new (a new one named like one no longer read shadows it), or gone.
+fn input_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<String> {
+    let was: HashMap<&str, &Digest> = old.iter().map(|(p, d)| (p.as_str(), d)).collect();
+    let is: HashMap<&str, &Digest> = new.iter().map(|(p, d)| (p.as_str(), d)).collect();
+    let name = |p: &str| Path::new(p).file_name().map(|n| n.to_os_string());
+    let mut gone: Vec<&str> = old
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| !is.contains_key(p))
+        .collect();
+    let mut out = Vec::new();
+    for (path, digest) in new {
+        match was.get(path.as_str()) {
+            Some(before) if *before != digest => out.push(format!("header changed: {path}")),
+            Some(_) => {}
+            None => match gone.iter().position(|g| name(g) == name(path)) {
+                Some(at) => {
+                    let shadowed = gone.remove(at);
+                    out.push(format!("new header shadows {shadowed}: {path}"));
+                }
+                None => out.push(format!("header added: {path}")),
+            },
+        }
+    }
+    out.extend(
+        gone.into_iter()
+            .map(|g| format!("header no longer read: {g}")),
+    );
+    out
+}
+
+/// The key parts of the last miss of each output.
+#[derive(Debug, Default)]
+pub struct MissMemory {
+    inner: Mutex<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    outputs: HashMap<PathBuf, Remembered>,
+    clock: u64,
+}
+
+/// An output's last key parts and its recent misses, newest first.
+#[derive(Debug)]
+struct Remembered {
+    parts: KeyParts,
+    misses: std::collections::VecDeque<Miss>,
+    used: u64,
+}
+
+impl MissMemory {
+    /// Remembers `parts` as the last compile of `output`; returns why it missed.
+    pub fn record(&self, output: &Path, parts: KeyParts) -> Vec<String> {
+        let mut memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        memory.clock += 1;
+        let used = memory.clock;
+        let why = reasons(memory.outputs.get(output).map(|r| &r.parts), &parts);
+        if memory.outputs.len() >= MAX_OUTPUTS && !memory.outputs.contains_key(output) {
+            let oldest = memory
+                .outputs
+                .iter()
+                .min_by_key(|(_, r)| r.used)
+                .map(|(path, _)| path.clone());
+            if let Some(oldest) = oldest {
+                memory.outputs.remove(&oldest);
+            }
+        }
+        let miss = Miss {
+            at_ms: crate::fingerprint::now_ms(),
+            reasons: why.clone(),
+        };
+        let entry = memory
+            .outputs
+            .entry(output.to_path_buf())
+            .or_insert_with(|| Remembered {
+                parts: parts.clone(),
+                misses: std::collections::VecDeque::new(),
+                used,
+            });
+        entry.parts = parts;
+        entry.used = used;
+        entry.misses.push_front(miss);
+        entry.misses.truncate(MAX_MISSES);
+        why
+    }
+
+    /// The recent misses of `output`, newest first.
+    pub fn of(&self, output: &Path) -> Vec<Miss> {
+        let memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        memory
+            .outputs
+            .get(output)
+            .map(|r| r.misses.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> KeyParts {
+        KeyParts {
+            compiler: "/usr/bin/gcc (gcc 12)".into(),
+            compiler_id: Digest::of(b"gcc"),
+            args: ["-c", "-O2", "a.c"].map(String::from).to_vec(),
+            env: vec![("CPATH".into(), "/x".into())],
+            source: Digest::of(b"int a;"),
+            inputs: vec![("inc/config.h".into(), Digest::of(b"1"))],
+        }
+    }
+
+    #[test]
+    fn each_part_is_named() {
+        let old = parts();
+        assert_eq!(reasons(None, &old), ["first compile of this output"]);
+        let mut new = old.clone();
+        new.args[1] = "-O3".into();
+        assert_eq!(reasons(Some(&old), &new), ["argument changed: -O2 -> -O3"]);
+        new = old.clone();
+        new.args.insert(1, "-g".into());
+        assert_eq!(reasons(Some(&old), &new), ["argument changed: added -g"]);
+        new = old.clone();
+        new.env[0].1 = "/y".into();
+        new.source = Digest::of(b"int b;");
+        assert_eq!(
+            reasons(Some(&old), &new),
+            ["env CPATH changed", "source changed"]
+        );
+        new = old.clone();
+        new.inputs[0].1 = Digest::of(b"2");
+        assert_eq!(reasons(Some(&old), &new), ["header changed: inc/config.h"]);
+        new = old.clone();
+        new.inputs[0].0 = "src/config.h".into();
+        assert_eq!(
+            reasons(Some(&old), &new),
+            ["new header shadows inc/config.h: src/config.h"]
+        );
+        new = old.clone();
+        new.compiler_id = Digest::of(b"clang");
+        new.compiler = "/usr/bin/gcc (clang 14)".into();
+        assert_eq!(
+            reasons(Some(&old), &new),
+            ["compiler changed: /usr/bin/gcc (clang 14)"]
+        );
+    }
+
+    #[test]
+    fn memory_compares_with_the_last_miss_of_the_same_output() {
+        let memory = MissMemory::default();
+        let out = Path::new("/b/a.o");
+        assert_eq!(
+            memory.record(out, parts()),
+            ["first compile of this output"]
+        );
+        let mut new = parts();
+        new.source = Digest::of(b"x");
+        assert_eq!(memory.record(out, new), ["source changed"]);
+        assert_eq!(
+            memory.record(Path::new("/b/other.o"), parts()),
+            ["first compile of this output"]
+        );
+        let misses = memory.of(out);
+        assert_eq!(misses.len(), 2);
+        assert_eq!(misses[0].reasons, ["source changed"]);
+    }
+}
