@@ -123,3 +123,29 @@ fn every_kind_of_change_is_named_newest_first() {
     let none = sb.cmd(["why", "build/other.o"]).status(1);
     assert!(none.stdout.contains("no miss recorded"), "{}", none.stdout);
 }
+
+#[test]
+fn a_link_miss_names_the_input_that_changed() {
+    let sb = Sandbox::new();
+    sb.write("util.c", "int twice(int x) { return 2 * x; }\n")
+        .write(
+            "main.c",
+            "int twice(int);\nint main(void) { return twice(0); }\n",
+        );
+    let gcc = |args: &[&str]| sb.cmd(["gcc"]).args(args).status(0);
+    gcc(&["-c", "util.c", "-o", "util.o"]);
+    gcc(&["-c", "main.c", "-o", "main.o"]);
+    gcc(&["main.o", "util.o", "-o", "app"]);
+    sb.write("util.c", "int twice(int x) { return 3 * x + 1; }\n");
+    gcc(&["-c", "util.c", "-o", "util.o"]);
+    gcc(&["main.o", "util.o", "-o", "app"]);
+    gcc(&["main.o", "util.o", "-o", "app", "-O2"]);
+    let out = sb.cmd(["why", "app"]).status(0).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "app: 3 recent misses, newest first", "{out}");
+    assert!(lines[1].ends_with("argument changed: added -O2"), "{out}");
+    assert!(lines[2].ends_with("input changed: util.o"), "{out}");
+    assert!(lines[3].ends_with("first compile of this output"), "{out}");
+    let object = sb.cmd(["why", "util.o"]).status(0).stdout;
+    assert!(object.contains("source changed"), "{object}");
+}

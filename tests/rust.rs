@@ -454,3 +454,52 @@ fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
         "a hit runs no rustc"
     );
 }
+
+/// The one file in target/debug/deps starting with `prefix` and ending with `suffix`.
+fn dep_file(sb: &Sandbox, prefix: &str, suffix: &str) -> String {
+    let deps = sb.path("target/debug/deps");
+    let found: Vec<String> = std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    format!("target/debug/deps/{}", found[0])
+}
+
+#[test]
+fn a_crate_miss_says_which_source_or_extern_changed() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    let why = |file: &str| {
+        let out = sb.cmd(["why", file, "--json"]).status(0).stdout;
+        let newest: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        newest["reasons"].clone()
+    };
+    let alpha = dep_file(&sb, "libalpha-", ".rlib");
+    assert_eq!(
+        why(&alpha),
+        serde_json::json!(["first compile of this output"])
+    );
+    greet(&sb, "hi");
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(why(&alpha), serde_json::json!(["source changed"]));
+    let beta = dep_file(&sb, "libbeta-", ".rlib");
+    assert_eq!(why(&beta), serde_json::json!(["--extern alpha changed"]));
+    sb.write("alpha/src/extra.rs", "pub fn more() -> u32 {\n    7\n}\n");
+    sb.write(
+        "alpha/src/lib.rs",
+        format!("pub mod extra;\n{}", sb.read("alpha/src/lib.rs")),
+    );
+    cargo(&sb, &["build"]).status(0);
+    let reasons = why(&alpha);
+    assert!(
+        reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "file added: alpha/src/extra.rs"),
+        "{reasons}"
+    );
+}

@@ -91,7 +91,7 @@ impl CompileCache {
     /// Serves one compile.
     pub fn compile(&self, req: &Request) -> Outcome {
         if rust::is_rustc(&req.compiler) || rust::is_clippy_driver(&req.compiler) {
-            return self.rust.compile(req, &self.identities);
+            return self.rust.compile(req, &self.identities, &self.misses);
         }
         let name = tool_name(&req.compiler);
         if is_archiver(name) || is_linker(name) {
@@ -110,7 +110,7 @@ impl CompileCache {
                     false => classify_link(&expanded, true).ok(),
                 };
                 return match driver_link {
-                    Some(link) => self.links.link(req, &link, &self.identities),
+                    Some(link) => self.links.link(req, &link, &self.identities, &self.misses),
                     None => run_plain(req, Served::Passthrough(reason)),
                 };
             }
@@ -147,7 +147,7 @@ impl CompileCache {
             Err("not an archiver, linker or C compiler driver")
         };
         match link {
-            Ok(link) => self.links.link(req, &link, &self.identities),
+            Ok(link) => self.links.link(req, &link, &self.identities, &self.misses),
             Err(reason) => run_plain(req, Served::Passthrough(reason)),
         }
     }
@@ -264,6 +264,8 @@ impl CompileCache {
             env: keyed_env(&req.compiler, &req.env),
             source: Digest::of(&source),
             inputs: Vec::new(),
+            input_noun: "header",
+            externs: Vec::new(),
         };
         let plan = Plan {
             started,
@@ -421,7 +423,7 @@ impl CompileCache {
         token: u64,
         result: (i32, Vec<u8>, Vec<u8>),
     ) -> Option<(Outcome, crate::compile_cache::rust::delegated::Delegated)> {
-        self.rust.finish(token, result)
+        self.rust.finish(token, result, &self.misses)
     }
 
     /// The recent misses of the compile output at `output` (absolute), newest first.

@@ -17,6 +17,7 @@ use super::invoke::{Scratch, ScratchDir, run, run_plain, write_output};
 use super::keying;
 use super::link_args::{Link, LinkTool};
 use super::manifest::Manifest;
+use super::miss_reason::{KeyParts, MissMemory};
 use super::modes;
 use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
@@ -65,8 +66,14 @@ impl LinkCache {
     }
 
     /// Serves one link or archive.
-    pub fn link(&self, req: &Request, link: &Link, identities: &Identities) -> Outcome {
-        let mut outcome = match self.cached(req, link, identities) {
+    pub fn link(
+        &self,
+        req: &Request,
+        link: &Link,
+        identities: &Identities,
+        misses: &MissMemory,
+    ) -> Outcome {
+        let mut outcome = match self.cached(req, link, (identities, misses)) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("link cache error, linking uncached: {err}");
@@ -77,7 +84,12 @@ impl LinkCache {
         outcome
     }
 
-    fn cached(&self, req: &Request, link: &Link, identities: &Identities) -> io::Result<Outcome> {
+    fn cached(
+        &self,
+        req: &Request,
+        link: &Link,
+        (identities, misses): (&Identities, &MissMemory),
+    ) -> io::Result<Outcome> {
         let output = req.cwd.join(&link.output);
         if link.tool == LinkTool::Archiver && output.exists() {
             return Ok(run_plain(
@@ -126,15 +138,20 @@ impl LinkCache {
                 });
             }
         }
-        self.link_and_store(req, link, &tool, &base, manifest)
+        let parts = key_parts(req, link, identities)?;
+        let mut outcome = self.link_and_store(req, link, (&tool, &base), manifest)?;
+        if outcome.exit_code == 0 {
+            outcome.why =
+                misses.record(&crate::paths::lexically_absolute(&req.cwd, &output), parts);
+        }
+        Ok(outcome)
     }
 
     fn link_and_store(
         &self,
         req: &Request,
         link: &Link,
-        tool: &Digest,
-        base: &Digest,
+        (tool, base): (&Digest, &Digest),
         manifest: Inputs,
     ) -> io::Result<Outcome> {
         let output = req.cwd.join(&link.output);
@@ -204,6 +221,40 @@ impl LinkCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// What a link's key is made of (for saying why it missed): the tool and its version, the
+/// arguments, keyed env, and each named input's content.
+fn key_parts(req: &Request, link: &Link, identities: &Identities) -> io::Result<KeyParts> {
+    let tool = identities.probe(&req.compiler, "--version")?;
+    let version = String::from_utf8_lossy(&tool.probe_output);
+    let inputs = link
+        .inputs
+        .iter()
+        .map(|input| {
+            let bytes = super::regular::read(&req.cwd.join(input))?;
+            Ok((input.clone(), Digest::of(&bytes)))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(KeyParts {
+        compiler: format!(
+            "{} ({})",
+            req.compiler.display(),
+            version.lines().next().unwrap_or("").trim()
+        ),
+        compiler_id: tool.digest,
+        args: link.key_args.clone(),
+        env: req
+            .env
+            .iter()
+            .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+        source: Digest::of(b""),
+        inputs,
+        input_noun: "input",
+        externs: Vec::new(),
+    })
 }
 
 /// The key of everything the command line names: tool, working directory, arguments but

@@ -35,8 +35,13 @@ pub struct KeyParts {
     pub env: Vec<(String, String)>,
     /// The source's content.
     pub source: Digest,
-    /// The other files it read (headers), as the depfile spells them, with their content.
+    /// The other files it read (headers; a crate's modules), as the depfile spells them,
+    /// with their content.
     pub inputs: Vec<(String, Digest)>,
+    /// What `inputs` are called in a reason: `header` or `file`.
+    pub input_noun: &'static str,
+    /// Crates it was given (`--extern NAME`), with the content of each.
+    pub externs: Vec<(String, Digest)>,
 }
 
 /// The parts of `new` that differ from `old` (the last compile of the same output), most
@@ -67,7 +72,8 @@ pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
     if old.source != new.source {
         out.push("source changed".to_string());
     }
-    out.extend(input_changes(&old.inputs, &new.inputs));
+    out.extend(extern_changes(&old.externs, &new.externs));
+    out.extend(input_changes(&old.inputs, &new.inputs, new.input_noun));
     if out.is_empty() {
         out.push("same inputs as the last compile (its entry was evicted or cleared)".to_string());
     }
@@ -96,8 +102,28 @@ fn arg_change(old: &[String], new: &[String]) -> String {
     }
 }
 
-/// Headers changed, new (a new one named like one no longer read shadows it), or gone.
-fn input_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<String> {
+/// `--extern NAME` crates changed, added or gone.
+fn extern_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<String> {
+    let was: BTreeMap<&str, &Digest> = old.iter().map(|(n, d)| (n.as_str(), d)).collect();
+    let is: BTreeMap<&str, &Digest> = new.iter().map(|(n, d)| (n.as_str(), d)).collect();
+    let mut out = Vec::new();
+    for (name, digest) in &is {
+        match was.get(name) {
+            Some(before) if before != digest => out.push(format!("--extern {name} changed")),
+            Some(_) => {}
+            None => out.push(format!("--extern {name} added")),
+        }
+    }
+    out.extend(
+        was.keys()
+            .filter(|n| !is.contains_key(*n))
+            .map(|n| format!("--extern {n} removed")),
+    );
+    out
+}
+
+/// Inputs changed, new (a new one named like one no longer read shadows it), or gone.
+fn input_changes(old: &[(String, Digest)], new: &[(String, Digest)], noun: &str) -> Vec<String> {
     let was: HashMap<&str, &Digest> = old.iter().map(|(p, d)| (p.as_str(), d)).collect();
     let is: HashMap<&str, &Digest> = new.iter().map(|(p, d)| (p.as_str(), d)).collect();
     let name = |p: &str| Path::new(p).file_name().map(|n| n.to_os_string());
@@ -109,20 +135,20 @@ fn input_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<Stri
     let mut out = Vec::new();
     for (path, digest) in new {
         match was.get(path.as_str()) {
-            Some(before) if *before != digest => out.push(format!("header changed: {path}")),
+            Some(before) if *before != digest => out.push(format!("{noun} changed: {path}")),
             Some(_) => {}
             None => match gone.iter().position(|g| name(g) == name(path)) {
                 Some(at) => {
                     let shadowed = gone.remove(at);
-                    out.push(format!("new header shadows {shadowed}: {path}"));
+                    out.push(format!("new {noun} shadows {shadowed}: {path}"));
                 }
-                None => out.push(format!("header added: {path}")),
+                None => out.push(format!("{noun} added: {path}")),
             },
         }
     }
     out.extend(
         gone.into_iter()
-            .map(|g| format!("header no longer read: {g}")),
+            .map(|g| format!("{noun} no longer read: {g}")),
     );
     out
 }
@@ -206,6 +232,8 @@ mod tests {
             env: vec![("CPATH".into(), "/x".into())],
             source: Digest::of(b"int a;"),
             inputs: vec![("inc/config.h".into(), Digest::of(b"1"))],
+            input_noun: "header",
+            externs: vec![("serde".into(), Digest::of(b"serde 1"))],
         }
     }
 
@@ -234,6 +262,13 @@ mod tests {
         assert_eq!(
             reasons(Some(&old), &new),
             ["new header shadows inc/config.h: src/config.h"]
+        );
+        new = old.clone();
+        new.externs[0].1 = Digest::of(b"serde 2");
+        new.externs.push(("log".into(), Digest::of(b"log")));
+        assert_eq!(
+            reasons(Some(&old), &new),
+            ["--extern log added", "--extern serde changed"]
         );
         new = old.clone();
         new.compiler_id = Digest::of(b"clang");

@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 use super::args::{RustClassified, RustCompile, classify};
 use super::delegated::{Delegated, Waiting};
 use crate::compile_cache::compiler::Identities;
+use crate::compile_cache::compiler::Identity;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use crate::compile_cache::invoke::run_plain;
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
+use crate::compile_cache::miss_reason::{KeyParts, MissMemory};
 use crate::compile_cache::modes;
 use crate::compile_cache::profile::{Phase, Profile, timed};
 use crate::compile_cache::regular;
@@ -80,7 +82,7 @@ impl RustCache {
     }
 
     /// Serves one rustc invocation.
-    pub fn compile(&self, req: &Request, identities: &Identities) -> Outcome {
+    pub fn compile(&self, req: &Request, identities: &Identities, misses: &MissMemory) -> Outcome {
         let req = &without_client_env(req);
         if super::is_clippy_driver(&req.compiler) {
             return run_plain(
@@ -102,7 +104,7 @@ impl RustCache {
                 return run_plain(req, Served::Passthrough(reason));
             }
         };
-        let mut outcome = match self.cached(req, &c, identities) {
+        let mut outcome = match self.cached(req, &c, (identities, misses)) {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::warn!("rust cache error, compiling uncached: {err}");
@@ -117,7 +119,7 @@ impl RustCache {
         &self,
         req: &Request,
         c: &RustCompile,
-        identities: &Identities,
+        (identities, misses): (&Identities, &MissMemory),
     ) -> io::Result<Outcome> {
         let rustc = identities.probe(&req.compiler, "-vV")?;
         let linker = match c.uses_linker() {
@@ -152,11 +154,13 @@ impl RustCache {
             }
         }
         let started = now_ns();
+        let parts = self.key_parts(req, c, &rustc)?;
         if req.can_compile_here && req.stdin.is_empty() {
             let token = self.waiting.keep(Delegated {
                 req: req.clone(),
                 compile: c.clone(),
                 base,
+                parts,
                 started_ns: started,
                 since: std::time::Instant::now(),
             });
@@ -171,7 +175,39 @@ impl RustCache {
             });
         }
         let outcome = run_plain(req, Served::Miss);
-        self.store_miss(req, c, &base, outcome, (started, now_ns()))
+        let miss = Miss {
+            base: &base,
+            parts,
+            span: (started, now_ns()),
+        };
+        self.store_miss(req, c, miss, outcome, misses)
+    }
+
+    /// What the key of `c` is made of, for saying why it missed (made on misses only).
+    fn key_parts(&self, req: &Request, c: &RustCompile, rustc: &Identity) -> io::Result<KeyParts> {
+        let version = String::from_utf8_lossy(&rustc.probe_output);
+        let externs = c
+            .externs
+            .iter()
+            .map(|path| {
+                let digest = self.hash_file(&req.cwd.join(path))?;
+                Ok((crate_of(path), digest))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(KeyParts {
+            compiler: format!(
+                "{} ({})",
+                req.compiler.display(),
+                version.lines().next().unwrap_or("").trim()
+            ),
+            compiler_id: rustc.digest,
+            args: c.key_args.clone(),
+            env: journal_env(&req.env),
+            source: Digest::of(&regular::read(&req.cwd.join(&c.source))?),
+            inputs: Vec::new(),
+            input_noun: "file",
+            externs,
+        })
     }
 
     /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`):
@@ -180,6 +216,7 @@ impl RustCache {
         &self,
         token: u64,
         (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>),
+        misses: &MissMemory,
     ) -> Option<(Outcome, Delegated)> {
         let delegated = self.waiting.take(token)?;
         crate::compile_cache::profile::add(Phase::Compile, delegated.since.elapsed());
@@ -196,13 +233,18 @@ impl RustCache {
             req,
             compile,
             base,
+            parts,
             started_ns,
             ..
         } = &delegated;
         // The wrapper has ended (or is ending) and the build goes on: what is stored must be
         // what rustc wrote by now, not a later rewrite.
-        let span = (*started_ns, now_ns());
-        let stored = self.store_miss(req, compile, base, outcome.clone(), span);
+        let miss = Miss {
+            base,
+            parts: parts.clone(),
+            span: (*started_ns, now_ns()),
+        };
+        let stored = self.store_miss(req, compile, miss, outcome.clone(), misses);
         let outcome = stored.unwrap_or_else(|err| {
             tracing::warn!("cannot store a rust compile: {err}");
             outcome
@@ -210,23 +252,38 @@ impl RustCache {
         Some((outcome, delegated))
     }
 
-    /// Stores the outputs of a miss that succeeded, run in `span` (start, end; ns).
+    /// Stores the outputs of a miss that succeeded, and says why it missed.
     fn store_miss(
         &self,
         req: &Request,
         c: &RustCompile,
-        base: &Digest,
+        miss: Miss<'_>,
         mut outcome: Outcome,
-        span: (i64, i64),
+        misses: &MissMemory,
     ) -> io::Result<Outcome> {
         if outcome.exit_code != 0 {
             return Ok(outcome);
         }
-        if let Some((artifact, inputs)) = self.collect(req, c, &outcome, span)? {
-            outcome.stored_bytes += self.store.put(&artifact_key(c, base, &inputs), &artifact)?;
-            let manifest = Manifest::load(&self.store, MANIFEST_KIND, base).with(inputs);
-            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
+        let Some((artifact, inputs)) = self.collect(req, c, &outcome, miss.span)? else {
+            return Ok(outcome);
+        };
+        let parts = KeyParts {
+            inputs: inputs
+                .files
+                .iter()
+                .map(|h| (h.path.display().to_string(), h.hash))
+                .collect(),
+            ..miss.parts
+        };
+        let out_dir = req.cwd.join(&c.out_dir);
+        for name in c.output_names().iter().filter(|n| **n != c.dep_info_name()) {
+            let output = crate::paths::lexically_absolute(&req.cwd, &out_dir.join(name));
+            outcome.why = misses.record(&output, parts.clone());
         }
+        let base = miss.base;
+        outcome.stored_bytes += self.store.put(&artifact_key(c, base, &inputs), &artifact)?;
+        let manifest = Manifest::load(&self.store, MANIFEST_KIND, base).with(inputs);
+        outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
         Ok(outcome)
     }
 
@@ -390,6 +447,26 @@ impl RustCache {
         });
         listed
     }
+}
+
+/// A miss on its way to the store: its key before the sources, its key parts before the
+/// files rustc read, and when it ran (start, end; ns).
+struct Miss<'a> {
+    base: &'a Digest,
+    parts: KeyParts,
+    span: (i64, i64),
+}
+
+/// The crate an `--extern` file holds: `libserde-1a2b.rmeta` → `serde`.
+fn crate_of(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_prefix("lib").unwrap_or(&stem);
+    stem.rsplit_once('-')
+        .map_or(stem, |(name, _)| name)
+        .to_string()
 }
 
 /// The bytes of `path` if it was last written by `ended` (ns) and did not change while it

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::args::RustCompile;
+use crate::compile_cache::miss_reason::KeyParts;
 use crate::compile_cache::request::Request;
 use crate::fingerprint::Digest;
 
@@ -25,6 +26,8 @@ pub struct Delegated {
     pub compile: RustCompile,
     /// Its key before the sources.
     pub base: Digest,
+    /// Its key parts before the files rustc reads (for saying why it missed).
+    pub parts: KeyParts,
     /// When it was handed out (ns): a source written after this is not trusted.
     pub started_ns: i64,
     /// When it was handed out, for the journal's latency.
