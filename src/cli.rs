@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Roll up the compile journal: totals, time saved, misses by reason, the slowest, by
+    /// output kind, tool and source file, as text, JSON or an HTML page.
+    Report(ReportArgs),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -228,6 +231,41 @@ pub struct TaskArgs {
     /// A file or directory the command produces; a missing or edited one forces a run.
     #[arg(long = "output", value_name = "PATH")]
     pub outputs: Vec<PathBuf>,
+}
+
+/// `zccache report [--session ID | --journal FILE] [-o report.html] [--format F]`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The journal to read (default: the daemon's, `ZCCACHE_DIR/logs/compile_journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Only this session's compiles.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only compiles with this outcome (`hit`, `miss`, `error`, `link_hit`, `link_miss`,
+    /// `passthrough`).
+    #[arg(long, value_name = "OUTCOME")]
+    pub outcome: Option<String>,
+    /// Only compiles of this crate.
+    #[arg(long = "crate", value_name = "NAME")]
+    pub crate_name: Option<String>,
+    /// Write to this file (HTML unless --format says otherwise) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// `text` (default on a terminal), `json` or `html` (default with -o).
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+}
+
+/// How `zccache report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned tables for a terminal.
+    Text,
+    /// One JSON object.
+    Json,
+    /// One self-contained HTML page.
+    Html,
 }
 
 /// `zccache why [TASK | --cache F | -- CMD ARGS...]`.

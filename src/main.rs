@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => runner::execute(args),
         Command::Why(args) => commands::why::execute(args),
+        Command::Report(args) => commands::report::execute(args),
         Command::Fp(args) => commands::fp::execute(args),
         Command::Start => commands::daemon::start(),
         Command::Stop => commands::daemon::stop(),

@@ -9,6 +9,7 @@ mod graph;
 mod kv;
 mod miss_reasons;
 mod remote;
+mod report;
 mod run;
 mod rust;
 mod tasks;

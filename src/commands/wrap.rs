@@ -112,7 +112,8 @@ fn is_wrapper_call(argv: &[OsString]) -> bool {
 
 /// The subcommand names (kept equal to the CLI's by a test): checked without building the
 /// clap parser, which would cost a compile hit more than the cache lookup.
-const SUBCOMMANDS: [&str; 18] = [
+const SUBCOMMANDS: [&str; 19] = [
+    "report",
     "run",
     "why",
     "fp",

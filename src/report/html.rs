@@ -1,0 +1,192 @@
+//! The report as one self-contained HTML page: inline styles and SVG, no scripts, fonts or
+//! network; narrow screens get one column.
+
+use std::fmt::Write;
+
+use super::{Group, Rollup};
+
+/// The last verdict of one `zccache run` task, for the page's task table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskVerdict {
+    /// The task (its state file's name).
+    pub task: String,
+    /// `skip` or `run`.
+    pub decision: String,
+    /// The reason's text.
+    pub message: String,
+    /// When (`10:02` today, else the date).
+    pub when: String,
+}
+
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;\
+padding:12px;color:#1d232a;background:#fafbfc}h1{font-size:1.5em}h2{font-size:1.15em;\
+margin-top:1.6em}.cards{display:flex;flex-wrap:wrap;gap:8px}.card{background:#fff;\
+border:1px solid #d8dee4;border-radius:6px;padding:8px 12px;min-width:120px}.card b{\
+display:block;font-size:1.4em}table{border-collapse:collapse;width:100%;background:#fff;\
+font-size:.92em}td,th{border-bottom:1px solid #e6e9ed;padding:4px 6px;text-align:left;\
+vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}.wrap{\
+overflow-x:auto}svg{width:100%;height:auto;background:#fff;border:1px solid #d8dee4}\
+.key span{display:inline-block;margin-right:12px}.sw{display:inline-block;width:10px;\
+height:10px;margin-right:4px}";
+
+/// Colour and row of an outcome on the timeline.
+fn lane(outcome: &str) -> (&'static str, u32) {
+    match outcome {
+        "hit" | "link_hit" => ("#2da44e", 0),
+        "miss" | "link_miss" => ("#d97706", 1),
+        "error" => ("#cf222e", 2),
+        _ => ("#8c959f", 3),
+    }
+}
+
+/// `text` safe inside HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The whole page.
+pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
+    let mut out = String::new();
+    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
+    let hits = n("hit") + n("link_hit");
+    let misses = n("miss") + n("link_miss") + n("error");
+    let cached = hits + misses;
+    let rate = if cached == 0 {
+        0.0
+    } else {
+        100.0 * hits as f64 / cached as f64
+    };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
+         <title>zccache report</title><style>{STYLE}</style></head><body>\
+         <h1>zccache build report</h1><p>{} — {} compiles over {:.1} s</p><div class=\"cards\">",
+        esc(source),
+        r.lines,
+        r.span_s
+    );
+    for (label, value) in [
+        ("compiles", r.lines.to_string()),
+        ("hits", hits.to_string()),
+        ("misses", misses.to_string()),
+        ("passthroughs", n("passthrough").to_string()),
+        ("hit rate", format!("{rate:.1}%")),
+        ("time saved", format!("~{:.1} s", r.saved_ms / 1000.0)),
+    ] {
+        let _ = write!(
+            out,
+            "<div class=\"card\" id=\"{}\">{label}<b>{value}</b></div>",
+            label.replace(' ', "-")
+        );
+    }
+    out.push_str("</div>");
+    timeline(&mut out, r);
+    out.push_str("<h2>Misses by reason</h2><div class=\"wrap\"><table><tr><th>misses</th><th>reason</th></tr>");
+    for (reason, count) in &r.miss_reasons {
+        let _ = write!(
+            out,
+            "<tr><td class=\"n\">{count}</td><td>{}</td></tr>",
+            esc(reason)
+        );
+    }
+    out.push_str("</table></div><h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th>ms</th><th>output</th><th>why</th></tr>");
+    for s in &r.slowest {
+        let why = s.reason.as_deref().unwrap_or("-");
+        let _ = write!(
+            out,
+            "<tr><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+            s.ms,
+            esc(&s.output),
+            esc(why)
+        );
+    }
+    out.push_str("</table></div>");
+    for (title, groups) in [
+        ("By output kind", &r.by_extension),
+        ("By tool", &r.by_tool),
+        ("By source file", &r.by_source),
+    ] {
+        groups_table(&mut out, title, groups);
+    }
+    out.push_str("<h2>Tasks of zccache run</h2><div class=\"wrap\"><table><tr><th>task</th><th>last verdict</th><th>why</th><th>when</th></tr>");
+    for t in tasks {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.task),
+            esc(&t.decision),
+            esc(&t.message),
+            esc(&t.when)
+        );
+    }
+    out.push_str("</table></div></body></html>\n");
+    out
+}
+
+fn groups_table(out: &mut String, title: &str, groups: &[Group]) {
+    let _ = write!(
+        out,
+        "<h2>{title}</h2><div class=\"wrap\"><table><tr><th>name</th><th>hits</th><th>misses</th>\
+         <th>passthroughs</th><th>ms</th></tr>"
+    );
+    for g in groups {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{:.1}</td></tr>",
+            esc(&g.name),
+            g.hits,
+            g.misses,
+            g.passthroughs,
+            g.ms
+        );
+    }
+    out.push_str("</table></div>");
+}
+
+/// Compiles by wall time, one row per outcome; each bar as long as the compile took.
+fn timeline(out: &mut String, r: &Rollup) {
+    const WIDTH: f64 = 1000.0;
+    let span = r.span_s.max(0.001);
+    let _ = write!(
+        out,
+        "<h2>Timeline</h2><svg viewBox=\"0 0 {WIDTH} 100\" role=\"img\" \
+         aria-label=\"compiles over time\">"
+    );
+    for p in &r.timeline {
+        let (colour, row) = lane(&p.outcome);
+        let x = p.at_s / span * WIDTH;
+        let w = (p.ms / 1000.0 / span * WIDTH).max(0.6);
+        let _ = write!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"20\" fill=\"{colour}\"/>",
+            4 + row * 24
+        );
+    }
+    out.push_str("</svg><p class=\"key\">");
+    for (label, outcome) in [
+        ("hit", "hit"),
+        ("miss", "miss"),
+        ("error", "error"),
+        ("passthrough", "passthrough"),
+    ] {
+        let (colour, _) = lane(outcome);
+        let _ = write!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{colour}\"></i>{label}</span>"
+        );
+    }
+    out.push_str("</p>");
+}

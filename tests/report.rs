@@ -1,0 +1,168 @@
+//! `zccache report` (issue K.2): the roll-up of a real build's journal as JSON, text and one
+//! HTML page that parses and carries the journal's numbers; a 50,000-line journal.
+
+use crate::support::Sandbox;
+
+/// Elements that are never closed.
+const VOID: [&str; 2] = ["meta", "br"];
+
+/// Checks that every tag of `html` is closed in order (self-closing `<x/>` and void elements
+/// aside); returns the tag names seen.
+fn parse_tags(html: &str) -> Vec<String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut seen = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("an unclosed tag") + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(open, name, "</{name}> closes <{open}>");
+            continue;
+        }
+        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        seen.push(name.clone());
+        if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    seen
+}
+
+#[test]
+fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
+    let sb = Sandbox::new();
+    sb.write("inc/h.h", "#define H 1\n");
+    for name in ["a", "b", "c"] {
+        sb.write(
+            &format!("{name}.c"),
+            format!("#include \"h.h\"\nint {name}(void) {{ return H; }}\n"),
+        );
+    }
+    let id = sb
+        .cmd(["session-start", "--journal", "j.jsonl"])
+        .status(0)
+        .json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gcc = |file: &str| {
+        sb.cmd(["gcc", "-c", "-Iinc", &format!("{file}.c"), "-o", &format!("{file}.o")])
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(0);
+    };
+    for file in ["a", "b", "c", "a", "b"] {
+        gcc(file);
+    }
+    sb.write("inc/h.h", "#define H 2\n");
+    gcc("a");
+    sb.cmd(["gcc", "-E", "-Iinc", "a.c"])
+        .env("ZCCACHE_SESSION_ID", &id)
+        .status(0);
+    sb.cmd(["session-end", &id]).status(0);
+
+    // Count the journal ourselves.
+    let journal = sb.read("j.jsonl");
+    let lines: Vec<serde_json::Value> =
+        journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let count = |o: &str| lines.iter().filter(|l| l["outcome"] == o).count() as u64;
+    assert_eq!((count("hit"), count("miss"), count("passthrough")), (2, 4, 1));
+
+    let json = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(json["lines"], lines.len() as u64);
+    for outcome in ["hit", "miss", "passthrough"] {
+        assert_eq!(json["outcomes"][outcome], count(outcome), "{json}");
+    }
+    assert_eq!(
+        json["miss_reasons"],
+        serde_json::json!([["first compile of this output", 3], ["header changed: inc/h.h", 1]])
+    );
+    let o = json["by_extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "o")
+        .unwrap();
+    assert_eq!((o["hits"].as_u64(), o["misses"].as_u64()), (Some(2), Some(4)));
+    assert!(json["saved_ms"].as_f64().unwrap() > 0.0);
+
+    let misses_only = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json", "--outcome", "miss"])
+        .status(0)
+        .json();
+    assert_eq!(misses_only["lines"], 4);
+    let other_session = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json", "--session", "nope"])
+        .status(0)
+        .json();
+    assert_eq!(other_session["lines"], 0);
+
+    let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
+    assert!(text.starts_with("7 compiles over "), "{text}");
+    assert!(text.contains("2 hits, 4 misses"), "{text}");
+    assert!(text.contains("header changed: inc/h.h"), "{text}");
+
+    sb.cmd(["report", "--journal", "j.jsonl", "-o", "report.html"])
+        .status(0);
+    let html = sb.read("report.html");
+    let tags = parse_tags(&html);
+    assert!(tags.contains(&"svg".to_string()) && tags.contains(&"table".to_string()));
+    assert!(!html.contains("<script") && !html.contains("http"), "self-contained");
+    assert!(html.contains("id=\"hits\">hits<b>2</b>"), "{html}");
+    assert!(html.contains("id=\"misses\">misses<b>4</b>"), "{html}");
+    assert_eq!(html.matches("<rect ").count(), lines.len());
+}
+
+#[test]
+fn a_journal_of_fifty_thousand_lines() {
+    let sb = Sandbox::new();
+    let mut journal = String::new();
+    for i in 0..50_000u64 {
+        let outcome = ["hit", "hit", "hit", "miss", "passthrough"][(i % 5) as usize];
+        let reason = match outcome {
+            "miss" => format!(",\"miss_reason\":\"header changed: inc/h{}.h\"", i % 7),
+            _ => String::new(),
+        };
+        journal.push_str(&format!(
+            "{{\"ts\":{},\"outcome\":\"{outcome}\",\"compiler\":\"/usr/bin/gcc\",\
+             \"args\":[\"-c\",\"src/f{}.c\",\"-o\",\"build/f{}.o\"],\"cwd\":\"/p\",\"env\":[],\
+             \"exit_code\":0,\"session_id\":null,\"latency_ns\":{}{reason}}}\n",
+            1_700_000_000.0 + i as f64 * 0.01,
+            i % 1000,
+            i % 1000,
+            1_000_000 + i * 37 % 90_000_000,
+        ));
+    }
+    journal.push_str("not a journal line\n");
+    sb.write("big.jsonl", journal);
+    let json = sb
+        .cmd(["report", "--journal", "big.jsonl", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(json["lines"], 50_000);
+    assert_eq!(json["unreadable"], 1);
+    assert_eq!(json["outcomes"]["hit"], 30_000);
+    assert_eq!(json["outcomes"]["miss"], 10_000);
+    assert_eq!(json["miss_reasons"].as_array().unwrap().len(), 7);
+    sb.cmd(["report", "--journal", "big.jsonl", "-o", "big.html"])
+        .status(0);
+    let html = sb.read("big.html");
+    parse_tags(&html);
+    assert!(html.contains("id=\"compiles\">compiles<b>50000</b>"));
+}
+
+#[test]
+fn a_missing_journal_is_one_clear_error() {
+    let sb = Sandbox::new();
+    sb.cmd(["report", "--journal", "nope.jsonl"])
+        .status(2)
+        .stderr_has("cannot read the journal");
+}
