@@ -20,11 +20,16 @@ fn parse_tags(html: &str) -> Vec<String> {
             continue;
         }
         if let Some(name) = tag.strip_prefix('/') {
-            let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
             assert_eq!(open, name, "</{name}> closes <{open}>");
             continue;
         }
-        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
         seen.push(name.clone());
         if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
             stack.push(name);
@@ -52,9 +57,16 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
         .unwrap()
         .to_string();
     let gcc = |file: &str| {
-        sb.cmd(["gcc", "-c", "-Iinc", &format!("{file}.c"), "-o", &format!("{file}.o")])
-            .env("ZCCACHE_SESSION_ID", &id)
-            .status(0);
+        sb.cmd([
+            "gcc",
+            "-c",
+            "-Iinc",
+            &format!("{file}.c"),
+            "-o",
+            &format!("{file}.o"),
+        ])
+        .env("ZCCACHE_SESSION_ID", &id)
+        .status(0);
     };
     for file in ["a", "b", "c", "a", "b"] {
         gcc(file);
@@ -68,10 +80,15 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
 
     // Count the journal ourselves.
     let journal = sb.read("j.jsonl");
-    let lines: Vec<serde_json::Value> =
-        journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let count = |o: &str| lines.iter().filter(|l| l["outcome"] == o).count() as u64;
-    assert_eq!((count("hit"), count("miss"), count("passthrough")), (2, 4, 1));
+    assert_eq!(
+        (count("hit"), count("miss"), count("passthrough")),
+        (2, 4, 1)
+    );
 
     let json = sb
         .cmd(["report", "--journal", "j.jsonl", "--format", "json"])
@@ -83,7 +100,10 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
     }
     assert_eq!(
         json["miss_reasons"],
-        serde_json::json!([["first compile of this output", 3], ["header changed: inc/h.h", 1]])
+        serde_json::json!([
+            ["first compile of this output", 3],
+            ["header changed: inc/h.h", 1]
+        ])
     );
     let o = json["by_extension"]
         .as_array()
@@ -91,19 +111,26 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
         .iter()
         .find(|g| g["name"] == "o")
         .unwrap();
-    assert_eq!((o["hits"].as_u64(), o["misses"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(
+        (o["hits"].as_u64(), o["misses"].as_u64()),
+        (Some(2), Some(4))
+    );
     assert!(json["saved_ms"].as_f64().unwrap() > 0.0);
 
-    let misses_only = sb
-        .cmd(["report", "--journal", "j.jsonl", "--format", "json", "--outcome", "miss"])
-        .status(0)
-        .json();
-    assert_eq!(misses_only["lines"], 4);
-    let other_session = sb
-        .cmd(["report", "--journal", "j.jsonl", "--format", "json", "--session", "nope"])
-        .status(0)
-        .json();
-    assert_eq!(other_session["lines"], 0);
+    let lines_with = |flag: &str, value: &str| {
+        let args = [
+            "report",
+            "--journal",
+            "j.jsonl",
+            "--format",
+            "json",
+            flag,
+            value,
+        ];
+        sb.cmd(args).status(0).json()["lines"].clone()
+    };
+    assert_eq!(lines_with("--outcome", "miss"), 4);
+    assert_eq!(lines_with("--session", "nope"), 0);
 
     let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
     assert!(text.starts_with("7 compiles over "), "{text}");
@@ -115,7 +142,10 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
     let html = sb.read("report.html");
     let tags = parse_tags(&html);
     assert!(tags.contains(&"svg".to_string()) && tags.contains(&"table".to_string()));
-    assert!(!html.contains("<script") && !html.contains("http"), "self-contained");
+    assert!(
+        !html.contains("<script") && !html.contains("http"),
+        "self-contained"
+    );
     assert!(html.contains("id=\"hits\">hits<b>2</b>"), "{html}");
     assert!(html.contains("id=\"misses\">misses<b>4</b>"), "{html}");
     assert_eq!(html.matches("<rect ").count(), lines.len());

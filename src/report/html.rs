@@ -24,8 +24,8 @@ margin-top:1.6em}.cards{display:flex;flex-wrap:wrap;gap:8px}.card{background:#ff
 border:1px solid #d8dee4;border-radius:6px;padding:8px 12px;min-width:120px}.card b{\
 display:block;font-size:1.4em}table{border-collapse:collapse;width:100%;background:#fff;\
 font-size:.92em}td,th{border-bottom:1px solid #e6e9ed;padding:4px 6px;text-align:left;\
-vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}.wrap{\
-overflow-x:auto}svg{width:100%;height:auto;background:#fff;border:1px solid #d8dee4}\
+vertical-align:top}.n{text-align:right;font-variant-numeric:tabular-nums}.wrap{\
+overflow-x:auto}svg{width:100%;height:auto;min-height:60px;background:#fff;border:1px solid #d8dee4}\
 .key span{display:inline-block;margin-right:12px}.sw{display:inline-block;width:10px;\
 height:10px;margin-right:4px}";
 
@@ -93,7 +93,7 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
     }
     out.push_str("</div>");
     timeline(&mut out, r);
-    out.push_str("<h2>Misses by reason</h2><div class=\"wrap\"><table><tr><th>misses</th><th>reason</th></tr>");
+    out.push_str("<h2>Misses by reason</h2><div class=\"wrap\"><table><tr><th class=\"n\">misses</th><th>reason</th></tr>");
     for (reason, count) in &r.miss_reasons {
         let _ = write!(
             out,
@@ -101,7 +101,7 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
             esc(reason)
         );
     }
-    out.push_str("</table></div><h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th>ms</th><th>output</th><th>why</th></tr>");
+    out.push_str("</table></div><h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
     for s in &r.slowest {
         let why = s.reason.as_deref().unwrap_or("-");
         let _ = write!(
@@ -138,8 +138,8 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
 fn groups_table(out: &mut String, title: &str, groups: &[Group]) {
     let _ = write!(
         out,
-        "<h2>{title}</h2><div class=\"wrap\"><table><tr><th>name</th><th>hits</th><th>misses</th>\
-         <th>passthroughs</th><th>ms</th></tr>"
+        "<h2>{title}</h2><div class=\"wrap\"><table><tr><th>name</th><th class=\"n\">hits</th>\
+         <th class=\"n\">misses</th><th class=\"n\">passthroughs</th><th class=\"n\">ms</th></tr>"
     );
     for g in groups {
         let _ = write!(

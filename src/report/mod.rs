@@ -245,10 +245,15 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.get(at + 1).map(String::as_str)
 }
 
-/// What the compile wrote: `-o`'s value, a crate's name, or `-` when unknown.
+/// What the compile wrote: `-o`'s value, an archive, a crate's name, or `-` when unknown.
 fn output_of(line: &Line) -> String {
     if let Some(out) = flag_value(&line.args, "-o") {
         return out.to_string();
+    }
+    if tool_of(line).ends_with("ar")
+        && let Some(archive) = line.args.iter().find(|a| a.ends_with(".a"))
+    {
+        return archive.clone();
     }
     match flag_value(&line.args, "--crate-name") {
         Some(name) => format!("{name} ({})", crate_kind(line)),
@@ -276,7 +281,7 @@ fn extension_of(line: &Line, output: &str) -> String {
     let name = output.rsplit('/').next().unwrap_or(output);
     match name.rsplit_once('.') {
         Some((_, ext)) if !ext.is_empty() => ext.to_string(),
-        _ if line.outcome.starts_with("link") => "program".to_string(),
+        _ if !line.args.iter().any(|a| a == "-c") => "program".to_string(),
         _ => "(none)".to_string(),
     }
 }
