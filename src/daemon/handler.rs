@@ -216,11 +216,22 @@ fn fp_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
 }
 
 fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
-    run_check_as_of(shared, spec, shared.fingerprints.sync_point())
+    match run_check_as_of(shared, spec, shared.fingerprints.sync_point()) {
+        RunCheckAnswer::Checked {
+            decision,
+            mode,
+            pending_id,
+        } => Response::RunChecked {
+            decision,
+            mode,
+            pending_id,
+        },
+        RunCheckAnswer::Failed { message } => Response::Error { message },
+    }
 }
 
 /// `RunCheck` seeing the changes made before `as_of` (the watcher's `sync_point`).
-fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> Response {
+fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> RunCheckAnswer {
     let writes = if spec.dry_run {
         CheckWrites::Nothing
     } else {
@@ -228,20 +239,22 @@ fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> Response
     };
     let req = match check_request(spec, writes) {
         Ok(req) => req,
-        Err(message) => return Response::Error { message },
+        Err(message) => return RunCheckAnswer::Failed { message },
     };
     match shared.fingerprints.check_as_of(&req, as_of) {
         Ok(served) => {
             let pending_id = shared
                 .fingerprints
                 .keep_pending(req.cache_file.clone(), served.checked.pending);
-            Response::RunChecked {
+            RunCheckAnswer::Checked {
                 decision: served.checked.decision,
                 mode: served.mode,
                 pending_id,
             }
         }
-        Err(err) => error(&err),
+        Err(err) => RunCheckAnswer::Failed {
+            message: err.to_string(),
+        },
     }
 }
 
@@ -257,21 +270,7 @@ fn run_check_batch(shared: &Shared, specs: &[RunCheckSpec]) -> Response {
     let as_of = shared.fingerprints.sync_point();
     let answers = specs
         .par_iter()
-        .map(|spec| match run_check_as_of(shared, spec, as_of) {
-            Response::RunChecked {
-                decision,
-                mode,
-                pending_id,
-            } => RunCheckAnswer::Checked {
-                decision,
-                mode,
-                pending_id,
-            },
-            Response::Error { message } => RunCheckAnswer::Failed { message },
-            other => RunCheckAnswer::Failed {
-                message: format!("unexpected answer {other:?}"),
-            },
-        })
+        .map(|spec| run_check_as_of(shared, spec, as_of))
         .collect();
     Response::RunCheckedBatch(answers)
 }

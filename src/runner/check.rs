@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::record::RunRecord;
 use super::spec::RunSpec;
-use super::tool::RustupMemo;
 use crate::commands::fp::{cache_type_name, note_full_pass};
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::DaemonPaths;
@@ -59,39 +59,50 @@ impl Recorder {
     }
 }
 
-/// A daemon's answer for a task, asked ahead of time with the others of its graph.
+/// What the daemon answered to one check.
 #[derive(Debug, Clone)]
-pub struct Prechecked {
-    /// The key parts it was asked with (used only when the task's parts are still these).
-    pub parts: BTreeMap<String, Digest>,
-    /// The daemon's decision.
+pub struct Answer {
+    /// The decision.
     pub decision: Decision,
     /// How the input set was built.
     pub mode: String,
     /// For `RunRecord`.
     pub pending_id: String,
-    /// The rustup answer the parts were made with, to remember in the task's record.
-    pub rustup: Option<RustupMemo>,
 }
 
-/// Checks `spec` with `parts`, through the daemon when `use_daemon` (taking `prechecked`,
-/// its answer from a batch, when it was asked with the same parts).
+/// A task checked ahead of time with the others of its graph: the key parts and record it
+/// was checked with, and the daemon's answer.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    /// The key parts it was asked with.
+    pub parts: BTreeMap<String, Digest>,
+    /// The task's record, as loaded (and updated by the tool lookup) to make them.
+    pub record: RunRecord,
+    /// The daemon's answer.
+    pub answer: Answer,
+}
+
+/// Checks `spec` with `parts`, through the daemon when `use_daemon` (taking `answered`,
+/// the daemon's answer to these parts from a batch, when there is one).
 pub fn check(
     ui: &Ui,
     spec: &RunSpec,
     parts: BTreeMap<String, Digest>,
-    dry_run: bool,
-    use_daemon: bool,
-    prechecked: Option<Prechecked>,
+    (dry_run, use_daemon): (bool, bool),
+    answered: Option<Answer>,
 ) -> Result<(Decision, Recorder), String> {
     // The index is read straight from git; the daemon watches working trees.
     if use_daemon && !spec.staged {
-        let answer = match prechecked.filter(|p| p.parts == parts) {
-            Some(p) => Ok((p.decision, p.mode, p.pending_id)),
+        let answer = match answered {
+            Some(answer) => Ok(answer),
             None => via_daemon(spec, &parts, dry_run, !ui.shows_progress()),
         };
         match answer {
-            Ok((decision, mode, pending_id)) => {
+            Ok(Answer {
+                decision,
+                mode,
+                pending_id,
+            }) => {
                 note_full_pass(ui, Some(&mode));
                 let key = decision.key;
                 return Ok((decision, Recorder::Daemon { pending_id, key }));
@@ -129,9 +140,9 @@ pub fn check(
 /// already runs is asked: a new one knows no input set, and its first walks go faster
 /// spread over the tasks as they start than all before the first one.
 pub fn batch(
-    tasks: &[(&RunSpec, BTreeMap<String, Digest>)],
+    tasks: &[(&RunSpec, &BTreeMap<String, Digest>)],
     dry_run: bool,
-) -> Vec<Option<Prechecked>> {
+) -> Vec<Option<Answer>> {
     let specs = tasks
         .iter()
         .map(|(spec, parts)| daemon_spec(spec, parts, dry_run))
@@ -145,17 +156,15 @@ pub fn batch(
     let mut answers = answers.into_iter();
     tasks
         .iter()
-        .map(|(_, parts)| match answers.next()? {
+        .map(|_| match answers.next()? {
             RunCheckAnswer::Checked {
                 decision,
                 mode,
                 pending_id,
-            } => Some(Prechecked {
-                parts: parts.clone(),
+            } => Some(Answer {
                 decision,
                 mode,
                 pending_id,
-                rustup: None,
             }),
             RunCheckAnswer::Failed { .. } => None,
         })
@@ -181,7 +190,7 @@ fn via_daemon(
     parts: &BTreeMap<String, Digest>,
     dry_run: bool,
     quiet: bool,
-) -> Result<(Decision, String, String), ClientError> {
+) -> Result<Answer, ClientError> {
     let request = Request::RunCheck(daemon_spec(spec, parts, dry_run));
     let paths = DaemonPaths::from_env()?;
     let line = ProgressLine::start(Shown::Waiting("checking through the daemon"), quiet);
@@ -192,7 +201,11 @@ fn via_daemon(
             decision,
             mode,
             pending_id,
-        } => Ok((decision, mode, pending_id)),
+        } => Ok(Answer {
+            decision,
+            mode,
+            pending_id,
+        }),
         other => Err(ClientError::Daemon(format!("unexpected reply: {other:?}"))),
     }
 }

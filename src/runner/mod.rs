@@ -29,7 +29,7 @@ use crate::console::Console;
 use crate::daemon::lifecycle::daemon_disabled;
 use crate::fingerprint::{self, Decision, Digest, Verdict, now_ms};
 use crate::ui::Ui;
-use check::{Prechecked, Recorder};
+use check::{Answer, Prechecked, Recorder};
 use ledger::LedgerLine;
 use outcome::{Ended, Outcome};
 use output_cache::Restore;
@@ -115,7 +115,7 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
 
 /// One task: check, then skip or run it and record; its lines and its command's output go
 /// to `console`.
-/// `prechecked` is the daemon's answer from a batch, taken when still valid.
+/// `prechecked`: the task as its graph's batch checked it, when that answer still holds.
 pub fn run_spec(
     spec: &RunSpec,
     args: &RunArgs,
@@ -125,8 +125,12 @@ pub fn run_spec(
     let started = Instant::now();
     let ui = Ui::to_console(args.quiet || args.json, Arc::clone(console));
     let files = RunFiles::new(&spec.cache_file);
-    let mut record = files.load();
-    let judged = judge(&ui, spec, args, (&files, &mut record), prechecked);
+    // A task checked with its graph brings the record it was checked with.
+    let (mut record, answered) = match prechecked {
+        Some(p) => (p.record, Some((p.parts, p.answer))),
+        None => (files.load(), None),
+    };
+    let judged = judge(&ui, spec, args, (&files, &mut record), answered);
     let judgement = judged.unwrap_or_else(|why| {
         ui.warn(format_args!("cannot fingerprint ({why}); running anyway"));
         Judgement::unknown()
@@ -190,20 +194,16 @@ fn judge(
     spec: &RunSpec,
     args: &RunArgs,
     (files, record): (&RunFiles, &mut RunRecord),
-    prechecked: Option<Prechecked>,
+    answered: Option<(BTreeMap<String, Digest>, Answer)>,
 ) -> Result<Judgement, String> {
     // A batched answer was asked with parts made moments ago, in this process.
-    let parts = match &prechecked {
-        Some(p) => {
-            if p.rustup.is_some() && p.rustup != record.rustup {
-                record.rustup = p.rustup.clone();
-            }
-            p.parts.clone()
-        }
-        None => key_parts(spec, record, &mut PlainTools::default())?,
+    let (parts, answer) = match answered {
+        Some((parts, answer)) => (parts, Some(answer)),
+        None => (key_parts(spec, record, &mut PlainTools::default())?, None),
     };
     let use_daemon = !args.no_daemon && !daemon_disabled();
-    let (decision, recorder) = check::check(ui, spec, parts, args.dry_run, use_daemon, prechecked)?;
+    let modes = (args.dry_run, use_daemon);
+    let (decision, recorder) = check::check(ui, spec, parts, modes, answer)?;
     let mut judgement = Judgement::from_check(decision, recorder);
     if args.force {
         judgement.rerun("forced", "forced".to_string());
@@ -239,22 +239,26 @@ pub fn precheck(specs: &[RunSpec], args: &RunArgs) -> Vec<Option<Prechecked>> {
     if !usable || specs.len() < 2 {
         return vec![None; specs.len()];
     }
-    let mut indexes = Vec::with_capacity(specs.len());
-    let mut tasks = Vec::with_capacity(specs.len());
-    let mut rustup = Vec::with_capacity(specs.len());
     let mut plain = PlainTools::default();
+    let mut made = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let mut record = RunFiles::new(&spec.cache_file).load();
         if let Ok(parts) = key_parts(spec, &mut record, &mut plain) {
-            indexes.push(i);
-            tasks.push((spec, parts));
-            rustup.push(record.rustup);
+            made.push((i, record, parts));
         }
     }
+    let asked: Vec<(&RunSpec, &BTreeMap<String, Digest>)> = made
+        .iter()
+        .map(|(i, _, parts)| (&specs[*i], parts))
+        .collect();
+    let answers = check::batch(&asked, args.dry_run);
     let mut all = vec![None; specs.len()];
-    let answers = check::batch(&tasks, args.dry_run);
-    for ((i, answer), rustup) in indexes.into_iter().zip(answers).zip(rustup) {
-        all[i] = answer.map(|checked| Prechecked { rustup, ..checked });
+    for ((i, record, parts), answer) in made.into_iter().zip(answers) {
+        all[i] = answer.map(|answer| Prechecked {
+            parts,
+            record,
+            answer,
+        });
     }
     all
 }
