@@ -208,6 +208,18 @@ fn another_linker_misses_what_it_links() {
         "pm and app are linked by another cc: they miss"
     );
     assert_eq!(run_app(&sb), "hello from unix 42\n");
+    let app = std::fs::read_dir(sb.path("target/debug/deps"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("app-") && !n.contains('.'))
+        .unwrap();
+    let why = sb
+        .cmd(["why", &format!("target/debug/deps/{app}")])
+        .status(0)
+        .stdout;
+    let newest = why.lines().nth(1).unwrap_or_default();
+    assert!(newest.ends_with("linker cc changed"), "{why}");
 }
 
 #[test]

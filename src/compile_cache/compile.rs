@@ -219,7 +219,8 @@ impl CompileCache {
         let env = keyed_env_text(&req.env);
         let system = self.system_dirs.of(&compiler, req, c, &env)?;
         let search = SearchPath::new(req, c, system);
-        let base = base_key(req, c, &compiler, &env, &source);
+        let source_digest = Digest::of(&source);
+        let base = base_key(req, c, &compiler, &env, &source_digest);
         // Direct mode: the manifest's header sets (none for a dated source), and what it says.
         let direct = |cache: &Self| -> io::Result<(Option<Artifact>, bool)> {
             if dated_source {
@@ -252,20 +253,15 @@ impl CompileCache {
         {
             return hit(req, c, artifact);
         }
-        let version = String::from_utf8_lossy(&identity.probe_output);
         let parts = KeyParts {
-            compiler: format!(
-                "{} ({})",
-                req.compiler.display(),
-                version.lines().next().unwrap_or("").trim()
-            ),
+            compiler: identity.shown(&req.compiler),
             compiler_id: compiler,
             args: c.key_args.clone(),
             env: keyed_env(&req.compiler, &req.env),
-            source: Digest::of(&source),
+            source: source_digest,
             inputs: Vec::new(),
             input_noun: "header",
-            externs: Vec::new(),
+            named: Vec::new(),
         };
         let plan = Plan {
             started,
@@ -458,7 +454,7 @@ impl CompileCache {
 /// env, the source's content, the depfile's target when there is one, and the working
 /// directory when the object records it (`-g` and the like; past a prefix map, the part
 /// the map leaves).
-fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &[u8]) -> Digest {
+fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &Digest) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"zccache compile v2\0");
     hasher.update(&compiler.0);
@@ -487,7 +483,7 @@ fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &[
     keying::add_args(&mut hasher, &c.key_args);
     hasher.update(b"\0env");
     hasher.update(env.as_bytes());
-    hasher.update(Digest::of(source).0.as_slice());
+    hasher.update(source.0.as_slice());
     hasher.finalize().into()
 }
 

@@ -21,6 +21,15 @@ pub struct Identity {
     pub probe_output: Arc<Vec<u8>>,
 }
 
+impl Identity {
+    /// `path (first line of the probe's answer)`, how a miss reason names the compiler.
+    pub fn shown(&self, path: &Path) -> String {
+        let answer = String::from_utf8_lossy(&self.probe_output);
+        let version = answer.lines().next().unwrap_or("").trim();
+        format!("{} ({version})", path.display())
+    }
+}
+
 type Stamp = (PathBuf, u64, i64, i64, &'static str);
 
 /// Remembers identities by (canonical path, size, mtime, probe).

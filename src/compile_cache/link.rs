@@ -97,19 +97,21 @@ impl LinkCache {
                 Served::Passthrough("an update of an existing archive"),
             ));
         }
-        let tool = identities.of(&req.compiler)?;
+        let identity = identities.probe(&req.compiler, "--version")?;
+        let tool = identity.digest;
         if self.refuses_dependency_file(link, &tool) {
             return Ok(run_plain(
                 req,
                 Served::Passthrough("a linker without --dependency-file"),
             ));
         }
-        let Some(base) = timed(Phase::Lookup, || base_key(req, link, &tool)) else {
+        let Some(inputs) = timed(Phase::Lookup, || named_inputs(req, link)) else {
             return Ok(run_plain(
                 req,
                 Served::Passthrough("an input that cannot be read"),
             ));
         };
+        let base = base_key(req, link, &tool, &inputs);
         // An archive's inputs are all on its command line: no manifest to consult.
         let manifest = match link.tool {
             LinkTool::Archiver => Inputs {
@@ -138,7 +140,16 @@ impl LinkCache {
                 });
             }
         }
-        let parts = key_parts(req, link, identities)?;
+        let parts = KeyParts {
+            compiler: identity.shown(&req.compiler),
+            compiler_id: tool,
+            args: link.key_args.clone(),
+            env: keyed_env(&req.env),
+            source: Digest::of(b""),
+            inputs,
+            input_noun: "input",
+            named: Vec::new(),
+        };
         let mut outcome = self.link_and_store(req, link, (&tool, &base), manifest)?;
         if outcome.exit_code == 0 {
             outcome.why =
@@ -223,44 +234,29 @@ impl LinkCache {
     }
 }
 
-/// What a link's key is made of (for saying why it missed): the tool and its version, the
-/// arguments, keyed env, and each named input's content.
-fn key_parts(req: &Request, link: &Link, identities: &Identities) -> io::Result<KeyParts> {
-    let tool = identities.probe(&req.compiler, "--version")?;
-    let version = String::from_utf8_lossy(&tool.probe_output);
-    let inputs = link
-        .inputs
+/// Each input the command line names, with its content; `None` when one cannot be read
+/// (the tool reports that better).
+fn named_inputs(req: &Request, link: &Link) -> Option<Vec<(String, Digest)>> {
+    link.inputs
         .iter()
         .map(|input| {
-            let bytes = super::regular::read(&req.cwd.join(input))?;
-            Ok((input.clone(), Digest::of(&bytes)))
+            let bytes = super::regular::read(&req.cwd.join(input)).ok()?;
+            Some((input.clone(), Digest::of(&bytes)))
         })
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(KeyParts {
-        compiler: format!(
-            "{} ({})",
-            req.compiler.display(),
-            version.lines().next().unwrap_or("").trim()
-        ),
-        compiler_id: tool.digest,
-        args: link.key_args.clone(),
-        env: req
-            .env
-            .iter()
-            .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
-            .cloned()
-            .collect(),
-        source: Digest::of(b""),
-        inputs,
-        input_noun: "input",
-        externs: Vec::new(),
-    })
+        .collect()
+}
+
+/// The env vars of a link's key.
+fn keyed_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(k, _)| KEYED_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The key of everything the command line names: tool, working directory, arguments but
-/// the output, keyed env, and each named input's content. `None` when an input cannot be
-/// read (the tool reports that better).
-fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
+/// the output, keyed env, and each named input's content (`inputs`).
+fn base_key(req: &Request, link: &Link, tool: &Digest, inputs: &[(String, Digest)]) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"zccache link v1\0");
     hasher.update(&tool.0);
@@ -268,11 +264,10 @@ fn base_key(req: &Request, link: &Link, tool: &Digest) -> Option<Digest> {
     keying::add_args(&mut hasher, &link.key_args);
     hasher.update(b"\0env");
     hasher.update(keying::env_text(&req.env, |k| KEYED_ENV.contains(&k)).as_bytes());
-    for input in &link.inputs {
-        let bytes = super::regular::read(&req.cwd.join(input)).ok()?;
-        hasher.update(&Digest::of(&bytes).0);
+    for (_, digest) in inputs {
+        hasher.update(&digest.0);
     }
-    Some(hasher.finalize().into())
+    hasher.finalize().into()
 }
 
 /// The stored result: the output with its mode, and the side files the link added or

@@ -40,8 +40,9 @@ pub struct KeyParts {
     pub inputs: Vec<(String, Digest)>,
     /// What `inputs` are called in a reason: `header` or `file`.
     pub input_noun: &'static str,
-    /// Crates it was given (`--extern NAME`), with the content of each.
-    pub externs: Vec<(String, Digest)>,
+    /// Other inputs of the key by label (`--extern serde`, `linker cc`, `library
+    /// /x/libz.a`), with their content.
+    pub named: Vec<(String, Digest)>,
 }
 
 /// The parts of `new` that differ from `old` (the last compile of the same output), most
@@ -72,10 +73,14 @@ pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
     if old.source != new.source {
         out.push("source changed".to_string());
     }
-    out.extend(extern_changes(&old.externs, &new.externs));
+    out.extend(named_changes(&old.named, &new.named));
     out.extend(input_changes(&old.inputs, &new.inputs, new.input_noun));
     if out.is_empty() {
-        out.push("same inputs as the last compile (its entry was evicted or cleared)".to_string());
+        out.push(
+            "nothing zccache names changed (the entry was evicted or cleared, or a file found \
+             on a search path changed)"
+                .to_string(),
+        );
     }
     out
 }
@@ -102,22 +107,22 @@ fn arg_change(old: &[String], new: &[String]) -> String {
     }
 }
 
-/// `--extern NAME` crates changed, added or gone.
-fn extern_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<String> {
+/// Named inputs (`--extern NAME`, the linker, libraries) changed, added or gone.
+fn named_changes(old: &[(String, Digest)], new: &[(String, Digest)]) -> Vec<String> {
     let was: BTreeMap<&str, &Digest> = old.iter().map(|(n, d)| (n.as_str(), d)).collect();
     let is: BTreeMap<&str, &Digest> = new.iter().map(|(n, d)| (n.as_str(), d)).collect();
     let mut out = Vec::new();
     for (name, digest) in &is {
         match was.get(name) {
-            Some(before) if before != digest => out.push(format!("--extern {name} changed")),
+            Some(before) if before != digest => out.push(format!("{name} changed")),
             Some(_) => {}
-            None => out.push(format!("--extern {name} added")),
+            None => out.push(format!("{name} added")),
         }
     }
     out.extend(
         was.keys()
             .filter(|n| !is.contains_key(*n))
-            .map(|n| format!("--extern {n} removed")),
+            .map(|n| format!("{n} removed")),
     );
     out
 }
@@ -233,7 +238,7 @@ mod tests {
             source: Digest::of(b"int a;"),
             inputs: vec![("inc/config.h".into(), Digest::of(b"1"))],
             input_noun: "header",
-            externs: vec![("serde".into(), Digest::of(b"serde 1"))],
+            named: vec![("--extern serde".into(), Digest::of(b"serde 1"))],
         }
     }
 
@@ -264,8 +269,8 @@ mod tests {
             ["new header shadows inc/config.h: src/config.h"]
         );
         new = old.clone();
-        new.externs[0].1 = Digest::of(b"serde 2");
-        new.externs.push(("log".into(), Digest::of(b"log")));
+        new.named[0].1 = Digest::of(b"serde 2");
+        new.named.push(("--extern log".into(), Digest::of(b"log")));
         assert_eq!(
             reasons(Some(&old), &new),
             ["--extern log added", "--extern serde changed"]

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::args::{RustClassified, RustCompile, classify};
 use super::delegated::{Delegated, Waiting};
 use crate::compile_cache::compiler::Identities;
-use crate::compile_cache::compiler::Identity;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
 use crate::compile_cache::invoke::run_plain;
@@ -126,7 +125,7 @@ impl RustCache {
             true => Some(linker_identity(req, c, identities)?),
             false => None,
         };
-        let Some(base) = self.base_key(req, c, &rustc.digest, linker)? else {
+        let Some((base, keyed)) = self.base_key(req, c, &rustc.digest, linker)? else {
             return Ok(run_plain(
                 req,
                 Served::Passthrough("a static library not found"),
@@ -154,7 +153,16 @@ impl RustCache {
             }
         }
         let started = now_ns();
-        let parts = self.key_parts(req, c, &rustc)?;
+        let parts = KeyParts {
+            compiler: rustc.shown(&req.compiler),
+            compiler_id: rustc.digest,
+            args: c.key_args.clone(),
+            env: journal_env(&req.env),
+            source: keyed.source,
+            inputs: Vec::new(),
+            input_noun: "file",
+            named: keyed.named(c),
+        };
         if req.can_compile_here && req.stdin.is_empty() {
             let token = self.waiting.keep(Delegated {
                 req: req.clone(),
@@ -175,39 +183,12 @@ impl RustCache {
             });
         }
         let outcome = run_plain(req, Served::Miss);
-        let miss = Miss {
+        let miss = MissToStore {
             base: &base,
             parts,
             span: (started, now_ns()),
         };
         self.store_miss(req, c, miss, outcome, misses)
-    }
-
-    /// What the key of `c` is made of, for saying why it missed (made on misses only).
-    fn key_parts(&self, req: &Request, c: &RustCompile, rustc: &Identity) -> io::Result<KeyParts> {
-        let version = String::from_utf8_lossy(&rustc.probe_output);
-        let externs = c
-            .externs
-            .iter()
-            .map(|path| {
-                let digest = self.hash_file(&req.cwd.join(path))?;
-                Ok((crate_of(path), digest))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(KeyParts {
-            compiler: format!(
-                "{} ({})",
-                req.compiler.display(),
-                version.lines().next().unwrap_or("").trim()
-            ),
-            compiler_id: rustc.digest,
-            args: c.key_args.clone(),
-            env: journal_env(&req.env),
-            source: Digest::of(&regular::read(&req.cwd.join(&c.source))?),
-            inputs: Vec::new(),
-            input_noun: "file",
-            externs,
-        })
     }
 
     /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`):
@@ -239,7 +220,7 @@ impl RustCache {
         } = &delegated;
         // The wrapper has ended (or is ending) and the build goes on: what is stored must be
         // what rustc wrote by now, not a later rewrite.
-        let miss = Miss {
+        let miss = MissToStore {
             base,
             parts: parts.clone(),
             span: (*started_ns, now_ns()),
@@ -257,7 +238,7 @@ impl RustCache {
         &self,
         req: &Request,
         c: &RustCompile,
-        miss: Miss<'_>,
+        miss: MissToStore<'_>,
         mut outcome: Outcome,
         misses: &MissMemory,
     ) -> io::Result<Outcome> {
@@ -287,15 +268,16 @@ impl RustCache {
         Ok(outcome)
     }
 
-    /// Everything known before the compile; `None` when a bundled static library cannot
-    /// be found (rustc would search further than we can key).
+    /// Everything known before the compile, and the parts of it a miss reason names;
+    /// `None` when a bundled static library cannot be found (rustc would search further than
+    /// we can key).
     fn base_key(
         &self,
         req: &Request,
         c: &RustCompile,
         rustc: &Digest,
         linker: Option<Digest>,
-    ) -> io::Result<Option<Digest>> {
+    ) -> io::Result<Option<(Digest, Keyed)>> {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"zccache rust v1\0");
         hasher.update(&rustc.0);
@@ -306,9 +288,13 @@ impl RustCache {
         keying::add_args(&mut hasher, &c.key_args);
         hasher.update(b"\0env");
         hasher.update(keying::env_text(&req.env, keyed_env).as_bytes());
-        hasher.update(&Digest::of(&regular::read(&req.cwd.join(&c.source))?).0);
+        let source = Digest::of(&regular::read(&req.cwd.join(&c.source))?);
+        hasher.update(&source.0);
+        let mut externs = Vec::with_capacity(c.externs.len());
         for external in &c.externs {
-            hasher.update(&self.hash_file(&req.cwd.join(external))?.0);
+            let digest = self.hash_file(&req.cwd.join(external))?;
+            hasher.update(&digest.0);
+            externs.push(digest);
         }
         let mut libraries = BTreeSet::new();
         for lib in &c.static_libs {
@@ -329,11 +315,20 @@ impl RustCache {
                 libraries.extend(libraries_in(&req.cwd.join(dir)));
             }
         }
+        let mut library_digests = Vec::with_capacity(libraries.len());
         for lib in &libraries {
+            let digest = self.hash_file(lib)?;
             hasher.update(lib.as_os_str().as_encoded_bytes());
-            hasher.update(&self.hash_file(lib)?.0);
+            hasher.update(&digest.0);
+            library_digests.push(digest);
         }
-        Ok(Some(hasher.finalize().into()))
+        let keyed = Keyed {
+            source,
+            linker,
+            externs,
+            libraries: libraries.into_iter().zip(library_digests).collect(),
+        };
+        Ok(Some((hasher.finalize().into(), keyed)))
     }
 
     /// The content hash of `path`, remembered while its size, mtime and inode stay (only
@@ -449,9 +444,36 @@ impl RustCache {
     }
 }
 
+/// The parts of a crate's base key a miss reason names (kept as digests; labelled only on a
+/// miss).
+struct Keyed {
+    source: Digest,
+    linker: Option<Digest>,
+    /// In the order of `RustCompile::externs`.
+    externs: Vec<Digest>,
+    libraries: Vec<(PathBuf, Digest)>,
+}
+
+impl Keyed {
+    /// The linker, `--extern` crates and libraries by label.
+    fn named(self, c: &RustCompile) -> Vec<(String, Digest)> {
+        let linker = self.linker.map(|d| (format!("linker {}", c.linker()), d));
+        let externs = c.externs.iter().zip(self.externs);
+        linker
+            .into_iter()
+            .chain(externs.map(|(path, d)| (format!("--extern {}", crate_of(path)), d)))
+            .chain(
+                self.libraries
+                    .into_iter()
+                    .map(|(lib, d)| (format!("library {}", lib.display()), d)),
+            )
+            .collect()
+    }
+}
+
 /// A miss on its way to the store: its key before the sources, its key parts before the
 /// files rustc read, and when it ran (start, end; ns).
-struct Miss<'a> {
+struct MissToStore<'a> {
     base: &'a Digest,
     parts: KeyParts,
     span: (i64, i64),
