@@ -208,16 +208,8 @@ fn another_linker_misses_what_it_links() {
         "pm and app are linked by another cc: they miss"
     );
     assert_eq!(run_app(&sb), "hello from unix 42\n");
-    let app = std::fs::read_dir(sb.path("target/debug/deps"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("app-") && !n.contains('.'))
-        .unwrap();
-    let why = sb
-        .cmd(["why", &format!("target/debug/deps/{app}")])
-        .status(0)
-        .stdout;
+    let app = dep_file(&sb, "app-", None);
+    let why = sb.cmd(["why", &app]).status(0).stdout;
     let newest = why.lines().nth(1).unwrap_or_default();
     assert!(newest.ends_with("linker cc changed"), "{why}");
 }
@@ -467,14 +459,18 @@ fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
     );
 }
 
-/// The one file in target/debug/deps starting with `prefix` and ending with `suffix`.
-fn dep_file(sb: &Sandbox, prefix: &str, suffix: &str) -> String {
+/// The one file in target/debug/deps starting with `prefix` and having `extension` (`None`:
+/// none, a program).
+fn dep_file(sb: &Sandbox, prefix: &str, extension: Option<&str>) -> String {
     let deps = sb.path("target/debug/deps");
     let found: Vec<String> = std::fs::read_dir(&deps)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        .filter(|n| {
+            let ext = std::path::Path::new(n).extension().and_then(|e| e.to_str());
+            n.starts_with(prefix) && ext == extension
+        })
         .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     format!("target/debug/deps/{}", found[0])
@@ -489,7 +485,7 @@ fn a_crate_miss_says_which_source_or_extern_changed() {
         let newest: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
         newest["reasons"].clone()
     };
-    let alpha = dep_file(&sb, "libalpha-", ".rlib");
+    let alpha = dep_file(&sb, "libalpha-", Some("rlib"));
     assert_eq!(
         why(&alpha),
         serde_json::json!(["first compile of this output"])
@@ -497,7 +493,7 @@ fn a_crate_miss_says_which_source_or_extern_changed() {
     greet(&sb, "hi");
     cargo(&sb, &["build"]).status(0);
     assert_eq!(why(&alpha), serde_json::json!(["source changed"]));
-    let beta = dep_file(&sb, "libbeta-", ".rlib");
+    let beta = dep_file(&sb, "libbeta-", Some("rlib"));
     assert_eq!(why(&beta), serde_json::json!(["--extern alpha changed"]));
     sb.write("alpha/src/extra.rs", "pub fn more() -> u32 {\n    7\n}\n");
     sb.write(

@@ -97,8 +97,8 @@ pub struct Rollup {
     pub outcomes: BTreeMap<String, u64>,
     /// Wall time from the first line to the last, s.
     pub span_s: f64,
-    /// Estimated compile time hits saved, ms: each hit counted at the last miss time of
-    /// the same output, else at the mean miss time.
+    /// Estimated compile time hits saved, ms: each hit's own time taken from the last miss
+    /// time of the same output, else from the mean miss time.
     pub saved_ms: f64,
     /// By output extension.
     pub by_extension: Vec<Group>,
@@ -156,7 +156,9 @@ pub fn rollup(lines: &[Line]) -> Rollup {
     let (mut by_ext, mut by_tool, mut by_source) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut reasons: HashMap<String, u64> = HashMap::new();
     let mut last_miss_ms: HashMap<String, f64> = HashMap::new();
-    let (mut miss_ms, mut miss_count, mut unpriced_hits) = (0.0, 0u64, 0u64);
+    let (mut miss_ms, mut miss_count) = (0.0, 0u64);
+    // Hits of outputs never missed in this journal: their number and their own time.
+    let (mut unpriced_hits, mut unpriced_ms) = (0u64, 0.0);
     let mut slowest = Vec::new();
     for line in lines {
         *r.outcomes.entry(line.outcome.clone()).or_default() += 1;
@@ -185,13 +187,17 @@ pub fn rollup(lines: &[Line]) -> Rollup {
             }
             "hit" | "link_hit" => match last_miss_ms.get(&output) {
                 Some(cost) => r.saved_ms += (cost - ms).max(0.0),
-                None => unpriced_hits += 1,
+                None => {
+                    unpriced_hits += 1;
+                    unpriced_ms += ms;
+                }
             },
             _ => {}
         }
     }
     if miss_count > 0 {
-        r.saved_ms += unpriced_hits as f64 * (miss_ms / miss_count as f64);
+        let priced = unpriced_hits as f64 * (miss_ms / miss_count as f64);
+        r.saved_ms += (priced - unpriced_ms).max(0.0);
     }
     slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     slowest.truncate(TOP);
@@ -267,10 +273,13 @@ fn crate_kind(line: &Line) -> &str {
 
 fn extension_of(line: &Line, output: &str) -> String {
     if flag_value(&line.args, "--crate-name").is_some() {
-        let check = line
+        let emit = line
             .args
             .iter()
-            .any(|a| a.contains("metadata") && !a.contains("link"));
+            .find_map(|a| a.strip_prefix("--emit="))
+            .or_else(|| flag_value(&line.args, "--emit"))
+            .unwrap_or("link");
+        let check = !emit.split(',').any(|kind| kind == "link");
         return match crate_kind(line) {
             "bin" => "program".to_string(),
             _ if check => "rmeta".to_string(),
@@ -363,6 +372,25 @@ mod tests {
             latency_ns: ms * 1_000_000,
             miss_reason: reason.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_crate_is_an_rlib_unless_it_emits_no_link() {
+        let cargo = |emit: &str| {
+            let args = [
+                "--crate-name",
+                "u",
+                "--crate-type",
+                "lib",
+                emit,
+                "-C",
+                "metadata=1a",
+            ];
+            let l = line("miss", &args, 1, None);
+            extension_of(&l, &output_of(&l))
+        };
+        assert_eq!(cargo("--emit=dep-info,metadata,link"), "rlib");
+        assert_eq!(cargo("--emit=dep-info,metadata"), "rmeta");
     }
 
     #[test]
