@@ -288,13 +288,22 @@ impl Fingerprints {
 
     /// The in-memory table of the task most recently checked with `cache_file`; that
     /// index's diff base becomes this table once the state holding it is saved.
+    /// Slots are locked one at a time (holding two could deadlock with another caller
+    /// that met them in another order).
     fn table_of(&self, cache_file: &Path) -> Option<fingerprint::Table> {
-        let slots = self.slots_of(cache_file);
-        let mut guards: Vec<MutexGuard<'_, Slot>> = slots.iter().map(|s| lock(s)).collect();
-        let slot = guards
-            .iter_mut()
-            .filter(|slot| slot.index.filled && slot.cache_type == CacheType::TwoLayer)
-            .max_by_key(|slot| slot.last_used)?;
+        let freshest = self
+            .slots_of(cache_file)
+            .into_iter()
+            .filter_map(|arc| {
+                let slot = lock(&arc);
+                let usable = slot.index.filled && slot.cache_type == CacheType::TwoLayer;
+                let used = slot.last_used;
+                drop(slot);
+                usable.then_some((used, arc))
+            })
+            .max_by_key(|(used, _)| *used)?
+            .1;
+        let mut slot = lock(&freshest);
         slot.index.mark_base();
         slot.base_identity = None;
         slot.base_awaits_save = true;
