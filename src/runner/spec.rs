@@ -160,30 +160,23 @@ impl RunSpec {
             .collect()
     }
 
-    /// Whether a file written under `dir` may be one of this task's inputs: `dir` overlaps
-    /// the root and is not left out by an exclude.
-    pub fn may_read_under(&self, dir: &Path) -> bool {
-        if self.root.starts_with(dir) {
-            return true;
-        }
-        let Ok(rel) = dir.strip_prefix(&self.root) else {
-            return false;
-        };
-        let Ok(filter) = Filter::new(&self.filter) else {
-            return true;
-        };
-        let mut prefix = String::new();
-        for part in rel.iter() {
-            let name = part.to_string_lossy();
-            if !prefix.is_empty() {
-                prefix.push('/');
+    /// Whether a file written under any of `dirs` may be one of this task's inputs: a dir
+    /// overlaps the root and is not left out by an exclude (the filters are compiled once,
+    /// and only when a dir lies inside the root).
+    pub fn may_read_under<'a>(&self, dirs: impl IntoIterator<Item = &'a Path>) -> bool {
+        let mut filter = None;
+        dirs.into_iter().any(|dir| {
+            if self.root.starts_with(dir) {
+                return true;
             }
-            prefix.push_str(&name);
-            if filter.excludes(&prefix, &name) {
+            let Ok(rel) = dir.strip_prefix(&self.root) else {
                 return false;
+            };
+            match filter.get_or_insert_with(|| Filter::new(&self.filter)) {
+                Ok(filter) => !excluded(filter, rel),
+                Err(_) => true,
             }
-        }
-        true
+        })
     }
 
     /// The command line for messages and the ledger.
@@ -193,6 +186,19 @@ impl RunSpec {
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
     }
+}
+
+/// True when the filter leaves out `rel` or a directory above it.
+fn excluded(filter: &Filter, rel: &Path) -> bool {
+    let mut prefix = String::new();
+    rel.iter().any(|part| {
+        let name = part.to_string_lossy();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(&name);
+        filter.excludes(&prefix, &name)
+    })
 }
 
 /// True when an `--output` is a glob (`dist/**`, `*.gen.rs`) rather than a path.
@@ -280,11 +286,11 @@ mod tests {
     #[test]
     fn writes_under_an_excluded_or_outside_path_are_not_inputs() {
         let s = spec(&["dist"], &["target"]);
-        assert!(!s.may_read_under(Path::new("/nonexistent/p/dist")));
-        assert!(!s.may_read_under(Path::new("/nonexistent/p/a/target/x")));
-        assert!(!s.may_read_under(Path::new("/nonexistent/q/dist")));
-        assert!(!s.may_read_under(Path::new("/nonexistent/p/.zccache/run")));
-        assert!(s.may_read_under(Path::new("/nonexistent/p/src")));
-        assert!(s.may_read_under(Path::new("/nonexistent")));
+        assert!(!s.may_read_under([Path::new("/nonexistent/p/dist")]));
+        assert!(!s.may_read_under([Path::new("/nonexistent/p/a/target/x")]));
+        assert!(!s.may_read_under([Path::new("/nonexistent/q/dist")]));
+        assert!(!s.may_read_under([Path::new("/nonexistent/p/.zccache/run")]));
+        assert!(s.may_read_under([Path::new("/nonexistent/p/src")]));
+        assert!(s.may_read_under([Path::new("/nonexistent")]));
     }
 }

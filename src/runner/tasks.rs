@@ -47,7 +47,7 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let written: Mutex<Vec<Wrote>> = Mutex::new(Vec::new());
     let run = schedule(&graph, limits, |i| {
         // A check made before the graph started holds while no task wrote into its inputs.
-        let still_valid = lock(&written).iter().all(|w| !w.may_touch(&specs[i]));
+        let still_valid = !may_touch(&lock(&written), &specs[i]);
         let prechecked = match still_valid {
             true => lock(&prechecked[i]).take(),
             false => None,
@@ -82,14 +82,16 @@ enum Wrote {
     Anything,
 }
 
-impl Wrote {
-    /// Whether the writes may have changed `spec`'s inputs.
-    fn may_touch(&self, spec: &RunSpec) -> bool {
-        match self {
-            Wrote::Under(paths) => paths.iter().any(|p| spec.may_read_under(p)),
-            Wrote::Anything => true,
+/// Whether the writes of the tasks that ended may have changed `spec`'s inputs.
+fn may_touch(written: &[Wrote], spec: &RunSpec) -> bool {
+    let mut under = Vec::new();
+    for wrote in written {
+        match wrote {
+            Wrote::Under(paths) => under.extend(paths.iter().map(PathBuf::as_path)),
+            Wrote::Anything => return true,
         }
     }
+    spec.may_read_under(under)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
