@@ -402,9 +402,14 @@ fn issue_g_profiled_journals_carry_real_values() {
     assert_eq!(link["output_ext"], "so");
     let ns =
         |line: &serde_json::Value, phase: &str| line["self_profile_ns"][phase].as_u64().unwrap();
-    for miss in [c_miss, rust_miss] {
-        assert!(ns(miss, "compile") > 0 && ns(miss, "store") > 0, "{miss}");
-    }
+    assert!(
+        ns(c_miss, "compile") > 0 && ns(c_miss, "store") > 0,
+        "{c_miss}"
+    );
+    // A Rust miss compiled by its wrapper is stored after the wrapper is answered: no store
+    // time of the daemon's falls within it.
+    assert!(ns(rust_miss, "compile") > 0, "{rust_miss}");
+    assert_eq!(ns(rust_miss, "store"), 0, "{rust_miss}");
     for hit in [c_hit, rust_hit] {
         assert!(ns(hit, "lookup") > 0 && ns(hit, "deliver") > 0, "{hit}");
         assert_eq!(ns(hit, "compile"), 0, "{hit}");

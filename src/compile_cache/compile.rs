@@ -23,6 +23,8 @@ use super::miss_reason::{KeyParts, MissMemory};
 use super::preprocessed::preprocessed_key;
 use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
+use super::rust::delegated::Delegated;
+use super::rust::store_job::StoreJob;
 use super::rust::{self, compile::RustCache};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
@@ -412,14 +414,25 @@ impl CompileCache {
         known.insert(base, manifest);
     }
 
-    /// Stores a Rust miss its wrapper compiled (`Served::Delegated`); the outcome and the
-    /// compile, `None` for an unknown token.
+    /// A Rust miss its wrapper compiled (`Served::Delegated`): the outcome, the compile,
+    /// and the store of its outputs to run once the wrapper is answered (`store_rust`);
+    /// `None` for an unknown token.
     pub fn finish_rust(
         &self,
         token: u64,
         result: (i32, Vec<u8>, Vec<u8>),
-    ) -> Option<(Outcome, crate::compile_cache::rust::delegated::Delegated)> {
+    ) -> Option<(Outcome, Delegated, Option<StoreJob>)> {
         self.rust.finish(token, result, &self.misses)
+    }
+
+    /// Runs the store of a Rust miss; the bytes it wrote.
+    pub fn store_rust(&self, job: StoreJob) -> u64 {
+        self.rust.store(job)
+    }
+
+    /// Waits until no store of a miss is in progress (for whoever reads the store whole).
+    pub fn settle(&self) {
+        self.rust.settle();
     }
 
     /// The recent misses of the compile output at `output` (absolute), newest first.

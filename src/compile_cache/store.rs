@@ -156,19 +156,39 @@ impl Store {
         Ok((written, entry))
     }
 
-    /// The artifact of `key`, verified; `None` on a miss (or a corrupted entry, removed).
-    pub fn get(&self, key: &str) -> io::Result<Option<Artifact>> {
-        timed(Phase::Lookup, || self.get_untimed(key))
+    /// Stores `artifact` under `key` in this machine's store only (never uploaded).
+    pub fn put_here(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
+        timed(Phase::Store, || self.put_local(key, artifact)).map(|(written, _)| written)
     }
 
-    fn get_untimed(&self, key: &str) -> io::Result<Option<Artifact>> {
+    /// The artifact of `key`, verified; `None` on a miss (or a corrupted entry, removed).
+    pub fn get(&self, key: &str) -> io::Result<Option<Artifact>> {
+        timed(Phase::Lookup, || self.get_untimed(key, true))
+    }
+
+    /// `get` from this machine's store only.
+    pub fn get_here(&self, key: &str) -> io::Result<Option<Artifact>> {
+        timed(Phase::Lookup, || self.get_untimed(key, false))
+    }
+
+    /// The output names of `key`'s entry in this machine's store, read without its blobs
+    /// (unverified: for deciding whether to `get_here` it).
+    pub fn names_here(&self, key: &str) -> Option<Vec<String>> {
+        let entry = read_entry(&self.entry_path(key))?;
+        Some(entry.outputs.into_iter().map(|o| o.name).collect())
+    }
+
+    fn get_untimed(&self, key: &str, remote: bool) -> io::Result<Option<Artifact>> {
         let path = self.entry_path(key);
         let entry: Entry = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(entry) => entry,
                 Err(_) => return self.drop_entry(&path),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.fetch_remote(key),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && remote => {
+                return self.fetch_remote(key);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         if !entry.is_for(key) {

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::handler::{account_store, blocking};
+use super::handler::{account_store, blocking, handler_failed};
 use super::protocol::{NormalizedPath, Request, Response};
 use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
 use crate::compile_cache::compile;
 use crate::compile_cache::profile::{self, Profile};
 use crate::compile_cache::request::{self, Served};
+use crate::compile_cache::rust::store_job::StoreJob;
 
 /// Answers a compile or session request (other requests are not routed here).
 pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
@@ -91,14 +92,17 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             session_id,
         } => {
             let result = (exit_code, stdout, stderr);
-            blocking(shared, move |s| compiled_here(s, token, result, session_id)).await
+            compile_done(shared, token, result, session_id).await
         }
         Request::WhyOutput { output } => Response::OutputMisses {
             misses: shared.compiles.misses_of(output.as_path()),
         },
         Request::ListRustArtifacts => {
-            blocking(shared, |s| Response::RustArtifacts {
-                artifacts: s.compiles.rust_artifacts(),
+            blocking(shared, |s| {
+                s.compiles.settle();
+                Response::RustArtifacts {
+                    artifacts: s.compiles.rust_artifacts(),
+                }
             })
             .await
         }
@@ -163,22 +167,50 @@ fn serve(
     account(shared, req, outcome, session_id, started)
 }
 
-/// A miss compiled by its wrapper: stored, counted and journaled as the daemon's own are.
+/// Answers a wrapper's report of a miss it compiled, then stores what the miss wrote: the
+/// wrapper is answered before the store, so the build goes on.
+async fn compile_done(
+    shared: Arc<Shared>,
+    token: u64,
+    result: (i32, Vec<u8>, Vec<u8>),
+    session_id: Option<String>,
+) -> Response {
+    let done = Arc::clone(&shared);
+    let (response, job) =
+        tokio::task::spawn_blocking(move || compiled_here(&done, token, result, session_id))
+            .await
+            .unwrap_or_else(|e| (handler_failed(&e), None));
+    if let Some(job) = job {
+        tokio::task::spawn_blocking(move || {
+            let written = shared.compiles.store_rust(job);
+            if written > 0 {
+                account_store(&shared, written);
+            }
+        });
+    }
+    response
+}
+
+/// A miss compiled by its wrapper: counted and journaled as the daemon's own are; the
+/// store of its outputs, to run once the wrapper is answered.
 fn compiled_here(
     shared: &Shared,
     token: u64,
     result: (i32, Vec<u8>, Vec<u8>),
     session_id: Option<String>,
-) -> Response {
+) -> (Response, Option<StoreJob>) {
     profile::take();
     match shared.compiles.finish_rust(token, result) {
-        Some((outcome, delegated)) => {
+        Some((outcome, delegated, job)) => {
             account(shared, &delegated.req, outcome, session_id, delegated.since);
-            Response::Ack
+            (Response::Ack, job)
         }
-        None => Response::Error {
-            message: "no compile waits under that token (the daemon restarted?)".to_string(),
-        },
+        None => (
+            Response::Error {
+                message: "no compile waits under that token (the daemon restarted?)".to_string(),
+            },
+            None,
+        ),
     }
 }
 

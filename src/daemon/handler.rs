@@ -21,7 +21,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     match request {
         Request::Ping => Response::Pong,
         Request::Shutdown => Response::ShuttingDown,
-        Request::Status => status(&shared),
+        Request::Status => blocking(shared, status).await,
         Request::Clear => blocking(shared, clear).await,
         Request::Lookup { cache_key } => blocking(shared, move |s| lookup(s, &cache_key)).await,
         Request::Store {
@@ -93,12 +93,18 @@ pub(crate) async fn blocking(
 ) -> Response {
     tokio::task::spawn_blocking(move || work(&shared))
         .await
-        .unwrap_or_else(|e| Response::Error {
-            message: format!("handler failed: {e}"),
-        })
+        .unwrap_or_else(|e| handler_failed(&e))
+}
+
+/// The answer when a handler panicked.
+pub(crate) fn handler_failed(err: &tokio::task::JoinError) -> Response {
+    Response::Error {
+        message: format!("handler failed: {err}"),
+    }
 }
 
 fn status(shared: &Shared) -> Response {
+    shared.compiles.settle();
     let indexes = shared.fingerprints.status();
     let usage = shared.store.usage();
     Response::Status(DaemonStatus {
@@ -132,6 +138,7 @@ fn status(shared: &Shared) -> Response {
 }
 
 fn clear(shared: &Shared) -> Response {
+    shared.compiles.settle();
     let indexes = shared.fingerprints.clear() as u64;
     shared.compiles.forget();
     match shared.store.clear() {

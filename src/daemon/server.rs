@@ -128,6 +128,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         drained: Notify::new(),
     });
     let result = runtime.block_on(accept_loop(listener, Arc::clone(&shared), idle));
+    shared.compiles.settle();
     let _ = std::fs::remove_file(&paths.socket);
     let _ = std::fs::remove_file(&paths.pid);
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -30,6 +30,8 @@ pub struct RustCompile {
     pub static_libs: Vec<String>,
     /// `-L` directories other than `dependency=` ones, where static libraries are found.
     pub native_dirs: Vec<PathBuf>,
+    /// `-C incremental=DIR`: where rustc keeps its incremental state (not keyed).
+    pub incremental: Option<PathBuf>,
 }
 
 impl RustCompile {
@@ -167,6 +169,7 @@ struct Walk {
     externs: Vec<PathBuf>,
     static_libs: Vec<String>,
     native_dirs: Vec<PathBuf>,
+    incremental: Option<PathBuf>,
 }
 
 impl Walk {
@@ -250,6 +253,7 @@ impl Walk {
             // is incremental is keyed: it partitions code differently, so its objects differ
             // from a non-incremental compile's.
             "incremental" => {
+                self.incremental = Some(PathBuf::from(setting));
                 self.key_args
                     .extend([flag.to_string(), "incremental".to_string()]);
                 return Ok(());
@@ -315,6 +319,7 @@ impl Walk {
             externs: self.externs,
             static_libs: self.static_libs,
             native_dirs: self.native_dirs,
+            incremental: self.incremental,
         }))
     }
 }

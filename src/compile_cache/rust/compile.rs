@@ -12,15 +12,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 use super::args::{RustClassified, RustCompile, classify};
 use super::delegated::{Delegated, Waiting};
+use super::incremental;
+use super::inputs::{Inputs, MANIFEST_KIND, Manifest, OUT_DIR_MARK, artifact_key, mark_out_dir};
+use super::pending::PendingStores;
+use super::store_job::StoreJob;
 use crate::compile_cache::compiler::Identities;
-use crate::compile_cache::depfile::prerequisites;
-use crate::compile_cache::headers::{Header, Learned, full_key, header_unchanged, learn_headers};
+use crate::compile_cache::headers::header_unchanged;
 use crate::compile_cache::invoke::run_plain;
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
@@ -34,9 +35,6 @@ use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
 use crate::runner::tool::resolve_program_on;
 
-/// Stands for the output directory in stored dep-info and diagnostics, so a hit delivered
-/// into another target directory names its own.
-const OUT_DIR_MARK: &str = "\u{1}zccache-out-dir\u{1}";
 /// Env vars that reach the compiler from cargo but change nothing it writes (the jobserver
 /// handles are the client's, not valid in the daemon).
 const UNKEYED_CARGO_ENV: [&str; 1] = ["CARGO_MAKEFLAGS"];
@@ -47,19 +45,6 @@ const CLIENT_ONLY_ENV: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
 /// How old an mtime must be before a remembered hash is trusted with it.
 const RACY_NS: i64 = 2_000_000_000;
 
-/// One set of inputs a compile read: files with their hashes, and `env!` vars with their
-/// values (`None`: unset).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Inputs {
-    files: Vec<Header>,
-    env: Vec<(String, Option<String>)>,
-}
-
-/// The input sets seen for one crate's base key.
-type Manifest = crate::compile_cache::manifest::Manifest<Inputs>;
-/// Where Rust manifests are stored (`rust-manifest/<base>`).
-const MANIFEST_KIND: &str = "rust-manifest";
-
 /// The Rust side of the compile cache.
 #[derive(Debug)]
 pub struct RustCache {
@@ -68,6 +53,8 @@ pub struct RustCache {
     file_hashes: Mutex<HashMap<PathBuf, (u64, i64, u64, Digest)>>,
     /// Misses the wrappers compile themselves.
     waiting: Waiting,
+    /// Stores of those misses still in progress.
+    pending: Arc<PendingStores>,
 }
 
 impl RustCache {
@@ -77,6 +64,7 @@ impl RustCache {
             store,
             file_hashes: Mutex::default(),
             waiting: Waiting::default(),
+            pending: Arc::default(),
         }
     }
 
@@ -131,16 +119,29 @@ impl RustCache {
                 Served::Passthrough("a static library not found"),
             ));
         };
+        self.pending.wait_for(&base);
         let manifest = timed(Phase::Lookup, || {
             Manifest::load(&self.store, MANIFEST_KIND, &base)
         });
         for inputs in &manifest.entries {
+            let key = artifact_key(c, &base, inputs);
             let found = timed(Phase::Lookup, || match self.unchanged(req, inputs) {
-                true => self.store.get(&artifact_key(c, &base, inputs)),
+                true => self.store.get(&key),
                 false => Ok(None),
             })?;
             if let Some(artifact) = found {
                 deliver(req, c, &artifact)?;
+                if let Some(dir) = &c.incremental {
+                    timed(Phase::Deliver, || {
+                        let session = incremental::key_of(&key);
+                        incremental::restore(
+                            &self.store,
+                            &session,
+                            &req.cwd.join(dir),
+                            &c.crate_name,
+                        )
+                    });
+                }
                 return Ok(Outcome {
                     exit_code: 0,
                     stdout: artifact.stdout,
@@ -188,20 +189,22 @@ impl RustCache {
             parts,
             span: (started, now_ns()),
         };
-        self.store_miss(req, c, miss, outcome, misses)
+        Ok(self.store_miss(req, c, miss, outcome, misses))
     }
 
-    /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`):
-    /// what it wrote is stored when it succeeded. `None` for an unknown token.
+    /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`),
+    /// counted and given its miss reason at once; when it succeeded, the store of what it
+    /// wrote, to be run (`StoreJob::run`) once the wrapper is answered — or stored already
+    /// when too many stores are in progress. `None` for an unknown token.
     pub fn finish(
         &self,
         token: u64,
         (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>),
         misses: &MissMemory,
-    ) -> Option<(Outcome, Delegated)> {
+    ) -> Option<(Outcome, Delegated, Option<StoreJob>)> {
         let delegated = self.waiting.take(token)?;
         crate::compile_cache::profile::add(Phase::Compile, delegated.since.elapsed());
-        let outcome = Outcome {
+        let mut outcome = Outcome {
             exit_code,
             stdout,
             stderr,
@@ -210,30 +213,32 @@ impl RustCache {
             why: Vec::new(),
             profile: profile_of(&delegated.compile),
         };
-        let Delegated {
-            req,
-            compile,
-            base,
-            parts,
-            started_ns,
-            ..
-        } = &delegated;
         // The wrapper has ended (or is ending) and the build goes on: what is stored must be
         // what rustc wrote by now, not a later rewrite.
         let miss = MissToStore {
-            base,
-            parts: parts.clone(),
-            span: (*started_ns, now_ns()),
+            base: &delegated.base,
+            parts: delegated.parts.clone(),
+            span: (delegated.started_ns, now_ns()),
         };
-        let stored = self.store_miss(req, compile, miss, outcome.clone(), misses);
-        let outcome = stored.unwrap_or_else(|err| {
-            tracing::warn!("cannot store a rust compile: {err}");
-            outcome
-        });
-        Some((outcome, delegated))
+        let job = self.job_of(
+            &delegated.req,
+            &delegated.compile,
+            miss,
+            &mut outcome,
+            misses,
+        );
+        let job = match job.map(|job| (self.pending.begin(delegated.base), job)) {
+            Some((Some(pending), job)) => Some(job.deferred(pending)),
+            Some((None, job)) => {
+                outcome.stored_bytes += self.store(job);
+                None
+            }
+            None => None,
+        };
+        Some((outcome, delegated, job))
     }
 
-    /// Stores the outputs of a miss that succeeded, and says why it missed.
+    /// Stores a miss the daemon ran itself, and says why it missed.
     fn store_miss(
         &self,
         req: &Request,
@@ -241,15 +246,30 @@ impl RustCache {
         miss: MissToStore<'_>,
         mut outcome: Outcome,
         misses: &MissMemory,
-    ) -> io::Result<Outcome> {
-        if outcome.exit_code != 0 {
-            return Ok(outcome);
+    ) -> Outcome {
+        if let Some(job) = self.job_of(req, c, miss, &mut outcome, misses) {
+            outcome.stored_bytes += self.store(job);
         }
-        let Some((artifact, inputs)) = self.collect(req, c, &outcome, miss.span)? else {
-            return Ok(outcome);
-        };
+        outcome
+    }
+
+    /// The store of a miss that succeeded, with its miss reason set in `outcome`; `None`
+    /// when it failed or what it wrote cannot be trusted.
+    fn job_of(
+        &self,
+        req: &Request,
+        c: &RustCompile,
+        miss: MissToStore<'_>,
+        outcome: &mut Outcome,
+        misses: &MissMemory,
+    ) -> Option<StoreJob> {
+        if outcome.exit_code != 0 {
+            return None;
+        }
+        let job = StoreJob::open(req, c, *miss.base, miss.span, outcome)?;
         let parts = KeyParts {
-            inputs: inputs
+            inputs: job
+                .inputs()
                 .files
                 .iter()
                 .map(|h| (h.path.display().to_string(), h.hash))
@@ -261,11 +281,21 @@ impl RustCache {
             let output = crate::paths::lexically_absolute(&req.cwd, &out_dir.join(name));
             outcome.why = misses.record(&output, parts.clone());
         }
-        let base = miss.base;
-        outcome.stored_bytes += self.store.put(&artifact_key(c, base, &inputs), &artifact)?;
-        let manifest = Manifest::load(&self.store, MANIFEST_KIND, base).with(inputs);
-        outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
-        Ok(outcome)
+        Some(job)
+    }
+
+    /// Runs the store of a miss; the bytes it wrote (a failure is logged: the compile is
+    /// simply not stored).
+    pub fn store(&self, job: StoreJob) -> u64 {
+        job.run(&self.store).unwrap_or_else(|err| {
+            tracing::warn!("cannot store a rust compile: {err}");
+            0
+        })
+    }
+
+    /// Waits until no store is in progress.
+    pub fn settle(&self) {
+        self.pending.settle();
     }
 
     /// Everything known before the compile, and the parts of it a miss reason names;
@@ -360,57 +390,6 @@ impl RustCache {
                 .all(|(name, value)| env_value(req, name) == value.as_deref())
     }
 
-    /// The outputs, diagnostics and inputs of a compile that succeeded, run in `span`
-    /// (start, end; ns); `None` when they cannot be trusted (an output missing or written
-    /// after the compile ended, a source written during it).
-    fn collect(
-        &self,
-        req: &Request,
-        c: &RustCompile,
-        outcome: &Outcome,
-        (started, ended): (i64, i64),
-    ) -> io::Result<Option<(Artifact, Inputs)>> {
-        let out_dir = req.cwd.join(&c.out_dir);
-        let mut outputs = Vec::new();
-        let mut kept_modes = Vec::new();
-        let mut dep_info = String::new();
-        for name in c.output_names() {
-            let path = out_dir.join(&name);
-            let Some(bytes) = read_as_written(&path, ended) else {
-                tracing::debug!("{name} is missing or changed after rustc: not stored");
-                return Ok(None);
-            };
-            kept_modes.push((name.clone(), modes::mode_of(&path)));
-            let bytes = match name == c.dep_info_name() {
-                true => {
-                    dep_info = String::from_utf8_lossy(&bytes).into_owned();
-                    mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK)
-                }
-                false => bytes,
-            };
-            outputs.push((name, bytes));
-        }
-        outputs.push(modes::record(
-            kept_modes.iter().map(|(n, m)| (n.as_str(), *m)),
-        ));
-        let source = req.cwd.join(&c.source);
-        let files = match learn_headers(&req.cwd, &source, &prerequisites(&dep_info), started) {
-            Learned::Headers(files) | Learned::Dated(files) => files,
-            Learned::Untrusted => return Ok(None),
-        };
-        let inputs = Inputs {
-            files,
-            env: env_deps(&dep_info),
-        };
-        let artifact = Artifact {
-            outputs,
-            stdout: outcome.stdout.clone(),
-            stderr: mark_out_dir(&outcome.stderr, &c.out_dir, OUT_DIR_MARK),
-            exit_code: 0,
-        };
-        Ok(Some((artifact, inputs)))
-    }
-
     /// Every stored crate compile, most recently used first.
     pub fn list(&self) -> Vec<RustArtifact> {
         let mut listed: Vec<RustArtifact> = self
@@ -489,16 +468,6 @@ fn crate_of(path: &Path) -> String {
     stem.rsplit_once('-')
         .map_or(stem, |(name, _)| name)
         .to_string()
-}
-
-/// The bytes of `path` if it was last written by `ended` (ns) and did not change while it
-/// was read.
-fn read_as_written(path: &Path, ended: i64) -> Option<Vec<u8>> {
-    let stamp = |meta: std::fs::Metadata| (meta.ino(), meta.size(), mtime_ns(&meta));
-    let before = stamp(std::fs::metadata(path).ok()?);
-    let bytes = std::fs::read(path).ok()?;
-    let after = stamp(std::fs::metadata(path).ok()?);
-    (before == after && before.2 <= ended && bytes.len() as u64 == before.1).then_some(bytes)
 }
 
 /// The identity of the linker rustc runs for a program or proc-macro, found on the
@@ -620,95 +589,9 @@ fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()
     Ok(())
 }
 
-/// `bytes` with every `from` replaced by `to`.
-fn mark_out_dir(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
-    let from = from.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some(at) = memchr::memmem::find(rest, from) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(to.as_bytes());
-        rest = &rest[at + from.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
-/// The `# env-dep:NAME=VALUE` (or `# env-dep:NAME`, unset) lines of a dep-info file.
-fn env_deps(dep_info: &str) -> Vec<(String, Option<String>)> {
-    let mut deps: Vec<(String, Option<String>)> = dep_info
-        .lines()
-        .filter_map(|line| line.strip_prefix("# env-dep:"))
-        .map(|dep| match dep.split_once('=') {
-            Some((name, value)) => (name.to_string(), Some(unescape_env(value))),
-            None => (dep.to_string(), None),
-        })
-        .collect();
-    deps.sort();
-    deps.dedup();
-    deps
-}
-
-/// rustc writes `\n` and `\\` escaped in env-dep values.
-fn unescape_env(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next()) {
-            ('\\', Some('n')) => {
-                out.push('\n');
-                chars.next();
-            }
-            ('\\', Some('\\')) => {
-                out.push('\\');
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// `rust/<crate>/<types>/<hash>`: the crate's name and types stay readable for
-/// `ListRustArtifacts`.
-fn artifact_key(c: &RustCompile, base: &Digest, inputs: &Inputs) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&base.0);
-    hasher.update(format!("{:?}", inputs.env).as_bytes());
-    let with_env: Digest = hasher.finalize().into();
-    let kind = format!("rust/{}/{}", c.crate_name, c.crate_types.join(","));
-    full_key(&kind, &with_env, &inputs.files)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_deps_are_read_with_their_values() {
-        let text = "/t/a.d: src/lib.rs\n\nsrc/lib.rs:\n\n# env-dep:CARGO_PKG_NAME=a\n\
-                    # env-dep:GREETING=hi\\nthere\n# env-dep:UNSET_ONE\n";
-        assert_eq!(
-            env_deps(text),
-            [
-                ("CARGO_PKG_NAME".to_string(), Some("a".to_string())),
-                ("GREETING".to_string(), Some("hi\nthere".to_string())),
-                ("UNSET_ONE".to_string(), None),
-            ]
-        );
-    }
-
-    #[test]
-    fn the_out_dir_is_marked_and_restored() {
-        let text = b"/t/debug/deps/a.d: src/lib.rs\n/t/debug/deps/liba.rmeta: src/lib.rs\n";
-        let marked = mark_out_dir(text, "/t/debug/deps", OUT_DIR_MARK);
-        assert!(!String::from_utf8_lossy(&marked).contains("/t/debug"));
-        let moved = mark_out_dir(&marked, OUT_DIR_MARK, "/u/target/debug/deps");
-        assert_eq!(
-            moved,
-            b"/u/target/debug/deps/a.d: src/lib.rs\n/u/target/debug/deps/liba.rmeta: src/lib.rs\n"
-        );
-    }
 
     #[test]
     fn cargo_env_is_keyed_but_not_its_jobserver() {

@@ -5,6 +5,10 @@
 pub mod args;
 pub mod compile;
 pub mod delegated;
+mod incremental;
+mod inputs;
+mod pending;
+pub mod store_job;
 
 use std::path::Path;
 
