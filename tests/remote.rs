@@ -409,6 +409,56 @@ fn the_users_config_file_names_the_remote() {
     assert!(!redis.keys("team:entry:*").is_empty());
 }
 
+#[test]
+fn rustcs_incremental_state_is_kept_locally_never_uploaded() {
+    // rustc would link the objects of a session unverified: a session goes to this
+    // machine's store only, while the crate's compile is shared as any other.
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    fs::create_dir(sb.path("out")).unwrap();
+    sb.cmd([crate::rust::real_rustc().as_str()])
+        .args(["--crate-name", "one", "--edition=2021", "src/lib.rs"])
+        .args(["--crate-type", "lib", "--emit=dep-info,metadata,link"])
+        .args(["-C", "incremental=inc", "--out-dir", "out"])
+        .env("ZCCACHE_REMOTE", redis.url())
+        .status(0);
+    stop(&sb);
+    let kinds = |entries: Vec<String>| -> Vec<String> {
+        let mut kinds: Vec<String> = entries
+            .into_iter()
+            .map(|text| {
+                let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let key = entry["key"].as_str().unwrap();
+                key.split('/').next().unwrap().to_string()
+            })
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let local = fs::read_dir(sb.state().join("artifacts/entries"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(
+        kinds(local),
+        ["rust", "rust-incremental", "rust-manifest"],
+        "the session is kept here"
+    );
+    let uploaded = redis
+        .keys("zccache:entry:*")
+        .iter()
+        .map(|key| redis.cli(&["GET", key]))
+        .collect();
+    assert_eq!(
+        kinds(uploaded),
+        ["rust", "rust-manifest"],
+        "and not uploaded"
+    );
+}
+
 /// Issue G.6: a project's zccache.toml cannot name the remote of the whole daemon (it sent
 /// every other project's objects there and served them from it).
 #[test]

@@ -343,10 +343,13 @@ fn default_settings_cache_workspace_crates_compiled_incrementally() {
     greet(&sb, "hey");
     assert_eq!(hits_and_misses_of(&|| drop(build())), (0, 3));
     assert_eq!(run_app(&sb), "hey from unix 42\n");
-    // A hit leaves the state of "hey" behind; the next real compile runs on that stale
-    // state and is right, and so are the hits after it.
+    // A hit leaves the state of "hey" behind (rustc's own state is never replaced by the
+    // one kept with the hit); the next real compile runs on that stale state and is right,
+    // and so are the hits after it.
     greet(&sb, "hello");
+    let own_state = sessions(&sb);
     assert_eq!(hits_and_misses_of(&|| drop(build())), (3, 0));
+    assert_eq!(sessions(&sb), own_state);
     assert_eq!(run_app(&sb), "hello from unix 42\n");
     greet(&sb, "yo");
     assert_eq!(hits_and_misses_of(&|| drop(build())), (0, 3));
@@ -388,12 +391,9 @@ fn default_settings_test_and_check_rounds_follow_the_source() {
     assert!(after.0 >= before.0 + 4, "{before:?} -> {after:?}");
 }
 
-#[test]
-fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
-    // A `rustc` that notes, for each crate compile, its parent's command line and the
-    // jobserver variable it was given, then runs the real rustc.
-    let sb = Sandbox::new();
-    let real = String::from_utf8(
+/// The toolchain's real rustc (not rustup's proxy).
+pub(crate) fn real_rustc() -> String {
+    String::from_utf8(
         std::process::Command::new("rustup")
             .args(["which", "rustc"])
             .output()
@@ -403,7 +403,67 @@ fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
     .ok()
     .map(|s| s.trim().to_string())
     .filter(|s| !s.is_empty())
-    .unwrap_or_else(|| "rustc".to_string());
+    .unwrap_or_else(|| "rustc".to_string())
+}
+
+/// Compiles `src/lib.rs` as crate `one` into `out/` through the wrapper, with `rustc`.
+fn compile_one(sb: &Sandbox, rustc: &str) -> crate::support::Ran {
+    sb.cmd([rustc])
+        .args([
+            "--crate-name",
+            "one",
+            "--edition=2021",
+            "src/lib.rs",
+            "--crate-type",
+            "lib",
+            "--emit=dep-info,metadata,link",
+            "--out-dir",
+            "out",
+        ])
+        .env(
+            "CARGO_MAKEFLAGS",
+            "-j --jobserver-fds=3,4 --jobserver-auth=3,4",
+        )
+        .status(0)
+}
+
+#[test]
+fn an_output_dated_after_rustc_ended_is_not_stored() {
+    // A `rustc` whose rlib is touched into the future once the real one has written it:
+    // the store, which runs after the wrapper is answered, must not take it for rustc's.
+    let sb = Sandbox::new();
+    let fake = sb.outside("bin/rustc");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh
+{real} \"$@\" || exit $?
+             case \"$*\" in *--crate-name*) touch -d '+1 hour' out/libone.rlib;; esac\n",
+            real = real_rustc()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, Permissions::from_mode(0o755)).unwrap();
+    sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    std::fs::create_dir(sb.path("out")).unwrap();
+    let rustc = fake.display().to_string();
+    compile_one(&sb, &rustc);
+    std::fs::remove_dir_all(sb.path("out")).unwrap();
+    std::fs::create_dir(sb.path("out")).unwrap();
+    compile_one(&sb, &rustc);
+    assert_eq!(
+        counts(&sb),
+        (0, 2),
+        "nothing was stored from the first miss"
+    );
+}
+
+#[test]
+fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
+    // A `rustc` that notes, for each crate compile, its parent's command line and the
+    // jobserver variable it was given, then runs the real rustc.
+    let sb = Sandbox::new();
+    let real = real_rustc();
     let log = sb.outside("rustc.log");
     let fake = sb.outside("bin/rustc");
     std::fs::write(
@@ -418,25 +478,7 @@ fn a_miss_compiles_in_the_wrapper_with_the_builds_jobserver_and_is_stored() {
     .unwrap();
     std::fs::set_permissions(&fake, Permissions::from_mode(0o755)).unwrap();
     sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
-    let compile = || {
-        sb.cmd([fake.display().to_string().as_str()])
-            .args([
-                "--crate-name",
-                "one",
-                "--edition=2021",
-                "src/lib.rs",
-                "--crate-type",
-                "lib",
-                "--emit=dep-info,metadata,link",
-                "--out-dir",
-                "out",
-            ])
-            .env(
-                "CARGO_MAKEFLAGS",
-                "-j --jobserver-fds=3,4 --jobserver-auth=3,4",
-            )
-            .status(0)
-    };
+    let compile = || compile_one(&sb, &fake.display().to_string());
     std::fs::create_dir(sb.path("out")).unwrap();
     compile();
     assert_eq!(counts(&sb), (0, 1));
@@ -510,4 +552,126 @@ fn a_crate_miss_says_which_source_or_extern_changed() {
             .any(|r| r == "file added: alpha/src/extra.rs"),
         "{reasons}"
     );
+}
+
+/// A finalized incremental session: its name and the inode of each of its files by name.
+type Session = (String, Vec<(String, u64)>);
+/// Each crate directory's finalized sessions.
+type Sessions = std::collections::BTreeMap<String, Vec<Session>>;
+
+/// Each finalized incremental session under target/debug/incremental, by crate directory.
+fn sessions(sb: &Sandbox) -> Sessions {
+    use std::os::unix::fs::MetadataExt;
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let root = sb.path("target/debug/incremental");
+    names(&root)
+        .into_iter()
+        .map(|crate_dir| {
+            let dir = root.join(&crate_dir);
+            let finalized = names(&dir)
+                .into_iter()
+                .filter(|n| {
+                    n.starts_with("s-") && !n.ends_with(".lock") && !n.ends_with("-working")
+                })
+                .map(|session| {
+                    let files = names(&dir.join(&session))
+                        .into_iter()
+                        .map(|f| {
+                            let ino = std::fs::metadata(dir.join(&session).join(&f))
+                                .unwrap()
+                                .ino();
+                            (f, ino)
+                        })
+                        .collect();
+                    (session, files)
+                })
+                .collect();
+            (crate_dir, finalized)
+        })
+        .collect()
+}
+
+#[test]
+fn a_hit_after_clean_gives_rustc_the_incremental_state_of_its_compile() {
+    let sb = workspace();
+    // alpha in two modules, so an edit of one leaves the other's object as it was.
+    sb.write("alpha/src/more.rs", "pub fn more() -> u32 {\n    1\n}\n");
+    let lib = sb.read("alpha/src/lib.rs");
+    sb.write("alpha/src/lib.rs", format!("pub mod more;\n{lib}"));
+    let build = || cargo_default(&sb, &["build"]).status(0);
+    build();
+    let compiled = sessions(&sb);
+    // alpha's newest session (rustc may keep the one it started from a while).
+    let alpha = |s: &Sessions| {
+        let (_, found) = s
+            .iter()
+            .find(|(name, _)| name.starts_with("alpha-"))
+            .unwrap();
+        found.last().unwrap().clone()
+    };
+    assert_eq!(counts(&sb), (0, 5));
+
+    clean(&sb);
+    build();
+    assert_eq!(counts(&sb), (5, 5));
+    let restored = sessions(&sb);
+    // Every workspace crate (alpha, beta, pm, app) has the session its miss finished, file for
+    // file, with its lock file (rustc copies only from a locked-able session).
+    assert_eq!(restored.len(), 4, "{restored:?}");
+    for (crate_dir, found) in &restored {
+        assert_eq!(found.len(), 1, "{crate_dir}: {found:?}");
+        let names = |s: &[Session]| -> Vec<(String, Vec<String>)> {
+            s.iter()
+                .map(|(n, files)| (n.clone(), files.iter().map(|(f, _)| f.clone()).collect()))
+                .collect()
+        };
+        assert_eq!(names(found), names(&compiled[crate_dir]), "{crate_dir}");
+        let (stem, _) = found[0].0.rsplit_once('-').unwrap();
+        assert!(
+            sb.path(&format!("target/debug/incremental/{crate_dir}/{stem}.lock"))
+                .is_file(),
+            "{crate_dir}: no lock file"
+        );
+    }
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+
+    // The next edit compiles from that session: rustc links the objects of what did not
+    // change into its new session (same inodes) instead of compiling them again.
+    let (_, before) = alpha(&restored);
+    sb.write("alpha/src/more.rs", "pub fn more() -> u32 {\n    2\n}\n");
+    build();
+    assert_eq!(counts(&sb), (5, 8), "alpha, beta and app miss");
+    let (_, after) = alpha(&sessions(&sb));
+    let kept: Vec<&String> = after
+        .iter()
+        .filter(|file| before.contains(file) && file.0.ends_with(".o"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        !kept.is_empty(),
+        "no object came from the restored session: {before:?} -> {after:?}"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+}
+
+#[test]
+fn a_clean_right_after_a_build_loses_none_of_its_stores() {
+    // Misses are stored after their wrapper is answered; the outputs are held open from
+    // then on, so removing them at once (nothing asked of the daemon in between) loses
+    // nothing, and the rebuild's lookups wait for stores still in progress.
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    clean(&sb);
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(counts(&sb), (5, 5));
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
 }

@@ -90,6 +90,12 @@ impl Session {
             }
             outputs.push((format!("{}:{}:{name}", self.crate_dir, self.name), bytes));
         }
+        // rustc never changes a finished session, only removes it whole (`cargo clean`, or
+        // its next compile of the crate): if every file was read and none went away, the
+        // session is whole.
+        if names_in(&path).count() != outputs.len() {
+            return None;
+        }
         outputs.sort_by(|a, b| a.0.cmp(&b.0));
         Some(Artifact {
             outputs,

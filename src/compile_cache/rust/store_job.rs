@@ -32,6 +32,8 @@ pub struct StoreJob {
     stdout: Vec<u8>,
     /// With the out-dir marked.
     stderr: Vec<u8>,
+    /// When rustc had ended (ns).
+    ended: i64,
     /// The incremental session rustc finished, kept beside the artifact.
     session: Option<Session>,
     /// Counted among the stores in progress until this job is dropped.
@@ -75,7 +77,7 @@ impl StoreJob {
             let mode = meta.permissions().mode() & 0o777;
             let content = match name == c.dep_info_name() {
                 true => {
-                    let bytes = read_unchanged(&mut file, &meta)?;
+                    let bytes = read_unchanged(&mut file, &meta, ended)?;
                     dep_info = String::from_utf8_lossy(&bytes).into_owned();
                     Content::Read(mark_out_dir(&bytes, &c.out_dir, OUT_DIR_MARK))
                 }
@@ -102,6 +104,7 @@ impl StoreJob {
             outputs,
             stdout: outcome.stdout.clone(),
             stderr: mark_out_dir(&outcome.stderr, &c.out_dir, OUT_DIR_MARK),
+            ended,
             session: c.incremental.as_ref().and_then(|dir| {
                 incremental::finished_session(&req.cwd.join(dir), &c.crate_name, (started, ended))
             }),
@@ -128,7 +131,8 @@ impl StoreJob {
         for opened in self.outputs {
             let bytes = match opened.content {
                 Content::Read(bytes) => bytes,
-                Content::Open(mut file, meta) => match read_unchanged(&mut file, &meta) {
+                Content::Open(mut file, meta) => match read_unchanged(&mut file, &meta, self.ended)
+                {
                     Some(bytes) => bytes,
                     None => {
                         tracing::debug!("{} changed after rustc: not stored", opened.name);
@@ -161,11 +165,14 @@ impl StoreJob {
     }
 }
 
-/// The rest of `file`'s bytes if it is still as `before` said after they were read.
-fn read_unchanged(file: &mut File, before: &Metadata) -> Option<Vec<u8>> {
-    let stamp = |m: &Metadata| (m.ino(), m.size(), mtime_ns(m));
+/// The bytes of `file` (opened, unread) if it is still rustc's once they are read: the same
+/// inode and size as `before`, and last written no later than `ended` (ns), when rustc had
+/// ended. Its mtime may have moved back (cargo dates some outputs back to the compile's
+/// start); any write since rustc ended would have moved it past `ended`.
+fn read_unchanged(file: &mut File, before: &Metadata, ended: i64) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(before.size()).unwrap_or(0));
     file.read_to_end(&mut bytes).ok()?;
     let after = file.metadata().ok()?;
-    (stamp(before) == stamp(&after) && bytes.len() as u64 == before.size()).then_some(bytes)
+    let same = (after.ino(), after.size()) == (before.ino(), before.size());
+    (same && mtime_ns(&after) <= ended && bytes.len() as u64 == before.size()).then_some(bytes)
 }
