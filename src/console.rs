@@ -1,9 +1,20 @@
 //! Where a task's output goes: straight to the terminal, into a block printed whole when the
 //! task ends (parallel tasks never interleave), or line by line prefixed with the task's name.
 //! zccache's own `zccache:` lines of a task go the same way as its command's output.
+//!
+//! Memory stays bounded whatever a command prints: a block past `HELD_IN_MEMORY` bytes goes
+//! on in an unnamed temporary file (`O_TMPFILE`: no name another user could plant or read),
+//! and a prefixed line without an end is printed in pieces of `LONGEST_LINE`.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
+
+/// Most bytes of a grouped block held in memory.
+const HELD_IN_MEMORY: usize = 1 << 20;
+/// Longest unfinished line a prefixed console holds before printing it as a line.
+const LONGEST_LINE: usize = 64 << 10;
 
 /// One of the two streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +44,7 @@ pub enum Console {
     /// Written through at once (one task at a time: the command inherits the terminal).
     Direct,
     /// Kept in order and printed as one block by `finish`.
-    Grouped(Mutex<Vec<(Stream, Vec<u8>)>>),
+    Grouped(Mutex<Block>),
     /// Printed per complete line with `name: ` before it; a partial line waits for its end.
     Prefixed {
         /// What each line starts with.
@@ -52,7 +63,9 @@ impl Console {
                 prefix: format!("{name}: ").into_bytes(),
                 partial: Mutex::new([Vec::new(), Vec::new()]),
             },
-            OutputMode::Grouped if parallel => Console::Grouped(Mutex::new(Vec::new())),
+            OutputMode::Grouped if parallel => {
+                Console::Grouped(Mutex::new(Block::new(HELD_IN_MEMORY)))
+            }
             OutputMode::Grouped => Console::Direct,
         }
     }
@@ -66,23 +79,12 @@ impl Console {
     pub fn write(&self, stream: Stream, bytes: &[u8]) {
         match self {
             Console::Direct => emit(stream, bytes),
-            Console::Grouped(chunks) => {
-                let mut chunks = lock(chunks);
-                match chunks.last_mut() {
-                    Some((last, kept)) if *last == stream => kept.extend_from_slice(bytes),
-                    _ => chunks.push((stream, bytes.to_vec())),
-                }
-            }
+            Console::Grouped(block) => lock(block).add(stream, bytes),
             Console::Prefixed { prefix, partial } => {
                 let mut partial = lock(partial);
-                let pending = &mut partial[stream as usize];
-                pending.extend_from_slice(bytes);
-                let Some(end) = pending.iter().rposition(|&b| b == b'\n') else {
-                    return;
-                };
-                let rest = pending.split_off(end + 1);
-                let complete = std::mem::replace(pending, rest);
-                emit(stream, &prefixed(prefix, &complete));
+                if let Some(complete) = complete_lines(&mut partial[stream as usize], bytes) {
+                    emit(stream, &prefixed(prefix, &complete));
+                }
             }
         }
     }
@@ -91,12 +93,10 @@ impl Console {
     pub fn finish(&self) {
         match self {
             Console::Direct => {}
-            Console::Grouped(chunks) => {
-                let chunks = std::mem::take(&mut *lock(chunks));
+            Console::Grouped(block) => {
+                let block = std::mem::replace(&mut *lock(block), Block::new(0));
                 let _printing = lock(&PRINTING);
-                for (stream, bytes) in chunks {
-                    write_stream(stream, &bytes);
-                }
+                block.print(write_stream);
             }
             Console::Prefixed { prefix, partial } => {
                 let mut partial = lock(partial);
@@ -110,6 +110,120 @@ impl Console {
             }
         }
     }
+}
+
+/// A grouped block: chunks in order, in memory up to a bound, then in a temporary file.
+#[derive(Debug)]
+pub struct Block {
+    chunks: Vec<(Stream, Vec<u8>)>,
+    held: usize,
+    limit: usize,
+    /// Past the bound: every chunk from then on, as (stream, length, bytes) records.
+    spilled: Option<File>,
+}
+
+impl Block {
+    fn new(limit: usize) -> Self {
+        Block {
+            chunks: Vec::new(),
+            held: 0,
+            limit,
+            spilled: None,
+        }
+    }
+
+    fn add(&mut self, stream: Stream, bytes: &[u8]) {
+        if let Some(file) = &mut self.spilled {
+            if record(file, stream, bytes).is_ok() {
+                return;
+            }
+            // The disk is full: what could not be written is kept in memory, after it.
+            self.spilled = None;
+        }
+        match self.chunks.last_mut() {
+            Some((last, kept)) if *last == stream => kept.extend_from_slice(bytes),
+            _ => self.chunks.push((stream, bytes.to_vec())),
+        }
+        self.held += bytes.len();
+        if self.held > self.limit {
+            self.spill();
+        }
+    }
+
+    /// Moves the chunks held into an unnamed temporary file (kept in memory when none can
+    /// be made).
+    fn spill(&mut self) {
+        let Ok(mut file) = File::options()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+        else {
+            return;
+        };
+        if self
+            .chunks
+            .iter()
+            .all(|(stream, bytes)| record(&mut file, *stream, bytes).is_ok())
+        {
+            self.chunks.clear();
+            self.held = 0;
+            self.spilled = Some(file);
+        }
+    }
+
+    /// Hands every chunk, in order, to `out` (the spilled ones in pieces).
+    fn print(self, mut out: impl FnMut(Stream, &[u8])) {
+        if let Some(mut file) = self.spilled {
+            let _ = replay(&mut file, &mut out);
+        }
+        for (stream, bytes) in &self.chunks {
+            out(*stream, bytes);
+        }
+    }
+}
+
+/// Appends one chunk to a spilled block.
+fn record(file: &mut File, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+    file.write_all(&[stream as u8])?;
+    file.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    file.write_all(bytes)
+}
+
+/// Reads a spilled block back from its start, chunk by chunk.
+fn replay(file: &mut File, out: &mut impl FnMut(Stream, &[u8])) -> std::io::Result<()> {
+    file.rewind()?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut header = [0u8; 9];
+    let mut piece = vec![0u8; LONGEST_LINE];
+    while reader.read_exact(&mut header).is_ok() {
+        let stream = if header[0] == Stream::Err as u8 {
+            Stream::Err
+        } else {
+            Stream::Out
+        };
+        let mut left = u64::from_le_bytes(header[1..].try_into().unwrap_or_default());
+        while left > 0 {
+            let n = usize::try_from(left).map_or(piece.len(), |l| l.min(piece.len()));
+            reader.read_exact(&mut piece[..n])?;
+            out(stream, &piece[..n]);
+            left -= n as u64;
+        }
+    }
+    Ok(())
+}
+
+/// `bytes` added to the unfinished line `pending`; the complete lines now there, taken out
+/// (an unfinished line past `LONGEST_LINE` counts as complete).
+fn complete_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Option<Vec<u8>> {
+    pending.extend_from_slice(bytes);
+    if pending.len() > LONGEST_LINE && !pending.contains(&b'\n') {
+        pending.push(b'\n');
+    }
+    let end = pending.iter().rposition(|&b| b == b'\n')?;
+    let rest = pending.split_off(end + 1);
+    Some(std::mem::replace(pending, rest))
 }
 
 /// Every line of `lines` (which ends with a newline) with `prefix` in front.
@@ -151,20 +265,75 @@ mod tests {
         assert_eq!(prefixed(b"a: ", b"x\ny\n"), b"a: x\na: y\n");
     }
 
+    /// What a block prints, as (stream, bytes) runs.
+    fn printed(block: Block) -> Vec<(Stream, Vec<u8>)> {
+        let mut runs: Vec<(Stream, Vec<u8>)> = Vec::new();
+        block.print(|stream, bytes| match runs.last_mut() {
+            Some((last, kept)) if *last == stream => kept.extend_from_slice(bytes),
+            _ => runs.push((stream, bytes.to_vec())),
+        });
+        runs
+    }
+
     #[test]
     fn grouped_keeps_the_order_of_streams() {
-        let console = Console::new(OutputMode::Grouped, "t", true);
-        console.write(Stream::Out, b"1");
-        console.write(Stream::Out, b"2");
-        console.write(Stream::Err, b"3");
-        console.write(Stream::Out, b"4");
-        let Console::Grouped(chunks) = &console else {
-            panic!("not grouped")
-        };
-        let chunks = chunks.lock().unwrap();
-        let streams: Vec<Stream> = chunks.iter().map(|(s, _)| *s).collect();
-        assert_eq!(streams, [Stream::Out, Stream::Err, Stream::Out]);
-        assert_eq!(chunks[0].1, b"12");
+        let mut block = Block::new(HELD_IN_MEMORY);
+        for (stream, bytes) in [
+            (Stream::Out, b"1"),
+            (Stream::Out, b"2"),
+            (Stream::Err, b"3"),
+        ] {
+            block.add(stream, bytes);
+        }
+        block.add(Stream::Out, b"4");
+        assert!(block.spilled.is_none());
+        assert_eq!(
+            printed(block),
+            [
+                (Stream::Out, b"12".to_vec()),
+                (Stream::Err, b"3".to_vec()),
+                (Stream::Out, b"4".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_large_block_goes_to_a_file_and_comes_back_whole() {
+        let mut block = Block::new(1000);
+        let mut expected: Vec<(Stream, Vec<u8>)> = Vec::new();
+        for i in 0..300u32 {
+            let stream = if i % 7 == 0 { Stream::Err } else { Stream::Out };
+            let bytes = format!("line {i} {}\n", "x".repeat(i as usize * 3)).into_bytes();
+            block.add(stream, &bytes);
+            match expected.last_mut() {
+                Some((last, kept)) if *last == stream => kept.extend_from_slice(&bytes),
+                _ => expected.push((stream, bytes)),
+            }
+        }
+        assert!(
+            block.spilled.is_some(),
+            "past the bound the block is in a file"
+        );
+        assert!(
+            block.held <= 1000 + 300 * 3 + 20,
+            "memory stays bounded: {}",
+            block.held
+        );
+        assert_eq!(printed(block), expected);
+    }
+
+    #[test]
+    fn an_endless_line_is_printed_in_pieces() {
+        let mut pending = Vec::new();
+        assert_eq!(complete_lines(&mut pending, b"ab"), None);
+        assert_eq!(
+            complete_lines(&mut pending, b"c\nd"),
+            Some(b"abc\n".to_vec())
+        );
+        let endless = vec![b'x'; LONGEST_LINE];
+        let piece = complete_lines(&mut pending, &endless).unwrap();
+        assert_eq!(piece.len(), LONGEST_LINE + 2, "d, the x's and a newline");
+        assert!(pending.is_empty());
     }
 
     #[test]

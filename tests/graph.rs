@@ -158,6 +158,52 @@ fn parallel_output_is_never_interleaved_within_a_task() {
 }
 
 #[test]
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives its peak memory"
+)]
+fn a_task_printing_much_more_than_memory_holds_is_printed_whole_and_bounded() {
+    // 48 MB from one task while another runs: the block goes to an unnamed temp file past
+    // 1 MiB, so zccache's peak memory stays far below what the task printed.
+    let sb = project(
+        "[tasks.big]\ncommand = \"seq 1 6000000\"\n\
+         [tasks.small]\ncommand = \"for i in 1 2 3; do echo small$i; sleep 0.05; done\"\n",
+    );
+    let mut child = run(&sb, &["-j", "2", "--all"]).spawn();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (mut next, mut smalls, mut split) = (1u64, 0, false);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.starts_with("small") {
+                smalls += 1;
+                split |= next > 1 && next <= 6_000_000;
+            } else {
+                assert_eq!(line, next.to_string(), "big's lines in order");
+                next += 1;
+            }
+        }
+        (next - 1, smalls, split)
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: waits for our own child, with pointers to live locals.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let (lines, smalls, split) = reader.join().unwrap();
+    assert_eq!((lines, smalls), (6_000_000, 3));
+    assert!(!split, "small's lines landed inside big's block");
+    let peak_kib = usage.ru_maxrss;
+    assert!(
+        peak_kib < 24 * 1024,
+        "zccache held {peak_kib} KiB for 48 MB of output"
+    );
+}
+
+#[test]
 fn prefixed_output_names_the_task_on_every_line() {
     let sb = chatty_project();
     let ran = run(&sb, &["-j", "2", "--all", "--output-mode", "prefixed"]).status(0);
