@@ -374,6 +374,14 @@ fn default_settings_test_and_check_rounds_follow_the_source() {
         counts(&sb).0 > before.0,
         "the libraries of the test round hit"
     );
+    // alpha's library (a hit: its session written back) and its unit-test harness (compiled
+    // for real, passed through) each have a session, though both are crate `alpha` and
+    // compiled at the same time in the first round.
+    let alphas = sessions(&sb)
+        .into_iter()
+        .filter(|(dir, found)| dir.starts_with("alpha-") && !found.is_empty())
+        .count();
+    assert_eq!(alphas, 2, "{:?}", sessions(&sb));
     greet(&sb, "yo");
     cargo_default(&sb, &["test"])
         .status(101)

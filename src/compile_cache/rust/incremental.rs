@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::compile_cache::regular;
@@ -43,13 +43,15 @@ pub(super) fn key_of(artifact_key: &str) -> String {
     )
 }
 
-/// The one session of crate `crate_name` that rustc finalized under `dir` between
-/// `started` and `ended` (ns); `None` when there is none or more than one (two crates of
-/// that name compiled at once: which is whose cannot be told).
+/// The session of crate `crate_name` that rustc finalized under `dir` between `started`
+/// and `ended` (ns). When two crates of that name compiled at once (a library and its test
+/// harness), the one whose `metadata.rmeta` is the compile's own `.rmeta` output (rustc
+/// hard-links the two), given as `rmeta_inode`; `None` when it cannot be told.
 pub(super) fn finished_session(
     dir: &Path,
     crate_name: &str,
     (started, ended): (i64, i64),
+    rmeta_inode: Option<u64>,
 ) -> Option<Session> {
     let (from, to) = (started / 1000, ended / 1000);
     let mut found = Vec::new();
@@ -63,6 +65,18 @@ pub(super) fn finished_session(
                 });
             }
         }
+    }
+    if found.len() > 1
+        && let Some(inode) = rmeta_inode
+    {
+        found.retain(|s| {
+            let metadata = s
+                .dir
+                .join(&s.crate_dir)
+                .join(&s.name)
+                .join("metadata.rmeta");
+            fs::symlink_metadata(metadata).is_ok_and(|m| m.ino() == inode)
+        });
     }
     match found.len() {
         1 => found.pop(),
@@ -242,6 +256,45 @@ mod tests {
         assert!(is_crate_dir("util-2doqo97xdd8cj", "util"));
         assert!(!is_crate_dir("util_extra-2doqo97xdd8cj", "util"));
         assert!(!is_crate_dir("util-../x", "util"));
+    }
+
+    #[test]
+    fn of_two_sessions_of_one_name_the_one_holding_the_output_rmeta_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::fingerprint::now_ns();
+        let stamp = |ns: i64| {
+            let mut micros = u64::try_from(ns / 1000).unwrap();
+            let mut text = Vec::new();
+            while micros > 0 {
+                text.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(micros % 36) as usize]);
+                micros /= 36;
+            }
+            text.reverse();
+            String::from_utf8(text).unwrap()
+        };
+        let output = dir.path().join("libutil-1.rmeta");
+        std::fs::write(&output, b"rmeta").unwrap();
+        for (crate_dir, linked) in [("util-aaa", false), ("util-bbb", true)] {
+            let session = dir
+                .path()
+                .join(crate_dir)
+                .join(format!("s-{}-0r-1s", stamp(now)));
+            std::fs::create_dir_all(&session).unwrap();
+            match linked {
+                true => std::fs::hard_link(&output, session.join("metadata.rmeta")).unwrap(),
+                false => std::fs::write(session.join("metadata.rmeta"), b"other").unwrap(),
+            }
+        }
+        let span = (now - 1_000_000, now + 1_000_000);
+        assert_eq!(finished_session(dir.path(), "util", span, None), None);
+        let inode = std::fs::metadata(&output).unwrap().ino();
+        let found = finished_session(dir.path(), "util", span, Some(inode)).unwrap();
+        assert_eq!(found.crate_dir, "util-bbb");
+        let outside = (now + 5_000_000, now + 6_000_000);
+        assert_eq!(
+            finished_session(dir.path(), "util", outside, Some(inode)),
+            None
+        );
     }
 
     #[test]

@@ -68,11 +68,15 @@ impl StoreJob {
         let out_dir = req.cwd.join(&c.out_dir);
         let mut outputs = Vec::new();
         let mut dep_info = String::new();
+        let mut rmeta_inode = None;
         for name in c.output_names() {
             let (mut file, meta) = regular::open(&out_dir.join(&name)).ok()?;
             if mtime_ns(&meta) > ended {
                 tracing::debug!("{name} was written after rustc ended: not stored");
                 return None;
+            }
+            if name.ends_with(".rmeta") {
+                rmeta_inode = Some(meta.ino());
             }
             let mode = meta.permissions().mode() & 0o777;
             let content = match name == c.dep_info_name() {
@@ -106,7 +110,8 @@ impl StoreJob {
             stderr: mark_out_dir(&outcome.stderr, &c.out_dir, OUT_DIR_MARK),
             ended,
             session: c.incremental.as_ref().and_then(|dir| {
-                incremental::finished_session(&req.cwd.join(dir), &c.crate_name, (started, ended))
+                let dir = req.cwd.join(dir);
+                incremental::finished_session(&dir, &c.crate_name, (started, ended), rmeta_inode)
             }),
             pending: None,
         })
