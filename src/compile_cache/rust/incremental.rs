@@ -24,8 +24,9 @@ use crate::fingerprint::Digest;
 
 /// Most files a kept session may hold (rustc writes a few per codegen unit).
 const MAX_FILES: usize = 8192;
-/// Most bytes a kept session may hold.
-const MAX_BYTES: u64 = 1 << 30;
+/// Most bytes a kept session may hold (it is read into memory to be stored; real ones are a
+/// few MB, a large crate's tens).
+const MAX_BYTES: u64 = 256 << 20;
 
 /// The session a compile left: its crate directory under `DIR` and its own name.
 #[derive(Debug, Clone, PartialEq, Eq)]
