@@ -10,8 +10,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use super::args::RustCompile;
 use super::incremental::{self, Session};
-use super::inputs::mark_out_dir;
-use super::inputs::{Inputs, MANIFEST_KIND, Manifest, OUT_DIR_MARK, artifact_key, env_deps};
+use super::inputs::{
+    Inputs, MANIFEST_KIND, Manifest, OUT_DIR_MARK, artifact_key, env_deps, mark_out_dir,
+};
 use super::pending::Pending;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Learned, learn_headers};
@@ -48,6 +49,7 @@ struct Opened {
     content: Content,
 }
 
+/// An output's bytes: read when rustc ended (the dep-info), or its handle and metadata then.
 #[derive(Debug)]
 enum Content {
     Read(Vec<u8>),
