@@ -308,15 +308,7 @@ impl CompileCache {
         let scratch = Scratch::new(&self.scratch)?;
         let args = private_outputs(expanded, c, &scratch);
         let (exit_code, stdout, stderr) = run(req, &args)?;
-        let mut outcome = Outcome {
-            exit_code,
-            stdout,
-            stderr,
-            served: Served::Miss,
-            stored_bytes: 0,
-            why: Vec::new(),
-            profile: Profile::default(),
-        };
+        let mut outcome = Outcome::new(Served::Miss, (exit_code, stdout, stderr));
         if exit_code != 0 {
             return Ok(outcome);
         }
@@ -524,15 +516,10 @@ fn tool_name(tool: &std::path::Path) -> &str {
 /// A result from the store, delivered.
 fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
     deliver(req, c, &artifact)?;
-    Ok(Outcome {
-        exit_code: artifact.exit_code,
-        stdout: artifact.stdout,
-        stderr: artifact.stderr,
-        served: Served::Hit,
-        stored_bytes: 0,
-        why: Vec::new(),
-        profile: Profile::default(),
-    })
+    Ok(Outcome::new(
+        Served::Hit,
+        (artifact.exit_code, artifact.stdout, artifact.stderr),
+    ))
 }
 
 /// How a miss is stored: when its inputs were taken, whether direct mode is off for its

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::Compile;
-use super::profile::{Phase, Profile, timed};
+use super::profile::{Phase, timed};
 use super::request::{Outcome, Request, Served};
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::write_file_atomic_with_mode;
@@ -191,23 +191,14 @@ fn run_untimed(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<
 /// Runs the compile as given, uncached.
 pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
     match run(req, &req.args) {
-        Ok((exit_code, stdout, stderr)) => Outcome {
-            exit_code,
-            stdout,
-            stderr,
+        Ok((exit_code, stdout, stderr)) => Outcome::new(served, (exit_code, stdout, stderr)),
+        Err(err) => Outcome::new(
             served,
-            stored_bytes: 0,
-            why: Vec::new(),
-            profile: Profile::default(),
-        },
-        Err(err) => Outcome {
-            exit_code: 127,
-            stdout: Vec::new(),
-            stderr: format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
-            served,
-            stored_bytes: 0,
-            why: Vec::new(),
-            profile: Profile::default(),
-        },
+            (
+                127,
+                Vec::new(),
+                format!("zccache: cannot run {}: {err}\n", req.compiler.display()).into_bytes(),
+            ),
+        ),
     }
 }

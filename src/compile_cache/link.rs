@@ -129,15 +129,10 @@ impl LinkCache {
             })?;
             if let Some(artifact) = found {
                 deliver(&output, &artifact, req.umask)?;
-                return Ok(Outcome {
-                    exit_code: 0,
-                    stdout: artifact.stdout,
-                    stderr: artifact.stderr,
-                    served: Served::LinkHit,
-                    stored_bytes: 0,
-                    why: Vec::new(),
-                    profile: Profile::default(),
-                });
+                return Ok(Outcome::new(
+                    Served::LinkHit,
+                    (0, artifact.stdout, artifact.stderr),
+                ));
             }
         }
         let parts = KeyParts {
@@ -190,15 +185,7 @@ impl LinkCache {
                 Served::Passthrough("a linker without --dependency-file"),
             ));
         }
-        let mut outcome = Outcome {
-            exit_code,
-            stdout,
-            stderr,
-            served: Served::LinkMiss,
-            stored_bytes: 0,
-            why: Vec::new(),
-            profile: Profile::default(),
-        };
+        let mut outcome = Outcome::new(Served::LinkMiss, (exit_code, stdout, stderr));
         if exit_code != 0 {
             return Ok(outcome);
         }

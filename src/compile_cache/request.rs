@@ -96,3 +96,19 @@ pub struct Outcome {
     /// What a profiled session's journal adds (phase times are filled in by the daemon).
     pub profile: Profile,
 }
+
+impl Outcome {
+    /// How `served` ended with `(exit status, stdout, stderr)`: nothing stored yet, no miss
+    /// reason, no profile.
+    pub fn new(served: Served, (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>)) -> Self {
+        Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            served,
+            stored_bytes: 0,
+            why: Vec::new(),
+            profile: Profile::default(),
+        }
+    }
+}

@@ -142,15 +142,14 @@ impl RustCache {
                         )
                     });
                 }
-                return Ok(Outcome {
-                    exit_code: 0,
-                    stdout: artifact.stdout,
-                    stderr: mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
-                    served: Served::Hit,
-                    stored_bytes: 0,
-                    why: Vec::new(),
-                    profile: Profile::default(),
-                });
+                return Ok(Outcome::new(
+                    Served::Hit,
+                    (
+                        0,
+                        artifact.stdout,
+                        mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
+                    ),
+                ));
             }
         }
         let started = now_ns();
@@ -173,15 +172,10 @@ impl RustCache {
                 started_ns: started,
                 since: std::time::Instant::now(),
             });
-            return Ok(Outcome {
-                exit_code: 0,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                served: Served::Delegated(token),
-                stored_bytes: 0,
-                why: Vec::new(),
-                profile: Profile::default(),
-            });
+            return Ok(Outcome::new(
+                Served::Delegated(token),
+                (0, Vec::new(), Vec::new()),
+            ));
         }
         let outcome = run_plain(req, Served::Miss);
         let miss = MissToStore {
@@ -199,19 +193,14 @@ impl RustCache {
     pub fn finish(
         &self,
         token: u64,
-        (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>),
+        result: (i32, Vec<u8>, Vec<u8>),
         misses: &MissMemory,
     ) -> Option<(Outcome, Delegated, Option<StoreJob>)> {
         let delegated = self.waiting.take(token)?;
         crate::compile_cache::profile::add(Phase::Compile, delegated.since.elapsed());
         let mut outcome = Outcome {
-            exit_code,
-            stdout,
-            stderr,
-            served: Served::Miss,
-            stored_bytes: 0,
-            why: Vec::new(),
             profile: profile_of(&delegated.compile),
+            ..Outcome::new(Served::Miss, result)
         };
         // The wrapper has ended (or is ending) and the build goes on: what is stored must be
         // what rustc wrote by now, not a later rewrite.
@@ -545,15 +534,10 @@ fn without_client_env(req: &Request) -> Request {
 /// `rustc -vV` answered from the remembered identity (cargo asks it on every build).
 fn version_probe(req: &Request, identities: &Identities) -> Outcome {
     match identities.probe(&req.compiler, "-vV") {
-        Ok(identity) => Outcome {
-            exit_code: 0,
-            stdout: identity.probe_output.to_vec(),
-            stderr: Vec::new(),
-            served: Served::Passthrough("rustc -vV answered from memory"),
-            stored_bytes: 0,
-            why: Vec::new(),
-            profile: Profile::default(),
-        },
+        Ok(identity) => Outcome::new(
+            Served::Passthrough("rustc -vV answered from memory"),
+            (0, identity.probe_output.to_vec(), Vec::new()),
+        ),
         Err(_) => run_plain(req, Served::Passthrough("rustc -vV")),
     }
 }
