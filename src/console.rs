@@ -3,13 +3,17 @@
 //! zccache's own `zccache:` lines of a task go the same way as its command's output.
 //!
 //! Memory stays bounded whatever a command prints: a block past `HELD_IN_MEMORY` bytes goes
-//! on in an unnamed temporary file (`O_TMPFILE`: no name another user could plant or read),
-//! and a prefixed line without an end is printed in pieces of `LONGEST_LINE`.
+//! on in a file with no name (`O_TMPFILE`) in this user's own `ZCCACHE_DIR/spill` (0700),
+//! never in a shared temp directory; and a prefixed line without an end is printed in pieces
+//! of `LONGEST_LINE`.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::sync::Mutex;
+
+use crate::daemon::lifecycle::DaemonPaths;
 
 /// Most bytes of a grouped block held in memory.
 const HELD_IN_MEMORY: usize = 1 << 20;
@@ -120,6 +124,8 @@ pub struct Block {
     limit: usize,
     /// Past the bound: every chunk from then on, as (stream, length, bytes) records.
     spilled: Option<File>,
+    /// Where that file goes (`None`: `spill_dir()`).
+    spill_in: Option<PathBuf>,
 }
 
 impl Block {
@@ -129,6 +135,7 @@ impl Block {
             held: 0,
             limit,
             spilled: None,
+            spill_in: None,
         }
     }
 
@@ -150,15 +157,18 @@ impl Block {
         }
     }
 
-    /// Moves the chunks held into an unnamed temporary file (kept in memory when none can
-    /// be made).
+    /// Moves the chunks held into a file with no name in `spill_dir` (kept in memory when
+    /// none can be made).
     fn spill(&mut self) {
+        let Some(dir) = self.spill_in.clone().or_else(spill_dir) else {
+            return;
+        };
         let Ok(mut file) = File::options()
             .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_TMPFILE)
-            .open(std::env::temp_dir())
+            .open(dir)
         else {
             return;
         };
@@ -182,6 +192,16 @@ impl Block {
             out(*stream, bytes);
         }
     }
+}
+
+/// `ZCCACHE_DIR/spill`, created 0700 or checked to be this user's alone; `None` when it
+/// cannot be had.
+fn spill_dir() -> Option<PathBuf> {
+    let paths = DaemonPaths::from_env().ok()?;
+    paths.ensure_dir().ok()?;
+    let dir = paths.dir.join("spill");
+    crate::private_dir::ensure(&dir).ok()?;
+    Some(dir)
 }
 
 /// Appends one chunk to a spilled block.
@@ -299,7 +319,9 @@ mod tests {
 
     #[test]
     fn a_large_block_goes_to_a_file_and_comes_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
         let mut block = Block::new(1000);
+        block.spill_in = Some(dir.path().to_path_buf());
         let mut expected: Vec<(Stream, Vec<u8>)> = Vec::new();
         for i in 0..300u32 {
             let stream = if i % 7 == 0 { Stream::Err } else { Stream::Out };

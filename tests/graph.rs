@@ -169,7 +169,11 @@ fn a_task_printing_much_more_than_memory_holds_is_printed_whole_and_bounded() {
         "[tasks.big]\ncommand = \"seq 1 6000000\"\n\
          [tasks.small]\ncommand = \"for i in 1 2 3; do echo small$i; sleep 0.05; done\"\n",
     );
-    let mut child = run(&sb, &["-j", "2", "--all"]).spawn();
+    // No shared temp dir is used: with TMPDIR naming none that exists, the output still
+    // spills (into the state dir's private `spill/`).
+    let mut child = run(&sb, &["-j", "2", "--all"])
+        .env("TMPDIR", sb.outside("no-such-dir"))
+        .spawn();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
