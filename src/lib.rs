@@ -11,6 +11,7 @@ pub mod compile_cache;
 pub mod config;
 pub mod console;
 pub mod daemon;
+pub mod dir_fd;
 pub mod fingerprint;
 pub mod os;
 pub mod paths;

@@ -10,9 +10,11 @@ mod graph;
 pub mod ledger;
 mod outcome;
 mod output_cache;
+mod output_rules;
 mod outputs;
 pub mod record;
 mod report;
+mod restore;
 mod shared;
 pub mod spec;
 pub mod tasks;
@@ -33,7 +35,7 @@ use check::{Answer, Prechecked, Recorder};
 use ledger::LedgerLine;
 use outcome::{Ended, Outcome};
 use output_cache::Restore;
-use outputs::{Stamps, changed_outputs, digest_outputs_known};
+use outputs::{Listing, Stamps, changed_outputs, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
 use tool::PlainTools;
@@ -370,8 +372,16 @@ fn verify_skip(
     let key = decision.key;
     if !spec.outputs.is_empty() {
         let known = record.get(key).map(|k| (&k.outputs, &k.stamps));
-        let (now, stamps) = digest_outputs_known(&spec.outputs, known)
+        let Listing {
+            digests: now,
+            stamps,
+            strays,
+            ..
+        } = digest_outputs_known(&spec.outputs, known)
             .map_err(|e| format!("cannot read outputs: {e}"))?;
+        if !dry_run {
+            restore::sweep(&strays);
+        }
         let known = record.get(key);
         let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
         let stored = known.is_some_and(|k| k.stored);
@@ -551,8 +561,24 @@ fn remember(
     captured: Option<&(Vec<u8>, Vec<u8>)>,
     use_daemon: bool,
 ) -> Result<(), String> {
-    let (outputs, stamps) = digest_outputs_known(&spec.outputs, None)
+    let Listing {
+        digests: outputs,
+        stamps,
+        strays,
+        specials,
+    } = digest_outputs_known(&spec.outputs, None)
         .map_err(|e| format!("cannot read outputs: {e}"))?;
+    restore::sweep(&strays);
+    if let Some(first) = specials.first() {
+        let more = match specials.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        ui.say(format_args!(
+            "note: not cached: {}{more} (a FIFO, socket or device is neither stored nor compared)",
+            first.strip_prefix(&spec.cwd).unwrap_or(first).display()
+        ));
+    }
     let has_files = outputs.values().any(Option::is_some);
     let stored = has_files
         && output_cache::save(spec, key, &outputs, use_daemon)

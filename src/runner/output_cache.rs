@@ -4,22 +4,22 @@
 //!
 //! What to restore — paths, kinds, modes, symlink targets, digests — comes from the task's
 //! own record (`F.run`); the store gives only bytes, each checked against its digest. Every
-//! file's bytes are in hand before the first one is written, files are written whole (temp
-//! file, then rename) and nothing else is touched: a file in an output directory that the
-//! run did not make is left as it is. Any failure means the task runs.
+//! file's bytes are in hand before the first one is written, the record's entries are
+//! checked (`output_rules`) and written whole or not at all (`restore`), and nothing else is
+//! touched: a file in an output directory that the run did not make is left as it is. Any
+//! failure means the task runs.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::artifacts;
 use super::outputs::{
     OutputDigests, OutputEntry, OutputKind, changed_outputs, digest_outputs, holds,
 };
 use super::spec::RunSpec;
+use super::{artifacts, output_rules, restore};
 use crate::daemon::protocol::Artifact;
-use crate::fingerprint::{Digest, write_file_atomic_with_mode};
+use crate::fingerprint::Digest;
 
 /// The store key of the outputs of a success with fingerprint `key`.
 fn store_key(spec: &RunSpec, key: Digest) -> String {
@@ -99,10 +99,11 @@ pub fn restore(
 }
 
 /// Writes back the `changed` outputs as `recorded` says, with the bytes `artifact` holds (its
-/// outputs named by hex digest). The record may come from another machine: its paths must
-/// stay inside their outputs, no entry may lie below a symlink it makes, and modes are only
-/// permission bits. Ok only when the outputs then hold what was recorded (with `dry_run`:
-/// when everything could be written).
+/// outputs named by hex digest). The record may come from another machine or a hand edit:
+/// each output's entries must pass `output_rules::check`, and the write goes through
+/// `restore` (whole or not at all, never through a symlink the record did not make). Ok only
+/// when the outputs then hold what was recorded (with `dry_run`: when everything could be
+/// written, nothing written).
 pub fn write_back(
     spec: &RunSpec,
     artifact: &Artifact,
@@ -120,46 +121,33 @@ pub fn write_back(
         .filter_map(|(name, bytes)| Some((Digest::from_hex(name)?, bytes.as_slice())))
         .filter(|(digest, bytes)| Digest::of(bytes) == *digest)
         .collect();
-    let mut plan = Vec::new();
+    let mut wanted = Vec::new();
     for (shown, base) in spec.outputs.iter().filter(|(s, _)| changed.contains(s)) {
         let Some(Some(entries)) = recorded.get(shown) else {
             return Err(format!("{shown} did not exist after the last success"));
         };
-        let links: Vec<&str> = entries
-            .iter()
-            .filter(|e| matches!(e.kind, OutputKind::Symlink(_)))
-            .map(|e| e.path.as_str())
-            .collect();
-        if let Some(below) = entries.iter().find(|e| {
-            links.iter().any(|link| {
-                e.path.starts_with(&format!("{link}/")) || (link.is_empty() && e.path != *link)
-            })
-        }) {
-            return Err(format!("{shown}: {:?} lies below a symlink", below.path));
-        }
+        output_rules::check(shown, entries)?;
         let present = now.get(shown).cloned().flatten().unwrap_or_default();
-        for entry in entries
+        let needed: Vec<&OutputEntry> = entries
             .iter()
             .filter(|e| !holds(&present, std::slice::from_ref(e)))
-        {
-            let path = entry_path(base, entry)?;
-            let bytes = match (&entry.kind, entry.digest) {
-                (OutputKind::File, Some(digest)) => Some(
-                    *blobs
-                        .get(&digest)
-                        .ok_or_else(|| format!("{} is not in the cache", path.display()))?,
-                ),
-                _ => None,
-            };
-            plan.push((path, entry, bytes));
+            .collect();
+        if let Some(missing) = needed.iter().find(|e| {
+            e.kind == OutputKind::File && !e.digest.is_some_and(|d| blobs.contains_key(&d))
+        }) {
+            return Err(format!("{shown}: {:?} is not in the cache", missing.path));
         }
+        wanted.push(restore::Wanted {
+            shown,
+            base,
+            entries,
+            needed,
+        });
     }
     if dry_run {
         return Ok(());
     }
-    for (path, entry, bytes) in plan {
-        put(&path, entry, bytes).map_err(|e| format!("cannot restore {}: {e}", path.display()))?;
-    }
+    restore::write(&spec.cwd, &wanted, &blobs)?;
     let again = digest_outputs(&spec.outputs).map_err(|e| e.to_string())?;
     match changed_outputs(recorded, &again).is_empty() {
         true => Ok(()),
@@ -176,42 +164,5 @@ fn entry_path(base: &Path, entry: &OutputEntry) -> Result<PathBuf, String> {
         Ok(base.join(rel))
     } else {
         Err(format!("{:?} is not a path inside the output", entry.path))
-    }
-}
-
-/// Makes `path` what `entry` says, unless it already is.
-fn put(path: &Path, entry: &OutputEntry, bytes: Option<&[u8]>) -> io::Result<()> {
-    let existing = std::fs::symlink_metadata(path).ok();
-    match (&entry.kind, bytes) {
-        (OutputKind::Dir, _) => {
-            if !existing.as_ref().is_some_and(|m| m.is_dir()) {
-                remove_non_dir(path, existing.as_ref())?;
-                std::fs::create_dir_all(path)?;
-            }
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode & 0o777))
-        }
-        (OutputKind::File, Some(bytes)) => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            write_file_atomic_with_mode(path, bytes, Some(entry.mode & 0o777))
-        }
-        (OutputKind::Symlink(target), _) => {
-            remove_non_dir(path, existing.as_ref())?;
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::os::unix::fs::symlink(target, path)
-        }
-        (OutputKind::File, None) => Err(io::Error::other("no content recorded")),
-    }
-}
-
-/// Removes a file or symlink at `path` (a directory in the way is an error).
-fn remove_non_dir(path: &Path, existing: Option<&std::fs::Metadata>) -> io::Result<()> {
-    match existing {
-        None => Ok(()),
-        Some(meta) if meta.is_dir() => Err(io::Error::other("a directory is in the way")),
-        Some(_) => std::fs::remove_file(path),
     }
 }

@@ -9,10 +9,12 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::output_rules::{glob_matcher, literal_parts, never_an_output};
+use super::restore::is_temp;
 use super::spec::is_glob;
 use crate::fingerprint::{Digest, EntryKind, hash_entry, mtime_ns};
 
@@ -71,21 +73,34 @@ pub type Stamps = BTreeMap<String, Stamp>;
 /// How old a file's times must be before its stamp stands for its content.
 const SETTLED_NS: i64 = 2_000_000_000;
 
+/// What a listing of the outputs found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Each output's entries.
+    pub digests: OutputDigests,
+    /// The stamps of the settled files.
+    pub stamps: Stamps,
+    /// zccache's own temporaries met on the way (never entries).
+    pub strays: Vec<PathBuf>,
+    /// FIFOs, sockets and devices met on the way (never entries: not cached, not compared).
+    pub specials: Vec<PathBuf>,
+}
+
 /// Lists every output: a file, a symlink (not followed), or a directory and all below it;
 /// a glob, the files and symlinks it matches under its base (none matched: missing).
-pub fn digest_outputs(outputs: &[(String, std::path::PathBuf)]) -> io::Result<OutputDigests> {
-    digest_outputs_known(outputs, None).map(|(digests, _)| digests)
+pub fn digest_outputs(outputs: &[(String, PathBuf)]) -> io::Result<OutputDigests> {
+    digest_outputs_known(outputs, None).map(|listing| listing.digests)
 }
 
 /// Like [`digest_outputs`], taking a recorded digest instead of reading a file whose stamp
 /// is the one recorded with it in `known`; also returns the stamps of the settled files.
 pub fn digest_outputs_known(
-    outputs: &[(String, std::path::PathBuf)],
+    outputs: &[(String, PathBuf)],
     known: Option<(&OutputDigests, &Stamps)>,
-) -> io::Result<(OutputDigests, Stamps)> {
+) -> io::Result<Listing> {
     let mut lister = Lister {
         known,
-        stamps: Stamps::new(),
+        listing: Listing::default(),
         now_ns: crate::fingerprint::now_ns(),
         output: String::new(),
     };
@@ -100,13 +115,16 @@ pub fn digest_outputs_known(
             Ok((shown.clone(), listed))
         })
         .collect::<io::Result<OutputDigests>>()?;
-    Ok((digests, lister.stamps))
+    Ok(Listing {
+        digests,
+        ..lister.listing
+    })
 }
 
 /// Lists outputs, reusing what `known` vouches for.
 struct Lister<'a> {
     known: Option<(&'a OutputDigests, &'a Stamps)>,
-    stamps: Stamps,
+    listing: Listing,
     now_ns: i64,
     /// The output being listed.
     output: String,
@@ -138,29 +156,26 @@ impl Lister<'_> {
     /// The files and symlinks under `base` whose path relative to it matches `pattern`, walked
     /// from the pattern's literal leading directories.
     fn list_glob(&mut self, base: &Path, pattern: &str) -> io::Result<Option<Vec<OutputEntry>>> {
-        let matcher = globset::GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| io::Error::other(format!("bad --output glob {pattern:?}: {e}")))?
-            .compile_matcher();
-        let literal: Vec<&str> = pattern
-            .split('/')
-            .take_while(|part| !is_glob(part))
-            .collect();
-        let start = literal.join("/");
+        let matcher = glob_matcher(pattern).map_err(io::Error::other)?;
+        let start = literal_parts(pattern).join("/");
         let mut all = Vec::new();
         let root = base.join(&start);
+        let specials_before = self.listing.specials.len();
         if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
             self.list_tree(&root, &start, &mut all)?;
         }
+        let found = self.listing.specials.split_off(specials_before);
+        self.listing
+            .specials
+            .extend(found.into_iter().filter(|path| {
+                path.strip_prefix(base).is_ok_and(|rel| {
+                    matcher.is_match(rel) && !never_an_output(&rel.to_string_lossy())
+                })
+            }));
         let mut entries: Vec<OutputEntry> = all
             .into_iter()
             .filter(|e| e.kind != OutputKind::Dir && matcher.is_match(&e.path))
-            .filter(|e| {
-                !e.path
-                    .split('/')
-                    .any(|part| part == ".git" || part == ".zccache")
-            })
+            .filter(|e| !never_an_output(&e.path))
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(entries).filter(|e| !e.is_empty()))
@@ -172,7 +187,10 @@ impl Lister<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut entries = vec![self.entry(path, String::new(), &meta)?];
+        let Some(root) = self.entry(path, String::new(), &meta)? else {
+            return Ok(None);
+        };
+        let mut entries = vec![root];
         if meta.is_dir() {
             self.list_tree(path, "", &mut entries)?;
         }
@@ -183,6 +201,10 @@ impl Lister<'_> {
     fn list_tree(&mut self, dir: &Path, rel: &str, out: &mut Vec<OutputEntry>) -> io::Result<()> {
         for item in std::fs::read_dir(dir)? {
             let item = item?;
+            if is_temp(&item.file_name()) {
+                self.listing.strays.push(item.path());
+                continue;
+            }
             let name = item.file_name().to_string_lossy().into_owned();
             let rel = if rel.is_empty() {
                 name
@@ -190,7 +212,7 @@ impl Lister<'_> {
                 format!("{rel}/{name}")
             };
             let meta = std::fs::symlink_metadata(item.path())?;
-            out.push(self.entry(&item.path(), rel.clone(), &meta)?);
+            out.extend(self.entry(&item.path(), rel.clone(), &meta)?);
             if meta.is_dir() {
                 self.list_tree(&item.path(), &rel, out)?;
             }
@@ -198,12 +220,14 @@ impl Lister<'_> {
         Ok(())
     }
 
+    /// The entry of a file, symlink or directory (`None`: a FIFO, socket or device, which
+    /// is noted and left out).
     fn entry(
         &mut self,
         path: &Path,
         rel: String,
         meta: &std::fs::Metadata,
-    ) -> io::Result<OutputEntry> {
+    ) -> io::Result<Option<OutputEntry>> {
         let (kind, digest) = if meta.is_symlink() {
             let target = std::fs::read_link(path)?.to_string_lossy().into_owned();
             let digest = hash_entry(path, EntryKind::Symlink, 0)?;
@@ -213,17 +237,15 @@ impl Lister<'_> {
         } else if meta.is_file() {
             (OutputKind::File, Some(self.file_digest(path, &rel, meta)?))
         } else {
-            return Err(io::Error::other(format!(
-                "{} is neither a file, a directory nor a symlink",
-                path.display()
-            )));
+            self.listing.specials.push(path.to_path_buf());
+            return Ok(None);
         };
-        Ok(OutputEntry {
+        Ok(Some(OutputEntry {
             path: rel,
             kind,
             mode: meta.permissions().mode() & 0o777,
             digest,
-        })
+        }))
     }
 
     /// A regular file's digest: the recorded one when the file's stamp is the recorded stamp,
@@ -252,7 +274,7 @@ impl Lister<'_> {
             None => hash_entry(path, EntryKind::File, meta.len())?,
         };
         if settled {
-            self.stamps.insert(name, stamp);
+            self.listing.stamps.insert(name, stamp);
         }
         Ok(digest)
     }
@@ -275,7 +297,9 @@ mod tests {
             .set_modified(old)
             .unwrap();
         let outputs = vec![("out.txt".to_string(), file.clone())];
-        let (digests, stamps) = digest_outputs_known(&outputs, None).unwrap();
+        let Listing {
+            digests, stamps, ..
+        } = digest_outputs_known(&outputs, None).unwrap();
         // The ctime is new: nothing is settled yet.
         assert!(stamps.is_empty());
         let real = digests["out.txt"].as_ref().unwrap()[0].digest;
@@ -286,7 +310,9 @@ mod tests {
         let stamp = Stamp::of(&std::fs::metadata(&file).unwrap());
         let name = "out.txt\0".to_string();
         let believed = Stamps::from([(name.clone(), stamp)]);
-        let (got, _) = digest_outputs_known(&outputs, Some((&forged, &believed))).unwrap();
+        let got = digest_outputs_known(&outputs, Some((&forged, &believed)))
+            .unwrap()
+            .digests;
         assert_eq!(
             got["out.txt"].as_ref().unwrap()[0].digest,
             Some(Digest::of(b"x"))
@@ -298,7 +324,9 @@ mod tests {
                 ..stamp
             },
         )]);
-        let (got, _) = digest_outputs_known(&outputs, Some((&forged, &other))).unwrap();
+        let got = digest_outputs_known(&outputs, Some((&forged, &other)))
+            .unwrap()
+            .digests;
         assert_eq!(got["out.txt"].as_ref().unwrap()[0].digest, real);
     }
 }
