@@ -234,7 +234,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.path().join("link")).unwrap();
         let top = DirFd::open(dir.path()).unwrap();
         let err = top.open_child(OsStr::new("link")).unwrap_err();
-        assert!(matches!(err.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)));
+        assert!(matches!(
+            err.raw_os_error(),
+            Some(libc::ELOOP | libc::ENOTDIR)
+        ));
         assert_eq!(top.found(OsStr::new("link")).unwrap().0, Found::Symlink);
         assert_eq!(top.found(OsStr::new("victim")).unwrap().0, Found::Dir);
         assert_eq!(top.found(OsStr::new("none")).unwrap().0, Found::Missing);

@@ -202,17 +202,20 @@ pub fn current_umask() -> u32 {
     u32::from(mask)
 }
 
-/// This process's umask, read without changing it (from `/proc/self/status` where there is
-/// one, so threads creating files meanwhile never see another mask), else as
+/// This process's umask, read once and without changing it (from `/proc/self/status` where
+/// there is one, so threads creating files meanwhile never see another mask), else as
 /// [`current_umask`] reads it.
 pub fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
-        })
-        .unwrap_or_else(current_umask)
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or_else(current_umask)
+    })
 }
 
 /// The soft limit on open file descriptors, if it can be read.

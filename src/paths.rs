@@ -1,7 +1,13 @@
-//! Path arithmetic zccache does without touching the filesystem: lexical normalization and
-//! the names of a file's companions (`F.lock`, `F.log`, `pre-commit.zccache-backup`, ...).
+//! Path arithmetic zccache does without touching the filesystem: lexical normalization, the
+//! names of a file's companions (`F.lock`, `F.log`, `pre-commit.zccache-backup`, ...) and of
+//! zccache's temporaries.
 
 use std::path::{Component, Path, PathBuf};
+
+/// The start of every name zccache gives a temporary it makes in the user's tree (a file
+/// being written into an output, a tree being staged beside one): never an input, never an
+/// output entry, removed once its maker is gone.
+pub const TEMP_PREFIX: &str = ".zccache-tmp.";
 
 /// `path` made absolute against `cwd`, with `.` and `..` removed lexically (the path may
 /// not exist yet, so nothing is resolved on disk).

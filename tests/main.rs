@@ -10,6 +10,7 @@ mod kv;
 mod miss_reasons;
 mod remote;
 mod report;
+mod restore;
 mod run;
 mod rust;
 mod tasks;

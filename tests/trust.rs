@@ -133,20 +133,20 @@ fn issue_g_a_state_dir_of_another_user_is_refused_and_left_alone() {
 
 /// A second "machine" sharing the sandbox's tree (links key the working directory): its
 /// own state dir, its daemon stopped on drop.
-struct Machine<'a> {
+pub(crate) struct Machine<'a> {
     sb: &'a Sandbox,
     state: std::path::PathBuf,
     env: Vec<(&'static str, String)>,
 }
 
 impl<'a> Machine<'a> {
-    fn new(sb: &'a Sandbox, name: &str, env: Vec<(&'static str, String)>) -> Self {
+    pub(crate) fn new(sb: &'a Sandbox, name: &str, env: Vec<(&'static str, String)>) -> Self {
         let state = sb.outside(name);
         fs::create_dir(&state).unwrap();
         Machine { sb, state, env }
     }
 
-    fn cmd<const N: usize>(&self, args: [&str; N]) -> crate::support::Cmd {
+    pub(crate) fn cmd<const N: usize>(&self, args: [&str; N]) -> crate::support::Cmd {
         let mut cmd = self.sb.cmd(args).env("ZCCACHE_DIR", &self.state);
         for (name, value) in &self.env {
             cmd = cmd.env(name, value);
@@ -166,14 +166,14 @@ impl Drop for Machine<'_> {
 }
 
 /// Stores `bytes` as a blob on the remote and returns the entry's reference to it.
-fn put_blob(redis: &Redis, name: &str, bytes: &str) -> serde_json::Value {
+pub(crate) fn put_blob(redis: &Redis, name: &str, bytes: &str) -> serde_json::Value {
     let hex = blake3::hash(bytes.as_bytes()).to_hex().to_string();
     redis.cli(&["SET", &format!("zccache:blob:{hex}"), bytes]);
     serde_json::json!({"name": name, "blob": hex, "size": bytes.len()})
 }
 
 /// The remote entry (key, JSON) whose outputs include `output`.
-fn entry_with(redis: &Redis, output: &str) -> (String, serde_json::Value) {
+pub(crate) fn entry_with(redis: &Redis, output: &str) -> (String, serde_json::Value) {
     redis
         .keys("zccache:entry:*")
         .into_iter()

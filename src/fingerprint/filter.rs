@@ -1,11 +1,13 @@
 //! Which paths under a root belong to the input set: `--ext`, `--include` and `--exclude`,
-//! plus the entries zccache always leaves out (`.git`, its own `.zccache` state).
+//! plus the entries zccache always leaves out (`.git`, its own `.zccache` state, its
+//! temporaries).
 
 use std::collections::HashSet;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::FpError;
+use crate::paths::TEMP_PREFIX;
 
 /// Directory or file names never part of an input set.
 const ALWAYS_EXCLUDED: [&str; 2] = [".git", ".zccache"];
@@ -65,7 +67,9 @@ impl Filter {
     /// True when the entry (file or directory) at `rel`, named `name`, is left out
     /// together with everything below it.
     pub fn excludes(&self, rel: &str, name: &str) -> bool {
-        self.exclude_names.contains(name) || self.exclude_globs.is_match(rel)
+        self.exclude_names.contains(name)
+            || name.starts_with(TEMP_PREFIX)
+            || self.exclude_globs.is_match(rel)
     }
 
     /// True when a file at `rel` passes `--ext` / `--include` (either one when both are given).

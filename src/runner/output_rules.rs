@@ -15,11 +15,6 @@ use super::spec::is_glob;
 /// Path parts no output ever holds: git's and zccache's own directories.
 const NEVER_OUTPUT: [&str; 2] = [".git", ".zccache"];
 
-/// The start of every name zccache gives a temporary inside an output (a file being
-/// written, a tree being staged); such a name is never an entry and is removed once its
-/// maker is gone.
-pub const TEMP_PREFIX: &str = ".zccache-tmp.";
-
 /// The matcher of a glob output (`*` stays within one path part).
 pub fn glob_matcher(pattern: &str) -> Result<GlobMatcher, String> {
     globset::GlobBuilder::new(pattern)

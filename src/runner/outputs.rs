@@ -144,11 +144,18 @@ pub fn changed_outputs(recorded: &OutputDigests, now: &OutputDigests) -> Vec<Str
         .collect()
 }
 
-/// True when `now` has every entry of `was`, identical.
+/// True when `now` (a listing, sorted) has every entry of `was`, identical — a mode may also
+/// be the recorded one under the user's umask, as a restore writes it.
 pub fn holds(now: &[OutputEntry], was: &[OutputEntry]) -> bool {
+    let umask = crate::os::umask();
     was.iter().all(|entry| {
         now.binary_search_by(|e| e.path.cmp(&entry.path))
-            .is_ok_and(|at| now[at] == *entry)
+            .is_ok_and(|at| {
+                let is = &now[at];
+                is.kind == entry.kind
+                    && is.digest == entry.digest
+                    && (is.mode == entry.mode || is.mode == entry.mode & 0o777 & !umask)
+            })
     })
 }
 

@@ -19,11 +19,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use super::output_rules::TEMP_PREFIX;
 use super::outputs::{OutputEntry, OutputKind};
 use super::spec::is_glob;
 use crate::dir_fd::{DirFd, Found};
 use crate::fingerprint::Digest;
+use crate::paths::TEMP_PREFIX;
 
 /// One output to write back.
 pub struct Wanted<'a> {
@@ -70,16 +70,31 @@ pub fn sweep(strays: &[PathBuf]) {
         let (Some(dir), Some(name)) = (stray.parent(), stray.file_name()) else {
             continue;
         };
-        let pid = name.to_str().and_then(|n| {
-            let rest = n.strip_prefix(TEMP_PREFIX)?;
-            rest.split('.').next()?.parse::<u32>().ok()
-        });
-        let gone =
-            pid.is_some_and(|pid| pid != std::process::id() && !crate::os::process_alive(pid));
-        if gone && let Ok(dir) = DirFd::open(dir) {
+        if is_stale(name)
+            && let Ok(dir) = DirFd::open(dir)
+        {
             let _ = dir.remove_tree(name);
         }
     }
+}
+
+/// Removes the temporaries in `dir` whose process is gone (a tree staged beside an output
+/// by a restore that was killed).
+fn sweep_dir(dir: &DirFd) {
+    for name in dir.names().unwrap_or_default() {
+        if is_stale(&name) {
+            let _ = dir.remove_tree(&name);
+        }
+    }
+}
+
+/// True when `name` is a temporary of a process that is gone.
+fn is_stale(name: &OsStr) -> bool {
+    let pid = name.to_str().and_then(|n| {
+        let rest = n.strip_prefix(TEMP_PREFIX)?;
+        rest.split('.').next()?.parse::<u32>().ok()
+    });
+    pid.is_some_and(|pid| pid != std::process::id() && !crate::os::process_alive(pid))
 }
 
 /// What to do if the restore cannot be whole.
@@ -155,6 +170,7 @@ impl Writer<'_> {
         }
         match found(&parent, name, shown)? {
             Found::Missing => {
+                sweep_dir(&parent);
                 self.make_writable(&parent);
                 return self.stage_tree(&parent, name, output.entries, "");
             }
