@@ -18,5 +18,6 @@ pub mod paths;
 pub mod private_dir;
 pub mod report;
 pub mod runner;
+pub mod suggest;
 pub mod ui;
 pub mod user_config;

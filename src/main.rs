@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap::Parser;
 use zccache::cli::{Cli, Command, HookCommand};
-use zccache::{commands, runner, ui};
+use zccache::{commands, os, runner, ui};
 
 /// Exit status for errors zccache itself reports.
 const ERROR_EXIT: u8 = 2;
@@ -13,9 +13,13 @@ const ERROR_EXIT: u8 = 2;
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(call) = commands::wrap::wrapper_argv(&argv) {
+        os::die_quietly_on_broken_pipe();
         return commands::wrap::main(&call);
     }
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| usage_error(err));
+    if !matches!(cli.command, Command::DaemonServe) {
+        os::die_quietly_on_broken_pipe();
+    }
     let outcome = match &cli.command {
         Command::Run(args) => runner::execute(args),
         Command::Why(args) => commands::why::execute(args),
@@ -42,6 +46,28 @@ fn main() -> ExitCode {
         ui::error(&err);
         ExitCode::from(ERROR_EXIT)
     })
+}
+
+/// Prints a usage error (with a hint for an unknown subcommand) and exits 2, or prints help
+/// or the version and exits 0.
+fn usage_error(err: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let _ = err.print();
+    if err.kind() == ErrorKind::InvalidSubcommand {
+        if let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidSubcommand)
+            && err.get(ContextKind::SuggestedSubcommand).is_none()
+        {
+            let command = Cli::command();
+            let names = command.get_subcommands().map(|c| c.get_name());
+            if let Some(near) = zccache::suggest::closest(word, names) {
+                eprintln!("did you mean '{near}'?");
+            }
+        }
+        eprintln!(
+            "(to run a tool through the cache, name a compiler, rustc, ar or ld, give its path, or put it after --)"
+        );
+    }
+    std::process::exit(err.exit_code())
 }
 
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {

@@ -218,6 +218,16 @@ pub fn umask() -> u32 {
     })
 }
 
+/// Lets SIGPIPE end this process quietly, as it ends `cat`, cargo or git when their reader
+/// goes away (`zccache tasks | head -1`); Rust ignores it by default, which turns the next
+/// print into a panic. Not for the daemon, whose clients may hang up at any time.
+pub fn die_quietly_on_broken_pipe() {
+    // SAFETY: restoring the default action of a signal is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The soft limit on open file descriptors, if it can be read.
 pub fn fd_limit() -> Option<u64> {
     let mut limit = libc::rlimit {

@@ -613,7 +613,7 @@ fn issue_g_every_stdin_path_is_the_callers_bytes() {
 fn issue_g_a_tool_that_is_no_compiler_gets_the_callers_stdin() {
     let sb = Sandbox::new();
     let ran = sb
-        .cmd(["sh", "-c", "cat; exit 3"])
+        .cmd(["--", "sh", "-c", "cat; exit 3"])
         .stdin("data\n")
         .status(3);
     assert_eq!(ran.stdout, "data\n");

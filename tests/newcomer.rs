@@ -1,0 +1,49 @@
+//! Issue Q: a newcomer's first day. Usage errors stop with one clear line and exit 2,
+//! nothing panics, and what zccache does on its own is said.
+
+use crate::support::Sandbox;
+
+/// Q.5: a reader that goes away (`| head -1`) ends zccache quietly, as it ends cat or git:
+/// no panic, no message.
+#[test]
+fn issue_q_a_closed_pipe_ends_a_command_quietly() {
+    let sb = Sandbox::new();
+    let tasks: String = (0..40)
+        .map(|n| format!("[tasks.t{n}]\ncommand = \"true\"\n"))
+        .collect();
+    sb.write("zccache.toml", tasks);
+    for listing in ["tasks", "tasks --json"] {
+        for _ in 0..3 {
+            let script = format!(
+                "{} {listing} | head -c1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+                crate::support::ZCCACHE
+            );
+            let ran = sb.program("bash").args(["-c", &script]).status(0);
+            assert!(ran.stderr.is_empty(), "{listing}: {}", ran.stderr);
+            assert!(
+                matches!(ran.stdout.trim(), "0" | "141"),
+                "{listing}: {}",
+                ran.stdout
+            );
+        }
+    }
+}
+
+/// Q.7: a first word that is no subcommand and names no compiler, rustc, ar or ld is an
+/// unknown subcommand with a hint (exit 2), not a "compiler not found" or a run of
+/// `/usr/bin/stat`; a path or `--` still runs any tool.
+#[test]
+fn issue_q_an_unknown_first_word_is_a_usage_error_with_a_hint() {
+    let sb = Sandbox::new();
+    sb.cmd(["rn", "--all"])
+        .status(2)
+        .stderr_has("unrecognized subcommand 'rn'")
+        .stderr_has("did you mean 'run'?")
+        .stderr_lacks("compiler not found");
+    let stat = sb.cmd(["stat", "x"]).status(2);
+    assert!(stat.stdout.is_empty() && !stat.stderr.contains("cannot statx"));
+    let through = sb.cmd(["--", "sh", "-c", "echo through; exit 3"]).status(3);
+    assert_eq!(through.stdout, "through\n");
+    let by_path = sb.cmd(["/bin/sh", "-c", "echo by path"]).status(0);
+    assert_eq!(by_path.stdout, "by path\n");
+}
