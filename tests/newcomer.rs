@@ -47,3 +47,24 @@ fn issue_q_an_unknown_first_word_is_a_usage_error_with_a_hint() {
     let by_path = sb.cmd(["/bin/sh", "-c", "echo by path"]).status(0);
     assert_eq!(by_path.stdout, "by path\n");
 }
+
+/// Q.8: `hook install --tasks` checks the names against zccache.toml (a hook naming a task
+/// that does not exist would fail every commit) and trims them.
+#[test]
+fn issue_q_hook_install_checks_and_trims_task_names() {
+    let sb = Sandbox::new();
+    sb.write(
+        "zccache.toml",
+        "[tasks.lint]\ncommand = \"true\"\n[tasks.test]\ncommand = \"true\"\n",
+    );
+    sb.git(&["init", "-q"]).status(0);
+    let hook = sb.path(".git/hooks/pre-commit");
+    sb.cmd(["hook", "install", "--tasks", "lint,nosuch"])
+        .status(2)
+        .stderr_has("no task named \"nosuch\"");
+    assert!(!hook.exists(), "no hook written");
+    sb.cmd(["hook", "install", "--tasks", "lint, test"])
+        .status(0);
+    let script = std::fs::read_to_string(&hook).unwrap();
+    assert!(script.contains("run --staged 'lint' 'test'"), "{script}");
+}

@@ -15,8 +15,9 @@ use crate::ui::Ui;
 const MARKER: &str = "# zccache-hook";
 const BACKUP_SUFFIX: &str = ".zccache-backup";
 
-/// Writes the pre-commit hook.
+/// Writes the pre-commit hook, for `tasks` (names trimmed) that zccache.toml must define.
 pub fn install(tasks: &[String], force: bool) -> anyhow::Result<ExitCode> {
+    let tasks = checked_tasks(tasks)?;
     let hook = hook_path()?;
     let ui = Ui::default();
     if hook.exists() && !is_ours(&hook) {
@@ -33,11 +34,29 @@ pub fn install(tasks: &[String], force: bool) -> anyhow::Result<ExitCode> {
     if let Some(dir) = hook.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&hook, script(&zccache_path()?, tasks))
+    std::fs::write(&hook, script(&zccache_path()?, &tasks))
         .with_context(|| format!("write {}", hook.display()))?;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
     ui.say(format_args!("installed {}", hook.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The task names given, trimmed, each one a task of the zccache.toml found from here (a
+/// hook naming a task that does not exist would fail every commit).
+fn checked_tasks(tasks: &[String]) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = tasks
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    let config = crate::config::load(None, &std::env::current_dir()?)?;
+    for name in &names {
+        config.task(name)?;
+    }
+    Ok(names)
 }
 
 /// Removes zccache's hook and restores a backup.
