@@ -196,3 +196,36 @@ fn a_missing_journal_is_one_clear_error() {
         .status(2)
         .stderr_has("cannot read the journal");
 }
+
+/// Issue Q.15: for a task-runner user the page opens with the tasks of the current
+/// directory (skips, runs, time saved, last verdicts), and a daemon that has compiled
+/// nothing yet is no error.
+#[test]
+fn issue_q_the_page_opens_with_this_directorys_tasks() {
+    let sb = Sandbox::new();
+    sb.write("zccache.toml", "[tasks.lint]\ncommand = \"sleep 0.3\"\n");
+    sb.cmd(["run", "lint"]).status(0);
+    for _ in 0..2 {
+        sb.cmd(["run", "lint"]).status(0).stderr_has("skip lint");
+    }
+    sb.cmd(["report", "-o", "r.html"]).status(0);
+    let page = sb.read("r.html");
+    parse_tags(&page);
+    let tasks = page
+        .find("<h2>Tasks of zccache run</h2>")
+        .expect("a task section");
+    let compiles = page.find("<h2>Compiles</h2>").expect("a compile section");
+    assert!(tasks < compiles, "tasks come first");
+    assert!(page.contains("id=\"task-skips\">skips<b>2</b>"), "{page}");
+    assert!(page.contains("id=\"task-runs\">runs<b>1</b>"), "{page}");
+    let saved = page
+        .split("id=\"task-saved\">time saved<b>~")
+        .nth(1)
+        .unwrap();
+    let seconds: f64 = saved.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        seconds >= 0.5,
+        "two skips of a 0.3 s task saved {seconds} s"
+    );
+    assert!(page.contains("<td>lint</td><td>skip</td>"), "{page}");
+}

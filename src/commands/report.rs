@@ -10,8 +10,9 @@ use crate::cli::{ReportArgs, ReportFormat};
 use crate::daemon::lifecycle::DaemonPaths;
 use crate::report::html::{self, TaskVerdict};
 use crate::report::{self, Filter};
+use crate::runner::ledger::{self, LedgerLine};
 use crate::runner::spec::STATE_DIR;
-use crate::runner::{ledger, when};
+use crate::runner::when;
 
 /// Writes the report to `-o FILE` or stdout.
 pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
@@ -27,8 +28,13 @@ pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         outcome: args.outcome.clone(),
         crate_name: args.crate_name.clone(),
     };
-    let rollup = report::from_journal(&journal, &filter)
-        .with_context(|| format!("cannot read the journal {}", journal.display()))?;
+    // Before the first compile the daemon's journal does not exist yet: no compiles.
+    let rollup = match report::from_journal(&journal, &filter) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.journal.is_none() => {
+            report::rollup(&[])
+        }
+        read => read.with_context(|| format!("cannot read the journal {}", journal.display()))?,
+    };
     let format = args.format.unwrap_or(match &args.output {
         Some(_) => ReportFormat::Html,
         None => ReportFormat::Text,
@@ -63,14 +69,83 @@ fn task_verdicts(dir: &Path) -> Vec<TaskVerdict> {
     ledgers
         .iter()
         .filter_map(|path| {
-            let line = ledger::read(path).pop()?;
+            let lines = ledger::read(path);
             let name = path.file_name()?.to_string_lossy();
-            Some(TaskVerdict {
-                task: name.trim_end_matches(".json.log").to_string(),
-                decision: line.decision,
-                message: line.message,
-                when: when(line.at_ms),
-            })
+            verdict(name.trim_end_matches(".json.log"), &lines)
         })
         .collect()
+}
+
+/// A task's row from its recent decisions (`None` without any): the last verdict, counts,
+/// the last run's time, and what the skips saved — each priced at the last run before it
+/// (the mean run when none came before) less its own time.
+fn verdict(task: &str, lines: &[LedgerLine]) -> Option<TaskVerdict> {
+    let last = lines.last()?;
+    let is_run = |l: &LedgerLine| l.decision == "run" && l.exit_status.is_some();
+    let run_times: Vec<f64> = lines
+        .iter()
+        .filter(|l| is_run(l))
+        .map(|l| l.duration_ms)
+        .collect();
+    let mean_run = match run_times.len() {
+        0 => 0.0,
+        n => run_times.iter().sum::<f64>() / n as f64,
+    };
+    let (mut saved_ms, mut skips, mut price) = (0.0, 0, None);
+    for line in lines {
+        if is_run(line) {
+            price = Some(line.duration_ms);
+        } else if line.decision == "skip" {
+            skips += 1;
+            saved_ms += (price.unwrap_or(mean_run) - line.duration_ms).max(0.0);
+        }
+    }
+    Some(TaskVerdict {
+        task: task.to_string(),
+        decision: last.decision.clone(),
+        message: last.message.clone(),
+        when: when(last.at_ms),
+        runs: run_times.len() as u64,
+        skips,
+        last_run_ms: run_times.last().copied(),
+        saved_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(decision: &str, ms: f64, exit_status: Option<i32>) -> LedgerLine {
+        LedgerLine {
+            at_ms: 0,
+            decision: decision.to_string(),
+            reason: String::new(),
+            message: format!("{decision} {ms}"),
+            changes: Vec::new(),
+            changed_parts: Vec::new(),
+            duration_ms: ms,
+            exit_status,
+            command: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn skips_are_priced_at_the_run_before_them() {
+        let lines = [
+            line("skip", 10.0, None),
+            line("run", 1000.0, Some(0)),
+            line("skip", 5.0, None),
+            line("run", 3000.0, Some(1)),
+            line("skip", 20.0, None),
+            line("run", 0.5, None),
+        ];
+        let v = verdict("lint", &lines).unwrap();
+        assert_eq!((v.runs, v.skips), (2, 3));
+        assert_eq!(v.last_run_ms, Some(3000.0));
+        // The first skip has no run before it: the mean (2000) less its 10 ms.
+        assert_eq!(v.saved_ms, 1990.0 + 995.0 + 2980.0);
+        assert_eq!(v.decision, "run");
+        assert!(verdict("none", &[]).is_none());
+    }
 }

@@ -5,17 +5,27 @@ use std::fmt::Write;
 
 use super::{Group, Rollup};
 
-/// The last verdict of one `zccache run` task, for the page's task table.
+/// One `zccache run` task of the current directory, from its ledger (its recent
+/// decisions), for the page's task section.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TaskVerdict {
     /// The task (its state file's name).
     pub task: String,
-    /// `skip` or `run`.
+    /// The last decision: `skip` or `run`.
     pub decision: String,
-    /// The reason's text.
+    /// The last reason's text.
     pub message: String,
     /// When (`10:02` today, else the date).
     pub when: String,
+    /// Runs among the recent decisions.
+    pub runs: u64,
+    /// Skips (restores included) among them.
+    pub skips: u64,
+    /// How long the last run took, ms.
+    pub last_run_ms: Option<f64>,
+    /// Time the skips saved: each priced at the run before it (else the mean run) less
+    /// its own time, ms.
+    pub saved_ms: f64,
 }
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;\
@@ -72,7 +82,19 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
          <title>zccache report</title><style>{STYLE}</style></head><body>\
-         <h1>zccache build report</h1><p>{} — {} compiles over {:.1} s</p><div class=\"cards\">",
+         <h1>zccache build report</h1>"
+    );
+    if !tasks.is_empty() {
+        tasks_section(&mut out, tasks);
+        out.push_str("<h2>Compiles</h2>");
+        if r.lines == 0 {
+            let _ = writeln!(out, "<p>none in {}</p></body></html>", esc(source));
+            return out;
+        }
+    }
+    let _ = write!(
+        out,
+        "<p>{} — {} compiles over {:.1} s</p><div class=\"cards\">",
         esc(source),
         r.lines,
         r.span_s
@@ -120,19 +142,51 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
     ] {
         groups_table(&mut out, title, groups);
     }
-    out.push_str("<h2>Tasks of zccache run</h2><div class=\"wrap\"><table><tr><th>task</th><th>last verdict</th><th>why</th><th>when</th></tr>");
-    for t in tasks {
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The tasks of `zccache run` in this directory: cards (skips, runs, time saved) and one
+/// row per task.
+fn tasks_section(out: &mut String, tasks: &[TaskVerdict]) {
+    let runs: u64 = tasks.iter().map(|t| t.runs).sum();
+    let skips: u64 = tasks.iter().map(|t| t.skips).sum();
+    let saved: f64 = tasks.iter().map(|t| t.saved_ms).sum();
+    out.push_str("<h2>Tasks of zccache run</h2><div class=\"cards\">");
+    for (id, label, value) in [
+        ("task-count", "tasks", tasks.len().to_string()),
+        ("task-skips", "skips", skips.to_string()),
+        ("task-runs", "runs", runs.to_string()),
+        (
+            "task-saved",
+            "time saved",
+            format!("~{:.1} s", saved / 1000.0),
+        ),
+    ] {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<div class=\"card\" id=\"{id}\">{label}<b>{value}</b></div>"
+        );
+    }
+    out.push_str("</div><div class=\"wrap\"><table><tr><th>task</th><th>last verdict</th><th>why</th><th>when</th><th class=\"n\">last run s</th><th class=\"n\">skips</th><th class=\"n\">runs</th><th class=\"n\">saved s</th></tr>");
+    for t in tasks {
+        let last_run = t
+            .last_run_ms
+            .map_or("-".to_string(), |ms| format!("{:.1}", ms / 1000.0));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{last_run}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td></tr>",
             esc(&t.task),
             esc(&t.decision),
             esc(&t.message),
-            esc(&t.when)
+            esc(&t.when),
+            t.skips,
+            t.runs,
+            t.saved_ms / 1000.0
         );
     }
-    out.push_str("</table></div></body></html>\n");
-    out
+    out.push_str("</table></div>");
 }
 
 fn groups_table(out: &mut String, title: &str, groups: &[Group]) {
