@@ -100,7 +100,7 @@ pub enum HookCommand {
 /// `zccache session-start`.
 #[derive(Debug, Args)]
 pub struct SessionStartArgs {
-    /// Keep hit/miss counts (they always are; accepted for zccache compatibility).
+    /// Accepted and ignored: hit and miss counts are always kept.
     #[arg(long)]
     pub stats: bool,
     /// Append one line per compile of the session to this file.
@@ -192,7 +192,8 @@ pub struct RunArgs {
     /// Run (and record) even when nothing changed.
     #[arg(long, conflicts_with = "dry_run")]
     pub force: bool,
-    /// Print the decision and exit 0 (would skip) or 1 (would run); run and write nothing.
+    /// Print the decision and exit 0 (would skip), 1 (would run) or 2 (cannot tell); run and
+    /// write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// List the changed paths (up to 20) and the key parts that changed.
@@ -228,7 +229,8 @@ pub struct TaskArgs {
     /// Environment variable whose value (or absence) is part of the key; repeatable.
     #[arg(long = "env", value_name = "NAME")]
     pub env: Vec<String>,
-    /// A file or directory the command produces; a missing or edited one forces a run.
+    /// A file or directory (or a glob) the command produces: stored after a success and
+    /// restored from the cache when missing or edited.
     #[arg(long = "output", value_name = "PATH")]
     pub outputs: Vec<PathBuf>,
 }
@@ -278,15 +280,21 @@ pub struct WhyArgs {
     /// The zccache.toml to use (default: the nearest one above the current directory).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The input set flags the task runs with (they select its default state file).
-    #[command(flatten)]
-    pub inputs: InputArgs,
-    /// The task's state file, or the flags that select its default one.
-    #[command(flatten)]
-    pub task: TaskArgs,
     /// Print the ledger line as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The input set flags the task runs with (they select its default state file).
+    #[command(
+        flatten,
+        next_help_heading = "The task's flags (they name its state file)"
+    )]
+    pub inputs: InputArgs,
+    /// The task's state file, or the flags that select its default one.
+    #[command(
+        flatten,
+        next_help_heading = "The task's flags (they name its state file)"
+    )]
+    pub task: TaskArgs,
     /// The task's command (selects its default state file); without it, the most recent
     /// decision under `<root>/.zccache/run/`.
     #[arg(last = true, value_name = "CMD")]
@@ -340,7 +348,8 @@ pub struct CheckArgs {
 /// Which files make up a task's input set.
 #[derive(Debug, Args, Clone)]
 pub struct InputArgs {
-    /// Directory to scan (default: the current directory, or the task's root).
+    /// The directory whose files are the inputs (default: the current directory; for a
+    /// named task, its `root`).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Only files with this extension (no dot); repeatable.
