@@ -244,9 +244,10 @@ pub struct ReportArgs {
     /// Only this session's compiles.
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// Only compiles with this outcome (`hit`, `miss`, `error`, `link_hit`, `link_miss`,
-    /// `passthrough`).
-    #[arg(long, value_name = "OUTCOME")]
+    /// Only compiles with this outcome.
+    #[arg(long, value_name = "OUTCOME", value_parser = [
+        "hit", "miss", "error", "link_hit", "link_miss", "passthrough",
+    ])]
     pub outcome: Option<String>,
     /// Only compiles of this crate.
     #[arg(long = "crate", value_name = "NAME")]

@@ -229,3 +229,22 @@ fn issue_q_the_page_opens_with_this_directorys_tasks() {
     );
     assert!(page.contains("<td>lint</td><td>skip</td>"), "{page}");
 }
+
+/// Issue Q.6: a report filter that names nothing is an error, never an empty report: an
+/// unknown outcome (exit 2, the possible values listed) or a session no compile belongs to.
+#[test]
+fn issue_q_a_report_filter_that_names_nothing_says_so() {
+    let sb = Sandbox::new();
+    sb.write("a.c", "int a(void) { return 1; }\n");
+    sb.cmd(["gcc", "-c", "a.c", "-o", "a.o"]).status(0);
+    sb.cmd(["report", "--outcome", "hti"])
+        .status(2)
+        .stderr_has("invalid value 'hti'")
+        .stderr_has("possible values: hit, miss");
+    sb.cmd(["report", "--session", "nosuch"])
+        .status(2)
+        .stderr_has("no compile in ")
+        .stderr_has("matches --session nosuch");
+    let all = sb.cmd(["report", "--format", "json"]).status(0).json();
+    assert_eq!(all["lines"], 1);
+}

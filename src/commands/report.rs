@@ -35,6 +35,19 @@ pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         }
         read => read.with_context(|| format!("cannot read the journal {}", journal.display()))?,
     };
+    // A session or crate that names nothing is a mistake (an empty report would hide it).
+    if rollup.lines == 0 && (args.session.is_some() || args.crate_name.is_some()) {
+        let asked = [
+            ("--session", &args.session),
+            ("--crate", &args.crate_name),
+            ("--outcome", &args.outcome),
+        ]
+        .iter()
+        .filter_map(|(flag, value)| Some(format!("{flag} {}", value.as_ref()?)))
+        .collect::<Vec<_>>()
+        .join(" ");
+        anyhow::bail!("no compile in {} matches {asked}", journal.display());
+    }
     let format = args.format.unwrap_or(match &args.output {
         Some(_) => ReportFormat::Html,
         None => ReportFormat::Text,
