@@ -32,8 +32,9 @@ pub enum Command {
     Stop,
     /// Show the daemon's state and its watched tasks.
     Status(StatusArgs),
-    /// Drop everything the daemon holds in memory.
-    Clear,
+    /// Delete the artifact store (every cached compile, link, task output and kv value) and
+    /// drop the daemon's in-memory indexes; asks first when stdin is a terminal.
+    Clear(ClearArgs),
     /// List the tasks of zccache.toml with their last result and whether they would skip.
     Tasks(TasksArgs),
     /// Install or remove the git pre-commit hook that runs tasks.
@@ -95,6 +96,14 @@ pub enum HookCommand {
     },
     /// Remove zccache's pre-commit hook, restoring a backed-up one.
     Uninstall,
+}
+
+/// `zccache clear`.
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// Do not ask.
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// `zccache session-start`.

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Command::Start => commands::daemon::start(),
         Command::Stop => commands::daemon::stop(),
         Command::Status(args) => commands::daemon::status(args),
-        Command::Clear => commands::daemon::clear(),
+        Command::Clear(args) => commands::daemon::clear(args.yes),
         Command::DaemonServe => commands::daemon::serve(),
         Command::Tasks(args) => commands::tasks::execute(args),
         Command::Hook(HookCommand::Install { tasks, force }) => {

@@ -68,3 +68,29 @@ fn issue_q_hook_install_checks_and_trims_task_names() {
     let script = std::fs::read_to_string(&hook).unwrap();
     assert!(script.contains("run --staged 'lint' 'test'"), "{script}");
 }
+
+/// Q.12: `clear` deletes the artifact store, so on a terminal it asks first (through a real
+/// pseudo-terminal, `script`); `n` keeps everything, `--yes` or a non-terminal stdin does
+/// not ask.
+#[test]
+fn issue_q_clear_asks_on_a_terminal_before_deleting_the_store() {
+    let sb = Sandbox::new();
+    sb.cmd(["kv", "put", "k"]).stdin("value").status(0);
+    let on_a_terminal = |answer: &str| {
+        let command = format!("{} clear", crate::support::ZCCACHE);
+        sb.program("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(answer)
+            .output()
+    };
+    let kept = on_a_terminal("n\n");
+    let said = String::from_utf8_lossy(&kept.stdout);
+    assert!(said.contains("delete the artifact store"), "{said}");
+    assert!(said.contains("nothing deleted"), "{said}");
+    assert_eq!(sb.cmd(["kv", "get", "k"]).status(0).stdout, "value");
+    on_a_terminal("y\n");
+    sb.cmd(["kv", "get", "k"]).status(1);
+    sb.cmd(["kv", "put", "k"]).stdin("again").status(0);
+    sb.cmd(["clear", "--yes"]).status(0).stderr_has("cleared");
+    sb.cmd(["kv", "get", "k"]).status(1);
+}

@@ -1,5 +1,6 @@
 //! `zccache start | stop | status | clear` and the hidden `daemon-serve`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -128,8 +129,12 @@ fn describe(s: &DaemonStatus) -> String {
 }
 
 /// `zccache clear`.
-pub fn clear() -> anyhow::Result<ExitCode> {
+pub fn clear(yes: bool) -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
+    if !yes && std::io::stdin().is_terminal() && !confirmed(&paths)? {
+        Ui::default().say("nothing deleted");
+        return Ok(ExitCode::from(1));
+    }
     match client::call_running(&paths, &Request::Clear)? {
         Some(Response::Cleared {
             fingerprint_indexes,
@@ -151,6 +156,17 @@ pub fn clear() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal whether to delete the store; true on `y` or `yes`.
+fn confirmed(paths: &DaemonPaths) -> anyhow::Result<bool> {
+    eprint!(
+        "zccache: delete the artifact store in {} (cached compiles, links, task outputs, kv values)? [y/N] ",
+        paths.dir.display()
+    );
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// `zccache daemon-serve`: be the daemon.
