@@ -8,6 +8,7 @@ mod fp;
 mod graph;
 mod kv;
 mod miss_reasons;
+mod names_state;
 mod remote;
 mod report;
 mod run;
