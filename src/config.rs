@@ -4,7 +4,7 @@
 //!
 //! Relative paths in a task (`root`, `cwd`, `outputs`) are relative to the file's directory.
 //! A task's name names its state file (`<root>/.zccache/run/<NAME>.json`), so it must be a
-//! plain file name: see [`TaskName`].
+//! plain file name (letters, digits, `-_.:`; see `TaskName`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

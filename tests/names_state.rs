@@ -3,8 +3,11 @@
 //! and a forged shared replay. Each case is the attack (or the accident) itself, run for real.
 
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use crate::support::{Ran, Sandbox};
+use crate::support::{Cmd, Ran, Sandbox};
 
 /// A name that retitles the terminal, and one that clears it, printed raw.
 const RETITLE: &str = "\u{1b}]0;PWNED\u{7}evil.txt";
@@ -130,4 +133,95 @@ fn issue_l_tasks_and_status_escape_and_local_replays_stay_exact() {
         "{}",
         status.stdout
     );
+}
+
+/// Runs `cmd` to its end within `secs`; on a hang, unblocks whoever waits on `fifo` (so the
+/// daemon can stop) and fails.
+fn within(cmd: Cmd, secs: u64, fifo: &Path) -> Ran {
+    let mut child = cmd.spawn();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            // A reader blocked on the FIFO sees EOF once a writer comes and goes; a writer
+            // blocked on it goes on once a reader opens it.
+            let open = |write: bool| {
+                fs::File::options()
+                    .read(!write)
+                    .write(write)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(fifo)
+            };
+            drop((open(true), open(false)));
+            panic!("hung on the FIFO {}", fifo.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ran::from(child.wait_with_output().unwrap())
+}
+
+fn mkfifo(sb: &Sandbox, path: &Path) {
+    let _ = fs::remove_file(path);
+    sb.program("mkfifo").args([path]).status(0);
+}
+
+/// Issue L.16: `F`, `F.run` and `F.log` are read without following a symlink and only when
+/// they are regular files. A link planted over one (to a file that says "skip") makes the
+/// task run and is never read or written through; a FIFO never hangs a run or `why`.
+#[test]
+fn issue_l_state_files_planted_as_links_or_fifos_are_never_followed() {
+    let sb = Sandbox::new();
+    sb.write("a.txt", "1\n");
+    let run = || {
+        sb.run_sh(
+            &["--cache", ".cache/t.json", "--output", "out"],
+            "echo ran >> \"$MARKER\"; mkdir -p out; echo x > out/f",
+        )
+    };
+    run().status(0);
+    run().status(0).stderr_has("zccache: skip (");
+    assert_eq!(sb.marker_count(), 1);
+    for (n, companion) in ["t.json.run", "t.json"].into_iter().enumerate() {
+        // The real file moves away and a link to it takes its place: read through the link,
+        // it would say "skip".
+        let file = sb.path(&format!(".cache/{companion}"));
+        let target = sb.outside(&format!("moved-{companion}"));
+        fs::rename(&file, &target).unwrap();
+        std::os::unix::fs::symlink(&target, &file).unwrap();
+        let kept = fs::read(&target).unwrap();
+        run().status(0).stderr_has("zccache: run (");
+        assert_eq!(
+            sb.marker_count(),
+            n + 2,
+            "{companion} as a link: the task ran"
+        );
+        assert_eq!(fs::read(&target).unwrap(), kept, "never written through");
+        assert!(
+            !fs::symlink_metadata(&file).unwrap().is_symlink(),
+            "replaced"
+        );
+        run().status(0).stderr_has("zccache: skip (");
+    }
+    for (n, companion) in ["t.json", "t.json.run"].into_iter().enumerate() {
+        let fifo = sb.path(&format!(".cache/{companion}"));
+        mkfifo(&sb, &fifo);
+        within(run(), 20, &fifo)
+            .stderr_has("zccache: run (")
+            .code
+            .filter(|c| *c == 0)
+            .expect("ran");
+        assert_eq!(
+            sb.marker_count(),
+            n + 4,
+            "{companion} as a FIFO: the task ran"
+        );
+    }
+    let ledger = sb.path(".cache/t.json.log");
+    mkfifo(&sb, &ledger);
+    let skipped = within(run(), 20, &ledger).stderr_has("zccache: skip (");
+    assert_eq!(skipped.code, Some(0));
+    let why = within(sb.cmd(["why", "--cache", ".cache/t.json"]), 20, &ledger);
+    assert_eq!(why.code, Some(2), "{}", why.stderr);
+    assert_eq!(sb.marker_count(), 5);
 }
