@@ -3,11 +3,14 @@
 //! and a forged shared replay. Each case is the attack (or the accident) itself, run for real.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Cmd, Ran, Sandbox};
+use crate::remote::Redis;
+use crate::support::{Cmd, Ran, Sandbox, Tool, available};
 
 /// A name that retitles the terminal, and one that clears it, printed raw.
 const RETITLE: &str = "\u{1b}]0;PWNED\u{7}evil.txt";
@@ -224,4 +227,89 @@ fn issue_l_state_files_planted_as_links_or_fifos_are_never_followed() {
     let why = within(sb.cmd(["why", "--cache", ".cache/t.json"]), 20, &ledger);
     assert_eq!(why.code, Some(2), "{}", why.stderr);
     assert_eq!(sb.marker_count(), 5);
+}
+
+/// Another "machine" on the sandbox's tree: its own state dir, its daemon stopped on drop.
+struct Machine<'a> {
+    sb: &'a Sandbox,
+    state: std::path::PathBuf,
+}
+
+impl<'a> Machine<'a> {
+    fn new(sb: &'a Sandbox, name: &str) -> Self {
+        let state = sb.outside(name);
+        fs::create_dir(&state).unwrap();
+        Machine { sb, state }
+    }
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .sb
+            .cmd(["stop"])
+            .env("ZCCACHE_DIR", &self.state)
+            .output();
+    }
+}
+
+/// The remote entry holding a shared task result (the one with a `record-v2` output).
+fn shared_entry(redis: &Redis) -> (String, serde_json::Value) {
+    redis
+        .keys("zccache:entry:*")
+        .into_iter()
+        .map(|key| {
+            let json = serde_json::from_str(redis.cli(&["GET", &key]).trim()).unwrap();
+            (key, json)
+        })
+        .find(|(_, json): &(String, serde_json::Value)| {
+            json["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["name"] == "record-v2")
+        })
+        .expect("a shared task entry")
+}
+
+/// Issue L.16: a shared result's replay is bytes anyone who can write the remote chose. A
+/// forged one that retitles and clears the terminal is shown with those sequences visible
+/// (`^[`), colours kept, on the skip that takes it and on later local skips.
+#[test]
+fn issue_l_a_forged_shared_replay_cannot_drive_the_terminal() {
+    if !available(Tool::Redis) {
+        return;
+    }
+    let redis = Redis::start().expect("checked");
+    let sb = Sandbox::new();
+    sb.write("src.txt", "input\n");
+    let run = |machine: &Machine| {
+        sb.run_sh(
+            &["--share", "--replay"],
+            "echo ran >> \"$MARKER\"; echo honest",
+        )
+        .env("ZCCACHE_DIR", &machine.state)
+        .env("ZCCACHE_REMOTE", redis.url())
+    };
+    let one = Machine::new(&sb, "one");
+    run(&one).status(0);
+    drop(one);
+    let forged = b"\x1b]0;PWNED\x07\x1b[2J\x1b[31mred\x1b[0m\n".to_vec();
+    let (key, mut entry) = shared_entry(&redis);
+    let hex = blake3::hash(&forged).to_hex().to_string();
+    Command::new("redis-cli")
+        .args(["-u", &redis.url(), "SET", &format!("zccache:blob:{hex}")])
+        .arg(std::ffi::OsStr::from_bytes(&forged))
+        .output()
+        .expect("redis-cli");
+    entry["stdout"] = serde_json::json!({"name": "stdout", "blob": hex, "size": forged.len()});
+    redis.cli(&["SET", &key, &entry.to_string()]);
+    fs::remove_dir_all(sb.path(".zccache")).unwrap();
+    let two = Machine::new(&sb, "two");
+    let shown = b"^[]0;PWNED^G^[[2J\x1b[31mred\x1b[0m\n";
+    for _ in 0..2 {
+        let skipped = run(&two).status(0).stderr_has("zccache: skip (");
+        assert_eq!(skipped.stdout_bytes, shown, "{:?}", skipped.stdout);
+    }
+    assert_eq!(sb.marker_count(), 1, "machine two took the shared result");
 }
