@@ -313,3 +313,43 @@ fn issue_l_a_forged_shared_replay_cannot_drive_the_terminal() {
     }
     assert_eq!(sb.marker_count(), 1, "machine two took the shared result");
 }
+
+/// Issue L.15: `rm -rf .zccache/` under a watched root (the task's state kept elsewhere).
+/// The daemon makes its cookie directory again: no check falls back to a full stat pass,
+/// none waits out the cookie timeout (2 s), and an edit is still seen.
+#[test]
+fn issue_l_the_watcher_survives_rm_rf_of_its_cookie_directory() {
+    let sb = Sandbox::new();
+    sb.write("a.txt", "1\n");
+    let cache = sb.outside("state/t.json");
+    let run = || {
+        sb.run_sh(
+            &["--cache", cache.to_str().unwrap()],
+            "echo ran >> \"$MARKER\"",
+        )
+    };
+    run().status(0);
+    run().status(0).stderr_has("zccache: skip (");
+    for round in 0..3 {
+        fs::remove_dir_all(sb.path(".zccache")).unwrap();
+        for check in 0..4 {
+            let started = Instant::now();
+            let ran = run().status(0);
+            let took = started.elapsed();
+            let ran = ran
+                .stderr_lacks("full stat pass")
+                .stderr_has("zccache: skip (");
+            assert!(
+                took < Duration::from_millis(1500),
+                "round {round}, check {check} took {took:?} (a cookie timeout):\n{}",
+                ran.stderr
+            );
+        }
+    }
+    sb.write("a.txt", "2\n");
+    run()
+        .status(0)
+        .stderr_lacks("full stat pass")
+        .stderr_has("run (1 file changed: a.txt)");
+    assert_eq!(sb.marker_count(), 2);
+}
