@@ -3,6 +3,8 @@
 //! file, the line and the key.
 //!
 //! Relative paths in a task (`root`, `cwd`, `outputs`) are relative to the file's directory.
+//! A task's name names its state file (`<root>/.zccache/run/<NAME>.json`), so it must be a
+//! plain file name (letters, digits, `-_.:`; see `TaskName`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -150,10 +152,47 @@ struct File {
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
-    tasks: BTreeMap<String, Task>,
+    tasks: BTreeMap<TaskName, Task>,
     /// Refused: the remote tier is the user's setting (see `user_config`).
     #[serde(default)]
     remote: Option<toml::Table>,
+}
+
+/// Longest task name.
+pub const MAX_TASK_NAME: usize = 64;
+
+/// A task name as the file spells it, checked while parsing (so a bad one is an error naming
+/// its line): letters, digits and `-_.:`, not starting with `.`, 1 to [`MAX_TASK_NAME`]
+/// bytes. It becomes a file name, so `/`, `..` and hidden or empty names are refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TaskName(String);
+
+impl<'de> Deserialize<'de> for TaskName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match task_name_error(&name) {
+            None => Ok(TaskName(name)),
+            Some(why) => Err(serde::de::Error::custom(format!(
+                "bad task name {name:?}: {why}"
+            ))),
+        }
+    }
+}
+
+/// Why `name` cannot be a task name (`None`: it can).
+fn task_name_error(name: &str) -> Option<&'static str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if name.is_empty() {
+        Some("it is empty")
+    } else if !name.chars().all(allowed) {
+        Some("a task name has only letters, digits and '-', '_', '.', ':'")
+    } else if name.starts_with('.') {
+        Some("it starts with '.'")
+    } else if name.len() > MAX_TASK_NAME {
+        Some("it is longer than 64 characters")
+    } else {
+        None
+    }
 }
 
 /// A loaded configuration.
@@ -200,7 +239,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         defaults: file.defaults,
-        tasks: file.tasks,
+        tasks: file.tasks.into_iter().map(|(n, t)| (n.0, t)).collect(),
     };
     if file.remote.is_some() {
         return Err(ConfigError::ProjectRemote(config.path));
@@ -329,6 +368,45 @@ mod tests {
     fn unknown_dependency_is_named() {
         let err = config("[tasks.a]\ncommand=\"a\"\ndepends_on=[\"zz\"]\n").unwrap_err();
         assert!(err.to_string().contains("\"zz\""), "{err}");
+    }
+
+    #[test]
+    fn task_names_are_plain_file_names() {
+        for good in [
+            "lint",
+            "build:web",
+            "a.b-c_d",
+            "T2",
+            &"x".repeat(MAX_TASK_NAME),
+        ] {
+            assert_eq!(task_name_error(good), None, "{good}");
+        }
+        let long = "x".repeat(MAX_TASK_NAME + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "../x",
+            "sub/dir",
+            "a b",
+            "\u{1b}]0;t",
+            "é",
+            &long,
+        ] {
+            assert!(task_name_error(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_task_name_names_file_line_and_key() {
+        let err =
+            config("[tasks.a]\ncommand = \"x\"\n\n[tasks.\"../../out/x\"]\ncommand = \"y\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("/p/zccache.toml"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("bad task name \"../../out/x\""), "{err}");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! User-facing messages: one line each on stderr (or in a task's output), prefixed
-//! `zccache:`. Not logs.
+//! `zccache:`. Not logs. A line never carries a control character: names in it are quoted
+//! where they are formatted (`quote::path`), and whatever else slipped in (a path in an
+//! error) is escaped here, so no message can drive the terminal.
 
 use std::fmt::Display;
 use std::sync::Arc;
 
 use crate::console::{Console, Stream};
+use crate::quote;
 
 /// Prints zccache's own messages unless `--quiet` asked for silence.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +41,8 @@ impl Ui {
     }
 
     fn line(&self, text: std::fmt::Arguments<'_>) {
+        let text = text.to_string();
+        let text = quote::controls(&text);
         match &self.console {
             Some(console) => console.write(Stream::Err, format!("{text}\n").as_bytes()),
             None => eprintln!("{text}"),
@@ -70,7 +75,7 @@ impl Ui {
 
 /// Prints an error as one line: `zccache: error: ...` with its causes.
 pub fn error(err: &anyhow::Error) {
-    eprintln!("zccache: error: {err:#}");
+    eprintln!("zccache: error: {}", quote::controls(&format!("{err:#}")));
 }
 
 /// A progress line on stderr for checks that take a while: it appears only on a terminal,

@@ -8,6 +8,7 @@ mod fp;
 mod graph;
 mod kv;
 mod miss_reasons;
+mod names_state;
 mod newcomer;
 mod remote;
 mod report;

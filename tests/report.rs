@@ -130,7 +130,10 @@ fn a_real_builds_journal_rolls_up_to_its_own_numbers() {
         sb.cmd(args).status(0).json()["lines"].clone()
     };
     assert_eq!(lines_with("--outcome", "miss"), 4);
-    assert_eq!(lines_with("--session", "nope"), 0);
+    // A session no compile belongs to is a mistake, said as one (issue Q.6).
+    sb.cmd(["report", "--journal", "j.jsonl", "--session", "nope"])
+        .status(2)
+        .stderr_has("matches --session nope");
 
     let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
     assert!(text.starts_with("7 compiles over "), "{text}");

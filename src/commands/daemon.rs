@@ -13,6 +13,7 @@ use crate::daemon::lifecycle::{self, DaemonPaths};
 use crate::daemon::protocol::{DaemonStatus, Request, Response};
 use crate::daemon::server;
 use crate::fingerprint::thousands;
+use crate::quote;
 use crate::ui::Ui;
 
 /// How long `stop` waits for the daemon to exit: as long as its own shutdown may take
@@ -119,10 +120,10 @@ fn describe(s: &DaemonStatus) -> String {
         };
         text.push_str(&format!(
             "  {} (root {}): {} files, {verdict}, {}\n",
-            index.cache_file,
-            index.root,
+            quote::path(&index.cache_file),
+            quote::path(&index.root),
             thousands(index.files as usize),
-            index.mode
+            quote::controls(&index.mode)
         ));
     }
     text

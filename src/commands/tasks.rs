@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::TasksArgs;
 use crate::config;
+use crate::quote;
 use crate::runner::ledger;
 use crate::runner::record::RunFiles;
 use crate::runner::tasks::{plain_run_args, task_spec};
@@ -51,9 +52,10 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             format!("last: {} at {}{exit}", l.decision, when(l.at_ms))
         });
+        // The command comes from the repository's file: nothing in it may drive the terminal.
         println!(
             "{name:<12} {verdict:<10}  {last:<28}  {}",
-            command.join(" ")
+            quote::controls(&command.join(" "))
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ use crate::daemon::client;
 use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
 use crate::fingerprint::CacheType;
+use crate::quote;
 use crate::runner::ledger::{self, LedgerLine};
 use crate::runner::record::RunFiles;
 use crate::runner::spec::{RunSpec, STATE_DIR, TaskSource};
@@ -106,14 +107,17 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
             }
             continue;
         }
+        // A shell glob names outputs from the tree, and reasons name headers and inputs.
+        let shown = quote::path(name);
         if misses.is_empty() {
-            println!("{name}: no miss recorded since the daemon started (hits record nothing)");
+            println!("{shown}: no miss recorded since the daemon started (hits record nothing)");
             continue;
         }
         let noun = if misses.len() == 1 { "miss" } else { "misses" };
-        println!("{name}: {} recent {noun}, newest first", misses.len());
+        println!("{shown}: {} recent {noun}, newest first", misses.len());
         for miss in &misses {
-            println!("  {}  {}", when(miss.at_ms), miss.reasons.join("; "));
+            let reasons = miss.reasons.join("; ");
+            println!("  {}  {}", when(miss.at_ms), quote::controls(&reasons));
         }
     }
     Ok(if found {
@@ -123,6 +127,8 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The ledger line for a terminal: paths quoted, and no control character from the file
+/// (written by any version, or by hand) printed raw.
 fn describe(line: &LedgerLine) -> String {
     let status = match line.exit_status {
         Some(code) => format!(", exit {code}"),
@@ -131,20 +137,20 @@ fn describe(line: &LedgerLine) -> String {
     let mut text = format!(
         "{}: {} ({}){status}, {:.0} ms\n  command: {}\n",
         when(line.at_ms),
-        line.decision,
-        line.message,
+        quote::controls(&line.decision),
+        quote::controls(&line.message),
         line.duration_ms,
-        line.command.join(" ")
+        quote::controls(&line.command.join(" "))
     );
     for part in &line.changed_parts {
-        text.push_str(&format!("  changed: {part}\n"));
+        text.push_str(&format!("  changed: {}\n", quote::controls(part)));
     }
     for change in &line.changes {
         let kind = serde_json::to_value(change.kind).unwrap_or_default();
         text.push_str(&format!(
             "  {:<8} {}\n",
             kind.as_str().unwrap_or("?"),
-            change.path
+            quote::path(&change.path)
         ));
     }
     text

@@ -494,9 +494,10 @@ fn refreshed<'a>(cached: &'a mut CachedState, paths: &StatePaths) -> &'a mut Cac
     cached
 }
 
-/// (inode, mtime ns, size) of a file, `None` when absent.
+/// (inode, mtime ns, size) of a file itself (a symlink is not followed: one planted over the
+/// state is another file, whose load refuses it), `None` when absent.
 fn identity(path: &Path) -> Option<(u64, i64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
+    let meta = std::fs::symlink_metadata(path).ok()?;
     Some((meta.ino(), fingerprint::mtime_ns(&meta), meta.size()))
 }

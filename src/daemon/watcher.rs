@@ -1,6 +1,12 @@
 //! File watching for the daemon's indexes: inotify → per-index sets of changed paths, plus
 //! Watchman-style cookies so a check knows every earlier change has arrived.
 //!
+//! Cookies go in `<root>/.zccache/`, which anyone may delete (`rm -rf .zccache/`): before
+//! each cookie the directory is made again if it is gone (mode 0700; a symlink there is
+//! refused, never followed) and watched, so the cookie's event cannot be missed. A cookie
+//! whose directory vanishes while it is awaited (its watch reports `DELETE_SELF` or
+//! `IGNORED`) is written again at once instead of waiting out the timeout.
+//!
 //! The mask leaves out opens and reads, so the daemon's own walking and hashing never floods
 //! the kernel queue. Trust is dropped — the next check does a full stat pass and says why —
 //! when the queue overflows, reading events fails, a new directory cannot be watched, or a
@@ -9,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,6 +26,8 @@ use crate::fingerprint::OwnState;
 
 /// How long a check waits for its cookie before distrusting the watcher.
 const COOKIE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many cookies a check writes when their directory keeps vanishing under them.
+const COOKIE_ATTEMPTS: usize = 3;
 /// Directory under a root that holds cookies (never an input).
 const COOKIE_DIR: &str = ".zccache";
 const COOKIE_PREFIX: &str = "zccache-cookie-";
@@ -45,8 +54,11 @@ struct Subscriber {
 struct State {
     roots: HashMap<PathBuf, HashMap<u64, Subscriber>>,
     dirs: HashMap<WatchDescriptor, PathBuf>,
-    awaited: HashSet<PathBuf>,
+    /// Cookies being waited for, with the watch of the directory they were written in.
+    awaited: HashMap<PathBuf, WatchDescriptor>,
     arrived: HashSet<PathBuf>,
+    /// Awaited cookies whose event can no longer come (their directory's watch ended).
+    lost: HashSet<PathBuf>,
     next_cookie: u64,
     /// The highest cookie number that arrived: every event made before it was written has
     /// been handled.
@@ -67,31 +79,13 @@ impl Shared {
     /// Watches `dir` and every directory below it (watch first, then list, so nothing created
     /// in between is missed).
     fn watch_tree(&self, dir: &Path) -> io::Result<()> {
-        let mask = WatchMask::CREATE
-            | WatchMask::DELETE
-            | WatchMask::MODIFY
-            | WatchMask::ATTRIB
-            | WatchMask::CLOSE_WRITE
-            | WatchMask::MOVED_FROM
-            | WatchMask::MOVED_TO
-            | WatchMask::DELETE_SELF
-            | WatchMask::MOVE_SELF
-            | WatchMask::ONLYDIR
-            | WatchMask::DONT_FOLLOW
-            | WatchMask::EXCL_UNLINK;
         let mut pending = vec![dir.to_path_buf()];
         while let Some(dir) = pending.pop() {
-            let added = self
-                .watches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .add(&dir, mask);
-            let wd = match added {
-                Ok(wd) => wd,
+            match self.watch(&dir) {
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
-            };
-            self.lock().dirs.insert(wd, dir.clone());
+            }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -105,9 +99,43 @@ impl Shared {
         Ok(())
     }
 
+    /// Watches the directory `dir` itself (again: the kernel then returns the same
+    /// descriptor) and remembers it.
+    fn watch(&self, dir: &Path) -> io::Result<WatchDescriptor> {
+        let mask = WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::MODIFY
+            | WatchMask::ATTRIB
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF
+            | WatchMask::ONLYDIR
+            | WatchMask::DONT_FOLLOW
+            | WatchMask::EXCL_UNLINK;
+        let wd = self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(dir, mask)?;
+        self.lock().dirs.insert(wd.clone(), dir.to_path_buf());
+        Ok(wd)
+    }
+
     fn on_event(&self, wd: &WatchDescriptor, mask: EventMask, name: Option<&OsStr>) {
         if mask.contains(EventMask::Q_OVERFLOW) {
-            return distrust_all(&mut self.lock(), "the inotify queue overflowed");
+            // Cookie events may be among the lost ones: their waiters write new ones.
+            let mut state = self.lock();
+            lose_cookies(&mut state, |_| true);
+            self.cookie_arrived.notify_all();
+            return distrust_all(&mut state, "the inotify queue overflowed");
+        }
+        if mask.intersects(EventMask::DELETE_SELF | EventMask::IGNORED) {
+            let mut state = self.lock();
+            if lose_cookies(&mut state, |armed| armed == wd) {
+                self.cookie_arrived.notify_all();
+            }
         }
         let Some(dir) = self.lock().dirs.get(wd).cloned() else {
             return;
@@ -134,7 +162,7 @@ impl Shared {
             distrust_all(&mut self.lock(), &watch_error(&path, &e));
         }
         let mut state = self.lock();
-        if state.awaited.contains(&path) {
+        if state.awaited.contains_key(&path) {
             state.arrived.insert(path);
             self.cookie_arrived.notify_all();
             return;
@@ -148,6 +176,19 @@ impl Shared {
 fn is_watched(parent: &Path, name: &OsStr) -> bool {
     !UNWATCHED.iter().any(|u| name == OsStr::new(u))
         && parent.file_name() != Some(OsStr::new(COOKIE_DIR))
+}
+
+/// Marks the awaited cookies whose directory's watch matches `armed` as lost; true if any.
+fn lose_cookies(state: &mut State, armed: impl Fn(&WatchDescriptor) -> bool) -> bool {
+    let lost: Vec<PathBuf> = state
+        .awaited
+        .iter()
+        .filter(|(_, wd)| armed(wd))
+        .map(|(cookie, _)| cookie.clone())
+        .collect();
+    let any = !lost.is_empty();
+    state.lost.extend(lost);
+    any
 }
 
 fn distrust_all(state: &mut State, why: &str) {
@@ -225,7 +266,7 @@ impl Watcher {
         let newly_watched = !shared.lock().roots.contains_key(root);
         if newly_watched {
             // The cookie directory must exist before the watch so its events are seen.
-            let _ = std::fs::create_dir_all(root.join(COOKIE_DIR));
+            let _ = cookie_dir(root);
             shared.watch_tree(root).map_err(|e| watch_error(root, &e))?;
         }
         let subscriber = Subscriber {
@@ -253,32 +294,19 @@ impl Watcher {
     /// of one batch share one cookie).
     pub fn sync(&self, root: &Path, as_of: u64) -> Result<(), String> {
         let shared = self.shared()?;
-        let (cookie, number) = {
-            let mut state = shared.lock();
-            if state.arrived_through > as_of {
+        for _ in 0..COOKIE_ATTEMPTS {
+            if shared.lock().arrived_through > as_of {
                 return Ok(());
             }
-            state.next_cookie += 1;
-            let number = state.next_cookie;
-            let name = format!("{COOKIE_PREFIX}{}-{number}", std::process::id());
-            let cookie = root.join(COOKIE_DIR).join(name);
-            state.awaited.insert(cookie.clone());
-            (cookie, number)
-        };
-        let written = std::fs::write(&cookie, b"");
-        let arrived = written.is_ok() && wait_for(shared, &cookie);
-        let _ = std::fs::remove_file(&cookie);
-        let mut state = shared.lock();
-        state.awaited.remove(&cookie);
-        state.arrived.remove(&cookie);
-        if written.is_ok() && arrived {
-            state.arrived_through = state.arrived_through.max(number);
+            match shared.cookie(root)? {
+                Waited::Arrived => return Ok(()),
+                Waited::TimedOut => {
+                    return Err("the watcher did not deliver its cookie in time".to_string());
+                }
+                Waited::Lost => {}
+            }
         }
-        match (written, arrived) {
-            (Err(e), _) => Err(format!("cannot write a watcher cookie: {e}")),
-            (_, false) => Err("the watcher did not deliver its cookie in time".to_string()),
-            _ => Ok(()),
-        }
+        Err("the watcher cookie directory kept vanishing".to_string())
     }
 
     /// Takes what changed for index `id` since its last call.
@@ -337,21 +365,94 @@ impl Watcher {
     }
 }
 
-fn wait_for(shared: &Shared, cookie: &Path) -> bool {
-    let deadline = Instant::now() + COOKIE_TIMEOUT;
-    let mut state = shared.lock();
-    while !state.arrived.contains(cookie) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
+/// How the wait for one cookie ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    /// Its event came: every earlier change has been delivered.
+    Arrived,
+    /// Its event cannot come (its directory went away): write another.
+    Lost,
+    /// Nothing came within [`COOKIE_TIMEOUT`].
+    TimedOut,
+}
+
+impl Shared {
+    /// Writes one cookie under `root` and waits for its event.
+    fn cookie(&self, root: &Path) -> Result<Waited, String> {
+        let cannot = |e: io::Error| format!("cannot write a watcher cookie: {e}");
+        let dir = cookie_dir(root).map_err(cannot)?;
+        // Watched before the cookie is written, so its event cannot be missed even when the
+        // directory was just made (the reader thread would watch it only later).
+        let wd = self.watch(&dir).map_err(cannot)?;
+        let (cookie, number) = {
+            let mut state = self.lock();
+            state.next_cookie += 1;
+            let number = state.next_cookie;
+            let name = format!("{COOKIE_PREFIX}{}-{number}", std::process::id());
+            let cookie = dir.join(name);
+            state.awaited.insert(cookie.clone(), wd);
+            (cookie, number)
+        };
+        let written = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&cookie);
+        let waited = match written {
+            Ok(_) => Ok(self.wait_for(&cookie)),
+            // The directory went between the watch and the write.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Waited::Lost),
+            Err(e) => Err(cannot(e)),
+        };
+        let _ = std::fs::remove_file(&cookie);
+        let mut state = self.lock();
+        state.awaited.remove(&cookie);
+        state.arrived.remove(&cookie);
+        state.lost.remove(&cookie);
+        if waited == Ok(Waited::Arrived) {
+            state.arrived_through = state.arrived_through.max(number);
         }
-        state = shared
-            .cookie_arrived
-            .wait_timeout(state, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        waited
     }
-    true
+
+    fn wait_for(&self, cookie: &Path) -> Waited {
+        let deadline = Instant::now() + COOKIE_TIMEOUT;
+        let mut state = self.lock();
+        loop {
+            if state.arrived.contains(cookie) {
+                return Waited::Arrived;
+            }
+            if state.lost.contains(cookie) {
+                return Waited::Lost;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Waited::TimedOut;
+            }
+            state = self
+                .cookie_arrived
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// `<root>/.zccache`, made (mode 0700) when it is missing; a symlink or anything else there
+/// that is not a directory is refused, never followed.
+fn cookie_dir(root: &Path) -> io::Result<PathBuf> {
+    let dir = root.join(COOKIE_DIR);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    if !std::fs::symlink_metadata(&dir)?.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(dir)
 }
 
 /// The reader thread: blocks on the inotify fd and dispatches events until it fails.

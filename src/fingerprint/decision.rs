@@ -1,11 +1,13 @@
 //! The verdict of a check — skip or run — with the reason and what changed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::hash::Digest;
 use super::state::{Loaded, State};
+use crate::quote;
 
 /// Skip the task or run it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,11 +201,13 @@ impl Decision {
         if self.changes.is_empty() {
             return "files changed".to_string();
         }
-        let names: Vec<&str> = self
+        // Names from the tree are quoted (an escape sequence in one must not reach the
+        // terminal).
+        let names: Vec<Cow<'_, str>> = self
             .changes
             .iter()
             .take(SHOWN)
-            .map(|c| c.path.as_str())
+            .map(|c| quote::path(&c.path))
             .collect();
         let more = self.changes.len().saturating_sub(SHOWN);
         let tail = if more > 0 {

@@ -1,12 +1,15 @@
 //! State files: `F` (the successes and the stat table), `F.pending` (what the last check saw),
 //! `F.lock` (an advisory lock serializing processes on one cache file).
 //!
-//! Writes are atomic (temp file, fsync, rename). Anything unreadable — empty, truncated,
-//! corrupt, another format or version — loads as [`Loaded::Unreadable`], never a panic.
+//! Writes are atomic (temp file, fsync, rename). Reads open the file without following a
+//! symlink and read it only when it is a regular file ([`read_state_file`]): a link planted
+//! there is never followed, a FIFO never hangs the check. Anything unreadable — a link, a
+//! FIFO, empty, truncated, corrupt, another format or version — loads as
+//! [`Loaded::Unreadable`], never a panic.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -160,6 +163,7 @@ impl StatePaths {
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.lock)
             .map_err(|e| FpError::io("open", &self.lock, e))?;
         file.lock()
@@ -169,7 +173,11 @@ impl StatePaths {
 
     /// Takes the lock if its file exists, creating nothing (`None`: there is no state yet).
     pub fn lock_existing(&self) -> Result<Option<File>, FpError> {
-        match OpenOptions::new().read(true).open(&self.lock) {
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.lock);
+        match opened {
             Ok(file) => {
                 file.lock_shared()
                     .map_err(|e| FpError::io("lock", &self.lock, e))?;
@@ -224,9 +232,9 @@ impl StatePaths {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    let bytes = match read_state_file(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     if bytes.is_empty() {
@@ -235,6 +243,34 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| format!("corrupt file ({e})"))
+}
+
+/// The bytes of the state file `path` (`None`: there is none), opened without following a
+/// symlink and without blocking, and read only when it is a regular file. A symlink, FIFO,
+/// socket or device there is an error: never followed, waited on or read.
+pub fn read_state_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let opened = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(e.kind(), "a symlink (never followed)"));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 fn write_json_atomic<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), FpError> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::{Change, write_file_atomic};
+use crate::fingerprint::{Change, read_state_file, write_file_atomic};
 
 /// How many decisions a ledger keeps.
 pub const LEDGER_LINES: usize = 50;
@@ -42,7 +42,7 @@ const COMPACT_AT: u64 = 256 << 10;
 /// Appends `line` (one write to the end of the file: no rewrite, no rename per decision);
 /// a file grown past [`COMPACT_AT`] is first cut to its last [`LEDGER_LINES`] lines.
 pub fn append(path: &Path, line: &LedgerLine) -> io::Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > COMPACT_AT) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.len() > COMPACT_AT) {
         let mut text = String::new();
         for kept in read(path) {
             text.push_str(&serde_json::to_string(&kept).map_err(io::Error::other)?);
@@ -52,18 +52,22 @@ pub fn append(path: &Path, line: &LedgerLine) -> io::Result<()> {
     }
     let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
     text.push('\n');
-    std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?
-        .write_all(text.as_bytes())
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    file.write_all(text.as_bytes())
 }
 
-/// The last [`LEDGER_LINES`] readable lines, oldest first.
+/// The last [`LEDGER_LINES`] readable lines, oldest first (none when the file is not a
+/// regular file: a symlink or FIFO there is never followed or waited on).
 pub fn read(path: &Path) -> Vec<LedgerLine> {
-    let mut lines: Vec<LedgerLine> = std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let bytes = read_state_file(path).ok().flatten().unwrap_or_default();
+    let mut lines: Vec<LedgerLine> = String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();

@@ -413,7 +413,7 @@ fn verify_skip(
                     true => String::new(),
                     false => format!("; not restored: {why}"),
                 };
-                let message = format!("{what}: {}{why}", changed.join(", "));
+                let message = format!("{what}: {}{why}", quoted(changed.iter()).join(", "));
                 judgement.rerun("outputs_changed", message);
                 return Ok(());
             }
@@ -451,7 +451,7 @@ fn restamp(files: &RunFiles, record: &mut RunRecord, key: Digest, stamps: Stamps
 /// `restored 3 outputs: dist/, gen.rs, ...` (the first few named; `would restore` for a
 /// dry run).
 fn restored_message(changed: &[String], dry_run: bool) -> String {
-    let shown: Vec<&str> = changed.iter().take(3).map(String::as_str).collect();
+    let shown = quoted(changed.iter().take(3));
     let more = if changed.len() > 3 { ", ..." } else { "" };
     let noun = if changed.len() == 1 {
         "output"
@@ -464,6 +464,11 @@ fn restored_message(changed: &[String], dry_run: bool) -> String {
         changed.len(),
         shown.join(", ")
     )
+}
+
+/// Output names as messages show them (quoted when they hold control characters).
+fn quoted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<std::borrow::Cow<'a, str>> {
+    names.map(|n| crate::quote::path(n)).collect()
 }
 
 impl Judgement {

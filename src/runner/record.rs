@@ -1,6 +1,8 @@
 //! The runner's own files beside a cache file `F`: `F.run` (per successful key: output
 //! digests and whether a replay was captured; the rustup memo), `F.replay/` (captured
-//! stdout/stderr per key). Losing any of them costs a rerun, never a wrong skip.
+//! stdout/stderr per key). Losing any of them costs a rerun, never a wrong skip. They are
+//! read as the fingerprint state is (`read_state_file`): a symlink or FIFO planted in their
+//! place is unreadable, never followed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::outputs::{OutputDigests, Stamps};
 use super::tool::RustupMemo;
-use crate::fingerprint::{Digest, MAX_SUCCESSES, write_file_atomic};
+use crate::fingerprint::{Digest, MAX_SUCCESSES, read_state_file, write_file_atomic};
 use crate::paths::with_suffix;
 
 const VERSION: u32 = 2;
@@ -89,8 +91,9 @@ impl RunFiles {
 
     /// Loads `F.run`; anything unreadable is an empty record.
     pub fn load(&self) -> RunRecord {
-        std::fs::read(&self.record)
+        read_state_file(&self.record)
             .ok()
+            .flatten()
             .and_then(|bytes| serde_json::from_slice::<RunRecord>(&bytes).ok())
             .filter(|r| r.version == VERSION)
             .unwrap_or_default()
@@ -105,6 +108,7 @@ impl RunFiles {
     /// Stores the captured streams of a successful run.
     pub fn save_replay(&self, key: Digest, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
         std::fs::create_dir_all(&self.replay_dir)?;
+        self.replay_dir_is_real()?;
         let (out, err) = self.replay_paths(key);
         write_file_atomic(&out, stdout, false)?;
         write_file_atomic(&err, stderr, false)
@@ -112,8 +116,21 @@ impl RunFiles {
 
     /// The captured streams of `key`, if both are there.
     pub fn load_replay(&self, key: Digest) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.replay_dir_is_real().ok()?;
         let (out, err) = self.replay_paths(key);
-        Some((std::fs::read(out).ok()?, std::fs::read(err).ok()?))
+        let read = |path| read_state_file(path).ok().flatten();
+        Some((read(&out)?, read(&err)?))
+    }
+
+    /// `F.replay` must be a directory itself, not a symlink to one elsewhere.
+    fn replay_dir_is_real(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.replay_dir)?.is_dir() {
+            true => Ok(()),
+            false => Err(io::Error::other(format!(
+                "{} is not a directory",
+                self.replay_dir.display()
+            ))),
+        }
     }
 
     /// Deletes the captured streams of `key`.

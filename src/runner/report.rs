@@ -8,6 +8,7 @@ use crate::cli::RunArgs;
 use crate::console::{Console, Stream};
 use crate::fingerprint::{Decision, FILES_PART, Verdict, now_ms};
 use crate::os::local_time;
+use crate::quote;
 use crate::ui::Ui;
 
 /// Prints the decision line and, with `--explain`, what changed (nothing with `--json`:
@@ -52,7 +53,7 @@ fn explain(ui: &Ui, j: &Judgement) {
         ui.say(format_args!(
             "  {:<8} {}",
             kind.as_str().unwrap_or("?"),
-            change.path
+            quote::path(&change.path)
         ));
     }
     let more = decision.changes.len().saturating_sub(EXPLAIN_LIMIT);

@@ -4,7 +4,8 @@
 //! or mtime) — into the artifact store, whose remote tier carries it to teammates and CI,
 //! with the outputs it left (their files) and its captured streams. A check that would run
 //! asks for it first: the outputs here are made the published ones (restored where they are
-//! missing or differ) and the run becomes a skip, recorded as a local success.
+//! missing or differ) and the run becomes a skip, recorded as a local success. Its replay is
+//! shown with control sequences other than colours made visible (`quote::terminal_bytes`).
 
 use std::io;
 
@@ -18,6 +19,7 @@ use super::spec::RunSpec;
 use super::tool;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Decision, combined_key};
+use crate::quote;
 
 /// The artifact output holding a published record (JSON); the other outputs are the
 /// outputs' file contents by hex digest.
@@ -82,12 +84,17 @@ impl SharedResult {
         Ok(changed.len())
     }
 
-    /// The shared run's stdout and stderr, when it captured them.
+    /// The shared run's stdout and stderr, when it captured them, made harmless for a
+    /// terminal: anyone who can write the remote wrote these bytes, so text and colours are
+    /// kept and any other control sequence is shown (`^[`), never obeyed.
     pub fn replay(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         let a = &self.artifact;
-        self.record
-            .replay
-            .then(|| (a.stdout.clone(), a.stderr.clone()))
+        self.record.replay.then(|| {
+            (
+                quote::terminal_bytes(&a.stdout),
+                quote::terminal_bytes(&a.stderr),
+            )
+        })
     }
 }
 

@@ -45,7 +45,8 @@ pub struct RunSpec {
 /// A task as the command line or `zccache.toml` describes it, before resolution.
 #[derive(Debug, Clone)]
 pub struct TaskSource<'a> {
-    /// Its name (`None`: an ad-hoc command).
+    /// Its name (`None`: an ad-hoc command): a key of a parsed `zccache.toml`, so a plain
+    /// file name (`config::TaskName`), safe to name the default state file.
     pub name: Option<&'a str>,
     /// The input set.
     pub inputs: &'a InputArgs,
