@@ -72,14 +72,51 @@ pub enum ConfigError {
     },
 }
 
-/// A task's command: an argv list, or one string run through `sh -c`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// A task's command: an argv list, or one string run through `sh -c`; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskCommand {
     /// Run exactly these arguments.
     Argv(Vec<String>),
     /// Run through `sh -c`.
     Shell(String),
+}
+
+impl<'de> Deserialize<'de> for TaskCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CommandVisitor)
+    }
+}
+
+/// Reads a command as toml spells it: a string or a list of strings, not empty (the error
+/// then names the line and key, as serde's untagged enums would not).
+struct CommandVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CommandVisitor {
+    type Value = TaskCommand;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string or a list of strings")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, line: &str) -> Result<TaskCommand, E> {
+        match line.trim().is_empty() {
+            true => Err(E::custom("the command is empty")),
+            false => Ok(TaskCommand::Shell(line.to_string())),
+        }
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TaskCommand, A::Error> {
+        let mut argv = Vec::new();
+        while let Some(arg) = seq.next_element::<String>()? {
+            argv.push(arg);
+        }
+        match argv.first().is_none_or(|program| program.is_empty()) {
+            true => Err(serde::de::Error::custom(
+                "the command is empty (the list needs a program first)",
+            )),
+            false => Ok(TaskCommand::Argv(argv)),
+        }
+    }
 }
 
 impl TaskCommand {
@@ -112,7 +149,8 @@ pub struct Defaults {
     pub replay: Option<bool>,
     /// Share results through the remote cache tier.
     pub share: Option<bool>,
-    /// Most tasks `zccache run` runs at once.
+    /// Most tasks `zccache run` runs at once (1 to 256, as `-j`).
+    #[serde(deserialize_with = "jobs")]
     pub jobs: Option<usize>,
 }
 
@@ -156,6 +194,18 @@ struct File {
     /// Refused: the remote tier is the user's setting (see `user_config`).
     #[serde(default)]
     remote: Option<toml::Table>,
+}
+
+/// Reads `jobs`: 1 to [`crate::os::MAX_CHILDREN`], as `-j` takes it.
+fn jobs<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    let jobs = usize::deserialize(deserializer)?;
+    match (1..=crate::os::MAX_CHILDREN).contains(&jobs) {
+        true => Ok(Some(jobs)),
+        false => Err(serde::de::Error::custom(format!(
+            "jobs must be 1 to {}, not {jobs}",
+            crate::os::MAX_CHILDREN
+        ))),
+    }
 }
 
 /// Longest task name.
@@ -231,9 +281,10 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> 
 
 /// Parses `text` as the content of `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    // toml's message is a block (line, the line's text, a caret): kept as it is.
     let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().replace('\n', " "),
+        message: e.to_string().trim_end().to_string(),
     })?;
     let config = Config {
         path: path.to_path_buf(),
@@ -255,6 +306,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             config.task(dep)?;
         }
     }
+    // A cycle is refused by every command, not only by the ones that order tasks.
+    config.order(&config.tasks.keys().cloned().collect::<Vec<_>>())?;
     Ok(config)
 }
 
@@ -354,14 +407,55 @@ mod tests {
     }
 
     #[test]
-    fn cycles_are_named() {
-        let c = config(
+    fn cycles_are_named_when_the_file_is_read() {
+        let err = config(
             "[tasks.a]\ncommand=\"a\"\ndepends_on=[\"b\"]\n\
              [tasks.b]\ncommand=\"b\"\ndepends_on=[\"a\"]\n",
         )
-        .unwrap();
-        let err = c.order(&["a".into()]).unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("a -> b -> a"), "{err}");
+    }
+
+    #[test]
+    fn empty_or_mistyped_commands_name_line_and_key() {
+        for (text, said) in [
+            ("command = []", "the command is empty"),
+            ("command = [\"\"]", "the command is empty"),
+            ("command = \"\"", "the command is empty"),
+            ("command = \"  \"", "the command is empty"),
+            ("command = 5", "expected a string or a list of strings"),
+        ] {
+            let err = config(&format!("[tasks.a]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("line 2") && err.contains(said),
+                "{text}: {err}"
+            );
+            assert!(!err.contains("untagged"), "{err}");
+        }
+    }
+
+    #[test]
+    fn jobs_in_the_file_are_checked_like_dash_j() {
+        let err = config("[defaults]\njobs = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("jobs must be 1 to 256"),
+            "{err}"
+        );
+        assert_eq!(
+            config("[defaults]\njobs = 3\n").unwrap().defaults.jobs,
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn parse_errors_keep_the_parsers_layout() {
+        let err = config("[tasks.a]\ncomand = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\n2 | comand"), "{err}");
     }
 
     #[test]

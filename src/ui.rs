@@ -73,9 +73,13 @@ impl Ui {
     }
 }
 
-/// Prints an error as one line: `zccache: error: ...` with its causes.
+/// Prints an error: `zccache: error: ...` with its causes, on one line unless the message
+/// is a block of its own (a TOML parser's, with the line and a caret), whose lines are kept;
+/// no other control character reaches the terminal.
 pub fn error(err: &anyhow::Error) {
-    eprintln!("zccache: error: {}", quote::controls(&format!("{err:#}")));
+    let text = format!("{err:#}");
+    let lines: Vec<_> = text.split('\n').map(quote::controls).collect();
+    eprintln!("zccache: error: {}", lines.join("\n"));
 }
 
 /// A progress line on stderr for checks that take a while: it appears only on a terminal,

@@ -94,3 +94,105 @@ fn issue_q_clear_asks_on_a_terminal_before_deleting_the_store() {
     sb.cmd(["clear", "--yes"]).status(0).stderr_has("cleared");
     sb.cmd(["kv", "get", "k"]).status(1);
 }
+
+/// Q.4, Q.9: an empty command (`[]`, `""`) or a command of the wrong type is a config error
+/// naming file, line and key (exit 2), in the TOML parser's own layout, never a panic, a
+/// "success" or serde's "untagged enum".
+#[test]
+fn issue_q_empty_or_mistyped_commands_are_config_errors() {
+    let sb = Sandbox::new();
+    for (command, said) in [
+        ("[]", "the command is empty"),
+        ("\"\"", "the command is empty"),
+        ("5", "expected a string or a list of strings"),
+    ] {
+        sb.write("zccache.toml", format!("[tasks.a]\ncommand = {command}\n"));
+        let ran = sb
+            .cmd(["run", "a"])
+            .status(2)
+            .stderr_has("zccache.toml")
+            .stderr_has(said)
+            .stderr_lacks("panicked")
+            .stderr_lacks("untagged");
+        assert!(ran.stderr.contains("line 2"), "{}", ran.stderr);
+    }
+    sb.write("zccache.toml", "[tasks.a]\ncomand = \"true\"\n");
+    let ran = sb.cmd(["run", "a"]).status(2);
+    assert!(
+        ran.stderr.contains("\n2 | comand = \"true\"\n"),
+        "the parser's block keeps its lines:\n{}",
+        ran.stderr
+    );
+}
+
+/// Q.6: usage errors stop (exit 2, one line, nothing run) instead of warning and running:
+/// a `--cache` that is a directory, `root = "nope"`, `jobs = 0`, a depends_on cycle in
+/// `zccache tasks`, `run --all` on a file without tasks; an input set that matches no file
+/// is said, not skipped in silence.
+#[test]
+fn issue_q_usage_errors_stop_before_anything_runs() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path(".cache/dir")).unwrap();
+    sb.run_sh(&["--cache", ".cache/dir"], "echo ran >> \"$MARKER\"")
+        .status(2)
+        .stderr_has("is a directory");
+    let bad = [
+        (
+            "[tasks.a]\ncommand = \"true\"\nroot = \"nope\"\n",
+            "does not exist",
+        ),
+        (
+            "[defaults]\njobs = 0\n[tasks.a]\ncommand = \"true\"\n",
+            "jobs must be 1 to 256",
+        ),
+        (
+            "[tasks.a]\ncommand = \"true\"\ndepends_on = [\"b\"]\n[tasks.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
+            "a -> b -> a",
+        ),
+    ];
+    for (file, said) in bad {
+        sb.write("zccache.toml", file);
+        sb.cmd(["run", "a"]).status(2).stderr_has(said);
+        if said.contains("->") {
+            sb.cmd(["tasks"]).status(2).stderr_has(said);
+        }
+    }
+    sb.write("zccache.toml", "[defaults]\nexclude = [\"x\"]\n");
+    sb.cmd(["run", "--all"])
+        .status(2)
+        .stderr_has("defines no tasks");
+    assert_eq!(sb.marker_count(), 0);
+    sb.write(
+        "zccache.toml",
+        "[tasks.b]\ncommand = \"true\"\next = [\"nothing\"]\n",
+    );
+    sb.cmd(["run", "b"])
+        .status(0)
+        .stderr_has("b: the input set is empty");
+    sb.cmd(["run", "b"])
+        .status(0)
+        .stderr_has("skip b")
+        .stderr_has("the input set is empty");
+}
+
+/// Q.10: `why` says what it looked for and how to point it: a compile output that never
+/// missed is asked of the daemon (not "no zccache.toml"), and a bare `why` after runs with
+/// `--cache` names `--cache`.
+#[test]
+fn issue_q_why_says_where_it_looked_and_how_to_point_it() {
+    let sb = Sandbox::new();
+    sb.cmd(["start"]).status(0);
+    sb.cmd(["why", "nonexist.o"])
+        .status(1)
+        .stderr_lacks("zccache.toml");
+    sb.run_sh(&["--cache", ".cache/lint.json"], "true")
+        .status(0);
+    sb.cmd(["why"])
+        .status(2)
+        .stderr_has("zccache why --cache FILE")
+        .stderr_lacks("No such file");
+    sb.cmd(["why", "lint"])
+        .status(2)
+        .stderr_has("\"lint\" is no task")
+        .stderr_has("no zccache.toml");
+}

@@ -403,17 +403,27 @@ fn quiet_silences_and_json_describes() {
     assert!(!ran.stderr.contains("zccache:"), "{}", ran.stderr);
 }
 
+/// A fingerprint that fails at check time (here the state file's directory cannot be made)
+/// runs the command: never skip on doubt. A mistake in how the task is given — a root that
+/// does not exist, a glob that does not parse — is a usage error instead (issue Q.6): exit
+/// 2, nothing run.
 #[test]
 fn fingerprint_error_still_runs_the_command() {
     let sb = project();
-    sb.run_sh(&["--root", "missing"], TASK)
+    sb.write("notadir", "");
+    sb.run_sh(&["--cache", "notadir/x.json"], TASK)
         .status(0)
         .stderr_has("cannot fingerprint")
         .stderr_has("running anyway");
+    assert_eq!(sb.marker_count(), 1);
+    sb.run_sh(&["--root", "missing"], TASK)
+        .status(2)
+        .stderr_has("the root ")
+        .stderr_has("missing does not exist");
     sb.run_sh(&["--include", "src/["], TASK)
-        .status(0)
-        .stderr_has("running anyway");
-    assert_eq!(sb.marker_count(), 2);
+        .status(2)
+        .stderr_has("src/[");
+    assert_eq!(sb.marker_count(), 1);
     assert!(!sb.path("missing").exists());
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::cli::WhyArgs;
 use crate::config;
@@ -22,12 +22,15 @@ use crate::runner::when;
 /// Prints the last ledger line of the selected task, or the misses of the named outputs.
 pub fn execute(args: &WhyArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir()?;
-    if names_outputs(args, &cwd) {
+    if names_outputs(args, &cwd)? {
         return outputs(args, &cwd);
     }
     let ledger_file = ledger_file(args)?;
     let Some(line) = ledger::read(&ledger_file).pop() else {
-        bail!("no decision recorded in {}", ledger_file.display());
+        bail!(
+            "no decision recorded in {} (the task has not run with these settings)",
+            ledger_file.display()
+        );
     };
     if args.json {
         println!("{}", serde_json::to_string(&line)?);
@@ -58,29 +61,45 @@ fn ledger_file(args: &WhyArgs) -> anyhow::Result<PathBuf> {
         });
         return Ok(RunFiles::new(&spec.cache_file).ledger);
     }
-    let dir = std::env::current_dir()?
-        .join(args.inputs.root_or_cwd())
-        .join(STATE_DIR);
+    let root = crate::paths::lexically_absolute(&cwd, &args.inputs.root_or_cwd());
+    let dir = root.join(STATE_DIR);
     let newest = std::fs::read_dir(&dir)
-        .with_context(|| format!("no zccache run state in {}", dir.display()))?
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json.log"))
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
     match newest {
         Some(entry) => Ok(entry.path()),
-        None => bail!("no decision recorded in {}", dir.display()),
+        None => bail!(
+            "no task's decision in {} (where tasks without --cache keep them); for a task run \
+             with --cache FILE say `zccache why --cache FILE`, or name it: `zccache why TASK` \
+             or `zccache why -- CMD ARGS`",
+            dir.display()
+        ),
     }
 }
 
-/// Several names, or one that is no task of zccache.toml but a path (it has a `/` or
-/// exists): compile outputs.
-fn names_outputs(args: &WhyArgs, cwd: &Path) -> bool {
+/// Several names, or one that is no task of zccache.toml but looks like a file (it has a
+/// `/` or a `.`, or exists): compile outputs. A bare word that is no task is an error
+/// saying where tasks were looked for.
+fn names_outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<bool> {
     let [name] = args.names.as_slice() else {
-        return args.names.len() > 1;
+        return Ok(args.names.len() > 1);
     };
-    let is_task =
-        config::load(args.config.as_deref(), cwd).is_ok_and(|c| c.tasks.contains_key(name));
-    !is_task && (name.contains('/') || cwd.join(name).exists())
+    let config = config::load(args.config.as_deref(), cwd);
+    if config.as_ref().is_ok_and(|c| c.tasks.contains_key(name)) {
+        return Ok(false);
+    }
+    if name.contains(['/', '.']) || cwd.join(name).exists() {
+        return Ok(true);
+    }
+    match config {
+        Ok(config) => Err(config.task(name).map(drop).unwrap_err().into()),
+        Err(e) => {
+            bail!("{name:?} is no task ({e}) and no file here; name a compile output by its path")
+        }
+    }
 }
 
 /// Each output's recent misses (newest first) as the daemon remembers them; exit 1 when

@@ -92,6 +92,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
         share: args.share,
         staged: args.staged,
     });
+    spec.validate().map_err(anyhow::Error::msg)?;
     let console = Arc::new(Console::Direct);
     Ok(ExitCode::from(run_spec(&spec, args, &console, None).status))
 }
@@ -138,6 +139,16 @@ pub fn run_spec(
         Judgement::unknown()
     });
     let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if judgement.decision.as_ref().is_some_and(|d| d.files == 0) {
+        ui.warn(format_args!(
+            "{}the input set is empty: no file under {} passes --ext/--include/--exclude, so \
+             once it succeeds the task skips whatever changes",
+            spec.name
+                .as_ref()
+                .map_or(String::new(), |n| format!("{n}: ")),
+            spec.root.display()
+        ));
+    }
     report::decision(&ui, args, spec, &judgement, check_ms);
     let ended = if args.dry_run {
         dry_run_end(&judgement)

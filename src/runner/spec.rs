@@ -126,6 +126,30 @@ impl RunSpec {
         }
     }
 
+    /// The mistakes in how the task was given, which no run can mend (exit 2 before
+    /// anything runs): a root that is no directory, a state file that is a directory, a
+    /// glob that does not parse.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.root.is_dir() {
+            let what = match self.root.exists() {
+                true => "is not a directory",
+                false => "does not exist",
+            };
+            return Err(format!("the root {} {what}", self.root.display()));
+        }
+        if self.cache_file.is_dir() {
+            return Err(format!(
+                "the state file {} is a directory (--cache names a file)",
+                self.cache_file.display()
+            ));
+        }
+        Filter::new(&self.filter).map_err(|e| e.to_string())?;
+        for (shown, _) in self.outputs.iter().filter(|(shown, _)| is_glob(shown)) {
+            globset::Glob::new(shown).map_err(|e| format!("bad --output glob {shown:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Key parts besides the file set: `command` and one `env NAME` per `--env`.
     pub fn command_parts(&self) -> BTreeMap<String, Digest> {
         let mut parts = BTreeMap::new();

@@ -31,12 +31,19 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.tasks.clone()
     };
+    if wanted.is_empty() {
+        anyhow::bail!("{} defines no tasks", config.path.display());
+    }
     let graph = Graph::new(&config, &wanted)?;
     let specs = graph
         .names
         .iter()
         .map(|name| task_spec(&config, name, args))
         .collect::<anyhow::Result<Vec<RunSpec>>>()?;
+    for (name, spec) in graph.names.iter().zip(&specs) {
+        spec.validate()
+            .map_err(|why| anyhow::anyhow!("{}: task {name}: {why}", config.path.display()))?;
+    }
     let limits = Limits {
         jobs: jobs(args, &config),
         keep_going: args.keep_going,
