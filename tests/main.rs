@@ -8,6 +8,7 @@ mod fp;
 mod graph;
 mod kv;
 mod miss_reasons;
+mod processes;
 mod remote;
 mod report;
 mod run;
