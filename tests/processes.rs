@@ -1,7 +1,7 @@
 //! `zccache run` and the processes it starts, with real signals to real process trees: a
 //! signal starts nothing new and stops every task's whole tree, a background process a
-//! command leaves behind does not hold its task open, and a command that has the terminal
-//! stays in its foreground.
+//! command leaves behind does not hold its task open, a command that has the terminal stays
+//! in its foreground, and two runs of one task never run it at once.
 
 use std::fs;
 use std::io::Write;
@@ -376,4 +376,49 @@ fn issue_l_a_command_that_has_the_terminal_stays_in_its_foreground() {
     assert_eq!(fs::read_to_string(marks.join("got")).unwrap(), "hello\n");
     let pgid = fs::read_to_string(marks.join("pgid")).unwrap();
     assert_eq!(pgid.trim(), zccache.to_string(), "not in zccache's group");
+}
+
+/// Issue L.11: two runs of one task at the same time never both run its command: the
+/// second waits for the first, says so, then checks again and skips. A dry run takes no
+/// lock.
+#[test]
+fn issue_l_two_runs_of_one_task_never_run_it_at_once() {
+    let sb = Sandbox::new();
+    let marks = sb.outside("marks/x").parent().unwrap().to_path_buf();
+    sb.write("src/in.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.slow]\ncommand = \"echo run >> \\\"$MARKER\\\"; touch \\\"$MARKS/started\\\"; \
+         sleep 2; mkdir -p out; echo built > out/f\"\noutputs = [\"out\"]\n",
+    );
+    let run = || {
+        sb.cmd(["run", "slow"])
+            .env("MARKS", &marks)
+            .env("MARKER", sb.marker())
+    };
+    let first = run().spawn();
+    wait_for(&marks.join("started"));
+    let second = run().spawn();
+    run()
+        .args(["--dry-run"])
+        .status(1)
+        .stderr_lacks("waiting for another run");
+    let first_pid = first.id();
+    let first = finish(first, 30);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let second = finish(second, 30);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!(
+            "zccache: waiting for another run of slow (pid {first_pid})"
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("zccache: skip slow ("),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(sb.marker_count(), 1, "the command ran twice");
+    assert_eq!(sb.read("out/f"), "built\n");
 }

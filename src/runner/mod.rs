@@ -15,6 +15,7 @@ pub mod record;
 mod report;
 mod shared;
 pub mod spec;
+mod task_lock;
 pub mod tasks;
 pub mod tool;
 
@@ -36,6 +37,7 @@ use output_cache::Restore;
 use outputs::{Stamps, changed_outputs, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
+use task_lock::{Taken, TaskLock};
 use tool::PlainTools;
 
 pub use report::when;
@@ -130,6 +132,13 @@ pub fn run_spec(
 ) -> Ended {
     let started = Instant::now();
     let ui = Ui::to_console(args.quiet || args.json, Arc::clone(console));
+    // Held from the check to the recorded result: one run of a task at a time.
+    let Some((_lock, prechecked)) = lock_task(&ui, spec, args, prechecked) else {
+        if args.json {
+            report::not_run_json(spec.name.as_deref());
+        }
+        return interrupted_end(&ui, spec);
+    };
     let files = RunFiles::new(&spec.cache_file);
     // A task checked with its graph brings the record it was checked with.
     let (mut record, answered) = match prechecked {
@@ -153,6 +162,33 @@ pub fn run_spec(
         report::json(console, args, spec, &judgement, (check_ms, total_ms), ended);
     }
     ended
+}
+
+/// The task lock and the graph's early check, dropped when another run held the task in the
+/// meantime. No lock for a dry run, nor without the root (the task cannot be checked or
+/// recorded then, and nothing may be created there), nor when it cannot be had (said; the
+/// task goes on without it). `None`: zccache was interrupted while waiting for the lock.
+fn lock_task(
+    ui: &Ui,
+    spec: &RunSpec,
+    args: &RunArgs,
+    prechecked: Option<Prechecked>,
+) -> Option<(Option<TaskLock>, Option<Prechecked>)> {
+    if args.dry_run || !spec.root.is_dir() {
+        return Some((None, prechecked));
+    }
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| spec.argv_text().join(" "));
+    match task_lock::take(&spec.cache_file, ui, &name) {
+        Ok(Taken::Held { lock, waited }) => Some((Some(lock), prechecked.filter(|_| !waited))),
+        Ok(Taken::Interrupted) => None,
+        Err(why) => {
+            ui.warn(format_args!("{why}; running without the task lock"));
+            Some((None, prechecked))
+        }
+    }
 }
 
 /// Skips (replaying; recording a shared result) or runs the task and records how it ended,
