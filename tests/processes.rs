@@ -1,7 +1,8 @@
 //! `zccache run` and the processes it starts, with real signals to real process trees: a
 //! signal starts nothing new and stops every task's whole tree, a background process a
 //! command leaves behind does not hold its task open, a command that has the terminal stays
-//! in its foreground, and two runs of one task never run it at once.
+//! in its foreground, two runs of one task never run it at once, and a task's held output
+//! survives a spill file that cannot grow.
 
 use std::fs;
 use std::io::Write;
@@ -421,4 +422,35 @@ fn issue_l_two_runs_of_one_task_never_run_it_at_once() {
     );
     assert_eq!(sb.marker_count(), 1, "the command ran twice");
     assert_eq!(sb.read("out/f"), "built\n");
+}
+
+/// Issue L.12: when a task's spilled output cannot grow (here the file size limit), every
+/// line is still printed, in order, and the run succeeds.
+#[test]
+fn issue_l_held_output_survives_a_spill_file_that_cannot_grow() {
+    let sb = Sandbox::new();
+    sb.write("src/in.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.a]\ncommand = \"seq -f 'a%.0f' 1 1000000\"\n\
+         [tasks.b]\ncommand = \"seq -f 'b%.0f' 1 1000000\"\n",
+    );
+    // 4096 blocks: 2 or 4 MiB, far below the 8 MB each task prints.
+    let ran = sb
+        .program("sh")
+        .args([
+            "-c",
+            "ulimit -f 4096; exec \"$0\" run -j 2 --all --no-daemon",
+            crate::support::ZCCACHE,
+        ])
+        .status(0);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 2_000_000, "{}", ran.stderr);
+    let first = &lines[0][..1];
+    for (i, line) in lines.iter().enumerate() {
+        let (task, n) = match i < 1_000_000 {
+            true => (first, i + 1),
+            false => (if first == "a" { "b" } else { "a" }, i - 999_999),
+        };
+        assert_eq!(*line, format!("{task}{n}"), "line {i}");
+    }
 }
