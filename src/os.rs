@@ -59,10 +59,17 @@ extern "C" fn on_interrupt(signal: libc::c_int) {
 extern "C" fn on_file_too_big(_: libc::c_int) {}
 
 /// Points `signal` at `handler`, with the interrupting signals blocked while it runs (so
-/// handlers never nest on one thread).
+/// handlers never nest on one thread). A signal zccache was started with ignored stays
+/// ignored (`nohup`, a background job of a script).
 fn catch(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: a zeroed sigaction with a plain handler and a filled-in mask is valid.
+    // SAFETY: sigaction with a null new action only reads the current one into ours; a
+    // zeroed sigaction with a plain handler and a filled-in mask is valid.
     unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        let known = libc::sigaction(signal, std::ptr::null(), &mut current) == 0;
+        if known && current.sa_sigaction == libc::SIG_IGN {
+            return;
+        }
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as libc::sighandler_t;
         action.sa_flags = libc::SA_RESTART;

@@ -204,6 +204,28 @@ fn issue_l_a_second_signal_quits_at_once() {
     assert!(!p.mark("b.started").exists());
 }
 
+/// A signal zccache was started with ignored (`nohup`, a background job of a script) stays
+/// ignored: it interrupts nothing.
+#[test]
+fn issue_l_a_signal_ignored_at_start_stays_ignored() {
+    let sb = Sandbox::new();
+    let marks = sb.outside("marks/x").parent().unwrap().to_path_buf();
+    sb.write("src/in.txt", "1\n");
+    let child = sb
+        .program("sh")
+        .args([
+            "-c",
+            "trap '' HUP; exec \"$0\" run -- sh -c 'touch \"$MARKS/ready\"; sleep 1'",
+            crate::support::ZCCACHE,
+        ])
+        .env("MARKS", &marks)
+        .spawn();
+    wait_for(&marks.join("ready"));
+    send(&child, libc::SIGHUP);
+    let ran = finish(child, 20);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}
+
 /// A `zccache.toml` task whose command starts a shell that starts `sleep 30` in the
 /// foreground: the sleep is a grandchild of zccache; its pid goes into `$MARKS/NAME.pid`.
 fn grandchild_task(name: &str) -> String {

@@ -266,7 +266,12 @@ fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> E
             eprintln!("zccache: warning: the compile was not stored: {e}");
         }
     }
-    ExitCode::from(u8::try_from(finished.code).unwrap_or(1))
+    // A compile that ended well while the build was being interrupted still reports it.
+    let code = match crate::os::interrupted() {
+        Some(signal) if finished.code == 0 => 128 + signal,
+        _ => finished.code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// Runs the real compiler directly: exec'd, or, when stdin was already read for a `-`
