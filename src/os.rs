@@ -51,7 +51,8 @@ extern "C" fn on_interrupt(signal: libc::c_int) {
     let first = INTERRUPT.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     CHILDREN.signal_all(signal, send);
     if let Err(first) = first {
-        // SAFETY: _exit is async-signal-safe; nothing is left to do that cannot be lost.
+        // A second signal: whoever sent it will not wait for the run to wind down.
+        // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(128 + first) }
     }
 }
