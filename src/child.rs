@@ -1,20 +1,30 @@
 //! Running a command for zccache (a task's, or a compile the wrapper runs itself): stdio
-//! inherited untouched, or teed into a console (and captured); SIGINT/SIGTERM forwarded; the
-//! status mapped the way a shell would.
+//! inherited untouched, or teed into a console (and captured); SIGINT/SIGTERM/SIGHUP
+//! forwarded (to the command's whole process group when it has its own); the status mapped
+//! the way a shell would. Once zccache was interrupted, no command starts.
+//!
+//! A command's run ends when the command exits: a background process it leaves behind
+//! holding the output pipe does not keep the task open (what the command wrote before it
+//! exited is read, then the pipe is let go).
 
 use std::ffi::OsString;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use crate::console::{Console, Stream};
-use crate::os::{SignalForwarding, exit_code};
+use crate::os::{self, Forwarding, exit_code};
 
 /// Exit status when the command does not exist.
 pub const NOT_FOUND: i32 = 127;
 /// Exit status when the command exists but cannot be executed.
 pub const NOT_EXECUTABLE: i32 = 126;
+/// How long a reader waits for output before looking again whether the command exited.
+const LOOK_AGAIN_MS: i32 = 50;
 
 /// How the command ended.
 #[derive(Debug)]
@@ -25,17 +35,52 @@ pub struct Finished {
     pub captured: Option<(Vec<u8>, Vec<u8>)>,
     /// Why it could not be started, if it could not.
     pub spawn_error: Option<String>,
-    /// A signal zccache received and passed on while it ran.
+    /// The signal that interrupted zccache by the time the command ended (it was passed on).
     pub forwarded_signal: Option<i32>,
 }
 
-/// Runs `argv` to completion, its output going to `console`. With `capture`, stdout and
-/// stderr are also kept (separately, each in order). A command of a task that shares the
-/// terminal with others writes through pipes and reads no stdin.
-pub fn run(argv: &[OsString], cwd: &Path, capture: bool, console: &Console) -> Finished {
-    let forwarding = SignalForwarding::install();
+/// The process group a command runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// zccache's own: the terminal's foreground when zccache is, so the command can read the
+    /// terminal and the shell's job control (Ctrl-C, Ctrl-Z, `fg`) reaches it directly.
+    Shared,
+    /// A group of its own, signalled as a whole: the processes it starts stop with it.
+    Own,
+}
+
+impl Group {
+    /// A task's: its own, except for a command that has the terminal (its console is
+    /// direct) while zccache has one: in a background group, reading the terminal would stop
+    /// it (SIGTTIN).
+    pub fn for_task(console: &Console) -> Self {
+        match console.is_direct() && os::has_terminal() {
+            true => Group::Shared,
+            false => Group::Own,
+        }
+    }
+}
+
+/// Runs `argv` in `group` to completion, its output going to `console`. With `capture`,
+/// stdout and stderr are also kept (separately, each in order). A command of a task that
+/// shares the terminal with others writes through pipes and reads no stdin. `None`: zccache
+/// was interrupted, so the command was not started.
+pub fn run(
+    argv: &[OsString],
+    cwd: &Path,
+    capture: bool,
+    console: &Console,
+    group: Group,
+) -> Option<Finished> {
+    os::catch_signals();
+    if os::interrupted().is_some() {
+        return None;
+    }
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).current_dir(cwd);
+    if group == Group::Own {
+        command.process_group(0);
+    }
     let piped = capture || !console.is_direct();
     if piped {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -45,27 +90,28 @@ pub fn run(argv: &[OsString], cwd: &Path, capture: bool, console: &Console) -> F
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return not_started(&argv[0], &e),
+        Err(e) => return Some(not_started(&argv[0], &e)),
     };
-    forwarding.set_child(child.id());
+    let forwarding = Forwarding::register(child.id(), group == Group::Own);
     let (out, err) = (child.stdout.take(), child.stderr.take());
+    let exited = &AtomicBool::new(false);
     let (status, captured) = thread::scope(|scope| {
-        let out = out.map(|s| scope.spawn(move || tee(s, Stream::Out, console, capture)));
-        let err = err.map(|s| scope.spawn(move || tee(s, Stream::Err, console, capture)));
+        let sink = |stream| Sink::new(console, stream, capture);
+        let out = out.map(|s| scope.spawn(move || tee(s, sink(Stream::Out), exited)));
+        let err = err.map(|s| scope.spawn(move || tee(s, sink(Stream::Err), exited)));
+        // Unregistered before it is reaped: its pid is never signalled after it is free.
+        let _ = forwarding.wait_exited();
         let status = child.wait();
+        exited.store(true, Ordering::SeqCst);
         let captured = piped.then(|| (joined(out), joined(err)));
         (status, captured.filter(|_| capture))
     });
-    let code = match status {
-        Ok(status) => exit_code(status),
-        Err(_) => 1,
-    };
-    Finished {
-        code,
+    Some(Finished {
+        code: status.map_or(1, exit_code),
         captured,
         spawn_error: None,
-        forwarded_signal: forwarding.received(),
-    }
+        forwarded_signal: os::interrupted(),
+    })
 }
 
 fn not_started(program: &OsString, err: &io::Error) -> Finished {
@@ -81,24 +127,60 @@ fn not_started(program: &OsString, err: &io::Error) -> Finished {
     }
 }
 
-/// Passes `source` on to `console` as it comes; returns what it read when `keep`.
-fn tee(mut source: impl Read, stream: Stream, console: &Console, keep: bool) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
+/// Where a stream goes: the console, and a copy when captured.
+struct Sink<'a> {
+    console: &'a Console,
+    stream: Stream,
+    kept: Option<Vec<u8>>,
+}
+
+impl<'a> Sink<'a> {
+    fn new(console: &'a Console, stream: Stream, keep: bool) -> Self {
+        Sink {
+            console,
+            stream,
+            kept: keep.then(Vec::new),
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        if let Some(kept) = &mut self.kept {
+            kept.extend_from_slice(bytes);
+        }
+        self.console.write(self.stream, bytes);
+    }
+}
+
+/// Passes `source` on to `sink` as it comes until it ends or the command has `exited`; then
+/// only what the pipe holds at that moment (a background process the command started may
+/// hold the pipe open for ever). Returns what was kept.
+fn tee(mut source: impl Read + AsRawFd, mut sink: Sink<'_>, exited: &AtomicBool) -> Vec<u8> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let fd = source.as_raw_fd();
+    while !exited.load(Ordering::SeqCst) {
+        if os::readable_within(fd, LOOK_AGAIN_MS).is_ok_and(|ready| !ready) {
+            continue;
+        }
         match source.read(&mut buf) {
+            Ok(0) => return sink.kept.unwrap_or_default(),
+            Ok(n) => sink.take(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return sink.kept.unwrap_or_default(),
+        }
+    }
+    let mut left = os::bytes_waiting(fd);
+    while left > 0 {
+        match source.read(&mut buf[..left.min(64 * 1024)]) {
             Ok(0) => break,
             Ok(n) => {
-                if keep {
-                    kept.extend_from_slice(&buf[..n]);
-                }
-                console.write(stream, &buf[..n]);
+                sink.take(&buf[..n]);
+                left = left.saturating_sub(n);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
-    kept
+    sink.kept.unwrap_or_default()
 }
 
 fn joined(handle: Option<thread::ScopedJoinHandle<'_, Vec<u8>>>) -> Vec<u8> {

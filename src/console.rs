@@ -5,7 +5,8 @@
 //! Memory stays bounded whatever a command prints: a block past `HELD_IN_MEMORY` bytes goes
 //! on in a file with no name (`O_TMPFILE`) in this user's own `ZCCACHE_DIR/spill` (0700),
 //! never in a shared temp directory; and a prefixed line without an end is printed in pieces
-//! of `LONGEST_LINE`.
+//! of `LONGEST_LINE`. Nothing is ever dropped: when that file cannot be made or cannot grow
+//! (disk full, the file size limit), what it holds stays and the rest is held in memory.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -122,8 +123,13 @@ pub struct Block {
     chunks: Vec<(Stream, Vec<u8>)>,
     held: usize,
     limit: usize,
-    /// Past the bound: every chunk from then on, as (stream, length, bytes) records.
+    /// Past the bound: the chunks from then on, as (stream, length, bytes) records; those
+    /// in `chunks` come after them.
     spilled: Option<File>,
+    /// The bytes of whole records in that file (a failed write may leave part of one).
+    spilled_len: u64,
+    /// The file could not be made or cannot grow: everything from now on stays in memory.
+    in_memory: bool,
     /// Where that file goes (`None`: `spill_dir()`).
     spill_in: Option<PathBuf>,
 }
@@ -135,33 +141,39 @@ impl Block {
             held: 0,
             limit,
             spilled: None,
+            spilled_len: 0,
+            in_memory: false,
             spill_in: None,
         }
     }
 
     fn add(&mut self, stream: Stream, bytes: &[u8]) {
-        if let Some(file) = &mut self.spilled {
-            if record(file, stream, bytes).is_ok() {
-                return;
+        if let Some(file) = self.spilled.as_mut().filter(|_| !self.in_memory) {
+            match record(file, stream, bytes) {
+                Ok(len) => {
+                    self.spilled_len += len;
+                    return;
+                }
+                // The disk is full or the file at its size limit: what it holds stays, the
+                // rest is held in memory after it.
+                Err(_) => self.in_memory = true,
             }
-            // The disk is full: what could not be written is kept in memory, after it.
-            self.spilled = None;
         }
         match self.chunks.last_mut() {
             Some((last, kept)) if *last == stream => kept.extend_from_slice(bytes),
             _ => self.chunks.push((stream, bytes.to_vec())),
         }
         self.held += bytes.len();
-        if self.held > self.limit {
-            self.spill();
+        if self.held > self.limit && !self.in_memory {
+            self.in_memory = !self.spill();
         }
     }
 
-    /// Moves the chunks held into a file with no name in `spill_dir` (kept in memory when
-    /// none can be made).
-    fn spill(&mut self) {
+    /// Moves the chunks held into a file with no name in `spill_dir`; false (and they stay
+    /// in memory) when none can be made or written.
+    fn spill(&mut self) -> bool {
         let Some(dir) = self.spill_in.clone().or_else(spill_dir) else {
-            return;
+            return false;
         };
         let Ok(mut file) = File::options()
             .read(true)
@@ -170,23 +182,29 @@ impl Block {
             .custom_flags(libc::O_TMPFILE)
             .open(dir)
         else {
-            return;
+            return false;
         };
-        if self
-            .chunks
-            .iter()
-            .all(|(stream, bytes)| record(&mut file, *stream, bytes).is_ok())
-        {
-            self.chunks.clear();
-            self.held = 0;
-            self.spilled = Some(file);
+        let mut len = 0;
+        for (stream, bytes) in &self.chunks {
+            match record(&mut file, *stream, bytes) {
+                Ok(n) => len += n,
+                Err(_) => return false,
+            }
         }
+        self.chunks.clear();
+        self.held = 0;
+        self.spilled = Some(file);
+        self.spilled_len = len;
+        true
     }
 
     /// Hands every chunk, in order, to `out` (the spilled ones in pieces).
     fn print(self, mut out: impl FnMut(Stream, &[u8])) {
-        if let Some(mut file) = self.spilled {
-            let _ = replay(&mut file, &mut out);
+        if let Some(mut file) = self.spilled
+            && let Err(e) = replay(&mut file, self.spilled_len, &mut out)
+        {
+            let lost = format!("zccache: error: part of a task's output was lost: {e}\n");
+            out(Stream::Err, lost.as_bytes());
         }
         for (stream, bytes) in &self.chunks {
             out(*stream, bytes);
@@ -204,17 +222,19 @@ fn spill_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// Appends one chunk to a spilled block.
-fn record(file: &mut File, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+/// Appends one chunk to a spilled block; returns the bytes the record took.
+fn record(file: &mut File, stream: Stream, bytes: &[u8]) -> std::io::Result<u64> {
+    let len = bytes.len() as u64;
     file.write_all(&[stream as u8])?;
-    file.write_all(&(bytes.len() as u64).to_le_bytes())?;
-    file.write_all(bytes)
+    file.write_all(&len.to_le_bytes())?;
+    file.write_all(bytes)?;
+    Ok(1 + 8 + len)
 }
 
-/// Reads a spilled block back from its start, chunk by chunk.
-fn replay(file: &mut File, out: &mut impl FnMut(Stream, &[u8])) -> std::io::Result<()> {
+/// Reads the first `len` bytes of a spilled block back, chunk by chunk.
+fn replay(file: &mut File, len: u64, out: &mut impl FnMut(Stream, &[u8])) -> std::io::Result<()> {
     file.rewind()?;
-    let mut reader = std::io::BufReader::new(file);
+    let mut reader = std::io::BufReader::new(Read::take(&*file, len));
     let mut header = [0u8; 9];
     let mut piece = vec![0u8; LONGEST_LINE];
     while reader.read_exact(&mut header).is_ok() {
@@ -342,6 +362,33 @@ mod tests {
             block.held
         );
         assert_eq!(printed(block), expected);
+    }
+
+    #[test]
+    fn a_spill_file_that_cannot_grow_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut block = Block::new(100);
+        block.spill_in = Some(dir.path().to_path_buf());
+        let mut expected = Vec::new();
+        let mut add = |block: &mut Block, i: u32| {
+            let line = format!("line {i}\n").into_bytes();
+            block.add(Stream::Out, &line);
+            expected.extend_from_slice(&line);
+        };
+        (0..50).for_each(|i| add(&mut block, i));
+        let file = block.spilled.take().expect("spilled past the bound");
+        // The same file open for reading only: every write to it fails from now on, as on a
+        // full disk.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        block.spilled = Some(File::open(format!("/proc/self/fd/{fd}")).unwrap());
+        drop(file);
+        (50..100).for_each(|i| add(&mut block, i));
+        assert!(block.in_memory);
+        let printed: Vec<u8> = printed(block).into_iter().flat_map(|(_, b)| b).collect();
+        assert_eq!(
+            String::from_utf8(printed).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
     }
 
     #[test]

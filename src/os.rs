@@ -1,126 +1,250 @@
-//! The Unix calls zccache makes outside the standard library: forwarding SIGINT/SIGTERM to a
-//! child, turning an exit status into a shell-style code, and local time for messages.
+//! The Unix calls zccache makes outside the standard library: catching SIGINT, SIGTERM and
+//! SIGHUP for good (the first is remembered, each is passed on to every live command),
+//! waiting for a child without reaping it, polling a pipe, turning an exit status into a
+//! shell-style code, and local time for messages.
+//!
+//! Invariant: a command's pid (or process group) is signalled only while it is registered,
+//! and it is unregistered before it is reaped, so a signal never reaches a process that
+//! reused its pid.
 
+use std::io;
+use std::os::fd::RawFd;
 use std::process::ExitStatus;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Once;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use std::os::unix::process::ExitStatusExt;
 
-/// Most children that receive forwarded signals at once (`zccache run -j` is capped to it).
+/// Most commands that receive forwarded signals at once (`zccache run -j` is capped to it).
 pub const MAX_CHILDREN: usize = 256;
-/// The children that receive forwarded signals (0: a free slot).
-static CHILDREN: [AtomicI32; MAX_CHILDREN] = [const { AtomicI32::new(0) }; MAX_CHILDREN];
-/// The last forwarded signal (0: none) since the handlers were installed.
-static RECEIVED: AtomicI32 = AtomicI32::new(0);
-/// Whether any signal was forwarded during this process's life.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// How many forwardings are alive, and the actions they replaced.
-static INSTALLED: Mutex<(usize, Vec<(libc::c_int, libc::sigaction)>)> = Mutex::new((0, Vec::new()));
 
-const FORWARDED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+/// The signals that interrupt a run.
+const INTERRUPTS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-extern "C" fn forward(signal: libc::c_int) {
-    RECEIVED.store(signal, Ordering::SeqCst);
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    for child in &CHILDREN {
-        let pid = child.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: kill is async-signal-safe; pid is a child we spawned.
-            unsafe {
-                libc::kill(pid, signal);
-            }
+/// The first interrupting signal received (0: none). Never reset: once it is set, no
+/// command starts for the rest of the process.
+static INTERRUPT: AtomicI32 = AtomicI32::new(0);
+/// Where each live command's signals go.
+static CHILDREN: Slots = Slots::new();
+static CATCHING: Once = Once::new();
+
+/// From now on SIGINT, SIGTERM and SIGHUP do not kill zccache: the first is remembered (see
+/// [`interrupted`]) and each is passed on to every live command; a second one quits at once
+/// with 128 + the first. A write past the file size limit fails with EFBIG instead of
+/// killing zccache (SIGXFSZ). Commands started later get the default actions back (exec
+/// resets caught signals).
+pub fn catch_signals() {
+    CATCHING.call_once(|| {
+        for signal in INTERRUPTS {
+            catch(signal, on_interrupt);
         }
+        catch(libc::SIGXFSZ, on_file_too_big);
+    });
+}
+
+/// The signal that interrupted this process (caught since [`catch_signals`]), if one did.
+pub fn interrupted() -> Option<i32> {
+    Some(INTERRUPT.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+extern "C" fn on_interrupt(signal: libc::c_int) {
+    let first = INTERRUPT.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    CHILDREN.signal_all(signal, send);
+    if let Err(first) = first {
+        // A second signal: whoever sent it will not wait for the run to wind down.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + first) }
     }
 }
 
-/// True once zccache received SIGINT or SIGTERM while a child ran (no new task starts).
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
+extern "C" fn on_file_too_big(_: libc::c_int) {}
 
-/// While alive, SIGINT and SIGTERM sent to zccache are passed on to the child (to every
-/// child of the live forwardings) instead of killing zccache; when the last one is dropped
-/// the previous handlers come back.
-pub struct SignalForwarding {
-    /// The index in `CHILDREN` of this forwarding's child.
-    slot: AtomicUsize,
-}
-
-impl SignalForwarding {
-    /// Installs the forwarding handlers (before the child exists, so no signal is lost).
-    pub fn install() -> Self {
-        let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
-        if installed.0 == 0 {
-            RECEIVED.store(0, Ordering::SeqCst);
-            installed.1 = FORWARDED
-                .iter()
-                .filter_map(|&s| replace_action(s))
-                .collect();
-        }
-        installed.0 += 1;
-        SignalForwarding {
-            slot: AtomicUsize::new(usize::MAX),
-        }
-    }
-
-    /// Names the child to forward to; a signal that came before it existed is sent now.
-    pub fn set_child(&self, pid: u32) {
-        let pid = i32::try_from(pid).unwrap_or(0);
-        let free = CHILDREN.iter().position(|child| {
-            child
-                .compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        });
-        if let Some(slot) = free {
-            self.slot.store(slot, Ordering::SeqCst);
-        }
-        let early = RECEIVED.load(Ordering::SeqCst);
-        if early != 0 && pid > 0 {
-            // SAFETY: see `forward`.
-            unsafe {
-                libc::kill(pid, early);
-            }
-        }
-    }
-
-    /// The signal forwarded last, if any.
-    pub fn received(&self) -> Option<i32> {
-        Some(RECEIVED.load(Ordering::SeqCst)).filter(|&s| s != 0)
-    }
-}
-
-/// Points `signal` at `forward`; returns the action it replaced.
-fn replace_action(signal: libc::c_int) -> Option<(libc::c_int, libc::sigaction)> {
-    // SAFETY: a zeroed sigaction with a plain handler is valid; `old` receives the previous
-    // action, restored when the last forwarding is dropped.
+/// Points `signal` at `handler`, with the interrupting signals blocked while it runs (so
+/// handlers never nest on one thread). A signal zccache was started with ignored stays
+/// ignored (`nohup`, a background job of a script).
+fn catch(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: sigaction with a null new action only reads the current one into ours; a
+    // zeroed sigaction with a plain handler and a filled-in mask is valid.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = forward as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        (libc::sigaction(signal, &action, &mut old) == 0).then_some((signal, old))
-    }
-}
-
-impl Drop for SignalForwarding {
-    fn drop(&mut self) {
-        if let Some(child) = CHILDREN.get(self.slot.load(Ordering::SeqCst)) {
-            child.store(0, Ordering::SeqCst);
-        }
-        let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
-        installed.0 = installed.0.saturating_sub(1);
-        if installed.0 > 0 {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        let known = libc::sigaction(signal, std::ptr::null(), &mut current) == 0;
+        if known && current.sa_sigaction == libc::SIG_IGN {
             return;
         }
-        for (signal, old) in installed.1.drain(..) {
-            // SAFETY: restores the action saved when the first forwarding was installed.
-            unsafe {
-                libc::sigaction(signal, &old, std::ptr::null_mut());
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        for blocked in INTERRUPTS {
+            libc::sigaddset(&mut action.sa_mask, blocked);
+        }
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+/// Sends `signal` to `target` (a pid, or minus a process group); a group also gets SIGCONT
+/// after it, so a stopped command (one that read the terminal from the background) takes it.
+fn send(target: i32, signal: libc::c_int) {
+    // SAFETY: kill is async-signal-safe; target is a registered, unreaped command.
+    unsafe {
+        libc::kill(target, signal);
+        if target < 0 {
+            libc::kill(target, libc::SIGCONT);
+        }
+    }
+}
+
+/// A live command registered to receive the signals zccache catches; unregistered by
+/// [`Forwarding::wait_exited`] (or when dropped).
+#[derive(Debug)]
+pub struct Forwarding {
+    pid: libc::pid_t,
+    /// The pid, or minus the process group the command leads.
+    target: i32,
+    slot: Option<usize>,
+}
+
+impl Forwarding {
+    /// Registers child `pid` (with `own_group`, the leader of a process group of its own,
+    /// signalled as a whole); a signal caught before is sent to it now.
+    pub fn register(pid: u32, own_group: bool) -> Self {
+        let pid = libc::pid_t::try_from(pid).unwrap_or(0);
+        let target = if own_group { -pid } else { pid };
+        let slot = (pid > 0).then(|| CHILDREN.claim(target)).flatten();
+        if let Some(signal) = interrupted().filter(|_| pid > 0) {
+            send(target, signal);
+        }
+        Forwarding { pid, target, slot }
+    }
+
+    /// Blocks until the command has exited, leaving it unreaped (its pid stays taken until
+    /// the caller reaps it), then unregisters it: no signal goes to that pid after this.
+    pub fn wait_exited(mut self) -> io::Result<()> {
+        let waited = wait_exited(self.pid);
+        self.unregister();
+        waited
+    }
+
+    fn unregister(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            CHILDREN.release(slot, self.target);
+        }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// Blocks until child `pid` has exited, without reaping it.
+fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
+    let id = libc::id_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        // SAFETY: waitid writes only into the siginfo we own; WNOWAIT leaves the child as is.
+        let waited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if waited == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A slot that is free.
+const FREE: i32 = 0;
+/// A slot whose target a signal handler is sending to right now.
+const SENDING: i32 = i32::MIN;
+
+/// The targets of the live commands, one slot each; a signal handler reads them without
+/// locks, and marks a slot while it sends to it so that [`Slots::release`] cannot return
+/// in between (the caller reaps the command only after that).
+struct Slots([AtomicI32; MAX_CHILDREN]);
+
+impl Slots {
+    const fn new() -> Self {
+        Slots([const { AtomicI32::new(FREE) }; MAX_CHILDREN])
+    }
+
+    fn claim(&self, target: i32) -> Option<usize> {
+        self.0.iter().position(|slot| {
+            slot.compare_exchange(FREE, target, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        })
+    }
+
+    /// Hands every registered target to `send` with `signal` (async-signal-safe: no locks,
+    /// no allocation; waits only for another thread's handler, which never waits on us).
+    fn signal_all(&self, signal: libc::c_int, send: impl Fn(i32, libc::c_int)) {
+        for slot in &self.0 {
+            loop {
+                let target = slot.load(Ordering::SeqCst);
+                if target == FREE {
+                    break;
+                }
+                if target != SENDING
+                    && slot
+                        .compare_exchange(target, SENDING, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    send(target, signal);
+                    slot.store(target, Ordering::SeqCst);
+                    break;
+                }
+                std::hint::spin_loop();
             }
         }
     }
+
+    /// Frees `slot`, which holds `target`, waiting while a handler sends to it.
+    fn release(&self, slot: usize, target: i32) {
+        let Some(slot) = self.0.get(slot) else { return };
+        while slot
+            .compare_exchange(target, FREE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Waits up to `ms` for `fd` to have something to read (or to be at its end); `Ok(false)`
+/// when nothing came (or a signal came first).
+pub fn readable_within(fd: RawFd, ms: i32) -> io::Result<bool> {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes only the one pollfd we own.
+    match unsafe { libc::poll(&mut poll, 1, ms) } {
+        -1 => match io::Error::last_os_error() {
+            err if err.kind() == io::ErrorKind::Interrupted => Ok(false),
+            err => Err(err),
+        },
+        n => Ok(n > 0),
+    }
+}
+
+/// How many bytes the pipe `fd` holds now (0 when that cannot be told).
+pub fn bytes_waiting(fd: RawFd) -> usize {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the one we own.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut count) } != 0 {
+        return 0;
+    }
+    usize::try_from(count).unwrap_or(0)
+}
+
+/// Whether this process has a controlling terminal.
+pub fn has_terminal() -> bool {
+    std::fs::File::open("/dev/tty").is_ok()
 }
 
 /// The shell's view of an exit status: the code, or 128 + N when killed by signal N.
@@ -237,4 +361,54 @@ pub fn fd_limit() -> Option<u64> {
     // SAFETY: getrlimit writes into the struct we own.
     let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     known.then_some(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    /// A target is never handed to a signal after its slot was released (its command is
+    /// reaped then, and its pid may be reused), however the two race.
+    #[test]
+    fn a_released_slot_is_never_signalled() {
+        const ROUNDS: usize = 500;
+        let slots = Slots::new();
+        let released: Vec<AtomicBool> = (0..=ROUNDS).map(|_| AtomicBool::new(false)).collect();
+        let (late, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    slots.signal_all(libc::SIGINT, |target, _| {
+                        // As long as a kill takes, and then some.
+                        std::thread::sleep(std::time::Duration::from_micros(20));
+                        let target = usize::try_from(target).unwrap();
+                        if released[target].load(Ordering::SeqCst) {
+                            late.fetch_add(1, Ordering::SeqCst);
+                        }
+                    });
+                }
+            });
+            for (target, released) in released.iter().enumerate().skip(1) {
+                let target = i32::try_from(target).unwrap();
+                let slot = slots.claim(target).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(10));
+                slots.release(slot, target);
+                released.store(true, Ordering::SeqCst);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        assert_eq!(late.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn slots_run_out_and_come_back() {
+        let slots = Slots::new();
+        let taken: Vec<usize> = (1..=MAX_CHILDREN)
+            .map(|t| slots.claim(i32::try_from(t).unwrap()).unwrap())
+            .collect();
+        assert_eq!(slots.claim(-7), None);
+        slots.release(taken[3], 4);
+        assert_eq!(slots.claim(-7), Some(taken[3]));
+    }
 }

@@ -10,6 +10,7 @@ mod kv;
 mod miss_reasons;
 mod names_state;
 mod newcomer;
+mod processes;
 mod remote;
 mod report;
 mod restore;

@@ -68,6 +68,9 @@ fn depends_on_cycles_are_refused_and_named() {
          [tasks.b]\ncommand = \"true\"\ndepends_on = [\"a\"]\n",
     );
     run(&sb, &["a"]).status(2).stderr_has("a -> b -> a");
+    // The file is refused as a whole (issue Q.6), whatever task is asked for.
+    run(&sb, &["nope"]).status(2).stderr_has("a -> b -> a");
+    sb.write("zccache.toml", "[tasks.a]\ncommand = \"true\"\n");
     run(&sb, &["nope"])
         .status(2)
         .stderr_has("no task named \"nope\"");

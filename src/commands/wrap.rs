@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
+use crate::child::Group;
 use crate::compile_cache::args::{
     Classified, classify, expand_response_files, is_c_driver, names_stdin,
 };
@@ -230,7 +231,12 @@ pub fn main(argv: &[OsString]) -> ExitCode {
 fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> ExitCode {
     let mut argv = vec![compiler.as_os_str().to_os_string()];
     argv.extend(args.iter().cloned());
-    let finished = crate::child::run(&argv, cwd, true, &Console::Direct);
+    // The compiler stays in the build's process group, where a signal to the build reaches it.
+    let started = crate::child::run(&argv, cwd, true, &Console::Direct, Group::Shared);
+    let Some(finished) = started else {
+        let signal = crate::os::interrupted().unwrap_or(libc::SIGINT);
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+    };
     if let Some(why) = &finished.spawn_error {
         eprintln!("zccache: error: {why}");
     }
@@ -248,7 +254,12 @@ fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> E
             eprintln!("zccache: warning: the compile was not stored: {e}");
         }
     }
-    ExitCode::from(u8::try_from(finished.code).unwrap_or(1))
+    // A compile that ended well while the build was being interrupted still reports it.
+    let code = match crate::os::interrupted() {
+        Some(signal) if finished.code == 0 => 128 + signal,
+        _ => finished.code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// Runs the real compiler directly: exec'd, or, when stdin was already read for a `-`

@@ -112,8 +112,8 @@ pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sy
         }
         let mut running = 0;
         loop {
-            let stopping =
-                crate::os::interrupted() || (first_failure.is_some() && !limits.keep_going);
+            let stopping = crate::os::interrupted().is_some()
+                || (first_failure.is_some() && !limits.keep_going);
             for i in 0..count {
                 if stopping || running >= jobs {
                     break;

@@ -17,6 +17,7 @@ mod report;
 mod restore;
 mod shared;
 pub mod spec;
+mod task_lock;
 pub mod tasks;
 pub mod tool;
 
@@ -25,7 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::child;
+use crate::child::{self, Group};
 use crate::cli::RunArgs;
 use crate::console::Console;
 use crate::daemon::lifecycle::daemon_disabled;
@@ -38,6 +39,7 @@ use output_cache::Restore;
 use outputs::{Listing, Stamps, changed_outputs, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
 use spec::{RunSpec, TaskSource};
+use task_lock::{Taken, TaskLock};
 use tool::PlainTools;
 
 pub use report::when;
@@ -72,6 +74,7 @@ pub(crate) struct Judgement {
 
 /// Runs `zccache run`: named tasks, or the command after `--`.
 pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    crate::os::catch_signals();
     if !args.tasks.is_empty() || args.all {
         if !args.command.is_empty() {
             anyhow::bail!("give task names or a command after --, not both");
@@ -94,7 +97,12 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
     });
     spec.validate().map_err(anyhow::Error::msg)?;
     let console = Arc::new(Console::Direct);
-    Ok(ExitCode::from(run_spec(&spec, args, &console, None).status))
+    let status = run_spec(&spec, args, &console, None).status;
+    // A task that ended well while zccache was being interrupted still reports the signal.
+    Ok(ExitCode::from(match crate::os::interrupted() {
+        Some(signal) if status == 0 => u8::try_from(128 + signal).unwrap_or(1),
+        _ => status,
+    }))
 }
 
 /// Whether `spec` would skip now, deciding quietly and writing nothing (`None`: unknown).
@@ -127,6 +135,13 @@ pub fn run_spec(
 ) -> Ended {
     let started = Instant::now();
     let ui = Ui::to_console(args.quiet || args.json, Arc::clone(console));
+    // Held from the check to the recorded result: one run of a task at a time.
+    let Some((_lock, prechecked)) = lock_task(&ui, spec, args, prechecked) else {
+        if args.json {
+            report::not_run_json(spec.name.as_deref());
+        }
+        return interrupted_end(&ui, spec);
+    };
     let files = RunFiles::new(&spec.cache_file);
     // A task checked with its graph brings the record it was checked with.
     let (mut record, answered) = match prechecked {
@@ -153,30 +168,88 @@ pub fn run_spec(
     let ended = if args.dry_run {
         dry_run_end(&judgement)
     } else {
-        let exit_status = match judgement.verdict {
-            Verdict::Skip => {
-                report::replay(console, judgement.replay.as_ref());
-                if judgement.shared_skip {
-                    record_shared_skip(&ui, spec, &files, &mut record, &judgement);
-                }
-                None
-            }
-            Verdict::Run => Some(run_and_record(&ui, spec, &files, &mut record, &judgement)),
-        };
-        // Without a fingerprint there may be no state directory to keep a ledger in.
-        if judgement.decision.is_some() {
-            let line = ledger_line(spec, &judgement, started, exit_status);
-            if let Err(e) = ledger::append(&files.ledger, &line) {
-                ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
-            }
-        }
-        ended(&judgement, exit_status)
+        act(&ui, spec, (&files, &mut record), &judgement, started)
     };
     if args.json {
         let total_ms = started.elapsed().as_secs_f64() * 1000.0;
         report::json(console, args, spec, &judgement, (check_ms, total_ms), ended);
     }
     ended
+}
+
+/// The task lock and the graph's early check, dropped when another run held the task in the
+/// meantime. No lock for a dry run, nor without the root (the task cannot be checked or
+/// recorded then, and nothing may be created there), nor when it cannot be had (said; the
+/// task goes on without it). `None`: zccache was interrupted while waiting for the lock.
+fn lock_task(
+    ui: &Ui,
+    spec: &RunSpec,
+    args: &RunArgs,
+    prechecked: Option<Prechecked>,
+) -> Option<(Option<TaskLock>, Option<Prechecked>)> {
+    if args.dry_run || !spec.root.is_dir() {
+        return Some((None, prechecked));
+    }
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| spec.argv_text().join(" "));
+    match task_lock::take(&spec.cache_file, ui, &name) {
+        Ok(Taken::Held { lock, waited }) => Some((Some(lock), prechecked.filter(|_| !waited))),
+        Ok(Taken::Interrupted) => None,
+        Err(why) => {
+            ui.warn(format_args!("{why}; running without the task lock"));
+            Some((None, prechecked))
+        }
+    }
+}
+
+/// Skips (replaying; recording a shared result) or runs the task and records how it ended,
+/// then adds the decision to the ledger. A task whose command may not start any more
+/// (zccache was interrupted) ends not run, with nothing recorded.
+fn act(
+    ui: &Ui,
+    spec: &RunSpec,
+    (files, record): (&RunFiles, &mut RunRecord),
+    judgement: &Judgement,
+    started: Instant,
+) -> Ended {
+    let exit_status = match judgement.verdict {
+        Verdict::Skip => {
+            report::replay(ui.console(), judgement.replay.as_ref());
+            if judgement.shared_skip {
+                record_shared_skip(ui, spec, files, record, judgement);
+            }
+            None
+        }
+        Verdict::Run => match run_and_record(ui, spec, files, record, judgement) {
+            Some(code) => Some(code),
+            None => return interrupted_end(ui, spec),
+        },
+    };
+    // Without a fingerprint there may be no state directory to keep a ledger in.
+    if judgement.decision.is_some() {
+        let line = ledger_line(spec, judgement, started, exit_status);
+        if let Err(e) = ledger::append(&files.ledger, &line) {
+            ui.warn(format_args!("cannot write {}: {e}", files.ledger.display()));
+        }
+    }
+    ended(judgement, exit_status)
+}
+
+/// The end of a task that did not start because zccache was interrupted: 128 + N.
+fn interrupted_end(ui: &Ui, spec: &RunSpec) -> Ended {
+    let name = spec
+        .name
+        .as_ref()
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    ui.say(format_args!("not started{name} (interrupted)"));
+    let signal = crate::os::interrupted().unwrap_or(libc::SIGINT);
+    Ended {
+        outcome: Outcome::NotRun,
+        status: u8::try_from(128 + signal).unwrap_or(1),
+    }
 }
 
 /// A dry run's end: exit 0 (would skip), 1 (would run) or 2 (cannot tell).
@@ -329,7 +402,8 @@ fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str, dry_run: bo
     judgement.replay = replay.filter(|_| spec.replay);
 }
 
-/// A skip on a shared result becomes a local success, so the next check skips by itself.
+/// A skip on a shared result becomes a local success, so the next check skips by itself
+/// (not once zccache was interrupted: nothing is recorded as a success after that).
 fn record_shared_skip(
     ui: &Ui,
     spec: &RunSpec,
@@ -337,6 +411,9 @@ fn record_shared_skip(
     record: &mut RunRecord,
     judgement: &Judgement,
 ) {
+    if crate::os::interrupted().is_some() {
+        return;
+    }
     let replay = judgement.replay.as_ref();
     if let Err(why) = record_outcome(ui, spec, files, record, judgement, true, replay) {
         ui.warn(format_args!("cannot record the shared result: {why}"));
@@ -524,20 +601,23 @@ impl Judgement {
     }
 }
 
-/// Runs the command and records success or failure; returns its exit status.
+/// Runs the command and records success or failure; returns its exit status (`None`: it
+/// did not start, zccache was interrupted). A run that ends after a signal is a failure.
 fn run_and_record(
     ui: &Ui,
     spec: &RunSpec,
     files: &RunFiles,
     record: &mut RunRecord,
     judgement: &Judgement,
-) -> i32 {
-    let finished = child::run(&spec.argv, &spec.cwd, spec.replay, ui.console());
+) -> Option<i32> {
+    let group = Group::for_task(ui.console());
+    let finished = child::run(&spec.argv, &spec.cwd, spec.replay, ui.console(), group)?;
     if let Some(why) = &finished.spawn_error {
         ui.error(why);
     }
-    let succeeded = finished.code == 0 && finished.forwarded_signal.is_none();
-    let code = match finished.forwarded_signal {
+    let interrupted = crate::os::interrupted();
+    let succeeded = finished.code == 0 && interrupted.is_none();
+    let code = match interrupted {
         Some(signal) if finished.code == 0 => 128 + signal,
         _ => finished.code,
     };
@@ -563,7 +643,7 @@ fn run_and_record(
     {
         ui.warn(format_args!("cannot share the result: {why}"));
     }
-    code
+    Some(code)
 }
 
 /// Stores the outputs' listing, their files (into the artifact store) and the replay of a

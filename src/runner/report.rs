@@ -135,8 +135,11 @@ pub(crate) fn summary(ends: &[Ended], elapsed: std::time::Duration) -> String {
 }
 
 /// The JSON object of a task that never started.
-pub(crate) fn not_run_json(name: &str) {
-    let json = serde_json::json!({"task": name, "outcome": Outcome::NotRun});
+pub(crate) fn not_run_json(name: Option<&str>) {
+    let mut json = serde_json::json!({"outcome": Outcome::NotRun});
+    if let Some(name) = name {
+        json["task"] = serde_json::json!(name);
+    }
     eprintln!("{json}");
 }
 

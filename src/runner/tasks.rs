@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,7 +53,10 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let prechecked: Vec<Mutex<Option<Prechecked>>> =
         precheck(&specs, args).into_iter().map(Mutex::new).collect();
     let written: Mutex<Vec<Wrote>> = Mutex::new(Vec::new());
+    // The tasks that printed their own JSON object (every one that was handed to `run_spec`).
+    let reported: Vec<AtomicBool> = specs.iter().map(|_| AtomicBool::new(false)).collect();
     let run = schedule(&graph, limits, |i| {
+        reported[i].store(true, Ordering::SeqCst);
         // A check made before the graph started holds while no task wrote into its inputs.
         let still_valid = !may_touch(&lock(&written), &specs[i]);
         let prechecked = match still_valid {
@@ -70,9 +74,9 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ended
     });
     if args.json {
-        for (name, end) in graph.names.iter().zip(&run.ends) {
-            if end.outcome == Outcome::NotRun {
-                report::not_run_json(name);
+        for (i, name) in graph.names.iter().enumerate() {
+            if !reported[i].load(Ordering::SeqCst) {
+                report::not_run_json(Some(name));
             }
         }
     } else if specs.len() > 1 {
@@ -114,11 +118,13 @@ fn jobs(args: &RunArgs, config: &Config) -> usize {
         .clamp(1, crate::os::MAX_CHILDREN)
 }
 
-/// The first failure's status; else (a dry run) the highest: 1 when a task would run.
+/// The first failure's status; else 128 + N when signal N interrupted the run; else (a dry
+/// run) the highest: 1 when a task would run.
 fn exit_status(ends: &[Ended], first_failure: Option<usize>) -> u8 {
-    match first_failure {
-        Some(i) => ends[i].status.max(1),
-        None => ends.iter().map(|e| e.status).max().unwrap_or(0),
+    match (first_failure, crate::os::interrupted()) {
+        (Some(i), _) => ends[i].status.max(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        (None, None) => ends.iter().map(|e| e.status).max().unwrap_or(0),
     }
 }
 

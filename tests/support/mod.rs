@@ -235,6 +235,12 @@ impl Cmd {
             .expect("spawn zccache")
     }
 
+    /// The command itself, for a test that sets up the process its own way (a new session,
+    /// a terminal).
+    pub fn into_command(self) -> Command {
+        self.command
+    }
+
     /// Feeds these bytes on stdin.
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
