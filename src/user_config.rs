@@ -71,7 +71,9 @@ pub fn remote_settings() -> Option<Result<RemoteSettings, String>> {
     let url = section.url.clone()?;
     let key_file = env(KEY_FILE_ENV).map(PathBuf::from).or(section.key_file);
     let key = match (env(KEY_ENV), key_file) {
-        (Some(secret), _) => Ok(signing_key(secret.as_bytes())),
+        (Some(secret), _) => signing_key(secret.as_bytes())
+            .map(Some)
+            .map_err(|e| format!("{KEY_ENV}: {e}")),
         (None, Some(file)) => read_key(&file),
         (None, None) => Ok(None),
     };
@@ -130,5 +132,5 @@ fn read_key(file: &Path) -> Result<Option<[u8; 32]>, String> {
     let secret = std::fs::read(&file).map_err(|e| format!("key file {}: {e}", file.display()))?;
     signing_key(&secret)
         .map(Some)
-        .ok_or_else(|| format!("key file {} is empty", file.display()))
+        .map_err(|e| format!("key file {}: {e}", file.display()))
 }

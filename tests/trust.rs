@@ -263,7 +263,7 @@ fn issue_g_signed_remotes_take_only_entries_signed_with_their_key() {
     }
     let key = |k: &str| vec![("ZCCACHE_REMOTE_KEY", k.to_string())];
     let sb = Sandbox::new();
-    let redis = uploaded_archive(&sb, key("team secret"));
+    let redis = uploaded_archive(&sb, key("team secret, long enough to sign entries"));
     let (_, entry) = entry_with(&redis, "output");
     assert!(entry["mac"].is_string(), "uploads carry a signature");
     let archive = ["ar", "rcs", "liba.a", "a.o"];
@@ -275,12 +275,12 @@ fn issue_g_signed_remotes_take_only_entries_signed_with_their_key() {
         machine.cmd(archive).cwd(sb.path("build/sub")).status(0);
         machine.remote_status()
     };
-    let same = fetch("same-key", key("team secret"));
+    let same = fetch("same-key", key("team secret, long enough to sign entries"));
     assert_eq!(
         (same["hits"].as_u64(), same["refused"].as_u64()),
         (Some(1), Some(0))
     );
-    let other = fetch("other-key", key("a guess"));
+    let other = fetch("other-key", key("a guess that is at least 32 bytes long"));
     assert_eq!(
         (other["hits"].as_u64(), other["refused"].as_u64()),
         (Some(0), Some(1))
@@ -290,7 +290,7 @@ fn issue_g_signed_remotes_take_only_entries_signed_with_their_key() {
     let (entry_key, mut entry) = entry_with(&redis, "output");
     entry.as_object_mut().unwrap().remove("mac");
     redis.cli(&["SET", &entry_key, &entry.to_string()]);
-    let unsigned = fetch("unsigned", key("team secret"));
+    let unsigned = fetch("unsigned", key("team secret, long enough to sign entries"));
     assert_eq!(unsigned["hits"], 0);
     assert!(unsigned["refused"].as_u64().unwrap() >= 1);
     assert!(

@@ -95,11 +95,25 @@ impl std::fmt::Debug for RemoteSettings {
     }
 }
 
-/// The entry-signing key of a secret (surrounding whitespace ignored); `None` for an empty
-/// one.
-pub fn signing_key(secret: &[u8]) -> Option<[u8; 32]> {
+/// Shortest secret taken, in bytes (surrounding whitespace aside): a key short enough to
+/// guess would let anyone sign.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The entry-signing key of a secret (surrounding whitespace ignored); Err for one shorter
+/// than [`MIN_KEY_BYTES`], saying how to make a good one.
+pub fn signing_key(secret: &[u8]) -> Result<[u8; 32], String> {
     let secret = secret.trim_ascii();
-    (!secret.is_empty()).then(|| blake3::derive_key("zccache 2026 remote entry signature", secret))
+    if secret.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "the key is {} bytes; a remote key needs at least {MIN_KEY_BYTES} (make one with \
+             `head -c 32 /dev/urandom | base64 > remote.key`)",
+            secret.len()
+        ));
+    }
+    Ok(blake3::derive_key(
+        "zccache 2026 remote entry signature",
+        secret,
+    ))
 }
 
 /// The remote tier of one daemon.
@@ -348,17 +362,25 @@ mod tests {
         assert!(unsigned.signature_holds(b"entry", None));
         let keyed = |secret: &[u8]| {
             let mut settings = at("redis://127.0.0.1:1/0");
-            settings.signing_key = signing_key(secret);
+            settings.signing_key = Some(signing_key(secret).unwrap());
             Remote::new(&settings).unwrap()
         };
-        let (ours, theirs) = (keyed(b"team secret\n"), keyed(b"another"));
+        let (ours, theirs) = (
+            keyed(b"team secret, long enough to sign\n"),
+            keyed(b"another secret of 32 bytes or more"),
+        );
         let mac = ours.sign(b"entry").unwrap();
         assert!(ours.signature_holds(b"entry", Some(&mac)));
         assert!(!ours.signature_holds(b"entry!", Some(&mac)));
         assert!(!ours.signature_holds(b"entry", None));
         assert!(!ours.signature_holds(b"entry", Some("zz")));
         assert!(!theirs.signature_holds(b"entry", Some(&mac)));
-        assert_eq!(signing_key(b" \n"), None);
+        assert!(signing_key(b" \n").is_err());
+        let short = signing_key(b"  these 31 bytes are one too few.\n").unwrap_err();
+        assert!(
+            short.contains("31 bytes") && short.contains("at least 32"),
+            "{short}"
+        );
     }
 
     #[test]
