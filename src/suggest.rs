@@ -39,7 +39,7 @@ mod tests {
     fn hints_at_near_misses_only() {
         assert_eq!(closest("rn", NAMES), Some("run"));
         assert_eq!(closest("runn", NAMES), Some("run"));
-        assert_eq!(closest("stauts", NAMES), Some("status"));
+        assert_eq!(closest("staus", NAMES), Some("status"));
         assert_eq!(closest("task", NAMES), Some("tasks"));
         assert_eq!(closest("x", NAMES), None);
         assert_eq!(closest("compile", NAMES), None);
