@@ -450,3 +450,35 @@ fn issue_l_special_files_in_outputs_are_left_out() {
     sb.run_sh(&args, task).status(0).stderr_has("skip (");
     assert_eq!(sb.marker_count(), 2);
 }
+
+/// Review: a glob output's symlink leads only to a path its glob matches. A forged
+/// `gen/a.txt -> main.rs` (an input beside it, inside the glob's literal directory) or,
+/// under `**/*.txt`, `-> ../main.rs` is refused; were it restored, the task's own next run
+/// (`echo ... > gen/a.txt`) would write through it into the input.
+#[test]
+fn issue_l_review_a_glob_outputs_symlink_leads_only_to_what_its_glob_matches() {
+    for (glob, target) in [("gen/*.txt", "main.rs"), ("**/*.txt", "../main.rs")] {
+        let sb = project();
+        sb.write("gen/main.rs", "fn main() {}\n");
+        sb.write("main.rs", "fn main() {}\n");
+        let task = "echo ran >> \"$MARKER\"; echo generated > gen/a.txt";
+        let args = ["--cache", ".cache/t.json", "--output", glob];
+        sb.run_sh(&args, task).status(0);
+        forge_local(&sb, glob, |entries| {
+            let made = entries
+                .iter_mut()
+                .find(|e| e["path"] == "gen/a.txt")
+                .unwrap();
+            made["kind"] = json!({ "symlink": target });
+        });
+        sb.remove("gen/a.txt");
+        sb.run_sh(&args, task)
+            .status(0)
+            .stderr_has("is a symlink leading out of the output");
+        for input in ["gen/main.rs", "main.rs"] {
+            assert_eq!(sb.read(input), "fn main() {}\n", "{glob}: {input}");
+        }
+        assert!(!sb.path("gen/a.txt").is_symlink(), "{glob}");
+        assert_eq!(sb.marker_count(), 2, "{glob}");
+    }
+}
