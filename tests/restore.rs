@@ -482,3 +482,23 @@ fn issue_l_review_a_glob_outputs_symlink_leads_only_to_what_its_glob_matches() {
         assert_eq!(sb.marker_count(), 2, "{glob}");
     }
 }
+
+/// Review: missing sibling directories where one name begins the other (`a` and `a-b`,
+/// whose entries sort `a`, `a-b`, `a-b/y`, `a/x`) are both restored; the second used to
+/// hide the first, whose file was then looked for on disk ("a: No such file").
+#[test]
+fn issue_l_review_missing_directories_sharing_a_prefix_are_restored() {
+    let sb = project();
+    let task = "echo ran >> \"$MARKER\"; mkdir -p out/a out/a-b; echo 1 > out/a/x; \
+                echo 2 > out/a-b/y";
+    sb.run_sh(&ARGS, task).status(0);
+    for dir in ["out/a", "out/a-b"] {
+        fs::remove_dir_all(sb.path(dir)).unwrap();
+    }
+    sb.run_sh(&ARGS, task)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(sb.read("out/a/x"), "1\n");
+    assert_eq!(sb.read("out/a-b/y"), "2\n");
+    assert_eq!(sb.marker_count(), 1);
+}

@@ -11,7 +11,7 @@
 //! write into a read-only directory. Temporaries are named `.zccache-tmp.<pid>.<random>`,
 //! never listed as outputs, and removed by the next listing once their process is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -180,10 +180,15 @@ impl Writer<'_> {
         }
         let top = self.enter(&parent, name, false, shown)?;
         let mut opened = Opened::from([(String::new(), top)]);
-        let mut staged: Option<&str> = None;
+        // Staged trees hold everything below them (not always the entries right after:
+        // `a-b/y` sorts between `a` and `a/x`).
+        let mut staged: HashSet<&str> = HashSet::new();
         for entry in &output.needed {
             let path = entry.path.as_str();
-            if staged.is_some_and(|s| path.starts_with(s) && path[s.len()..].starts_with('/')) {
+            if path
+                .match_indices('/')
+                .any(|(at, _)| staged.contains(&path[..at]))
+            {
                 continue;
             }
             if path.is_empty() {
@@ -198,7 +203,7 @@ impl Writer<'_> {
             match found(&dir, &name, shown)? {
                 Found::Missing => {
                     self.stage_tree(&dir, &name, output.entries, path)?;
-                    staged = Some(path);
+                    staged.insert(path);
                 }
                 Found::Dir => {
                     let opened_dir = self.enter(&dir, &name, false, shown)?;
