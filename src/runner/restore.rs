@@ -341,14 +341,9 @@ impl Writer<'_> {
             dir.open_child(&temp)
                 .map_err(|e| io_error(&shown, name, &e))?,
         );
-        let below = entries.iter().filter_map(|e| match top {
-            "" => Some((e.path.as_str(), e)),
-            _ if e.path == top => Some(("", e)),
-            _ => Some((e.path.strip_prefix(top)?.strip_prefix('/')?, e)),
-        });
         let mut opened = Opened::from([(String::new(), Rc::clone(&staged))]);
         let mut modes = Vec::new();
-        for (rel, entry) in below {
+        for (rel, entry) in below(entries, top) {
             if rel.is_empty() {
                 modes.push((Rc::clone(&staged), entry.mode));
                 continue;
@@ -440,6 +435,27 @@ impl Writer<'_> {
     }
 }
 
+/// The entries (sorted) of the directory `top` and of everything below it, with their
+/// paths inside it (`top` itself: `""`), found by binary search: a restore stages one tree
+/// per missing directory, and thousands of them must not each scan the whole record.
+fn below<'e>(
+    entries: &'e [OutputEntry],
+    top: &str,
+) -> impl Iterator<Item = (&'e str, &'e OutputEntry)> {
+    let prefix = match top {
+        "" => String::new(),
+        _ => format!("{top}/"),
+    };
+    let own = entries.binary_search_by(|e| e.path.as_str().cmp(top)).ok();
+    let first = entries.partition_point(|e| e.path.as_str() < prefix.as_str());
+    let inside = entries[first..]
+        .iter()
+        .map_while(move |e| Some((e.path.strip_prefix(prefix.as_str())?, e)));
+    own.map(|at| ("", &entries[at]))
+        .into_iter()
+        .chain(inside.filter(|(rel, _)| !rel.is_empty()))
+}
+
 /// The deepest directory holding both `cwd` and `output`, and the parts from it to the
 /// output (None when the output is that directory itself).
 fn walk_from(cwd: &Path, output: &Path) -> Option<(PathBuf, Vec<OsString>)> {
@@ -509,6 +525,25 @@ mod tests {
         );
         assert_eq!(walk("/p/app", "/p/app"), None);
         assert_eq!(walk("/p/app", "/p"), None);
+    }
+
+    #[test]
+    fn below_a_directory_are_its_entries_only() {
+        let entry = |path: &str| OutputEntry {
+            path: path.to_string(),
+            kind: OutputKind::Dir,
+            mode: 0o755,
+            digest: None,
+        };
+        let entries: Vec<_> = ["", "a", "a-b", "a-b/y", "a/x", "a/x/z", "ab"]
+            .into_iter()
+            .map(entry)
+            .collect();
+        let rels = |top| below(&entries, top).map(|(rel, _)| rel).collect::<Vec<_>>();
+        assert_eq!(rels("a"), ["", "x", "x/z"]);
+        assert_eq!(rels("a-b"), ["", "y"]);
+        assert_eq!(rels("ab"), [""]);
+        assert_eq!(rels(""), ["", "a", "a-b", "a-b/y", "a/x", "a/x/z", "ab"]);
     }
 
     #[test]
