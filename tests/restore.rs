@@ -502,3 +502,40 @@ fn issue_l_review_missing_directories_sharing_a_prefix_are_restored() {
     assert_eq!(sb.read("out/a-b/y"), "2\n");
     assert_eq!(sb.marker_count(), 1);
 }
+
+/// Review: outputs that overlap (`dist` with `dist/sub`, or with `dist/*.map`) are
+/// restored together, whole: each used to make its own `dist` (or `dist/sub`), and the
+/// second rename met the first ("File exists"), so they never restored.
+#[test]
+fn issue_l_review_overlapping_outputs_are_restored_together() {
+    let task = "echo ran >> \"$MARKER\"; mkdir -p dist/sub; echo 1 > dist/a.map; \
+                echo 2 > dist/sub/b.js";
+    for inner in ["dist/sub", "dist/*.map"] {
+        let sb = project();
+        let args = [
+            "--cache",
+            ".cache/t.json",
+            "--output",
+            "dist",
+            "--output",
+            inner,
+        ];
+        sb.run_sh(&args, task).status(0);
+        // All gone, then the inner part of each: both outputs are restored each time.
+        let gone: [&[&str]; 2] = [&["dist"], &["dist/sub", "dist/a.map"]];
+        for paths in gone {
+            for path in paths {
+                match sb.path(path).is_dir() {
+                    true => fs::remove_dir_all(sb.path(path)).unwrap(),
+                    false => sb.remove(path),
+                }
+            }
+            sb.run_sh(&args, task)
+                .status(0)
+                .stderr_has("skip (restored 2 outputs: ");
+            assert_eq!(sb.read("dist/a.map"), "1\n", "{inner}, {paths:?}");
+            assert_eq!(sb.read("dist/sub/b.js"), "2\n", "{inner}, {paths:?}");
+        }
+        assert_eq!(sb.marker_count(), 1, "{inner}");
+    }
+}

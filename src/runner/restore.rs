@@ -51,6 +51,7 @@ pub fn write(
         commits: Vec::new(),
         modes: Vec::new(),
         writable: HashMap::new(),
+        staged: HashMap::new(),
     };
     let prepared = wanted
         .iter()
@@ -125,6 +126,10 @@ struct Writer<'a> {
     modes: Vec<(Rc<DirFd>, u32)>,
     /// The directories made writable where needed so far.
     writable: HashMap<*const DirFd, Rc<DirFd>>,
+    /// The trees staged so far, by the directory (device, inode) and name they will take:
+    /// an output inside another one (`dist/sub` in `dist`) is written there, never staged
+    /// twice.
+    staged: HashMap<((u64, u64), OsString), Rc<DirFd>>,
 }
 
 /// The directories of one output opened so far, by path inside it.
@@ -168,7 +173,7 @@ impl Writer<'_> {
             self.make_writable(&parent);
             return self.prepare_leaf(&parent, name, root, shown);
         }
-        match found(&parent, name, shown)? {
+        match self.found(&parent, name, shown)? {
             Found::Missing => {
                 sweep_dir(&parent);
                 self.make_writable(&parent);
@@ -200,7 +205,7 @@ impl Writer<'_> {
                 self.prepare_leaf(&dir, &name, entry, &format!("{shown}/{path}"))?;
                 continue;
             }
-            match found(&dir, &name, shown)? {
+            match self.found(&dir, &name, shown)? {
                 Found::Missing => {
                     self.stage_tree(&dir, &name, output.entries, path)?;
                     staged.insert(path);
@@ -264,6 +269,9 @@ impl Writer<'_> {
         create: bool,
         shown: &str,
     ) -> Result<Rc<DirFd>, String> {
+        if let Some(staged) = self.staged_at(dir, name) {
+            return Ok(staged);
+        }
         if create && found(dir, name, shown)? == Found::Missing {
             self.make_writable(dir);
             dir.mkdir(name, 0o777)
@@ -278,6 +286,23 @@ impl Writer<'_> {
             )),
             Err(e) => Err(io_error(shown, name, &e)),
         }
+    }
+
+    /// What `name` in `dir` is; a tree staged for it counts as the directory it will be.
+    fn found(&self, dir: &DirFd, name: &OsStr, shown: &str) -> Result<Found, String> {
+        match self.staged_at(dir, name) {
+            Some(_) => Ok(Found::Dir),
+            None => found(dir, name, shown),
+        }
+    }
+
+    /// The tree staged to become `name` in `dir`, if any.
+    fn staged_at(&self, dir: &DirFd, name: &OsStr) -> Option<Rc<DirFd>> {
+        if self.staged.is_empty() {
+            return None;
+        }
+        let id = dir.id().ok()?;
+        self.staged.get(&(id, name.to_os_string())).cloned()
     }
 
     /// Lets this process create names in `dir` when its mode forbids it (put back after).
@@ -306,7 +331,7 @@ impl Writer<'_> {
         entry: &OutputEntry,
         shown: &str,
     ) -> Result<(), String> {
-        match (found(dir, name, shown)?, &entry.kind) {
+        match (self.found(dir, name, shown)?, &entry.kind) {
             (Found::Dir, _) => return Err(format!("{shown} is in the way: a directory")),
             (Found::Symlink, OutputKind::File) => return Err(symlink_in_the_way(shown)),
             _ => {}
@@ -341,6 +366,9 @@ impl Writer<'_> {
             dir.open_child(&temp)
                 .map_err(|e| io_error(&shown, name, &e))?,
         );
+        let id = dir.id().map_err(|e| io_error(&shown, name, &e))?;
+        self.staged
+            .insert((id, name.to_os_string()), Rc::clone(&staged));
         let mut opened = Opened::from([(String::new(), Rc::clone(&staged))]);
         let mut modes = Vec::new();
         for (rel, entry) in below(entries, top) {
