@@ -539,3 +539,35 @@ fn issue_l_review_overlapping_outputs_are_restored_together() {
         assert_eq!(sb.marker_count(), 1, "{inner}");
     }
 }
+
+/// Review: a restore keeps a directory's setgid bit (a group-shared tree, `chmod 2775`): a
+/// directory it makes there has it as the task's `mkdir` gave it, and one whose mode it
+/// puts back keeps it. Only the permission bits come from the record.
+#[test]
+fn issue_l_review_a_restore_keeps_setgid_directories_setgid() {
+    let sb = project();
+    fs::create_dir(sb.path("out")).unwrap();
+    fs::set_permissions(sb.path("out"), fs::Permissions::from_mode(0o2775)).unwrap();
+    sb.run_sh(&ARGS, TASK).status(0);
+    let made = mode(&sb.path("out/sub"));
+    assert_eq!(made & 0o2000, 0o2000, "mkdir in a setgid directory");
+    fs::remove_dir_all(sb.path("out/sub")).unwrap();
+    sb.run_sh(&ARGS, TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(
+        mode(&sb.path("out/sub")),
+        made,
+        "a directory the restore makes"
+    );
+    fs::set_permissions(sb.path("out/sub"), fs::Permissions::from_mode(0o2700)).unwrap();
+    sb.run_sh(&ARGS, TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(
+        mode(&sb.path("out/sub")),
+        made,
+        "a mode the restore puts back"
+    );
+    assert_eq!(sb.marker_count(), 1);
+}

@@ -396,8 +396,7 @@ impl Writer<'_> {
             }
         }
         for (made, mode) in modes.iter().rev() {
-            made.set_mode(mode & 0o777 & !self.umask)
-                .map_err(|e| io_error(&shown, name, &e))?;
+            set_recorded_mode(made, *mode, self.umask).map_err(|e| io_error(&shown, name, &e))?;
         }
         self.commits.push(Commit {
             dir: Rc::clone(dir),
@@ -445,7 +444,7 @@ impl Writer<'_> {
             }
         }
         for (dir, mode) in &self.modes {
-            dir.set_mode(mode & 0o777 & !self.umask)
+            set_recorded_mode(dir, *mode, self.umask)
                 .map_err(|e| format!("cannot set a directory's mode: {e}"))?;
         }
         Ok(())
@@ -500,6 +499,14 @@ fn walk_from(cwd: &Path, output: &Path) -> Option<(PathBuf, Vec<OsString>)> {
         }
     }
     (!rest.is_empty()).then_some((anchor, rest))
+}
+
+/// Gives `dir` the recorded permission bits under the umask, keeping its own setgid, sticky
+/// and setuid bits: a record's never count, and a directory made in a setgid tree keeps the
+/// bit it inherited, as `mkdir` leaves it.
+fn set_recorded_mode(dir: &DirFd, mode: u32, umask: u32) -> std::io::Result<()> {
+    let own = dir.mode()? & 0o7000;
+    dir.set_mode(own | (mode & 0o777 & !umask))
 }
 
 fn found(dir: &DirFd, name: &OsStr, shown: &str) -> Result<Found, String> {
