@@ -571,3 +571,22 @@ fn issue_l_review_a_restore_keeps_setgid_directories_setgid() {
     );
     assert_eq!(sb.marker_count(), 1);
 }
+
+/// Review: a tree a killed restore staged beside a missing output is removed by the next
+/// run even when that run restores nothing (`--force`, or the output made another way
+/// meanwhile); only a restore of the missing output looked for it, so it stayed for good.
+#[test]
+fn issue_l_review_a_killed_restores_staged_tree_goes_with_the_next_run() {
+    let sb = project();
+    sb.run_sh(&ARGS, TASK).status(0);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let staged = sb.path(&format!(".zccache-tmp.{dead}.00dd"));
+    fs::create_dir_all(staged.join("sub")).unwrap();
+    fs::write(staged.join("sub/copy.txt"), "half").unwrap();
+    let forced = [&ARGS[..], &["--force"]].concat();
+    sb.run_sh(&forced, TASK).status(0);
+    assert!(!staged.exists(), "the staged tree was left");
+    assert_eq!(sb.marker_count(), 2);
+}

@@ -9,7 +9,8 @@
 //! to a temporary name in its directory, then renamed over the old one. A failure before
 //! that removes every temporary and directory made, and puts back any mode widened to
 //! write into a read-only directory. Temporaries are named `.zccache-tmp.<pid>.<random>`,
-//! never listed as outputs, and removed by the next listing once their process is gone.
+//! never listed as outputs, and removed once their process is gone: by the next listing
+//! (inside an output), the next restore or run (a tree staged beside one).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -76,6 +77,20 @@ pub fn sweep(strays: &[PathBuf]) {
         {
             let _ = dir.remove_tree(name);
         }
+    }
+}
+
+/// Removes the trees that restores now gone staged beside the plain `outputs` (in their
+/// parent directories, which no listing walks): once such an output is made another way
+/// (`--force`, a build by hand), no restore would look there again.
+pub fn sweep_beside(outputs: &[(String, PathBuf)]) {
+    let parents: std::collections::BTreeSet<&Path> = outputs
+        .iter()
+        .filter(|(shown, _)| !is_glob(shown))
+        .filter_map(|(_, base)| base.parent())
+        .collect();
+    for dir in parents.into_iter().filter_map(|dir| DirFd::open(dir).ok()) {
+        sweep_dir(&dir);
     }
 }
 
