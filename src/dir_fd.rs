@@ -199,13 +199,26 @@ impl DirFd {
 
     /// This directory's permission bits.
     pub fn mode(&self) -> io::Result<u32> {
+        let stat = self.stat()?;
+        // mode_t is u32 on Linux and u16 on macOS.
+        #[allow(clippy::useless_conversion)]
+        Ok(u32::from(stat.st_mode) & 0o7777)
+    }
+
+    /// This directory's device and inode: the same for every handle open on it.
+    pub fn id(&self) -> io::Result<(u64, u64)> {
+        let stat = self.stat()?;
+        // dev_t and ino_t are u64 on Linux, narrower elsewhere.
+        #[allow(clippy::useless_conversion)]
+        Ok((u64::from(stat.st_dev), u64::from(stat.st_ino)))
+    }
+
+    fn stat(&self) -> io::Result<libc::stat> {
         // SAFETY: an all-zero stat is a valid out-parameter.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: a valid fd and out-parameter.
         check(unsafe { libc::fstat(self.fd.as_raw_fd(), &mut stat) })?;
-        // mode_t is u32 on Linux and u16 on macOS.
-        #[allow(clippy::useless_conversion)]
-        Ok(u32::from(stat.st_mode) & 0o7777)
+        Ok(stat)
     }
 
     /// Sets this directory's permission bits.

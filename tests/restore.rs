@@ -450,3 +450,143 @@ fn issue_l_special_files_in_outputs_are_left_out() {
     sb.run_sh(&args, task).status(0).stderr_has("skip (");
     assert_eq!(sb.marker_count(), 2);
 }
+
+/// Review: a glob output's symlink leads only to a path its glob matches. A forged
+/// `gen/a.txt -> main.rs` (an input beside it, inside the glob's literal directory) or,
+/// under `**/*.txt`, `-> ../main.rs` is refused; were it restored, the task's own next run
+/// (`echo ... > gen/a.txt`) would write through it into the input.
+#[test]
+fn issue_l_review_a_glob_outputs_symlink_leads_only_to_what_its_glob_matches() {
+    for (glob, target) in [("gen/*.txt", "main.rs"), ("**/*.txt", "../main.rs")] {
+        let sb = project();
+        sb.write("gen/main.rs", "fn main() {}\n");
+        sb.write("main.rs", "fn main() {}\n");
+        let task = "echo ran >> \"$MARKER\"; echo generated > gen/a.txt";
+        let args = ["--cache", ".cache/t.json", "--output", glob];
+        sb.run_sh(&args, task).status(0);
+        forge_local(&sb, glob, |entries| {
+            let made = entries
+                .iter_mut()
+                .find(|e| e["path"] == "gen/a.txt")
+                .unwrap();
+            made["kind"] = json!({ "symlink": target });
+        });
+        sb.remove("gen/a.txt");
+        sb.run_sh(&args, task)
+            .status(0)
+            .stderr_has("is a symlink leading out of the output");
+        for input in ["gen/main.rs", "main.rs"] {
+            assert_eq!(sb.read(input), "fn main() {}\n", "{glob}: {input}");
+        }
+        assert!(!sb.path("gen/a.txt").is_symlink(), "{glob}");
+        assert_eq!(sb.marker_count(), 2, "{glob}");
+    }
+}
+
+/// Review: missing sibling directories where one name begins the other (`a` and `a-b`,
+/// whose entries sort `a`, `a-b`, `a-b/y`, `a/x`) are both restored; the second used to
+/// hide the first, whose file was then looked for on disk ("a: No such file").
+#[test]
+fn issue_l_review_missing_directories_sharing_a_prefix_are_restored() {
+    let sb = project();
+    let task = "echo ran >> \"$MARKER\"; mkdir -p out/a out/a-b; echo 1 > out/a/x; \
+                echo 2 > out/a-b/y";
+    sb.run_sh(&ARGS, task).status(0);
+    for dir in ["out/a", "out/a-b"] {
+        fs::remove_dir_all(sb.path(dir)).unwrap();
+    }
+    sb.run_sh(&ARGS, task)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(sb.read("out/a/x"), "1\n");
+    assert_eq!(sb.read("out/a-b/y"), "2\n");
+    assert_eq!(sb.marker_count(), 1);
+}
+
+/// Review: outputs that overlap (`dist` with `dist/sub`, or with `dist/*.map`) are
+/// restored together, whole: each used to make its own `dist` (or `dist/sub`), and the
+/// second rename met the first ("File exists"), so they never restored.
+#[test]
+fn issue_l_review_overlapping_outputs_are_restored_together() {
+    let task = "echo ran >> \"$MARKER\"; mkdir -p dist/sub; echo 1 > dist/a.map; \
+                echo 2 > dist/sub/b.js";
+    for inner in ["dist/sub", "dist/*.map"] {
+        let sb = project();
+        let args = [
+            "--cache",
+            ".cache/t.json",
+            "--output",
+            "dist",
+            "--output",
+            inner,
+        ];
+        sb.run_sh(&args, task).status(0);
+        // All gone, then the inner part of each: both outputs are restored each time.
+        let gone: [&[&str]; 2] = [&["dist"], &["dist/sub", "dist/a.map"]];
+        for paths in gone {
+            for path in paths {
+                match sb.path(path).is_dir() {
+                    true => fs::remove_dir_all(sb.path(path)).unwrap(),
+                    false => sb.remove(path),
+                }
+            }
+            sb.run_sh(&args, task)
+                .status(0)
+                .stderr_has("skip (restored 2 outputs: ");
+            assert_eq!(sb.read("dist/a.map"), "1\n", "{inner}, {paths:?}");
+            assert_eq!(sb.read("dist/sub/b.js"), "2\n", "{inner}, {paths:?}");
+        }
+        assert_eq!(sb.marker_count(), 1, "{inner}");
+    }
+}
+
+/// Review: a restore keeps a directory's setgid bit (a group-shared tree, `chmod 2775`): a
+/// directory it makes there has it as the task's `mkdir` gave it, and one whose mode it
+/// puts back keeps it. Only the permission bits come from the record.
+#[test]
+fn issue_l_review_a_restore_keeps_setgid_directories_setgid() {
+    let sb = project();
+    fs::create_dir(sb.path("out")).unwrap();
+    fs::set_permissions(sb.path("out"), fs::Permissions::from_mode(0o2775)).unwrap();
+    sb.run_sh(&ARGS, TASK).status(0);
+    let made = mode(&sb.path("out/sub"));
+    assert_eq!(made & 0o2000, 0o2000, "mkdir in a setgid directory");
+    fs::remove_dir_all(sb.path("out/sub")).unwrap();
+    sb.run_sh(&ARGS, TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(
+        mode(&sb.path("out/sub")),
+        made,
+        "a directory the restore makes"
+    );
+    fs::set_permissions(sb.path("out/sub"), fs::Permissions::from_mode(0o2700)).unwrap();
+    sb.run_sh(&ARGS, TASK)
+        .status(0)
+        .stderr_has("skip (restored 1 output: out");
+    assert_eq!(
+        mode(&sb.path("out/sub")),
+        made,
+        "a mode the restore puts back"
+    );
+    assert_eq!(sb.marker_count(), 1);
+}
+
+/// Review: a tree a killed restore staged beside a missing output is removed by the next
+/// run even when that run restores nothing (`--force`, or the output made another way
+/// meanwhile); only a restore of the missing output looked for it, so it stayed for good.
+#[test]
+fn issue_l_review_a_killed_restores_staged_tree_goes_with_the_next_run() {
+    let sb = project();
+    sb.run_sh(&ARGS, TASK).status(0);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let staged = sb.path(&format!(".zccache-tmp.{dead}.00dd"));
+    fs::create_dir_all(staged.join("sub")).unwrap();
+    fs::write(staged.join("sub/copy.txt"), "half").unwrap();
+    let forced = [&ARGS[..], &["--force"]].concat();
+    sb.run_sh(&forced, TASK).status(0);
+    assert!(!staged.exists(), "the staged tree was left");
+    assert_eq!(sb.marker_count(), 2);
+}

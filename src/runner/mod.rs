@@ -665,6 +665,7 @@ fn remember(
     } = digest_outputs_known(&spec.outputs, None)
         .map_err(|e| format!("cannot read outputs: {e}"))?;
     restore::sweep(&strays);
+    restore::sweep_beside(&spec.outputs);
     if let Some(first) = specials.first() {
         let more = match specials.len() {
             1 => String::new(),

@@ -4,7 +4,8 @@
 //! or a leading `/`); below recorded directories only (a plain output), or matched by the
 //! output's glob and never under `.git/` or `.zccache/` (a glob output); and a symlink must
 //! be relative and resolve inside its output (a glob's: inside its literal leading
-//! directories), decided on path components. The output itself is never a symlink to
+//! directories, to a path the glob matches, so the task's next run cannot write through it
+//! into an input), decided on path components. The output itself is never a symlink to
 //! restore: its target would resolve outside it.
 
 use globset::GlobMatcher;
@@ -79,7 +80,7 @@ pub fn check(shown: &str, entries: &[OutputEntry]) -> Result<(), String> {
             return refuse(path, "lies below a symlink or file");
         }
         if let OutputKind::Symlink(target) = &entry.kind
-            && !link_stays_inside(path, target, floor, entries)
+            && !link_stays_inside(path, target, floor, glob.as_ref(), entries)
         {
             return refuse(path, "is a symlink leading out of the output");
         }
@@ -114,8 +115,15 @@ fn find<'a>(entries: &'a [OutputEntry], path: &str) -> Option<&'a OutputEntry> {
 
 /// Whether the symlink at `path` with `target` resolves inside the output: relative, its
 /// `..` parts only leading and never climbing above `floor` parts, then down through no
-/// symlink of the record (which could lead anywhere) and never into `.git`/`.zccache`.
-fn link_stays_inside(path: &str, target: &str, floor: usize, entries: &[OutputEntry]) -> bool {
+/// symlink of the record (which could lead anywhere) and never into `.git`/`.zccache`; for a
+/// glob output, to a path the glob matches (beside its outputs may lie inputs).
+fn link_stays_inside(
+    path: &str,
+    target: &str,
+    floor: usize,
+    glob: Option<&GlobMatcher>,
+    entries: &[OutputEntry],
+) -> bool {
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return false;
     }
@@ -137,7 +145,8 @@ fn link_stays_inside(path: &str, target: &str, floor: usize, entries: &[OutputEn
         descended = true;
         at.push(part);
     }
-    !never_an_output(&at.join("/"))
+    let resolved = at.join("/");
+    !never_an_output(&resolved) && glob.is_none_or(|glob| glob.is_match(&resolved))
 }
 
 #[cfg(test)]
@@ -238,6 +247,10 @@ mod tests {
         refused("out", &[dir(""), link("a", "."), link("b", "a/x")]);
         refused("gen/*", &[link("gen/a", "../src.txt")]);
         ok("gen/sub/*", &[link("gen/sub/a", "b")]);
+        // Beside a glob's outputs may lie inputs: a link leads only to what it matches.
+        refused("gen/*.txt", &[link("gen/a.txt", "main.rs")]);
+        refused("**/*.txt", &[link("gen/a.txt", "../main.rs")]);
+        ok("**/*.txt", &[link("gen/a.txt", "../b.txt")]);
         refused("gen/sub/*", &[link("gen/sub/a", "../b")]);
     }
 

@@ -9,9 +9,10 @@
 //! to a temporary name in its directory, then renamed over the old one. A failure before
 //! that removes every temporary and directory made, and puts back any mode widened to
 //! write into a read-only directory. Temporaries are named `.zccache-tmp.<pid>.<random>`,
-//! never listed as outputs, and removed by the next listing once their process is gone.
+//! never listed as outputs, and removed once their process is gone: by the next listing
+//! (inside an output), the next restore or run (a tree staged beside one).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -51,6 +52,7 @@ pub fn write(
         commits: Vec::new(),
         modes: Vec::new(),
         writable: HashMap::new(),
+        staged: HashMap::new(),
     };
     let prepared = wanted
         .iter()
@@ -75,6 +77,20 @@ pub fn sweep(strays: &[PathBuf]) {
         {
             let _ = dir.remove_tree(name);
         }
+    }
+}
+
+/// Removes the trees that restores now gone staged beside the plain `outputs` (in their
+/// parent directories, which no listing walks): once such an output is made another way
+/// (`--force`, a build by hand), no restore would look there again.
+pub fn sweep_beside(outputs: &[(String, PathBuf)]) {
+    let parents: std::collections::BTreeSet<&Path> = outputs
+        .iter()
+        .filter(|(shown, _)| !is_glob(shown))
+        .filter_map(|(_, base)| base.parent())
+        .collect();
+    for dir in parents.into_iter().filter_map(|dir| DirFd::open(dir).ok()) {
+        sweep_dir(&dir);
     }
 }
 
@@ -125,6 +141,10 @@ struct Writer<'a> {
     modes: Vec<(Rc<DirFd>, u32)>,
     /// The directories made writable where needed so far.
     writable: HashMap<*const DirFd, Rc<DirFd>>,
+    /// The trees staged so far, by the directory (device, inode) and name they will take:
+    /// an output inside another one (`dist/sub` in `dist`) is written there, never staged
+    /// twice.
+    staged: HashMap<((u64, u64), OsString), Rc<DirFd>>,
 }
 
 /// The directories of one output opened so far, by path inside it.
@@ -168,7 +188,7 @@ impl Writer<'_> {
             self.make_writable(&parent);
             return self.prepare_leaf(&parent, name, root, shown);
         }
-        match found(&parent, name, shown)? {
+        match self.found(&parent, name, shown)? {
             Found::Missing => {
                 sweep_dir(&parent);
                 self.make_writable(&parent);
@@ -180,10 +200,15 @@ impl Writer<'_> {
         }
         let top = self.enter(&parent, name, false, shown)?;
         let mut opened = Opened::from([(String::new(), top)]);
-        let mut staged: Option<&str> = None;
+        // Staged trees hold everything below them (not always the entries right after:
+        // `a-b/y` sorts between `a` and `a/x`).
+        let mut staged: HashSet<&str> = HashSet::new();
         for entry in &output.needed {
             let path = entry.path.as_str();
-            if staged.is_some_and(|s| path.starts_with(s) && path[s.len()..].starts_with('/')) {
+            if path
+                .match_indices('/')
+                .any(|(at, _)| staged.contains(&path[..at]))
+            {
                 continue;
             }
             if path.is_empty() {
@@ -195,10 +220,10 @@ impl Writer<'_> {
                 self.prepare_leaf(&dir, &name, entry, &format!("{shown}/{path}"))?;
                 continue;
             }
-            match found(&dir, &name, shown)? {
+            match self.found(&dir, &name, shown)? {
                 Found::Missing => {
                     self.stage_tree(&dir, &name, output.entries, path)?;
-                    staged = Some(path);
+                    staged.insert(path);
                 }
                 Found::Dir => {
                     let opened_dir = self.enter(&dir, &name, false, shown)?;
@@ -259,6 +284,9 @@ impl Writer<'_> {
         create: bool,
         shown: &str,
     ) -> Result<Rc<DirFd>, String> {
+        if let Some(staged) = self.staged_at(dir, name) {
+            return Ok(staged);
+        }
         if create && found(dir, name, shown)? == Found::Missing {
             self.make_writable(dir);
             dir.mkdir(name, 0o777)
@@ -273,6 +301,23 @@ impl Writer<'_> {
             )),
             Err(e) => Err(io_error(shown, name, &e)),
         }
+    }
+
+    /// What `name` in `dir` is; a tree staged for it counts as the directory it will be.
+    fn found(&self, dir: &DirFd, name: &OsStr, shown: &str) -> Result<Found, String> {
+        match self.staged_at(dir, name) {
+            Some(_) => Ok(Found::Dir),
+            None => found(dir, name, shown),
+        }
+    }
+
+    /// The tree staged to become `name` in `dir`, if any.
+    fn staged_at(&self, dir: &DirFd, name: &OsStr) -> Option<Rc<DirFd>> {
+        if self.staged.is_empty() {
+            return None;
+        }
+        let id = dir.id().ok()?;
+        self.staged.get(&(id, name.to_os_string())).cloned()
     }
 
     /// Lets this process create names in `dir` when its mode forbids it (put back after).
@@ -301,7 +346,7 @@ impl Writer<'_> {
         entry: &OutputEntry,
         shown: &str,
     ) -> Result<(), String> {
-        match (found(dir, name, shown)?, &entry.kind) {
+        match (self.found(dir, name, shown)?, &entry.kind) {
             (Found::Dir, _) => return Err(format!("{shown} is in the way: a directory")),
             (Found::Symlink, OutputKind::File) => return Err(symlink_in_the_way(shown)),
             _ => {}
@@ -336,14 +381,12 @@ impl Writer<'_> {
             dir.open_child(&temp)
                 .map_err(|e| io_error(&shown, name, &e))?,
         );
-        let below = entries.iter().filter_map(|e| match top {
-            "" => Some((e.path.as_str(), e)),
-            _ if e.path == top => Some(("", e)),
-            _ => Some((e.path.strip_prefix(top)?.strip_prefix('/')?, e)),
-        });
+        let id = dir.id().map_err(|e| io_error(&shown, name, &e))?;
+        self.staged
+            .insert((id, name.to_os_string()), Rc::clone(&staged));
         let mut opened = Opened::from([(String::new(), Rc::clone(&staged))]);
         let mut modes = Vec::new();
-        for (rel, entry) in below {
+        for (rel, entry) in below(entries, top) {
             if rel.is_empty() {
                 modes.push((Rc::clone(&staged), entry.mode));
                 continue;
@@ -368,8 +411,7 @@ impl Writer<'_> {
             }
         }
         for (made, mode) in modes.iter().rev() {
-            made.set_mode(mode & 0o777 & !self.umask)
-                .map_err(|e| io_error(&shown, name, &e))?;
+            set_recorded_mode(made, *mode, self.umask).map_err(|e| io_error(&shown, name, &e))?;
         }
         self.commits.push(Commit {
             dir: Rc::clone(dir),
@@ -417,7 +459,7 @@ impl Writer<'_> {
             }
         }
         for (dir, mode) in &self.modes {
-            dir.set_mode(mode & 0o777 & !self.umask)
+            set_recorded_mode(dir, *mode, self.umask)
                 .map_err(|e| format!("cannot set a directory's mode: {e}"))?;
         }
         Ok(())
@@ -433,6 +475,27 @@ impl Writer<'_> {
             };
         }
     }
+}
+
+/// The entries (sorted) of the directory `top` and of everything below it, with their
+/// paths inside it (`top` itself: `""`), found by binary search: a restore stages one tree
+/// per missing directory, and thousands of them must not each scan the whole record.
+fn below<'e>(
+    entries: &'e [OutputEntry],
+    top: &str,
+) -> impl Iterator<Item = (&'e str, &'e OutputEntry)> {
+    let prefix = match top {
+        "" => String::new(),
+        _ => format!("{top}/"),
+    };
+    let own = entries.binary_search_by(|e| e.path.as_str().cmp(top)).ok();
+    let first = entries.partition_point(|e| e.path.as_str() < prefix.as_str());
+    let inside = entries[first..]
+        .iter()
+        .map_while(move |e| Some((e.path.strip_prefix(prefix.as_str())?, e)));
+    own.map(|at| ("", &entries[at]))
+        .into_iter()
+        .chain(inside.filter(|(rel, _)| !rel.is_empty()))
 }
 
 /// The deepest directory holding both `cwd` and `output`, and the parts from it to the
@@ -451,6 +514,14 @@ fn walk_from(cwd: &Path, output: &Path) -> Option<(PathBuf, Vec<OsString>)> {
         }
     }
     (!rest.is_empty()).then_some((anchor, rest))
+}
+
+/// Gives `dir` the recorded permission bits under the umask, keeping its own setgid, sticky
+/// and setuid bits: a record's never count, and a directory made in a setgid tree keeps the
+/// bit it inherited, as `mkdir` leaves it.
+fn set_recorded_mode(dir: &DirFd, mode: u32, umask: u32) -> std::io::Result<()> {
+    let own = dir.mode()? & 0o7000;
+    dir.set_mode(own | (mode & 0o777 & !umask))
 }
 
 fn found(dir: &DirFd, name: &OsStr, shown: &str) -> Result<Found, String> {
@@ -504,6 +575,25 @@ mod tests {
         );
         assert_eq!(walk("/p/app", "/p/app"), None);
         assert_eq!(walk("/p/app", "/p"), None);
+    }
+
+    #[test]
+    fn below_a_directory_are_its_entries_only() {
+        let entry = |path: &str| OutputEntry {
+            path: path.to_string(),
+            kind: OutputKind::Dir,
+            mode: 0o755,
+            digest: None,
+        };
+        let entries: Vec<_> = ["", "a", "a-b", "a-b/y", "a/x", "a/x/z", "ab"]
+            .into_iter()
+            .map(entry)
+            .collect();
+        let rels = |top| below(&entries, top).map(|(rel, _)| rel).collect::<Vec<_>>();
+        assert_eq!(rels("a"), ["", "x", "x/z"]);
+        assert_eq!(rels("a-b"), ["", "y"]);
+        assert_eq!(rels("ab"), [""]);
+        assert_eq!(rels(""), ["", "a", "a-b", "a-b/y", "a/x", "a/x/z", "ab"]);
     }
 
     #[test]
