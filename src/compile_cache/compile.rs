@@ -234,16 +234,20 @@ impl CompileCache {
             })?;
             Ok((found, manifest.direct_off))
         };
-        if let (Some(artifact), _) = direct(self)? {
-            return hit(req, c, artifact);
-        }
-        // An identical compile running now is waited for; whoever leads looks once more, so
-        // a compile that finished in between is a hit too.
-        let _lead = self.in_flight.lead_or_wait((base, c.output.clone()));
-        let (found, direct_off) = direct(self)?;
-        if let Some(artifact) = found {
-            return hit(req, c, artifact);
-        }
+        // An identical compile running now (whatever output it names) is waited for, then
+        // the store is looked up again; whoever leads looks once more, so a compile that
+        // finished in between is a hit too.
+        let (_lead, direct_off) = loop {
+            if let (Some(artifact), _) = direct(self)? {
+                return hit(req, c, artifact);
+            }
+            if let Some(lead) = self.in_flight.lead_or_wait(base) {
+                match direct(self)? {
+                    (Some(artifact), _) => return hit(req, c, artifact),
+                    (None, direct_off) => break (lead, direct_off),
+                }
+            }
+        };
         let started = now_ns();
         let preprocessed = if direct_off {
             preprocessed_key(req, expanded, &base)?
