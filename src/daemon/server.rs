@@ -2,7 +2,7 @@
 //! until `Shutdown`, SIGTERM/SIGINT, or the idle timeout. Each connection is its own task; a
 //! bad frame gets an `Error` reply and closes that connection only.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +38,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
 /// Pause after a failed accept (the fd limit reached): no busy loop.
 const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
+/// How often the daemon checks that its socket is still there (removed, no client could
+/// reach it: it exits rather than hold the lock for nobody).
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
 
 /// Everything the connection tasks share.
 pub struct Shared {
@@ -93,6 +96,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         .with_context(|| format!("bind {}", paths.socket.display()))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
+    let socket = Socket::bound(&paths.socket)?;
     lifecycle::report_ready(READY);
     init_logging();
     tracing::info!(
@@ -127,10 +131,12 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),
     });
-    let result = runtime.block_on(accept_loop(listener, Arc::clone(&shared), idle));
+    let result = runtime.block_on(accept_loop((listener, &socket), Arc::clone(&shared), idle));
+    socket.remove();
     shared.compiles.settle();
-    let _ = std::fs::remove_file(&paths.socket);
-    let _ = std::fs::remove_file(&paths.pid);
+    if paths.read_pid() == i32::try_from(std::process::id()).ok() {
+        let _ = std::fs::remove_file(&paths.pid);
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(remote) = shared.store.remote() {
         remote.drain(UPLOAD_DRAIN);
@@ -180,7 +186,7 @@ fn idle_timeout() -> Duration {
 }
 
 async fn accept_loop(
-    listener: std::os::unix::net::UnixListener,
+    (listener, socket): (std::os::unix::net::UnixListener, &Socket),
     shared: Arc<Shared>,
     idle: Duration,
 ) -> anyhow::Result<()> {
@@ -188,7 +194,15 @@ async fn accept_loop(
     let slots = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut socket_check = tokio::time::interval(SOCKET_CHECK);
     loop {
+        if !socket.still_ours() {
+            tracing::warn!(
+                "{} was removed or replaced: no client can reach this daemon; exiting",
+                socket.path.display()
+            );
+            break;
+        }
         let last = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
         let idle_deadline = shared.started + last + idle;
         tokio::select! {
@@ -199,6 +213,7 @@ async fn accept_loop(
                     tokio::spawn(connection(stream, Arc::clone(&shared), slot));
                 }
             }
+            _ = socket_check.tick() => {}
             () = shared.shutdown.notified() => break,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -212,12 +227,45 @@ async fn accept_loop(
             }
         }
     }
+    // No new client may queue up behind a daemon that is going: one finds no socket and
+    // starts a successor as soon as the lock is free.
+    drop(listener);
+    socket.remove();
     drain(&shared).await;
     tracing::info!(
         requests = shared.requests.load(Ordering::SeqCst),
         "daemon stopped"
     );
     Ok(())
+}
+
+/// The socket this daemon bound, known by its inode: a path removed or replaced by
+/// another file no longer reaches this daemon.
+struct Socket {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl Socket {
+    fn bound(path: &std::path::Path) -> anyhow::Result<Socket> {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+        Ok(Socket {
+            path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    fn still_ours(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+    }
+
+    /// Removes the socket, unless the path names another file by now.
+    fn remove(&self) {
+        if self.still_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Waits (bounded) for in-flight connections to finish.
