@@ -212,3 +212,17 @@ pub fn fd_limit() -> Option<u64> {
     let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     known.then_some(limit.rlim_cur)
 }
+
+/// Bytes an unprivileged process may still write on the filesystem holding `path`.
+pub fn free_space(path: &std::path::Path) -> Option<u64> {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statvfs(name.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    // The field widths differ between platforms.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}

@@ -108,6 +108,9 @@ fn describe(s: &DaemonStatus) -> String {
         s.dir
     );
     text.push_str(&format!("  file watching: {}\n", s.watching));
+    if let Some(space) = &s.out_of_space {
+        text.push_str(&format!("  out of space: {space}\n"));
+    }
     text.push_str(&format!(
         "  compiles: {} hits, {} misses, {} passed through\n",
         thousands(s.cache_hits as usize),

@@ -38,6 +38,11 @@ impl ScratchDir {
         }
         Ok(ScratchDir(Arc::new(dir)))
     }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 /// Numbers this process's scratch directories, so concurrent compiles never share one.

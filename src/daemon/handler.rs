@@ -115,6 +115,7 @@ fn status(shared: &Shared) -> Response {
         dir: shared.paths.dir.display().to_string(),
         indexes,
         watching: shared.fingerprints.watching(),
+        out_of_space: shared.compiles.out_of_space(),
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,

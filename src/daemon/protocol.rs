@@ -391,6 +391,9 @@ pub struct DaemonStatus {
     pub remote: Option<RemoteStatus>,
     /// How watched roots learn of changes (`inotify`, or why every check stats the tree).
     pub watching: String,
+    /// When compiles ran uncached because the state directory's filesystem was full: how
+    /// many, how long ago the last, and why (`None`: never since the daemon started).
+    pub out_of_space: Option<String>,
 }
 
 /// What the remote tier did since the daemon started.

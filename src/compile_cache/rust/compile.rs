@@ -30,6 +30,7 @@ use crate::compile_cache::modes;
 use crate::compile_cache::profile::{Phase, Profile, timed};
 use crate::compile_cache::regular;
 use crate::compile_cache::request::{Outcome, Request, Served};
+use crate::compile_cache::space::{self, OutOfSpace};
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
@@ -55,16 +56,19 @@ pub struct RustCache {
     waiting: Waiting,
     /// Stores of those misses still in progress.
     pending: Arc<PendingStores>,
+    /// Where a store that found no room says so.
+    space: Arc<OutOfSpace>,
 }
 
 impl RustCache {
-    /// A cache storing into `store`.
-    pub fn new(store: Store) -> Self {
+    /// A cache storing into `store`, telling `space` when it is full.
+    pub fn new(store: Store, space: Arc<OutOfSpace>) -> Self {
         RustCache {
             store,
             file_hashes: Mutex::default(),
             waiting: Waiting::default(),
             pending: Arc::default(),
+            space,
         }
     }
 
@@ -277,7 +281,11 @@ impl RustCache {
     /// simply not stored).
     pub fn store(&self, job: StoreJob) -> u64 {
         job.run(&self.store).unwrap_or_else(|err| {
-            tracing::warn!("cannot store a rust compile: {err}");
+            match space::is_full(&err) {
+                // The wrapper has its outputs; only status can still tell.
+                true => drop(self.space.note(&err.to_string())),
+                false => tracing::warn!("cannot store a rust compile: {err}"),
+            }
             0
         })
     }
