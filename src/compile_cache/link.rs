@@ -137,7 +137,9 @@ impl LinkCache {
                 }
             })?;
             if let Some(artifact) = found {
-                deliver(&output, &artifact, req.umask)?;
+                if !req.peer.hung_up() {
+                    deliver(&output, &artifact, req.umask)?;
+                }
                 return Ok(Outcome::new(
                     Served::LinkHit,
                     (0, artifact.stdout, artifact.stderr),

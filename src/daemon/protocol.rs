@@ -343,6 +343,10 @@ pub enum Response {
         /// Each miss with its reasons.
         misses: Vec<Miss>,
     },
+    /// Sent every second while a request is still being worked on, before its answer: the
+    /// client waits for progress, not for the whole answer, and tells a hung daemon from a
+    /// long compile.
+    Working,
 }
 
 /// One cached rustc compile, for `ListRustArtifacts`.

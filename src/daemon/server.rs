@@ -2,6 +2,7 @@
 //! until `Shutdown`, SIGTERM/SIGINT, or the idle timeout. Each connection is its own task; a
 //! bad frame gets an `Error` reply and closes that connection only.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::invoke::ScratchDir;
 use crate::compile_cache::limits;
+use crate::compile_cache::request::Peer;
 use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
@@ -41,6 +43,8 @@ const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
 /// How often the daemon checks that its socket is still there (removed, no client could
 /// reach it: it exits rather than hold the lock for nobody).
 const SOCKET_CHECK: Duration = Duration::from_secs(1);
+/// How often a request still being worked on tells its client so (`Response::Working`).
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Everything the connection tasks share.
 pub struct Shared {
@@ -317,38 +321,90 @@ async fn connection(
 }
 
 async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
+    let peer = PeerGuard(Peer::new(stream.as_raw_fd()));
     let mut silence = FIRST_REQUEST;
     loop {
-        let frame = match tokio::time::timeout(silence, read_frame(stream)).await {
-            Err(_) => return,
-            Ok(Err(FrameError::Io(_))) => return,
-            Ok(Err(err)) => {
-                tracing::warn!("bad frame from a client: {err}");
-                return reply_error(stream, err.to_string()).await;
-            }
-            Ok(Ok(frame)) => frame,
+        let Some(request) = read_request(stream, silence).await else {
+            break;
         };
-        silence = CLIENT_SILENCE;
-        if !frame.is_same_version() {
-            let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
-            return reply_error(stream, message).await;
+        if peer.0.hung_up() {
+            // Its client gave up waiting (this daemon was stopped?) and went on without us.
+            tracing::info!("a client hung up before its request was read; dropped");
+            break;
         }
-        let request: Request = match frame.decode() {
-            Ok(request) => request,
-            Err(err) => return reply_error(stream, err.to_string()).await,
-        };
         shared.touch();
         let stop = matches!(request, Request::Shutdown);
-        let response = handler::handle(Arc::clone(shared), request).await;
+        let response = answer(stream, shared, request, &peer.0).await;
         shared.requests.fetch_add(1, Ordering::SeqCst);
         let failed = matches!(response, Response::Error { .. });
         let written = tokio::time::timeout(CLIENT_SILENCE, write_response(stream, &response)).await;
         if !matches!(written, Ok(Ok(()))) || failed {
-            return;
+            break;
         }
         if stop {
             shared.shutdown.notify_one();
-            return;
+            break;
+        }
+        silence = CLIENT_SILENCE;
+    }
+}
+
+/// Marks the connection's [`Peer`] closed before the stream it watches is dropped.
+struct PeerGuard(Peer);
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The next request on the connection, within `silence`; `None` when the connection is
+/// done (closed, silent, or sent something that is not a request: answered with `Error`).
+async fn read_request(stream: &mut UnixStream, silence: Duration) -> Option<Request> {
+    let frame = match tokio::time::timeout(silence, read_frame(stream)).await {
+        Err(_) | Ok(Err(FrameError::Io(_))) => return None,
+        Ok(Err(err)) => {
+            tracing::warn!("bad frame from a client: {err}");
+            reply_error(stream, err.to_string()).await;
+            return None;
+        }
+        Ok(Ok(frame)) => frame,
+    };
+    if !frame.is_same_version() {
+        let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
+        reply_error(stream, message).await;
+        return None;
+    }
+    match frame.decode() {
+        Ok(request) => Some(request),
+        Err(err) => {
+            reply_error(stream, err.to_string()).await;
+            None
+        }
+    }
+}
+
+/// Works on `request`, telling the client each second that it still does (`Working`), so
+/// the client can tell a long compile from a hung daemon.
+async fn answer(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    request: Request,
+    peer: &Peer,
+) -> Response {
+    let work = handler::handle(Arc::clone(shared), request, peer.clone());
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            response = &mut work => return response,
+            _ = beat.tick(), if listening => {
+                let sent = tokio::time::timeout(KEEP_ALIVE, write_response(stream, &Response::Working)).await;
+                // A client that cannot take a few bytes is gone or stuck: the work still
+                // ends (it cannot be cancelled halfway), but no more beats.
+                listening = matches!(sent, Ok(Ok(())));
+            }
         }
     }
 }
