@@ -200,7 +200,9 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             let _ = std::io::stderr().write_all(&stderr);
             ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
         }
-        Ok((Response::CompileHere { token }, _)) => compile_here(&compiler, rest, &cwd, token),
+        Ok((Response::CompileHere { token }, daemon)) => {
+            compile_here(&compiler, rest, &cwd, (token, daemon))
+        }
         Err(ClientError::Daemon(message)) => {
             eprintln!("zccache: warning: {message}; compiling uncached");
             feed_or_exec(&compiler, rest, &captured_stdin)
@@ -252,9 +254,15 @@ fn compile_request(compiler: &Path, cwd: &Path, args: Vec<String>, stdin: Vec<u8
 
 /// A miss the daemon left to us: the compiler runs here with our stdio (its messages reach
 /// the build as it writes them: cargo starts the dependents on the `.rmeta` notice) and a
-/// copy of both streams; then the daemon stores what it wrote before we exit, so the next
-/// build finds it. The compiler's status is ours whatever the daemon says.
-fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> ExitCode {
+/// copy of both streams; then we report back on the same connection (identical compiles
+/// wait for this one until it reports or hangs up), and the daemon stores what it wrote.
+/// The compiler's status is ours whatever the daemon says.
+fn compile_here(
+    compiler: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    (token, mut daemon): (u64, client::Client),
+) -> ExitCode {
     let mut argv = vec![compiler.as_os_str().to_os_string()];
     argv.extend(args.iter().cloned());
     let finished = crate::child::run(&argv, cwd, true, &Console::Direct);
@@ -269,9 +277,7 @@ fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> E
             stderr,
             session_id: std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()),
         };
-        if let Ok(paths) = DaemonPaths::from_env()
-            && let Err(e) = client::call(&paths, &done)
-        {
+        if let Err(e) = daemon.request(&done) {
             eprintln!("zccache: warning: the compile was not stored: {e}");
         }
     }

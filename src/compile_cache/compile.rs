@@ -500,6 +500,11 @@ impl CompileCache {
         self.rust.finish(token, result, &self.misses)
     }
 
+    /// Forgets the Rust miss of `token`, whose wrapper hung up without reporting.
+    pub fn abandon_rust(&self, token: u64) {
+        self.rust.abandon(token);
+    }
+
     /// Runs the store of a Rust miss; the bytes it wrote.
     pub fn store_rust(&self, job: StoreJob) -> u64 {
         self.rust.store(job)

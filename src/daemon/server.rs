@@ -45,6 +45,9 @@ const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
 const SOCKET_CHECK: Duration = Duration::from_secs(1);
 /// How often a request still being worked on tells its client so (`Response::Working`).
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// How long a wrapper compiling a Rust miss itself may take to report back on its
+/// connection.
+const DELEGATED_SILENCE: Duration = Duration::from_secs(3600);
 
 /// Everything the connection tasks share.
 pub struct Shared {
@@ -323,6 +326,8 @@ async fn connection(
 async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
     let peer = PeerGuard(Peer::new(stream.as_raw_fd()));
     let mut silence = FIRST_REQUEST;
+    // A Rust miss handed to this connection's wrapper, until it reports back.
+    let mut delegated = None;
     loop {
         let Some(request) = read_request(stream, silence).await else {
             break;
@@ -334,8 +339,16 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
         }
         shared.touch();
         let stop = matches!(request, Request::Shutdown);
+        if let Request::CompileDone { token, .. } = &request
+            && delegated == Some(*token)
+        {
+            delegated = None;
+        }
         let response = answer(stream, shared, request, &peer.0).await;
         shared.requests.fetch_add(1, Ordering::SeqCst);
+        if let Response::CompileHere { token } = response {
+            delegated = Some(token);
+        }
         let failed = matches!(response, Response::Error { .. });
         let written = tokio::time::timeout(CLIENT_SILENCE, write_response(stream, &response)).await;
         if !matches!(written, Ok(Ok(()))) || failed {
@@ -345,7 +358,13 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
             shared.shutdown.notify_one();
             break;
         }
-        silence = CLIENT_SILENCE;
+        silence = match delegated {
+            Some(_) => DELEGATED_SILENCE,
+            None => CLIENT_SILENCE,
+        };
+    }
+    if let Some(token) = delegated {
+        shared.compiles.abandon_rust(token);
     }
 }
 
