@@ -683,3 +683,48 @@ fn a_clean_right_after_a_build_loses_none_of_its_stores() {
     assert_eq!(counts(&sb), (5, 5));
     assert_eq!(run_app(&sb), "hello from unix 42\n");
 }
+
+#[test]
+fn issue_r_identical_crate_compiles_at_once_compile_once() {
+    // A `rustc` that logs each crate compile it really runs, slowly enough for eight
+    // identical ones (into eight output directories) to overlap.
+    let sb = Sandbox::new();
+    let log = sb.outside("rustc.runs");
+    let fake = sb.outside("bin/rustc");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--crate-name*) echo run >> {log}; sleep 1;; esac\n\
+             exec {real} \"$@\"\n",
+            log = log.display(),
+            real = real_rustc()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, Permissions::from_mode(0o755)).unwrap();
+    sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    sb.cmd(["start"]).status(0);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let out = format!("out{i}");
+            std::fs::create_dir(sb.path(&out)).unwrap();
+            sb.cmd([fake.display().to_string()])
+                .args(["--crate-name", "one", "--edition=2021", "src/lib.rs"])
+                .args(["--crate-type", "lib", "--emit=dep-info,metadata,link"])
+                .args(["--out-dir", &out])
+                .spawn()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(runs.lines().count(), 1, "rustc ran more than once");
+    assert_eq!(counts(&sb), (7, 1));
+    let first = std::fs::read(sb.path("out0/libone.rlib")).unwrap();
+    for i in 1..8 {
+        let rlib = std::fs::read(sb.path(&format!("out{i}/libone.rlib"))).unwrap();
+        assert_eq!(rlib, first, "out{i}");
+    }
+}

@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use crate::cli::StatusArgs;
 use crate::compile_cache::store::Store;
-use crate::daemon::client;
+use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{self, DaemonPaths};
 use crate::daemon::protocol::{DaemonStatus, Request, Response};
 use crate::daemon::server;
@@ -22,6 +22,8 @@ const STOP_WAIT: Duration =
     Duration::from_secs(server::DRAIN_TIMEOUT.as_secs() + server::UPLOAD_DRAIN.as_secs() + 5);
 /// After this long, `stop` says what it is waiting for.
 const STOP_NOTE: Duration = Duration::from_secs(2);
+/// How long the daemon's process may outlive its lock.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// `zccache start`.
 pub fn start() -> anyhow::Result<ExitCode> {
@@ -35,32 +37,53 @@ pub fn start() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `zccache stop`: returns once the daemon has exited.
+/// `zccache stop`: returns once the daemon has exited. A daemon that cannot be asked (its
+/// socket removed, or stopped or hung) is signalled, when the pid on file is a zccache
+/// daemon of this directory.
 pub fn stop() -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
-    match client::call_running(&paths, &Request::Shutdown)? {
-        None => Ui::default().say("no daemon running"),
-        Some(_) => {
-            if lifecycle::wait_lock_free(&paths, STOP_NOTE).is_err() {
-                Ui::default().say(format_args!(
-                    "waiting for the daemon to finish its requests and uploads (up to {} s)",
-                    STOP_WAIT.as_secs()
-                ));
-                lifecycle::wait_lock_free(&paths, STOP_WAIT)?;
+    let pid = paths.read_pid();
+    let asked = client::call_running(&paths, &Request::Shutdown);
+    let pid = match asked {
+        Ok(Some(_)) => pid,
+        Ok(None) | Err(ClientError::Unavailable(_)) => match lifecycle::signal_daemon(&paths) {
+            Some(pid) => Some(pid),
+            None => {
+                Ui::default().say("no daemon running");
+                return Ok(ExitCode::SUCCESS);
             }
-            Ui::default().say("daemon stopped");
-        }
+        },
+        Err(err) => return Err(err.into()),
+    };
+    if lifecycle::wait_lock_free(&paths, STOP_NOTE).is_err() {
+        Ui::default().say(format_args!(
+            "waiting for the daemon to finish its requests and uploads (up to {} s)",
+            STOP_WAIT.as_secs()
+        ));
+        lifecycle::wait_lock_free(&paths, STOP_WAIT)?;
     }
+    // The lock goes last, a moment before the process itself.
+    if let Some(pid) = pid
+        && !lifecycle::wait_exited(pid, EXIT_WAIT)
+    {
+        bail!("the daemon (pid {pid}) released its lock but has not exited");
+    }
+    Ui::default().say("daemon stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `zccache status [--json]`.
 pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
-    let status = match client::call_running(&paths, &Request::Status)? {
-        Some(Response::Status(status)) => Some(status),
-        Some(other) => bail!("unexpected reply to Status: {other:?}"),
-        None => None,
+    let status = match client::call_running(&paths, &Request::Status) {
+        Ok(Some(Response::Status(status))) => Some(status),
+        Ok(Some(other)) => bail!("unexpected reply to Status: {other:?}"),
+        Ok(None) => None,
+        Err(ClientError::Unavailable(why)) => {
+            Ui::default().warn(format_args!("daemon unavailable ({why})"));
+            None
+        }
+        Err(err) => return Err(err.into()),
     };
     if args.json {
         let json = match &status {
@@ -87,6 +110,9 @@ fn describe(s: &DaemonStatus) -> String {
         s.dir
     );
     text.push_str(&format!("  file watching: {}\n", s.watching));
+    if let Some(space) = &s.out_of_space {
+        text.push_str(&format!("  out of space: {space}\n"));
+    }
     text.push_str(&format!(
         "  compiles: {} hits, {} misses, {} passed through\n",
         thousands(s.cache_hits as usize),

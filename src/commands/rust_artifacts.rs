@@ -17,7 +17,7 @@ pub fn execute(json: bool) -> anyhow::Result<ExitCode> {
     let artifacts = match call_or_in_process(&paths, &Request::ListRustArtifacts)? {
         Some(Response::RustArtifacts { artifacts }) => artifacts,
         Some(other) => bail!("unexpected daemon reply: {other:?}"),
-        None => RustCache::new(Store::new(&paths.dir)).list(),
+        None => RustCache::new(Store::new(&paths.dir), Default::default()).list(),
     };
     for artifact in &artifacts {
         if json {

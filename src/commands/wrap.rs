@@ -26,6 +26,9 @@ use crate::runner::tool::resolve_program_except;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Below this many free bytes under `ZCCACHE_DIR`, an unreachable daemon is put down to a
+/// full disk (it cannot start when it cannot write its pid file).
+const FULL: u64 = 1 << 20;
 /// Names the session a compile belongs to.
 const SESSION_ENV: &str = "ZCCACHE_SESSION_ID";
 /// Exit status when the compiler cannot be found or started.
@@ -148,14 +151,6 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         // What the daemon cannot reproduce runs here, with the caller's own stdio.
         return exec(&compiler, rest);
     }
-    let here = NormalizedPath::new(&cwd, Path::new("."));
-    let compiler_path = NormalizedPath::new(&cwd, &compiler);
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.push((
-        UMASK_ENV.to_string(),
-        format!("{:o}", crate::os::current_umask()),
-    ));
-    let env = Some(env);
     // A source on stdin: the daemon's compiler gets exactly these bytes.
     let stdin = if reads_stdin {
         let mut bytes = Vec::new();
@@ -167,7 +162,58 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         Vec::new()
     };
     let captured_stdin = stdin.clone();
-    let request = match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
+    let request = compile_request(&compiler, &cwd, args, stdin);
+    let paths = DaemonPaths::from_env();
+    let answer = paths
+        .as_ref()
+        .map_err(|e| ClientError::Unavailable(e.to_string()))
+        .and_then(|p| client::call_keeping(p, &request));
+    let uncached = |why: &str| {
+        match &paths {
+            Ok(paths) => warn_now_and_then(paths, why),
+            Err(refused) => eprintln!("zccache: warning: {refused}; compiling uncached"),
+        }
+        feed_or_exec(&compiler, rest, &captured_stdin)
+    };
+    match answer {
+        Ok((
+            Response::CompileResult {
+                exit_code,
+                stdout,
+                stderr,
+                ..
+            },
+            _,
+        )) => {
+            let _ = std::io::stdout().write_all(&stdout);
+            let _ = std::io::stderr().write_all(&stderr);
+            ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
+        }
+        Ok((Response::CompileHere { token }, daemon)) => {
+            compile_here(&compiler, rest, &cwd, (token, daemon))
+        }
+        Err(ClientError::Daemon(message)) => {
+            eprintln!("zccache: warning: {message}; compiling uncached");
+            feed_or_exec(&compiler, rest, &captured_stdin)
+        }
+        Err(ClientError::Unavailable(why)) => uncached(&why),
+        Err(other) => uncached(&other.to_string()),
+        Ok((other, _)) => uncached(&format!("unexpected reply {other:?}")),
+    }
+}
+
+/// The request for the daemon: a compile (in the build's session, if it names one) or a
+/// link, with this process's environment and umask.
+fn compile_request(compiler: &Path, cwd: &Path, args: Vec<String>, stdin: Vec<u8>) -> Request {
+    let here = NormalizedPath::new(cwd, Path::new("."));
+    let compiler_path = NormalizedPath::new(cwd, compiler);
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.push((
+        UMASK_ENV.to_string(),
+        format!("{:o}", crate::os::current_umask()),
+    ));
+    let env = Some(env);
+    match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
         Some(session_id) => Request::Compile {
             session_id,
             args,
@@ -176,7 +222,7 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             env,
             stdin,
         },
-        None if is_link_tool(&compiler) => Request::LinkEphemeral {
+        None if is_link_tool(compiler) => Request::LinkEphemeral {
             client_pid: std::process::id(),
             tool: compiler_path,
             args,
@@ -192,43 +238,20 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             env,
             stdin,
         },
-    };
-    let paths = DaemonPaths::from_env();
-    let answer = paths
-        .as_ref()
-        .map_err(|e| ClientError::Unavailable(e.to_string()))
-        .and_then(|p| client::call(p, &request));
-    match answer {
-        Ok(Response::CompileResult {
-            exit_code,
-            stdout,
-            stderr,
-            ..
-        }) => {
-            let _ = std::io::stdout().write_all(&stdout);
-            let _ = std::io::stderr().write_all(&stderr);
-            ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
-        }
-        Ok(Response::CompileHere { token }) => compile_here(&compiler, rest, &cwd, token),
-        Err(ClientError::Daemon(message)) => {
-            eprintln!("zccache: warning: {message}; compiling uncached");
-            feed_or_exec(&compiler, rest, &captured_stdin)
-        }
-        Ok(_) | Err(_) => {
-            match &paths {
-                Ok(paths) => warn_now_and_then(paths),
-                Err(refused) => eprintln!("zccache: warning: {refused}; compiling uncached"),
-            }
-            feed_or_exec(&compiler, rest, &captured_stdin)
-        }
     }
 }
 
 /// A miss the daemon left to us: the compiler runs here with our stdio (its messages reach
 /// the build as it writes them: cargo starts the dependents on the `.rmeta` notice) and a
-/// copy of both streams; then the daemon stores what it wrote before we exit, so the next
-/// build finds it. The compiler's status is ours whatever the daemon says.
-fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> ExitCode {
+/// copy of both streams; then we report back on the same connection (identical compiles
+/// wait for this one until it reports or hangs up), and the daemon stores what it wrote.
+/// The compiler's status is ours whatever the daemon says.
+fn compile_here(
+    compiler: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    (token, mut daemon): (u64, client::Client),
+) -> ExitCode {
     let mut argv = vec![compiler.as_os_str().to_os_string()];
     argv.extend(args.iter().cloned());
     // The compiler stays in the build's process group, where a signal to the build reaches it.
@@ -248,9 +271,7 @@ fn compile_here(compiler: &Path, args: &[OsString], cwd: &Path, token: u64) -> E
             stderr,
             session_id: std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()),
         };
-        if let Ok(paths) = DaemonPaths::from_env()
-            && let Err(e) = client::call(&paths, &done)
-        {
+        if let Err(e) = daemon.request(&done) {
             eprintln!("zccache: warning: the compile was not stored: {e}");
         }
     }
@@ -302,8 +323,8 @@ fn is_ourselves(path: &Path) -> bool {
     me.is_some() && std::fs::canonicalize(path).ok() == me
 }
 
-/// One warning per minute that compiles run uncached (not one per file).
-fn warn_now_and_then(paths: &DaemonPaths) {
+/// One warning per minute that compiles run uncached (not one per file), saying `why`.
+fn warn_now_and_then(paths: &DaemonPaths, why: &str) {
     let stamp = paths.dir.join("uncached-warning");
     let recent = std::fs::metadata(&stamp)
         .and_then(|m| m.modified())
@@ -314,7 +335,16 @@ fn warn_now_and_then(paths: &DaemonPaths) {
         return;
     }
     let _ = std::fs::write(&stamp, b"");
-    eprintln!("zccache: warning: the cache daemon is unavailable; compiling uncached");
+    let free = crate::os::free_space(&paths.dir);
+    match free.filter(|bytes| *bytes < FULL) {
+        Some(bytes) => eprintln!(
+            "zccache: warning: the cache is out of space ({}: {bytes} bytes free); compiling uncached",
+            paths.dir.display()
+        ),
+        None => eprintln!(
+            "zccache: warning: the cache daemon is unavailable ({why}); compiling uncached"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use super::request::{Outcome, Request, Served};
 use super::rust::delegated::Delegated;
 use super::rust::store_job::StoreJob;
 use super::rust::{self, compile::RustCache};
+use super::space::{self, OutOfSpace};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
 use crate::daemon::protocol::Artifact;
@@ -72,14 +73,21 @@ pub struct CompileCache {
     scratch: ScratchDir,
     /// The key parts of each output's last miss, to say why the next one missed.
     misses: MissMemory,
+    /// When compiles went without the cache for want of space.
+    space: std::sync::Arc<OutOfSpace>,
 }
 
 impl CompileCache {
     /// A cache storing into `store`, its misses writing into `scratch`.
     pub fn new(store: Store, scratch: ScratchDir) -> Self {
+        let space = std::sync::Arc::new(OutOfSpace::default());
         CompileCache {
-            rust: RustCache::new(store.clone()),
-            links: LinkCache::new(store.clone(), scratch.clone()),
+            rust: RustCache::new(store.clone(), std::sync::Arc::clone(&space)),
+            links: LinkCache::new(
+                store.clone(),
+                scratch.clone(),
+                std::sync::Arc::clone(&space),
+            ),
             scratch,
             store,
             identities: Identities::default(),
@@ -87,6 +95,7 @@ impl CompileCache {
             in_flight: InFlight::default(),
             manifests: std::sync::Mutex::default(),
             misses: MissMemory::default(),
+            space,
         }
     }
 
@@ -95,9 +104,15 @@ impl CompileCache {
         if rust::is_rustc(&req.compiler) || rust::is_clippy_driver(&req.compiler) {
             return self.rust.compile(req, &self.identities, &self.misses);
         }
+        let outcome = self.compile_c(req);
+        self.rescued(req, outcome)
+    }
+
+    /// A C/C++ compile, or a C driver's link line.
+    fn compile_c(&self, req: &Request) -> Outcome {
         let name = tool_name(&req.compiler);
         if is_archiver(name) || is_linker(name) {
-            return self.link(req);
+            return self.link_uncaught(req);
         }
         // What response files say counts; a miss runs the expanded arguments.
         let expanded = expand_response_files(&req.args, &req.cwd);
@@ -126,6 +141,7 @@ impl CompileCache {
         }
         let mut outcome = match self.cached(req, &compile, &expanded) {
             Ok(outcome) => outcome,
+            Err(err) if space::is_full(&err) => self.without_space(req, &err.to_string()),
             Err(err) => {
                 tracing::warn!("compile cache error, compiling uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
@@ -138,6 +154,11 @@ impl CompileCache {
     /// Serves one `ar`, `ld` or compiler-driver link (`LinkEphemeral`); any other tool runs
     /// uncached.
     pub fn link(&self, req: &Request) -> Outcome {
+        let outcome = self.link_uncaught(req);
+        self.rescued(req, outcome)
+    }
+
+    fn link_uncaught(&self, req: &Request) -> Outcome {
         let name = tool_name(&req.compiler);
         let link = if is_archiver(name) {
             classify_archive(&req.args)
@@ -152,6 +173,33 @@ impl CompileCache {
             Ok(link) => self.links.link(req, &link, &self.identities, &self.misses),
             Err(reason) => run_plain(req, Served::Passthrough(reason)),
         }
+    }
+
+    /// A miss that failed for want of room under `ZCCACHE_DIR` (see `space`) runs again
+    /// the way it was asked, in place and uncached; any other outcome stands.
+    fn rescued(&self, req: &Request, outcome: Outcome) -> Outcome {
+        let failed_miss =
+            matches!(outcome.served, Served::Miss | Served::LinkMiss) && outcome.exit_code != 0;
+        match failed_miss {
+            true => match space::starved(&outcome.stderr, self.scratch.path()) {
+                Some(cause) => self.without_space(req, &cause),
+                None => outcome,
+            },
+            false => outcome,
+        }
+    }
+
+    /// Runs `req` as asked, uncached, because the cache is out of space; the build is told
+    /// (once a minute).
+    fn without_space(&self, req: &Request, cause: &str) -> Outcome {
+        let mut outcome = run_plain(req, Served::Passthrough("the cache is out of space"));
+        self.space.tell(cause, &mut outcome);
+        outcome
+    }
+
+    /// For `zccache status`: compiles that went without the cache for want of space.
+    pub fn out_of_space(&self) -> Option<String> {
+        self.space.describe(self.scratch.path())
     }
 
     /// `-c a.c b.c`: one compile per source, in parallel (hits at once, misses compiled),
@@ -234,16 +282,20 @@ impl CompileCache {
             })?;
             Ok((found, manifest.direct_off))
         };
-        if let (Some(artifact), _) = direct(self)? {
-            return hit(req, c, artifact);
-        }
-        // An identical compile running now is waited for; whoever leads looks once more, so
-        // a compile that finished in between is a hit too.
-        let _lead = self.in_flight.lead_or_wait((base, c.output.clone()));
-        let (found, direct_off) = direct(self)?;
-        if let Some(artifact) = found {
-            return hit(req, c, artifact);
-        }
+        // An identical compile running now (whatever output it names) is waited for, then
+        // the store is looked up again; whoever leads looks once more, so a compile that
+        // finished in between is a hit too.
+        let (_lead, direct_off) = loop {
+            if let (Some(artifact), _) = direct(self)? {
+                return hit(req, c, artifact);
+            }
+            if let Some(lead) = self.in_flight.lead_or_wait(base) {
+                match direct(self)? {
+                    (Some(artifact), _) => return hit(req, c, artifact),
+                    (None, direct_off) => break (lead, direct_off),
+                }
+            }
+        };
         let started = now_ns();
         let preprocessed = if direct_off {
             preprocessed_key(req, expanded, &base)?
@@ -351,39 +403,70 @@ impl CompileCache {
         };
         let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(&c.output));
         outcome.why = self.misses.record(&output, parts);
-        if let Learned::Headers(headers) = &learned
-            && !plan.dated_source
-        {
-            outcome.stored_bytes += self
-                .store
-                .put(&full_key("compile", base, headers), &artifact)?;
-            outcome.stored_bytes += self.remember(base, headers.clone())?;
-            if let Some(key) = plan.preprocessed {
-                outcome.stored_bytes += self.store.put(&key, &artifact)?;
+        let stored = self.store_learned(
+            req,
+            expanded,
+            base,
+            (plan.dated_source, plan.preprocessed),
+            learned,
+            &artifact,
+        );
+        match stored {
+            Ok(bytes) => outcome.stored_bytes += bytes,
+            // Delivered already: the build has its object, only the cache goes without.
+            Err(err) if space::is_full(&err) => {
+                self.space.tell(&err.to_string(), &mut outcome);
             }
-            return Ok(outcome);
+            Err(err) => tracing::warn!("cannot store a compile: {err}"),
         }
-        if !plan.dated_source {
+        Ok(outcome)
+    }
+
+    /// Stores a delivered miss under what it learned: its header set (direct mode), else its
+    /// preprocessed text; the bytes written.
+    fn store_learned(
+        &self,
+        req: &Request,
+        expanded: &[String],
+        base: &Digest,
+        (dated_source, preprocessed): (bool, Option<String>),
+        learned: Learned,
+        artifact: &Artifact,
+    ) -> io::Result<u64> {
+        let mut stored = 0;
+        if let Learned::Headers(headers) = &learned
+            && !dated_source
+        {
+            stored += self
+                .store
+                .put(&full_key("compile", base, headers), artifact)?;
+            stored += self.remember(base, headers.clone())?;
+            if let Some(key) = preprocessed {
+                stored += self.store.put(&key, artifact)?;
+            }
+            return Ok(stored);
+        }
+        if !dated_source {
             // Direct mode failed for these inputs: the next compile asks the preprocessor.
             let mut manifest = self.manifest(base);
             manifest.direct_off = true;
             self.keep_manifest(*base, manifest.clone());
-            outcome.stored_bytes += manifest.save(&self.store, MANIFEST_KIND, base)?;
+            stored += manifest.save(&self.store, MANIFEST_KIND, base)?;
         }
         let (Learned::Headers(headers) | Learned::Dated(headers)) = learned else {
-            return Ok(outcome);
+            return Ok(stored);
         };
         // Direct mode is off for this compile: its preprocessed text decides, taken after the
         // compile when it was not before, and then trusted only if no header changed since.
-        let preprocessed = match plan.preprocessed {
+        let preprocessed = match preprocessed {
             Some(key) => Some(key),
             None => preprocessed_key(req, expanded, base)?
                 .filter(|_| headers.iter().all(|h| header_unchanged(h, &req.cwd))),
         };
         if let Some(key) = preprocessed {
-            outcome.stored_bytes += self.store.put(&key, &artifact)?;
+            stored += self.store.put(&key, artifact)?;
         }
-        Ok(outcome)
+        Ok(stored)
     }
 
     fn manifest(&self, base: &Digest) -> Headers {
@@ -415,6 +498,11 @@ impl CompileCache {
         result: (i32, Vec<u8>, Vec<u8>),
     ) -> Option<(Outcome, Delegated, Option<StoreJob>)> {
         self.rust.finish(token, result, &self.misses)
+    }
+
+    /// Forgets the Rust miss of `token`, whose wrapper hung up without reporting.
+    pub fn abandon_rust(&self, token: u64) {
+        self.rust.abandon(token);
     }
 
     /// Runs the store of a Rust miss; the bytes it wrote.

@@ -1,13 +1,16 @@
-//! Compile-once: a compile that finds an identical one (same inputs, same output) already
-//! running waits for it and then takes its stored result, instead of compiling again.
+//! Compile-once: a compile that finds an identical one already running waits for it and
+//! then looks the store up again, instead of compiling again.
+//!
+//! "Identical" is the source-side key alone (the base key: compiler, arguments but the
+//! output paths, keyed env, source). The output's name is not part of it: `-o y1.o` and
+//! `-o y2.o` of one source make the same object, which is why a hit may deliver one
+//! compile's result to the other. A lead is owned (no borrow), so a Rust miss handed to its
+//! wrapper keeps it until the wrapper reports back or hangs up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::fingerprint::Digest;
-
-/// Identifies a compile: its source-side key and the output it writes.
-pub type FlightKey = (Digest, String);
 
 #[derive(Default)]
 struct Flight {
@@ -15,10 +18,12 @@ struct Flight {
     finished: Condvar,
 }
 
-/// The compiles running now.
+type Running = Arc<Mutex<HashMap<Digest, Arc<Flight>>>>;
+
+/// The compiles running now, by base key.
 #[derive(Default)]
 pub struct InFlight {
-    running: Mutex<HashMap<FlightKey, Arc<Flight>>>,
+    running: Running,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -28,37 +33,43 @@ impl std::fmt::Debug for InFlight {
 }
 
 /// Leadership of one compile; dropping it wakes the compiles waiting for it.
-pub struct Lead<'a> {
-    owner: &'a InFlight,
-    key: FlightKey,
+pub struct Lead {
+    running: Running,
+    key: Digest,
     flight: Arc<Flight>,
 }
 
-impl Drop for Lead<'_> {
+impl std::fmt::Debug for Lead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lead({})", self.key.to_hex())
+    }
+}
+
+impl Drop for Lead {
     fn drop(&mut self) {
-        self.owner.lock().remove(&self.key);
+        lock(&self.running).remove(&self.key);
         *self.flight.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.flight.finished.notify_all();
     }
 }
 
-impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, Arc<Flight>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock(running: &Running) -> MutexGuard<'_, HashMap<Digest, Arc<Flight>>> {
+    running.lock().unwrap_or_else(|p| p.into_inner())
+}
 
+impl InFlight {
     /// Leads the compile of `key`, or, when an identical one is running, waits until it is
-    /// done and returns `None`.
-    pub fn lead_or_wait(&self, key: FlightKey) -> Option<Lead<'_>> {
+    /// done and returns `None` (the caller looks the store up again, then asks once more).
+    pub fn lead_or_wait(&self, key: Digest) -> Option<Lead> {
         let running = {
-            let mut map = self.lock();
+            let mut map = lock(&self.running);
             match map.get(&key) {
                 Some(flight) => Arc::clone(flight),
                 None => {
                     let flight = Arc::new(Flight::default());
-                    map.insert(key.clone(), Arc::clone(&flight));
+                    map.insert(key, Arc::clone(&flight));
                     return Some(Lead {
-                        owner: self,
+                        running: Arc::clone(&self.running),
                         key,
                         flight,
                     });
@@ -73,5 +84,32 @@ impl InFlight {
                 .unwrap_or_else(|p| p.into_inner());
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn one_leads_the_others_wait_until_it_is_dropped() {
+        let flights = Arc::new(InFlight::default());
+        let key = Digest::of(b"y.c");
+        let lead = flights.lead_or_wait(key).unwrap();
+        let started = Instant::now();
+        let waiter = {
+            let flights = Arc::clone(&flights);
+            std::thread::spawn(move || flights.lead_or_wait(key).is_none())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(lead);
+        assert!(waiter.join().unwrap(), "the second compile waited, not led");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(
+            flights.lead_or_wait(key).is_some(),
+            "a later compile leads again"
+        );
+        assert!(flights.lead_or_wait(Digest::of(b"other")).is_some());
     }
 }

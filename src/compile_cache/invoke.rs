@@ -38,6 +38,11 @@ impl ScratchDir {
         }
         Ok(ScratchDir(Arc::new(dir)))
     }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 /// Numbers this process's scratch directories, so concurrent compiles never share one.
@@ -105,6 +110,10 @@ pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -
 /// Writes the object (and depfile) of a hit or a miss; written now, so they get a fresh
 /// mtime.
 pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
+    if req.peer.hung_up() {
+        // The client gave up on us and compiled by itself: its outputs are its own now.
+        return Ok(());
+    }
     for (name, bytes) in &artifact.outputs {
         let target = match name.as_str() {
             "object" => req.cwd.join(&c.output),
@@ -188,8 +197,13 @@ fn run_untimed(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<
     Ok((exit_code(output.status), output.stdout, output.stderr))
 }
 
-/// Runs the compile as given, uncached.
+/// Runs the compile as given, uncached (not when its client gave up waiting: it runs the
+/// compile itself).
 pub(super) fn run_plain(req: &Request, served: Served) -> Outcome {
+    if req.peer.hung_up() {
+        let gone = b"zccache: the client hung up before the compile ran\n".to_vec();
+        return Outcome::new(served, (1, Vec::new(), gone));
+    }
     match run(req, &req.args) {
         Ok((exit_code, stdout, stderr)) => Outcome::new(served, (exit_code, stdout, stderr)),
         Err(err) => Outcome::new(

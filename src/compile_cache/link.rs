@@ -21,6 +21,7 @@ use super::miss_reason::{KeyParts, MissMemory};
 use super::modes;
 use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
+use super::space::{self, OutOfSpace};
 use super::store::Store;
 use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
@@ -53,14 +54,17 @@ pub struct LinkCache {
     without_dependency_file: Mutex<HashSet<Digest>>,
     /// Where links write their dependency files.
     scratch: ScratchDir,
+    /// Where a store that found no room says so.
+    space: std::sync::Arc<OutOfSpace>,
 }
 
 impl LinkCache {
     /// A cache storing into `store`, writing scratch files into `scratch`.
-    pub fn new(store: Store, scratch: ScratchDir) -> Self {
+    pub fn new(store: Store, scratch: ScratchDir, space: std::sync::Arc<OutOfSpace>) -> Self {
         LinkCache {
             store,
             scratch,
+            space,
             without_dependency_file: Mutex::default(),
         }
     }
@@ -75,6 +79,11 @@ impl LinkCache {
     ) -> Outcome {
         let mut outcome = match self.cached(req, link, (identities, misses)) {
             Ok(outcome) => outcome,
+            Err(err) if space::is_full(&err) => {
+                let mut outcome = run_plain(req, Served::Passthrough("the cache is out of space"));
+                self.space.tell(&err.to_string(), &mut outcome);
+                outcome
+            }
             Err(err) => {
                 tracing::warn!("link cache error, linking uncached: {err}");
                 run_plain(req, Served::Passthrough("cache error"))
@@ -128,7 +137,9 @@ impl LinkCache {
                 }
             })?;
             if let Some(artifact) = found {
-                deliver(&output, &artifact, req.umask)?;
+                if !req.peer.hung_up() {
+                    deliver(&output, &artifact, req.umask)?;
+                }
                 return Ok(Outcome::new(
                     Served::LinkHit,
                     (0, artifact.stdout, artifact.stderr),

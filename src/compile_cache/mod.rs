@@ -24,5 +24,6 @@ pub mod remote;
 mod remote_backends;
 pub mod request;
 pub mod rust;
+pub mod space;
 pub mod store;
 pub mod system_dirs;

@@ -2,7 +2,9 @@
 //! the daemon builds it from a wrapper's message) and its `Outcome` (what the wrapper
 //! replays, and how it was served). Shared by the C, Rust and link paths and the daemon.
 
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use super::profile::Profile;
 
@@ -23,6 +25,43 @@ pub struct Request {
     pub umask: u32,
     /// The client can compile a miss itself (`CompileHere`) and report back.
     pub can_compile_here: bool,
+    /// The connection it came on, to tell whether its client still waits.
+    pub peer: Peer,
+}
+
+/// The connection a request came on. A client that gave up waiting (the daemon was stopped
+/// past its patience) has compiled by itself: nothing may be written over its outputs now.
+/// `Peer::default()`: no connection, the client counts as waiting.
+#[derive(Debug, Clone, Default)]
+pub struct Peer(Option<Arc<Mutex<Option<RawFd>>>>);
+
+impl Peer {
+    /// The connection on `fd`; call [`Peer::close`] before `fd` is closed.
+    pub fn new(fd: RawFd) -> Self {
+        Peer(Some(Arc::new(Mutex::new(Some(fd)))))
+    }
+
+    /// The connection is closing: from now on the client counts as gone (and `fd` is no
+    /// longer looked at, so it may be closed and reused).
+    pub fn close(&self) {
+        if let Some(conn) = &self.0 {
+            *conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Whether the client hung up.
+    pub fn hung_up(&self) -> bool {
+        let Some(conn) = &self.0 else {
+            return false;
+        };
+        let fd = conn.lock().unwrap_or_else(|p| p.into_inner());
+        match *fd {
+            // SAFETY: the fd stays open while it is recorded here (`close` comes first), and
+            // the lock is held while it is polled.
+            Some(fd) => crate::os::peer_hung_up(unsafe { BorrowedFd::borrow_raw(fd) }),
+            None => true,
+        }
+    }
 }
 
 /// The variable a wrapper adds to a request's environment to carry its umask (the daemon
@@ -56,6 +95,7 @@ impl Request {
             stdin,
             umask,
             can_compile_here: false,
+            peer: Peer::default(),
         }
     }
 }

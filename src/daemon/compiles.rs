@@ -12,11 +12,12 @@ use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
 use crate::compile_cache::compile;
 use crate::compile_cache::profile::{self, Profile};
-use crate::compile_cache::request::{self, Served};
+use crate::compile_cache::request::{self, Peer, Served};
 use crate::compile_cache::rust::store_job::StoreJob;
 
-/// Answers a compile or session request (other requests are not routed here).
-pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
+/// Answers a compile or session request that came on the connection `peer` (other requests
+/// are not routed here).
+pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Response {
     match request {
         Request::CompileEphemeral {
             compiler,
@@ -26,7 +27,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             stdin,
             ..
         } => {
-            let req = compile_request(&compiler, args, &cwd, env, stdin);
+            let req = compile_request(&compiler, args, &cwd, env, stdin, &peer);
             blocking(shared, move |s| serve(s, &req, None, Tool::Compiler)).await
         }
         Request::LinkEphemeral {
@@ -36,7 +37,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             env,
             ..
         } => {
-            let req = compile_request(&tool, args, &cwd, env, Vec::new());
+            let req = compile_request(&tool, args, &cwd, env, Vec::new(), &peer);
             blocking(shared, move |s| serve(s, &req, None, Tool::Linker)).await
         }
         Request::Compile {
@@ -50,7 +51,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             if !shared.sessions.exists(&session_id) {
                 return unknown_session(&session_id);
             }
-            let req = compile_request(&compiler, args, &cwd, env, stdin);
+            let req = compile_request(&compiler, args, &cwd, env, stdin, &peer);
             blocking(shared, move |s| {
                 serve(s, &req, Some(session_id), Tool::Compiler)
             })
@@ -112,13 +113,15 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     }
 }
 
-/// The request of a wrapper's message (a wrapper can compile a miss itself).
+/// The request of a wrapper's message that came on `peer` (a wrapper can compile a miss
+/// itself).
 fn compile_request(
     compiler: &NormalizedPath,
     args: Vec<String>,
     cwd: &NormalizedPath,
     env: Option<Vec<(String, String)>>,
     stdin: Vec<u8>,
+    peer: &Peer,
 ) -> request::Request {
     let mut req = request::Request::new(
         PathBuf::from(compiler.as_path()),
@@ -128,6 +131,7 @@ fn compile_request(
         stdin,
     );
     req.can_compile_here = true;
+    req.peer = peer.clone();
     req
 }
 

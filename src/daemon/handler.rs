@@ -14,10 +14,11 @@ use super::protocol::{
     RunCheckAnswer, RunCheckSpec,
 };
 use super::server::Shared;
+use crate::compile_cache::request::Peer;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
-/// Answers one request.
-pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
+/// Answers one request that came on the connection `peer`.
+pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Response {
     match request {
         Request::Ping => Response::Pong,
         Request::Shutdown => Response::ShuttingDown,
@@ -65,7 +66,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         | Request::SessionEnd { .. }
         | Request::ListRustArtifacts
         | Request::CompileDone { .. }
-        | Request::WhyOutput { .. }) => compiles::handle(shared, request).await,
+        | Request::WhyOutput { .. }) => compiles::handle(shared, request, peer).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
         Request::RunCheckBatch(specs) => {
             blocking(shared, move |s| run_check_batch(s, &specs)).await
@@ -115,6 +116,7 @@ fn status(shared: &Shared) -> Response {
         dir: shared.paths.dir.display().to_string(),
         indexes,
         watching: shared.fingerprints.watching(),
+        out_of_space: shared.compiles.out_of_space(),
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -188,6 +189,7 @@ pub fn report_ready(byte: u8) {
 }
 
 /// Stops the daemon whose pid is on file (SIGTERM) and waits until it released the lock.
+/// For a daemon that just answered in zccache's frame format, so no further check.
 pub fn stop_by_pid(paths: &DaemonPaths) -> io::Result<()> {
     if let Some(pid) = paths.read_pid() {
         // SAFETY: plain kill(2) on the pid the daemon recorded.
@@ -196,6 +198,84 @@ pub fn stop_by_pid(paths: &DaemonPaths) -> io::Result<()> {
         }
     }
     wait_lock_free(paths, START_TIMEOUT)
+}
+
+/// Tells the daemon serving `paths` to exit (SIGTERM, then SIGCONT should it be stopped) when
+/// one holds the lock and the pid on file is a zccache daemon of this directory; its pid.
+pub fn signal_daemon(paths: &DaemonPaths) -> Option<i32> {
+    let pid = paths.read_pid()?;
+    if !lock_held(paths) || !is_daemon_of(pid, &paths.dir) {
+        return None;
+    }
+    // SAFETY: plain kill(2) on a process just checked to be our daemon.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    Some(pid)
+}
+
+/// Ends a daemon that holds the lock while its socket is gone (removed by hand, or with a
+/// cleaned temp dir): it serves no one, and would keep every later start waiting. A daemon
+/// that still has its socket is left alone (it may be exiting, or just busy).
+pub fn end_orphan(paths: &DaemonPaths) -> Option<i32> {
+    let listening = std::fs::symlink_metadata(&paths.socket).is_ok();
+    let pid = (!listening).then(|| signal_daemon(paths)).flatten()?;
+    tracing::debug!(pid, "signalled a daemon whose socket was gone");
+    Some(pid)
+}
+
+/// Whether some process holds the daemon lock.
+fn lock_held(paths: &DaemonPaths) -> bool {
+    let Ok(file) = open_lock_file(&paths.lock) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => file.unlock().is_err(),
+        Err(_) => true,
+    }
+}
+
+/// Whether `pid` is `zccache daemon-serve` for `dir` (its command line, and its
+/// `ZCCACHE_DIR` when it was given one): a pid file can outlive its daemon, and the pid go
+/// to another process. Only Linux tells; elsewhere no process is signalled.
+fn is_daemon_of(pid: i32, dir: &std::path::Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+    if cmdline.split(|b| *b == 0).nth(1) != Some(b"daemon-serve") {
+        return false;
+    }
+    let environ = std::fs::read(proc.join("environ")).unwrap_or_default();
+    let prefix = format!("{DIR_ENV}=");
+    let given = environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()));
+    given.is_none_or(|given| std::path::Path::new(std::ffi::OsStr::from_bytes(given)) == dir)
+}
+
+/// Waits (at most `timeout`) until process `pid` has exited; whether it did. A zombie
+/// counts as exited: the daemon's parent is whoever started it, long gone.
+pub fn wait_exited(pid: i32, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        let zombie = stat
+            .as_deref()
+            .ok()
+            .and_then(|s| s.rsplit_once(')'))
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+        let alive = u32::try_from(pid).is_ok_and(crate::os::process_alive);
+        if !alive || zombie {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Waits until no daemon holds the lock.

@@ -343,6 +343,10 @@ pub enum Response {
         /// Each miss with its reasons.
         misses: Vec<Miss>,
     },
+    /// Sent every second while a request is still being worked on, before its answer: the
+    /// client waits for progress, not for the whole answer, and tells a hung daemon from a
+    /// long compile.
+    Working,
 }
 
 /// One cached rustc compile, for `ListRustArtifacts`.
@@ -391,6 +395,9 @@ pub struct DaemonStatus {
     pub remote: Option<RemoteStatus>,
     /// How watched roots learn of changes (`inotify`, or why every check stats the tree).
     pub watching: String,
+    /// When compiles ran uncached because the state directory's filesystem was full: how
+    /// many, how long ago the last, and why (`None`: never since the daemon started).
+    pub out_of_space: Option<String>,
 }
 
 /// What the remote tier did since the daemon started.

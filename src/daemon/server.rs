@@ -2,7 +2,8 @@
 //! until `Shutdown`, SIGTERM/SIGINT, or the idle timeout. Each connection is its own task; a
 //! bad frame gets an `Error` reply and closes that connection only.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use super::sessions::Sessions;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::invoke::ScratchDir;
 use crate::compile_cache::limits;
+use crate::compile_cache::request::Peer;
 use crate::compile_cache::store::Store;
 
 /// Default idle timeout, seconds.
@@ -38,6 +40,14 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
 /// Pause after a failed accept (the fd limit reached): no busy loop.
 const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
+/// How often the daemon checks that its socket is still there (removed, no client could
+/// reach it: it exits rather than hold the lock for nobody).
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
+/// How often a request still being worked on tells its client so (`Response::Working`).
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// How long a wrapper compiling a Rust miss itself may take to report back on its
+/// connection.
+const DELEGATED_SILENCE: Duration = Duration::from_secs(3600);
 
 /// Everything the connection tasks share.
 pub struct Shared {
@@ -93,6 +103,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         .with_context(|| format!("bind {}", paths.socket.display()))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
+    let socket = Socket::bound(&paths.socket)?;
     lifecycle::report_ready(READY);
     init_logging();
     tracing::info!(
@@ -127,10 +138,12 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),
     });
-    let result = runtime.block_on(accept_loop(listener, Arc::clone(&shared), idle));
+    let result = runtime.block_on(accept_loop((listener, &socket), Arc::clone(&shared), idle));
+    socket.remove();
     shared.compiles.settle();
-    let _ = std::fs::remove_file(&paths.socket);
-    let _ = std::fs::remove_file(&paths.pid);
+    if paths.read_pid() == i32::try_from(std::process::id()).ok() {
+        let _ = std::fs::remove_file(&paths.pid);
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(remote) = shared.store.remote() {
         remote.drain(UPLOAD_DRAIN);
@@ -180,7 +193,7 @@ fn idle_timeout() -> Duration {
 }
 
 async fn accept_loop(
-    listener: std::os::unix::net::UnixListener,
+    (listener, socket): (std::os::unix::net::UnixListener, &Socket),
     shared: Arc<Shared>,
     idle: Duration,
 ) -> anyhow::Result<()> {
@@ -188,7 +201,15 @@ async fn accept_loop(
     let slots = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut socket_check = tokio::time::interval(SOCKET_CHECK);
     loop {
+        if !socket.still_ours() {
+            tracing::warn!(
+                "{} was removed or replaced: no client can reach this daemon; exiting",
+                socket.path.display()
+            );
+            break;
+        }
         let last = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
         let idle_deadline = shared.started + last + idle;
         tokio::select! {
@@ -199,6 +220,7 @@ async fn accept_loop(
                     tokio::spawn(connection(stream, Arc::clone(&shared), slot));
                 }
             }
+            _ = socket_check.tick() => {}
             () = shared.shutdown.notified() => break,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -212,12 +234,45 @@ async fn accept_loop(
             }
         }
     }
+    // No new client may queue up behind a daemon that is going: one finds no socket and
+    // starts a successor as soon as the lock is free.
+    drop(listener);
+    socket.remove();
     drain(&shared).await;
     tracing::info!(
         requests = shared.requests.load(Ordering::SeqCst),
         "daemon stopped"
     );
     Ok(())
+}
+
+/// The socket this daemon bound, known by its inode: a path removed or replaced by
+/// another file no longer reaches this daemon.
+struct Socket {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl Socket {
+    fn bound(path: &std::path::Path) -> anyhow::Result<Socket> {
+        let meta =
+            std::fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+        Ok(Socket {
+            path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    fn still_ours(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+    }
+
+    /// Removes the socket, unless the path names another file by now.
+    fn remove(&self) {
+        if self.still_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Waits (bounded) for in-flight connections to finish.
@@ -269,38 +324,106 @@ async fn connection(
 }
 
 async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
+    let peer = PeerGuard(Peer::new(stream.as_raw_fd()));
     let mut silence = FIRST_REQUEST;
+    // A Rust miss handed to this connection's wrapper, until it reports back.
+    let mut delegated = None;
     loop {
-        let frame = match tokio::time::timeout(silence, read_frame(stream)).await {
-            Err(_) => return,
-            Ok(Err(FrameError::Io(_))) => return,
-            Ok(Err(err)) => {
-                tracing::warn!("bad frame from a client: {err}");
-                return reply_error(stream, err.to_string()).await;
-            }
-            Ok(Ok(frame)) => frame,
+        let Some(request) = read_request(stream, silence).await else {
+            break;
         };
-        silence = CLIENT_SILENCE;
-        if !frame.is_same_version() {
-            let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
-            return reply_error(stream, message).await;
+        if peer.0.hung_up() {
+            // Its client gave up waiting (this daemon was stopped?) and went on without us.
+            tracing::info!("a client hung up before its request was read; dropped");
+            break;
         }
-        let request: Request = match frame.decode() {
-            Ok(request) => request,
-            Err(err) => return reply_error(stream, err.to_string()).await,
-        };
         shared.touch();
         let stop = matches!(request, Request::Shutdown);
-        let response = handler::handle(Arc::clone(shared), request).await;
+        if let Request::CompileDone { token, .. } = &request
+            && delegated == Some(*token)
+        {
+            delegated = None;
+        }
+        let response = answer(stream, shared, request, &peer.0).await;
         shared.requests.fetch_add(1, Ordering::SeqCst);
+        if let Response::CompileHere { token } = response {
+            delegated = Some(token);
+        }
         let failed = matches!(response, Response::Error { .. });
         let written = tokio::time::timeout(CLIENT_SILENCE, write_response(stream, &response)).await;
         if !matches!(written, Ok(Ok(()))) || failed {
-            return;
+            break;
         }
         if stop {
             shared.shutdown.notify_one();
-            return;
+            break;
+        }
+        silence = match delegated {
+            Some(_) => DELEGATED_SILENCE,
+            None => CLIENT_SILENCE,
+        };
+    }
+    if let Some(token) = delegated {
+        shared.compiles.abandon_rust(token);
+    }
+}
+
+/// Marks the connection's [`Peer`] closed before the stream it watches is dropped.
+struct PeerGuard(Peer);
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The next request on the connection, within `silence`; `None` when the connection is
+/// done (closed, silent, or sent something that is not a request: answered with `Error`).
+async fn read_request(stream: &mut UnixStream, silence: Duration) -> Option<Request> {
+    let frame = match tokio::time::timeout(silence, read_frame(stream)).await {
+        Err(_) | Ok(Err(FrameError::Io(_))) => return None,
+        Ok(Err(err)) => {
+            tracing::warn!("bad frame from a client: {err}");
+            reply_error(stream, err.to_string()).await;
+            return None;
+        }
+        Ok(Ok(frame)) => frame,
+    };
+    if !frame.is_same_version() {
+        let message = format!("version mismatch: daemon is {}", frame::BINARY_VERSION);
+        reply_error(stream, message).await;
+        return None;
+    }
+    match frame.decode() {
+        Ok(request) => Some(request),
+        Err(err) => {
+            reply_error(stream, err.to_string()).await;
+            None
+        }
+    }
+}
+
+/// Works on `request`, telling the client each second that it still does (`Working`), so
+/// the client can tell a long compile from a hung daemon.
+async fn answer(
+    stream: &mut UnixStream,
+    shared: &Arc<Shared>,
+    request: Request,
+    peer: &Peer,
+) -> Response {
+    let work = handler::handle(Arc::clone(shared), request, peer.clone());
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            response = &mut work => return response,
+            _ = beat.tick(), if listening => {
+                let sent = tokio::time::timeout(KEEP_ALIVE, write_response(stream, &Response::Working)).await;
+                // A client that cannot take a few bytes is gone or stuck: the work still
+                // ends (it cannot be cancelled halfway), but no more beats.
+                listening = matches!(sent, Ok(Ok(())));
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum Tool {
     Moto,
     /// Acting as a second local user (`nobody`, through setpriv): needs root.
     SecondUser,
+    /// Mounting a small tmpfs (a filesystem to fill): needs root.
+    Mount,
 }
 
 impl Tool {
@@ -27,6 +29,7 @@ impl Tool {
             Tool::Redis => "redis-server",
             Tool::Moto => "moto",
             Tool::SecondUser => "a second user",
+            Tool::Mount => "root to mount a tmpfs",
         }
     }
 
@@ -38,6 +41,7 @@ impl Tool {
             Tool::SecondUser => {
                 "run the tests as root, as .ci/run does: they act as nobody via setpriv"
             }
+            Tool::Mount => "run the tests as root, as .ci/run does: they fill a small tmpfs",
         }
     }
 
@@ -70,6 +74,16 @@ impl Tool {
                     ],
                 )
             }
+            Tool::Mount => {
+                let Ok(dir) = tempfile::tempdir() else {
+                    return false;
+                };
+                let Some(at) = dir.path().to_str() else {
+                    return false;
+                };
+                probe("mount", &["-t", "tmpfs", "-o", "size=64k", "tmpfs", at])
+                    && probe("umount", &[at])
+            }
         }
     }
 }
@@ -77,7 +91,7 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    static PRESENT: [OnceLock<bool>; 4] = [const { OnceLock::new() }; 4];
+    static PRESENT: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {
         skip(tool);

@@ -22,6 +22,7 @@ use super::pending::PendingStores;
 use super::store_job::StoreJob;
 use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::headers::header_unchanged;
+use crate::compile_cache::inflight::InFlight;
 use crate::compile_cache::invoke::run_plain;
 use crate::compile_cache::invoke::write_output;
 use crate::compile_cache::keying;
@@ -30,6 +31,7 @@ use crate::compile_cache::modes;
 use crate::compile_cache::profile::{Phase, Profile, timed};
 use crate::compile_cache::regular;
 use crate::compile_cache::request::{Outcome, Request, Served};
+use crate::compile_cache::space::{self, OutOfSpace};
 use crate::compile_cache::store::Store;
 use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
@@ -55,16 +57,22 @@ pub struct RustCache {
     waiting: Waiting,
     /// Stores of those misses still in progress.
     pending: Arc<PendingStores>,
+    /// Misses being compiled now (by the daemon or a wrapper), so identical ones wait.
+    in_flight: InFlight,
+    /// Where a store that found no room says so.
+    space: Arc<OutOfSpace>,
 }
 
 impl RustCache {
-    /// A cache storing into `store`.
-    pub fn new(store: Store) -> Self {
+    /// A cache storing into `store`, telling `space` when it is full.
+    pub fn new(store: Store, space: Arc<OutOfSpace>) -> Self {
         RustCache {
             store,
             file_hashes: Mutex::default(),
             waiting: Waiting::default(),
             pending: Arc::default(),
+            in_flight: InFlight::default(),
+            space,
         }
     }
 
@@ -119,39 +127,21 @@ impl RustCache {
                 Served::Passthrough("a static library not found"),
             ));
         };
-        self.pending.wait_for(&base);
-        let manifest = timed(Phase::Lookup, || {
-            Manifest::load(&self.store, MANIFEST_KIND, &base)
-        });
-        for inputs in &manifest.entries {
-            let key = artifact_key(c, &base, inputs);
-            let found = timed(Phase::Lookup, || match self.unchanged(req, inputs) {
-                true => self.store.get(&key),
-                false => Ok(None),
-            })?;
-            if let Some(artifact) = found {
-                deliver(req, c, &artifact)?;
-                if let Some(dir) = &c.incremental {
-                    timed(Phase::Deliver, || {
-                        let session = incremental::key_of(&key);
-                        incremental::restore(
-                            &self.store,
-                            &session,
-                            &req.cwd.join(dir),
-                            &c.crate_name,
-                        )
-                    });
-                }
-                return Ok(Outcome::new(
-                    Served::Hit,
-                    (
-                        0,
-                        artifact.stdout,
-                        mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
-                    ),
-                ));
+        // An identical compile running now (its wrapper compiling, or its store pending) is
+        // waited for, then the store is looked up again.
+        let lead = loop {
+            self.pending.wait_for(&base);
+            if let Some(hit) = self.hit(req, c, &base)? {
+                return Ok(hit);
             }
-        }
+            if let Some(lead) = self.in_flight.lead_or_wait(base) {
+                self.pending.wait_for(&base);
+                if let Some(hit) = self.hit(req, c, &base)? {
+                    return Ok(hit);
+                }
+                break lead;
+            }
+        };
         let started = now_ns();
         let parts = KeyParts {
             compiler: rustc.shown(&req.compiler),
@@ -171,6 +161,7 @@ impl RustCache {
                 parts,
                 started_ns: started,
                 since: std::time::Instant::now(),
+                lead,
             });
             return Ok(Outcome::new(
                 Served::Delegated(token),
@@ -183,7 +174,44 @@ impl RustCache {
             parts,
             span: (started, now_ns()),
         };
-        Ok(self.store_miss(req, c, miss, outcome, misses))
+        let outcome = self.store_miss(req, c, miss, outcome, misses);
+        // Stored: identical compiles waiting for this one look the store up now.
+        drop(lead);
+        Ok(outcome)
+    }
+
+    /// The stored compile whose recorded inputs all still match, delivered; `None` on a
+    /// miss.
+    fn hit(&self, req: &Request, c: &RustCompile, base: &Digest) -> io::Result<Option<Outcome>> {
+        let manifest = timed(Phase::Lookup, || {
+            Manifest::load(&self.store, MANIFEST_KIND, base)
+        });
+        for inputs in &manifest.entries {
+            let key = artifact_key(c, base, inputs);
+            let found = timed(Phase::Lookup, || match self.unchanged(req, inputs) {
+                true => self.store.get(&key),
+                false => Ok(None),
+            })?;
+            let Some(artifact) = found else {
+                continue;
+            };
+            deliver(req, c, &artifact)?;
+            if let Some(dir) = &c.incremental {
+                timed(Phase::Deliver, || {
+                    let session = incremental::key_of(&key);
+                    incremental::restore(&self.store, &session, &req.cwd.join(dir), &c.crate_name)
+                });
+            }
+            return Ok(Some(Outcome::new(
+                Served::Hit,
+                (
+                    0,
+                    artifact.stdout,
+                    mark_out_dir(&artifact.stderr, OUT_DIR_MARK, &c.out_dir),
+                ),
+            )));
+        }
+        Ok(None)
     }
 
     /// The report of a miss compiled by its wrapper (`token` from `Served::Delegated`),
@@ -225,6 +253,14 @@ impl RustCache {
             None => None,
         };
         Some((outcome, delegated, job))
+    }
+
+    /// Forgets the miss of `token`: its wrapper hung up without reporting (killed, or its
+    /// build interrupted), so identical compiles waiting for it go on.
+    pub fn abandon(&self, token: u64) {
+        if self.waiting.take(token).is_some() {
+            tracing::debug!("a wrapper hung up before reporting its compile");
+        }
     }
 
     /// Stores a miss the daemon ran itself, and says why it missed.
@@ -277,7 +313,11 @@ impl RustCache {
     /// simply not stored).
     pub fn store(&self, job: StoreJob) -> u64 {
         job.run(&self.store).unwrap_or_else(|err| {
-            tracing::warn!("cannot store a rust compile: {err}");
+            match space::is_full(&err) {
+                // The wrapper has its outputs; only status can still tell.
+                true => drop(self.space.note(&err.to_string())),
+                false => tracing::warn!("cannot store a rust compile: {err}"),
+            }
             0
         })
     }
@@ -544,6 +584,10 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
 
 /// Writes a hit's outputs into the output directory, dep-info naming it.
 fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()> {
+    if req.peer.hung_up() {
+        // The wrapper gave up on us and compiled by itself: the outputs are its own now.
+        return Ok(());
+    }
     let out_dir = req.cwd.join(&c.out_dir);
     // Only the files this command line makes are written (an entry's names are data).
     let expected = c.output_names();

@@ -2,13 +2,15 @@
 //! token, the wrapper runs rustc with cargo's own stdio and jobserver (so cargo sees the
 //! `.rmeta` notice the moment rustc writes it and starts the dependents: pipelining) and
 //! reports back; then the daemon stores what rustc wrote. This keeps what the daemon needs
-//! to store it, a bounded number of them, each under an unguessable token.
+//! to store it, a bounded number of them, each under an unguessable token. A miss whose
+//! wrapper hung up without reporting is forgotten (`take` by the connection's end).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use super::args::RustCompile;
+use crate::compile_cache::inflight::Lead;
 use crate::compile_cache::miss_reason::KeyParts;
 use crate::compile_cache::request::Request;
 use crate::fingerprint::Digest;
@@ -32,6 +34,9 @@ pub struct Delegated {
     pub started_ns: i64,
     /// When it was handed out, for the journal's latency.
     pub since: Instant,
+    /// Its leadership among identical compiles: they wait until this miss is reported (and
+    /// its store begun) or forgotten.
+    pub lead: Lead,
 }
 
 /// The misses awaiting their wrapper's report.
