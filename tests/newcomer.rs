@@ -196,3 +196,74 @@ fn issue_q_why_says_where_it_looked_and_how_to_point_it() {
         .stderr_has("\"lint\" is no task")
         .stderr_has("no zccache.toml");
 }
+
+/// Q.11: `status` groups the watched tasks by project (git work tree), sorted, each state
+/// file once, with sizes a person reads and plurals that agree.
+#[test]
+fn issue_q_status_groups_tasks_by_project_in_plain_words() {
+    let sb = Sandbox::new();
+    for project in ["b", "a"] {
+        sb.write(&format!("{project}/src/x.txt"), "x\n");
+        sb.git(&["init", "-q", project]).status(0);
+    }
+    for (dir, cache) in [
+        ("a", ".cache/lint.json"),
+        ("a", ".cache/test.json"),
+        ("b", ".cache/t.json"),
+    ] {
+        sb.cmd(["run", "--cache", cache, "--", "true"])
+            .cwd(sb.path(dir))
+            .status(0);
+    }
+    let status = sb.cmd(["status"]).status(0).stdout;
+    let a = status.find(&format!("{} (2 watched tasks):", sb.path("a").display()));
+    let b = status.find(&format!("{} (1 watched task):", sb.path("b").display()));
+    assert!(a.is_some() && b.is_some() && a < b, "{status}");
+    assert!(status.contains("\n    .cache/lint.json: "), "{status}");
+    assert!(
+        status.contains("\n    .cache/t.json: 1 file, would skip\n"),
+        "{status}"
+    );
+    assert_eq!(status.matches(".cache/lint.json").count(), 1, "{status}");
+    assert!(status.contains(" of 10.0 GiB"), "{status}");
+    assert!(
+        !status.contains(" bytes") && !status.contains(" 1 files"),
+        "{status}"
+    );
+}
+
+/// Q.13: a remote tier that cannot be used (a missing key file, a key shorter than 32
+/// bytes) is said on the command line once, when the daemon starts, and shown by `status`.
+#[test]
+fn issue_q_a_remote_that_cannot_be_used_is_said_once_and_in_status() {
+    let sb = Sandbox::new();
+    sb.write("src/x.txt", "x\n");
+    let missing = sb.outside("no-such.key");
+    let short = [("ZCCACHE_REMOTE_KEY", "short".to_string())];
+    let file = [("ZCCACHE_REMOTE_KEY_FILE", missing.display().to_string())];
+    for (env, said) in [
+        (&file[..], "no-such.key"),
+        (&short[..], "needs at least 32"),
+    ] {
+        let with_env = |cmd: crate::support::Cmd| {
+            let mut cmd = cmd.env("ZCCACHE_REMOTE", "redis://127.0.0.1:1/0");
+            for (name, value) in env {
+                cmd = cmd.env(name, value);
+            }
+            cmd
+        };
+        with_env(sb.cmd(["run", "--cache", ".cache/t.json", "--", "true"]))
+            .status(0)
+            .stderr_has("warning: the remote cache tier is off: ")
+            .stderr_has(said);
+        with_env(sb.cmd(["run", "--cache", ".cache/t.json", "--", "true"]))
+            .status(0)
+            .stderr_lacks("remote");
+        let status = with_env(sb.cmd(["status"])).status(0).stdout;
+        assert!(
+            status.contains("  remote: off (") && status.contains(said),
+            "{status}"
+        );
+        sb.cmd(["stop"]).status(0);
+    }
+}

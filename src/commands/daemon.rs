@@ -10,11 +10,11 @@ use crate::cli::StatusArgs;
 use crate::compile_cache::store::Store;
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{self, DaemonPaths};
-use crate::daemon::protocol::{DaemonStatus, Request, Response};
+use crate::daemon::protocol::{Request, Response};
 use crate::daemon::server;
-use crate::fingerprint::thousands;
-use crate::quote;
 use crate::ui::Ui;
+
+use super::status_text;
 
 /// How long `stop` waits for the daemon to exit: as long as its own shutdown may take
 /// (in-flight requests, then the remote uploads), and a little more.
@@ -93,66 +93,11 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{json}");
     } else {
         match &status {
-            Some(s) => print!("{}", describe(s)),
+            Some(s) => print!("{}", status_text::describe(s)),
             None => println!("no daemon running for {}", paths.dir.display()),
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn describe(s: &DaemonStatus) -> String {
-    let mut text = format!(
-        "zccache daemon {}, pid {}, up {} s, {} requests, {}\n",
-        s.version,
-        s.pid,
-        s.uptime_secs,
-        thousands(s.requests as usize),
-        s.dir
-    );
-    text.push_str(&format!("  file watching: {}\n", s.watching));
-    if let Some(space) = &s.out_of_space {
-        text.push_str(&format!("  out of space: {space}\n"));
-    }
-    text.push_str(&format!(
-        "  compiles: {} hits, {} misses, {} passed through\n",
-        thousands(s.cache_hits as usize),
-        thousands(s.cache_misses as usize),
-        thousands(s.passthroughs as usize)
-    ));
-    text.push_str(&format!(
-        "  artifact store: {} entries, {} of {} bytes\n",
-        thousands(s.artifact_entries as usize),
-        thousands(s.artifact_bytes as usize),
-        thousands(s.max_size as usize)
-    ));
-    if let Some(r) = &s.remote {
-        text.push_str(&format!(
-            "  remote{}: {} hits, {} misses, {} uploaded, {} not uploaded, {} refused, {} errors\n",
-            if r.readonly { " (read-only)" } else { "" },
-            r.hits,
-            r.misses,
-            r.uploads,
-            r.dropped,
-            r.refused,
-            r.errors
-        ));
-    }
-    for index in &s.indexes {
-        let verdict = match (index.would_skip, index.changed_files) {
-            (Some(true), _) => "would skip".to_string(),
-            (Some(false), Some(n)) => format!("would run ({n} files changed)"),
-            (Some(false), None) => "would run".to_string(),
-            (None, _) => "unknown until the next check".to_string(),
-        };
-        text.push_str(&format!(
-            "  {} (root {}): {} files, {verdict}, {}\n",
-            quote::path(&index.cache_file),
-            quote::path(&index.root),
-            thousands(index.files as usize),
-            quote::controls(&index.mode)
-        ));
-    }
-    text
 }
 
 /// `zccache clear`.
@@ -168,17 +113,17 @@ pub fn clear(yes: bool) -> anyhow::Result<ExitCode> {
             artifact_entries,
             artifact_bytes,
         }) => Ui::default().say(format_args!(
-            "cleared {fingerprint_indexes} fingerprint indexes and {artifact_entries} artifacts ({} bytes)",
-            thousands(artifact_bytes as usize)
+            "cleared {fingerprint_indexes} fingerprint indexes and {artifact_entries} artifacts ({})",
+            status_text::bytes(artifact_bytes)
         )),
 
         Some(other) => bail!("unexpected reply to Clear: {other:?}"),
         None => {
             let removed = Store::new(&paths.dir).clear()?;
             Ui::default().say(format_args!(
-                "no daemon running; cleared {} artifacts ({} bytes)",
+                "no daemon running; cleared {} artifacts ({})",
                 removed.entries,
-                thousands(removed.bytes as usize)
+                status_text::bytes(removed.bytes)
             ));
         }
     }

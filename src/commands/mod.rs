@@ -7,6 +7,7 @@ pub mod kv;
 pub mod report;
 pub mod rust_artifacts;
 pub mod session;
+pub mod status_text;
 pub mod tasks;
 pub mod why;
 pub mod wrap;

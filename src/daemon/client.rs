@@ -169,6 +169,13 @@ impl Client {
             lifecycle::wait_lock_free(paths, DYING_WAIT)?;
             lifecycle::spawn_daemon(paths)?;
         }
+        // Said once per daemon: it runs without the remote tier until it restarts.
+        if let Some(Err(why)) = crate::user_config::remote_settings() {
+            eprintln!(
+                "zccache: warning: the remote cache tier is off: {}",
+                crate::quote::controls(&why)
+            );
+        }
         Ok(Client::connect(paths)?)
     }
 

@@ -117,6 +117,7 @@ fn status(shared: &Shared) -> Response {
         indexes,
         watching: shared.fingerprints.watching(),
         out_of_space: shared.compiles.out_of_space(),
+        remote_off: shared.remote_off.clone(),
         artifact_entries: usage.entries,
         artifact_bytes: usage.bytes,
         max_size: shared.max_size,

@@ -398,6 +398,9 @@ pub struct DaemonStatus {
     /// When compiles ran uncached because the state directory's filesystem was full: how
     /// many, how long ago the last, and why (`None`: never since the daemon started).
     pub out_of_space: Option<String>,
+    /// Why the remote tier the user configured is off (a missing key file, a short key, a
+    /// bad URL); `None` when it is on or none is configured.
+    pub remote_off: Option<String>,
 }
 
 /// What the remote tier did since the daemon started.

@@ -65,6 +65,8 @@ pub struct Shared {
     pub store: Store,
     /// Its size bound.
     pub max_size: u64,
+    /// Why the configured remote tier is off, if it is.
+    pub remote_off: Option<String>,
     /// Bytes the store holds, as last counted plus writes since (`u64::MAX`: not counted).
     pub store_bytes: AtomicU64,
     /// The compile cache (over the same store).
@@ -113,7 +115,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         "daemon serving"
     );
     let idle = idle_timeout();
-    let store = with_remote(Store::new(&paths.dir));
+    let (store, remote_off) = with_remote(Store::new(&paths.dir));
     let scratch = ScratchDir::open(&paths.dir).context("prepare the scratch directory")?;
     // Tools the daemon starts without a directory of their own (a compiler's `--version`
     // probe) run here: whatever they write lands in the private scratch, swept at start.
@@ -130,6 +132,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         fingerprints: Fingerprints::default(),
         store: store.clone(),
         max_size: limits::max_size(),
+        remote_off,
         store_bytes: AtomicU64::new(u64::MAX),
         compiles: CompileCache::new(store, scratch),
         compile_counts: Default::default(),
@@ -153,9 +156,9 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
     result
 }
 
-/// `store` with the remote tier the user configured, if any (a bad setting is logged and
-/// the store stays local).
-fn with_remote(store: Store) -> Store {
+/// `store` with the remote tier the user configured, if any; a bad setting is logged and
+/// returned (for `status`), and the store stays local.
+fn with_remote(store: Store) -> (Store, Option<String>) {
     match crate::user_config::remote() {
         Some(Ok(remote)) => {
             tracing::info!(
@@ -163,13 +166,13 @@ fn with_remote(store: Store) -> Store {
                 signed = remote.signs(),
                 "remote cache tier on"
             );
-            store.with_remote(remote)
+            (store.with_remote(remote), None)
         }
         Some(Err(message)) => {
             tracing::warn!("{message}; the cache stays local");
-            store
+            (store, Some(message))
         }
-        None => store,
+        None => (store, None),
     }
 }
 
