@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::remote::Redis;
 use crate::support::{Cmd, Ran, Sandbox, Tool, available};
+use crate::trust::entry_with;
 
 /// A name that retitles the terminal, and one that clears it, printed raw.
 const RETITLE: &str = "\u{1b}]0;PWNED\u{7}evil.txt";
@@ -253,25 +254,6 @@ impl Drop for Machine<'_> {
     }
 }
 
-/// The remote entry holding a shared task result (the one with a `record-v2` output).
-fn shared_entry(redis: &Redis) -> (String, serde_json::Value) {
-    redis
-        .keys("zccache:entry:*")
-        .into_iter()
-        .map(|key| {
-            let json = serde_json::from_str(redis.cli(&["GET", &key]).trim()).unwrap();
-            (key, json)
-        })
-        .find(|(_, json): &(String, serde_json::Value)| {
-            json["outputs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o["name"] == "record-v2")
-        })
-        .expect("a shared task entry")
-}
-
 /// Issue L.16: a shared result's replay is bytes anyone who can write the remote chose. A
 /// forged one that retitles and clears the terminal is shown with those sequences visible
 /// (`^[`), colours kept, on the skip that takes it and on later local skips.
@@ -295,7 +277,7 @@ fn issue_l_a_forged_shared_replay_cannot_drive_the_terminal() {
     run(&one).status(0);
     drop(one);
     let forged = b"\x1b]0;PWNED\x07\x1b[2J\x1b[31mred\x1b[0m\n".to_vec();
-    let (key, mut entry) = shared_entry(&redis);
+    let (key, mut entry) = entry_with(&redis, "record-v2");
     let hex = blake3::hash(&forged).to_hex().to_string();
     Command::new("redis-cli")
         .args(["-u", &redis.url(), "SET", &format!("zccache:blob:{hex}")])

@@ -51,6 +51,14 @@ fn forge_local(sb: &Sandbox, output: &str, forge: impl FnOnce(&mut Vec<Value>)) 
     fs::write(&path, record.to_string()).unwrap();
 }
 
+/// The pid of a process that has ended (a maker of temporaries that is gone).
+fn dead_pid() -> u32 {
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    pid
+}
+
 /// Names under `dir` (recursively) that look like temporaries: zccache's, or any
 /// `NAME.tmp.*`.
 fn temporaries(dir: &Path) -> Vec<String> {
@@ -373,9 +381,7 @@ fn issue_l_modes_from_a_record_follow_the_umask() {
 fn issue_l_temporaries_of_a_dead_restore_are_swept_and_never_outputs() {
     let sb = project();
     sb.run_sh(&ARGS, TASK).status(0);
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let dead = gone.id();
-    gone.wait().unwrap();
+    let dead = dead_pid();
     let stale_file = sb.path(&format!("out/sub/.zccache-tmp.{dead}.00aa"));
     fs::write(&stale_file, "half").unwrap();
     let stale_tree = sb.path(&format!("out/.zccache-tmp.{dead}.00bb"));
@@ -579,9 +585,7 @@ fn issue_l_review_a_restore_keeps_setgid_directories_setgid() {
 fn issue_l_review_a_killed_restores_staged_tree_goes_with_the_next_run() {
     let sb = project();
     sb.run_sh(&ARGS, TASK).status(0);
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let dead = gone.id();
-    gone.wait().unwrap();
+    let dead = dead_pid();
     let staged = sb.path(&format!(".zccache-tmp.{dead}.00dd"));
     fs::create_dir_all(staged.join("sub")).unwrap();
     fs::write(staged.join("sub/copy.txt"), "half").unwrap();
