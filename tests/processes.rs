@@ -12,20 +12,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Ran, Sandbox};
-
-/// Waits until `path` exists (a command's "I have started" sign).
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::{Ran, Sandbox, wait_for};
 
 /// The pid a command wrote into `path`.
 fn pid_in(path: &Path) -> i32 {

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, snapshot};
+use crate::support::{Sandbox, snapshot, wait_for};
 
 const TASK: &str = "echo ran >> \"$MARKER\"";
 
@@ -499,19 +499,6 @@ fn why_tells_the_last_decision() {
     assert_eq!(sb.cmd(["why", "--cache", "nope.json"]).status(2).stdout, "");
 }
 
-/// Waits until `path` exists (a task's "I have started" sign).
-fn wait_for_file(path: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Issue G.1: a run checked by one daemon and finished after a restart must not record its
 /// success against another task's check of the new daemon.
 #[test]
@@ -529,12 +516,12 @@ fn issue_g_a_restarted_daemon_takes_no_outcome_of_an_earlier_check() {
     let a = sb
         .run_sh(&["--cache", ".cache/a.json"], &gated(&started, &go, 0))
         .spawn();
-    wait_for_file(&started);
+    wait_for(&started);
     sb.cmd(["stop"]).status(0);
     let c = sb
         .run_sh(&["--cache", ".cache/c.json"], &gated(&c_started, &c_go, 1))
         .spawn();
-    wait_for_file(&c_started);
+    wait_for(&c_started);
     fs::write(&go, "").unwrap();
     let a = a.wait_with_output().unwrap();
     assert_eq!(a.status.code(), Some(0));

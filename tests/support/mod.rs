@@ -346,6 +346,19 @@ impl Ran {
     }
 }
 
+/// Waits until `path` exists (a command's "I have started" sign), at most 20 s.
+pub fn wait_for(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Files under `dir` with their contents, for "nothing was written" assertions.
 pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
