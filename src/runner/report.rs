@@ -150,3 +150,18 @@ pub(crate) fn replay(console: &Console, streams: Option<&(Vec<u8>, Vec<u8>)>) {
         console.write(Stream::Err, err);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_of_another_day_carries_its_date() {
+        let today = when(now_ms());
+        assert_eq!(today.len(), 5, "{today}");
+        let days_ago = when(now_ms() - 3 * 86_400_000);
+        let (date, clock) = days_ago.split_once(' ').unwrap();
+        assert_eq!((date.len(), clock.len()), (10, 5), "{days_ago}");
+        assert!(date.starts_with("20"), "{days_ago}");
+    }
+}
