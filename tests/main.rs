@@ -11,6 +11,7 @@ mod miss_reasons;
 mod names_state;
 mod newcomer;
 mod processes;
+mod readme;
 mod remote;
 mod report;
 mod restore;

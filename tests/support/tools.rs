@@ -18,6 +18,8 @@ pub enum Tool {
     Moto,
     /// Acting as a second local user (`nobody`, through setpriv): needs root.
     SecondUser,
+    /// jq, which the README's session idiom pipes through.
+    Jq,
 }
 
 impl Tool {
@@ -27,6 +29,7 @@ impl Tool {
             Tool::Redis => "redis-server",
             Tool::Moto => "moto",
             Tool::SecondUser => "a second user",
+            Tool::Jq => "jq",
         }
     }
 
@@ -38,6 +41,7 @@ impl Tool {
             Tool::SecondUser => {
                 "run the tests as root, as .ci/run does: they act as nobody via setpriv"
             }
+            Tool::Jq => "apt-get install jq",
         }
     }
 
@@ -57,6 +61,7 @@ impl Tool {
                 probe("redis-server", &["--version"]) && probe("redis-cli", &["--version"])
             }
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
+            Tool::Jq => probe("jq", &["--version"]),
             Tool::SecondUser => {
                 // SAFETY: geteuid has no preconditions.
                 let root = unsafe { libc::geteuid() } == 0;
@@ -77,7 +82,7 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    static PRESENT: [OnceLock<bool>; 4] = [const { OnceLock::new() }; 4];
+    static PRESENT: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {
         skip(tool);
