@@ -12,23 +12,27 @@ pub struct Block {
     pub lines: Vec<String>,
 }
 
-/// The fenced blocks of `markdown`, in order.
+/// The fenced blocks of `markdown`, in order; a block indented under a list item has its
+/// indentation taken off.
 pub fn blocks(markdown: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
-    let mut open: Option<Block> = None;
+    let mut open: Option<(Block, usize)> = None;
     for (index, line) in markdown.lines().enumerate() {
-        match (open.take(), line.strip_prefix("```")) {
+        let indent = line.len() - line.trim_start().len();
+        match (open.take(), line.trim_start().strip_prefix("```")) {
             (None, Some(lang)) => {
-                open = Some(Block {
+                let block = Block {
                     lang: lang.trim().to_string(),
                     line: index + 2,
                     lines: Vec::new(),
-                })
+                };
+                open = Some((block, indent));
             }
-            (Some(block), Some(_)) => blocks.push(block),
-            (Some(mut block), None) => {
-                block.lines.push(line.to_string());
-                open = Some(block);
+            (Some((block, _)), Some(_)) => blocks.push(block),
+            (Some((mut block, indent)), None) => {
+                let cut = indent.min(line.len() - line.trim_start().len());
+                block.lines.push(line[cut..].to_string());
+                open = Some((block, indent));
             }
             (None, None) => {}
         }
@@ -43,15 +47,10 @@ pub fn code_spans(markdown: &str) -> Vec<(usize, String)> {
     let mut prose = String::new();
     let mut fenced = false;
     for line in markdown.lines() {
-        if line.starts_with("```") {
-            fenced = !fenced;
-        }
+        let fence = line.trim_start().starts_with("```");
+        fenced ^= fence;
         // Blank lines keep the numbering, and a backtick inside a block pairs with nothing.
-        prose.push_str(if fenced || line.starts_with("```") {
-            ""
-        } else {
-            line
-        });
+        prose.push_str(if fenced || fence { "" } else { line });
         prose.push('\n');
     }
     let mut spans = Vec::new();
@@ -304,6 +303,16 @@ fn shown_lines_differ_only_in_times_durations_and_ellipses() {
         "zccache: 2 tasks: 2 skipped in 0.0 s"
     ));
     assert!(line_matches("exit 1", "exit 1") && !line_matches("exit 1", "exit 0"));
+}
+
+#[test]
+fn fenced_blocks_are_found_indented_too() {
+    let text = "a\n```sh\nls\n```\n- item:\n  ```\n  $ true\n    x\n  ```\n`zccache run`\n";
+    let found = blocks(text);
+    assert_eq!(found.len(), 2);
+    assert_eq!((found[0].lang.as_str(), found[0].line), ("sh", 3));
+    assert_eq!(found[1].lines, ["$ true", "  x"]);
+    assert_eq!(code_spans(text), [(10, "zccache run".to_string())]);
 }
 
 #[test]
