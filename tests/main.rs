@@ -12,6 +12,7 @@ mod miss_reasons;
 mod names_state;
 mod newcomer;
 mod processes;
+mod readme;
 mod remote;
 mod report;
 mod restore;

@@ -20,6 +20,8 @@ pub enum Tool {
     SecondUser,
     /// Mounting a small tmpfs (a filesystem to fill): needs root.
     Mount,
+    /// jq, which the README's session idiom pipes through.
+    Jq,
 }
 
 impl Tool {
@@ -30,6 +32,7 @@ impl Tool {
             Tool::Moto => "moto",
             Tool::SecondUser => "a second user",
             Tool::Mount => "root to mount a tmpfs",
+            Tool::Jq => "jq",
         }
     }
 
@@ -42,6 +45,7 @@ impl Tool {
                 "run the tests as root, as .ci/run does: they act as nobody via setpriv"
             }
             Tool::Mount => "run the tests as root, as .ci/run does: they fill a small tmpfs",
+            Tool::Jq => "apt-get install jq",
         }
     }
 
@@ -61,6 +65,7 @@ impl Tool {
                 probe("redis-server", &["--version"]) && probe("redis-cli", &["--version"])
             }
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
+            Tool::Jq => probe("jq", &["--version"]),
             Tool::SecondUser => {
                 // SAFETY: geteuid has no preconditions.
                 let root = unsafe { libc::geteuid() } == 0;
@@ -91,7 +96,9 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    static PRESENT: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
+    // One slot per tool: `Jq` is the last variant.
+    const TOOLS: usize = Tool::Jq as usize + 1;
+    static PRESENT: [OnceLock<bool>; TOOLS] = [const { OnceLock::new() }; TOOLS];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {
         skip(tool);
