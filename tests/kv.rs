@@ -90,7 +90,7 @@ fn clear_empties_the_store_with_or_without_a_daemon() {
         sb.cmd(["status", "--json"]).status(0).json()["daemon"]["artifact_entries"],
         1
     );
-    sb.cmd(["clear"]).status(0).stderr_has("1 artifacts");
+    sb.cmd(["clear"]).status(0).stderr_has("1 artifact (");
     sb.cmd(["kv", "get", "a"]).status(1);
     sb.cmd(["stop"]).status(0);
     sb.cmd(["kv", "put", "b"])
@@ -99,7 +99,7 @@ fn clear_empties_the_store_with_or_without_a_daemon() {
         .status(0);
     sb.cmd(["clear"])
         .status(0)
-        .stderr_has("no daemon running; cleared 1 artifacts");
+        .stderr_has("no daemon running; cleared 1 artifact (");
     assert!(blobs(&sb).is_empty());
 }
 

@@ -267,3 +267,22 @@ fn issue_q_a_remote_that_cannot_be_used_is_said_once_and_in_status() {
         sb.cmd(["stop"]).status(0);
     }
 }
+
+/// Q.6: `zccache tasks` says what is wrong with a task given wrongly (a root that does not
+/// exist), as `run` refuses it, instead of "unknown".
+#[test]
+fn issue_q_tasks_says_why_a_task_is_invalid() {
+    let sb = Sandbox::new();
+    sb.write(
+        "zccache.toml",
+        "[tasks.a]\ncommand = \"true\"\nroot = \"nope\"\n[tasks.b]\ncommand = \"true\"\n",
+    );
+    let listed = sb.cmd(["tasks"]).status(0).stdout;
+    assert!(
+        listed.contains("a            invalid     the root "),
+        "{listed}"
+    );
+    assert!(listed.contains("nope does not exist"), "{listed}");
+    let json = sb.cmd(["tasks", "--json"]).status(0).stdout;
+    assert!(json.contains("\"invalid\":\"the root "), "{json}");
+}

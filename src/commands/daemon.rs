@@ -113,7 +113,13 @@ pub fn clear(yes: bool) -> anyhow::Result<ExitCode> {
             artifact_entries,
             artifact_bytes,
         }) => Ui::default().say(format_args!(
-            "cleared {fingerprint_indexes} fingerprint indexes and {artifact_entries} artifacts ({})",
+            "cleared {} and {} ({})",
+            status_text::count(
+                fingerprint_indexes,
+                "fingerprint index",
+                "fingerprint indexes"
+            ),
+            status_text::count(artifact_entries, "artifact", "artifacts"),
             status_text::bytes(artifact_bytes)
         )),
 
@@ -121,8 +127,8 @@ pub fn clear(yes: bool) -> anyhow::Result<ExitCode> {
         None => {
             let removed = Store::new(&paths.dir).clear()?;
             Ui::default().say(format_args!(
-                "no daemon running; cleared {} artifacts ({})",
-                removed.entries,
+                "no daemon running; cleared {} ({})",
+                status_text::count(removed.entries, "artifact", "artifacts"),
                 status_text::bytes(removed.bytes)
             ));
         }

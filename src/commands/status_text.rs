@@ -118,7 +118,7 @@ fn project_of(root: &Path) -> PathBuf {
 }
 
 /// `1 file`, `1,204 files`.
-fn count(n: u64, one: &str, many: &str) -> String {
+pub fn count(n: u64, one: &str, many: &str) -> String {
     match n {
         1 => format!("1 {one}"),
         n => format!("{} {many}", thousands(n as usize)),

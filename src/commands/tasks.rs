@@ -18,7 +18,12 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
     let run_args = plain_run_args(args.no_daemon);
     for (name, task) in &config.tasks {
         let spec = task_spec(&config, name, &run_args)?;
-        let skip = would_skip(&spec, &run_args);
+        // A task given wrongly (a missing root, a bad glob) says why instead of "unknown".
+        let invalid = spec.validate().err();
+        let skip = match invalid {
+            Some(_) => None,
+            None => would_skip(&spec, &run_args),
+        };
         let mut history = ledger::read(&RunFiles::new(&spec.cache_file).ledger);
         let last_success_ms = history
             .iter()
@@ -34,16 +39,21 @@ pub fn execute(args: &TasksArgs) -> anyhow::Result<ExitCode> {
                 "depends_on": task.depends_on,
                 "cache": spec.cache_file,
                 "would_skip": skip,
+                "invalid": invalid,
                 "last_success_ms": last_success_ms,
                 "last": last,
             });
             println!("{json}");
             continue;
         }
-        let verdict = match skip {
-            Some(true) => "would skip",
-            Some(false) => "would run",
-            None => "unknown",
+        let verdict = match (skip, &invalid) {
+            (_, Some(why)) => {
+                println!("{name:<12} invalid     {}", quote::controls(why));
+                continue;
+            }
+            (Some(true), _) => "would skip",
+            (Some(false), _) => "would run",
+            (None, _) => "unknown",
         };
         let last = last.map_or("never run".to_string(), |l| {
             let exit = l
