@@ -182,6 +182,32 @@ pub struct Task {
     pub depends_on: Vec<String>,
     /// Where the command runs (default: the file's directory).
     pub cwd: Option<PathBuf>,
+    /// A group of tasks that share a resource (`"cargo"`: its build directory lock): tasks
+    /// naming the same group never run at the same time.
+    pub serial: Option<SerialGroup>,
+}
+
+/// The name of a serial group, checked while parsing like a task name (a plain name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SerialGroup(String);
+
+impl SerialGroup {
+    /// The group's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SerialGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match plain_name_error(&name) {
+            None => Ok(SerialGroup(name)),
+            Some(why) => Err(serde::de::Error::custom(format!(
+                "bad serial group {name:?}: {why}"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -220,7 +246,7 @@ struct TaskName(String);
 impl<'de> Deserialize<'de> for TaskName {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
-        match task_name_error(&name) {
+        match plain_name_error(&name) {
             None => Ok(TaskName(name)),
             Some(why) => Err(serde::de::Error::custom(format!(
                 "bad task name {name:?}: {why}"
@@ -229,13 +255,13 @@ impl<'de> Deserialize<'de> for TaskName {
     }
 }
 
-/// Why `name` cannot be a task name (`None`: it can).
-fn task_name_error(name: &str) -> Option<&'static str> {
+/// Why `name` cannot be a task name or a serial group (`None`: it can).
+fn plain_name_error(name: &str) -> Option<&'static str> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
     if name.is_empty() {
         Some("it is empty")
     } else if !name.chars().all(allowed) {
-        Some("a task name has only letters, digits and '-', '_', '.', ':'")
+        Some("a name has only letters, digits and '-', '_', '.', ':'")
     } else if name.starts_with('.') {
         Some("it starts with '.'")
     } else if name.len() > MAX_TASK_NAME {
@@ -473,7 +499,7 @@ mod tests {
             "T2",
             &"x".repeat(MAX_TASK_NAME),
         ] {
-            assert_eq!(task_name_error(good), None, "{good}");
+            assert_eq!(plain_name_error(good), None, "{good}");
         }
         let long = "x".repeat(MAX_TASK_NAME + 1);
         for bad in [
@@ -488,7 +514,7 @@ mod tests {
             "é",
             &long,
         ] {
-            assert!(task_name_error(bad).is_some(), "{bad:?}");
+            assert!(plain_name_error(bad).is_some(), "{bad:?}");
         }
     }
 
@@ -501,6 +527,24 @@ mod tests {
         assert!(err.contains("/p/zccache.toml"), "{err}");
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("bad task name \"../../out/x\""), "{err}");
+    }
+
+    #[test]
+    fn serial_groups_are_plain_names() {
+        let c = config("[tasks.a]\ncommand = \"x\"\nserial = \"cargo\"\n").unwrap();
+        assert_eq!(
+            c.tasks["a"].serial.as_ref().map(SerialGroup::as_str),
+            Some("cargo")
+        );
+        for bad in ["\"\"", "\"a b\"", "\"../x\"", "3"] {
+            let err = config(&format!("[tasks.a]\ncommand = \"x\"\nserial = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("line 3") && err.contains("serial"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

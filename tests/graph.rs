@@ -339,3 +339,41 @@ fn a_task_after_a_restore_into_its_inputs_is_checked_again() {
         "use skipped on a check made before gen's restore"
     );
 }
+
+/// Issue O.8: two tasks naming the same `serial` group never overlap, even with room for
+/// both (`-j 2`); two in different groups do.
+#[test]
+fn issue_o_tasks_of_one_serial_group_never_overlap() {
+    let tasks = |b_group: &str| {
+        format!(
+            "[tasks.a]\n{}serial = \"cargo\"\n[tasks.b]\n{}serial = \"{b_group}\"\n",
+            timed("a", "sleep 1"),
+            timed("b", "sleep 1"),
+        )
+    };
+    let sb = project(&tasks("cargo"));
+    run(&sb, &["-j", "2", "--all"]).status(0);
+    let time = |f: &str| at(&sb, f).unwrap();
+    assert!(
+        time("a.end") <= time("b.start") || time("b.end") <= time("a.start"),
+        "a and b of one serial group overlapped"
+    );
+    let sb = project(&tasks("npm"));
+    run(&sb, &["-j", "2", "--all"]).status(0);
+    let time = |f: &str| at(&sb, f).unwrap();
+    assert!(
+        time("a.start") < time("b.end") && time("b.start") < time("a.end"),
+        "a and b of different groups did not overlap"
+    );
+}
+
+/// Issue O.8: a serial group is a plain name; anything else is a config error naming the
+/// file, line and key.
+#[test]
+fn issue_o_a_bad_serial_group_is_a_config_error() {
+    let sb = project("[tasks.a]\ncommand = \"true\"\nserial = \"a/b\"\n");
+    run(&sb, &["--all"])
+        .status(2)
+        .stderr_has("line 3")
+        .stderr_has("bad serial group \"a/b\"");
+}

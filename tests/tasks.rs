@@ -271,3 +271,81 @@ fn why_names_a_task_wherever_its_root_is() {
     );
     assert!(sb.path("src/.zccache/run/lint.json.log").exists());
 }
+
+/// Writes an executable `mytool` into `bin` that prints `body` and marks a run.
+fn install_tool(bin: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(bin).unwrap();
+    let tmp = bin.join("mytool.new");
+    let script = format!("#!/bin/sh\necho {body}\necho ran >> \"$MARKER\"\n");
+    fs::write(&tmp, script).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&tmp, bin.join("mytool")).unwrap();
+}
+
+/// Issue O.1: a string command keys the program it starts, as an argv command does: a
+/// different `mytool` at the same name in `PATH` makes it run, the same one skips; what the
+/// script runs that cannot be read is said by `--explain`.
+#[test]
+fn issue_o_a_string_command_keys_the_tools_it_starts() {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n").write(
+        "zccache.toml",
+        "[tasks.t]\ncommand = \"V=1 mytool --version && echo $(date) >/dev/null\"\n",
+    );
+    let bin = sb.outside("bin/x").parent().unwrap().to_path_buf();
+    install_tool(&bin, "v1");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let t = |args: &[&str]| {
+        sb.cmd(["run", "t"])
+            .args(args)
+            .env("PATH", &path)
+            .env("MARKER", sb.marker())
+    };
+    t(&[]).status(0);
+    t(&["--dry-run", "--explain"])
+        .status(0)
+        .stderr_has("skip t")
+        .stderr_has("  not keyed: command substitution in the script");
+    install_tool(&bin, "v2");
+    t(&["--dry-run", "--explain"])
+        .status(1)
+        .stderr_has("run t (tool mytool changed)")
+        .stderr_has("  changed: tool mytool");
+    let ran = t(&[]).status(0).stderr_has("run t (tool mytool changed)");
+    assert_eq!(ran.stdout, "v2\n");
+    t(&[]).status(0).stderr_has("skip t");
+    assert_eq!(marker_lines(&sb), ["ran", "ran"]);
+}
+
+/// Issue O.1: a string command that starts `cargo` through rustup's proxy runs again when
+/// `RUSTUP_TOOLCHAIN` selects another toolchain, and skips on the same one.
+#[test]
+fn issue_o_a_string_command_follows_the_rustup_toolchain() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n")
+        .write("zccache.toml", "[tasks.t]\ncommand = \"cargo --version\"\n");
+    let home = sb.outside("rustup");
+    for (name, body) in [("tca", "a"), ("tcb", "b")] {
+        let bin = home.join("toolchains").join(name).join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let script = format!("#!/bin/sh\necho cargo-{body}\necho ran >> \"$MARKER\"\n");
+        fs::write(bin.join("cargo"), script).unwrap();
+        fs::set_permissions(bin.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let settings = "version = \"12\"\ndefault_toolchain = \"tca\"\nprofile = \"default\"\n";
+    fs::write(home.join("settings.toml"), settings).unwrap();
+    let t = |toolchain: &str| {
+        sb.cmd(["run", "t"])
+            .env("RUSTUP_HOME", &home)
+            .env("RUSTUP_TOOLCHAIN", toolchain)
+            .env("MARKER", sb.marker())
+    };
+    assert_eq!(t("tca").status(0).stdout, "cargo-a\n");
+    t("tca").status(0).stderr_has("skip t");
+    let ran = t("tcb").status(0).stderr_has("run t (tool cargo changed)");
+    assert_eq!(ran.stdout, "cargo-b\n");
+    t("tcb").status(0).stderr_has("skip t");
+    assert_eq!(marker_lines(&sb), ["ran", "ran"]);
+}

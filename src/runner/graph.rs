@@ -19,6 +19,8 @@ pub struct Graph {
     pub names: Vec<String>,
     /// For each task, the indexes of the tasks it depends on.
     pub deps: Vec<Vec<usize>>,
+    /// For each task, its serial group (an index): tasks of one group never overlap.
+    pub serial: Vec<Option<usize>>,
 }
 
 /// How the graph runs.
@@ -56,11 +58,24 @@ impl Graph {
             .map(|(i, n)| (n.as_str(), i))
             .collect();
         let mut deps = Vec::with_capacity(names.len());
+        let mut groups: Vec<&str> = Vec::new();
+        let mut serial = Vec::with_capacity(names.len());
         for name in &names {
             let task = config.task(name)?;
             deps.push(task.depends_on.iter().map(|d| index[d.as_str()]).collect());
+            serial.push(task.serial.as_ref().map(|group| {
+                let group = group.as_str();
+                groups.iter().position(|g| *g == group).unwrap_or_else(|| {
+                    groups.push(group);
+                    groups.len() - 1
+                })
+            }));
         }
-        Ok(Graph { names, deps })
+        Ok(Graph {
+            names,
+            deps,
+            serial,
+        })
     }
 
     fn readiness(&self, i: usize, ends: &[Option<Ended>]) -> Readiness {
@@ -76,8 +91,8 @@ impl Graph {
     }
 }
 
-/// Runs the graph: every task whose dependencies ended well, at most `limits.jobs` at once,
-/// in graph order where several are ready. `run(i)` runs task `i`. After the
+/// Runs the graph: every task whose dependencies ended well, at most `limits.jobs` at once
+/// and one per serial group, in graph order where several are ready. `run(i)` runs task `i`. After the
 /// first failure (or a forwarded SIGINT/SIGTERM) no task starts, except with `keep_going`
 /// the ones that do not depend on a failed task.
 pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sync) -> GraphRun {
@@ -89,6 +104,8 @@ pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sy
     let (job_tx, job_rx) = mpsc::channel::<usize>();
     let job_rx = Mutex::new(job_rx);
     let jobs = limits.jobs.max(1);
+    // The serial groups with a task running.
+    let mut busy = vec![false; graph.serial.iter().flatten().max().map_or(0, |g| g + 1)];
     thread::scope(|scope| {
         // A fixed set of workers takes the tasks as they become ready.
         for _ in 0..jobs.min(count) {
@@ -127,7 +144,11 @@ pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sy
                         started[i] = true;
                         ends[i] = Some(not_run());
                     }
+                    Readiness::Ready if graph.serial[i].is_some_and(|g| busy[g]) => {}
                     Readiness::Ready => {
+                        if let Some(g) = graph.serial[i] {
+                            busy[g] = true;
+                        }
                         started[i] = true;
                         running += 1;
                         // The workers outlive every send: they stop when `job_tx` is dropped.
@@ -140,6 +161,9 @@ pub fn schedule(graph: &Graph, limits: Limits, run: impl Fn(usize) -> Ended + Sy
             }
             let Ok((i, end)) = done_rx.recv() else { break };
             running -= 1;
+            if let Some(g) = graph.serial[i] {
+                busy[g] = false;
+            }
             if end.outcome == Outcome::Failed && first_failure.is_none() {
                 first_failure = Some(i);
             }
@@ -170,6 +194,7 @@ mod tests {
     fn graph(deps: Vec<Vec<usize>>) -> Graph {
         Graph {
             names: (0..deps.len()).map(|i| format!("t{i}")).collect(),
+            serial: vec![None; deps.len()],
             deps,
         }
     }
@@ -239,6 +264,34 @@ mod tests {
         let at = |event| order.iter().position(|e| *e == event).unwrap();
         assert!(at(("start", 2)) > at(("end", 0)) && at(("start", 2)) > at(("end", 1)));
         assert!(run.ends.iter().all(|e| e.outcome == Outcome::Skipped));
+    }
+
+    #[test]
+    fn tasks_of_one_serial_group_take_turns() {
+        // t0 and t2 share a group, t1 has none: with room for all, t2 waits for t0 only.
+        let mut g = graph(vec![vec![], vec![], vec![]]);
+        g.serial = vec![Some(0), None, Some(0)];
+        let running = Mutex::new((0, Vec::new()));
+        let limits = Limits {
+            jobs: 3,
+            keep_going: false,
+        };
+        let run = schedule(&g, limits, |i| {
+            let mut state = running.lock().unwrap();
+            let overlapped = state.0 & 0b101 != 0 && i != 1;
+            state.1.push((i, overlapped));
+            state.0 |= 1 << i;
+            drop(state);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            running.lock().unwrap().0 &= !(1 << i);
+            ended(Outcome::Ran, 0)
+        });
+        let (_, starts) = running.into_inner().unwrap();
+        assert!(
+            starts.iter().all(|(_, overlapped)| !overlapped),
+            "{starts:?}"
+        );
+        assert!(run.ends.iter().all(|e| e.outcome == Outcome::Ran));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod outputs;
 pub mod record;
 mod report;
 mod restore;
+mod script;
 mod shared;
 pub mod spec;
 mod task_lock;
@@ -303,7 +304,8 @@ fn judge(
 }
 
 /// Key parts besides the file set: the command, the tool it starts (the rustup toolchain
-/// it resolves to is remembered in `record`) and the named env vars.
+/// it resolves to is remembered in `record`), for a `sh -c` script each program it starts,
+/// and the named env vars.
 fn key_parts(
     spec: &RunSpec,
     record: &mut RunRecord,
@@ -315,6 +317,10 @@ fn key_parts(
     }
     let mut parts = spec.command_parts();
     parts.insert("tool".to_string(), tool);
+    if let Some(script) = tool::shell_script(&spec.argv) {
+        let memos = &mut record.script_rustup;
+        parts.extend(tool::script_identities(script, &spec.cwd, memos, plain)?);
+    }
     Ok(parts)
 }
 

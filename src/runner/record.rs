@@ -43,6 +43,9 @@ pub struct RunRecord {
     pub keys: Vec<KeyRecord>,
     /// The last `rustup which` answer.
     pub rustup: Option<RustupMemo>,
+    /// The last `rustup which` answer for each program a `sh -c` script starts, by key part.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub script_rustup: BTreeMap<String, RustupMemo>,
 }
 
 impl Default for RunRecord {
@@ -51,6 +54,7 @@ impl Default for RunRecord {
             version: VERSION,
             keys: Vec::new(),
             rustup: None,
+            script_rustup: BTreeMap::new(),
         }
     }
 }

@@ -40,6 +40,9 @@ pub(crate) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, m
     }
     if args.explain {
         explain(ui, j);
+        for what in super::tool::script_unread(&spec.argv) {
+            ui.say(format_args!("  not keyed: {what} in the script"));
+        }
     }
 }
 

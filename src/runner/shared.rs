@@ -35,6 +35,10 @@ pub fn portable_key(
     parts.insert("files".to_string(), decision.files_key);
     let tool = tool::portable_identity(&spec.argv, &spec.cwd, record.rustup.as_ref())?;
     parts.insert("tool".to_string(), tool);
+    if let Some(script) = tool::shell_script(&spec.argv) {
+        let memos = &record.script_rustup;
+        parts.extend(tool::script_portable_identities(script, &spec.cwd, memos)?);
+    }
     Ok(format!("shared-task/{}", combined_key(&parts).to_hex()))
 }
 

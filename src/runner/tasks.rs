@@ -1,6 +1,6 @@
 //! `zccache run NAME...` / `--all`: tasks from `zccache.toml` as a graph, dependencies
-//! first, each once, independent ones at the same time (`-j`), stopping at the first failure
-//! unless `--keep-going`. Flags given on the command line override a task's settings.
+//! first, each once, independent ones at the same time (`-j`) unless they share a `serial`
+//! group, stopping at the first failure unless `--keep-going`. Flags given on the command line override a task's settings.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -109,7 +109,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `-j`, else `[defaults] jobs`, else the number of CPUs.
+/// `-j`, else `[defaults] jobs`, else the number of CPUs this process may use (its CPU
+/// affinity and cgroup CPU quota, as std's `available_parallelism` counts them).
 fn jobs(args: &RunArgs, config: &Config) -> usize {
     args.jobs
         .map(usize::from)

@@ -6,8 +6,12 @@
 //! `rustup which` selects here; that answer is memoized under everything that can change the
 //! selection (`RUSTUP_TOOLCHAIN`, `+toolchain`, the nearest `rust-toolchain(.toml)`, rustup's
 //! settings and installed toolchains), so a skip does not pay for a `rustup` process.
+//!
+//! A `sh -c SCRIPT` command (what a string command in `zccache.toml` becomes) also keys each
+//! program the script starts (`script::read`), identified the same way, as a key part
+//! `tool PROGRAM`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +20,12 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use super::script;
 use crate::fingerprint::Digest;
+use crate::quote;
+
+/// Shells whose `-c SCRIPT` is read for the programs it starts.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "ksh", "zsh"];
 
 /// A remembered `rustup which` answer and the selection inputs it was given under.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,6 +76,70 @@ pub fn identity(
     };
     let digest = stat_identity(&fresh.resolved)?;
     Ok((digest, Some(fresh)))
+}
+
+/// The script of `sh -c SCRIPT ...` (what a string command becomes), if `argv` is one.
+pub fn shell_script(argv: &[OsString]) -> Option<&str> {
+    let [shell, flag, script, ..] = argv else {
+        return None;
+    };
+    let name = Path::new(shell).file_name()?.to_str()?;
+    (SHELLS.contains(&name) && flag == "-c")
+        .then(|| script.to_str())
+        .flatten()
+}
+
+/// The key part of each program `script` starts (`tool cargo`, `tool cargo +nightly`) with
+/// its identity as [`identity`] makes it; `memos` holds the rustup memo of each part,
+/// updated (and emptied of programs the script no longer starts).
+pub fn script_identities(
+    script: &str,
+    cwd: &Path,
+    memos: &mut BTreeMap<String, RustupMemo>,
+    plain: &mut PlainTools,
+) -> Result<Vec<(String, Digest)>, String> {
+    let mut parts = Vec::new();
+    for command in script::read(script).commands {
+        let part = script_part(&command);
+        let argv: Vec<OsString> = command.into_iter().map(OsString::from).collect();
+        let (digest, memo) = identity(&argv, cwd, memos.get(&part), plain)?;
+        if let Some(memo) = memo {
+            memos.insert(part.clone(), memo);
+        }
+        parts.push((part, digest));
+    }
+    memos.retain(|part, _| parts.iter().any(|(p, _)| p == part));
+    Ok(parts)
+}
+
+/// Like [`script_identities`] with [`portable_identity`].
+pub fn script_portable_identities(
+    script: &str,
+    cwd: &Path,
+    memos: &BTreeMap<String, RustupMemo>,
+) -> Result<Vec<(String, Digest)>, String> {
+    let commands = script::read(script).commands;
+    let mut parts = Vec::with_capacity(commands.len());
+    for command in commands {
+        let part = script_part(&command);
+        let argv: Vec<OsString> = command.into_iter().map(OsString::from).collect();
+        let digest = portable_identity(&argv, cwd, memos.get(&part))?;
+        parts.push((part, digest));
+    }
+    Ok(parts)
+}
+
+/// What a script runs that cannot be keyed (`command substitution`, `eval`, ...).
+pub fn script_unread(argv: &[OsString]) -> Vec<&'static str> {
+    shell_script(argv)
+        .map(|s| script::read(s).unread)
+        .unwrap_or_default()
+}
+
+/// The key part of a program a script starts; control characters made visible (it is
+/// printed by `--explain`).
+fn script_part(command: &[String]) -> String {
+    format!("tool {}", quote::controls(&command.join(" ")))
 }
 
 /// Plain programs (no rustup proxy) identified so far, by name and the directory their
