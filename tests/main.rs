@@ -6,6 +6,7 @@ mod compile_c;
 mod daemon;
 mod fp;
 mod graph;
+mod input_set;
 mod kv;
 mod miss_reasons;
 mod names_state;

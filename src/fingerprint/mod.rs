@@ -12,6 +12,7 @@ mod filter;
 mod hash;
 mod marks;
 mod progress;
+pub mod relpath;
 mod scan;
 mod staged;
 mod state;
@@ -37,7 +38,8 @@ pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use scan::{OwnState, Scanned, Walked, mtime_ns, relative, scan};
+pub use relpath::relative;
+pub use scan::{OwnState, Scanned, Walked, mtime_ns, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,

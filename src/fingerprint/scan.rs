@@ -1,7 +1,8 @@
 //! The parallel walk of a root: every file git would not ignore, filtered, with its metadata.
 //!
-//! Paths are relative to the root, `/`-separated and sorted by bytes. Symlinks are never
-//! followed; they are recorded as links and later hashed by their target text.
+//! Paths are relative to the root, `/`-separated, encoded losslessly (`relpath`) and sorted
+//! by those strings. Symlinks are never followed; they are recorded as links and later hashed
+//! by their target text.
 
 use std::ffi::OsStr;
 use std::io;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FpError;
 use super::filter::Filter;
+use super::relpath::relative;
 
 /// What kind of entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,28 +149,6 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
-/// `path` relative to `root` as a `/`-separated string; bytes that are not UTF-8 are written
-/// as `\xNN` so that distinct names stay distinct.
-pub fn relative(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let bytes = rel.as_os_str().as_bytes();
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => escape_non_utf8(bytes),
-    }
-}
-
-fn escape_non_utf8(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Default)]
 struct Collected {
     walked: Walked,
@@ -287,27 +267,5 @@ impl Drop for Collector {
         if shared.error.is_none() {
             shared.error = self.error.take();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths_are_slash_separated() {
-        assert_eq!(relative(Path::new("/r"), Path::new("/r/a/b.c")), "a/b.c");
-    }
-
-    #[test]
-    fn non_utf8_names_stay_distinct() {
-        let a = OsStr::from_bytes(b"/r/x\xff");
-        let b = OsStr::from_bytes(b"/r/x\xfe");
-        let (ra, rb) = (
-            relative(Path::new("/r"), Path::new(a)),
-            relative(Path::new("/r"), Path::new(b)),
-        );
-        assert_eq!(ra, "x\\xFF");
-        assert_ne!(ra, rb);
     }
 }

@@ -1,6 +1,6 @@
 //! The input set as staged in git's index (`--staged`, for pre-commit hooks): tracked files
-//! from `git ls-files -s`, hashed by their blob ids, so a check judges what is being
-//! committed rather than the working tree.
+//! from `git ls-files -s -z`, hashed by their blob ids, so a check judges what is being
+//! committed rather than the working tree. Names are kept whatever their bytes (`relpath`).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,6 +8,7 @@ use std::process::Command;
 use super::FpError;
 use super::filter::Filter;
 use super::hash::Digest;
+use super::relpath;
 use super::scan::{EntryKind, Stat};
 use super::table::Entry;
 
@@ -43,23 +44,32 @@ pub fn staged_entries(root: &Path, filter: &Filter) -> Result<Vec<Entry>, FpErro
     Ok(entries)
 }
 
-/// The root's path inside the repository (`sub/dir/`), to make paths root-relative.
-fn git_prefix(root: &Path) -> Result<String, FpError> {
+/// The root's path inside the repository (`sub/dir/`, as bytes), to make paths root-relative.
+fn git_prefix(root: &Path) -> Result<Vec<u8>, FpError> {
     let output = Command::new("git")
         .args(["rev-parse", "--show-prefix"])
         .current_dir(root)
         .output()
         .map_err(|e| FpError::io("run git rev-parse in", root, e))?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    let mut prefix = output.stdout;
+    if prefix.last() == Some(&b'\n') {
+        prefix.pop();
+    }
+    Ok(prefix)
 }
 
-/// `<mode> <blob> <stage>\t<path>` → an entry whose hash stands for the blob (and stage).
-fn parse_record(record: &[u8], prefix: &str) -> Option<Entry> {
-    let text = std::str::from_utf8(record).ok()?;
-    let (meta, path) = text.split_once('\t')?;
+/// `<mode> <blob> <stage>\t<path>` → an entry whose hash stands for the blob (and stage), its
+/// path relative to the root (`prefix` is the root's place in the repository) and encoded
+/// (`relpath`): a name that is not UTF-8 is kept.
+fn parse_record(record: &[u8], prefix: &[u8]) -> Option<Entry> {
+    let tab = record.iter().position(|&b| b == b'\t')?;
+    let (meta, path) = (
+        std::str::from_utf8(&record[..tab]).ok()?,
+        &record[tab + 1..],
+    );
     let mut fields = meta.split(' ');
     let (mode, blob, stage) = (fields.next()?, fields.next()?, fields.next()?);
-    let path = path.strip_prefix(prefix)?.to_string();
+    let path = relpath::encode(path.strip_prefix(prefix)?);
     Some(Entry {
         path,
         kind: if mode == SYMLINK_MODE {
@@ -97,11 +107,13 @@ mod tests {
 
     #[test]
     fn records_parse_with_mode_and_prefix() {
-        let e = parse_record(b"100755 0123abcd 0\tsub/run.sh", "sub/").unwrap();
+        let e = parse_record(b"100755 0123abcd 0\tsub/run.sh", b"sub/").unwrap();
         assert_eq!(e.path, "run.sh");
         assert!(e.exec);
-        assert!(parse_record(b"100644 0123abcd 0\tother/x", "sub/").is_none());
-        let link = parse_record(b"120000 aa 0\tl", "").unwrap();
+        assert!(parse_record(b"100644 0123abcd 0\tother/x", b"sub/").is_none());
+        let link = parse_record(b"120000 aa 0\tl", b"").unwrap();
         assert_eq!(link.kind, EntryKind::Symlink);
+        let raw = parse_record(b"100644 aa 0\tbad\xff.txt", b"").unwrap();
+        assert_eq!(&*relpath::decode(&raw.path), b"bad\xff.txt");
     }
 }

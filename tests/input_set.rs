@@ -1,0 +1,97 @@
+//! Issue Q: what is in a task's input set. Every file git would see counts, whatever the
+//! bytes of its name.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::support::{Cmd, Sandbox};
+
+/// `zccache run ARGS` with `MARKER` set.
+fn run(sb: &Sandbox, args: &[&str]) -> Cmd {
+    sb.cmd(["run"]).args(args).env("MARKER", sb.marker())
+}
+
+/// A path under the project from raw bytes.
+fn raw(sb: &Sandbox, rel: &[u8]) -> PathBuf {
+    sb.root().join(OsStr::from_bytes(rel))
+}
+
+fn append(path: &PathBuf, text: &str) {
+    use std::io::Write;
+    let mut file = fs::File::options().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Q.1: names that are not UTF-8 are inputs like any other, in every mode (daemon,
+/// in-process, staged), are kept exactly in the state (the next check skips) and are
+/// printed quoted as git prints them.
+#[test]
+fn issue_q_non_utf8_names_are_inputs() {
+    let sb = Sandbox::new();
+    sb.git(&["init", "-q"]).status(0);
+    sb.write(".gitignore", ".zccache/\n")
+        .write("ok.txt", "ok\n");
+    let bad = raw(&sb, b"bad\xff\xfe.txt");
+    fs::write(&bad, "bad\n").unwrap();
+    fs::create_dir(raw(&sb, b"dir\xc3\x28")).unwrap();
+    let inner = raw(&sb, b"dir\xc3\x28/x.txt");
+    fs::write(&inner, "x\n").unwrap();
+    sb.git(&["add", "-A"]).status(0);
+    for mode in [&[][..], &["--no-daemon"], &["--staged"]] {
+        let args = |extra: &[&'static str]| -> Vec<&str> {
+            let mut all = mode.to_vec();
+            all.extend_from_slice(extra);
+            // One command per mode, so each mode has its own state.
+            all.extend([
+                "--",
+                "sh",
+                "-c",
+                "echo $0 >> \"$MARKER\"",
+                mode.first().unwrap_or(&"daemon"),
+            ]);
+            all
+        };
+        let tag = format!("{mode:?}");
+        // A staged check does not name what changed.
+        let staged = mode == ["--staged"];
+        let shown = |name: &str| match staged {
+            true => "run (files changed)".to_string(),
+            false => format!("run (1 file changed: {name})"),
+        };
+        run(&sb, &args(&[]))
+            .status(0)
+            .stderr_has("run (no previous success)");
+        run(&sb, &args(&[]))
+            .status(0)
+            .stderr_has("skip (4 files unchanged");
+        append(&bad, "more\n");
+        sb.git(&["add", "-A"]).status(0);
+        let changed = run(&sb, &args(&["--json"])).status(0);
+        let json = changed.stderr_json();
+        assert_eq!(json["outcome"], "ran", "{tag}: {}", changed.stderr);
+        if !staged {
+            assert_eq!(
+                json["changes"][0]["path"], "bad\u{0}FF\u{0}FE.txt",
+                "{tag}: the JSON path is exact"
+            );
+        }
+        run(&sb, &args(&[]))
+            .status(0)
+            .stderr_has("skip (4 files unchanged");
+        append(&inner, "more\n");
+        sb.git(&["add", "-A"]).status(0);
+        run(&sb, &args(&[]))
+            .status(0)
+            .stderr_has(&shown(r#""dir\303(/x.txt""#));
+        append(&bad, "again\n");
+        sb.git(&["add", "-A"]).status(0);
+        let explained = run(&sb, &args(&["--explain"]))
+            .status(0)
+            .stderr_has(&shown(r#""bad\377\376.txt""#));
+        if !staged {
+            explained.stderr_has(r#"modified "bad\377\376.txt""#);
+        }
+    }
+}
