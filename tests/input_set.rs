@@ -1,5 +1,5 @@
 //! Issue Q: what is in a task's input set. Every file git would see counts, whatever the
-//! bytes of its name.
+//! bytes of its name; no file zccache writes counts for any task.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -94,4 +94,58 @@ fn issue_q_non_utf8_names_are_inputs() {
             explained.stderr_has(r#"modified "bad\377\376.txt""#);
         }
     }
+}
+
+/// Q.2: the files one task's state writes — the state, its lock, ledger, record, replays,
+/// pending check — are never inputs of another task sharing the root, wherever `--cache`
+/// puts them, with or without the daemon; files that merely share their prefix still are.
+#[test]
+fn issue_q_one_tasks_state_is_never_anothers_input() {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n").write(
+        "zccache.toml",
+        "[tasks.test]\ncommand = \"echo test >> \\\"$MARKER\\\"\"\n",
+    );
+    // A user's own pair that looks like a file and its lock stays an input.
+    sb.write("deps", "1\n").write("deps.lock", "1\n");
+    let lint = |sb: &Sandbox, force: &[&str]| {
+        let mut args = vec!["--cache", ".cache/lint.json", "--replay"];
+        args.extend_from_slice(force);
+        args.extend(["--", "echo", "lint"]);
+        run(sb, &args).status(0)
+    };
+    let other = |sb: &Sandbox| run(sb, &["--cache", "state/other", "--", "true"]).status(0);
+    run(&sb, &["test"]).status(0).stderr_has("run test");
+    lint(&sb, &[]).stderr_has("run (no previous success)");
+    other(&sb);
+    sb.fp(&["check"]).status(0);
+    for mode in [&["--explain"][..], &["--explain", "--no-daemon"]] {
+        let mut args = mode.to_vec();
+        args.push("test");
+        run(&sb, &args)
+            .status(0)
+            .stderr_has("skip test (4 files unchanged");
+        // Each writes its state again (a run, a skip with a replay, a pending check).
+        lint(&sb, &["--force"]).stderr_has("run (forced)");
+        lint(&sb, &[]).stderr_has("skip");
+        sb.fp(&["check"]).status(0);
+        run(&sb, &args)
+            .status(0)
+            .stderr_has("skip test (4 files unchanged");
+    }
+    for written in [
+        ".cache/lint.json.log",
+        ".cache/lint.json.run",
+        ".cache/fp.json.pending",
+    ] {
+        assert!(sb.path(written).exists(), "{written}");
+    }
+    assert!(sb.path(".cache/lint.json.replay").is_dir());
+    for user_file in [".cache/lint.jsonc", "state/other.rs", "deps"] {
+        sb.write(user_file, "mine\n");
+        run(&sb, &["test"])
+            .status(0)
+            .stderr_has(&format!("run test (1 file changed: {user_file})"));
+    }
+    assert_eq!(fs::read_to_string(sb.marker()).unwrap().lines().count(), 4);
 }

@@ -4,8 +4,9 @@
 use std::fs::File;
 use std::sync::Arc;
 
+use super::companions::OwnState;
 use super::decision::decide;
-use super::scan::{OwnState, scan};
+use super::scan::scan;
 use super::staged::staged_entries;
 use super::state::{self, Loaded, Pending, StatePaths};
 use super::table::{self, Entry, Refreshed, Table, input_key, refresh};

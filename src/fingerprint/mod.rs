@@ -6,6 +6,7 @@
 //! by the CLI, `zccache run` and (later) the daemon.
 
 mod check;
+mod companions;
 mod decision;
 mod error;
 mod filter;
@@ -34,12 +35,13 @@ pub use state::{
 };
 
 pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
+pub use companions::{MARKER, OwnState};
 pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
 pub use relpath::relative;
-pub use scan::{OwnState, Scanned, Walked, mtime_ns, scan};
+pub use scan::{Scanned, Walked, mtime_ns, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,

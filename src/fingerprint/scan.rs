@@ -2,9 +2,8 @@
 //!
 //! Paths are relative to the root, `/`-separated, encoded losslessly (`relpath`) and sorted
 //! by those strings. Symlinks are never followed; they are recorded as links and later hashed
-//! by their target text.
+//! by their target text. zccache's own state files, any task's, are left out (`companions`).
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -16,8 +15,9 @@ use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::FpError;
+use super::companions::{self, OwnState};
 use super::filter::Filter;
-use super::relpath::relative;
+use super::relpath::{self, relative};
 
 /// What kind of entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,32 +55,6 @@ pub struct Scanned {
     pub stat: Stat,
 }
 
-/// Files that belong to zccache's own state and are never scanned: a state file and its
-/// companions (`F.pending`, `F.lock`, `F.tmp.*`), identified by directory and name prefix.
-#[derive(Debug, Clone)]
-pub struct OwnState {
-    dir: PathBuf,
-    prefix: Vec<u8>,
-}
-
-impl OwnState {
-    /// The companions of the state file at `file` (an absolute path).
-    pub fn of(file: &Path) -> Self {
-        OwnState {
-            dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-            prefix: file
-                .file_name()
-                .map(|n| n.as_bytes().to_vec())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// True when `path` (named `name`) is this state file or one of its companions.
-    pub fn contains(&self, path: &Path, name: &OsStr) -> bool {
-        name.as_bytes().starts_with(&self.prefix) && path.parent() == Some(self.dir.as_path())
-    }
-}
-
 /// What a walk found: the selected files and every directory it entered.
 #[derive(Debug, Default)]
 pub struct Walked {
@@ -102,6 +76,9 @@ pub fn scan(
     filter: Arc<Filter>,
     own: OwnState,
 ) -> Result<Walked, FpError> {
+    if start != root && companions::inside_marked_dir(root, start) {
+        return Ok(Walked::default());
+    }
     let root = root.to_path_buf();
     let prune_root = root.clone();
     let prune_filter = Arc::clone(&filter);
@@ -127,6 +104,8 @@ pub fn scan(
     }
     let mut walked = collected.walked;
     walked.files.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    let Walked { files, dirs } = &mut walked;
+    companions::drop_marked(files, |f| f.rel.as_str(), dirs, &collected.states);
     Ok(walked)
 }
 
@@ -152,6 +131,8 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
 #[derive(Default)]
 struct Collected {
     walked: Walked,
+    /// State files whose marker the walk met (see `companions`).
+    states: Vec<String>,
     error: Option<FpError>,
 }
 
@@ -167,6 +148,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
             root: self.root.clone(),
             filter: Arc::clone(&self.filter),
             local: Walked::default(),
+            states: Vec::new(),
             error: None,
             shared: Arc::clone(&self.shared),
         })
@@ -178,6 +160,7 @@ struct Collector {
     root: PathBuf,
     filter: Arc<Filter>,
     local: Walked,
+    states: Vec<String>,
     error: Option<FpError>,
     shared: Arc<Mutex<Collected>>,
 }
@@ -212,6 +195,16 @@ impl Collector {
             _ => return Ok(()),
         };
         let rel = relative(&self.root, entry.path());
+        // Before selection: a marker names a state file whatever the filters pick.
+        if let Some(state) = companions::marked_state(entry.file_name().as_bytes()) {
+            let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let state = relpath::encode(state);
+            self.states.push(match dir {
+                "" => state,
+                dir => format!("{dir}/{state}"),
+            });
+            return Ok(());
+        }
         if !self.filter.selects(&rel) {
             return Ok(());
         }
@@ -264,6 +257,7 @@ impl Drop for Collector {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.walked.files.append(&mut self.local.files);
         shared.walked.dirs.append(&mut self.local.dirs);
+        shared.states.append(&mut self.states);
         if shared.error.is_none() {
             shared.error = self.error.take();
         }
