@@ -1,5 +1,6 @@
-//! Issue Q: what is in a task's input set. Every file git would see counts, whatever the
-//! bytes of its name; no file zccache writes counts for any task.
+//! Issue Q (items 1-3): what is in a task's input set. Every file git would see counts,
+//! whatever the bytes of its name; no file zccache writes counts for any task; and a
+//! `--staged` check of the same bytes as the working tree is the same key as an ordinary one.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -54,12 +55,6 @@ fn issue_q_non_utf8_names_are_inputs() {
             all
         };
         let tag = format!("{mode:?}");
-        // A staged check does not name what changed.
-        let staged = mode == ["--staged"];
-        let shown = |name: &str| match staged {
-            true => "run (files changed)".to_string(),
-            false => format!("run (1 file changed: {name})"),
-        };
         run(&sb, &args(&[]))
             .status(0)
             .stderr_has("run (no previous success)");
@@ -71,12 +66,10 @@ fn issue_q_non_utf8_names_are_inputs() {
         let changed = run(&sb, &args(&["--json"])).status(0);
         let json = changed.stderr_json();
         assert_eq!(json["outcome"], "ran", "{tag}: {}", changed.stderr);
-        if !staged {
-            assert_eq!(
-                json["changes"][0]["path"], "bad\u{0}FF\u{0}FE.txt",
-                "{tag}: the JSON path is exact"
-            );
-        }
+        assert_eq!(
+            json["changes"][0]["path"], "bad\u{0}FF\u{0}FE.txt",
+            "{tag}: the JSON path is exact"
+        );
         run(&sb, &args(&[]))
             .status(0)
             .stderr_has("skip (4 files unchanged");
@@ -84,15 +77,13 @@ fn issue_q_non_utf8_names_are_inputs() {
         sb.git(&["add", "-A"]).status(0);
         run(&sb, &args(&[]))
             .status(0)
-            .stderr_has(&shown(r#""dir\303(/x.txt""#));
+            .stderr_has(r#"run (1 file changed: "dir\303(/x.txt")"#);
         append(&bad, "again\n");
         sb.git(&["add", "-A"]).status(0);
-        let explained = run(&sb, &args(&["--explain"]))
+        run(&sb, &args(&["--explain"]))
             .status(0)
-            .stderr_has(&shown(r#""bad\377\376.txt""#));
-        if !staged {
-            explained.stderr_has(r#"modified "bad\377\376.txt""#);
-        }
+            .stderr_has(r#"run (1 file changed: "bad\377\376.txt")"#)
+            .stderr_has(r#"modified "bad\377\376.txt""#);
     }
 }
 
@@ -148,4 +139,86 @@ fn issue_q_one_tasks_state_is_never_anothers_input() {
             .stderr_has(&format!("run test (1 file changed: {user_file})"));
     }
     assert_eq!(fs::read_to_string(sb.marker()).unwrap().lines().count(), 4);
+}
+
+/// A git project with a task per kind of input: a file, an executable, a symlink.
+fn staged_project() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("src/a.rs", "fn a() {}\n")
+        .write("run.sh", "#!/bin/sh\n")
+        .write(".gitignore", ".zccache/\ndist/\n")
+        .write(
+            "zccache.toml",
+            "[tasks.lint]\ncommand = \"echo lint >> \\\"$MARKER\\\"\"\n",
+        );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(sb.path("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("src/a.rs", sb.path("link")).unwrap();
+    sb.git(&["init", "-q"]).status(0);
+    sb.git(&["add", "-A"]).status(0);
+    sb
+}
+
+/// Q.3: a `--staged` check of the same bytes as the working tree is the same key as an
+/// ordinary check, both ways; a staged edit that differs from the working tree runs and its
+/// reason names the file.
+#[test]
+fn issue_q_a_staged_result_serves_an_ordinary_run_and_back() {
+    let sb = staged_project();
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("run lint");
+    run(&sb, &["lint"]).status(0).stderr_has("skip lint");
+    run(&sb, &["--no-daemon", "lint"])
+        .status(0)
+        .stderr_has("skip lint");
+    let tasks = sb.cmd(["tasks"]).status(0);
+    assert!(tasks.stdout.contains("would skip"), "{}", tasks.stdout);
+    // The reverse: an ordinary run, then the hook's check of the same bytes.
+    sb.write("src/a.rs", "fn a() { 2 }\n");
+    run(&sb, &["lint"])
+        .status(0)
+        .stderr_has("run lint (1 file changed: src/a.rs)");
+    sb.git(&["add", "src/a.rs"]).status(0);
+    run(&sb, &["--staged", "lint"])
+        .status(0)
+        .stderr_has("skip lint");
+    // Staged bytes that the working tree does not hold.
+    sb.write("src/a.rs", "fn a() { 3 }\n");
+    sb.git(&["add", "src/a.rs"]).status(0);
+    sb.write("src/a.rs", "fn a() { 4 }\n");
+    run(&sb, &["--staged", "--explain", "lint"])
+        .status(0)
+        .stderr_has("run lint (1 file changed: src/a.rs)")
+        .stderr_has("modified src/a.rs");
+    run(&sb, &["lint"])
+        .status(0)
+        .stderr_has("run lint (1 file changed: src/a.rs)");
+    assert_eq!(fs::read_to_string(sb.marker()).unwrap().lines().count(), 4);
+}
+
+/// Q.3 through the real hook: after a commit ran a build, `run --all` skips it, and a build
+/// run by hand is not replaced by an older one at the next commit.
+#[test]
+fn issue_q_the_hook_and_ordinary_runs_share_results() {
+    let sb = staged_project();
+    sb.write(
+        "zccache.toml",
+        "[tasks.build]\ncommand = \"mkdir -p dist && cat src/a.rs > dist/out && echo build >> \\\"$MARKER\\\"\"\noutputs = [\"dist\"]\n",
+    );
+    sb.cmd(["hook", "install"]).status(0);
+    sb.git(&["add", "-A"]).status(0);
+    sb.git(&["commit", "-q", "-m", "first"])
+        .env("MARKER", sb.marker())
+        .status(0)
+        .stderr_has("run build");
+    run(&sb, &["--all"]).status(0).stderr_has("skip build");
+    sb.write("src/a.rs", "fn a() { 2 }\n");
+    run(&sb, &["build"]).status(0).stderr_has("run build");
+    sb.git(&["commit", "-q", "-am", "second"])
+        .env("MARKER", sb.marker())
+        .status(0)
+        .stderr_has("skip build");
+    assert_eq!(sb.read("dist/out"), "fn a() { 2 }\n");
+    assert_eq!(fs::read_to_string(sb.marker()).unwrap().lines().count(), 2);
 }

@@ -5,6 +5,7 @@
 //! records the failure, `invalidate` forgets everything. All of it is synchronous and shared
 //! by the CLI, `zccache run` and (later) the daemon.
 
+mod blobs;
 mod check;
 mod companions;
 mod decision;
