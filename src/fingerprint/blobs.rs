@@ -3,10 +3,11 @@
 //! stale; the file keeps the blobs of the last staged check only, which bounds it by the
 //! index.
 //!
-//! Binary, read without parsing: a header line, then fixed records sorted by key (the kind
-//! of entry and the hex-decoded id, zero-padded: SHA-1 and SHA-256 ids alike) each followed by
-//! its 32-byte digest. Anything unreadable loads as empty: the blobs are read again.
+//! Binary, read without parsing: a header line, then fixed records (the kind of entry and the
+//! raw id, zero-padded: SHA-1 and SHA-256 ids alike), each followed by its 32-byte digest.
+//! Anything unreadable loads as empty: the blobs are read again.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::hash::Digest;
@@ -18,44 +19,97 @@ const HEADER: &[u8] = b"zccache-blobs 1\n";
 const KEY_LEN: usize = 33;
 const RECORD_LEN: usize = KEY_LEN + 32;
 
-/// A git object id as git prints it: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BlobId(String);
+/// A git object id: 20 bytes (SHA-1) or 32 (SHA-256), kept raw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlobId {
+    len: u8,
+    raw: [u8; 32],
+}
 
 impl BlobId {
-    /// `hex` when it is an object id.
-    pub fn new(hex: &str) -> Option<Self> {
-        let valid = matches!(hex.len(), 40 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        valid.then(|| BlobId(hex.to_ascii_lowercase()))
+    /// The id git prints as `hex` (40 or 64 hex digits), if it is one.
+    pub fn new(hex: &[u8]) -> Option<Self> {
+        if !matches!(hex.len(), 40 | 64) {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        for (byte, pair) in raw.iter_mut().zip(hex.chunks_exact(2)) {
+            let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(BlobId {
+            len: (hex.len() / 2) as u8,
+            raw,
+        })
     }
 
-    /// The hex form.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The raw bytes.
+    fn bytes(&self) -> &[u8] {
+        &self.raw[..usize::from(self.len)]
     }
 
     fn key(&self, kind: EntryKind) -> [u8; KEY_LEN] {
         let mut key = [0u8; KEY_LEN];
         key[0] = kind as u8;
-        let hex = self.0.as_bytes();
-        for (i, pair) in hex.chunks(2).enumerate() {
-            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-            key[1 + i] = digit(pair[0]) << 4 | digit(pair[1]);
-        }
+        key[1..].copy_from_slice(&self.raw);
         key
+    }
+}
+
+/// Hashes bytes into a git blob id, as git does (`blob <len>\0` then the bytes), with the
+/// algorithm of the id it is compared with (SHA-1, or SHA-256 for a 64-digit id).
+pub struct ObjectHasher(Algorithm);
+
+enum Algorithm {
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl ObjectHasher {
+    /// A hasher for a blob of `len` bytes, to be compared with `id`.
+    pub fn new(id: &BlobId, len: u64) -> Self {
+        use sha2::Digest as _;
+        let header = format!("blob {len}\0");
+        let mut algorithm = match id.len {
+            32 => Algorithm::Sha256(sha2::Sha256::new()),
+            _ => Algorithm::Sha1(sha1::Sha1::new()),
+        };
+        match &mut algorithm {
+            Algorithm::Sha1(h) => h.update(header.as_bytes()),
+            Algorithm::Sha256(h) => h.update(header.as_bytes()),
+        }
+        ObjectHasher(algorithm)
+    }
+
+    /// Adds content.
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        match &mut self.0 {
+            Algorithm::Sha1(h) => h.update(bytes),
+            Algorithm::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    /// True when the bytes hashed are the blob `id` names.
+    pub fn is(self, id: &BlobId) -> bool {
+        use sha2::Digest as _;
+        match self.0 {
+            Algorithm::Sha1(h) => h.finalize().as_slice() == id.bytes(),
+            Algorithm::Sha256(h) => h.finalize().as_slice() == id.bytes(),
+        }
     }
 }
 
 impl std::fmt::Display for BlobId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        self.bytes().iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
-/// Blob digests, sorted by key.
+/// Blob digests by blob and kind.
 #[derive(Debug, Default)]
 pub struct Blobs {
-    records: Vec<([u8; KEY_LEN], Digest)>,
+    digests: HashMap<[u8; KEY_LEN], Digest>,
 }
 
 impl Blobs {
@@ -70,42 +124,35 @@ impl Blobs {
         if !body.len().is_multiple_of(RECORD_LEN) {
             return Blobs::default();
         }
-        let records: Vec<([u8; KEY_LEN], Digest)> = body
+        let digests = body
             .chunks_exact(RECORD_LEN)
             .filter_map(|r| {
                 let (key, digest) = r.split_at(KEY_LEN);
                 Some((key.try_into().ok()?, Digest(digest.try_into().ok()?)))
             })
             .collect();
-        match records.is_sorted_by(|a, b| a.0 < b.0) {
-            true => Blobs { records },
-            false => Blobs::default(),
-        }
+        Blobs { digests }
     }
 
     /// The memo of `entries` (blob, how it is read, digest).
     pub fn from_iter(entries: impl IntoIterator<Item = (BlobId, EntryKind, Digest)>) -> Self {
-        let mut records: Vec<([u8; KEY_LEN], Digest)> = entries
+        let digests = entries
             .into_iter()
             .map(|(id, kind, digest)| (id.key(kind), digest))
             .collect();
-        records.sort_by_key(|r| r.0);
-        records.dedup_by(|a, b| a.0 == b.0);
-        Blobs { records }
+        Blobs { digests }
     }
 
     /// The digest of blob `id` read as `kind`, if known.
     pub fn get(&self, id: &BlobId, kind: EntryKind) -> Option<Digest> {
-        let key = id.key(kind);
-        let at = self.records.binary_search_by(|r| r.0.cmp(&key)).ok()?;
-        Some(self.records[at].1)
+        self.digests.get(&id.key(kind)).copied()
     }
 
     /// Writes the memo to `path` atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut bytes = Vec::with_capacity(HEADER.len() + self.records.len() * RECORD_LEN);
+        let mut bytes = Vec::with_capacity(HEADER.len() + self.digests.len() * RECORD_LEN);
         bytes.extend_from_slice(HEADER);
-        for (key, digest) in &self.records {
+        for (key, digest) in &self.digests {
             bytes.extend_from_slice(key);
             bytes.extend_from_slice(&digest.0);
         }
@@ -118,14 +165,16 @@ mod tests {
     use super::*;
 
     fn id(c: char, len: usize) -> BlobId {
-        BlobId::new(&c.to_string().repeat(len)).unwrap()
+        BlobId::new(c.to_string().repeat(len).as_bytes()).unwrap()
     }
 
     #[test]
-    fn ids_are_checked() {
-        assert!(BlobId::new("abc").is_none());
-        assert!(BlobId::new(&"g".repeat(40)).is_none());
-        assert!(BlobId::new(&"A".repeat(64)).is_some());
+    fn ids_are_checked_and_print_as_git_does() {
+        assert!(BlobId::new(b"abc").is_none());
+        assert!(BlobId::new("g".repeat(40).as_bytes()).is_none());
+        let hex = "ce013625030ba8dba906f756967f9e9ca394464a";
+        assert_eq!(BlobId::new(hex.as_bytes()).unwrap().to_string(), hex);
+        assert_eq!(id('A', 64).to_string(), "a".repeat(64));
     }
 
     #[test]
@@ -134,9 +183,9 @@ mod tests {
         let path = dir.path().join("f.blobs");
         let (a, b) = (id('a', 40), id('b', 64));
         Blobs::from_iter([
-            (b.clone(), EntryKind::File, Digest::of(b"b")),
-            (a.clone(), EntryKind::File, Digest::of(b"a")),
-            (a.clone(), EntryKind::Symlink, Digest::of(b"link a")),
+            (b, EntryKind::File, Digest::of(b"b")),
+            (a, EntryKind::File, Digest::of(b"a")),
+            (a, EntryKind::Symlink, Digest::of(b"link a")),
         ])
         .save(&path)
         .unwrap();
@@ -151,10 +200,27 @@ mod tests {
     }
 
     #[test]
+    fn object_ids_are_git_s() {
+        // `printf 'hello\n' | git hash-object --stdin`, and its SHA-256 form.
+        let sha1 = BlobId::new(b"ce013625030ba8dba906f756967f9e9ca394464a").unwrap();
+        let sha256 =
+            BlobId::new(b"2cf8d83d9ee29543b34a87727421fdecb7e3f3a183d337639025de576db9ebb4")
+                .unwrap();
+        for id in [&sha1, &sha256] {
+            let mut hasher = ObjectHasher::new(id, 6);
+            hasher.update(b"hello\n");
+            assert!(hasher.is(id), "{id}");
+        }
+        let mut other = ObjectHasher::new(&sha1, 6);
+        other.update(b"hellO\n");
+        assert!(!other.is(&sha1));
+    }
+
+    #[test]
     fn a_damaged_memo_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.blobs");
         std::fs::write(&path, b"zccache-blobs 1\nshort").unwrap();
-        assert!(Blobs::load(&path).records.is_empty());
+        assert!(Blobs::load(&path).digests.is_empty());
     }
 }

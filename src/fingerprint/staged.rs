@@ -6,14 +6,19 @@
 //!
 //! Reading every staged blob on every commit would cost as much as the commit's whole tree;
 //! the digest of each blob id is therefore remembered in `F.blobs` ([`blobs`]), and only
-//! blobs not seen before are read, in one `git cat-file --batch`.
+//! blobs not seen before are read: from the working tree when the file there still holds the
+//! blob (checked by its git id), else in one `git cat-file --batch`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use rayon::prelude::*;
+
 use super::FpError;
-use super::blobs::{BlobId, Blobs};
+use super::blobs::{BlobId, Blobs, ObjectHasher};
 use super::filter::Filter;
 use super::hash::{Digest, content_hasher};
 use super::relpath;
@@ -45,6 +50,45 @@ pub fn staged_entries(
     memo: &Path,
     save: bool,
 ) -> Result<(Vec<Entry>, usize), FpError> {
+    let records = staged_records(root, filter)?;
+    let known = Blobs::load(memo);
+    let mut digests: Vec<Option<Digest>> = records
+        .iter()
+        .map(|r| known.get(&r.blob, r.kind).filter(|_| !r.gitlink))
+        .collect();
+    let missing: Vec<&Record> = records
+        .iter()
+        .zip(&digests)
+        .filter(|(r, digest)| !r.gitlink && digest.is_none())
+        .map(|(r, _)| r)
+        .collect();
+    if !missing.is_empty() {
+        let read = read_missing(root, &missing)?;
+        for (r, digest) in records.iter().zip(&mut digests) {
+            if digest.is_none() && !r.gitlink {
+                *digest = read.get(&r.blob, r.kind);
+            }
+        }
+        if save {
+            let kept = records.iter().zip(&digests);
+            let kept = kept.filter_map(|(r, d)| Some((r.blob, r.kind, (*d)?)));
+            // A memo that cannot be written costs reading these blobs again, nothing else.
+            let _ = Blobs::from_iter(kept).save(memo);
+        }
+    }
+    // A submodule's commit, or a blob git does not have, is named by its id: never equal to
+    // a working tree's content, always equal to itself.
+    let by_id = |r: &Record| Digest::of(format!("git object {}", r.blob).as_bytes());
+    let entries = records
+        .iter()
+        .zip(digests)
+        .map(|(r, digest)| entry(r, digest.unwrap_or_else(|| by_id(r))))
+        .collect();
+    Ok((entries, missing.len()))
+}
+
+/// The index records under `root` that pass `filter`, sorted by path.
+fn staged_records(root: &Path, filter: &Filter) -> Result<Vec<Record>, FpError> {
     let listing = git(root, &["ls-files", "--stage", "-z", "--full-name"])?;
     let prefix = git(root, &["rev-parse", "--show-prefix"])?;
     let prefix = prefix.strip_suffix(b"\n").unwrap_or(&prefix);
@@ -54,37 +98,68 @@ pub fn staged_entries(
         .filter(|r| included(filter, &r.path))
         .collect();
     records.sort_by(|a, b| a.path.cmp(&b.path));
-    let known = Blobs::load(memo);
-    let mut missing: Vec<(BlobId, EntryKind)> = records
-        .iter()
-        .filter(|r| !r.gitlink && known.get(&r.blob, r.kind).is_none())
-        .map(|r| (r.blob.clone(), r.kind))
+    Ok(records)
+}
+
+/// The digests of the `missing` blobs: from the working tree where the file at the same path
+/// still holds the blob (its bytes are hashed once into both the git id, which must be the
+/// blob's, and the digest), else from git (`cat-file`), which is slower by far.
+fn read_missing(root: &Path, missing: &[&Record]) -> Result<Blobs, FpError> {
+    let from_tree: Vec<Option<Digest>> = missing
+        .par_iter()
+        .map(|r| worktree_digest(&relpath::join(root, &r.path), r.kind, &r.blob))
         .collect();
-    missing.sort_by(|a, b| (&a.0, a.1 as u8).cmp(&(&b.0, b.1 as u8)));
-    missing.dedup();
-    let read = read_blobs(root, &missing)?;
-    // A submodule's commit, or a blob git does not have, is named by its id: never equal to
-    // a working tree's content, always equal to itself.
-    let by_id = |r: &Record| Digest::of(format!("git object {}", r.blob).as_bytes());
-    let hash_of = |r: &Record| {
-        known
-            .get(&r.blob, r.kind)
-            .or_else(|| read.get(&r.blob, r.kind))
-            .filter(|_| !r.gitlink)
-            .unwrap_or_else(|| by_id(r))
-    };
-    let entries: Vec<Entry> = records.iter().map(|r| entry(r, hash_of(r))).collect();
-    if save && !missing.is_empty() {
-        let kept = records.iter().filter(|r| !r.gitlink).filter_map(|r| {
-            let digest = known
-                .get(&r.blob, r.kind)
-                .or_else(|| read.get(&r.blob, r.kind))?;
-            Some((r.blob.clone(), r.kind, digest))
-        });
-        // A memo that cannot be written costs reading these blobs again, nothing else.
-        let _ = Blobs::from_iter(kept).save(memo);
+    let mut found: Vec<(BlobId, EntryKind, Digest)> = Vec::with_capacity(missing.len());
+    let mut unread: Vec<(BlobId, EntryKind)> = Vec::new();
+    for (r, digest) in missing.iter().zip(from_tree) {
+        match digest {
+            Some(digest) => found.push((r.blob, r.kind, digest)),
+            None => unread.push((r.blob, r.kind)),
+        }
     }
-    Ok((entries, missing.len()))
+    unread.sort_by_key(|(id, kind)| (*id, *kind as u8));
+    unread.dedup();
+    found.extend(read_blobs(root, &unread)?);
+    Ok(Blobs::from_iter(found))
+}
+
+/// The digest of the file or link at `path` if it holds exactly the blob `id` (`None`: it
+/// differs, is gone or is something else). The bytes are read once and hashed both ways, so a
+/// file changed meanwhile can only fail the id check, never lend its digest to the blob.
+fn worktree_digest(path: &Path, kind: EntryKind, id: &BlobId) -> Option<Digest> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mut content = content_hasher(kind);
+    let object = match kind {
+        EntryKind::Symlink if meta.file_type().is_symlink() => {
+            let target = std::fs::read_link(path).ok()?;
+            let bytes = target.as_os_str().as_bytes();
+            let mut object = ObjectHasher::new(id, bytes.len() as u64);
+            object.update(bytes);
+            content.update(bytes);
+            object
+        }
+        EntryKind::File if meta.is_file() => {
+            let mut file = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+                .ok()?;
+            let meta = file.metadata().ok()?;
+            let mut object = ObjectHasher::new(id, meta.len());
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = file.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                object.update(&buf[..n]);
+                content.update(&buf[..n]);
+            }
+            object
+        }
+        _ => return None,
+    };
+    object.is(id).then(|| content.finalize().into())
 }
 
 /// The stat table to keep after a staged success: an entry of `previous` (the working tree's
@@ -153,9 +228,12 @@ fn git_failed(root: &Path, stderr: &[u8]) -> FpError {
 
 /// The digests of `blobs` (id, and whether it is read as a file or as link text), streamed
 /// from one `git cat-file --batch` (hashed as they arrive, never all in memory).
-fn read_blobs(root: &Path, blobs: &[(BlobId, EntryKind)]) -> Result<Blobs, FpError> {
+fn read_blobs(
+    root: &Path,
+    blobs: &[(BlobId, EntryKind)],
+) -> Result<Vec<(BlobId, EntryKind, Digest)>, FpError> {
     if blobs.is_empty() {
-        return Ok(Blobs::default());
+        return Ok(Vec::new());
     }
     let failed = |e| FpError::io("read blobs with git cat-file in", root, e);
     let mut child = Command::new("git")
@@ -168,7 +246,7 @@ fn read_blobs(root: &Path, blobs: &[(BlobId, EntryKind)]) -> Result<Blobs, FpErr
         .map_err(failed)?;
     let mut ids = Vec::with_capacity(blobs.len() * 41);
     for (id, _) in blobs {
-        ids.extend_from_slice(id.as_str().as_bytes());
+        ids.extend_from_slice(id.to_string().as_bytes());
         ids.push(b'\n');
     }
     // Fed from another thread: git answers while it reads, and both pipes are bounded.
@@ -185,7 +263,7 @@ fn read_blobs(root: &Path, blobs: &[(BlobId, EntryKind)]) -> Result<Blobs, FpErr
         return Err(git_failed(root, &output.stderr));
     }
     streamed.map_err(failed)?;
-    Ok(Blobs::from_iter(read))
+    Ok(read)
 }
 
 /// Reads one object per blob, in order, and keeps the digest of each one git has.
@@ -205,7 +283,7 @@ fn digest_objects(
         if copied != size {
             return Err(io::Error::other("git cat-file output ended early"));
         }
-        read.push((id.clone(), *kind, hasher.finalize().into()));
+        read.push((*id, *kind, hasher.finalize().into()));
     }
     Ok(())
 }
@@ -244,7 +322,7 @@ fn parse_record(record: &[u8], prefix: &[u8]) -> Option<Record> {
         },
         exec: mode == EXEC_MODE,
         gitlink: mode == GITLINK_MODE,
-        blob: BlobId::new(std::str::from_utf8(blob).ok()?)?,
+        blob: BlobId::new(blob)?,
     })
 }
 
@@ -285,6 +363,26 @@ mod tests {
     }
 
     #[test]
+    fn a_working_tree_file_lends_its_digest_only_when_it_holds_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let hello = BlobId::new(b"ce013625030ba8dba906f756967f9e9ca394464a").unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "hello\n").unwrap();
+        let digest = worktree_digest(&file, EntryKind::File, &hello);
+        assert_eq!(digest, Some(Digest::of(b"hello\n")));
+        std::fs::write(&file, "hello!\n").unwrap();
+        assert_eq!(worktree_digest(&file, EntryKind::File, &hello), None);
+        assert_eq!(worktree_digest(&file, EntryKind::Symlink, &hello), None);
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink("hello\n", &link).unwrap();
+        let mut expected = content_hasher(EntryKind::Symlink);
+        expected.update(b"hello\n");
+        let digest = worktree_digest(&link, EntryKind::Symlink, &hello);
+        assert_eq!(digest, Some(expected.finalize().into()));
+        assert_eq!(worktree_digest(&link, EntryKind::File, &hello), None);
+    }
+
+    #[test]
     fn a_staged_table_keeps_the_stats_that_still_hold() {
         let file = |path: &str, content: &[u8], inode: u64| Entry {
             path: path.into(),
@@ -315,7 +413,7 @@ mod tests {
             .into_iter()
             .map(|c| {
                 (
-                    BlobId::new(&c.to_string().repeat(40)).unwrap(),
+                    BlobId::new(c.to_string().repeat(40).as_bytes()).unwrap(),
                     EntryKind::File,
                 )
             })
