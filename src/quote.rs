@@ -8,18 +8,30 @@
 
 use std::borrow::Cow;
 
+use crate::fingerprint::relpath;
+
 /// `name` as git prints a path: unchanged when it is plain, else in double quotes with C
-/// escapes (`\t`, `\n`, `\"`, `\\`, other control bytes in octal: ESC is `\033`).
+/// escapes (`\t`, `\n`, `\"`, `\\`, other control bytes in octal: ESC is `\033`). A byte
+/// that is not UTF-8, which an input-set path keeps as NUL + two hex digits
+/// (`fingerprint::relpath`), is shown in octal as git shows it (`"bad\377.txt"`).
 pub fn path(name: &str) -> Cow<'_, str> {
     if !name.chars().any(needs_escape) {
         return Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 8);
     out.push('"');
-    for c in name.chars() {
+    let mut chars = name.char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
+            '\0' => match relpath::escaped_byte(&name[at + 1..]) {
+                Some(b) => {
+                    out.push_str(&format!("\\{b:03o}"));
+                    chars.nth(1);
+                }
+                None => escape(c, &mut out),
+            },
             c if needs_escape(c) => escape(c, &mut out),
             c => out.push(c),
         }
@@ -162,6 +174,9 @@ mod tests {
             ("\u{9b}2J", "\"\\302\\2332J\""),
             ("evil\u{202e}txt.exe", "\"evil\\342\\200\\256txt.exe\""),
             ("del\u{7f}", "\"del\\177\""),
+            ("bad\u{0}FF\u{0}FE.txt", "\"bad\\377\\376.txt\""),
+            ("dir\u{0}C3(/x.txt", "\"dir\\303(/x.txt\""),
+            ("nul\u{0}zz", "\"nul\\000zz\""),
         ];
         for (name, shown) in cases {
             assert_eq!(path(name), shown, "{name:?}");

@@ -7,6 +7,7 @@ mod daemon;
 mod faults;
 mod fp;
 mod graph;
+mod input_set;
 mod kv;
 mod miss_reasons;
 mod names_state;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::fingerprint::{
     Change, ChangeKind, Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all,
-    key_of_leaves, leaf, now_ns, relative, reusable, scan,
+    key_of_leaves, leaf, now_ns, relative, relpath, reusable, scan,
 };
 
 /// Names whose change alters the ignore rules of their whole directory.
@@ -210,7 +210,7 @@ impl Index {
         }
         let old_files = self.take_children(dir);
         let old_dirs: Vec<String> = self.child_dirs(dir);
-        let start = self.root.join(dir);
+        let start = relpath::join(&self.root, dir);
         let started = now_ns();
         let walked = scan(
             &self.root,
@@ -247,7 +247,7 @@ impl Index {
         depth: Option<usize>,
         previous: &BTreeMap<String, Indexed>,
     ) -> Result<Work, FpError> {
-        let start = self.root.join(dir);
+        let start = relpath::join(&self.root, dir);
         let started = now_ns();
         let walked = scan(
             &self.root,

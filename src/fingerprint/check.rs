@@ -4,9 +4,10 @@
 use std::fs::File;
 use std::sync::Arc;
 
+use super::companions::OwnState;
 use super::decision::decide;
-use super::scan::{OwnState, scan};
-use super::staged::staged_entries;
+use super::scan::scan;
+use super::staged::{staged_entries, staged_table};
 use super::state::{self, Loaded, Pending, StatePaths};
 use super::table::{self, Entry, Refreshed, Table, input_key, refresh};
 use super::{
@@ -75,22 +76,34 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
     conclude(req, &paths, &mut loaded, &built)
 }
 
-/// A check of what git's index holds: no stat table (blob ids are the hashes), no diff.
+/// A check of what git's index holds, keyed as the working tree would be. A success keeps
+/// the old stat table's entries the staged content still matches (see `staged_table`); a
+/// skip leaves the table alone.
 fn check_staged(
     req: &CheckRequest,
     root: &std::path::Path,
     filter: &Filter,
     paths: &StatePaths,
 ) -> Result<Checked, FpError> {
-    let entries = staged_entries(root, filter)?;
+    let save_blobs = req.writes != CheckWrites::Nothing;
+    let (entries, read) = staged_entries(root, filter, &paths.blobs, save_blobs)?;
+    let mut loaded = paths.load();
     let built = InputSet {
         key: input_key(&entries),
         files: entries.len(),
-        rehashed: 0,
-        changes: &|_| Vec::new(),
+        rehashed: read,
+        changes: &|old| table::diff(old, &entries.iter().collect::<Vec<_>>()),
         table: None,
     };
-    conclude(req, paths, &mut paths.load(), &built)
+    let mut checked = conclude(req, paths, &mut loaded, &built)?;
+    if checked.decision.verdict == Verdict::Run {
+        checked.pending.table = (req.cache_type == CacheType::TwoLayer)
+            .then(|| staged_table(previous_table(&loaded, req.cache_type), &entries));
+        if req.writes == CheckWrites::StateAndPendingFile {
+            paths.save_pending(&checked.pending)?;
+        }
+    }
+    Ok(checked)
 }
 
 /// Opens the state files of a check: created and locked exclusively when the check may write,
@@ -167,8 +180,10 @@ fn refresh_on_skip(
     inputs: &InputSet<'_>,
 ) -> Result<(), FpError> {
     let mut state = std::mem::replace(loaded, Loaded::Fresh).into_state();
-    let table_moved =
-        inputs.rehashed > 0 || state.table.as_ref().map(|t| t.entries.len()) != Some(inputs.files);
+    // Without a table to store (the daemon keeps its own), only the order of successes can move.
+    let table_moved = inputs.table.is_some()
+        && (inputs.rehashed > 0
+            || state.table.as_ref().map(|t| t.entries.len()) != Some(inputs.files));
     let at_front = state.successes.first().map(|s| s.key) == Some(key);
     if !table_moved && at_front {
         *loaded = Loaded::Ok(state);

@@ -60,13 +60,23 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// A hasher for an entry's content: a file's bytes as they are, a symlink's link text after
+/// a tag (so a link never hashes as a file holding its target's name). The working tree and
+/// git's staged blobs are hashed alike.
+pub fn content_hasher(kind: EntryKind) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new();
+    if kind == EntryKind::Symlink {
+        hasher.update(b"symlink\0");
+    }
+    hasher
+}
+
 /// Hashes the entry at `path`: file content, or the link text of a symlink (never followed).
 pub fn hash_entry(path: &Path, kind: EntryKind, size: u64) -> io::Result<Digest> {
     match kind {
         EntryKind::Symlink => {
             let target = std::fs::read_link(path)?;
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(b"symlink\0");
+            let mut hasher = content_hasher(kind);
             hasher.update(target.as_os_str().as_bytes());
             Ok(hasher.finalize().into())
         }

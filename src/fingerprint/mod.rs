@@ -5,13 +5,16 @@
 //! records the failure, `invalidate` forgets everything. All of it is synchronous and shared
 //! by the CLI, `zccache run` and (later) the daemon.
 
+mod blobs;
 mod check;
+mod companions;
 mod decision;
 mod error;
 mod filter;
 mod hash;
 mod marks;
 mod progress;
+pub mod relpath;
 mod scan;
 mod staged;
 mod state;
@@ -33,11 +36,13 @@ pub use state::{
 };
 
 pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
+pub use companions::{MARKER, OwnState};
 pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use scan::{OwnState, Scanned, Walked, mtime_ns, relative, scan};
+pub use relpath::relative;
+pub use scan::{Scanned, Walked, mtime_ns, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,

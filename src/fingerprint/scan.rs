@@ -1,9 +1,9 @@
 //! The parallel walk of a root: every file git would not ignore, filtered, with its metadata.
 //!
-//! Paths are relative to the root, `/`-separated and sorted by bytes. Symlinks are never
-//! followed; they are recorded as links and later hashed by their target text.
+//! Paths are relative to the root, `/`-separated, encoded losslessly (`relpath`) and sorted
+//! by those strings. Symlinks are never followed; they are recorded as links and later hashed
+//! by their target text. zccache's own state files, any task's, are left out (`companions`).
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +15,9 @@ use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::FpError;
+use super::companions::{self, OwnState};
 use super::filter::Filter;
+use super::relpath::{self, relative};
 
 /// What kind of entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,32 +55,6 @@ pub struct Scanned {
     pub stat: Stat,
 }
 
-/// Files that belong to zccache's own state and are never scanned: a state file and its
-/// companions (`F.pending`, `F.lock`, `F.tmp.*`), identified by directory and name prefix.
-#[derive(Debug, Clone)]
-pub struct OwnState {
-    dir: PathBuf,
-    prefix: Vec<u8>,
-}
-
-impl OwnState {
-    /// The companions of the state file at `file` (an absolute path).
-    pub fn of(file: &Path) -> Self {
-        OwnState {
-            dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-            prefix: file
-                .file_name()
-                .map(|n| n.as_bytes().to_vec())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// True when `path` (named `name`) is this state file or one of its companions.
-    pub fn contains(&self, path: &Path, name: &OsStr) -> bool {
-        name.as_bytes().starts_with(&self.prefix) && path.parent() == Some(self.dir.as_path())
-    }
-}
-
 /// What a walk found: the selected files and every directory it entered.
 #[derive(Debug, Default)]
 pub struct Walked {
@@ -100,6 +76,9 @@ pub fn scan(
     filter: Arc<Filter>,
     own: OwnState,
 ) -> Result<Walked, FpError> {
+    if start != root && companions::inside_marked_dir(root, start) {
+        return Ok(Walked::default());
+    }
     let root = root.to_path_buf();
     let prune_root = root.clone();
     let prune_filter = Arc::clone(&filter);
@@ -125,6 +104,8 @@ pub fn scan(
     }
     let mut walked = collected.walked;
     walked.files.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    let Walked { files, dirs } = &mut walked;
+    companions::drop_marked(files, |f| f.rel.as_str(), dirs, &collected.states);
     Ok(walked)
 }
 
@@ -147,31 +128,11 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
-/// `path` relative to `root` as a `/`-separated string; bytes that are not UTF-8 are written
-/// as `\xNN` so that distinct names stay distinct.
-pub fn relative(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let bytes = rel.as_os_str().as_bytes();
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => escape_non_utf8(bytes),
-    }
-}
-
-fn escape_non_utf8(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Default)]
 struct Collected {
     walked: Walked,
+    /// State files whose marker the walk met (see `companions`).
+    states: Vec<String>,
     error: Option<FpError>,
 }
 
@@ -187,6 +148,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
             root: self.root.clone(),
             filter: Arc::clone(&self.filter),
             local: Walked::default(),
+            states: Vec::new(),
             error: None,
             shared: Arc::clone(&self.shared),
         })
@@ -198,6 +160,7 @@ struct Collector {
     root: PathBuf,
     filter: Arc<Filter>,
     local: Walked,
+    states: Vec<String>,
     error: Option<FpError>,
     shared: Arc<Mutex<Collected>>,
 }
@@ -232,6 +195,16 @@ impl Collector {
             _ => return Ok(()),
         };
         let rel = relative(&self.root, entry.path());
+        // Before selection: a marker names a state file whatever the filters pick.
+        if let Some(state) = companions::marked_state(entry.file_name().as_bytes()) {
+            let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let state = relpath::encode(state);
+            self.states.push(match dir {
+                "" => state,
+                dir => format!("{dir}/{state}"),
+            });
+            return Ok(());
+        }
         if !self.filter.selects(&rel) {
             return Ok(());
         }
@@ -284,30 +257,9 @@ impl Drop for Collector {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.walked.files.append(&mut self.local.files);
         shared.walked.dirs.append(&mut self.local.dirs);
+        shared.states.append(&mut self.states);
         if shared.error.is_none() {
             shared.error = self.error.take();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths_are_slash_separated() {
-        assert_eq!(relative(Path::new("/r"), Path::new("/r/a/b.c")), "a/b.c");
-    }
-
-    #[test]
-    fn non_utf8_names_stay_distinct() {
-        let a = OsStr::from_bytes(b"/r/x\xff");
-        let b = OsStr::from_bytes(b"/r/x\xfe");
-        let (ra, rb) = (
-            relative(Path::new("/r"), Path::new(a)),
-            relative(Path::new("/r"), Path::new(b)),
-        );
-        assert_eq!(ra, "x\\xFF");
-        assert_ne!(ra, rb);
     }
 }

@@ -1,5 +1,7 @@
 //! State files: `F` (the successes and the stat table), `F.pending` (what the last check saw),
-//! `F.lock` (an advisory lock serializing processes on one cache file).
+//! `F.zccache-lock` (an advisory lock serializing processes on one cache file, created
+//! before anything else of `F` and never removed: it marks `F` as state, see `companions`),
+//! `F.blobs` (the staged blobs' digests, see `blobs`).
 //!
 //! Writes are atomic (temp file, fsync, rename). Reads open the file without following a
 //! symlink and read it only when it is a regular file ([`read_state_file`]): a link planted
@@ -18,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::FpError;
+use super::companions::MARKER;
 use super::hash::Digest;
 use super::table::Table;
 use crate::paths::with_suffix;
@@ -117,6 +120,8 @@ pub struct StatePaths {
     pub file: PathBuf,
     /// `F.pending`.
     pub pending: PathBuf,
+    /// `F.blobs`.
+    pub blobs: PathBuf,
     lock: PathBuf,
 }
 
@@ -152,7 +157,8 @@ impl StatePaths {
         let file = parent.join(&name);
         Ok(StatePaths {
             pending: with_suffix(&file, ".pending"),
-            lock: with_suffix(&file, ".lock"),
+            blobs: with_suffix(&file, ".blobs"),
+            lock: with_suffix(&file, MARKER),
             file,
         })
     }

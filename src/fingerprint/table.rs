@@ -14,6 +14,7 @@ use super::FpError;
 use super::decision::{Change, ChangeKind};
 use super::hash::{Digest, hash_entry};
 use super::progress::Progress;
+use super::relpath;
 use super::scan::{EntryKind, Scanned, Stat};
 
 /// Entries modified this close to their scan are never trusted by metadata alone.
@@ -109,7 +110,7 @@ fn hashed_entry(
     let hash = match known {
         Some(hash) => hash,
         None => {
-            let path = root.join(&s.rel);
+            let path = relpath::join(root, &s.rel);
             match hash_entry(&path, s.kind, s.stat.size) {
                 Ok(hash) => {
                     if let Some(progress) = progress {
