@@ -9,7 +9,7 @@ use std::io;
 
 use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin};
 use super::compiler::Identities;
-use super::depfile::{keep_prerequisites, prerequisites};
+use super::depfile::{Flavor, keep_prerequisites, prerequisites};
 use super::headers::{
     Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
 };
@@ -266,6 +266,7 @@ impl CompileCache {
         let dated_source = uses_the_clock(&source);
         let identity = self.identities.probe(&req.compiler, "--version")?;
         let compiler = identity.digest;
+        let flavor = Flavor::of(&identity.probe_output);
         let env = keyed_env_text(&req.env);
         let system = self.system_dirs.of(&compiler, req, c, &env)?;
         let search = SearchPath::new(req, c, system);
@@ -287,11 +288,11 @@ impl CompileCache {
         // finished in between is a hit too.
         let (_lead, direct_off) = loop {
             if let (Some(artifact), _) = direct(self)? {
-                return hit(req, c, artifact);
+                return hit(req, c, artifact, flavor);
             }
             if let Some(lead) = self.in_flight.lead_or_wait(base) {
                 match direct(self)? {
-                    (Some(artifact), _) => return hit(req, c, artifact),
+                    (Some(artifact), _) => return hit(req, c, artifact, flavor),
                     (None, direct_off) => break (lead, direct_off),
                 }
             }
@@ -305,7 +306,7 @@ impl CompileCache {
         if let Some(key) = &preprocessed
             && let Some(artifact) = self.store.get(key)?
         {
-            return hit(req, c, artifact);
+            return hit(req, c, artifact, flavor);
         }
         let parts = KeyParts {
             compiler: identity.shown(&req.compiler),
@@ -322,6 +323,7 @@ impl CompileCache {
             dated_source,
             preprocessed,
             parts,
+            flavor,
         };
         self.compile_and_store(req, c, expanded, &base, &search, plan)
     }
@@ -370,7 +372,7 @@ impl CompileCache {
             let full = dep_text.clone().unwrap_or_default();
             let text = if c.user_headers_only {
                 let phony = c.key_args.iter().any(|a| a == "-MP");
-                keep_prerequisites(&full, phony, |dep| !search.is_system(dep))
+                keep_prerequisites(&full, phony, plan.flavor, |dep| !search.is_system(dep))
             } else {
                 full
             };
@@ -382,7 +384,7 @@ impl CompileCache {
             stderr: outcome.stderr.clone(),
             exit_code: 0,
         };
-        deliver(req, c, &artifact)?;
+        deliver(req, c, &artifact, plan.flavor)?;
         let learned = match dep_text {
             Some(text) => {
                 let source = req.cwd.join(&c.source);
@@ -544,9 +546,9 @@ impl CompileCache {
 }
 
 /// The key of everything known before the compile: compiler, arguments in order, keyed
-/// env, the source's content, the depfile's target when there is one, and the working
-/// directory when the object records it (`-g` and the like; past a prefix map, the part
-/// the map leaves).
+/// env, the source's content, and the working directory when the object records it (`-g`
+/// and the like; past a prefix map, the part the map leaves). Not the depfile's path or
+/// targets: a hit writes its depfile for its own targets.
 fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &Digest) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"zccache compile v2\0");
@@ -568,10 +570,6 @@ fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &D
             hasher.update(b"cwd\0");
             hasher.update(dir.as_os_str().as_encoded_bytes());
         }
-    }
-    if c.depfile.is_some() {
-        hasher.update(b"\0target\0");
-        hasher.update(c.output.as_bytes());
     }
     keying::add_args(&mut hasher, &c.key_args);
     hasher.update(b"\0env");
@@ -602,8 +600,8 @@ fn tool_name(tool: &std::path::Path) -> &str {
 }
 
 /// A result from the store, delivered.
-fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
-    deliver(req, c, &artifact)?;
+fn hit(req: &Request, c: &Compile, artifact: Artifact, flavor: Flavor) -> io::Result<Outcome> {
+    deliver(req, c, &artifact, flavor)?;
     Ok(Outcome::new(
         Served::Hit,
         (artifact.exit_code, artifact.stdout, artifact.stderr),
@@ -618,4 +616,6 @@ struct Plan {
     preprocessed: Option<String>,
     /// The key's parts known before the compile (its headers come after).
     parts: KeyParts,
+    /// How the compiler writes depfiles.
+    flavor: Flavor,
 }
