@@ -833,6 +833,29 @@ fn issue_o_depfile_names_and_targets_stay_out_of_the_key() {
 }
 
 #[test]
+fn issue_o_the_depfile_is_never_newer_than_its_object() {
+    let sb = Sandbox::new();
+    // A large object takes a while to write: a depfile written after it would be newer.
+    sb.write(
+        "big.c",
+        "static const char big[16 << 20] = {V};\nconst char *f(void) { return big; }\n",
+    );
+    let mtime = |rel: &str| fs::metadata(sb.path(rel)).unwrap().modified().unwrap();
+    for round in 0..8 {
+        let define = format!("-DV={round}");
+        let args = ["-c", "big.c", &define, "-MMD", "-MP", "-o", "big.o"];
+        for served in ["miss", "hit"] {
+            gcc(&sb, &args).status(0);
+            assert!(
+                mtime("big.d") <= mtime("big.o"),
+                "round {round}, a {served}: the depfile is newer than the object"
+            );
+        }
+    }
+    assert_eq!(counts(&sb), (8, 8, 0));
+}
+
+#[test]
 fn several_architectures_pass_through() {
     if !available(Tool::Clang) {
         return;

@@ -109,8 +109,9 @@ pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -
     out
 }
 
-/// Writes the object (and depfile, for this compile's own targets) of a hit or a miss;
-/// written now, so they get a fresh mtime.
+/// Writes the depfile (for this compile's own targets) and then the object of a hit or a
+/// miss; written now, so they get a fresh mtime, the depfile's never later than the
+/// object's (a make rule `%.o: %.c %.d` would rebuild an object older than its depfile).
 pub(super) fn deliver(
     req: &Request,
     c: &Compile,
@@ -121,15 +122,19 @@ pub(super) fn deliver(
         // The client gave up on us and compiled by itself: its outputs are its own now.
         return Ok(());
     }
-    for (name, bytes) in &artifact.outputs {
-        match (name.as_str(), &c.depfile) {
-            ("object", _) => write_output(&req.cwd.join(&c.output), bytes, req.umask)?,
-            ("depfile", Some(depfile)) => {
-                let text = for_targets(bytes, c, flavor);
-                write_output(&req.cwd.join(depfile), &text, req.umask)?;
-            }
-            _ => {}
-        }
+    let output = |wanted: &str| {
+        artifact
+            .outputs
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, bytes)| bytes)
+    };
+    if let (Some(depfile), Some(bytes)) = (&c.depfile, output("depfile")) {
+        let text = for_targets(bytes, c, flavor);
+        write_output(&req.cwd.join(depfile), &text, req.umask)?;
+    }
+    if let Some(bytes) = output("object") {
+        write_output(&req.cwd.join(&c.output), bytes, req.umask)?;
     }
     Ok(())
 }
