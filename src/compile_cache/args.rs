@@ -366,6 +366,33 @@ impl Walk {
     }
 }
 
+/// The file a C driver command that is not cached writes, named as gcc names it: `-o`'s
+/// value, else `<stem>.s` for `-S`, `<stem>.o` for `-c`, `a.out` for a link; none for
+/// `-E` and `-M`/`-MM`, which write to stdout.
+pub fn uncached_output(args: &[String]) -> Option<String> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.strip_prefix("-o") {
+            Some("") => return iter.next().cloned(),
+            Some(value) => return Some(value.to_string()),
+            None => {}
+        }
+    }
+    let given = |flag: &str| args.iter().any(|a| a == flag);
+    if given("-E") || given("-M") || given("-MM") {
+        return None;
+    }
+    let source = args.iter().find(|a| !a.starts_with('-') && is_source(a));
+    let stem_with = |ext| source.map(|s| with_extension(s.rsplit('/').next().unwrap_or(s), ext));
+    if given("-S") {
+        stem_with("s")
+    } else if given("-c") {
+        stem_with("o")
+    } else {
+        Some("a.out".to_string())
+    }
+}
+
 /// True when `arg` names the process's standard input: `-` and the paths that reach fd 0.
 /// Such a source is the bytes the client sent (the daemon's own stdin is not the caller's).
 pub fn names_stdin(arg: &str) -> bool {
@@ -431,6 +458,17 @@ mod tests {
     passthrough!(unknown_flag, "-c -frobnicate-not -Zweird a.c");
     passthrough!(object_input, "-c a.o");
     passthrough!(two_architectures, "-c a.c -arch x86_64 -arch arm64");
+
+    #[test]
+    fn uncached_outputs_are_named_as_gcc_names_them() {
+        let output = |line: &str| uncached_output(&args(line));
+        assert_eq!(output("m.c b.o -o prog").as_deref(), Some("prog"));
+        assert_eq!(output("-c a.c -oout/a.o").as_deref(), Some("out/a.o"));
+        assert_eq!(output("-S src/a.c -O2").as_deref(), Some("a.s"));
+        assert_eq!(output("-c -Zweird src/a.c").as_deref(), Some("a.o"));
+        assert_eq!(output("m.o b.o").as_deref(), Some("a.out"));
+        assert_eq!(output("-E a.c"), None);
+    }
 
     #[test]
     fn one_architecture_is_keyed() {

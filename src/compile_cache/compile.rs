@@ -7,7 +7,9 @@
 
 use std::io;
 
-use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin};
+use super::args::{
+    Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin, uncached_output,
+};
 use super::compiler::Identities;
 use super::depfile::{Flavor, keep_prerequisites, prerequisites};
 use super::headers::{
@@ -49,6 +51,8 @@ const KEYED_ENV: [&str; 12] = [
 ];
 /// Env vars that make gcc write files we do not know about.
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// The passthrough reason of a several-source compile some part of which was not cached.
+const SEVERAL: &str = "part of a several-source compile";
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
 
@@ -105,7 +109,31 @@ impl CompileCache {
             return self.rust.compile(req, &self.identities, &self.misses);
         }
         let outcome = self.compile_c(req);
-        self.rescued(req, outcome)
+        let outcome = self.rescued(req, outcome);
+        self.note_passthrough(req, &outcome);
+        outcome
+    }
+
+    /// Remembers a passthrough's reason with the misses of what it wrote, for `zccache
+    /// why OUTPUT` (a several-source compile's parts are remembered each on its own).
+    fn note_passthrough(&self, req: &Request, outcome: &Outcome) {
+        let Served::Passthrough(reason) = outcome.served else {
+            return;
+        };
+        let output = match is_archiver(tool_name(&req.compiler)) {
+            true => req
+                .args
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .cloned(),
+            false if reason == SEVERAL => None,
+            false => uncached_output(&req.args),
+        };
+        if let Some(output) = output {
+            let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(&output));
+            self.misses.record_passthrough(&output, reason);
+        }
     }
 
     /// A C/C++ compile, or a C driver's link line.
@@ -155,7 +183,9 @@ impl CompileCache {
     /// uncached.
     pub fn link(&self, req: &Request) -> Outcome {
         let outcome = self.link_uncaught(req);
-        self.rescued(req, outcome)
+        let outcome = self.rescued(req, outcome);
+        self.note_passthrough(req, &outcome);
+        outcome
     }
 
     fn link_uncaught(&self, req: &Request) -> Outcome {
@@ -235,7 +265,7 @@ impl CompileCache {
             .iter()
             .any(|o| matches!(o.served, Served::Passthrough(_)))
         {
-            Served::Passthrough("part of a several-source compile")
+            Served::Passthrough(SEVERAL)
         } else {
             Served::Miss
         };
