@@ -753,6 +753,108 @@ fn mmd_depfiles_match_the_compiler_and_system_headers_still_count() {
     }
 }
 
+/// Runs `args` through `compiler` bare and then through zccache in the same tree; asserts
+/// the depfile zccache writes is the compiler's, byte for byte.
+fn depfile_as_bare(sb: &Sandbox, compiler: &str, args: &[&str], depfile: &str) {
+    sb.program(compiler).args(args).status(0);
+    let bare = sb.read(depfile);
+    sb.remove(depfile);
+    sb.cmd([compiler]).args(args).status(0);
+    assert_eq!(sb.read(depfile), bare, "{compiler} {args:?}");
+}
+
+#[test]
+fn issue_o_depfile_names_and_targets_stay_out_of_the_key() {
+    for compiler in ["gcc", "clang"] {
+        if compiler == "clang" && !available(Tool::Clang) {
+            return;
+        }
+        let sb = project();
+        sb.write(
+            "out/a_rather_long_directory_name_to_make_the_rule_wrap/.keep",
+            "",
+        );
+        let md = |rest: &[&'static str]| {
+            let mut args = vec!["-O2", "-Iinc", "-c", "a.c"];
+            args.extend_from_slice(rest);
+            args
+        };
+        depfile_as_bare(
+            &sb,
+            compiler,
+            &md(&["-MD", "-MF", "z.d", "-o", "z.o"]),
+            "z.d",
+        );
+        depfile_as_bare(
+            &sb,
+            compiler,
+            &md(&["-MD", "-MF", "w.d", "-o", "w.o"]),
+            "w.d",
+        );
+        assert_eq!(counts(&sb), (1, 1, 0), "{compiler}: another -o/-MF hits");
+        let long = "out/a_rather_long_directory_name_to_make_the_rule_wrap/v.o";
+        depfile_as_bare(
+            &sb,
+            compiler,
+            &md(&["-MD", "-o", long]),
+            &long.replace(".o", ".d"),
+        );
+        let named = [
+            "-MD", "-MF", "t.d", "-MT", "x y", "-MQ", "q r$#", "-MT", "t2", "-MQ", "q2",
+        ];
+        depfile_as_bare(&sb, compiler, &md(&named), "t.d");
+        depfile_as_bare(
+            &sb,
+            compiler,
+            &md(&["-MD", "-MQ", long, "-MT", long]),
+            "a.d",
+        );
+        assert_eq!(counts(&sb), (4, 1, 0), "{compiler}: targets are not keyed");
+        let user = |d: &'static str, o: &'static str| md(&["-MMD", "-MP", "-MF", d, "-o", o]);
+        depfile_as_bare(&sb, compiler, &user("m1.d", "m1.o"), "m1.d");
+        depfile_as_bare(&sb, compiler, &user("m2.d", long), "m2.d");
+        assert_eq!(counts(&sb), (5, 2, 0), "{compiler}: -MMD -MP too");
+        sb.write("inc/h.h", "#define H 2\n");
+        depfile_as_bare(
+            &sb,
+            compiler,
+            &md(&["-MD", "-MF", "z.d", "-o", "z.o"]),
+            "z.d",
+        );
+        let mut o1 = md(&["-MD", "-MF", "z.d", "-o", "z.o"]);
+        o1[0] = "-O1";
+        depfile_as_bare(&sb, compiler, &o1, "z.d");
+        assert_eq!(
+            counts(&sb),
+            (5, 4, 0),
+            "{compiler}: a header or a flag still misses"
+        );
+    }
+}
+
+#[test]
+fn issue_o_the_depfile_is_never_newer_than_its_object() {
+    let sb = Sandbox::new();
+    // A large object takes a while to write: a depfile written after it would be newer.
+    sb.write(
+        "big.c",
+        "static const char big[16 << 20] = {V};\nconst char *f(void) { return big; }\n",
+    );
+    let mtime = |rel: &str| fs::metadata(sb.path(rel)).unwrap().modified().unwrap();
+    for round in 0..8 {
+        let define = format!("-DV={round}");
+        let args = ["-c", "big.c", &define, "-MMD", "-MP", "-o", "big.o"];
+        for served in ["miss", "hit"] {
+            gcc(&sb, &args).status(0);
+            assert!(
+                mtime("big.d") <= mtime("big.o"),
+                "round {round}, a {served}: the depfile is newer than the object"
+            );
+        }
+    }
+    assert_eq!(counts(&sb), (8, 8, 0));
+}
+
 #[test]
 fn several_architectures_pass_through() {
     if !available(Tool::Clang) {

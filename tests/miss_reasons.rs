@@ -121,7 +121,11 @@ fn every_kind_of_change_is_named_newest_first() {
     );
 
     let none = sb.cmd(["why", "build/other.o"]).status(1);
-    assert!(none.stdout.contains("no miss recorded"), "{}", none.stdout);
+    assert!(
+        none.stdout.contains("no miss or passthrough recorded"),
+        "{}",
+        none.stdout
+    );
 }
 
 #[test]

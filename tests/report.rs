@@ -251,3 +251,83 @@ fn issue_q_a_report_filter_that_names_nothing_says_so() {
     let all = sb.cmd(["report", "--format", "json"]).status(0).json();
     assert_eq!(all["lines"], 1);
 }
+
+/// Issue O.4e: a passthrough says why it was not cached, in the journal line, in `why
+/// OUTPUT` and in the report (text and HTML), with real gcc.
+#[test]
+fn issue_o_passthroughs_say_why_everywhere() {
+    let sb = Sandbox::new();
+    sb.write("a.c", "int f(void) { return 1; }\n")
+        .write("m.c", "int main(void) { return 0; }\n");
+    let id = sb
+        .cmd(["session-start", "--journal", "j.jsonl"])
+        .status(0)
+        .json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gcc = |args: &[&str]| {
+        sb.cmd(["gcc"])
+            .args(args)
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(0);
+    };
+    gcc(&["-E", "a.c"]);
+    gcc(&["-S", "a.c"]);
+    gcc(&["m.c", "-o", "prog"]);
+    gcc(&["-c", "a.c", "-Xassembler", "--noexecstack", "-o", "w.o"]);
+    gcc(&["-c", "-H", "a.c", "-o", "w.o"]);
+    sb.cmd(["session-end", &id]).status(0);
+
+    let reasons: Vec<String> = sb
+        .read("j.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| {
+            l["passthrough_reason"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string()
+        })
+        .collect();
+    let (object, compile, unknown) = (
+        "not a compile to an object",
+        "not a compile (-c missing)",
+        "an unknown flag",
+    );
+    assert_eq!(reasons, [object, object, compile, unknown, unknown]);
+
+    let why = sb.cmd(["why", "prog"]).status(0).stdout;
+    assert_eq!(
+        why.lines().next(),
+        Some("prog: 1 recent passthrough, newest first"),
+        "{why}"
+    );
+    assert!(why.contains(&format!("passed through: {compile}")), "{why}");
+    let why = sb.cmd(["why", "a.s"]).status(0).stdout;
+    assert!(why.contains(&format!("passed through: {object}")), "{why}");
+    let why = sb.cmd(["why", "w.o"]).status(0).stdout;
+    assert!(why.starts_with("w.o: 2 recent passthroughs"), "{why}");
+
+    let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
+    let section = text.split("passthroughs by reason:\n").nth(1).unwrap_or("");
+    let rows: Vec<&str> = section.lines().take(3).map(str::trim).collect();
+    assert_eq!(
+        rows,
+        [
+            format!("2  {unknown}"),
+            format!("2  {object}"),
+            format!("1  {compile}")
+        ],
+        "{text}"
+    );
+    sb.cmd(["report", "--journal", "j.jsonl", "-o", "r.html"])
+        .status(0);
+    let html = sb.read("r.html");
+    parse_tags(&html);
+    let table = html.split("Passthroughs by reason").nth(1).unwrap_or("");
+    assert!(
+        table.contains(&format!("<td class=\"n\">2</td><td>{unknown}</td>")),
+        "{html}"
+    );
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::WhyArgs;
+use crate::compile_cache::miss_reason::{Miss, PASSED_THROUGH};
 use crate::config;
 use crate::daemon::client;
 use crate::daemon::lifecycle::DaemonPaths;
@@ -129,11 +130,13 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
         // A shell glob names outputs from the tree, and reasons name headers and inputs.
         let shown = quote::path(name);
         if misses.is_empty() {
-            println!("{shown}: no miss recorded since the daemon started (hits record nothing)");
+            println!(
+                "{shown}: no miss or passthrough recorded since the daemon started (hits \
+                 record nothing)"
+            );
             continue;
         }
-        let noun = if misses.len() == 1 { "miss" } else { "misses" };
-        println!("{shown}: {} recent {noun}, newest first", misses.len());
+        println!("{shown}: {}, newest first", counted(&misses));
         for miss in &misses {
             let reasons = miss.reasons.join("; ");
             println!("  {}  {}", when(miss.at_ms), quote::controls(&reasons));
@@ -144,6 +147,28 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `2 recent misses`, `1 recent passthrough`, `1 recent miss, 2 passthroughs`.
+fn counted(misses: &[Miss]) -> String {
+    let passed = misses
+        .iter()
+        .filter(|m| m.reasons.iter().any(|r| r.starts_with(PASSED_THROUGH)))
+        .count();
+    let parts: Vec<String> = [
+        (misses.len() - passed, "miss", "misses"),
+        (passed, "passthrough", "passthroughs"),
+    ]
+    .into_iter()
+    .filter(|(count, _, _)| *count > 0)
+    .enumerate()
+    .map(|(i, (count, one, many))| {
+        let recent = if i == 0 { "recent " } else { "" };
+        let noun = if count == 1 { one } else { many };
+        format!("{count} {recent}{noun}")
+    })
+    .collect();
+    parts.join(", ")
 }
 
 /// The ledger line for a terminal: paths quoted, and no control character from the file

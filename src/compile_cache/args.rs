@@ -24,6 +24,18 @@ pub struct Compile {
     pub records_cwd: bool,
     /// The OLD sides of `-fdebug-prefix-map=OLD=NEW` / `-ffile-prefix-map=OLD=NEW`.
     pub prefix_maps: Vec<String>,
+    /// The depfile's targets named by `-MT`/`-MQ`, in command order (not in the key: a hit
+    /// writes its depfile with its own targets).
+    pub targets: Vec<DepTarget>,
+}
+
+/// A depfile target the command names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepTarget {
+    /// The name as given.
+    pub name: String,
+    /// `-MQ` (quoted for make) rather than `-MT` (written as is).
+    pub quoted: bool,
 }
 
 /// The verdict on a command line.
@@ -38,7 +50,7 @@ pub enum Classified {
 }
 
 /// Flags whose value is the next argument (or attached), kept in the key.
-const WITH_VALUE: [&str; 18] = [
+const WITH_VALUE: [&str; 16] = [
     "-I",
     "-isystem",
     "-iquote",
@@ -51,8 +63,6 @@ const WITH_VALUE: [&str; 18] = [
     "-D",
     "-U",
     "-x",
-    "-MT",
-    "-MQ",
     "--param",
     "-Xpreprocessor",
     "-target",
@@ -136,6 +146,7 @@ struct Walk {
     include_dirs: Vec<String>,
     user_headers_only: bool,
     arch_count: usize,
+    targets: Vec<DepTarget>,
 }
 
 impl Walk {
@@ -157,6 +168,14 @@ impl Walk {
             "-MF" => {
                 self.dep_file = Some(next.ok_or("-MF without a value")?.clone());
                 return Ok(2);
+            }
+            "-MT" | "-MQ" => {
+                let name = next.ok_or("a flag without its value")?.clone();
+                self.target(arg, name);
+                return Ok(2);
+            }
+            _ if arg.starts_with("-MT") || arg.starts_with("-MQ") => {
+                self.target(arg, arg[3..].to_string());
             }
             "-MD" | "-MMD" => {
                 self.dep_wanted = true;
@@ -188,6 +207,11 @@ impl Walk {
             _ => return Err("an input that is not a source"),
         }
         Ok(1)
+    }
+
+    fn target(&mut self, flag: &str, name: String) {
+        let quoted = flag.starts_with("-MQ");
+        self.targets.push(DepTarget { name, quoted });
     }
 
     fn keep_valued(&mut self, flag: &str, value: &str) {
@@ -257,6 +281,7 @@ impl Walk {
             user_headers_only: self.dep_wanted && self.user_headers_only,
             records_cwd,
             prefix_maps,
+            targets: self.targets,
         })
     }
 }
@@ -333,16 +358,38 @@ impl Walk {
         if self.sources.is_empty() {
             return Classified::Passthrough("no source");
         }
-        let named = self.output.is_some()
-            || self.dep_file.is_some()
-            || self
-                .key_args
-                .iter()
-                .any(|a| a.starts_with("-MT") || a.starts_with("-MQ"));
+        let named = self.output.is_some() || self.dep_file.is_some() || !self.targets.is_empty();
         if named || self.sources.iter().any(|s| names_stdin(s)) {
             return Classified::Passthrough("several sources with one named output");
         }
         Classified::Several(self.sources)
+    }
+}
+
+/// The file a C driver command that is not cached writes, named as gcc names it: `-o`'s
+/// value, else `<stem>.s` for `-S`, `<stem>.o` for `-c`, `a.out` for a link; none for
+/// `-E` and `-M`/`-MM`, which write to stdout.
+pub fn uncached_output(args: &[String]) -> Option<String> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.strip_prefix("-o") {
+            Some("") => return iter.next().cloned(),
+            Some(value) => return Some(value.to_string()),
+            None => {}
+        }
+    }
+    let given = |flag: &str| args.iter().any(|a| a == flag);
+    if given("-E") || given("-M") || given("-MM") {
+        return None;
+    }
+    let source = args.iter().find(|a| !a.starts_with('-') && is_source(a));
+    let stem_with = |ext| source.map(|s| with_extension(s.rsplit('/').next().unwrap_or(s), ext));
+    if given("-S") {
+        stem_with("s")
+    } else if given("-c") {
+        stem_with("o")
+    } else {
+        Some("a.out".to_string())
     }
 }
 
@@ -413,6 +460,17 @@ mod tests {
     passthrough!(two_architectures, "-c a.c -arch x86_64 -arch arm64");
 
     #[test]
+    fn uncached_outputs_are_named_as_gcc_names_them() {
+        let output = |line: &str| uncached_output(&args(line));
+        assert_eq!(output("m.c b.o -o prog").as_deref(), Some("prog"));
+        assert_eq!(output("-c a.c -oout/a.o").as_deref(), Some("out/a.o"));
+        assert_eq!(output("-S src/a.c -O2").as_deref(), Some("a.s"));
+        assert_eq!(output("-c -Zweird src/a.c").as_deref(), Some("a.o"));
+        assert_eq!(output("m.o b.o").as_deref(), Some("a.out"));
+        assert_eq!(output("-E a.c"), None);
+    }
+
+    #[test]
     fn one_architecture_is_keyed() {
         assert_eq!(
             compile("-c a.c -arch arm64").key_args,
@@ -445,6 +503,20 @@ mod tests {
         assert_eq!(c.output, "out/a.o");
         assert_eq!(c.depfile.as_deref(), Some("out/a.d"));
         assert_eq!(c.key_args, args("src/a.c -MD -O2 -DX=1"));
+    }
+
+    #[test]
+    fn depfile_targets_are_not_in_the_key() {
+        let c = compile("-c a.c -MD -MT x -MQ y -MTw -o a.o");
+        assert_eq!(c.key_args, args("a.c -MD"));
+        let target = |name: &str, quoted| DepTarget {
+            name: name.into(),
+            quoted,
+        };
+        assert_eq!(
+            c.targets,
+            [target("x", false), target("y", true), target("w", false)]
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 
 use std::io;
 
-use super::args::{Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin};
+use super::args::{
+    Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin, uncached_output,
+};
 use super::compiler::Identities;
-use super::depfile::{keep_prerequisites, prerequisites};
+use super::depfile::{Flavor, keep_prerequisites, prerequisites};
 use super::headers::{
     Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
 };
@@ -49,6 +51,8 @@ const KEYED_ENV: [&str; 12] = [
 ];
 /// Env vars that make gcc write files we do not know about.
 const REFUSED_ENV: [&str; 2] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// The passthrough reason of a several-source compile some part of which was not cached.
+const SEVERAL: &str = "part of a several-source compile";
 /// Manifests kept in memory at most.
 const MANIFESTS_IN_MEMORY: usize = 8192;
 
@@ -105,7 +109,31 @@ impl CompileCache {
             return self.rust.compile(req, &self.identities, &self.misses);
         }
         let outcome = self.compile_c(req);
-        self.rescued(req, outcome)
+        let outcome = self.rescued(req, outcome);
+        self.note_passthrough(req, &outcome);
+        outcome
+    }
+
+    /// Remembers a passthrough's reason with the misses of what it wrote, for `zccache
+    /// why OUTPUT` (a several-source compile's parts are remembered each on its own).
+    fn note_passthrough(&self, req: &Request, outcome: &Outcome) {
+        let Served::Passthrough(reason) = outcome.served else {
+            return;
+        };
+        let output = match is_archiver(tool_name(&req.compiler)) {
+            true => req
+                .args
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .cloned(),
+            false if reason == SEVERAL => None,
+            false => uncached_output(&req.args),
+        };
+        if let Some(output) = output {
+            let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(&output));
+            self.misses.record_passthrough(&output, reason);
+        }
     }
 
     /// A C/C++ compile, or a C driver's link line.
@@ -155,7 +183,9 @@ impl CompileCache {
     /// uncached.
     pub fn link(&self, req: &Request) -> Outcome {
         let outcome = self.link_uncaught(req);
-        self.rescued(req, outcome)
+        let outcome = self.rescued(req, outcome);
+        self.note_passthrough(req, &outcome);
+        outcome
     }
 
     fn link_uncaught(&self, req: &Request) -> Outcome {
@@ -235,7 +265,7 @@ impl CompileCache {
             .iter()
             .any(|o| matches!(o.served, Served::Passthrough(_)))
         {
-            Served::Passthrough("part of a several-source compile")
+            Served::Passthrough(SEVERAL)
         } else {
             Served::Miss
         };
@@ -266,6 +296,7 @@ impl CompileCache {
         let dated_source = uses_the_clock(&source);
         let identity = self.identities.probe(&req.compiler, "--version")?;
         let compiler = identity.digest;
+        let flavor = Flavor::of(&identity.probe_output);
         let env = keyed_env_text(&req.env);
         let system = self.system_dirs.of(&compiler, req, c, &env)?;
         let search = SearchPath::new(req, c, system);
@@ -287,11 +318,11 @@ impl CompileCache {
         // finished in between is a hit too.
         let (_lead, direct_off) = loop {
             if let (Some(artifact), _) = direct(self)? {
-                return hit(req, c, artifact);
+                return hit(req, c, artifact, flavor);
             }
             if let Some(lead) = self.in_flight.lead_or_wait(base) {
                 match direct(self)? {
-                    (Some(artifact), _) => return hit(req, c, artifact),
+                    (Some(artifact), _) => return hit(req, c, artifact, flavor),
                     (None, direct_off) => break (lead, direct_off),
                 }
             }
@@ -305,7 +336,7 @@ impl CompileCache {
         if let Some(key) = &preprocessed
             && let Some(artifact) = self.store.get(key)?
         {
-            return hit(req, c, artifact);
+            return hit(req, c, artifact, flavor);
         }
         let parts = KeyParts {
             compiler: identity.shown(&req.compiler),
@@ -322,6 +353,7 @@ impl CompileCache {
             dated_source,
             preprocessed,
             parts,
+            flavor,
         };
         self.compile_and_store(req, c, expanded, &base, &search, plan)
     }
@@ -370,7 +402,7 @@ impl CompileCache {
             let full = dep_text.clone().unwrap_or_default();
             let text = if c.user_headers_only {
                 let phony = c.key_args.iter().any(|a| a == "-MP");
-                keep_prerequisites(&full, phony, |dep| !search.is_system(dep))
+                keep_prerequisites(&full, phony, plan.flavor, |dep| !search.is_system(dep))
             } else {
                 full
             };
@@ -382,7 +414,7 @@ impl CompileCache {
             stderr: outcome.stderr.clone(),
             exit_code: 0,
         };
-        deliver(req, c, &artifact)?;
+        deliver(req, c, &artifact, plan.flavor)?;
         let learned = match dep_text {
             Some(text) => {
                 let source = req.cwd.join(&c.source);
@@ -544,9 +576,9 @@ impl CompileCache {
 }
 
 /// The key of everything known before the compile: compiler, arguments in order, keyed
-/// env, the source's content, the depfile's target when there is one, and the working
-/// directory when the object records it (`-g` and the like; past a prefix map, the part
-/// the map leaves).
+/// env, the source's content, and the working directory when the object records it (`-g`
+/// and the like; past a prefix map, the part the map leaves). Not the depfile's path or
+/// targets: a hit writes its depfile for its own targets.
 fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &Digest) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"zccache compile v2\0");
@@ -568,10 +600,6 @@ fn base_key(req: &Request, c: &Compile, compiler: &Digest, env: &str, source: &D
             hasher.update(b"cwd\0");
             hasher.update(dir.as_os_str().as_encoded_bytes());
         }
-    }
-    if c.depfile.is_some() {
-        hasher.update(b"\0target\0");
-        hasher.update(c.output.as_bytes());
     }
     keying::add_args(&mut hasher, &c.key_args);
     hasher.update(b"\0env");
@@ -602,8 +630,8 @@ fn tool_name(tool: &std::path::Path) -> &str {
 }
 
 /// A result from the store, delivered.
-fn hit(req: &Request, c: &Compile, artifact: Artifact) -> io::Result<Outcome> {
-    deliver(req, c, &artifact)?;
+fn hit(req: &Request, c: &Compile, artifact: Artifact, flavor: Flavor) -> io::Result<Outcome> {
+    deliver(req, c, &artifact, flavor)?;
     Ok(Outcome::new(
         Served::Hit,
         (artifact.exit_code, artifact.stdout, artifact.stderr),
@@ -618,4 +646,6 @@ struct Plan {
     preprocessed: Option<String>,
     /// The key's parts known before the compile (its headers come after).
     parts: KeyParts,
+    /// How the compiler writes depfiles.
+    flavor: Flavor,
 }

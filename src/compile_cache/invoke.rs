@@ -2,6 +2,7 @@
 //! half-written file is ever read), exactly the request's environment and stdin, and
 //! atomic delivery of the results.
 
+use std::borrow::Cow;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::Compile;
+use super::depfile::{Flavor, retarget, target_words};
 use super::profile::{Phase, timed};
 use super::request::{Outcome, Request, Served};
 use crate::daemon::protocol::Artifact;
@@ -107,25 +109,47 @@ pub(super) fn private_outputs(args: &[String], c: &Compile, scratch: &Scratch) -
     out
 }
 
-/// Writes the object (and depfile) of a hit or a miss; written now, so they get a fresh
-/// mtime.
-pub(super) fn deliver(req: &Request, c: &Compile, artifact: &Artifact) -> io::Result<()> {
+/// Writes the depfile (for this compile's own targets) and then the object of a hit or a
+/// miss; written now, so they get a fresh mtime, the depfile's never later than the
+/// object's (a make rule `%.o: %.c %.d` would rebuild an object older than its depfile).
+pub(super) fn deliver(
+    req: &Request,
+    c: &Compile,
+    artifact: &Artifact,
+    flavor: Flavor,
+) -> io::Result<()> {
     if req.peer.hung_up() {
         // The client gave up on us and compiled by itself: its outputs are its own now.
         return Ok(());
     }
-    for (name, bytes) in &artifact.outputs {
-        let target = match name.as_str() {
-            "object" => req.cwd.join(&c.output),
-            "depfile" => match &c.depfile {
-                Some(d) => req.cwd.join(d),
-                None => continue,
-            },
-            _ => continue,
-        };
-        write_output(&target, bytes, req.umask)?;
+    let output = |wanted: &str| {
+        artifact
+            .outputs
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, bytes)| bytes)
+    };
+    if let (Some(depfile), Some(bytes)) = (&c.depfile, output("depfile")) {
+        let text = for_targets(bytes, c, flavor);
+        write_output(&req.cwd.join(depfile), &text, req.umask)?;
+    }
+    if let Some(bytes) = output("object") {
+        write_output(&req.cwd.join(&c.output), bytes, req.umask)?;
     }
     Ok(())
+}
+
+/// A stored depfile as `c`'s compiler would write it for `c`'s targets (as stored when
+/// they are the same, or it is no text with a rule).
+fn for_targets<'a>(bytes: &'a [u8], c: &Compile, flavor: Flavor) -> Cow<'a, [u8]> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Cow::Borrowed(bytes);
+    };
+    let targets = target_words(&c.targets, &c.output, flavor);
+    match retarget(text, &targets, flavor) {
+        Cow::Borrowed(_) => Cow::Borrowed(bytes),
+        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+    }
 }
 
 /// Writes one output: over the existing file in place when it is a plain file with no

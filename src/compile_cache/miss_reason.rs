@@ -170,51 +170,40 @@ struct Memory {
     clock: u64,
 }
 
-/// An output's last key parts and its recent misses, newest first.
+/// An output's last key parts (none when it was only passed through) and its recent
+/// misses and passthroughs, newest first.
 #[derive(Debug)]
 struct Remembered {
-    parts: KeyParts,
+    parts: Option<KeyParts>,
     misses: std::collections::VecDeque<Miss>,
     used: u64,
 }
+
+/// How a passthrough's entry among an output's misses starts (its reason follows).
+pub const PASSED_THROUGH: &str = "not cached, passed through: ";
 
 impl MissMemory {
     /// Remembers `parts` as the last compile of `output`; returns why it missed.
     pub fn record(&self, output: &Path, parts: KeyParts) -> Vec<String> {
         let mut memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        memory.clock += 1;
-        let used = memory.clock;
-        let why = reasons(memory.outputs.get(output).map(|r| &r.parts), &parts);
-        if memory.outputs.len() >= MAX_OUTPUTS && !memory.outputs.contains_key(output) {
-            let oldest = memory
-                .outputs
-                .iter()
-                .min_by_key(|(_, r)| r.used)
-                .map(|(path, _)| path.clone());
-            if let Some(oldest) = oldest {
-                memory.outputs.remove(&oldest);
-            }
-        }
-        let miss = Miss {
-            at_ms: crate::fingerprint::now_ms(),
-            reasons: why.clone(),
-        };
-        let entry = memory
-            .outputs
-            .entry(output.to_path_buf())
-            .or_insert_with(|| Remembered {
-                parts: parts.clone(),
-                misses: std::collections::VecDeque::new(),
-                used,
-            });
-        entry.parts = parts;
-        entry.used = used;
-        entry.misses.push_front(miss);
-        entry.misses.truncate(MAX_MISSES);
+        let last = memory.outputs.get(output).and_then(|r| r.parts.as_ref());
+        let why = reasons(last, &parts);
+        let entry = memory.entry(output);
+        entry.parts = Some(parts);
+        entry.push(why.clone());
         why
     }
 
-    /// The recent misses of `output`, newest first.
+    /// Remembers that a compile of `output` ran uncached, and why (the last key parts stay:
+    /// the next miss is still told apart from the last compile that was cached).
+    pub fn record_passthrough(&self, output: &Path, reason: &str) {
+        let mut memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        memory
+            .entry(output)
+            .push(vec![format!("{PASSED_THROUGH}{reason}")]);
+    }
+
+    /// The recent misses and passthroughs of `output`, newest first.
     pub fn of(&self, output: &Path) -> Vec<Miss> {
         let memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         memory
@@ -222,6 +211,46 @@ impl MissMemory {
             .get(output)
             .map(|r| r.misses.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+impl Memory {
+    /// The entry of `output`, made the most recently used (the least recently used output
+    /// is forgotten to make room for a new one).
+    fn entry(&mut self, output: &Path) -> &mut Remembered {
+        self.clock += 1;
+        if self.outputs.len() >= MAX_OUTPUTS && !self.outputs.contains_key(output) {
+            let oldest = self
+                .outputs
+                .iter()
+                .min_by_key(|(_, r)| r.used)
+                .map(|(path, _)| path.clone());
+            if let Some(oldest) = oldest {
+                self.outputs.remove(&oldest);
+            }
+        }
+        let used = self.clock;
+        let entry = self
+            .outputs
+            .entry(output.to_path_buf())
+            .or_insert_with(|| Remembered {
+                parts: None,
+                misses: std::collections::VecDeque::new(),
+                used,
+            });
+        entry.used = used;
+        entry
+    }
+}
+
+impl Remembered {
+    fn push(&mut self, reasons: Vec<String>) {
+        let miss = Miss {
+            at_ms: crate::fingerprint::now_ms(),
+            reasons,
+        };
+        self.misses.push_front(miss);
+        self.misses.truncate(MAX_MISSES);
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
             user_headers_only: false,
             records_cwd: false,
             prefix_maps: Vec::new(),
+            targets: Vec::new(),
         };
         assert_eq!(
             moving_flags(&compile("a.cpp", &["-O2", "-m32", "-Iinc", "-DX"])),

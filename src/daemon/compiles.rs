@@ -254,6 +254,10 @@ fn account(
         latency_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
         miss_reason: outcome.why.first().cloned(),
         changed: outcome.why.clone(),
+        passthrough_reason: match outcome.served {
+            Served::Passthrough(reason) => Some(reason),
+            _ => None,
+        },
         profile: Profile {
             self_profile_ns: profile::take(),
             ..outcome.profile

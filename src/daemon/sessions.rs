@@ -62,6 +62,9 @@ pub struct JournalLine {
     /// Every key part that differed from the last compile of the same output.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+    /// Why a passthrough was not cached (the classifier's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passthrough_reason: Option<&'static str>,
     /// Added to the lines of profiled sessions only.
     #[serde(skip)]
     pub profile: Profile,

@@ -115,15 +115,28 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
     }
     out.push_str("</div>");
     timeline(&mut out, r);
-    out.push_str("<h2>Misses by reason</h2><div class=\"wrap\"><table><tr><th class=\"n\">misses</th><th>reason</th></tr>");
-    for (reason, count) in &r.miss_reasons {
+    for (title, noun, reasons) in [
+        ("Misses by reason", "misses", &r.miss_reasons),
+        (
+            "Passthroughs by reason",
+            "passthroughs",
+            &r.passthrough_reasons,
+        ),
+    ] {
         let _ = write!(
             out,
-            "<tr><td class=\"n\">{count}</td><td>{}</td></tr>",
-            esc(reason)
+            "<h2>{title}</h2><div class=\"wrap\"><table><tr><th class=\"n\">{noun}</th><th>reason</th></tr>"
         );
+        for (reason, count) in reasons {
+            let _ = write!(
+                out,
+                "<tr><td class=\"n\">{count}</td><td>{}</td></tr>",
+                esc(reason)
+            );
+        }
+        out.push_str("</table></div>");
     }
-    out.push_str("</table></div><h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
+    out.push_str("<h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
     for s in &r.slowest {
         let why = s.reason.as_deref().unwrap_or("-");
         let _ = write!(

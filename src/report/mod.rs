@@ -36,6 +36,9 @@ pub struct Line {
     /// Why a miss missed.
     #[serde(default)]
     pub miss_reason: Option<String>,
+    /// Why a passthrough was not cached.
+    #[serde(default)]
+    pub passthrough_reason: Option<String>,
 }
 
 /// Which lines count.
@@ -108,6 +111,8 @@ pub struct Rollup {
     pub by_source: Vec<Group>,
     /// Misses by reason, most first.
     pub miss_reasons: Vec<(String, u64)>,
+    /// Passthroughs by reason, most first.
+    pub passthrough_reasons: Vec<(String, u64)>,
     /// The slowest misses.
     pub slowest: Vec<Slow>,
     /// The compiles over time.
@@ -155,6 +160,7 @@ pub fn rollup(lines: &[Line]) -> Rollup {
     r.span_s = if lines.is_empty() { 0.0 } else { last - first };
     let (mut by_ext, mut by_tool, mut by_source) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut reasons: HashMap<String, u64> = HashMap::new();
+    let mut passed: HashMap<String, u64> = HashMap::new();
     let mut last_miss_ms: HashMap<String, f64> = HashMap::new();
     let (mut miss_ms, mut miss_count) = (0.0, 0u64);
     // Hits of outputs never missed in this journal: their number and their own time.
@@ -185,6 +191,12 @@ pub fn rollup(lines: &[Line]) -> Rollup {
                     reason: line.miss_reason.clone(),
                 });
             }
+            "passthrough" => {
+                // Journals written before reasons were recorded have none.
+                let reason = line.passthrough_reason.as_deref();
+                let reason = reason.unwrap_or("(no reason recorded)");
+                *passed.entry(reason.to_string()).or_default() += 1;
+            }
             "hit" | "link_hit" => match last_miss_ms.get(&output) {
                 Some(cost) => r.saved_ms += (cost - ms).max(0.0),
                 None => {
@@ -205,10 +217,8 @@ pub fn rollup(lines: &[Line]) -> Rollup {
     r.by_extension = top(by_ext);
     r.by_tool = top(by_tool);
     r.by_source = top(by_source);
-    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    reasons.truncate(TOP);
-    r.miss_reasons = reasons;
+    r.miss_reasons = most_first(reasons);
+    r.passthrough_reasons = most_first(passed);
     let step = lines.len().div_ceil(TIMELINE_POINTS).max(1);
     r.timeline = lines
         .iter()
@@ -220,6 +230,14 @@ pub fn rollup(lines: &[Line]) -> Rollup {
         })
         .collect();
     r
+}
+
+/// Reasons with the most lines first (ties by name), at most `TOP`.
+fn most_first(reasons: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons.truncate(TOP);
+    reasons
 }
 
 fn count(map: &mut HashMap<String, Group>, key: String, line: &Line, ms: f64) {
@@ -346,9 +364,14 @@ pub fn text(r: &Rollup) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\nmisses by reason:");
-    for (reason, count) in &r.miss_reasons {
-        let _ = writeln!(out, "  {count:>7}  {reason}");
+    for (title, reasons) in [
+        ("misses by reason", &r.miss_reasons),
+        ("passthroughs by reason", &r.passthrough_reasons),
+    ] {
+        let _ = writeln!(out, "\n{title}:");
+        for (reason, count) in reasons {
+            let _ = writeln!(out, "  {count:>7}  {reason}");
+        }
     }
     let _ = writeln!(out, "\nslowest misses:");
     for s in &r.slowest {
@@ -371,6 +394,7 @@ mod tests {
             session_id: None,
             latency_ns: ms * 1_000_000,
             miss_reason: reason.map(String::from),
+            passthrough_reason: None,
         }
     }
 
@@ -420,5 +444,9 @@ mod tests {
         let o = r.by_extension.iter().find(|g| g.name == "o").unwrap();
         assert_eq!((o.hits, o.misses), (1, 2));
         assert_eq!(r.by_source[0].name, "a.c");
+        assert_eq!(
+            r.passthrough_reasons,
+            [("(no reason recorded)".to_string(), 1)]
+        );
     }
 }
