@@ -326,3 +326,30 @@ fn issue_r_identical_c_and_cxx_compiles_at_once_compile_once() {
         "{counted}"
     );
 }
+
+/// R.3, the in-process side: a task's state file whose lock another process keeps (a daemon
+/// stopped in the middle of a check) costs a bounded wait, then the check fails and the
+/// command runs (never skips on doubt), instead of waiting as long as the holder does.
+#[test]
+fn issue_r_a_state_lock_held_without_end_costs_a_bounded_wait() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "a\n");
+    sb.run_sh(&["--no-daemon", "--cache", ".cache/t.json"], "true")
+        .status(0);
+    let mut holder = Command::new("flock")
+        .args([".cache/t.json.zccache-lock", "sleep", "60"])
+        .current_dir(sb.root())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let cmd = sb.run_sh(
+        &["--no-daemon", "--cache", ".cache/t.json"],
+        "echo ran >> \"$MARKER\"",
+    );
+    let ran = bounded(cmd, Duration::from_secs(20));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_code(&ran, 0);
+    assert!(ran.stderr.contains("running anyway"), "{}", ran.stderr);
+    assert_eq!(sb.marker_count(), 1, "the command ran");
+}

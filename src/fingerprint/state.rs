@@ -172,8 +172,7 @@ impl StatePaths {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.lock)
             .map_err(|e| FpError::io("open", &self.lock, e))?;
-        file.lock()
-            .map_err(|e| FpError::io("lock", &self.lock, e))?;
+        wait_for_lock(&file, true).map_err(|e| FpError::io("lock", &self.lock, e))?;
         Ok(file)
     }
 
@@ -185,8 +184,7 @@ impl StatePaths {
             .open(&self.lock);
         match opened {
             Ok(file) => {
-                file.lock_shared()
-                    .map_err(|e| FpError::io("lock", &self.lock, e))?;
+                wait_for_lock(&file, false).map_err(|e| FpError::io("lock", &self.lock, e))?;
                 Ok(Some(file))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -288,6 +286,35 @@ fn write_json_atomic<T: Serialize>(path: &Path, value: &T, durable: bool) -> Res
 static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
+/// How long a state file's lock is waited for: its holder keeps it for one check; one that
+/// keeps it longer is stopped or hung (a daemon under SIGSTOP), and the check fails instead
+/// (the task then runs: never skip on doubt).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes `file`'s lock (exclusive or shared), waiting at most [`LOCK_WAIT`].
+fn wait_for_lock(file: &File, exclusive: bool) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let tried = match exclusive {
+            true => file.try_lock(),
+            false => file.try_lock_shared(),
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "held by another process for more than 5 s",
+                ));
+            }
+        }
+    }
+}
+
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     write_atomic(path, bytes, durable, None)
