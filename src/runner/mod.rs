@@ -7,6 +7,7 @@
 mod artifacts;
 mod check;
 mod graph;
+mod judgement;
 pub mod ledger;
 mod outcome;
 mod output_cache;
@@ -17,6 +18,7 @@ mod report;
 mod restore;
 mod script;
 mod shared;
+mod skip;
 pub mod spec;
 mod task_lock;
 pub mod tasks;
@@ -31,14 +33,15 @@ use crate::child::{self, Group};
 use crate::cli::RunArgs;
 use crate::console::Console;
 use crate::daemon::lifecycle::daemon_disabled;
-use crate::fingerprint::{self, Decision, Digest, Verdict, now_ms};
+use crate::fingerprint::{self, Digest, Verdict, now_ms};
 use crate::ui::Ui;
-use check::{Answer, Prechecked, Recorder};
+use check::{Answer, Prechecked};
+use judgement::Judgement;
 use ledger::LedgerLine;
 use outcome::{Ended, Outcome};
-use output_cache::Restore;
-use outputs::{Listing, Stamps, changed_outputs, digest_outputs_known};
+use outputs::{Listing, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
+use skip::verify_skip;
 use spec::{RunSpec, TaskSource};
 use task_lock::{Taken, TaskLock};
 use tool::PlainTools;
@@ -51,27 +54,6 @@ const EXPLAIN_LIMIT: usize = 20;
 const WOULD_RUN: u8 = 1;
 /// Exit status when zccache itself cannot proceed.
 const ERROR_EXIT: u8 = 2;
-
-/// What was decided, in the runner's terms.
-pub(crate) struct Judgement {
-    pub(crate) verdict: Verdict,
-    /// Machine-readable reason.
-    pub(crate) code: &'static str,
-    /// Text after `skip` / `run`.
-    pub(crate) message: String,
-    /// The engine's decision (None when fingerprinting failed).
-    pub(crate) decision: Option<Decision>,
-    /// How to record the outcome (None when fingerprinting failed).
-    pub(crate) recorder: Option<Recorder>,
-    /// Captured streams to print on a skip.
-    pub(crate) replay: Option<(Vec<u8>, Vec<u8>)>,
-    /// The shared-result key, when results are shared.
-    pub(crate) shared_key: Option<String>,
-    /// The skip comes from a result shared by another machine (record it here).
-    pub(crate) shared_skip: bool,
-    /// The skip wrote outputs back from the cache.
-    pub(crate) restored: bool,
-}
 
 /// Runs `zccache run`: named tasks, or the command after `--`.
 pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -447,163 +429,6 @@ fn record_outcome(
             remember(ui, spec, files, record, decision.key, captured, use_daemon)
         }
         false => Ok(()),
-    }
-}
-
-/// A skip also needs the outputs as recorded (restored from the cache where they are not;
-/// with `dry_run`, only whether they could be), and a stored replay when `--replay` asks for
-/// it.
-fn verify_skip(
-    judgement: &mut Judgement,
-    spec: &RunSpec,
-    dry_run: bool,
-    files: &RunFiles,
-    record: &mut RunRecord,
-) -> Result<(), String> {
-    let Some(decision) = &judgement.decision else {
-        return Ok(());
-    };
-    let key = decision.key;
-    if !spec.outputs.is_empty() {
-        let known = record.get(key).map(|k| (&k.outputs, &k.stamps));
-        let Listing {
-            digests: now,
-            stamps,
-            strays,
-            ..
-        } = digest_outputs_known(&spec.outputs, known)
-            .map_err(|e| format!("cannot read outputs: {e}"))?;
-        if !dry_run {
-            restore::sweep(&strays);
-        }
-        let known = record.get(key);
-        let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
-        let stored = known.is_some_and(|k| k.stored);
-        let changed = changed_outputs(&recorded, &now);
-        if changed.is_empty() && !dry_run {
-            restamp(files, record, key, stamps);
-        }
-        if !changed.is_empty() {
-            let restored = match stored {
-                false => Err(String::new()),
-                true => {
-                    let wanted = Restore {
-                        recorded: &recorded,
-                        now: &now,
-                        changed: &changed,
-                    };
-                    let use_daemon = judgement.through_daemon();
-                    output_cache::restore(spec, key, &wanted, use_daemon, dry_run)
-                }
-            };
-            if let Err(why) = restored {
-                let missing = changed.iter().any(|p| now.get(p) == Some(&None));
-                let what = if missing {
-                    "output missing"
-                } else {
-                    "output changed"
-                };
-                let why = match why.is_empty() {
-                    true => String::new(),
-                    false => format!("; not restored: {why}"),
-                };
-                let message = format!("{what}: {}{why}", quoted(changed.iter()).join(", "));
-                judgement.rerun("outputs_changed", message);
-                return Ok(());
-            }
-            judgement.code = "restored";
-            judgement.message = restored_message(&changed, dry_run);
-            judgement.restored = true;
-        }
-    }
-    if spec.replay {
-        match record
-            .get(key)
-            .filter(|k| k.replay)
-            .and_then(|_| files.load_replay(key))
-        {
-            Some(streams) => judgement.replay = Some(streams),
-            None => judgement.rerun("no_replay", "no replay recorded".to_string()),
-        }
-    }
-    Ok(())
-}
-
-/// Keeps the stamps of the settled outputs of `key`, so later skips read none of them
-/// (written only when they changed; a record that cannot be written costs reads, nothing
-/// else).
-fn restamp(files: &RunFiles, record: &mut RunRecord, key: Digest, stamps: Stamps) {
-    let Some(entry) = record.keys.iter_mut().find(|k| k.key == key) else {
-        return;
-    };
-    if entry.stamps != stamps {
-        entry.stamps = stamps;
-        let _ = files.save(record);
-    }
-}
-
-/// `restored 3 outputs: dist/, gen.rs, ...` (the first few named; `would restore` for a
-/// dry run).
-fn restored_message(changed: &[String], dry_run: bool) -> String {
-    let shown = quoted(changed.iter().take(3));
-    let more = if changed.len() > 3 { ", ..." } else { "" };
-    let noun = if changed.len() == 1 {
-        "output"
-    } else {
-        "outputs"
-    };
-    let verb = if dry_run { "would restore" } else { "restored" };
-    format!(
-        "{verb} {} {noun}: {}{more}",
-        changed.len(),
-        shown.join(", ")
-    )
-}
-
-/// Output names as messages show them (quoted when they hold control characters).
-fn quoted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<std::borrow::Cow<'a, str>> {
-    names.map(|n| crate::quote::path(n)).collect()
-}
-
-impl Judgement {
-    fn from_check(decision: Decision, recorder: Recorder) -> Self {
-        Judgement {
-            verdict: decision.verdict,
-            code: decision.reason.code(),
-            message: decision.summary(),
-            decision: Some(decision),
-            recorder: Some(recorder),
-            replay: None,
-            shared_key: None,
-            shared_skip: false,
-            restored: false,
-        }
-    }
-
-    fn unknown() -> Self {
-        Judgement {
-            verdict: Verdict::Run,
-            code: "fingerprint_error",
-            message: "fingerprint failed".to_string(),
-            decision: None,
-            recorder: None,
-            replay: None,
-            shared_key: None,
-            shared_skip: false,
-            restored: false,
-        }
-    }
-
-    /// True when the check went through the daemon (shared results then go through its
-    /// store, with its remote tier).
-    fn through_daemon(&self) -> bool {
-        matches!(self.recorder, Some(Recorder::Daemon { .. }))
-    }
-
-    fn rerun(&mut self, code: &'static str, message: String) {
-        self.verdict = Verdict::Run;
-        self.code = code;
-        self.message = message;
     }
 }
 

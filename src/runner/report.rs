@@ -1,9 +1,10 @@
 //! What `zccache run` prints: the decision line (or a JSON object per task), `--explain`'s
 //! details, and a replay of captured output on a skip.
 
+use super::EXPLAIN_LIMIT;
+use super::judgement::Judgement;
 use super::outcome::{Ended, Outcome};
 use super::spec::RunSpec;
-use super::{EXPLAIN_LIMIT, Judgement};
 use crate::cli::RunArgs;
 use crate::console::{Console, Stream};
 use crate::fingerprint::{Decision, FILES_PART, Verdict, now_ms};
