@@ -1,5 +1,5 @@
 //! Path arithmetic zccache does without touching the filesystem: lexical normalization, the
-//! names of a file's companions (`F.lock`, `F.log`, `pre-commit.zccache-backup`, ...) and of
+//! names of a file's companions (`F.zccache-lock`, `F.log`, `pre-commit.zccache-backup`, ...) and of
 //! zccache's temporaries.
 
 use std::path::{Component, Path, PathBuf};

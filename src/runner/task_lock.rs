@@ -1,8 +1,8 @@
 //! One run of a task at a time: `F.task.lock` beside the task's state file `F`, held from
 //! the task's check to its recorded result. A second `zccache run` of the same task waits
 //! for the first (saying so once), then checks again, and skips where the first succeeded,
-//! instead of running the command at the same time into the same outputs. (`F.lock` only
-//! spans each update of the state files.)
+//! instead of running the command at the same time into the same outputs. (`F.zccache-lock`
+//! only spans each update of the state files.)
 //!
 //! The lock is an advisory `flock`: the kernel drops it when its holder exits, however it
 //! exits. The file holds the holder's pid, for the waiting message only.
