@@ -242,9 +242,11 @@ pub fn bytes_waiting(fd: RawFd) -> usize {
     usize::try_from(count).unwrap_or(0)
 }
 
-/// Whether this process has a controlling terminal.
+/// Whether this process has a controlling terminal (asked once: it does not come or go
+/// during a run).
 pub fn has_terminal() -> bool {
-    std::fs::File::open("/dev/tty").is_ok()
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::fs::File::open("/dev/tty").is_ok())
 }
 
 /// The shell's view of an exit status: the code, or 128 + N when killed by signal N.
@@ -314,7 +316,7 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// This process's umask (read by setting it and putting it straight back; call it before
 /// threads that create files start).
-pub fn current_umask() -> u32 {
+fn current_umask() -> u32 {
     // SAFETY: umask cannot fail; the old value is restored at once.
     let mask = unsafe {
         let mask = libc::umask(0o077);

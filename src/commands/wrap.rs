@@ -26,9 +26,6 @@ use crate::runner::tool::resolve_program_except;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
-/// Below this many free bytes under `ZCCACHE_DIR`, an unreachable daemon is put down to a
-/// full disk (it cannot start when it cannot write its pid file).
-const FULL: u64 = 1 << 20;
 /// Names the session a compile belongs to.
 const SESSION_ENV: &str = "ZCCACHE_SESSION_ID";
 /// Exit status when the compiler cannot be found or started.
@@ -117,13 +114,11 @@ fn is_wrapper_call(argv: &[OsString]) -> bool {
         return false;
     };
     let tool = Path::new(first);
-    let name = first.to_str().unwrap_or("");
     first.as_encoded_bytes().contains(&b'/')
         || is_c_driver(tool)
         || is_rustc(tool)
         || is_clippy_driver(tool)
         || is_link_tool(tool)
-        || COMPILER_NAMES.contains(&name)
 }
 
 /// Runs `zccache <compiler> ARGS`.
@@ -208,10 +203,7 @@ fn compile_request(compiler: &Path, cwd: &Path, args: Vec<String>, stdin: Vec<u8
     let here = NormalizedPath::new(cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(cwd, compiler);
     let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.push((
-        UMASK_ENV.to_string(),
-        format!("{:o}", crate::os::current_umask()),
-    ));
+    env.push((UMASK_ENV.to_string(), format!("{:o}", crate::os::umask())));
     let env = Some(env);
     match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
         Some(session_id) => Request::Compile {
@@ -336,7 +328,7 @@ fn warn_now_and_then(paths: &DaemonPaths, why: &str) {
     }
     let _ = std::fs::write(&stamp, b"");
     let free = crate::os::free_space(&paths.dir);
-    match free.filter(|bytes| *bytes < FULL) {
+    match free.filter(|bytes| *bytes < crate::compile_cache::space::LOW_SPACE) {
         Some(bytes) => eprintln!(
             "zccache: warning: the cache is out of space ({}: {bytes} bytes free); compiling uncached",
             paths.dir.display()

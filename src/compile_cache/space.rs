@@ -15,7 +15,7 @@ use super::request::Outcome;
 /// How often the build is told.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Below this many free bytes the filesystem counts as full: a compile needs more.
-const LOW_SPACE: u64 = 1 << 20;
+pub const LOW_SPACE: u64 = 1 << 20;
 
 /// What ran out of space, and when the build was last told.
 #[derive(Debug, Default)]

@@ -236,9 +236,10 @@ fn lock_held(paths: &DaemonPaths) -> bool {
     }
 }
 
-/// Whether `pid` is `zccache daemon-serve` for `dir` (its command line, and its
-/// `ZCCACHE_DIR` when it was given one): a pid file can outlive its daemon, and the pid go
-/// to another process. Only Linux tells; elsewhere no process is signalled.
+/// Whether `pid` is `zccache daemon-serve` for `dir` (its command line, and the
+/// `ZCCACHE_DIR` every spawned daemon is given): a pid file can outlive its daemon, and the
+/// pid go to another process. What cannot be read (another user's process) is not ours.
+/// Only Linux tells; elsewhere no process is signalled.
 fn is_daemon_of(pid: i32, dir: &std::path::Path) -> bool {
     if !cfg!(target_os = "linux") {
         return false;
@@ -248,12 +249,14 @@ fn is_daemon_of(pid: i32, dir: &std::path::Path) -> bool {
     if cmdline.split(|b| *b == 0).nth(1) != Some(b"daemon-serve") {
         return false;
     }
-    let environ = std::fs::read(proc.join("environ")).unwrap_or_default();
+    let Ok(environ) = std::fs::read(proc.join("environ")) else {
+        return false;
+    };
     let prefix = format!("{DIR_ENV}=");
     let given = environ
         .split(|b| *b == 0)
         .find_map(|var| var.strip_prefix(prefix.as_bytes()));
-    given.is_none_or(|given| std::path::Path::new(std::ffi::OsStr::from_bytes(given)) == dir)
+    given.is_some_and(|given| std::path::Path::new(std::ffi::OsStr::from_bytes(given)) == dir)
 }
 
 /// Waits (at most `timeout`) until process `pid` has exited; whether it did. A zombie

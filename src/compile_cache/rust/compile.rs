@@ -195,8 +195,13 @@ impl RustCache {
             let Some(artifact) = found else {
                 continue;
             };
-            deliver(req, c, &artifact)?;
-            if let Some(dir) = &c.incremental {
+            // The wrapper gave up on us and compiled by itself: the outputs and its
+            // incremental session are its own now.
+            let gone = req.peer.hung_up();
+            if !gone {
+                deliver(req, c, &artifact)?;
+            }
+            if let Some(dir) = c.incremental.as_ref().filter(|_| !gone) {
                 timed(Phase::Deliver, || {
                     let session = incremental::key_of(&key);
                     incremental::restore(&self.store, &session, &req.cwd.join(dir), &c.crate_name)
@@ -584,10 +589,6 @@ fn version_probe(req: &Request, identities: &Identities) -> Outcome {
 
 /// Writes a hit's outputs into the output directory, dep-info naming it.
 fn deliver(req: &Request, c: &RustCompile, artifact: &Artifact) -> io::Result<()> {
-    if req.peer.hung_up() {
-        // The wrapper gave up on us and compiled by itself: the outputs are its own now.
-        return Ok(());
-    }
     let out_dir = req.cwd.join(&c.out_dir);
     // Only the files this command line makes are written (an entry's names are data).
     let expected = c.output_names();
