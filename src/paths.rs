@@ -9,6 +9,11 @@ use std::path::{Component, Path, PathBuf};
 /// output entry, removed once its maker is gone.
 pub const TEMP_PREFIX: &str = ".zccache-tmp.";
 
+/// True when `name` is one of zccache's temporaries.
+pub fn is_temp(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
+
 /// `path` made absolute against `cwd`, with `.` and `..` removed lexically (the path may
 /// not exist yet, so nothing is resolved on disk).
 pub fn lexically_absolute(cwd: &Path, path: &Path) -> PathBuf {

@@ -285,7 +285,6 @@ fn write_json_atomic<T: Serialize>(path: &Path, value: &T, durable: bool) -> Res
 /// Numbers this process's temporary files.
 static TMP_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// How long a state file's lock is waited for: its holder keeps it for one check; one that
 /// keeps it longer is stopped or hung (a daemon under SIGSTOP), and the check fails instead
 /// (the task then runs: never skip on doubt).
@@ -315,6 +314,7 @@ fn wait_for_lock(file: &File, exclusive: bool) -> io::Result<()> {
     }
 }
 
+/// Replaces `path` with `bytes` atomically (temp file beside it, then rename); `durable` adds
 /// an fsync before the rename for state whose loss would cost more than a rerun.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     write_atomic(path, bytes, durable, None)

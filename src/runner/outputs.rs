@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::output_rules::{glob_matcher, literal_parts, never_an_output};
-use super::restore::is_temp;
 use super::spec::is_glob;
 use crate::fingerprint::{Digest, EntryKind, hash_entry, mtime_ns};
+use crate::paths::is_temp;
 
 /// What one entry of an output is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,14 +147,14 @@ pub fn changed_outputs(recorded: &OutputDigests, now: &OutputDigests) -> Vec<Str
 /// True when `now` (a listing, sorted) has every entry of `was`, identical — a mode may also
 /// be the recorded one under the user's umask, as a restore writes it.
 pub fn holds(now: &[OutputEntry], was: &[OutputEntry]) -> bool {
-    let umask = crate::os::umask();
     was.iter().all(|entry| {
         now.binary_search_by(|e| e.path.cmp(&entry.path))
             .is_ok_and(|at| {
                 let is = &now[at];
                 is.kind == entry.kind
                     && is.digest == entry.digest
-                    && (is.mode == entry.mode || is.mode == entry.mode & 0o777 & !umask)
+                    && (is.mode == entry.mode
+                        || is.mode == entry.mode & 0o777 & !crate::os::umask())
             })
     })
 }

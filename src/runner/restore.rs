@@ -15,7 +15,6 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -552,14 +551,10 @@ fn temp_name() -> OsString {
     OsString::from(name)
 }
 
-/// True when `name` is one of zccache's temporaries.
-pub fn is_temp(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(TEMP_PREFIX.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paths::is_temp;
 
     #[test]
     fn the_walk_starts_where_the_task_directory_and_the_output_part() {

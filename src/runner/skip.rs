@@ -4,7 +4,7 @@
 
 use super::judgement::Judgement;
 use super::output_cache::{self, Restore};
-use super::outputs::{Listing, Stamps, changed_outputs, digest_outputs_known};
+use super::outputs::{Listing, OutputDigests, Stamps, changed_outputs, digest_outputs_known};
 use super::record::{RunFiles, RunRecord};
 use super::restore;
 use super::spec::RunSpec;
@@ -36,19 +36,21 @@ pub(crate) fn verify_skip(
         if !dry_run {
             restore::sweep(&strays);
         }
+        let empty = OutputDigests::new();
         let known = record.get(key);
-        let recorded = known.map(|k| k.outputs.clone()).unwrap_or_default();
+        let recorded = known.map_or(&empty, |k| &k.outputs);
         let stored = known.is_some_and(|k| k.stored);
-        let changed = changed_outputs(&recorded, &now);
-        if changed.is_empty() && !dry_run {
-            restamp(files, record, key, stamps);
-        }
-        if !changed.is_empty() {
+        let changed = changed_outputs(recorded, &now);
+        if changed.is_empty() {
+            if !dry_run {
+                restamp(files, record, key, stamps);
+            }
+        } else {
             let restored = match stored {
                 false => Err(String::new()),
                 true => {
                     let wanted = Restore {
-                        recorded: &recorded,
+                        recorded,
                         now: &now,
                         changed: &changed,
                     };

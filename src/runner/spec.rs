@@ -145,7 +145,7 @@ impl RunSpec {
         }
         Filter::new(&self.filter).map_err(|e| e.to_string())?;
         for (shown, _) in self.outputs.iter().filter(|(shown, _)| is_glob(shown)) {
-            globset::Glob::new(shown).map_err(|e| format!("bad --output glob {shown:?}: {e}"))?;
+            super::output_rules::glob_matcher(shown)?;
         }
         Ok(())
     }
