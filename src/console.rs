@@ -14,8 +14,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::daemon::lifecycle::DaemonPaths;
-
 /// Most bytes of a grouped block held in memory.
 const HELD_IN_MEMORY: usize = 1 << 20;
 /// Longest unfinished line a prefixed console holds before printing it as a line.
@@ -215,9 +213,9 @@ impl Block {
 /// `ZCCACHE_DIR/spill`, created 0700 or checked to be this user's alone; `None` when it
 /// cannot be had.
 fn spill_dir() -> Option<PathBuf> {
-    let paths = DaemonPaths::from_env().ok()?;
-    paths.ensure_dir().ok()?;
-    let dir = paths.dir.join("spill");
+    let state = crate::private_dir::state_dir().ok()?;
+    crate::private_dir::ensure(&state).ok()?;
+    let dir = state.join("spill");
     crate::private_dir::ensure(&dir).ok()?;
     Some(dir)
 }

@@ -1,5 +1,5 @@
-//! Directories only this user can write: the state directory (`ZCCACHE_DIR`) and the
-//! daemon's scratch space in it. zccache acts for one user, and a directory another user can
+//! Directories only this user can write: the state directory (`ZCCACHE_DIR`, found here)
+//! and the daemon's scratch space in it. zccache acts for one user, and a directory another user can
 //! write (or own, or swap for a symlink) lets them plant files the daemon would follow. So
 //! an existing directory is checked without following a symlink — a directory, owned by
 //! this user, not writable by group or others — and refused otherwise; zccache never changes
@@ -7,7 +7,31 @@
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The environment variable that names the state directory.
+pub const DIR_ENV: &str = "ZCCACHE_DIR";
+
+/// zccache's state directory: `ZCCACHE_DIR`, else `$XDG_CACHE_HOME/zccache`, else
+/// `~/.cache/zccache`, made absolute. An existing one another user owns or can write is
+/// refused before anything in it is used (it could hold their socket or their symlinks).
+pub fn state_dir() -> io::Result<PathBuf> {
+    let dir = match std::env::var_os(DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => match std::env::var_os("XDG_CACHE_HOME") {
+            Some(cache) if !cache.is_empty() => PathBuf::from(cache).join("zccache"),
+            _ => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/zccache"))
+                .ok_or_else(|| io::Error::other("neither ZCCACHE_DIR nor HOME is set"))?,
+        },
+    };
+    let dir = std::env::current_dir()?.join(dir);
+    match check(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(dir),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{DIR_ENV}: {e}"))),
+        Ok(()) => Ok(dir),
+    }
+}
 
 /// Creates `dir` (mode 0700; missing parents as usual) or checks the one that is there.
 pub fn ensure(dir: &Path) -> io::Result<()> {

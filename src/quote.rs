@@ -8,12 +8,12 @@
 
 use std::borrow::Cow;
 
-use crate::fingerprint::relpath;
+use crate::relpath;
 
 /// `name` as git prints a path: unchanged when it is plain, else in double quotes with C
 /// escapes (`\t`, `\n`, `\"`, `\\`, other control bytes in octal: ESC is `\033`). A byte
 /// that is not UTF-8, which an input-set path keeps as NUL + two hex digits
-/// (`fingerprint::relpath`), is shown in octal as git shows it (`"bad\377.txt"`).
+/// (`relpath`), is shown in octal as git shows it (`"bad\377.txt"`).
 pub fn path(name: &str) -> Cow<'_, str> {
     if !name.chars().any(needs_escape) {
         return Cow::Borrowed(name);

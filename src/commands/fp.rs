@@ -11,20 +11,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::{CheckArgs, FpArgs, FpVerb};
-use crate::daemon::client::{self, ClientError};
+use crate::daemon::client::{self, ClientError, note_full_pass};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
-use crate::fingerprint::{
-    self, CacheType, CheckRequest, CheckWrites, Decision, FpError, Progress, Verdict,
-};
+use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, FpError, Progress, Verdict};
 use crate::ui::{ProgressLine, Shown, Ui};
 
 /// Exit status of `fp check` when the task must run.
 const RUN_NEEDED: u8 = 0;
 /// Exit status of `fp check` when the task can be skipped.
 const SKIP: u8 = 1;
-/// The mode of a check whose input set came from the daemon's memory.
-pub const WATCHED: &str = "watched";
 
 /// Runs one `zccache fp` verb.
 pub fn execute(args: &FpArgs) -> anyhow::Result<ExitCode> {
@@ -69,7 +65,7 @@ fn check_via_daemon(
     let cwd = std::env::current_dir()?;
     let request = Request::FingerprintCheck {
         cache_file: NormalizedPath::new(&cwd, &args.cache_file),
-        cache_type: cache_type_name(args.cache_type).to_string(),
+        cache_type: args.cache_type.name().to_string(),
         root: NormalizedPath::new(&cwd, &check.inputs.root_or_cwd()),
         extensions: check.inputs.extensions.clone(),
         include_globs: check.inputs.include.clone(),
@@ -125,14 +121,6 @@ fn mark(args: &FpArgs, verb: &FpVerb, use_daemon: bool) -> anyhow::Result<()> {
     Ok(local(&args.cache_file)?)
 }
 
-/// The `--cache-type` value as the protocol spells it.
-pub fn cache_type_name(cache_type: CacheType) -> &'static str {
-    match cache_type {
-        CacheType::TwoLayer => "two-layer",
-        CacheType::Hash => "hash",
-    }
-}
-
 fn report(
     check: &CheckArgs,
     decision: &Decision,
@@ -157,11 +145,4 @@ fn report(
         Verdict::Skip => SKIP,
         Verdict::Run => RUN_NEEDED,
     })
-}
-
-/// Says so when the daemon had to walk the tree because it lost trust in its watcher.
-pub fn note_full_pass(ui: &Ui, mode: Option<&str>) {
-    if let Some(mode) = mode.filter(|m| *m != WATCHED && !m.ends_with("(first check)")) {
-        ui.say(format_args!("note: {mode}"));
-    }
 }

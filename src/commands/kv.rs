@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::call_or_in_process as call;
 use crate::cli::KvCommand;
+use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::store::Store;
+use crate::daemon::client::call_or_in_process as call;
 use crate::daemon::lifecycle::DaemonPaths;
-use crate::daemon::protocol::{Artifact, Request, Response};
+use crate::daemon::protocol::{Request, Response};
 use crate::ui::Ui;
 
 /// The output name a value is stored under.

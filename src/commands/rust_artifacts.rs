@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::call_or_in_process;
+use crate::compile_cache::artifact::RustArtifact;
 use crate::compile_cache::rust::compile::RustCache;
 use crate::compile_cache::store::Store;
+use crate::daemon::client::call_or_in_process;
 use crate::daemon::lifecycle::DaemonPaths;
-use crate::daemon::protocol::{Request, Response, RustArtifact};
+use crate::daemon::protocol::{Request, Response};
 
 /// Runs `zccache rust-artifacts`.
 pub fn execute(json: bool) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::daemon::fingerprints::WATCHED_MODE;
 use crate::daemon::protocol::{DaemonStatus, IndexStatus};
 use crate::fingerprint::thousands;
 use crate::quote;
@@ -98,7 +99,7 @@ fn task_line(project: &Path, index: &IndexStatus) -> String {
         false => format!(" (root {})", shown(&index.root)),
     };
     let mode = match index.mode.as_str() {
-        "watched" => String::new(),
+        WATCHED_MODE => String::new(),
         other => format!(", {}", quote::controls(other)),
     };
     format!(

@@ -31,7 +31,7 @@ use super::rust::{self, compile::RustCache};
 use super::space::{self, OutOfSpace};
 use super::store::Store;
 use super::system_dirs::SystemDirs;
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::{Digest, now_ns};
 
 /// Env vars that change what a compile produces (or its diagnostics).
@@ -553,7 +553,7 @@ impl CompileCache {
     }
 
     /// Every cached Rust crate compile.
-    pub fn rust_artifacts(&self) -> Vec<crate::daemon::protocol::RustArtifact> {
+    pub fn rust_artifacts(&self) -> Vec<crate::compile_cache::artifact::RustArtifact> {
         self.rust.list()
     }
 

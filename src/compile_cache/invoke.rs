@@ -16,7 +16,7 @@ use super::args::Compile;
 use super::depfile::{Flavor, retarget, target_words};
 use super::profile::{Phase, timed};
 use super::request::{Outcome, Request, Served};
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::write_file_atomic_with_mode;
 use crate::os::exit_code;
 

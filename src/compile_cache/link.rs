@@ -23,7 +23,7 @@ use super::profile::{Phase, Profile, timed};
 use super::request::{Outcome, Request, Served};
 use super::space::{self, OutOfSpace};
 use super::store::Store;
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
 
 /// Env vars that change what a link finds or writes.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::Store;
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::Digest;
 
 /// Input sets remembered per manifest.

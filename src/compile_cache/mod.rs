@@ -4,6 +4,7 @@
 //! compile-once, and running the real compiler.
 
 pub mod args;
+pub mod artifact;
 pub mod compile;
 pub mod compiler;
 pub mod depfile;
@@ -27,3 +28,4 @@ pub mod rust;
 pub mod space;
 pub mod store;
 pub mod system_dirs;
+pub mod user_config;

@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 
 /// The artifact output holding the other outputs' modes.
 pub(super) const MODES: &str = "modes";

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::profile::{Phase, timed};
 use super::remote::{Remote, Upload};
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::{Digest, write_file_atomic};
 
 const ENTRY_VERSION: u32 = 1;

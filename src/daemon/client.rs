@@ -12,9 +12,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::fingerprints::WATCHED_MODE;
 use super::frame::{self, FrameError};
-use super::lifecycle::{self, DaemonPaths};
+use super::lifecycle::{self, DaemonPaths, daemon_disabled};
 use super::protocol::{Request, Response};
+use crate::ui::Ui;
 
 /// How long connecting may wait for room in the daemon's listen queue.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -170,7 +172,7 @@ impl Client {
             lifecycle::spawn_daemon(paths)?;
         }
         // Said once per daemon: it runs without the remote tier until it restarts.
-        if let Some(Err(why)) = crate::user_config::remote_settings() {
+        if let Some(Err(why)) = crate::compile_cache::user_config::remote_settings() {
             eprintln!(
                 "zccache: warning: the remote cache tier is off: {}",
                 crate::quote::controls(&why)
@@ -268,6 +270,34 @@ pub fn call_running(
     match Client::connect(paths) {
         Ok(mut client) => client.request(request).map(Some),
         Err(_) => Ok(None),
+    }
+}
+
+/// Sends `request` to the daemon (started on demand); `None` when it is disabled or
+/// unreachable (one warning), for the caller to work in-process.
+pub fn call_or_in_process(
+    paths: &DaemonPaths,
+    request: &Request,
+) -> anyhow::Result<Option<Response>> {
+    if daemon_disabled() {
+        return Ok(None);
+    }
+    match call(paths, request) {
+        Ok(response) => Ok(Some(response)),
+        Err(ClientError::Unavailable(why)) => {
+            Ui::default().warn(format_args!(
+                "daemon unavailable ({why}); working in-process"
+            ));
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Says so when the daemon had to walk the tree because it lost trust in its watcher.
+pub fn note_full_pass(ui: &Ui, mode: Option<&str>) {
+    if let Some(mode) = mode.filter(|m| *m != WATCHED_MODE && !m.ends_with("(first check)")) {
+        ui.say(format_args!("note: {mode}"));
     }
 }
 

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::handler::{account_store, blocking, handler_failed};
 use super::protocol::{NormalizedPath, Request, Response};
-use super::server::Shared;
 use super::sessions::{JournalLine, now_secs};
+use super::shared::{Shared, account_store, blocking, handler_failed};
 use crate::compile_cache::compile;
 use crate::compile_cache::profile::{self, Profile};
 use crate::compile_cache::request::{self, Peer, Served};

@@ -15,6 +15,9 @@ use crate::fingerprint::{
 };
 use crate::os::release_free_memory;
 
+/// The mode of a check whose input set came from the daemon's memory.
+pub const WATCHED_MODE: &str = "watched";
+
 /// How many `zccache run` pending records are kept for clients that have not reported back.
 const MAX_PENDING_RUNS: usize = 1024;
 
@@ -388,7 +391,7 @@ impl Fingerprints {
                     mode: slot
                         .watch_error
                         .clone()
-                        .unwrap_or_else(|| "watched".to_string()),
+                        .unwrap_or_else(|| WATCHED_MODE.to_string()),
                     files: slot.index.len() as u64,
                     changed_files: changed_files.map(|n| n as u64),
                     would_skip,
@@ -461,7 +464,7 @@ fn refresh(
                     None if !slot.index.filled => Some("first check".to_string()),
                     None => {
                         let work = slot.index.apply(&changes.paths)?;
-                        return Ok(("watched".to_string(), work.rehashed));
+                        return Ok((WATCHED_MODE.to_string(), work.rehashed));
                     }
                 }
             }

@@ -136,7 +136,8 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Frame, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::protocol::{Artifact, NormalizedPath, Request, RunCheckSpec};
+    use crate::compile_cache::artifact::Artifact;
+    use crate::daemon::protocol::{NormalizedPath, Request, RunCheckSpec};
 
     fn path(p: &str) -> NormalizedPath {
         NormalizedPath::new(std::path::Path::new("/"), std::path::Path::new(p))

@@ -10,10 +10,11 @@ use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{
-    Artifact, DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response,
-    RunCheckAnswer, RunCheckSpec,
+    DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response, RunCheckAnswer,
+    RunCheckSpec,
 };
-use super::server::Shared;
+use super::shared::{Shared, account_store, blocking};
+use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::request::Peer;
 use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
 
@@ -85,22 +86,6 @@ pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Respon
             })
             .await
         }
-    }
-}
-
-pub(crate) async fn blocking(
-    shared: Arc<Shared>,
-    work: impl FnOnce(&Shared) -> Response + Send + 'static,
-) -> Response {
-    tokio::task::spawn_blocking(move || work(&shared))
-        .await
-        .unwrap_or_else(|e| handler_failed(&e))
-}
-
-/// The answer when a handler panicked.
-pub(crate) fn handler_failed(err: &tokio::task::JoinError) -> Response {
-    Response::Error {
-        message: format!("handler failed: {err}"),
     }
 }
 
@@ -180,34 +165,6 @@ fn store(shared: &Shared, key: &str, artifact: &Artifact) -> Response {
         Err(e) => Response::Error {
             message: format!("cannot write the artifact store: {e}"),
         },
-    }
-}
-
-/// Counts `written` new bytes into the store's size and trims it (least recently used first,
-/// to 90% of `ZCCACHE_MAX_SIZE`) when it outgrew the bound.
-pub(crate) fn account_store(shared: &Shared, written: u64) {
-    let counted = shared.store_bytes.load(Ordering::SeqCst);
-    let total = if counted == u64::MAX {
-        shared.store.usage().bytes
-    } else {
-        counted.saturating_add(written)
-    };
-    shared.store_bytes.store(total, Ordering::SeqCst);
-    if total <= shared.max_size {
-        return;
-    }
-    match shared.store.trim(shared.max_size / 10 * 9) {
-        Ok(trimmed) => {
-            tracing::info!(
-                entries = trimmed.entries,
-                bytes = trimmed.bytes,
-                "trimmed the store"
-            );
-            shared
-                .store_bytes
-                .store(shared.store.usage().bytes, Ordering::SeqCst);
-        }
-        Err(e) => tracing::warn!("cannot trim the artifact store: {e}"),
     }
 }
 

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use crate::fingerprint::{
     Change, ChangeKind, Digest, Entry, Filter, FpError, OwnState, Scanned, Table, hash_all,
-    key_of_leaves, leaf, now_ns, relative, relpath, reusable, scan,
+    key_of_leaves, leaf, now_ns, relative, reusable, scan,
 };
+use crate::relpath;
 
 /// Names whose change alters the ignore rules of their whole directory.
 const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The environment variable that names the state directory.
-pub const DIR_ENV: &str = "ZCCACHE_DIR";
+use crate::private_dir::DIR_ENV;
+
 /// Seconds of inactivity after which the daemon exits.
 pub const IDLE_ENV: &str = "ZCCACHE_IDLE_TIMEOUT";
 /// Set to `1` to keep every command in-process.
@@ -49,23 +49,7 @@ pub struct DaemonPaths {
 impl DaemonPaths {
     /// From `ZCCACHE_DIR`, else `$XDG_CACHE_HOME/zccache`, else `~/.cache/zccache`.
     pub fn from_env() -> io::Result<Self> {
-        let dir = match std::env::var_os(DIR_ENV) {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => match std::env::var_os("XDG_CACHE_HOME") {
-                Some(cache) if !cache.is_empty() => PathBuf::from(cache).join("zccache"),
-                _ => std::env::var_os("HOME")
-                    .map(|h| PathBuf::from(h).join(".cache/zccache"))
-                    .ok_or_else(|| io::Error::other("neither ZCCACHE_DIR nor HOME is set"))?,
-            },
-        };
-        let dir = std::env::current_dir()?.join(dir);
-        // A state directory another user owns or can write could hold their socket or
-        // their symlinks: refused before anything in it is used.
-        match crate::private_dir::check(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{DIR_ENV}: {e}"))),
-            Ok(()) => {}
-        }
+        let dir = crate::private_dir::state_dir()?;
         Ok(DaemonPaths {
             socket: dir.join("daemon.sock"),
             lock: dir.join("daemon.lock"),

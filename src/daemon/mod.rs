@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod protocol;
 pub mod server;
 pub mod sessions;
+pub mod shared;
 #[cfg(target_os = "linux")]
 pub mod watcher;
 #[cfg(not(target_os = "linux"))]

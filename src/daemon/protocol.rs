@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compile_cache::artifact::{Artifact, RustArtifact};
 use crate::compile_cache::miss_reason::Miss;
 use crate::fingerprint::Decision;
 use crate::paths::lexically_absolute;
@@ -235,19 +236,6 @@ pub struct RunCheckSpec {
     pub dry_run: bool,
 }
 
-/// A compile artifact: output files, replayed streams, exit status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Artifact {
-    /// (output name, bytes).
-    pub outputs: Vec<(String, Vec<u8>)>,
-    /// Captured stdout.
-    pub stdout: Vec<u8>,
-    /// Captured stderr.
-    pub stderr: Vec<u8>,
-    /// Exit status.
-    pub exit_code: i32,
-}
-
 /// A reply from the daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -347,21 +335,6 @@ pub enum Response {
     /// client waits for progress, not for the whole answer, and tells a hung daemon from a
     /// long compile.
     Working,
-}
-
-/// One cached rustc compile, for `ListRustArtifacts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RustArtifact {
-    /// `--crate-name`.
-    pub crate_name: String,
-    /// `--crate-type` values.
-    pub crate_types: Vec<String>,
-    /// The files a hit restores.
-    pub outputs: Vec<String>,
-    /// Their total size in bytes.
-    pub size: u64,
-    /// Last stored or delivered, seconds since the epoch.
-    pub last_use_secs: u64,
 }
 
 /// The daemon's state, for `zccache status`.

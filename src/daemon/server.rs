@@ -19,6 +19,7 @@ use super::handler;
 use super::lifecycle::{self, BUSY, DaemonPaths, READY};
 use super::protocol::{Request, Response};
 use super::sessions::Sessions;
+use super::shared::Shared;
 use crate::compile_cache::compile::CompileCache;
 use crate::compile_cache::invoke::ScratchDir;
 use crate::compile_cache::limits;
@@ -48,44 +49,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// How long a wrapper compiling a Rust miss itself may take to report back on its
 /// connection.
 const DELEGATED_SILENCE: Duration = Duration::from_secs(3600);
-
-/// Everything the connection tasks share.
-pub struct Shared {
-    /// The state directory's files.
-    pub paths: DaemonPaths,
-    /// When the daemon started.
-    pub started: Instant,
-    /// Requests answered.
-    pub requests: AtomicU64,
-    /// Set to stop the daemon.
-    pub shutdown: Notify,
-    /// Fingerprint indexes and watches.
-    pub fingerprints: Fingerprints,
-    /// The artifact store.
-    pub store: Store,
-    /// Its size bound.
-    pub max_size: u64,
-    /// Why the configured remote tier is off, if it is.
-    pub remote_off: Option<String>,
-    /// Bytes the store holds, as last counted plus writes since (`u64::MAX`: not counted).
-    pub store_bytes: AtomicU64,
-    /// The compile cache (over the same store).
-    pub compiles: CompileCache,
-    /// Compile counters: hits, misses, passthroughs.
-    pub compile_counts: [AtomicU64; 3],
-    /// Compile sessions and the journal.
-    pub sessions: Sessions,
-    last_activity: AtomicU64,
-    in_flight: AtomicU64,
-    drained: Notify,
-}
-
-impl Shared {
-    fn touch(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.last_activity.store(now, Ordering::SeqCst);
-    }
-}
 
 /// Runs the daemon for `paths` until it stops. Exits quietly if another daemon serves it.
 pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
@@ -159,7 +122,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
 /// `store` with the remote tier the user configured, if any; a bad setting is logged and
 /// returned (for `status`), and the store stays local.
 fn with_remote(store: Store) -> (Store, Option<String>) {
-    match crate::user_config::remote() {
+    match crate::compile_cache::user_config::remote() {
         Some(Ok(remote)) => {
             tracing::info!(
                 readonly = remote.readonly(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::hash::Digest;
 use super::state::{Loaded, State};
 use crate::quote;
@@ -32,27 +33,6 @@ pub enum Reason {
     Changed,
     /// The state file could not be used; the text says why.
     UnreadableState(String),
-}
-
-/// How one path changed since the last success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    /// New in the input set.
-    Added,
-    /// Gone from the input set.
-    Removed,
-    /// Content, type or mode differs.
-    Modified,
-}
-
-/// One changed path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    /// Path relative to the root.
-    pub path: String,
-    /// Added, removed or modified.
-    pub kind: ChangeKind,
 }
 
 /// The outcome of a check.

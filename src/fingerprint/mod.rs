@@ -6,6 +6,7 @@
 //! by the CLI, `zccache run` and (later) the daemon.
 
 mod blobs;
+mod change;
 mod check;
 mod companions;
 mod decision;
@@ -14,7 +15,7 @@ mod filter;
 mod hash;
 mod marks;
 mod progress;
-pub mod relpath;
+
 mod scan;
 mod staged;
 mod state;
@@ -23,9 +24,8 @@ mod table;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use decision::{
-    Change, ChangeKind, Decision, FILES_PART, Reason, Verdict, plural_files, thousands,
-};
+pub use change::{Change, ChangeKind};
+pub use decision::{Decision, FILES_PART, Reason, Verdict, plural_files, thousands};
 pub use error::FpError;
 pub use filter::{Filter, FilterSpec};
 pub use hash::{Digest, hash_entry};
@@ -35,13 +35,13 @@ pub use state::{
     write_file_atomic_with_mode,
 };
 
+pub use crate::relpath::relative;
 pub use check::{Checked, InputSet, check, conclude, open_state, previous_table};
 pub use companions::{MARKER, OwnState};
 pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use relpath::relative;
 pub use scan::{Scanned, Walked, mtime_ns, scan};
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
@@ -57,6 +57,16 @@ pub enum CacheType {
     TwoLayer,
     /// Only the aggregate key: smaller state, every check reads every file.
     Hash,
+}
+
+impl CacheType {
+    /// The name on the command line and in the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheType::TwoLayer => "two-layer",
+            CacheType::Hash => "hash",
+        }
+    }
 }
 
 /// Everything a check needs.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::FpError;
 use super::companions::{self, OwnState};
 use super::filter::Filter;
-use super::relpath::{self, relative};
+use crate::relpath::{self, relative};
 
 /// What kind of entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

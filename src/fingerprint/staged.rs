@@ -21,9 +21,9 @@ use super::FpError;
 use super::blobs::{BlobId, Blobs, ObjectHasher};
 use super::filter::Filter;
 use super::hash::{Digest, content_hasher};
-use super::relpath;
 use super::scan::{EntryKind, Stat};
 use super::table::{Entry, Table};
+use crate::relpath;
 
 /// Git's mode of a symlink.
 const SYMLINK_MODE: &[u8] = b"120000";

@@ -11,11 +11,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FpError;
-use super::decision::{Change, ChangeKind};
+use super::change::{Change, ChangeKind};
 use super::hash::{Digest, hash_entry};
 use super::progress::Progress;
-use super::relpath;
 use super::scan::{EntryKind, Scanned, Stat};
+use crate::relpath;
 
 /// Entries modified this close to their scan are never trusted by metadata alone.
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;

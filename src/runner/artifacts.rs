@@ -4,11 +4,12 @@
 
 use std::io;
 
-use crate::commands::call_or_in_process;
+use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::remote::Remote;
 use crate::compile_cache::store::Store;
+use crate::daemon::client::call_or_in_process;
 use crate::daemon::lifecycle::DaemonPaths;
-use crate::daemon::protocol::{Artifact, Request, Response};
+use crate::daemon::protocol::{Request, Response};
 
 /// How long an in-process store waits for its upload before the command exits.
 const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -54,7 +55,7 @@ fn daemon(request: &Request, use_daemon: bool) -> Option<Response> {
 fn in_process() -> io::Result<(Store, Option<std::sync::Arc<Remote>>)> {
     let paths = DaemonPaths::from_env().map_err(io::Error::other)?;
     let store = Store::new(&paths.dir);
-    match crate::user_config::remote() {
+    match crate::compile_cache::user_config::remote() {
         Some(Ok(remote)) => Ok((store.with_remote(remote.clone()), Some(remote))),
         _ => Ok((store, None)),
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::record::RunRecord;
 use super::spec::RunSpec;
-use crate::commands::fp::{cache_type_name, note_full_pass};
+use crate::daemon::client::note_full_pass;
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{NormalizedPath, Request, Response, RunCheckAnswer, RunCheckSpec};
@@ -175,7 +175,7 @@ fn daemon_spec(spec: &RunSpec, parts: &BTreeMap<String, Digest>, dry_run: bool) 
     let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
     RunCheckSpec {
         cache_file: abs(&spec.cache_file),
-        cache_type: cache_type_name(spec.cache_type).to_string(),
+        cache_type: spec.cache_type.name().to_string(),
         root: abs(&spec.root),
         extensions: spec.filter.extensions.clone(),
         include_globs: spec.filter.include.clone(),

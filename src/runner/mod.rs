@@ -11,6 +11,7 @@ mod judgement;
 pub mod ledger;
 mod outcome;
 mod output_cache;
+mod output_entry;
 mod output_rules;
 mod outputs;
 pub mod record;

@@ -13,12 +13,11 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::outputs::{
-    OutputDigests, OutputEntry, OutputKind, changed_outputs, digest_outputs, holds,
-};
+use super::output_entry::{OutputDigests, OutputEntry, OutputKind};
+use super::outputs::{changed_outputs, digest_outputs, holds};
 use super::spec::RunSpec;
 use super::{artifacts, output_rules, restore};
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::Digest;
 
 /// The store key of the outputs of a success with fingerprint `key`.

@@ -10,8 +10,12 @@
 
 use globset::GlobMatcher;
 
-use super::outputs::{OutputEntry, OutputKind};
-use super::spec::is_glob;
+use super::output_entry::{OutputEntry, OutputKind};
+
+/// True when an `--output` is a glob (`dist/**`, `*.gen.rs`) rather than a path.
+pub fn is_glob(output: &str) -> bool {
+    output.contains(['*', '?', '[', '{'])
+}
 
 /// Path parts no output ever holds: git's and zccache's own directories.
 const NEVER_OUTPUT: [&str; 2] = [".git", ".zccache"];

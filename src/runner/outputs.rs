@@ -13,38 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::output_rules::{glob_matcher, literal_parts, never_an_output};
-use super::spec::is_glob;
+use super::output_entry::{OutputDigests, OutputEntry, OutputKind};
+use super::output_rules::{glob_matcher, is_glob, literal_parts, never_an_output};
 use crate::fingerprint::{Digest, EntryKind, hash_entry, mtime_ns};
 use crate::paths::is_temp;
-
-/// What one entry of an output is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKind {
-    /// A regular file (its content is in the artifact store under its digest).
-    File,
-    /// A symlink, with its target text.
-    Symlink(String),
-    /// A directory.
-    Dir,
-}
-
-/// One file, symlink or directory an output held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputEntry {
-    /// Its path inside the output (`""`: the output itself).
-    pub path: String,
-    /// What it is.
-    pub kind: OutputKind,
-    /// Permission bits.
-    pub mode: u32,
-    /// The content digest (of a symlink: of its target; of a directory: none).
-    pub digest: Option<Digest>,
-}
-
-/// Output (as given) → its entries, sorted by path (`None`: it did not exist).
-pub type OutputDigests = BTreeMap<String, Option<Vec<OutputEntry>>>;
 
 /// What identifies a file's content without reading it, once it has settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::outputs::{OutputDigests, Stamps};
+use super::output_entry::OutputDigests;
+use super::outputs::Stamps;
 use super::tool::RustupMemo;
 use crate::fingerprint::{Digest, MAX_SUCCESSES, read_state_file, write_file_atomic};
 use crate::paths::with_suffix;

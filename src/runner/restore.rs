@@ -19,8 +19,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use super::outputs::{OutputEntry, OutputKind};
-use super::spec::is_glob;
+use super::output_entry::{OutputEntry, OutputKind};
+use super::output_rules::is_glob;
 use crate::dir_fd::{DirFd, Found};
 use crate::fingerprint::Digest;
 use crate::paths::TEMP_PREFIX;

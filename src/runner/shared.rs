@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts;
 use super::output_cache::{self, Restore};
-use super::outputs::{OutputDigests, changed_outputs, digest_outputs};
+use super::output_entry::OutputDigests;
+use super::outputs::{changed_outputs, digest_outputs};
 use super::record::RunRecord;
 use super::spec::RunSpec;
 use super::tool;
-use crate::daemon::protocol::Artifact;
+use crate::compile_cache::artifact::Artifact;
 use crate::fingerprint::{Decision, combined_key};
 use crate::quote;
 

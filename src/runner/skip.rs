@@ -4,7 +4,8 @@
 
 use super::judgement::Judgement;
 use super::output_cache::{self, Restore};
-use super::outputs::{Listing, OutputDigests, Stamps, changed_outputs, digest_outputs_known};
+use super::output_entry::OutputDigests;
+use super::outputs::{Listing, Stamps, changed_outputs, digest_outputs_known};
 use super::record::{RunFiles, RunRecord};
 use super::restore;
 use super::spec::RunSpec;

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::output_rules::{glob_matcher, is_glob};
 use crate::cli::{InputArgs, TaskArgs};
 use crate::fingerprint::{CacheType, Digest, Filter, FilterSpec};
 use crate::paths::lexically_absolute;
@@ -145,7 +146,7 @@ impl RunSpec {
         }
         Filter::new(&self.filter).map_err(|e| e.to_string())?;
         for (shown, _) in self.outputs.iter().filter(|(shown, _)| is_glob(shown)) {
-            super::output_rules::glob_matcher(shown)?;
+            glob_matcher(shown)?;
         }
         Ok(())
     }
@@ -224,11 +225,6 @@ fn excluded(filter: &Filter, rel: &Path) -> bool {
         prefix.push_str(&name);
         filter.excludes(&prefix, &name)
     })
-}
-
-/// True when an `--output` is a glob (`dist/**`, `*.gen.rs`) rather than a path.
-pub fn is_glob(output: &str) -> bool {
-    output.contains(['*', '?', '[', '{'])
 }
 
 fn argv_digest(argv: &[OsString]) -> Digest {

@@ -20,6 +20,7 @@ use super::incremental;
 use super::inputs::{Inputs, MANIFEST_KIND, Manifest, OUT_DIR_MARK, artifact_key, mark_out_dir};
 use super::pending::PendingStores;
 use super::store_job::StoreJob;
+use crate::compile_cache::artifact::{Artifact, RustArtifact};
 use crate::compile_cache::compiler::Identities;
 use crate::compile_cache::headers::header_unchanged;
 use crate::compile_cache::inflight::InFlight;
@@ -33,7 +34,6 @@ use crate::compile_cache::regular;
 use crate::compile_cache::request::{Outcome, Request, Served};
 use crate::compile_cache::space::{self, OutOfSpace};
 use crate::compile_cache::store::Store;
-use crate::daemon::protocol::{Artifact, RustArtifact};
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
 use crate::runner::tool::resolve_program_on;
 

@@ -17,9 +17,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::regular;
 use crate::compile_cache::store::Store;
-use crate::daemon::protocol::Artifact;
 use crate::fingerprint::Digest;
 
 /// Most files a kept session may hold (rustc writes a few per codegen unit).

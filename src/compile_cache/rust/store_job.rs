@@ -14,13 +14,13 @@ use super::inputs::{
     Inputs, MANIFEST_KIND, Manifest, OUT_DIR_MARK, artifact_key, env_deps, mark_out_dir,
 };
 use super::pending::Pending;
+use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::depfile::prerequisites;
 use crate::compile_cache::headers::{Learned, learn_headers};
 use crate::compile_cache::modes;
 use crate::compile_cache::regular;
 use crate::compile_cache::request::{Outcome, Request};
 use crate::compile_cache::store::Store;
-use crate::daemon::protocol::Artifact;
 use crate::fingerprint::{Digest, mtime_ns};
 
 /// A successful miss's outputs, opened, with the inputs its dep-info names.

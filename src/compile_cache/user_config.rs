@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::compile_cache::remote::{
+use super::remote::{
     KEY_ENV, KEY_FILE_ENV, NAMESPACE_ENV, READONLY_ENV, REMOTE_ENV, Remote, RemoteSettings,
     signing_key,
 };
