@@ -55,6 +55,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Keep a restored build cache fresh after a checkout: save files' mtimes, set them back
+    /// where the content still matches.
+    #[command(subcommand)]
+    Mtimes(MtimesCommand),
     /// Roll up the compile journal: totals, time saved, misses by reason, the slowest, by
     /// output kind, tool and source file, as text, JSON or an HTML page.
     Report(ReportArgs),
@@ -96,6 +100,32 @@ pub enum HookCommand {
     },
     /// Remove zccache's pre-commit hook, restoring a backed-up one.
     Uninstall,
+}
+
+/// `zccache mtimes save | restore`.
+#[derive(Debug, Subcommand)]
+pub enum MtimesCommand {
+    /// Record size, mtime and blake3 of every file under the roots (ignore rules apply).
+    Save {
+        /// The snapshot to write.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directories (or files) inside the current directory; default `.`.
+        #[arg(value_name = "ROOT")]
+        roots: Vec<PathBuf>,
+        /// Print the count as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set each saved file's mtime back where its size and content still match.
+    Restore {
+        /// The snapshot `save` wrote (paths are relative to the current directory).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the counts as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `zccache clear`.

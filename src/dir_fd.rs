@@ -117,6 +117,63 @@ impl DirFd {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Opens the file at `rel` (a relative path of normal components) below this directory
+    /// for reading, without following a symlink anywhere on the way or at the end and
+    /// without blocking on a FIFO: `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`,
+    /// or one `O_NOFOLLOW` component at a time on a kernel without it.
+    pub fn open_file_beneath(&self, rel: &Path) -> io::Result<File> {
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let name = c_name(rel.as_os_str())?;
+        // SAFETY: `open_how` is plain integers, for which all zeroes is valid.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = flags as u64;
+        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        // SAFETY: a valid directory fd, C string and `open_how` of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                &raw const how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` was just opened and is owned by nobody else.
+            return Ok(unsafe { File::from_raw_fd(fd as libc::c_int) });
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(err);
+        }
+        self.open_file_walking(rel, flags)
+    }
+
+    /// `open_file_beneath` for kernels before 5.6: each directory opened with `O_NOFOLLOW`.
+    fn open_file_walking(&self, rel: &Path, flags: libc::c_int) -> io::Result<File> {
+        let mut parts: Vec<&OsStr> = Vec::new();
+        for part in rel.components() {
+            match part {
+                std::path::Component::Normal(name) => parts.push(name),
+                _ => return Err(io::Error::other("not a plain relative path")),
+            }
+        }
+        let Some((file, dirs)) = parts.split_last() else {
+            return Err(io::Error::other("an empty path"));
+        };
+        let mut held: Option<DirFd> = None;
+        for dir in dirs {
+            let next = held.as_ref().unwrap_or(self).open_child(dir)?;
+            held = Some(next);
+        }
+        let at = held.as_ref().unwrap_or(self);
+        let name = c_name(file)?;
+        // SAFETY: a valid directory fd and C string; the returned fd is owned below.
+        let fd = check(unsafe { libc::openat(at.fd.as_raw_fd(), name.as_ptr(), flags) })?;
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Makes `name` a symlink to `target` (never replacing anything).
     pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
         let (target, name) = (c_name(target)?, c_name(name)?);

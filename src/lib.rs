@@ -13,6 +13,7 @@ pub mod console;
 pub mod daemon;
 pub mod dir_fd;
 pub mod fingerprint;
+pub mod mtimes;
 pub mod os;
 pub mod paths;
 pub mod private_dir;

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Hook(HookCommand::Uninstall) => commands::hook::uninstall(),
         Command::Completions { shell } => completions(*shell),
         Command::Kv(command) => commands::kv::execute(command),
+        Command::Mtimes(command) => commands::mtimes::execute(command),
         Command::RustArtifacts { json } => commands::rust_artifacts::execute(*json),
         Command::SessionStart(args) => commands::session::start(args),
         Command::SessionStats(args) => commands::session::stats(args),

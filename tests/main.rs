@@ -10,6 +10,7 @@ mod graph;
 mod input_set;
 mod kv;
 mod miss_reasons;
+mod mtimes;
 mod names_state;
 mod newcomer;
 mod processes;

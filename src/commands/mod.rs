@@ -4,6 +4,7 @@ pub mod daemon;
 pub mod fp;
 pub mod hook;
 pub mod kv;
+pub mod mtimes;
 pub mod report;
 pub mod rust_artifacts;
 pub mod session;

@@ -57,7 +57,7 @@ fn mentions() -> Vec<(usize, String)> {
     }
     for block in blocks_of(Kind::Yaml) {
         for (offset, line) in block.lines.iter().enumerate() {
-            if let Some(at) = line.find("zccache run") {
+            if let Some(at) = line.find("zccache ") {
                 found.push((block.line + offset, line[at..].to_string()));
             }
         }
