@@ -89,15 +89,6 @@ fn table_end(out: &mut String, columns: usize, empty: bool, more: u64) {
 /// The whole page; `tasks` is `None` where `zccache run` has no task (no section then).
 pub fn page(r: &Rollup, tasks: Option<&[TaskVerdict]>, source: &str) -> String {
     let mut out = String::new();
-    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
-    let hits = n("hit") + n("link_hit");
-    let misses = n("miss") + n("link_miss");
-    let cached = hits + misses;
-    let rate = if cached == 0 {
-        0.0
-    } else {
-        100.0 * hits as f64 / cached as f64
-    };
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>\
@@ -115,11 +106,48 @@ pub fn page(r: &Rollup, tasks: Option<&[TaskVerdict]>, source: &str) -> String {
     }
     let _ = write!(
         out,
-        "<p>{} — {} compiles over {:.1} s</p><div class=\"cards\">",
+        "<p>{} — {} compiles over {:.1} s</p>",
         esc(source),
         r.lines,
         r.span_s
     );
+    cards(&mut out, r);
+    timeline(&mut out, r);
+    reasons_tables(&mut out, r);
+    out.push_str("<h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
+    for s in &r.slowest {
+        let why = s.reason.as_deref().unwrap_or("-");
+        let _ = write!(
+            out,
+            "<tr><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+            s.ms,
+            esc(&s.output),
+            esc(why)
+        );
+    }
+    table_end(&mut out, 3, r.slowest.is_empty(), 0);
+    for (title, table, groups) in [
+        ("By output kind", "by_extension", &r.by_extension),
+        ("By tool", "by_tool", &r.by_tool),
+        ("By source file", "by_source", &r.by_source),
+    ] {
+        groups_table(&mut out, title, groups, left_off(r, table));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The compile cards: hits, misses and errors apart (a failed compile is no miss), the hit
+/// rate over hits and misses.
+fn cards(out: &mut String, r: &Rollup) {
+    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
+    let hits = n("hit") + n("link_hit");
+    let misses = n("miss") + n("link_miss");
+    let rate = match hits + misses {
+        0 => 0.0,
+        cached => 100.0 * hits as f64 / cached as f64,
+    };
+    out.push_str("<div class=\"cards\">");
     for (label, value) in [
         ("compiles", r.lines.to_string()),
         ("hits", hits.to_string()),
@@ -136,7 +164,10 @@ pub fn page(r: &Rollup, tasks: Option<&[TaskVerdict]>, source: &str) -> String {
         );
     }
     out.push_str("</div>");
-    timeline(&mut out, r);
+}
+
+/// Misses and passthroughs by reason.
+fn reasons_tables(out: &mut String, r: &Rollup) {
     for (title, noun, table, reasons) in [
         (
             "Misses by reason",
@@ -162,29 +193,8 @@ pub fn page(r: &Rollup, tasks: Option<&[TaskVerdict]>, source: &str) -> String {
                 esc(reason)
             );
         }
-        table_end(&mut out, 2, reasons.is_empty(), left_off(r, table));
+        table_end(out, 2, reasons.is_empty(), left_off(r, table));
     }
-    out.push_str("<h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
-    for s in &r.slowest {
-        let why = s.reason.as_deref().unwrap_or("-");
-        let _ = write!(
-            out,
-            "<tr><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td></tr>",
-            s.ms,
-            esc(&s.output),
-            esc(why)
-        );
-    }
-    table_end(&mut out, 3, r.slowest.is_empty(), 0);
-    for (title, table, groups) in [
-        ("By output kind", "by_extension", &r.by_extension),
-        ("By tool", "by_tool", &r.by_tool),
-        ("By source file", "by_source", &r.by_source),
-    ] {
-        groups_table(&mut out, title, groups, left_off(r, table));
-    }
-    out.push_str("</body></html>\n");
-    out
 }
 
 /// The tasks of `zccache run` in this directory: cards (skips, runs, time saved) and one

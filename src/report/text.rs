@@ -76,8 +76,9 @@ fn ends(out: &mut String, empty: bool, more: u64) {
 
 /// One row per group, the numbers aligned under each other.
 fn groups_table(out: &mut String, groups: &[Group]) {
-    let longest = groups.iter().map(|g| g.name.chars().count()).max();
-    let width = longest.unwrap_or(0).min(NAME_WIDTH);
+    // As wide as the longest name that fits; a longer one breaks onto its own line.
+    let lengths = groups.iter().map(|g| g.name.chars().count());
+    let width = lengths.filter(|&n| n <= NAME_WIDTH).max().unwrap_or(0);
     for g in groups {
         let name = match g.name.chars().count() > width {
             true => {
