@@ -139,7 +139,10 @@ fn a_failing_compile_is_not_cached() {
     let first = gcc(&sb, &args).status(1);
     let second = gcc(&sb, &args).status(1);
     assert_eq!(second.stderr, first.stderr);
-    assert_eq!(counts(&sb), (0, 2, 0));
+    // Failed compiles are errors, not misses (issue O.6).
+    assert_eq!(counts(&sb), (0, 0, 0));
+    let status = sb.cmd(["status", "--json"]).status(0).json();
+    assert_eq!(status["daemon"]["cache_errors"], 2, "{status}");
     assert!(!sb.path("bad.o").exists());
 }
 

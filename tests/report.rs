@@ -331,3 +331,431 @@ fn issue_o_passthroughs_say_why_everywhere() {
         "{html}"
     );
 }
+
+/// A session with its own journal `j.jsonl`; its id.
+fn session(sb: &Sandbox) -> String {
+    sb.cmd(["session-start", "--journal", "j.jsonl"])
+        .status(0)
+        .json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The journal `file`'s lines.
+fn journal(sb: &Sandbox, file: &str) -> Vec<serde_json::Value> {
+    sb.read(file)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Issue O.6: a compile that fails is an error, never a miss: in `status` (text and JSON),
+/// the session's counters, the report's text, JSON and HTML cards, with real gcc.
+#[test]
+fn issue_o_a_failing_compile_is_an_error_everywhere() {
+    let sb = Sandbox::new();
+    sb.write("a.c", "int a(void) { return 1; }\n")
+        .write("bad.c", "int b(void) { return nope; }\n");
+    let id = session(&sb);
+    let gcc = |args: &[&str], code: i32| {
+        sb.cmd(["gcc"])
+            .args(args)
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(code);
+    };
+    gcc(&["-c", "a.c", "-o", "a.o"], 0);
+    gcc(&["-c", "a.c", "-o", "a.o"], 0);
+    gcc(&["-c", "bad.c", "-o", "bad.o"], 1);
+
+    let daemon = sb.cmd(["status", "--json"]).status(0).json()["daemon"].clone();
+    let n = |k: &str| daemon[k].as_u64().unwrap_or(99);
+    assert_eq!(
+        (n("cache_hits"), n("cache_misses"), n("cache_errors")),
+        (1, 1, 1),
+        "{daemon}"
+    );
+    let status = sb.cmd(["status"]).status(0).stdout;
+    assert!(
+        status.contains("compiles: 1 hit, 1 miss, 1 error, 0 passed through"),
+        "{status}"
+    );
+    let stats = sb.cmd(["session-end", &id, "--json"]).status(0).json();
+    assert_eq!((&stats["misses"], &stats["errors"]), (&1.into(), &1.into()));
+
+    let json = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(
+        (&json["outcomes"]["miss"], &json["outcomes"]["error"]),
+        (&1.into(), &1.into()),
+        "{json}"
+    );
+    let o = &json["by_extension"][0];
+    assert_eq!(
+        (&o["name"], &o["misses"], &o["errors"]),
+        (&"o".into(), &1.into(), &1.into())
+    );
+    assert_eq!(
+        json["miss_reasons"],
+        serde_json::json!([["first compile of this output", 1]])
+    );
+    let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
+    assert!(text.contains("1 hits, 1 misses, 1 errors"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("o "))
+        .unwrap_or("");
+    assert!(
+        row.contains(" 1 misses ") && row.contains(" 1 errors "),
+        "{text}"
+    );
+    sb.cmd(["report", "--journal", "j.jsonl", "-o", "r.html"])
+        .status(0);
+    let html = sb.read("r.html");
+    assert!(html.contains("id=\"misses\">misses<b>1</b>"), "{html}");
+    assert!(html.contains("id=\"errors\">errors<b>1</b>"), "{html}");
+    assert!(
+        html.contains("id=\"hit-rate\">hit rate<b>50.0%</b>"),
+        "{html}"
+    );
+}
+
+/// The bars of the page's timeline: (x, width) of each `<rect>` in the `<svg>`.
+fn bars(html: &str) -> Vec<(f64, f64)> {
+    let svg = html
+        .split("<svg")
+        .nth(1)
+        .unwrap()
+        .split("</svg>")
+        .next()
+        .unwrap();
+    let attr = |rect: &str, name: &str| -> f64 {
+        let at = rect.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        rect[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    svg.split("<rect")
+        .skip(1)
+        .map(|rect| (attr(rect, "x"), attr(rect, "width")))
+        .collect()
+}
+
+/// Checks each bar of `file`'s page against its journal line: it spans the compile, from
+/// `ts - latency` (the journal's `ts` is when it ended) to `ts`, inside the 1000-wide chart.
+fn assert_bars_span_their_compiles(sb: &Sandbox, file: &str) {
+    let lines = journal(sb, file);
+    let span = |l: &serde_json::Value| {
+        let end = l["ts"].as_f64().unwrap();
+        (end - l["latency_ns"].as_f64().unwrap() / 1e9, end)
+    };
+    let first = lines
+        .iter()
+        .map(|l| span(l).0)
+        .fold(f64::INFINITY, f64::min);
+    let last = lines.iter().map(|l| span(l).1).fold(0.0, f64::max);
+    let scale = |t: f64| (t - first) / (last - first) * 1000.0;
+    sb.cmd(["report", "--journal", file, "-o", "t.html"])
+        .status(0);
+    let bars = bars(&sb.read("t.html"));
+    assert_eq!(bars.len(), lines.len());
+    for (line, (x, w)) in lines.iter().zip(bars) {
+        let (start, end) = span(line);
+        assert!(x >= 0.0 && x + w <= 1000.1, "bar {x}+{w} outside the chart");
+        assert!(
+            (x - scale(start)).abs() < 0.15,
+            "bar at {x}, compile from {}",
+            scale(start)
+        );
+        if w > 0.6 {
+            assert!(
+                (x + w - scale(end)).abs() < 0.2,
+                "bar to {}, compile to {}",
+                x + w,
+                scale(end)
+            );
+        }
+    }
+}
+
+/// Issue O.7: the timeline draws each compile from its start (the journal's `ts` is its
+/// end) to its end; a two-line journal draws inside the chart. Real gcc compiles.
+#[test]
+fn issue_o_the_timeline_draws_each_compile_where_it_ran() {
+    let sb = Sandbox::new();
+    let id = session(&sb);
+    for name in ["a", "b", "c", "d"] {
+        let body = format!("#include <stdio.h>\nint {name}(void) {{ return puts(\"x\"); }}\n");
+        sb.write(&format!("{name}.c"), body);
+        sb.cmd([
+            "gcc",
+            "-O2",
+            "-c",
+            &format!("{name}.c"),
+            "-o",
+            &format!("{name}.o"),
+        ])
+        .env("ZCCACHE_SESSION_ID", &id)
+        .status(0);
+    }
+    sb.cmd(["session-end", &id]).status(0);
+    assert_bars_span_their_compiles(&sb, "j.jsonl");
+    let text = sb.read("j.jsonl");
+    let two: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    sb.write("two.jsonl", two);
+    assert_bars_span_their_compiles(&sb, "two.jsonl");
+}
+
+/// Issue O.7: one header edit is one row of misses by reason, however each compile's
+/// depfile spells the header (`lib//compress/../common/mem.h` from the top,
+/// `../lib/common/mem.h` from `programs/`), with real gcc.
+#[test]
+fn issue_o_misses_by_reason_name_one_header_once() {
+    let sb = Sandbox::new();
+    sb.write("lib/common/mem.h", "#define MEM 1\n")
+        .write(
+            "lib/compress/c.c",
+            "#include \"compress/../common/mem.h\"\nint c(void) { return MEM; }\n",
+        )
+        .write(
+            "programs/p.c",
+            "#include \"common/mem.h\"\nint p(void) { return MEM; }\n",
+        );
+    let id = session(&sb);
+    let build = || {
+        sb.cmd(["gcc", "-Ilib/", "-c", "lib/compress/c.c", "-o", "c.o"])
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(0);
+        sb.cmd(["gcc", "-I../lib", "-c", "p.c", "-o", "p.o"])
+            .cwd(sb.path("programs"))
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(0);
+    };
+    build();
+    sb.write("lib/common/mem.h", "#define MEM 2\n");
+    build();
+    sb.cmd(["session-end", &id]).status(0);
+    let spelled: Vec<String> = journal(&sb, "j.jsonl")
+        .iter()
+        .filter_map(|l| l["miss_reason"].as_str())
+        .filter(|r| r.starts_with("header"))
+        .map(String::from)
+        .collect();
+    assert_eq!(spelled.len(), 2, "{spelled:?}");
+    assert_ne!(spelled[0], spelled[1], "the depfiles spell it two ways");
+    let json = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(
+        json["miss_reasons"],
+        serde_json::json!([
+            ["first compile of this output", 2],
+            ["header changed: lib/common/mem.h", 2]
+        ])
+    );
+}
+
+/// Issue O.7: each compile is grouped as what it is, with real gcc and cargo: an assembly
+/// source under its name, a versioned shared library as `so`, `rustc -vV` and `--print`
+/// as queries (kind `query`, source `(query)`), a `--test` harness as `test`.
+#[test]
+fn issue_o_report_groups_name_what_each_compile_is() {
+    let sb = Sandbox::new();
+    sb.write(
+        "asm/start.S",
+        "#define ANSWER 42\n.globl answer\nanswer:\n.long ANSWER\n",
+    )
+    .write("z.c", "int z(void) { return 1; }\n")
+    .write(
+        "Cargo.toml",
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .write(
+        "src/lib.rs",
+        "pub fn one() -> u32 { 1 }\n#[test]\nfn works() { assert_eq!(one(), 1); }\n",
+    );
+    sb.cmd(["gcc", "-c", "asm/start.S", "-o", "start.o"])
+        .status(0);
+    sb.cmd(["gcc", "-fPIC", "-c", "z.c", "-o", "z.o"]).status(0);
+    sb.cmd(["gcc", "-shared", "z.o", "-o", "libz.so.1.5.6"])
+        .status(0);
+    sb.program("cargo")
+        .args(["test", "--no-run", "--offline", "--quiet"])
+        .env("RUSTC_WRAPPER", crate::support::ZCCACHE)
+        .env("CARGO_TARGET_DIR", sb.path("target"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .status(0);
+    let json = sb.cmd(["report", "--format", "json"]).status(0).json();
+    let group = |table: &str, name: &str| {
+        let rows = json[table].as_array().unwrap();
+        rows.iter().find(|g| g["name"] == name).cloned()
+    };
+    let total = |g: &serde_json::Value| {
+        ["hits", "misses", "errors", "passthroughs"]
+            .iter()
+            .map(|k| g[k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(group("by_source", "asm/start.S").is_some(), "{json}");
+    let so = group("by_extension", "so").expect("a so kind");
+    assert_eq!(total(&so), 1, "{json}");
+    assert!(group("by_extension", "6").is_none(), "{json}");
+    let query = group("by_extension", "query").expect("a query kind");
+    let asked = group("by_source", "(query)").expect("a (query) source");
+    assert!(
+        total(&query) >= 2 && total(&query) == total(&asked),
+        "{json}"
+    );
+    assert!(group("by_extension", "test").is_some(), "{json}");
+    // Left: the link of the shared library, and no query among them.
+    let linked = group("by_source", "(link or archive)").expect("the link");
+    assert_eq!(total(&linked), 1, "{json}");
+}
+
+/// Issue O.7: a table longer than 20 rows says how many it left off; an empty one says
+/// `none`; long names keep the text's columns aligned. Real gcc compiles.
+#[test]
+fn issue_o_report_tables_say_what_they_leave_off() {
+    let sb = Sandbox::new();
+    let long = "src/a/rather/deep/directory/of/the/project/with/a/long/name/x.c";
+    let mut sources: Vec<String> = (0..22).map(|i| format!("s{i:02}.c")).collect();
+    sources.push(long.to_string());
+    let id = session(&sb);
+    for (i, source) in sources.iter().enumerate() {
+        sb.write(source, format!("int f{i}(void) {{ return {i}; }}\n"));
+        sb.cmd(["gcc", "-c", source, "-o", &format!("o{i}.o")])
+            .env("ZCCACHE_SESSION_ID", &id)
+            .status(0);
+    }
+    sb.cmd(["session-end", &id]).status(0);
+    let json = sb
+        .cmd(["report", "--journal", "j.jsonl", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(json["by_source"].as_array().unwrap().len(), 20);
+    assert_eq!(json["left_off"], serde_json::json!({"by_source": 3}));
+
+    let text = sb.cmd(["report", "--journal", "j.jsonl"]).status(0).stdout;
+    let section = |title: &str| -> Vec<String> {
+        let rest = text.split(&format!("\n{title}:\n")).nth(1).unwrap_or("");
+        rest.split("\n\n")
+            .next()
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let by_source = section("by source file");
+    assert_eq!(by_source.len(), 21, "{text}");
+    assert_eq!(by_source[20], "  ... and 3 more", "{text}");
+    assert_eq!(section("passthroughs by reason"), ["  none"], "{text}");
+    for title in ["by output kind", "by source file"] {
+        let rows = section(title);
+        let columns: Vec<usize> = rows.iter().filter_map(|r| r.find(" hits ")).collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    sb.cmd(["report", "--journal", "j.jsonl", "-o", "r.html"])
+        .status(0);
+    let html = sb.read("r.html");
+    parse_tags(&html);
+    let table = html.split("<h2>By source file</h2>").nth(1).unwrap_or("");
+    assert!(table.contains(">... and 3 more</td>"), "{html}");
+    let passed = html
+        .split("<h2>Passthroughs by reason</h2>")
+        .nth(1)
+        .unwrap_or("");
+    let passed = passed.split("</table>").next().unwrap();
+    assert!(passed.contains(">none</td>"), "{html}");
+}
+
+/// Issue O.7: the page's task table lists every task of the directory, wherever its state
+/// file lies: a zccache.toml task with its own root, a `--cache FILE` run, one in
+/// `.zccache/run/`; where tasks exist but none has decided yet, the table says `none`.
+#[test]
+fn issue_o_the_task_table_lists_tasks_wherever_their_state_lies() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("sub")).unwrap();
+    sb.write(
+        "zccache.toml",
+        "[tasks.lint]\ncommand = \"true\"\nroot = \"sub\"\n\n[tasks.test]\ncommand = \"true\"\n",
+    );
+    sb.cmd(["report", "-o", "r.html"]).status(0);
+    let page = sb.read("r.html");
+    parse_tags(&page);
+    let tasks = page
+        .split("<h2>Tasks of zccache run</h2>")
+        .nth(1)
+        .expect("a task section");
+    assert!(
+        tasks
+            .split("</table>")
+            .next()
+            .unwrap()
+            .contains(">none</td>"),
+        "{page}"
+    );
+
+    sb.cmd(["run", "lint"]).status(0);
+    sb.cmd(["run", "test"]).status(0);
+    sb.cmd(["run", "--cache", ".cache/adhoc.json", "--", "true"])
+        .status(0);
+    assert!(sb.path("sub/.zccache/run/lint.json").exists());
+    sb.cmd(["report", "-o", "r.html"]).status(0);
+    let page = sb.read("r.html");
+    parse_tags(&page);
+    assert!(page.contains("id=\"task-count\">tasks<b>3</b>"), "{page}");
+    for task in ["lint", "test", ".cache/adhoc.json"] {
+        assert!(
+            page.contains(&format!("<td>{task}</td><td>run</td>")),
+            "{task}: {page}"
+        );
+    }
+}
+
+/// Issue O.7: `why` on a link with 25 changed inputs lists them one per line, ten at
+/// most, and counts the rest; real gcc objects, linked through the cache.
+#[test]
+fn issue_o_why_lists_many_changed_inputs_one_per_line() {
+    let sb = Sandbox::new();
+    let objects: Vec<String> = (0..25).map(|i| format!("part{i:02}.o")).collect();
+    let compile = |value: u32| {
+        for (i, object) in objects.iter().enumerate() {
+            let main = if i == 0 {
+                "int main(void) { return 0; }\n"
+            } else {
+                ""
+            };
+            sb.write(
+                &format!("part{i:02}.c"),
+                format!("int p{i}(void) {{ return {value}; }}\n{main}"),
+            );
+            sb.program("gcc")
+                .args(["-c", &format!("part{i:02}.c"), "-o", object])
+                .status(0);
+        }
+    };
+    let link = || sb.cmd(["gcc"]).args(&objects).args(["-o", "app"]).status(0);
+    compile(1);
+    link();
+    compile(2);
+    link();
+    let out = sb.cmd(["why", "app"]).status(0).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "app: 2 recent misses, newest first", "{out}");
+    assert!(lines[1].ends_with("  input changed: part00.o"), "{out}");
+    let indent = lines[1].len() - "input changed: part00.o".len();
+    for (i, line) in lines[2..11].iter().enumerate() {
+        let want = format!("{}input changed: part{:02}.o", " ".repeat(indent), i + 1);
+        assert_eq!(*line, want, "{out}");
+    }
+    assert_eq!(
+        lines[11],
+        format!("{}... and 15 more", " ".repeat(indent)),
+        "{out}"
+    );
+    assert!(lines[12].ends_with("first compile of this output"), "{out}");
+    assert!(lines.iter().all(|l| l.len() < 100), "{out}");
+}

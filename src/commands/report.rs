@@ -7,11 +7,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
+use crate::config;
+use crate::daemon::client;
 use crate::daemon::lifecycle::DaemonPaths;
+use crate::daemon::protocol::{Request, Response};
 use crate::report::html::{self, TaskVerdict};
 use crate::report::{self, Filter};
 use crate::runner::ledger::{self, LedgerLine};
+use crate::runner::record::RunFiles;
 use crate::runner::spec::STATE_DIR;
+use crate::runner::tasks::{plain_run_args, task_spec};
 use crate::runner::when;
 
 /// Writes the report to `-o FILE` or stdout.
@@ -28,10 +33,12 @@ pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         outcome: args.outcome.clone(),
         crate_name: args.crate_name.clone(),
     };
+    let cwd = std::env::current_dir()?;
+    let root = project_of(&cwd);
     // Before the first compile the daemon's journal does not exist yet: no compiles.
-    let rollup = match report::from_journal(&journal, &filter) {
+    let rollup = match report::from_journal(&journal, &filter, &root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.journal.is_none() => {
-            report::rollup(&[])
+            report::rollup(&[], &root)
         }
         read => read.with_context(|| format!("cannot read the journal {}", journal.display()))?,
     };
@@ -53,11 +60,12 @@ pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => ReportFormat::Text,
     });
     let text = match format {
-        ReportFormat::Text => report::text(&rollup),
+        ReportFormat::Text => report::text::render(&rollup),
         ReportFormat::Json => serde_json::to_string(&rollup)? + "\n",
         ReportFormat::Html => {
-            let tasks = task_verdicts(&std::env::current_dir()?);
-            html::page(&rollup, &tasks, &journal.display().to_string())
+            let tasks = task_verdicts(&cwd);
+            let source = journal.display().to_string();
+            html::page(&rollup, tasks.as_deref(), &source)
         }
     };
     match &args.output {
@@ -68,25 +76,88 @@ pub fn execute(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The last decision of every task whose state lives in `dir/.zccache/run/`.
-fn task_verdicts(dir: &Path) -> Vec<TaskVerdict> {
-    let Ok(entries) = std::fs::read_dir(dir.join(STATE_DIR)) else {
-        return Vec::new();
+/// The project holding `dir`: the nearest directory above with a `.git`, else `dir`.
+/// Paths in reasons are shown relative to it.
+fn project_of(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
+/// The last decision of every task of `dir`: the tasks of its zccache.toml (wherever their
+/// `cache` file lies), every ledger in `dir/.zccache/run/`, and the tasks the running
+/// daemon watches under `dir` (a `--cache FILE` run anywhere). `None` when there is no
+/// task at all; a task that has not decided yet has no row.
+fn task_verdicts(dir: &Path) -> Option<Vec<TaskVerdict>> {
+    let mut ledgers: Vec<(String, PathBuf)> = Vec::new();
+    // One ledger reached two ways (a task's own name, its file in the state directory) is
+    // one task: compared by its real directory.
+    let mut add = |name: String, ledger: PathBuf| {
+        let real = match (ledger.parent(), ledger.file_name()) {
+            (Some(dir), Some(file)) => std::fs::canonicalize(dir).map(|d| d.join(file)),
+            _ => Ok(ledger.clone()),
+        };
+        let ledger = real.unwrap_or(ledger);
+        if !ledgers.iter().any(|(_, known)| *known == ledger) {
+            ledgers.push((name, ledger));
+        }
     };
-    let mut ledgers: Vec<PathBuf> = entries
+    if let Ok(config) = config::load(None, dir) {
+        for name in config.tasks.keys() {
+            if let Ok(spec) = task_spec(&config, name, &plain_run_args(false)) {
+                add(name.clone(), RunFiles::new(&spec.cache_file).ledger);
+            }
+        }
+    }
+    let state = dir.join(STATE_DIR);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&state)
+        .into_iter()
+        .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(".json.log"))
         .collect();
-    ledgers.sort();
-    ledgers
+    found.sort();
+    for ledger in found {
+        let name = ledger.file_name().unwrap_or_default().to_string_lossy();
+        add(
+            name.trim_end_matches(".json.log").to_string(),
+            ledger.clone(),
+        );
+    }
+    for cache_file in watched_under(dir) {
+        let shown = cache_file.strip_prefix(dir).unwrap_or(&cache_file);
+        add(
+            shown.display().to_string(),
+            RunFiles::new(&cache_file).ledger,
+        );
+    }
+    let any = !ledgers.is_empty() || state.is_dir();
+    let verdicts = ledgers
         .iter()
-        .filter_map(|path| {
-            let lines = ledger::read(path);
-            let name = path.file_name()?.to_string_lossy();
-            verdict(name.trim_end_matches(".json.log"), &lines)
-        })
-        .collect()
+        .filter_map(|(name, path)| verdict(name, &ledger::read(path)))
+        .collect();
+    any.then_some(verdicts)
+}
+
+/// The state files of the tasks the running daemon (if one runs: none is started) watches
+/// with a root under `dir`.
+fn watched_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(paths) = DaemonPaths::from_env() else {
+        return Vec::new();
+    };
+    let Ok(Some(Response::Status(status))) = client::call_running(&paths, &Request::Status) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = status
+        .indexes
+        .into_iter()
+        .filter(|index| Path::new(&index.root).starts_with(dir))
+        .map(|index| PathBuf::from(index.cache_file))
+        .collect();
+    files.sort();
+    files
 }
 
 /// A task's row from its recent decisions (`None` without any): the last verdict, counts,

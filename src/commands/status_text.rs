@@ -25,9 +25,10 @@ pub fn describe(s: &DaemonStatus) -> String {
         text.push_str(&format!("  out of space: {space}\n"));
     }
     text.push_str(&format!(
-        "  compiles: {}, {}, {} passed through\n",
+        "  compiles: {}, {}, {}, {} passed through\n",
         count(s.cache_hits, "hit", "hits"),
         count(s.cache_misses, "miss", "misses"),
+        count(s.cache_errors, "error", "errors"),
         thousands(s.passthroughs as usize)
     ));
     text.push_str(&format!(

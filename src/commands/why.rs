@@ -138,8 +138,7 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
         }
         println!("{shown}: {}, newest first", counted(&misses));
         for miss in &misses {
-            let reasons = miss.reasons.join("; ");
-            println!("  {}  {}", when(miss.at_ms), quote::controls(&reasons));
+            print!("{}", reasons_text(&when(miss.at_ms), &miss.reasons));
         }
     }
     Ok(if found {
@@ -147,6 +146,34 @@ fn outputs(args: &WhyArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Reasons that fit in this many characters are printed on one line.
+const ONE_LINE: usize = 100;
+/// Reasons listed one per line at most; the rest are counted.
+const LISTED: usize = 10;
+
+/// One miss's reasons after `when`: on one line (`; ` between) while they fit, else one
+/// per line under each other, at most `LISTED` and `... and N more` (a link with 25
+/// changed inputs).
+fn reasons_text(when: &str, reasons: &[String]) -> String {
+    let joined = reasons.join("; ");
+    if reasons.len() <= 1 || joined.chars().count() <= ONE_LINE {
+        return format!("  {when}  {}\n", quote::controls(&joined));
+    }
+    let pad = " ".repeat(when.chars().count());
+    let mut text = String::new();
+    for (i, reason) in reasons.iter().take(LISTED).enumerate() {
+        let at = if i == 0 { when } else { pad.as_str() };
+        text.push_str(&format!("  {at}  {}\n", quote::controls(reason)));
+    }
+    if reasons.len() > LISTED {
+        text.push_str(&format!(
+            "  {pad}  ... and {} more\n",
+            reasons.len() - LISTED
+        ));
+    }
+    text
 }
 
 /// `2 recent misses`, `1 recent passthrough`, `1 recent miss, 2 passthroughs`.
@@ -198,4 +225,30 @@ fn describe(line: &LedgerLine) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_reasons_are_listed_one_per_line_and_capped() {
+        let few = [
+            "argument changed: -O2 -> -O3".to_string(),
+            "source changed".to_string(),
+        ];
+        assert_eq!(
+            reasons_text("10:02", &few),
+            "  10:02  argument changed: -O2 -> -O3; source changed\n"
+        );
+        let many: Vec<String> = (1..=25)
+            .map(|i| format!("input changed: obj/part{i:02}.o"))
+            .collect();
+        let text = reasons_text("10:02", &many);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), LISTED + 1, "{text}");
+        assert_eq!(lines[0], "  10:02  input changed: obj/part01.o");
+        assert_eq!(lines[1], "         input changed: obj/part02.o");
+        assert_eq!(lines[LISTED], "         ... and 15 more");
+    }
 }

@@ -228,7 +228,7 @@ fn account(
     let (counter, label) = match outcome.served {
         Served::Hit => (0, "hit"),
         Served::LinkHit => (0, "link_hit"),
-        Served::Miss | Served::LinkMiss if outcome.exit_code != 0 => (1, "error"),
+        Served::Miss | Served::LinkMiss if outcome.exit_code != 0 => (3, "error"),
         Served::Miss => (1, "miss"),
         Served::LinkMiss => (1, "link_miss"),
         Served::Passthrough(reason) => {

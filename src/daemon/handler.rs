@@ -109,6 +109,7 @@ fn status(shared: &Shared) -> Response {
         cache_hits: shared.compile_counts[0].load(Ordering::SeqCst),
         cache_misses: shared.compile_counts[1].load(Ordering::SeqCst),
         passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
+        cache_errors: shared.compile_counts[3].load(Ordering::SeqCst),
         remote: shared.store.remote().map(|remote| {
             let counts = &remote.counts;
             let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

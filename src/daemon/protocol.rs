@@ -374,6 +374,8 @@ pub struct DaemonStatus {
     /// Why the remote tier the user configured is off (a missing key file, a short key, a
     /// bad URL); `None` when it is on or none is configured.
     pub remote_off: Option<String>,
+    /// Compiles that failed (non-zero status; nothing stored, so no miss).
+    pub cache_errors: u64,
 }
 
 /// What the remote tier did since the daemon started.

@@ -36,8 +36,8 @@ pub struct Shared {
     pub store_bytes: AtomicU64,
     /// The compile cache (over the same store).
     pub compiles: CompileCache,
-    /// Compile counters: hits, misses, passthroughs.
-    pub compile_counts: [AtomicU64; 3],
+    /// Compile counters: hits, misses, passthroughs, errors.
+    pub compile_counts: [AtomicU64; 4],
     /// Compile sessions and the journal.
     pub sessions: Sessions,
     /// When the last request came, in ms since `started`.

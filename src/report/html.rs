@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::text::left_off;
 use super::{Group, Rollup};
 
 /// One `zccache run` task of the current directory, from its ledger (its recent
@@ -37,7 +38,7 @@ font-size:.92em}td,th{border-bottom:1px solid #e6e9ed;padding:4px 6px;text-align
 vertical-align:top}.n{text-align:right;font-variant-numeric:tabular-nums}.wrap{\
 overflow-x:auto}svg{width:100%;height:auto;min-height:60px;background:#fff;border:1px solid #d8dee4}\
 .key span{display:inline-block;margin-right:12px}.sw{display:inline-block;width:10px;\
-height:10px;margin-right:4px}";
+height:10px;margin-right:4px}.note{color:#57606a}";
 
 /// Colour and row of an outcome on the timeline.
 fn lane(outcome: &str) -> (&'static str, u32) {
@@ -65,18 +66,29 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// The whole page.
-pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
+/// A table row that spans `columns` and says `text` (`none`, `... and 3 more`).
+fn note_row(out: &mut String, columns: usize, text: &str) {
+    let _ = write!(
+        out,
+        "<tr><td colspan=\"{columns}\" class=\"note\">{}</td></tr>",
+        esc(text)
+    );
+}
+
+/// `none` in an empty table, `... and N more` in one that left rows off.
+fn table_end(out: &mut String, columns: usize, empty: bool, more: u64) {
+    if empty {
+        note_row(out, columns, "none");
+    }
+    if more > 0 {
+        note_row(out, columns, &format!("... and {more} more"));
+    }
+    out.push_str("</table></div>");
+}
+
+/// The whole page; `tasks` is `None` where `zccache run` has no task (no section then).
+pub fn page(r: &Rollup, tasks: Option<&[TaskVerdict]>, source: &str) -> String {
     let mut out = String::new();
-    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
-    let hits = n("hit") + n("link_hit");
-    let misses = n("miss") + n("link_miss") + n("error");
-    let cached = hits + misses;
-    let rate = if cached == 0 {
-        0.0
-    } else {
-        100.0 * hits as f64 / cached as f64
-    };
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>\
@@ -84,7 +96,7 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
          <title>zccache report</title><style>{STYLE}</style></head><body>\
          <h1>zccache build report</h1>"
     );
-    if !tasks.is_empty() {
+    if let Some(tasks) = tasks {
         tasks_section(&mut out, tasks);
         out.push_str("<h2>Compiles</h2>");
         if r.lines == 0 {
@@ -94,15 +106,53 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
     }
     let _ = write!(
         out,
-        "<p>{} — {} compiles over {:.1} s</p><div class=\"cards\">",
+        "<p>{} — {} compiles over {:.1} s</p>",
         esc(source),
         r.lines,
         r.span_s
     );
+    cards(&mut out, r);
+    timeline(&mut out, r);
+    reasons_tables(&mut out, r);
+    out.push_str("<h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
+    for s in &r.slowest {
+        let why = s.reason.as_deref().unwrap_or("-");
+        let _ = write!(
+            out,
+            "<tr><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td></tr>",
+            s.ms,
+            esc(&s.output),
+            esc(why)
+        );
+    }
+    table_end(&mut out, 3, r.slowest.is_empty(), 0);
+    for (title, table, groups) in [
+        ("By output kind", "by_extension", &r.by_extension),
+        ("By tool", "by_tool", &r.by_tool),
+        ("By source file", "by_source", &r.by_source),
+    ] {
+        groups_table(&mut out, title, groups, left_off(r, table));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The compile cards: hits, misses and errors apart (a failed compile is no miss), the hit
+/// rate over hits and misses.
+fn cards(out: &mut String, r: &Rollup) {
+    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
+    let hits = n("hit") + n("link_hit");
+    let misses = n("miss") + n("link_miss");
+    let rate = match hits + misses {
+        0 => 0.0,
+        cached => 100.0 * hits as f64 / cached as f64,
+    };
+    out.push_str("<div class=\"cards\">");
     for (label, value) in [
         ("compiles", r.lines.to_string()),
         ("hits", hits.to_string()),
         ("misses", misses.to_string()),
+        ("errors", n("error").to_string()),
         ("passthroughs", n("passthrough").to_string()),
         ("hit rate", format!("{rate:.1}%")),
         ("time saved", format!("~{:.1} s", r.saved_ms / 1000.0)),
@@ -114,12 +164,21 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
         );
     }
     out.push_str("</div>");
-    timeline(&mut out, r);
-    for (title, noun, reasons) in [
-        ("Misses by reason", "misses", &r.miss_reasons),
+}
+
+/// Misses and passthroughs by reason.
+fn reasons_tables(out: &mut String, r: &Rollup) {
+    for (title, noun, table, reasons) in [
+        (
+            "Misses by reason",
+            "misses",
+            "miss_reasons",
+            &r.miss_reasons,
+        ),
         (
             "Passthroughs by reason",
             "passthroughs",
+            "passthrough_reasons",
             &r.passthrough_reasons,
         ),
     ] {
@@ -134,29 +193,8 @@ pub fn page(r: &Rollup, tasks: &[TaskVerdict], source: &str) -> String {
                 esc(reason)
             );
         }
-        out.push_str("</table></div>");
+        table_end(out, 2, reasons.is_empty(), left_off(r, table));
     }
-    out.push_str("<h2>Slowest misses</h2><div class=\"wrap\"><table><tr><th class=\"n\">ms</th><th>output</th><th>why</th></tr>");
-    for s in &r.slowest {
-        let why = s.reason.as_deref().unwrap_or("-");
-        let _ = write!(
-            out,
-            "<tr><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td></tr>",
-            s.ms,
-            esc(&s.output),
-            esc(why)
-        );
-    }
-    out.push_str("</table></div>");
-    for (title, groups) in [
-        ("By output kind", &r.by_extension),
-        ("By tool", &r.by_tool),
-        ("By source file", &r.by_source),
-    ] {
-        groups_table(&mut out, title, groups);
-    }
-    out.push_str("</body></html>\n");
-    out
 }
 
 /// The tasks of `zccache run` in this directory: cards (skips, runs, time saved) and one
@@ -199,31 +237,34 @@ fn tasks_section(out: &mut String, tasks: &[TaskVerdict]) {
             t.saved_ms / 1000.0
         );
     }
-    out.push_str("</table></div>");
+    table_end(out, 8, tasks.is_empty(), 0);
 }
 
-fn groups_table(out: &mut String, title: &str, groups: &[Group]) {
+fn groups_table(out: &mut String, title: &str, groups: &[Group], more: u64) {
     let _ = write!(
         out,
         "<h2>{title}</h2><div class=\"wrap\"><table><tr><th>name</th><th class=\"n\">hits</th>\
-         <th class=\"n\">misses</th><th class=\"n\">passthroughs</th><th class=\"n\">ms</th></tr>"
+         <th class=\"n\">misses</th><th class=\"n\">errors</th><th class=\"n\">passthroughs</th>\
+         <th class=\"n\">ms</th></tr>"
     );
     for g in groups {
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{:.1}</td></tr>",
+             <td class=\"n\">{}</td><td class=\"n\">{:.1}</td></tr>",
             esc(&g.name),
             g.hits,
             g.misses,
+            g.errors,
             g.passthroughs,
             g.ms
         );
     }
-    out.push_str("</table></div>");
+    table_end(out, 6, groups.is_empty(), more);
 }
 
-/// Compiles by wall time, one row per outcome; each bar as long as the compile took.
+/// Compiles by wall time, one row per outcome; each bar spans the compile, from its start
+/// to its end (a bar too short to see is widened, to the left at the chart's end).
 fn timeline(out: &mut String, r: &Rollup) {
     const WIDTH: f64 = 1000.0;
     let span = r.span_s.max(0.001);
@@ -234,8 +275,8 @@ fn timeline(out: &mut String, r: &Rollup) {
     );
     for p in &r.timeline {
         let (colour, row) = lane(&p.outcome);
-        let x = p.at_s / span * WIDTH;
-        let w = (p.ms / 1000.0 / span * WIDTH).max(0.6);
+        let w = (p.ms / 1000.0 / span * WIDTH).clamp(0.6, WIDTH);
+        let x = (p.at_s / span * WIDTH).clamp(0.0, WIDTH - w);
         let _ = write!(
             out,
             "<rect x=\"{x:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"20\" fill=\"{colour}\"/>",

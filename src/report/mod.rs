@@ -2,13 +2,17 @@
 //! misses by output kind, tool and source file, misses grouped by reason, the slowest
 //! misses, and a timeline — as text, JSON or one self-contained HTML page.
 
+pub mod classify;
 pub mod html;
+pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use classify::{flag_value, output_of};
 
 /// Rows kept per table.
 const TOP: usize = 20;
@@ -18,7 +22,8 @@ const TIMELINE_POINTS: usize = 4000;
 /// The part of a journal line a report reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Line {
-    /// Seconds since the epoch when it was served.
+    /// Seconds since the epoch when it was served (when it ended: it started `latency_ns`
+    /// before).
     pub ts: f64,
     /// `hit`, `miss`, `error`, `link_hit`, `link_miss`, `passthrough`.
     pub outcome: String,
@@ -27,6 +32,9 @@ pub struct Line {
     /// Its arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// The directory it ran in (empty in journals written before it was recorded).
+    #[serde(default)]
+    pub cwd: String,
     /// The session, if any.
     #[serde(default)]
     pub session_id: Option<String>,
@@ -59,8 +67,10 @@ pub struct Group {
     pub name: String,
     /// Hits (compiles and links).
     pub hits: u64,
-    /// Misses and errors.
+    /// Misses (compiles run and stored).
     pub misses: u64,
+    /// Errors (compiles that failed).
+    pub errors: u64,
     /// Passthroughs.
     pub passthroughs: u64,
     /// Time spent serving them, ms.
@@ -81,7 +91,7 @@ pub struct Slow {
 /// One compile on the timeline: start (s after the first), length (ms), outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
-    /// Seconds after the journal's first line.
+    /// When it started, seconds after the first compile started.
     pub at_s: f64,
     /// How long it took, ms.
     pub ms: f64,
@@ -98,7 +108,7 @@ pub struct Rollup {
     pub unreadable: u64,
     /// Lines by outcome.
     pub outcomes: BTreeMap<String, u64>,
-    /// Wall time from the first line to the last, s.
+    /// Wall time from the first compile's start to the last one's end, s.
     pub span_s: f64,
     /// Estimated compile time hits saved, ms: each hit's own time taken from the last miss
     /// time of the same output, else from the mean miss time.
@@ -115,12 +125,16 @@ pub struct Rollup {
     pub passthrough_reasons: Vec<(String, u64)>,
     /// The slowest misses.
     pub slowest: Vec<Slow>,
+    /// Rows each table left off past its first 20, by table (`by_source`, `miss_reasons`,
+    /// ...); a table that shows every row is absent.
+    pub left_off: BTreeMap<String, u64>,
     /// The compiles over time.
     pub timeline: Vec<Point>,
 }
 
-/// Reads `path` (a JSONL journal) and rolls up the lines `filter` keeps.
-pub fn from_journal(path: &Path, filter: &Filter) -> std::io::Result<Rollup> {
+/// Reads `path` (a JSONL journal) and rolls up the lines `filter` keeps; paths in reasons
+/// are shown relative to `root` (the project) when under it.
+pub fn from_journal(path: &Path, filter: &Filter, root: &Path) -> std::io::Result<Rollup> {
     let file = std::fs::File::open(path)?;
     let mut lines = Vec::new();
     let mut unreadable = 0;
@@ -131,7 +145,7 @@ pub fn from_journal(path: &Path, filter: &Filter) -> std::io::Result<Rollup> {
             Err(_) => unreadable += 1,
         }
     }
-    let mut rollup = rollup(&lines);
+    let mut rollup = rollup(&lines, root);
     rollup.unreadable = unreadable;
     Ok(rollup)
 }
@@ -149,87 +163,158 @@ impl Filter {
     }
 }
 
-/// The roll-up of `lines`.
-pub fn rollup(lines: &[Line]) -> Rollup {
+/// How one outcome counts: a hit, a miss (a compile run and stored), an error (a compile
+/// that failed: nothing stored, so no miss), or a passthrough. The one definition every
+/// count of the report uses, as `zccache status` and the session counters do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// `hit`, `link_hit`.
+    Hit,
+    /// `miss`, `link_miss`.
+    Miss,
+    /// `error`.
+    Error,
+    /// `passthrough` and anything else.
+    Passthrough,
+}
+
+impl Counted {
+    /// How `outcome` counts.
+    pub fn of(outcome: &str) -> Counted {
+        match outcome {
+            "hit" | "link_hit" => Counted::Hit,
+            "miss" | "link_miss" => Counted::Miss,
+            "error" => Counted::Error,
+            _ => Counted::Passthrough,
+        }
+    }
+}
+
+/// What a pass over the lines gathers besides the groups.
+#[derive(Default)]
+struct Tally {
+    reasons: HashMap<String, u64>,
+    passed: HashMap<String, u64>,
+    last_miss_ms: HashMap<String, f64>,
+    miss_ms: f64,
+    miss_count: u64,
+    /// Hits of outputs never missed in this journal: their number and their own time.
+    unpriced_hits: u64,
+    unpriced_ms: f64,
+    saved_ms: f64,
+    slowest: Vec<Slow>,
+}
+
+impl Tally {
+    fn add(&mut self, line: &Line, output: String, ms: f64, root: &Path) {
+        match Counted::of(&line.outcome) {
+            Counted::Miss => {
+                self.miss_ms += ms;
+                self.miss_count += 1;
+                self.last_miss_ms.insert(output.clone(), ms);
+                let reason = line
+                    .miss_reason
+                    .as_ref()
+                    .map(|r| classify::normalise_reason(r, &line.cwd, root));
+                if let Some(reason) = &reason {
+                    *self.reasons.entry(reason.clone()).or_default() += 1;
+                }
+                self.slowest.push(Slow { output, ms, reason });
+            }
+            Counted::Passthrough => {
+                // Journals written before reasons were recorded have none.
+                let reason = line.passthrough_reason.as_deref();
+                let reason = reason.unwrap_or("(no reason recorded)");
+                *self.passed.entry(reason.to_string()).or_default() += 1;
+            }
+            Counted::Hit => match self.last_miss_ms.get(&output) {
+                Some(cost) => self.saved_ms += (cost - ms).max(0.0),
+                None => {
+                    self.unpriced_hits += 1;
+                    self.unpriced_ms += ms;
+                }
+            },
+            Counted::Error => {}
+        }
+    }
+
+    /// Time saved: the priced hits, then the rest at the mean miss time.
+    fn saved_ms(&self) -> f64 {
+        match self.miss_count {
+            0 => self.saved_ms,
+            n => {
+                let priced = self.unpriced_hits as f64 * (self.miss_ms / n as f64);
+                self.saved_ms + (priced - self.unpriced_ms).max(0.0)
+            }
+        }
+    }
+}
+
+/// The roll-up of `lines`; paths in reasons relative to `root` when under it.
+pub fn rollup(lines: &[Line], root: &Path) -> Rollup {
     let mut r = Rollup {
         lines: lines.len() as u64,
         ..Rollup::default()
     };
-    let first = lines.iter().map(|l| l.ts).fold(f64::INFINITY, f64::min);
-    let last = lines.iter().map(|l| l.ts).fold(f64::NEG_INFINITY, f64::max);
-    r.span_s = if lines.is_empty() { 0.0 } else { last - first };
     let (mut by_ext, mut by_tool, mut by_source) = (HashMap::new(), HashMap::new(), HashMap::new());
-    let mut reasons: HashMap<String, u64> = HashMap::new();
-    let mut passed: HashMap<String, u64> = HashMap::new();
-    let mut last_miss_ms: HashMap<String, f64> = HashMap::new();
-    let (mut miss_ms, mut miss_count) = (0.0, 0u64);
-    // Hits of outputs never missed in this journal: their number and their own time.
-    let (mut unpriced_hits, mut unpriced_ms) = (0u64, 0.0);
-    let mut slowest = Vec::new();
+    let mut tally = Tally::default();
     for line in lines {
         *r.outcomes.entry(line.outcome.clone()).or_default() += 1;
         let ms = line.latency_ns as f64 / 1e6;
         let output = output_of(line);
         for (map, key) in [
-            (&mut by_ext, extension_of(line, &output)),
-            (&mut by_tool, tool_of(line)),
-            (&mut by_source, source_of(line)),
+            (&mut by_ext, classify::kind_of(line, &output)),
+            (&mut by_tool, classify::tool_of(line)),
+            (&mut by_source, classify::source_of(line)),
         ] {
             count(map, key, line, ms);
         }
-        match line.outcome.as_str() {
-            "miss" | "link_miss" | "error" => {
-                miss_ms += ms;
-                miss_count += 1;
-                last_miss_ms.insert(output.clone(), ms);
-                if let Some(reason) = &line.miss_reason {
-                    *reasons.entry(reason.clone()).or_default() += 1;
-                }
-                slowest.push(Slow {
-                    output,
-                    ms,
-                    reason: line.miss_reason.clone(),
-                });
-            }
-            "passthrough" => {
-                // Journals written before reasons were recorded have none.
-                let reason = line.passthrough_reason.as_deref();
-                let reason = reason.unwrap_or("(no reason recorded)");
-                *passed.entry(reason.to_string()).or_default() += 1;
-            }
-            "hit" | "link_hit" => match last_miss_ms.get(&output) {
-                Some(cost) => r.saved_ms += (cost - ms).max(0.0),
-                None => {
-                    unpriced_hits += 1;
-                    unpriced_ms += ms;
-                }
-            },
-            _ => {}
+        tally.add(line, output, ms, root);
+    }
+    r.saved_ms = tally.saved_ms();
+    tally.slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    tally.slowest.truncate(TOP);
+    r.slowest = tally.slowest;
+    let mut left_off = |table: &str, n: usize| {
+        if n > TOP {
+            r.left_off.insert(table.to_string(), (n - TOP) as u64);
         }
-    }
-    if miss_count > 0 {
-        let priced = unpriced_hits as f64 * (miss_ms / miss_count as f64);
-        r.saved_ms += (priced - unpriced_ms).max(0.0);
-    }
-    slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    slowest.truncate(TOP);
-    r.slowest = slowest;
+    };
+    left_off("by_extension", by_ext.len());
+    left_off("by_tool", by_tool.len());
+    left_off("by_source", by_source.len());
+    left_off("miss_reasons", tally.reasons.len());
+    left_off("passthrough_reasons", tally.passed.len());
     r.by_extension = top(by_ext);
     r.by_tool = top(by_tool);
     r.by_source = top(by_source);
-    r.miss_reasons = most_first(reasons);
-    r.passthrough_reasons = most_first(passed);
+    r.miss_reasons = most_first(tally.reasons);
+    r.passthrough_reasons = most_first(tally.passed);
+    (r.span_s, r.timeline) = timeline(lines);
+    r
+}
+
+/// The wall time from the first compile's start to the last one's end, and the compiles
+/// on it (sampled evenly past `TIMELINE_POINTS`). A line's `ts` is when it was served, so
+/// it started `latency` before.
+fn timeline(lines: &[Line]) -> (f64, Vec<Point>) {
+    let start = |l: &Line| l.ts - l.latency_ns as f64 / 1e9;
+    let first = lines.iter().map(start).fold(f64::INFINITY, f64::min);
+    let last = lines.iter().map(|l| l.ts).fold(f64::NEG_INFINITY, f64::max);
+    if lines.is_empty() {
+        return (0.0, Vec::new());
+    }
     let step = lines.len().div_ceil(TIMELINE_POINTS).max(1);
-    r.timeline = lines
+    let points = lines
         .iter()
         .step_by(step)
         .map(|l| Point {
-            at_s: l.ts - first,
+            at_s: start(l) - first,
             ms: l.latency_ns as f64 / 1e6,
             outcome: l.outcome.clone(),
         })
         .collect();
-    r
+    ((last - first).max(0.0), points)
 }
 
 /// Reasons with the most lines first (ties by name), at most `TOP`.
@@ -245,10 +330,11 @@ fn count(map: &mut HashMap<String, Group>, key: String, line: &Line, ms: f64) {
         name: key,
         ..Group::default()
     });
-    match line.outcome.as_str() {
-        "hit" | "link_hit" => group.hits += 1,
-        "passthrough" => group.passthroughs += 1,
-        _ => group.misses += 1,
+    match Counted::of(&line.outcome) {
+        Counted::Hit => group.hits += 1,
+        Counted::Miss => group.misses += 1,
+        Counted::Error => group.errors += 1,
+        Counted::Passthrough => group.passthroughs += 1,
     }
     group.ms += ms;
 }
@@ -257,128 +343,11 @@ fn count(map: &mut HashMap<String, Group>, key: String, line: &Line, ms: f64) {
 fn top(map: HashMap<String, Group>) -> Vec<Group> {
     let mut groups: Vec<Group> = map.into_values().collect();
     groups.sort_by(|a, b| {
-        let n = |g: &Group| g.hits + g.misses + g.passthroughs;
+        let n = |g: &Group| g.hits + g.misses + g.errors + g.passthroughs;
         n(b).cmp(&n(a)).then_with(|| a.name.cmp(&b.name))
     });
     groups.truncate(TOP);
     groups
-}
-
-fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-    let at = args.iter().position(|a| a == flag)?;
-    args.get(at + 1).map(String::as_str)
-}
-
-/// What the compile wrote: `-o`'s value, an archive, a crate's name, or `-` when unknown.
-fn output_of(line: &Line) -> String {
-    if let Some(out) = flag_value(&line.args, "-o") {
-        return out.to_string();
-    }
-    if tool_of(line).ends_with("ar")
-        && let Some(archive) = line.args.iter().find(|a| a.ends_with(".a"))
-    {
-        return archive.clone();
-    }
-    match flag_value(&line.args, "--crate-name") {
-        Some(name) => format!("{name} ({})", crate_kind(line)),
-        None => "-".to_string(),
-    }
-}
-
-fn crate_kind(line: &Line) -> &str {
-    flag_value(&line.args, "--crate-type").unwrap_or("lib")
-}
-
-fn extension_of(line: &Line, output: &str) -> String {
-    if flag_value(&line.args, "--crate-name").is_some() {
-        let emit = line
-            .args
-            .iter()
-            .find_map(|a| a.strip_prefix("--emit="))
-            .or_else(|| flag_value(&line.args, "--emit"))
-            .unwrap_or("link");
-        let check = !emit.split(',').any(|kind| kind == "link");
-        return match crate_kind(line) {
-            "bin" => "program".to_string(),
-            _ if check => "rmeta".to_string(),
-            "proc-macro" => "so".to_string(),
-            _ => "rlib".to_string(),
-        };
-    }
-    let name = output.rsplit('/').next().unwrap_or(output);
-    match name.rsplit_once('.') {
-        Some((_, ext)) if !ext.is_empty() => ext.to_string(),
-        _ if !line.args.iter().any(|a| a == "-c") => "program".to_string(),
-        _ => "(none)".to_string(),
-    }
-}
-
-fn tool_of(line: &Line) -> String {
-    line.compiler
-        .rsplit('/')
-        .next()
-        .unwrap_or(&line.compiler)
-        .to_string()
-}
-
-/// The source a compile read: a C-family or Rust source on its command line.
-fn source_of(line: &Line) -> String {
-    const SOURCES: [&str; 8] = [".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".mm", ".rs"];
-    line.args
-        .iter()
-        .find(|a| !a.starts_with('-') && SOURCES.iter().any(|ext| a.ends_with(ext)))
-        .cloned()
-        .unwrap_or_else(|| "(link or archive)".to_string())
-}
-
-/// The roll-up as text for a terminal.
-pub fn text(r: &Rollup) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "{} compiles over {:.1} s: {} hits, {} misses, {} errors, {} link hits, {} link misses, \
-         {} passthroughs; ~{:.1} s saved",
-        r.lines,
-        r.span_s,
-        n("hit"),
-        n("miss"),
-        n("error"),
-        n("link_hit"),
-        n("link_miss"),
-        n("passthrough"),
-        r.saved_ms / 1000.0
-    );
-    for (title, groups) in [
-        ("by output kind", &r.by_extension),
-        ("by tool", &r.by_tool),
-        ("by source file", &r.by_source),
-    ] {
-        let _ = writeln!(out, "\n{title}:");
-        for g in groups {
-            let _ = writeln!(
-                out,
-                "  {:<40} {:>7} hits {:>7} misses {:>6} passthrough {:>10.1} ms",
-                g.name, g.hits, g.misses, g.passthroughs, g.ms
-            );
-        }
-    }
-    for (title, reasons) in [
-        ("misses by reason", &r.miss_reasons),
-        ("passthroughs by reason", &r.passthrough_reasons),
-    ] {
-        let _ = writeln!(out, "\n{title}:");
-        for (reason, count) in reasons {
-            let _ = writeln!(out, "  {count:>7}  {reason}");
-        }
-    }
-    let _ = writeln!(out, "\nslowest misses:");
-    for s in &r.slowest {
-        let why = s.reason.as_deref().unwrap_or("-");
-        let _ = writeln!(out, "  {:>10.1} ms  {}  ({why})", s.ms, s.output);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -391,30 +360,12 @@ mod tests {
             outcome: outcome.into(),
             compiler: "/usr/bin/gcc".into(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: "/p".into(),
             session_id: None,
             latency_ns: ms * 1_000_000,
             miss_reason: reason.map(String::from),
             passthrough_reason: None,
         }
-    }
-
-    #[test]
-    fn a_crate_is_an_rlib_unless_it_emits_no_link() {
-        let cargo = |emit: &str| {
-            let args = [
-                "--crate-name",
-                "u",
-                "--crate-type",
-                "lib",
-                emit,
-                "-C",
-                "metadata=1a",
-            ];
-            let l = line("miss", &args, 1, None);
-            extension_of(&l, &output_of(&l))
-        };
-        assert_eq!(cargo("--emit=dep-info,metadata,link"), "rlib");
-        assert_eq!(cargo("--emit=dep-info,metadata"), "rmeta");
     }
 
     #[test]
@@ -435,7 +386,7 @@ mod tests {
             ),
             line("passthrough", &["-E", "a.c"], 5, None),
         ];
-        let r = rollup(&lines);
+        let r = rollup(&lines, Path::new("/p"));
         assert_eq!(r.lines, 4);
         assert_eq!(r.outcomes["miss"], 2);
         assert_eq!(r.miss_reasons, [("source changed".to_string(), 2)]);
@@ -447,6 +398,36 @@ mod tests {
         assert_eq!(
             r.passthrough_reasons,
             [("(no reason recorded)".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn an_error_is_no_miss_and_bars_start_where_compiles_began() {
+        let lines = [
+            line(
+                "miss",
+                &["-c", "a.c", "-o", "a.o"],
+                100,
+                Some("source changed"),
+            ),
+            line(
+                "error",
+                &["-c", "b.c", "-o", "b.o"],
+                300,
+                Some("source changed"),
+            ),
+        ];
+        let r = rollup(&lines, Path::new("/p"));
+        let o = &r.by_extension[0];
+        assert_eq!((o.misses, o.errors), (1, 1));
+        assert_eq!(r.miss_reasons, [("source changed".to_string(), 1)]);
+        assert_eq!(r.slowest.len(), 1);
+        // a.o ran 1000.0..1000.1, b.o 1000.0..1000.3.
+        assert!((r.span_s - 0.3).abs() < 1e-9, "{}", r.span_s);
+        assert!(
+            r.timeline.iter().all(|p| p.at_s.abs() < 1e-9),
+            "{:?}",
+            r.timeline
         );
     }
 }
