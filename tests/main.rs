@@ -12,6 +12,7 @@ mod kv;
 mod miss_reasons;
 mod names_state;
 mod newcomer;
+mod per_file;
 mod processes;
 mod readme;
 mod remote;
