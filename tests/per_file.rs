@@ -308,3 +308,32 @@ fn issue_m_shellcheck_lints_only_what_has_not_passed() {
         .status(0)
         .stderr_has("skip (all 2 files passed");
 }
+
+#[test]
+fn issue_m_staged_judges_and_lints_the_index_bytes_of_a_partly_staged_file() {
+    let (sb, checker) = project(3);
+    sb.git(&["init", "-q"]).status(0);
+    sb.git(&["add", "src", "lint.toml"]).status(0);
+    sb.git(&["commit", "-qm", "init"]).status(0);
+    // Staged: a failing file; in the working tree: fixed.
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    sb.git(&["add", "src/f01.txt"]).status(0);
+    sb.write("src/f01.txt", "fixed\n");
+    lint(&sb, &checker, &["--staged", "--batch-size", "1"])
+        .status(3)
+        .stderr_has("run (3 of 3 files");
+    linted(&sb);
+    sb.git(&["add", "src/f01.txt"]).status(0);
+    lint(&sb, &checker, &["--staged"])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    lint(&sb, &checker, &["--staged"])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    // The working tree holds the same bytes: the index's results serve it too.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    let copies = fs::read_dir(sb.state().join("staged")).map_or(0, |d| d.count());
+    assert_eq!(copies, 0, "the copy of the index is removed");
+}

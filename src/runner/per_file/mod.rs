@@ -13,6 +13,7 @@ mod batches;
 mod report;
 mod run;
 mod select;
+mod staged;
 mod state;
 
 use std::time::Instant;
@@ -149,10 +150,21 @@ fn run_and_mark(
     args: &RunArgs,
     judged: &mut Judged,
 ) -> (i32, Vec<Status>) {
-    let names: Vec<_> = judged
+    let paths: Vec<&str> = judged
         .unpassed
         .iter()
-        .map(|u| batches::argument(&spec.root, &spec.cwd, &u.entry.path))
+        .map(|u| u.entry.path.as_str())
+        .collect();
+    let place = match staged::place(spec, &paths) {
+        Ok(place) => place,
+        Err(why) => {
+            ui.error(format_args!("cannot run on the staged files ({why})"));
+            return (ERROR_EXIT.into(), Vec::new());
+        }
+    };
+    let names: Vec<_> = paths
+        .iter()
+        .map(|path| batches::argument(&place.root, &place.cwd, path))
         .collect();
     // `-j N` splits the files into N batches at least; without it, batches the argument
     // limit makes still run side by side.
@@ -162,7 +174,8 @@ fn run_and_mark(
         usize::from,
     );
     let planned = plan(spec, per_file, names, at_least);
-    let statuses = run::run_all(ui, &planned, &spec.cwd, jobs);
+    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
+    drop(place);
     let interrupted = crate::os::interrupted();
     let failed = statuses.iter().flatten().copied().find(|code| *code != 0);
     let code = match (failed, interrupted) {
