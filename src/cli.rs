@@ -272,6 +272,15 @@ pub struct TaskArgs {
     /// restored from the cache when missing or edited.
     #[arg(long = "output", value_name = "PATH")]
     pub outputs: Vec<PathBuf>,
+    /// Per-file task: the files matching this glob (relative to the root) are judged one by
+    /// one, and only those that have not passed are given to the command (appended, or at a
+    /// `{files}` argument); repeatable.
+    #[arg(long = "files", value_name = "GLOB")]
+    pub files: Vec<String>,
+    /// Most files per run of a per-file task's command (default: as many as the OS's
+    /// argument limit takes).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
 }
 
 /// `zccache report [--session ID | --journal FILE] [-o report.html] [--format F]`.

@@ -172,6 +172,10 @@ pub struct Task {
     pub env: Vec<String>,
     /// Files or directories the command produces.
     pub outputs: Vec<PathBuf>,
+    /// Per-file task: globs (relative to the root) of the files judged one by one.
+    pub files: Vec<String>,
+    /// Most files per run of a per-file task's command.
+    pub batch_size: Option<u32>,
     /// `two-layer` or `hash`.
     pub cache_type: Option<CacheType>,
     /// Capture and replay the command's output.

@@ -92,6 +92,18 @@ impl Console {
         }
     }
 
+    /// Passes a grouped block on to `parent` whole (a part of a task run beside its other
+    /// parts goes into the task's own console); any other console finishes as usual.
+    pub fn finish_into(&self, parent: &Console) {
+        match self {
+            Console::Grouped(block) => {
+                let block = std::mem::replace(&mut *lock(block), Block::new(0));
+                block.print(|stream, bytes| parent.write(stream, bytes));
+            }
+            _ => self.finish(),
+        }
+    }
+
     /// Prints what is still held: the whole block, or the last unfinished lines.
     pub fn finish(&self) {
         match self {

@@ -13,6 +13,7 @@ mod miss_reasons;
 mod mtimes;
 mod names_state;
 mod newcomer;
+mod per_file;
 mod processes;
 mod readme;
 mod remote;

@@ -2,8 +2,8 @@
 //! input of another task (or of itself), wherever `--cache` puts it.
 //!
 //! A state file `F` has companions beside it, all named `F.<word>` or `F.<word>.<more>`
-//! ([`WORDS`]: `F.pending`, `F.log`, `F.run`, `F.replay/`, `F.blobs`, `F.task.lock`, temporaries
-//! `F.tmp.*`, ...). The first thing any writer of `F` creates is its lock, `F.zccache-lock`
+//! ([`WORDS`]: `F.pending`, `F.log`, `F.run`, `F.replay/`, `F.blobs`, `F.files`, `F.task.lock`,
+//! temporaries `F.tmp.*`, ...). The first thing any writer of `F` creates is its lock, `F.zccache-lock`
 //! ([`MARKER`]), a name no other tool makes; it is never removed. So the rule a walk applies
 //! is: a file named `X.zccache-lock` makes `X` and every companion name of `X` in the same
 //! directory (and everything below `X.replay/`) no input. Finding the markers costs one
@@ -19,7 +19,7 @@ pub const MARKER: &str = ".zccache-lock";
 /// The words that make `F.<word>` a companion of `F` (`lock` is the lock's name before it
 /// was [`MARKER`]; `task` the runner's one-run-at-a-time lock, `F.task.lock`; a directory
 /// companion, `replay`, takes everything below it).
-const WORDS: [&str; 9] = [
+const WORDS: [&str; 10] = [
     "zccache-lock",
     "lock",
     "task",
@@ -28,6 +28,7 @@ const WORDS: [&str; 9] = [
     "run",
     "replay",
     "blobs",
+    "files",
     "tmp",
 ];
 
@@ -157,6 +158,8 @@ mod tests {
     companion!(below_replay, ".replay/ab.stdout", true);
     companion!(blobs, ".blobs", true);
     companion!(task_lock, ".task.lock", true);
+    companion!(per_file_record, ".files", true);
+    companion!(per_file_blobs, ".files.blobs", true);
     companion!(other_suffix, ".rs", false);
     companion!(longer_word, ".logs", false);
     companion!(no_dot, "x", false);

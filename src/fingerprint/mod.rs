@@ -42,7 +42,8 @@ pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use scan::{Scanned, Walked, mtime_ns, scan};
+pub use scan::{Scanned, Stat, Walked, mtime_ns, scan};
+pub use staged::staged_entries;
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,

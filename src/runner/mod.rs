@@ -14,6 +14,7 @@ mod output_cache;
 mod output_entry;
 mod output_rules;
 mod outputs;
+mod per_file;
 pub mod record;
 mod report;
 mod restore;
@@ -96,6 +97,9 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
     quiet.force = false;
     quiet.quiet = true;
     quiet.json = false;
+    if let Some(per_file) = &spec.per_file {
+        return per_file::would_skip(spec, per_file, &quiet);
+    }
     let files = RunFiles::new(&spec.cache_file);
     let judged = judge(
         &Ui::new(true),
@@ -126,6 +130,9 @@ pub fn run_spec(
         }
         return interrupted_end(&ui, spec);
     };
+    if let Some(per_file) = &spec.per_file {
+        return per_file::run_task(&ui, spec, per_file, args, started);
+    }
     let files = RunFiles::new(&spec.cache_file);
     // A task checked with its graph brings the record it was checked with.
     let (mut record, answered) = match prechecked {
@@ -316,7 +323,12 @@ pub fn precheck(specs: &[RunSpec], args: &RunArgs) -> Vec<Option<Prechecked>> {
     }
     let mut plain = PlainTools::default();
     let mut made = Vec::with_capacity(specs.len());
-    for (i, spec) in specs.iter().enumerate() {
+    // A per-file task checks by itself: its files are judged one by one.
+    for (i, spec) in specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.per_file.is_none())
+    {
         let mut record = RunFiles::new(&spec.cache_file).load();
         if let Ok(parts) = key_parts(spec, &mut record, &mut plain) {
             made.push((i, record, parts));

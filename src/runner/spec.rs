@@ -41,6 +41,19 @@ pub struct RunSpec {
     pub share: bool,
     /// Fingerprint git's index instead of the working tree.
     pub staged: bool,
+    /// The per-file inputs of a per-file task (`--files`, `files = [...]`).
+    pub per_file: Option<PerFile>,
+}
+
+/// A per-file task's own files, judged one by one; its other inputs are shared by all.
+#[derive(Debug, Clone)]
+pub struct PerFile {
+    /// The globs as given, relative to the root.
+    pub globs: Vec<String>,
+    /// The per-file set: files under the root matching a glob, less the task's excludes.
+    pub filter: FilterSpec,
+    /// Most files per run of the command.
+    pub batch_size: Option<usize>,
 }
 
 /// A task as the command line or `zccache.toml` describes it, before resolution.
@@ -92,6 +105,11 @@ impl RunSpec {
             })
             .collect();
         let mut filter = source.inputs.filter_spec();
+        let per_file = per_file(source.task, &filter);
+        // The shared inputs are the input set less the per-file files.
+        if let Some(per_file) = &per_file {
+            filter.exclude.extend(per_file.globs.iter().cloned());
+        }
         filter
             .exclude
             .extend(outputs.iter().filter_map(|(shown, base)| {
@@ -124,6 +142,7 @@ impl RunSpec {
             replay: source.replay,
             share: source.share,
             staged: source.staged,
+            per_file,
         }
     }
 
@@ -145,6 +164,16 @@ impl RunSpec {
             ));
         }
         Filter::new(&self.filter).map_err(|e| e.to_string())?;
+        if let Some(per_file) = &self.per_file {
+            Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
+            if !self.outputs.is_empty() || self.replay {
+                return Err(
+                    "a per-file task (--files) takes no --output or --replay: its \
+                            command is run on a part of its files at a time"
+                        .to_string(),
+                );
+            }
+        }
         for (shown, _) in self.outputs.iter().filter(|(shown, _)| is_glob(shown)) {
             glob_matcher(shown)?;
         }
@@ -214,6 +243,23 @@ impl RunSpec {
     }
 }
 
+/// The per-file part of a task given `--files` (`None` without): the globs select, the
+/// task's excludes (`filter`'s, before the outputs are added) still leave out.
+fn per_file(task: &TaskArgs, filter: &FilterSpec) -> Option<PerFile> {
+    if task.files.is_empty() {
+        return None;
+    }
+    Some(PerFile {
+        globs: task.files.clone(),
+        filter: FilterSpec {
+            extensions: Vec::new(),
+            include: task.files.clone(),
+            exclude: filter.exclude.clone(),
+        },
+        batch_size: task.batch_size.and_then(|n| usize::try_from(n).ok()),
+    })
+}
+
 /// True when the filter leaves out `rel` or a directory above it.
 fn excluded(filter: &Filter, rel: &Path) -> bool {
     let mut prefix = String::new();
@@ -278,6 +324,8 @@ mod tests {
             cache: None,
             env: vec![],
             outputs: outputs.iter().map(PathBuf::from).collect(),
+            files: vec![],
+            batch_size: None,
         };
         RunSpec::resolve(TaskSource {
             name: Some("t"),

@@ -209,6 +209,11 @@ fn merged(
             .into_iter()
             .map(|p| p.strip_prefix(&cwd).map(|r| r.to_path_buf()).unwrap_or(p))
             .collect(),
+        files: match cli_task.files.is_empty() {
+            true => task.files.clone(),
+            false => cli_task.files.clone(),
+        },
+        batch_size: cli_task.batch_size.or(task.batch_size),
     };
     (inputs, task_args)
 }

@@ -22,6 +22,8 @@ pub enum Tool {
     Mount,
     /// jq, which the README's session idiom pipes through.
     Jq,
+    /// shellcheck, a per-file linter.
+    Shellcheck,
 }
 
 impl Tool {
@@ -33,6 +35,7 @@ impl Tool {
             Tool::SecondUser => "a second user",
             Tool::Mount => "root to mount a tmpfs",
             Tool::Jq => "jq",
+            Tool::Shellcheck => "shellcheck",
         }
     }
 
@@ -46,6 +49,7 @@ impl Tool {
             }
             Tool::Mount => "run the tests as root, as .ci/run does: they fill a small tmpfs",
             Tool::Jq => "apt-get install jq",
+            Tool::Shellcheck => "apt-get install shellcheck",
         }
     }
 
@@ -66,6 +70,7 @@ impl Tool {
             }
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
             Tool::Jq => probe("jq", &["--version"]),
+            Tool::Shellcheck => probe("shellcheck", &["--version"]),
             Tool::SecondUser => {
                 // SAFETY: geteuid has no preconditions.
                 let root = unsafe { libc::geteuid() } == 0;
@@ -96,8 +101,8 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    // One slot per tool: `Jq` is the last variant.
-    const TOOLS: usize = Tool::Jq as usize + 1;
+    // One slot per tool: `Shellcheck` is the last variant.
+    const TOOLS: usize = Tool::Shellcheck as usize + 1;
     static PRESENT: [OnceLock<bool>; TOOLS] = [const { OnceLock::new() }; TOOLS];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {

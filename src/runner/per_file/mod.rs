@@ -1,0 +1,272 @@
+//! Per-file tasks (`--files GLOB`, `files = [...]`): lint only what has not passed.
+//!
+//! The task's key is made as any task's (command line, tool, `--env` values, and its shared
+//! inputs: the input set less the per-file files), through the daemon when one runs. Each
+//! per-file file then has a key of its own: the task's key, its path relative to the root
+//! and its content. The files whose key has not passed are given to the command, in batches;
+//! a batch that exits 0 passes its files (with the content read before it ran, if the file
+//! still holds it), a failing batch passes none and the task fails with its status. So a
+//! shared input's edit re-opens every file, a file's edit only that file, a failed file is
+//! run again until it passes, and a deleted file is forgotten.
+
+mod batches;
+mod report;
+mod run;
+mod select;
+mod staged;
+mod state;
+
+use std::time::Instant;
+
+use super::check::{self, Recorder};
+use super::outcome::{Ended, Outcome};
+use super::record::RunFiles;
+use super::spec::{PerFile, RunSpec};
+use super::tool::PlainTools;
+use super::{ERROR_EXIT, WOULD_RUN, key_parts};
+use crate::cli::RunArgs;
+use crate::daemon::lifecycle::daemon_disabled;
+use crate::fingerprint::{Decision, now_ns};
+use crate::ui::Ui;
+use run::{Batch, Status};
+use select::{Current, Unpassed, Why};
+use state::FilesRecord;
+
+/// What the check of a per-file task found.
+struct Judged {
+    /// The shared check's decision (its key is the task's key).
+    decision: Decision,
+    /// How to record the shared check's outcome.
+    recorder: Recorder,
+    /// The per-file record as loaded.
+    record: FilesRecord,
+    /// The per-file set now.
+    current: Current,
+    /// Its files that have not passed.
+    unpassed: Vec<Unpassed>,
+    /// When the per-file set was read, ns since the epoch.
+    scanned_at: i64,
+}
+
+/// Checks and runs the per-file task `spec` (its task lock held by the caller).
+pub(super) fn run_task(
+    ui: &Ui,
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    started: Instant,
+) -> Ended {
+    let mut judged = match judge(ui, spec, per_file, args) {
+        Ok(judged) => judged,
+        Err(why) => {
+            ui.error(format_args!("cannot fingerprint the per-file task ({why})"));
+            return Ended {
+                outcome: Outcome::Unknown,
+                status: ERROR_EXIT,
+            };
+        }
+    };
+    let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report::decision(ui, args, spec, &judged, check_ms);
+    let (ended, statuses) = match (judged.unpassed.is_empty(), args.dry_run) {
+        (true, true) => (ended(Outcome::WouldSkip, 0), None),
+        (false, true) => (ended(Outcome::WouldRun, WOULD_RUN.into()), None),
+        (true, false) => {
+            keep(ui, spec, &mut judged, true);
+            (ended(Outcome::Skipped, 0), None)
+        }
+        (false, false) => {
+            let (code, statuses) = run_and_mark(ui, spec, per_file, args, &mut judged);
+            let outcome = if code == 0 {
+                Outcome::Ran
+            } else {
+                Outcome::Failed
+            };
+            (ended(outcome, code), Some(statuses))
+        }
+    };
+    let exit_status = statuses.as_ref().map(|_| i32::from(ended.status));
+    if !args.dry_run {
+        report::ledger(ui, spec, &judged, started, exit_status);
+    }
+    if args.json {
+        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        report::json(ui, args, spec, &judged, (check_ms, total_ms), ended);
+    }
+    ended
+}
+
+/// Whether `spec` would skip now (every file passed), deciding quietly and writing
+/// nothing (`None`: unknown).
+pub(super) fn would_skip(spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Option<bool> {
+    let judged = judge(&Ui::new(true), spec, per_file, args).ok()?;
+    Some(judged.unpassed.is_empty())
+}
+
+fn ended(outcome: Outcome, status: i32) -> Ended {
+    Ended {
+        outcome,
+        status: u8::try_from(status).unwrap_or(1),
+    }
+}
+
+/// The task's key (the shared check), the per-file set and its unpassed files.
+fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
+    let mut run_record = RunFiles::new(&spec.cache_file).load();
+    let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
+    let use_daemon = !args.no_daemon && !daemon_disabled();
+    let (decision, recorder) = check::check(ui, spec, parts, (args.dry_run, use_daemon), None)?;
+    let record = state::load(&spec.cache_file);
+    let scanned_at = now_ns();
+    let current = select::current(spec, per_file, record.table.as_ref(), !args.dry_run)?;
+    let unpassed = match args.force {
+        true => current
+            .entries
+            .iter()
+            .map(|entry| Unpassed {
+                entry: entry.clone(),
+                why: Why::Forced,
+            })
+            .collect(),
+        false => select::unpassed(&record, decision.key, &current.entries),
+    };
+    Ok(Judged {
+        decision,
+        recorder,
+        record,
+        current,
+        unpassed,
+        scanned_at,
+    })
+}
+
+/// Runs the unpassed files in batches and records what passed; returns the task's status
+/// (the first failing batch's, 0 when all passed, 128 + N once interrupted by signal N)
+/// and each batch's.
+fn run_and_mark(
+    ui: &Ui,
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    judged: &mut Judged,
+) -> (i32, Vec<Status>) {
+    let paths: Vec<&str> = judged
+        .unpassed
+        .iter()
+        .map(|u| u.entry.path.as_str())
+        .collect();
+    let place = match staged::place(spec, &paths) {
+        Ok(place) => place,
+        Err(why) => {
+            ui.error(format_args!("cannot run on the staged files ({why})"));
+            return (ERROR_EXIT.into(), Vec::new());
+        }
+    };
+    let names: Vec<_> = paths
+        .iter()
+        .map(|path| batches::argument(&place.root, &place.cwd, path))
+        .collect();
+    // `-j N` splits the files into N batches at least; without it, batches the argument
+    // limit makes still run side by side.
+    let at_least = args.jobs.map_or(1, usize::from);
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let planned = plan(spec, per_file, names, at_least);
+    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
+    drop(place);
+    let interrupted = crate::os::interrupted();
+    let failed = statuses.iter().flatten().copied().find(|code| *code != 0);
+    let code = match (failed, interrupted) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) if statuses.iter().any(Option::is_none) => 1,
+        (None, None) => 0,
+    };
+    if interrupted.is_none() {
+        mark(spec, judged, &planned, &statuses);
+    }
+    keep(ui, spec, judged, code == 0);
+    (code, statuses)
+}
+
+/// The batches for the unpassed files named `names` (in their order): within the argument
+/// limit and the batch size, and with `-j N`, at least N of them.
+fn plan(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    names: Vec<std::ffi::OsString>,
+    at_least: usize,
+) -> Vec<Batch> {
+    let room = batches::room(&spec.argv);
+    let split = batches::split(names, room, per_file.batch_size, at_least);
+    let mut first = 0;
+    split
+        .into_iter()
+        .map(|files| {
+            let indices = (first..first + files.len()).collect();
+            first += files.len();
+            Batch {
+                files: indices,
+                argv: batches::command_for(&spec.argv, &files),
+            }
+        })
+        .collect()
+}
+
+/// Passes the files of each batch that exited 0 (those that still hold the content the
+/// check read; with `--staged`, the index's content was judged) and notes the failures.
+fn mark(spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
+    let key = judged.decision.key;
+    for (batch, status) in batches.iter().zip(statuses) {
+        for &i in &batch.files {
+            let entry = &judged.unpassed[i].entry;
+            match status {
+                Some(0)
+                    if spec.staged || select::unchanged_since(spec, entry, judged.scanned_at) =>
+                {
+                    let file_key = state::file_key(key, &entry.path, entry.hash);
+                    judged.record.pass(&entry.path, file_key, entry.hash);
+                }
+                Some(code) if *code != 0 => judged.record.fail(&entry.path, entry.hash),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Saves the per-file record (the stat table, deleted files forgotten) and records the
+/// shared check's outcome, so its stat table is kept too.
+fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
+    let record = &mut judged.record;
+    if let Some(table) = judged.current.table.take() {
+        record.table = Some(table);
+    }
+    record.forget_absent(judged.current.entries.iter().map(|e| e.path.as_str()));
+    if let Err(e) = state::save(&spec.cache_file, record) {
+        ui.warn(format_args!("cannot record the passed files: {e}"));
+    }
+    let recorder = judged.recorder.clone();
+    let skipped = judged.decision.verdict == crate::fingerprint::Verdict::Skip;
+    if !(skipped && succeeded)
+        && crate::os::interrupted().is_none()
+        && let Err(why) = recorder.record(&spec.cache_file, succeeded)
+    {
+        ui.warn(format_args!("cannot record the result: {why}"));
+    }
+}
+
+/// The first few names of `unpassed`, for the decision line.
+fn first_names(unpassed: &[Unpassed]) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<String> = unpassed
+        .iter()
+        .take(SHOWN)
+        .map(|u| crate::quote::path(&u.entry.path).into_owned())
+        .collect();
+    if unpassed.len() > SHOWN {
+        names.push("...".to_string());
+    }
+    names.join(", ")
+}

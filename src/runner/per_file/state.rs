@@ -1,0 +1,153 @@
+//! A per-file task's record `F.files` beside its state file `F`: the stat table of its
+//! per-file set (so an unchanged file is not read again) and, per path, the keys it passed
+//! under (most recent first, as many as a task keeps successes: `git checkout` back skips)
+//! and the content of its last failure. Written atomically, read as the fingerprint state is
+//! (`read_state_file`: a symlink or FIFO planted there is never followed); anything
+//! unreadable is an empty record, which costs a run, never a false pass.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::{Digest, MAX_SUCCESSES, Table, read_state_file, write_file_atomic};
+use crate::paths::with_suffix;
+
+const VERSION: u32 = 1;
+
+/// What is remembered of one path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathRecord {
+    /// The file keys it passed under, most recent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Digest>,
+    /// Its content when it last passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<Digest>,
+    /// Its content when a run of it last failed (cleared when it passes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Digest>,
+}
+
+/// The content of `F.files`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilesRecord {
+    version: u32,
+    /// The per-file set's stat table at the last check (working tree only).
+    #[serde(default)]
+    pub table: Option<Table>,
+    /// By path relative to the root.
+    #[serde(default)]
+    pub paths: BTreeMap<String, PathRecord>,
+}
+
+impl Default for FilesRecord {
+    fn default() -> Self {
+        FilesRecord {
+            version: VERSION,
+            table: None,
+            paths: BTreeMap::new(),
+        }
+    }
+}
+
+impl FilesRecord {
+    /// Records that `path`, holding `content`, passed under `key`.
+    pub fn pass(&mut self, path: &str, key: Digest, content: Digest) {
+        let record = self.paths.entry(path.to_string()).or_default();
+        record.keys.retain(|k| *k != key);
+        record.keys.insert(0, key);
+        record.keys.truncate(MAX_SUCCESSES);
+        record.passed = Some(content);
+        record.failed = None;
+    }
+
+    /// Records that a run of `path`, holding `content`, failed (its passes stay: another
+    /// key, or its content of then, may come back).
+    pub fn fail(&mut self, path: &str, content: Digest) {
+        self.paths.entry(path.to_string()).or_default().failed = Some(content);
+    }
+
+    /// Forgets every path not in `present` (sorted): deleted files.
+    pub fn forget_absent<'a>(&mut self, present: impl Iterator<Item = &'a str>) {
+        let present: std::collections::BTreeSet<&str> = present.collect();
+        self.paths.retain(|path, _| present.contains(path.as_str()));
+    }
+}
+
+/// The per-file record of the task whose state file is `cache_file`: `F.files`.
+pub fn path_of(cache_file: &Path) -> PathBuf {
+    with_suffix(cache_file, ".files")
+}
+
+/// Where `--staged` remembers the digests of staged blobs it read: `F.files.blobs`.
+pub fn blobs_of(cache_file: &Path) -> PathBuf {
+    with_suffix(cache_file, ".files.blobs")
+}
+
+/// Loads `F.files`; anything unreadable is an empty record.
+pub fn load(cache_file: &Path) -> FilesRecord {
+    read_state_file(&path_of(cache_file))
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<FilesRecord>(&bytes).ok())
+        .filter(|r| r.version == VERSION)
+        .unwrap_or_default()
+}
+
+/// Writes `F.files` atomically.
+pub fn save(cache_file: &Path, record: &FilesRecord) -> io::Result<()> {
+    let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    write_file_atomic(&path_of(cache_file), &bytes, false)
+}
+
+/// The key of one file's result: the task's key (command, tool, env, shared inputs), the
+/// file's path relative to the root and its content.
+pub fn file_key(task_key: Digest, path: &str, content: Digest) -> Digest {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"zccache per-file v1\0");
+    hasher.update(&task_key.0);
+    hasher.update(path.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&content.0);
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_keeps_its_last_keys_most_recent_first() {
+        let mut record = FilesRecord::default();
+        for i in 0..(MAX_SUCCESSES as u8 + 2) {
+            record.pass("a.py", Digest([i; 32]), Digest([i; 32]));
+        }
+        record.pass("a.py", Digest([3; 32]), Digest([3; 32]));
+        let keys = &record.paths["a.py"].keys;
+        assert_eq!(keys.len(), MAX_SUCCESSES);
+        assert_eq!(keys[0], Digest([3; 32]));
+        assert_eq!(keys.iter().filter(|k| **k == Digest([3; 32])).count(), 1);
+    }
+
+    #[test]
+    fn a_pass_clears_the_failure_and_absent_paths_are_forgotten() {
+        let mut record = FilesRecord::default();
+        record.fail("a.py", Digest([1; 32]));
+        record.fail("b.py", Digest([1; 32]));
+        record.pass("a.py", Digest([2; 32]), Digest([1; 32]));
+        assert_eq!(record.paths["a.py"].failed, None);
+        record.forget_absent(["a.py"].into_iter());
+        assert_eq!(record.paths.keys().collect::<Vec<_>>(), ["a.py"]);
+    }
+
+    #[test]
+    fn the_key_names_path_content_and_task() {
+        let (t, c) = (Digest([1; 32]), Digest([2; 32]));
+        let key = file_key(t, "a.py", c);
+        assert_ne!(key, file_key(t, "b.py", c));
+        assert_ne!(key, file_key(Digest([3; 32]), "a.py", c));
+        assert_ne!(key, file_key(t, "a.py", Digest([3; 32])));
+    }
+}

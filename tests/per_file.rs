@@ -1,0 +1,339 @@
+//! Per-file tasks (`--files`, `files = [...]`): only the files that have not passed are given
+//! to the command. A checker script of the tests' own logs every file it is given (one a
+//! line, a `# batch` line first) and fails on a file holding the line `LINT-FAIL`, so the
+//! logic is tested without network tools; shellcheck runs too where it is installed.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::support::{Cmd, Sandbox, Tool, ZCCACHE, available};
+
+const CHECKER: &str = r##"#!/bin/sh
+echo "# batch" >> "$LINT_LOG"
+status=0
+for f in "$@"; do
+  echo "$f" >> "$LINT_LOG"
+  if [ -n "$EDIT_DURING" ] && [ "$f" = "$EDIT_DURING" ]; then echo fixed > "$f"; fi
+  if grep -qx LINT-FAIL "$f" 2>/dev/null; then echo "$f: LINT-FAIL"; status=3; fi
+done
+if [ -n "$PEER_DIR" ]; then
+  : > "$PEER_DIR/$$"
+  tries=0
+  while [ "$(ls "$PEER_DIR" | wc -l)" -lt 2 ] && [ $tries -lt 200 ]; do
+    sleep 0.05; tries=$((tries + 1))
+  done
+  [ "$(ls "$PEER_DIR" | wc -l)" -ge 2 ] && echo overlapped >> "$PEER_DIR.log"
+fi
+exit $status
+"##;
+
+/// A project of `n` files `src/fNN.txt` and a shared config `lint.toml`, with the checker.
+fn project(n: usize) -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    for i in 0..n {
+        sb.write(&format!("src/f{i:02}.txt"), format!("file {i}\n"));
+    }
+    sb.write("lint.toml", "strict = true\n");
+    let checker = sb.outside("check.sh");
+    fs::write(&checker, CHECKER).unwrap();
+    fs::set_permissions(&checker, fs::Permissions::from_mode(0o755)).unwrap();
+    (sb, checker)
+}
+
+fn log(sb: &Sandbox) -> PathBuf {
+    sb.outside("lint.log")
+}
+
+/// `zccache run --files 'src/*.txt' --include lint.toml EXTRA -- CHECKER`.
+fn lint(sb: &Sandbox, checker: &PathBuf, extra: &[&str]) -> Cmd {
+    sb.cmd(["run", "--files", "src/*.txt", "--include", "lint.toml"])
+        .args(extra)
+        .args(["--"])
+        .args([checker])
+        .env("LINT_LOG", log(sb))
+}
+
+/// The files the checker was given since the last call (the log is emptied).
+fn linted(sb: &Sandbox) -> Vec<String> {
+    let text = fs::read_to_string(log(sb)).unwrap_or_default();
+    let _ = fs::remove_file(log(sb));
+    text.lines()
+        .filter(|l| !l.starts_with("# batch"))
+        .map(String::from)
+        .collect()
+}
+
+/// How many times the checker ran since the log was last read.
+fn batches(sb: &Sandbox) -> usize {
+    fs::read_to_string(log(sb))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("# batch"))
+        .count()
+}
+
+#[test]
+fn issue_m_an_edit_lints_one_file() {
+    let (sb, checker) = project(5);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("zccache: run (5 of 5 files: src/f00.txt, src/f01.txt, src/f02.txt, ...)");
+    assert_eq!(linted(&sb).len(), 5);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("zccache: skip (all 5 files passed, ");
+    assert!(linted(&sb).is_empty());
+    sb.write("src/f03.txt", "file 3, edited\n");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("zccache: run (1 of 5 files: src/f03.txt)");
+    assert_eq!(linted(&sb), ["src/f03.txt"]);
+    // Back to content that passed before: its key is still known.
+    sb.write("src/f03.txt", "file 3\n");
+    lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 5");
+}
+
+#[test]
+fn issue_m_a_failing_file_is_linted_again_until_fixed() {
+    let (sb, checker) = project(4);
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (4 of 4 files");
+    assert_eq!(linted(&sb).len(), 4);
+    // The failing batch passed none of its files: all four again, then only the culprit
+    // once the others passed in a batch of their own.
+    lint(&sb, &checker, &["--batch-size", "1", "--explain"])
+        .status(3)
+        .stderr_has("failed last time      src/f01.txt");
+    assert_eq!(linted(&sb).len(), 4);
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 4 files: src/f01.txt)");
+    assert_eq!(linted(&sb), ["src/f01.txt"]);
+    sb.write("src/f01.txt", "fixed\n");
+    lint(&sb, &checker, &[]).status(0);
+    assert_eq!(linted(&sb), ["src/f01.txt"]);
+    lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 4");
+}
+
+#[test]
+fn issue_m_a_shared_input_edit_relints_all() {
+    let (sb, checker) = project(4);
+    lint(&sb, &checker, &[]).status(0);
+    linted(&sb);
+    sb.write("lint.toml", "strict = false\n");
+    lint(&sb, &checker, &["--explain"])
+        .status(0)
+        .stderr_has("run (4 of 4 files")
+        .stderr_has("shared inputs changed");
+    assert_eq!(linted(&sb).len(), 4);
+    // The command line is part of every file's key too.
+    lint(&sb, &checker, &["--env", "LINT_LEVEL"])
+        .status(0)
+        .stderr_has("run (4 of 4 files");
+}
+
+#[test]
+fn issue_m_a_file_edited_during_its_batch_is_not_passed() {
+    let (sb, checker) = project(3);
+    // The checker fixes the file before it reads it: the bytes zccache read before the run
+    // (a failing file) never passed.
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .env("EDIT_DURING", "src/f01.txt")
+        .status(0);
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+}
+
+#[test]
+fn issue_m_a_deleted_file_is_forgotten() {
+    let (sb, checker) = project(3);
+    lint(&sb, &checker, &[]).status(0);
+    linted(&sb);
+    sb.remove("src/f02.txt");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 2 files passed");
+    let record = fs::read_dir(sb.path(".zccache/run"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".json.files"))
+        .expect("the per-file record");
+    let text = fs::read_to_string(record).unwrap();
+    assert!(text.contains("src/f01.txt"), "{text}");
+    assert!(!text.contains("src/f02.txt"), "{text}");
+    // Back again, it is a new file.
+    sb.write("src/f02.txt", "file 2\n");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f02.txt)");
+}
+
+#[test]
+fn issue_m_files_go_at_the_placeholder() {
+    let (sb, checker) = project(2);
+    let base = ["run", "--files", "src/*.txt", "--"];
+    sb.cmd(base)
+        .args([&checker])
+        .args(["{files}", "TRAILER"])
+        .env("LINT_LOG", log(&sb))
+        .status(0);
+    assert_eq!(linted(&sb), ["src/f00.txt", "src/f01.txt", "TRAILER"]);
+    // In a shell script, the files are its arguments: each one word.
+    sb.write("src/with space.txt", "x\n");
+    let script = format!(
+        "{} {{files}} && echo after >> \"$LINT_LOG\"",
+        checker.display()
+    );
+    sb.cmd(base)
+        .args(["sh", "-c", &script])
+        .env("LINT_LOG", log(&sb))
+        .status(0);
+    assert_eq!(
+        linted(&sb),
+        ["src/f00.txt", "src/f01.txt", "src/with space.txt", "after"]
+    );
+}
+
+#[test]
+fn issue_m_batches_over_the_argument_limit_lint_each_file_once() {
+    let sb = Sandbox::new();
+    let long = "x".repeat(120);
+    let mut all = Vec::new();
+    for i in 0..10_000 {
+        let rel = format!("src/d{}/{long}{i:05}.txt", i % 10);
+        let path = sb.path(&rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"ok\n").unwrap();
+        all.push(rel);
+    }
+    let checker = sb.outside("check.sh");
+    fs::write(&checker, CHECKER).unwrap();
+    fs::set_permissions(&checker, fs::Permissions::from_mode(0o755)).unwrap();
+    // A 1 MiB stack makes the argument limit 256 KiB: 10,000 paths of 140 bytes need 6.
+    sb.program("sh")
+        .args(["-c", "ulimit -s 1024 && exec \"$@\"", "sh", ZCCACHE])
+        .args(["run", "--files", "src/**/*.txt", "--"])
+        .args([&checker])
+        .env("LINT_LOG", log(&sb))
+        .status(0)
+        .stderr_has("run (10,000 of 10,000 files");
+    assert!(batches(&sb) >= 6, "{} batches", batches(&sb));
+    let mut got = linted(&sb);
+    got.sort();
+    all.sort();
+    assert_eq!(got.len(), 10_000);
+    assert_eq!(got, all, "each file exactly once");
+}
+
+#[test]
+fn issue_m_batches_run_in_parallel_with_jobs() {
+    let (sb, checker) = project(4);
+    let peers = sb.outside("peers");
+    fs::create_dir_all(&peers).unwrap();
+    lint(&sb, &checker, &["-j", "2"])
+        .env("PEER_DIR", &peers)
+        .status(0);
+    assert_eq!(batches(&sb), 2);
+    let overlapped = fs::read_to_string(peers.with_extension("log")).unwrap_or_default();
+    assert_eq!(overlapped.lines().count(), 2, "both batches ran at once");
+    assert_eq!(linted(&sb).len(), 4);
+}
+
+#[test]
+fn issue_m_a_task_of_zccache_toml_with_tasks_dry_run_json_and_why() {
+    let (sb, checker) = project(3);
+    sb.write(
+        "zccache.toml",
+        format!(
+            "[tasks.lint]\ncommand = [{:?}]\nfiles = [\"src/*.txt\"]\ninclude = [\"lint.toml\"]\n",
+            checker.display().to_string()
+        ),
+    );
+    let with_log = |cmd: Cmd| cmd.env("LINT_LOG", log(&sb));
+    with_log(sb.cmd(["tasks"])).status(0);
+    with_log(sb.cmd(["run", "lint"]))
+        .status(0)
+        .stderr_has("run lint (3 of 3 files");
+    linted(&sb);
+    let listed = with_log(sb.cmd(["tasks"])).status(0);
+    assert!(listed.stdout.contains("would skip"), "{}", listed.stdout);
+    sb.write("src/f01.txt", "edited\n");
+    with_log(sb.cmd(["run", "lint", "--dry-run"]))
+        .status(1)
+        .stderr_has("run lint (1 of 3 files: src/f01.txt)")
+        .stderr_has("edited                src/f01.txt");
+    assert!(linted(&sb).is_empty(), "a dry run runs nothing");
+    let ran = with_log(sb.cmd(["run", "lint", "--json"])).status(0);
+    let json = ran.stderr_json();
+    assert_eq!(json["run_files"][0]["path"], "src/f01.txt");
+    assert_eq!(json["run_files"][0]["why"], "edited");
+    assert_eq!(json["files"], 3);
+    let why = sb.cmd(["why", "lint"]).status(0);
+    assert!(
+        why.stdout.contains("1 of 3 files: src/f01.txt (1 edited)"),
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn issue_m_shellcheck_lints_only_what_has_not_passed() {
+    if !available(Tool::Shellcheck) {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("bin/a.sh", "#!/bin/sh\necho \"$1\"\n")
+        .write("bin/b.sh", "#!/bin/sh\necho \"$1\"\n");
+    let shellcheck = ["run", "--files", "bin/*.sh", "--", "shellcheck"];
+    sb.cmd(shellcheck).status(0).stderr_has("run (2 of 2 files");
+    sb.write("bin/b.sh", "#!/bin/sh\necho $1\n");
+    sb.cmd(shellcheck)
+        .status(1)
+        .stderr_has("run (1 of 2 files: bin/b.sh)");
+    sb.cmd(shellcheck)
+        .status(1)
+        .stderr_has("run (1 of 2 files: bin/b.sh)");
+    sb.write("bin/b.sh", "#!/bin/sh\necho \"$1\"\n");
+    sb.cmd(shellcheck)
+        .status(0)
+        .stderr_has("skip (all 2 files passed");
+}
+
+#[test]
+fn issue_m_staged_judges_and_lints_the_index_bytes_of_a_partly_staged_file() {
+    let (sb, checker) = project(3);
+    sb.git(&["init", "-q"]).status(0);
+    sb.git(&["add", "src", "lint.toml"]).status(0);
+    sb.git(&["commit", "-qm", "init"]).status(0);
+    // Staged: a failing file; in the working tree: fixed.
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    sb.git(&["add", "src/f01.txt"]).status(0);
+    sb.write("src/f01.txt", "fixed\n");
+    lint(&sb, &checker, &["--staged", "--batch-size", "1"])
+        .status(3)
+        .stderr_has("run (3 of 3 files");
+    linted(&sb);
+    sb.git(&["add", "src/f01.txt"]).status(0);
+    lint(&sb, &checker, &["--staged"])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    lint(&sb, &checker, &["--staged"])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    // The working tree holds the same bytes: the index's results serve it too.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    let copies = fs::read_dir(sb.state().join("staged")).map_or(0, |d| d.count());
+    assert_eq!(copies, 0, "the copy of the index is removed");
+}
