@@ -16,6 +16,7 @@ pub mod fingerprint;
 pub mod os;
 pub mod paths;
 pub mod private_dir;
+pub mod program;
 pub mod quote;
 pub mod report;
 pub mod runner;
