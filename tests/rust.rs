@@ -542,7 +542,10 @@ fn a_crate_miss_says_which_source_or_extern_changed() {
     );
     greet(&sb, "hi");
     cargo(&sb, &["build"]).status(0);
-    assert_eq!(why(&alpha), serde_json::json!(["source changed"]));
+    assert_eq!(
+        why(&alpha),
+        serde_json::json!(["source changed: alpha/src/lib.rs"])
+    );
     let beta = dep_file(&sb, "libbeta-", Some("rlib"));
     assert_eq!(why(&beta), serde_json::json!(["--extern alpha changed"]));
     sb.write("alpha/src/extra.rs", "pub fn more() -> u32 {\n    7\n}\n");
@@ -840,6 +843,50 @@ fn issue_o_the_crates_env_and_the_variables_it_reads_stay_keyed() {
     );
     compile_one_with(&sb, &base);
     assert_eq!(counts(&sb), (2, 4), "the first entry again");
+}
+
+#[test]
+fn issue_o_why_ties_cargos_copy_of_a_program_to_its_compile() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    let out = sb.cmd(["why", "target/debug/app"]).status(0).stdout;
+    assert!(out.contains("first compile of this output"), "{out}");
+    greet(&sb, "hi");
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(
+        newest_reasons(&sb, "target/debug/app"),
+        serde_json::json!(["--extern beta changed"])
+    );
+    let lib = sb
+        .cmd(["why", "target/debug/libalpha.rlib"])
+        .status(0)
+        .stdout;
+    assert!(lib.contains("source changed: alpha/src/lib.rs"), "{lib}");
+}
+
+#[test]
+fn issue_o_a_source_edit_is_the_reason_before_selection_and_env() {
+    let sb = workspace();
+    cargo(&sb, &["build", "-p", "app"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .status(0);
+    greet(&sb, "hi");
+    cargo(&sb, &["build", "-p", "app", "-p", "alpha", "-p", "beta"])
+        .env("SOURCE_DATE_EPOCH", "1")
+        .status(0);
+    let alpha = dep_file(&sb, "libalpha-", Some("rlib"));
+    assert_eq!(
+        newest_reasons(&sb, &alpha),
+        serde_json::json!([
+            "source changed: alpha/src/lib.rs",
+            "env SOURCE_DATE_EPOCH changed"
+        ])
+    );
+    let beta = dep_file(&sb, "libbeta-", Some("rlib"));
+    assert_eq!(
+        newest_reasons(&sb, &beta),
+        serde_json::json!(["--extern alpha changed", "env SOURCE_DATE_EPOCH changed"])
+    );
 }
 
 /// The rustup proxy `rustc` beside the `rustup` on `PATH`.

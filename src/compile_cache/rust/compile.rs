@@ -218,6 +218,7 @@ impl RustCache {
             args: c.key_args.clone(),
             env: journal_env(&req.env),
             source: keyed.source,
+            source_name: Some(c.source.clone()),
             inputs: Vec::new(),
             input_noun: "file",
             named: keyed.named(c),
