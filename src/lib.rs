@@ -17,6 +17,7 @@ pub mod mtimes;
 pub mod os;
 pub mod paths;
 pub mod private_dir;
+pub mod program;
 pub mod quote;
 pub mod relpath;
 pub mod report;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Cmd, Sandbox, ZCCACHE};
+use crate::support::{Cmd, Sandbox, Tool, ZCCACHE, available};
 
 /// (hits, misses) so far.
 fn counts(sb: &Sandbox) -> (u64, u64) {
@@ -542,7 +542,10 @@ fn a_crate_miss_says_which_source_or_extern_changed() {
     );
     greet(&sb, "hi");
     cargo(&sb, &["build"]).status(0);
-    assert_eq!(why(&alpha), serde_json::json!(["source changed"]));
+    assert_eq!(
+        why(&alpha),
+        serde_json::json!(["source changed: alpha/src/lib.rs"])
+    );
     let beta = dep_file(&sb, "libbeta-", Some("rlib"));
     assert_eq!(why(&beta), serde_json::json!(["--extern alpha changed"]));
     sb.write("alpha/src/extra.rs", "pub fn more() -> u32 {\n    7\n}\n");
@@ -727,4 +730,258 @@ fn issue_r_identical_crate_compiles_at_once_compile_once() {
         let rlib = std::fs::read(sb.path(&format!("out{i}/libone.rlib"))).unwrap();
         assert_eq!(rlib, first, "out{i}");
     }
+}
+
+/// `zccache why OUTPUT --json`: the newest miss's reasons.
+fn newest_reasons(sb: &Sandbox, output: &str) -> serde_json::Value {
+    let out = sb.cmd(["why", output, "--json"]).status(0).stdout;
+    let newest: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    newest["reasons"].clone()
+}
+
+#[test]
+fn issue_o_naming_the_same_target_dir_hits_every_crate() {
+    let sb = workspace();
+    cargo(&sb, &["build"])
+        .env_remove("CARGO_TARGET_DIR")
+        .status(0);
+    cargo(&sb, &["clean"])
+        .env_remove("CARGO_TARGET_DIR")
+        .status(0);
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(
+        counts(&sb),
+        (5, 5),
+        "CARGO_TARGET_DIR=$PWD/target is where cargo wrote before"
+    );
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
+}
+
+#[test]
+fn issue_o_the_packages_selected_do_not_split_the_cache() {
+    let sb = workspace();
+    cargo(&sb, &["build", "-p", "app"]).status(0);
+    clean(&sb);
+    // Not pm: a proc-macro selected itself is built with the target's debuginfo, not the
+    // host's (another command line: cargo's choice, not the cache's).
+    cargo(&sb, &["build", "-p", "app", "-p", "alpha", "-p", "beta"]).status(0);
+    assert_eq!(
+        counts(&sb),
+        (5, 5),
+        "alpha and beta selected now (CARGO_PRIMARY_PACKAGE) hit too"
+    );
+}
+
+/// Compiles `src/lib.rs` as crate `one` into a fresh `out/` with the real rustc through the
+/// wrapper, with these env vars set (and the test's own `CARGO_*` ones).
+fn compile_one_with(sb: &Sandbox, env: &[(&str, &str)]) {
+    let _ = std::fs::remove_dir_all(sb.path("out"));
+    std::fs::create_dir(sb.path("out")).unwrap();
+    let mut cmd = sb.cmd([real_rustc()]).args(ONE_ARGS);
+    for name in ["CARGO_ZC_FLAVOR", "CARGO_PRIMARY_PACKAGE"] {
+        cmd = cmd.env_remove(name);
+    }
+    for (name, value) in env {
+        cmd = cmd.env(name, value);
+    }
+    cmd.status(0);
+}
+
+/// Crate `one` from `src/lib.rs` into `out/`.
+const ONE_ARGS: [&str; 11] = [
+    "--crate-name",
+    "one",
+    "--edition=2021",
+    "src/lib.rs",
+    "--crate-type",
+    "lib",
+    "--emit=dep-info,metadata,link",
+    "-C",
+    "debuginfo=0",
+    "--out-dir",
+    "out",
+];
+
+#[test]
+fn issue_o_the_crates_env_and_the_variables_it_reads_stay_keyed() {
+    let sb = Sandbox::new();
+    sb.write(
+        "src/lib.rs",
+        "pub fn flavor() -> Option<&'static str> {\n    option_env!(\"CARGO_ZC_FLAVOR\")\n}\n\
+         pub fn primary() -> bool {\n    option_env!(\"CARGO_PRIMARY_PACKAGE\").is_some()\n}\n",
+    );
+    let base = [("CARGO_PKG_VERSION", "1.0.0"), ("CARGO_TARGET_DIR", "/a")];
+    compile_one_with(&sb, &base);
+    compile_one_with(
+        &sb,
+        &[("CARGO_PKG_VERSION", "1.0.0"), ("CARGO_TARGET_DIR", "/b")],
+    );
+    assert_eq!(counts(&sb), (1, 1), "another CARGO_TARGET_DIR hits");
+    compile_one_with(
+        &sb,
+        &[("CARGO_PKG_VERSION", "2.0.0"), ("CARGO_TARGET_DIR", "/a")],
+    );
+    assert_eq!(counts(&sb), (1, 2), "the package's version is keyed");
+    assert_eq!(
+        newest_reasons(&sb, "out/libone.rlib"),
+        serde_json::json!(["env CARGO_PKG_VERSION changed"])
+    );
+    compile_one_with(&sb, &[base[0], base[1], ("CARGO_ZC_FLAVOR", "x")]);
+    assert_eq!(counts(&sb), (1, 3), "a variable option_env! read");
+    assert_eq!(
+        newest_reasons(&sb, "out/libone.rlib"),
+        serde_json::json!([
+            "env CARGO_PKG_VERSION changed",
+            "env CARGO_ZC_FLAVOR changed"
+        ])
+    );
+    compile_one_with(&sb, &[base[0], base[1], ("CARGO_PRIMARY_PACKAGE", "1")]);
+    assert_eq!(
+        counts(&sb),
+        (1, 4),
+        "CARGO_PRIMARY_PACKAGE, read by the crate"
+    );
+    compile_one_with(&sb, &base);
+    assert_eq!(counts(&sb), (2, 4), "the first entry again");
+}
+
+#[test]
+fn issue_o_why_ties_cargos_copy_of_a_program_to_its_compile() {
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    let out = sb.cmd(["why", "target/debug/app"]).status(0).stdout;
+    assert!(out.contains("first compile of this output"), "{out}");
+    greet(&sb, "hi");
+    cargo(&sb, &["build"]).status(0);
+    assert_eq!(
+        newest_reasons(&sb, "target/debug/app"),
+        serde_json::json!(["--extern beta changed"])
+    );
+    let lib = sb
+        .cmd(["why", "target/debug/libalpha.rlib"])
+        .status(0)
+        .stdout;
+    assert!(lib.contains("source changed: alpha/src/lib.rs"), "{lib}");
+}
+
+#[test]
+fn issue_o_a_source_edit_is_the_reason_before_selection_and_env() {
+    let sb = workspace();
+    cargo(&sb, &["build", "-p", "app"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .status(0);
+    greet(&sb, "hi");
+    cargo(&sb, &["build", "-p", "app", "-p", "alpha", "-p", "beta"])
+        .env("SOURCE_DATE_EPOCH", "1")
+        .status(0);
+    let alpha = dep_file(&sb, "libalpha-", Some("rlib"));
+    assert_eq!(
+        newest_reasons(&sb, &alpha),
+        serde_json::json!([
+            "source changed: alpha/src/lib.rs",
+            "env SOURCE_DATE_EPOCH changed"
+        ])
+    );
+    let beta = dep_file(&sb, "libbeta-", Some("rlib"));
+    assert_eq!(
+        newest_reasons(&sb, &beta),
+        serde_json::json!(["--extern alpha changed", "env SOURCE_DATE_EPOCH changed"])
+    );
+}
+
+/// The rustup proxy `rustc` beside the `rustup` on `PATH`.
+fn rustup_proxy() -> std::path::PathBuf {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v rustup"])
+        .output()
+        .unwrap();
+    let rustup = String::from_utf8(found.stdout).unwrap();
+    std::path::Path::new(rustup.trim()).with_file_name("rustc")
+}
+
+/// A rustup home with toolchains `tca` (the default) and `tcb`, whose rustc runs the real
+/// one: two binaries, so two compiler identities.
+fn two_toolchains(sb: &Sandbox) -> std::path::PathBuf {
+    let home = sb.outside("rustup");
+    let real = real_rustc();
+    for name in ["tca", "tcb"] {
+        let bin = home.join("toolchains").join(name).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let rustc = bin.join("rustc");
+        std::fs::write(&rustc, format!("#!/bin/sh\n# {name}\nexec {real} \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&rustc, Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        home.join("settings.toml"),
+        "version = \"12\"\ndefault_toolchain = \"tca\"\nprofile = \"default\"\n",
+    )
+    .unwrap();
+    home
+}
+
+#[test]
+fn issue_o_rustc_through_rustups_proxy_is_cached_and_keyed_on_its_toolchain() {
+    if !available(Tool::Rustup) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let home = two_toolchains(&sb);
+    let proxy = rustup_proxy();
+    let path = format!(
+        "{}:{}",
+        proxy.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    sb.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    // `zccache rustc [+TOOLCHAIN] ...`, `rustc` found on PATH: rustup's proxy.
+    let compile = |toolchain: Option<&str>, plus: &[&str]| {
+        let _ = std::fs::remove_dir_all(sb.path("out"));
+        std::fs::create_dir(sb.path("out")).unwrap();
+        let cmd = sb
+            .cmd(["rustc"])
+            .args(plus)
+            .args(ONE_ARGS)
+            .env("PATH", &path)
+            .env("RUSTUP_HOME", &home);
+        match toolchain {
+            Some(name) => cmd.env("RUSTUP_TOOLCHAIN", name),
+            None => cmd.env_remove("RUSTUP_TOOLCHAIN"),
+        }
+        .status(0);
+        assert!(sb.path("out/libone.rlib").is_file());
+    };
+    compile(Some("tca"), &[]);
+    compile(Some("tca"), &[]);
+    assert_eq!(counts(&sb), (1, 1), "the second compile hits");
+    compile(Some("tcb"), &[]);
+    assert_eq!(counts(&sb), (1, 2), "another toolchain's rustc misses");
+    let reasons = newest_reasons(&sb, "out/libone.rlib");
+    let first = reasons[0].as_str().unwrap();
+    assert!(
+        first.starts_with("compiler changed: ") && first.contains("toolchains/tcb/bin/rustc"),
+        "{reasons}"
+    );
+    sb.write("rust-toolchain.toml", "[toolchain]\nchannel = \"tcb\"\n");
+    compile(None, &[]);
+    assert_eq!(
+        counts(&sb),
+        (2, 2),
+        "the toolchain file selects tcb: its entry"
+    );
+    compile(None, &["+tca"]);
+    assert_eq!(counts(&sb), (3, 2), "+tca selects tca: its entry");
+}
+
+#[test]
+fn issue_o_cargo_running_rustups_proxy_hits_after_clean() {
+    if !available(Tool::Rustup) {
+        return;
+    }
+    let sb = workspace();
+    let proxy = rustup_proxy();
+    cargo(&sb, &["build"]).env("RUSTC", &proxy).status(0);
+    clean(&sb);
+    cargo(&sb, &["build"]).env("RUSTC", &proxy).status(0);
+    assert_eq!(counts(&sb), (5, 5), "every crate from the cache");
+    assert_eq!(run_app(&sb), "hello from unix 42\n");
 }

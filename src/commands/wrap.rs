@@ -22,7 +22,7 @@ use crate::console::Console;
 use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
-use crate::runner::tool::resolve_program_except;
+use crate::program::resolve_program_except;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);

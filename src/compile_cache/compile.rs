@@ -344,6 +344,7 @@ impl CompileCache {
             args: c.key_args.clone(),
             env: keyed_env(&req.compiler, &req.env),
             source: source_digest,
+            source_name: None,
             inputs: Vec::new(),
             input_noun: "header",
             named: Vec::new(),

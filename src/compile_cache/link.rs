@@ -152,6 +152,7 @@ impl LinkCache {
             args: link.key_args.clone(),
             env: keyed_env(&req.env),
             source: Digest::of(b""),
+            source_name: None,
             inputs,
             input_noun: "input",
             named: Vec::new(),

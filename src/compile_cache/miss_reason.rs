@@ -3,6 +3,7 @@
 //! the last compile of that output.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -35,6 +36,8 @@ pub struct KeyParts {
     pub env: Vec<(String, String)>,
     /// The source's content.
     pub source: Digest,
+    /// The source as a reason names it (`source changed: src/lib.rs`); `None`: unnamed.
+    pub source_name: Option<String>,
     /// The other files it read (headers; a crate's modules), as the depfile spells them,
     /// with their content.
     pub inputs: Vec<(String, Digest)>,
@@ -46,7 +49,10 @@ pub struct KeyParts {
 }
 
 /// The parts of `new` that differ from `old` (the last compile of the same output), most
-/// telling first; `first compile of this output` without an `old`.
+/// telling first: the compiler (it changes every output at once), what the user edits (the
+/// source, then the other files read), then the other inputs (`--extern` crates, the
+/// linker, libraries), then flags, then env; `first compile of this output` without an
+/// `old`.
 pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
     let Some(old) = old else {
         return vec!["first compile of this output".to_string()];
@@ -55,6 +61,14 @@ pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
     if old.compiler_id != new.compiler_id {
         out.push(format!("compiler changed: {}", new.compiler));
     }
+    if old.source != new.source {
+        out.push(match &new.source_name {
+            Some(name) => format!("source changed: {name}"),
+            None => "source changed".to_string(),
+        });
+    }
+    out.extend(input_changes(&old.inputs, &new.inputs, new.input_noun));
+    out.extend(named_changes(&old.named, &new.named));
     if old.args != new.args {
         out.push(format!(
             "argument changed: {}",
@@ -70,11 +84,6 @@ pub fn reasons(old: Option<&KeyParts>, new: &KeyParts) -> Vec<String> {
             out.push(format!("env {name} changed"));
         }
     }
-    if old.source != new.source {
-        out.push("source changed".to_string());
-    }
-    out.extend(named_changes(&old.named, &new.named));
-    out.extend(input_changes(&old.inputs, &new.inputs, new.input_noun));
     if out.is_empty() {
         out.push(
             "nothing zccache names changed (the entry was evicted or cleared, or a file found \
@@ -203,12 +212,27 @@ impl MissMemory {
             .push(vec![format!("{PASSED_THROUGH}{reason}")]);
     }
 
-    /// The recent misses and passthroughs of `output`, newest first.
+    /// The recent misses and passthroughs of `output`, newest first; for an output not
+    /// remembered by that name, those of a remembered output that is the same file (cargo's
+    /// `target/debug/rg` is a hard link of the `target/debug/deps/rg-HASH` rustc wrote).
     pub fn of(&self, output: &Path) -> Vec<Miss> {
         let memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        memory
-            .outputs
-            .get(output)
+        if let Some(remembered) = memory.outputs.get(output) {
+            return remembered.misses.iter().cloned().collect();
+        }
+        let linked = std::fs::metadata(output).ok().filter(|m| m.nlink() > 1);
+        let Some(wanted) = linked else {
+            return Vec::new();
+        };
+        let names: Vec<PathBuf> = memory.outputs.keys().cloned().collect();
+        drop(memory);
+        // Outside the lock: one stat per remembered output.
+        let same = names.into_iter().find(|name| {
+            std::fs::metadata(name)
+                .is_ok_and(|m| m.dev() == wanted.dev() && m.ino() == wanted.ino())
+        });
+        let memory = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        same.and_then(|name| memory.outputs.get(&name))
             .map(|r| r.misses.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -265,6 +289,7 @@ mod tests {
             args: ["-c", "-O2", "a.c"].map(String::from).to_vec(),
             env: vec![("CPATH".into(), "/x".into())],
             source: Digest::of(b"int a;"),
+            source_name: None,
             inputs: vec![("inc/config.h".into(), Digest::of(b"1"))],
             input_noun: "header",
             named: vec![("--extern serde".into(), Digest::of(b"serde 1"))],
@@ -286,7 +311,21 @@ mod tests {
         new.source = Digest::of(b"int b;");
         assert_eq!(
             reasons(Some(&old), &new),
-            ["env CPATH changed", "source changed"]
+            ["source changed", "env CPATH changed"]
+        );
+        new.source_name = Some("src/lib.rs".into());
+        new.args[1] = "-O3".into();
+        new.named[0].1 = Digest::of(b"serde 2");
+        new.inputs[0].1 = Digest::of(b"2");
+        assert_eq!(
+            reasons(Some(&old), &new),
+            [
+                "source changed: src/lib.rs",
+                "header changed: inc/config.h",
+                "--extern serde changed",
+                "argument changed: -O2 -> -O3",
+                "env CPATH changed"
+            ]
         );
         new = old.clone();
         new.inputs[0].1 = Digest::of(b"2");

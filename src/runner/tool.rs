@@ -14,14 +14,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
 use super::script;
 use crate::fingerprint::Digest;
+use crate::program::{
+    Place, is_rustup_proxy, resolve_program, rustup_selection, rustup_which, stat_identity,
+};
 use crate::quote;
 
 /// Shells whose `-c SCRIPT` is read for the programs it starts.
@@ -66,12 +67,12 @@ pub fn identity(
         .and_then(|a| a.to_str())
         .and_then(|a| a.strip_prefix('+'));
     let name = resolved.file_name().unwrap_or(program.as_os_str());
-    let selection = rustup_selection(&resolved, name, toolchain, cwd);
+    let selection = rustup_selection(&resolved, name, toolchain, Place::here(cwd));
     let fresh = match memo {
         Some(m) if m.selection == selection && m.resolved.exists() => m.clone(),
         _ => RustupMemo {
             selection,
-            resolved: rustup_which(name, toolchain, cwd)?,
+            resolved: rustup_which(&resolved, name, toolchain, Place::here(cwd))?,
         },
     };
     let digest = stat_identity(&fresh.resolved)?;
@@ -181,147 +182,10 @@ pub fn portable_identity(
     Ok(hasher.finalize().into())
 }
 
-/// Finds the program as `execvp` would: a path with a `/` relative to `cwd`, else `PATH`.
-pub fn resolve_program(program: &OsStr, cwd: &Path) -> Option<PathBuf> {
-    resolve_program_except(program, cwd, |_| false)
-}
-
-/// Like [`resolve_program`], passing over `PATH` entries for which `skip` is true (a
-/// masquerading zccache must not find itself).
-pub fn resolve_program_except(
-    program: &OsStr,
-    cwd: &Path,
-    skip: impl Fn(&Path) -> bool,
-) -> Option<PathBuf> {
-    resolve_program_on(program, cwd, &std::env::var_os("PATH")?, skip)
-}
-
-/// Like [`resolve_program_except`] with another process's `PATH` (the daemon resolving a
-/// client's tool).
-pub fn resolve_program_on(
-    program: &OsStr,
-    cwd: &Path,
-    path_var: &OsStr,
-    skip: impl Fn(&Path) -> bool,
-) -> Option<PathBuf> {
-    if program.as_bytes().contains(&b'/') {
-        let path = cwd.join(program);
-        return (path.is_file() && !skip(&path)).then_some(path);
-    }
-    std::env::split_paths(path_var)
-        .map(|dir| cwd.join(dir).join(program))
-        .find(|candidate| is_executable(candidate) && !skip(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-}
-
-fn is_rustup_proxy(resolved: &Path) -> bool {
-    if resolved.file_name() == Some(OsStr::new("rustup")) {
-        return false;
-    }
-    let canonical = std::fs::canonicalize(resolved).ok();
-    if canonical.as_deref().and_then(Path::file_name) == Some(OsStr::new("rustup")) {
-        return true;
-    }
-    // Hard-linked proxies: the same inode as a `rustup` beside them.
-    let sibling = resolved.with_file_name("rustup");
-    match (std::fs::metadata(resolved), std::fs::metadata(sibling)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-fn stat_identity(path: &Path) -> Result<Digest, String> {
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let meta = std::fs::metadata(&canonical)
-        .map_err(|e| format!("cannot stat {}: {e}", canonical.display()))?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"tool\0");
-    hasher.update(canonical.as_os_str().as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&meta.size().to_le_bytes());
-    hasher.update(&meta.mtime().to_le_bytes());
-    hasher.update(&meta.mtime_nsec().to_le_bytes());
-    hasher.update(&meta.ino().to_le_bytes());
-    Ok(hasher.finalize().into())
-}
-
 fn tagged(tag: &[u8], bytes: &[u8]) -> Digest {
     let mut hasher = blake3::Hasher::new();
     hasher.update(tag);
     hasher.update(&[0]);
     hasher.update(bytes);
     hasher.finalize().into()
-}
-
-/// Digest of every input to rustup's toolchain choice for `name` run in `cwd`.
-fn rustup_selection(proxy: &Path, name: &OsStr, toolchain: Option<&str>, cwd: &Path) -> Digest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"rustup selection v1\0");
-    hasher.update(name.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(toolchain.unwrap_or("").as_bytes());
-    hasher.update(&[0]);
-    for var in ["RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "CARGO_HOME"] {
-        let value = std::env::var_os(var).unwrap_or_default();
-        hasher.update(value.as_bytes());
-        hasher.update(&[0]);
-    }
-    if let Ok(id) = stat_identity(proxy) {
-        hasher.update(&id.0);
-    }
-    if let Some((file, content)) = nearest_toolchain_file(cwd) {
-        hasher.update(file.as_os_str().as_bytes());
-        hasher.update(&content);
-    }
-    let home = rustup_home();
-    if let Ok(settings) = std::fs::read(home.join("settings.toml")) {
-        hasher.update(&settings);
-    }
-    if let Ok(meta) = std::fs::metadata(home.join("toolchains")) {
-        hasher.update(&meta.mtime().to_le_bytes());
-        hasher.update(&meta.mtime_nsec().to_le_bytes());
-    }
-    hasher.finalize().into()
-}
-
-fn nearest_toolchain_file(cwd: &Path) -> Option<(PathBuf, Vec<u8>)> {
-    cwd.ancestors().find_map(|dir| {
-        ["rust-toolchain.toml", "rust-toolchain"]
-            .iter()
-            .find_map(|name| {
-                let file = dir.join(name);
-                std::fs::read(&file).ok().map(|content| (file, content))
-            })
-    })
-}
-
-fn rustup_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("RUSTUP_HOME") {
-        return PathBuf::from(home);
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".rustup"))
-        .unwrap_or_else(|| PathBuf::from(".rustup"))
-}
-
-fn rustup_which(name: &OsStr, toolchain: Option<&str>, cwd: &Path) -> Result<PathBuf, String> {
-    let mut cmd = Command::new("rustup");
-    cmd.arg("which").current_dir(cwd);
-    if let Some(toolchain) = toolchain {
-        cmd.args(["--toolchain", toolchain]);
-    }
-    let output = cmd
-        .arg(name)
-        .output()
-        .map_err(|e| format!("cannot run rustup which: {e}"))?;
-    if !output.status.success() {
-        let why = String::from_utf8_lossy(&output.stderr);
-        let first = why.lines().next().unwrap_or("failed").trim();
-        return Err(format!("rustup which {}: {first}", name.to_string_lossy()));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(PathBuf::from(text.trim()))
 }

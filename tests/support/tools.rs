@@ -20,6 +20,8 @@ pub enum Tool {
     SecondUser,
     /// Mounting a small tmpfs (a filesystem to fill): needs root.
     Mount,
+    /// rustup, with its `rustc` proxy beside it.
+    Rustup,
     /// jq, which the README's session idiom pipes through.
     Jq,
     /// shellcheck, a per-file linter.
@@ -34,6 +36,7 @@ impl Tool {
             Tool::Moto => "moto",
             Tool::SecondUser => "a second user",
             Tool::Mount => "root to mount a tmpfs",
+            Tool::Rustup => "rustup and its rustc proxy",
             Tool::Jq => "jq",
             Tool::Shellcheck => "shellcheck",
         }
@@ -50,6 +53,7 @@ impl Tool {
             Tool::Mount => "run the tests as root, as .ci/run does: they fill a small tmpfs",
             Tool::Jq => "apt-get install jq",
             Tool::Shellcheck => "apt-get install shellcheck",
+            Tool::Rustup => "install Rust with rustup: https://rustup.rs",
         }
     }
 
@@ -71,6 +75,13 @@ impl Tool {
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
             Tool::Jq => probe("jq", &["--version"]),
             Tool::Shellcheck => probe("shellcheck", &["--version"]),
+            Tool::Rustup => probe(
+                "sh",
+                &[
+                    "-c",
+                    "command -v rustup && [ -x \"$(dirname \"$(command -v rustup)\")/rustc\" ]",
+                ],
+            ),
             Tool::SecondUser => {
                 // SAFETY: geteuid has no preconditions.
                 let root = unsafe { libc::geteuid() } == 0;

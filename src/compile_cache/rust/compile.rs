@@ -2,11 +2,12 @@
 //! inputs up (a manifest of the source files and env vars rustc's dep-info listed last time,
 //! checked against the files and env now), deliver a hit, or compile and store.
 //!
-//! The key: rustc's identity (path, size, mtime, `-vV`), the working directory, the
-//! arguments without output paths, the `CARGO_*` env cargo gives the crate, the crate
-//! root, the content of every `--extern` crate and bundled static library, for a
-//! program or proc-macro (linked) the identity of the linker rustc runs, and then every
-//! file and `env!` var the dep-info names.
+//! The key: rustc's identity (path, size, mtime, `-vV`; behind a rustup proxy, the
+//! toolchain's rustc it runs), the working directory, the arguments without output paths,
+//! the env cargo sets to describe the crate (`crate_env`), the crate root, the content of
+//! every `--extern` crate and bundled static library, for a program or proc-macro (linked)
+//! the identity of the linker rustc runs, and then every file and `env!` var the dep-info
+//! names.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -35,15 +36,33 @@ use crate::compile_cache::request::{Outcome, Request, Served};
 use crate::compile_cache::space::{self, OutOfSpace};
 use crate::compile_cache::store::Store;
 use crate::fingerprint::{Digest, mtime_ns, now_ns};
-use crate::runner::tool::resolve_program_on;
+use crate::program::{self, Place, resolve_program_on};
 
-/// Env vars that reach the compiler from cargo but change nothing it writes (the jobserver
-/// handles are the client's, not valid in the daemon).
-const UNKEYED_CARGO_ENV: [&str; 1] = ["CARGO_MAKEFLAGS"];
-/// Env vars outside `CARGO_*` that change what rustc writes.
-const KEYED_ENV: [&str; 3] = ["OUT_DIR", "RUSTC_BOOTSTRAP", "SOURCE_DATE_EPOCH"];
+/// Env vars cargo sets to describe the crate it compiles (its package, manifest, names,
+/// build-script output dir), keyed whether or not the crate reads them: a proc-macro may
+/// read them without rustc recording it (`std::env::var`, no `# env-dep:` line). Every
+/// other variable is keyed only when the dep-info names it (`env!`, `option_env!`), so
+/// what says how cargo runs (`CARGO_TARGET_DIR`, `CARGO_HOME`, `CARGO_INCREMENTAL`,
+/// `CARGO_BUILD_*`, `CARGO_MAKEFLAGS`) or which packages the user selected
+/// (`CARGO_PRIMARY_PACKAGE`) does not split the cache: cargo turns its settings into
+/// rustc's arguments, which are keyed.
+const CRATE_ENV: [&str; 7] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "OUT_DIR",
+];
+/// Prefixes of the crate's env: its `Cargo.toml` `[package]` fields, its package's programs.
+const CRATE_ENV_PREFIXES: [&str; 2] = ["CARGO_PKG_", "CARGO_BIN_EXE_"];
+/// Env vars rustc itself reads that change what it writes.
+const RUSTC_ENV: [&str; 2] = ["RUSTC_BOOTSTRAP", "SOURCE_DATE_EPOCH"];
 /// Env vars dropped before running rustc in the daemon: jobserver handles of the client.
 const CLIENT_ONLY_ENV: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
+/// Stands for an unset variable among a miss's env (no value of a set one has a NUL).
+const UNSET: &str = "\0unset";
 /// How old an mtime must be before a remembered hash is trusted with it.
 const RACY_NS: i64 = 2_000_000_000;
 
@@ -61,6 +80,8 @@ pub struct RustCache {
     in_flight: InFlight,
     /// Where a store that found no room says so.
     space: Arc<OutOfSpace>,
+    /// The rustc a rustup proxy runs, by everything rustup's choice depends on.
+    toolchains: Mutex<HashMap<Digest, PathBuf>>,
 }
 
 impl RustCache {
@@ -73,25 +94,23 @@ impl RustCache {
             pending: Arc::default(),
             in_flight: InFlight::default(),
             space,
+            toolchains: Mutex::default(),
         }
     }
 
     /// Serves one rustc invocation.
     pub fn compile(&self, req: &Request, identities: &Identities, misses: &MissMemory) -> Outcome {
-        let req = &without_client_env(req);
+        let mut req = without_client_env(req);
         if super::is_clippy_driver(&req.compiler) {
             return run_plain(
-                req,
+                &req,
                 Served::Passthrough("clippy-driver (lints are not cached)"),
             );
         }
-        let real = std::fs::canonicalize(&req.compiler).is_ok_and(|p| super::is_rustc(&p));
-        if !real {
-            return run_plain(
-                req,
-                Served::Passthrough("a rustup proxy, not a toolchain's rustc"),
-            );
+        if let Err(reason) = self.to_toolchain_rustc(&mut req) {
+            return run_plain(&req, Served::Passthrough(reason));
         }
+        let req = &req;
         let c = match classify(&req.args) {
             RustClassified::Cacheable(c) => c,
             RustClassified::VersionProbe => return version_probe(req, identities),
@@ -108,6 +127,56 @@ impl RustCache {
         };
         outcome.profile = profile_of(&c);
         outcome
+    }
+
+    /// Makes `req`'s compiler the toolchain's rustc: it is one already, or it is rustup's
+    /// proxy and becomes the rustc rustup runs in the client's directory and environment
+    /// (a `+toolchain` first argument is taken from the arguments). Else the reason it runs
+    /// uncached.
+    fn to_toolchain_rustc(&self, req: &mut Request) -> Result<(), &'static str> {
+        let canonical = std::fs::canonicalize(&req.compiler).map_err(|_| "rustc not found")?;
+        if super::is_rustc(&canonical) {
+            return Ok(());
+        }
+        if !program::is_rustup_proxy(&req.compiler) {
+            return Err("not a toolchain's rustc nor rustup's proxy of one");
+        }
+        let toolchain = req.args.first().and_then(|a| a.strip_prefix('+'));
+        let toolchain = toolchain.map(String::from);
+        let resolved = self
+            .rustup_rustc(req, toolchain.as_deref())
+            .map_err(|err| {
+                tracing::warn!("{err}");
+                "rustup could not say which rustc its proxy runs"
+            })?;
+        if !super::is_rustc(&resolved) {
+            return Err("rustup's proxy runs no toolchain rustc");
+        }
+        if toolchain.is_some() {
+            req.args.remove(0);
+        }
+        req.compiler = resolved;
+        Ok(())
+    }
+
+    /// The rustc the proxy `req.compiler` runs for `req`'s client: asked of rustup once per
+    /// selection (toolchain variables, `rust-toolchain.toml`, rustup's settings).
+    fn rustup_rustc(&self, req: &Request, toolchain: Option<&str>) -> Result<PathBuf, String> {
+        let place = Place {
+            cwd: &req.cwd,
+            env: Some(&req.env),
+        };
+        let name = req.compiler.file_name().unwrap_or_default();
+        let selection = program::rustup_selection(&req.compiler, name, toolchain, place);
+        let known = self.toolchains.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = known.get(&selection).filter(|p| p.exists()) {
+            return Ok(path.clone());
+        }
+        drop(known);
+        let resolved = program::rustup_which(&req.compiler, name, toolchain, place)?;
+        let mut known = self.toolchains.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(selection, resolved.clone());
+        Ok(resolved)
     }
 
     fn cached(
@@ -149,6 +218,7 @@ impl RustCache {
             args: c.key_args.clone(),
             env: journal_env(&req.env),
             source: keyed.source,
+            source_name: Some(c.source.clone()),
             inputs: Vec::new(),
             input_noun: "file",
             named: keyed.named(c),
@@ -297,9 +367,16 @@ impl RustCache {
             return None;
         }
         let job = StoreJob::open(req, c, *miss.base, miss.span, outcome)?;
+        let read = job.inputs();
+        // The variables the crate read (`env!`, `option_env!`) are named like keyed ones.
+        let mut env = miss.parts.env.clone();
+        env.extend(read.env.iter().map(|(name, value)| {
+            let shown = value.as_deref().map_or(UNSET.to_string(), String::from);
+            (name.clone(), shown)
+        }));
         let parts = KeyParts {
-            inputs: job
-                .inputs()
+            env,
+            inputs: read
                 .files
                 .iter()
                 .map(|h| (h.path.display().to_string(), h.hash))
@@ -530,9 +607,11 @@ fn libraries_in(dir: &Path) -> Vec<PathBuf> {
     libs
 }
 
-/// True for env vars in a Rust compile's key.
+/// True for env vars in a Rust compile's base key (others only through the dep-info).
 fn keyed_env(name: &str) -> bool {
-    (name.starts_with("CARGO_") && !UNKEYED_CARGO_ENV.contains(&name)) || KEYED_ENV.contains(&name)
+    CRATE_ENV.contains(&name)
+        || CRATE_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+        || RUSTC_ENV.contains(&name)
 }
 
 /// The env vars of a Rust compile's key (for the journal).
@@ -623,10 +702,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cargo_env_is_keyed_but_not_its_jobserver() {
-        assert!(keyed_env("CARGO_PKG_VERSION"));
-        assert!(keyed_env("OUT_DIR"));
-        assert!(!keyed_env("CARGO_MAKEFLAGS"));
-        assert!(!keyed_env("HOME"));
+    fn the_crates_env_is_keyed_but_not_how_cargo_runs_or_what_was_selected() {
+        for keyed in [
+            "CARGO_PKG_VERSION",
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_rg",
+            "OUT_DIR",
+            "RUSTC_BOOTSTRAP",
+        ] {
+            assert!(keyed_env(keyed), "{keyed}");
+        }
+        for unkeyed in [
+            "CARGO_MAKEFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_HOME",
+            "CARGO_INCREMENTAL",
+            "CARGO_BUILD_JOBS",
+            "CARGO_REGISTRIES_X_TOKEN",
+            "HOME",
+        ] {
+            assert!(!keyed_env(unkeyed), "{unkeyed}");
+        }
     }
 }
