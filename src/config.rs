@@ -41,6 +41,12 @@ pub enum ConfigError {
         .0.display()
     )]
     ProjectRemote(PathBuf),
+    /// A project file with `[store]`, which only the user's own config may set.
+    #[error(
+        "{}: [store] is not read from a project's file (one store serves every project): set ZCCACHE_COMPRESSION or put it in ~/.config/zccache/config.toml",
+        .0.display()
+    )]
+    ProjectStore(PathBuf),
     /// No configuration file was found.
     #[error("no {FILE_NAME} in {} or any parent directory", .0.display())]
     NotFound(PathBuf),
@@ -224,6 +230,9 @@ struct File {
     /// Refused: the remote tier is the user's setting (see `user_config`).
     #[serde(default)]
     remote: Option<toml::Table>,
+    /// Refused: the store's settings are the user's (see `user_config`).
+    #[serde(default)]
+    store: Option<toml::Table>,
 }
 
 /// Reads `jobs`: 1 to [`crate::os::MAX_CHILDREN`], as `-j` takes it.
@@ -324,6 +333,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     if file.remote.is_some() {
         return Err(ConfigError::ProjectRemote(config.path));
+    }
+    if file.store.is_some() {
+        return Err(ConfigError::ProjectStore(config.path));
     }
     for (name, task) in &config.tasks {
         if task.command.is_none() {

@@ -21,5 +21,6 @@ mod report;
 mod restore;
 mod run;
 mod rust;
+mod store;
 mod tasks;
 mod trust;

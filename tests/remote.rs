@@ -91,6 +91,32 @@ impl Redis {
             .collect()
     }
 
+    /// The value of `key`, byte for byte.
+    fn get_bytes(&self, key: &str) -> Vec<u8> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "GET", key])
+            .output()
+            .expect("redis-cli");
+        let mut bytes = out.stdout;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        bytes
+    }
+
+    /// Sets `key` to `value`, byte for byte.
+    fn set_bytes(&self, key: &str, value: &[u8]) {
+        use std::io::Write;
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "-x", "SET", key])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli");
+        child.stdin.take().unwrap().write_all(value).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -350,6 +376,37 @@ fn redis_a_corrupted_remote_blob_is_refused() {
     if let Some(server) = Redis::start() {
         a_corrupted_remote_blob_is_refused(&server);
     }
+}
+
+#[test]
+fn issue_p_remote_blobs_travel_compressed_and_a_forged_frame_is_refused() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let first = machine();
+    build(&first, &redis);
+    stop(&first);
+    let blobs = Server::keys(&redis, "blob");
+    let framed = blobs
+        .iter()
+        .filter(|key| redis.get_bytes(key).starts_with(&[0x28, 0xb5, 0x2f, 0xfd]))
+        .count();
+    assert!(
+        framed >= 1,
+        "uploaded as zstd frames: {framed} of {}",
+        blobs.len()
+    );
+
+    // Every blob replaced by a frame that inflates to 1 MiB of zeros: past its size.
+    let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 1).unwrap();
+    for key in &blobs {
+        redis.set_bytes(key, &bomb);
+    }
+    let second = machine();
+    build(&second, &redis);
+    assert_eq!(counts(&second), (0, 3), "refused: compiled instead");
+    assert!(status(&second)["remote"]["refused"].as_u64().unwrap() >= 1);
+    assert_eq!(objects(&second), bare_objects(&second));
 }
 
 #[test]

@@ -114,7 +114,15 @@ fn publish_and_forge(
     forge: impl FnOnce(&mut Value),
 ) -> Redis {
     let redis = Redis::start().expect("checked by the caller");
-    let one = Machine::new(sb, "one", vec![("ZCCACHE_REMOTE", redis.url())]);
+    // Blobs stored raw, so the record can be read and forged with redis-cli.
+    let one = Machine::new(
+        sb,
+        "one",
+        vec![
+            ("ZCCACHE_REMOTE", redis.url()),
+            ("ZCCACHE_COMPRESSION", "off".to_string()),
+        ],
+    );
     shared_run(&one, sb, args, task).status(0);
     one.cmd(["stop"]).status(0);
     for output in outputs {

@@ -32,10 +32,11 @@ pub fn describe(s: &DaemonStatus) -> String {
         thousands(s.passthroughs as usize)
     ));
     text.push_str(&format!(
-        "  artifact store: {}, {} of {}\n",
+        "  artifact store: {}, {} of {} on disk ({})\n",
         count(s.artifact_entries, "entry", "entries"),
         bytes(s.artifact_bytes),
-        bytes(s.max_size)
+        bytes(s.max_size),
+        packing(s)
     ));
     if let Some(why) = &s.remote_off {
         text.push_str(&format!("  remote: off ({})\n", quote::controls(why)));
@@ -57,6 +58,22 @@ pub fn describe(s: &DaemonStatus) -> String {
 }
 
 /// The watched tasks, by project.
+/// How the store's blobs are packed: `zstd level 1, 4.2 MiB raw, 3.1× smaller`, or `raw`.
+fn packing(s: &DaemonStatus) -> String {
+    let Some(level) = s.compression else {
+        return "stored raw".to_string();
+    };
+    let mut text = format!("zstd level {level}");
+    if s.artifact_bytes > 0 && s.artifact_raw_bytes > 0 {
+        let ratio = s.artifact_raw_bytes as f64 / s.artifact_bytes as f64;
+        text.push_str(&format!(
+            ", {} uncompressed, {ratio:.1}× smaller",
+            bytes(s.artifact_raw_bytes)
+        ));
+    }
+    text
+}
+
 fn tasks(text: &mut String, indexes: &[IndexStatus]) {
     let mut projects: BTreeMap<PathBuf, BTreeMap<(&str, &str), &IndexStatus>> = BTreeMap::new();
     for index in indexes {

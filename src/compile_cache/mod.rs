@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod artifact;
+mod blob_codec;
 pub mod compile;
 pub mod compiler;
 pub mod depfile;

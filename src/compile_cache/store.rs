@@ -1,11 +1,14 @@
 //! The artifact store: content-addressed blobs under `ZCCACHE_DIR/artifacts/blobs/` and one
-//! entry file per key under `artifacts/entries/` naming the blobs of an artifact.
+//! entry file per key under `artifacts/entries/` naming the blobs of an artifact. Blobs are
+//! zstd-compressed when that pays (`blob_codec`; level from `limits::compression`), here and
+//! on the remote tier, and always named by the blake3 of their uncompressed bytes.
 //!
 //! Every write is atomic (temp file + rename), so a reader sees a whole entry or none; an
 //! entry is written only after all its blobs. Every blob is verified against its name when
 //! read: a corrupted one is removed and the lookup is a miss, never a bad delivery. Entry
 //! files' mtimes record use, and the store is trimmed least recently used first.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::blob_codec;
+use super::limits;
 use super::profile::{Phase, timed};
 use super::remote::{Remote, Upload};
 use crate::compile_cache::artifact::Artifact;
@@ -64,8 +69,17 @@ pub struct Trimmed {
 pub struct Usage {
     /// Entries.
     pub entries: u64,
-    /// Bytes of blobs.
+    /// Bytes of blobs on disk.
     pub bytes: u64,
+}
+
+/// What the store's blobs would take uncompressed, against what they take on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Packed {
+    /// Bytes on disk of the blobs the entries name.
+    pub on_disk: u64,
+    /// Their uncompressed size.
+    pub raw: u64,
 }
 
 /// One entry as `entries_under` lists it.
@@ -85,6 +99,8 @@ pub struct Store {
     blobs: PathBuf,
     entries: PathBuf,
     remote: Option<Arc<Remote>>,
+    /// zstd level of new blobs (`None`: raw).
+    level: Option<i32>,
 }
 
 impl Store {
@@ -95,7 +111,19 @@ impl Store {
             blobs: root.join("blobs"),
             entries: root.join("entries"),
             remote: None,
+            level: limits::compression(),
         }
+    }
+
+    /// This store writing new blobs at zstd `level` (`None`: raw).
+    pub fn with_compression(mut self, level: Option<i32>) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The zstd level new blobs are written at (`None`: raw).
+    pub fn compression(&self) -> Option<i32> {
+        self.level
     }
 
     /// This store reading through to `remote` on a miss and uploading what it stores.
@@ -118,7 +146,7 @@ impl Store {
     fn put_untimed(&self, key: &str, artifact: &Artifact) -> io::Result<u64> {
         let (written, entry) = self.put_local(key, artifact)?;
         if let Some(remote) = self.remote.as_ref().filter(|r| !r.readonly()) {
-            remote.upload(upload(key, entry, artifact, remote)?);
+            remote.upload(upload(key, entry, artifact, remote, self.level)?);
         }
         Ok(written)
     }
@@ -126,10 +154,8 @@ impl Store {
     fn put_local(&self, key: &str, artifact: &Artifact) -> io::Result<(u64, Entry)> {
         let mut written = 0;
         let mut blob = |name: &str, bytes: &[u8]| -> io::Result<OutputRef> {
-            let (digest, fresh) = self.write_blob(bytes)?;
-            if fresh {
-                written += bytes.len() as u64;
-            }
+            let (digest, on_disk) = self.write_blob(bytes)?;
+            written += on_disk;
             Ok(OutputRef {
                 name: name.to_string(),
                 blob: digest,
@@ -236,10 +262,10 @@ impl Store {
         }
         let fetched = entry.assemble(|blob| {
             if blob.size == 0 {
-                return Ok(Some(Vec::new()).filter(|b| blob.holds(b)));
+                return Ok(blob_codec::decode(Vec::new(), 0, blob.blob));
             }
-            let bytes = remote.get(&format!("blob:{}", blob.blob.to_hex()), blob.size);
-            Ok(bytes.filter(|b| blob.holds(b)))
+            let stored = remote.get(&format!("blob:{}", blob.blob.to_hex()), blob.size);
+            Ok(stored.and_then(|bytes| blob_codec::decode(bytes, blob.size, blob.blob)))
         })?;
         let Some(artifact) = fetched else {
             return refuse("a blob is missing or not what its name says");
@@ -271,12 +297,15 @@ impl Store {
             })
             .collect();
         entries.sort();
-        let mut total: u64 = self.blob_files().iter().map(|(_, size)| size).sum();
+        let on_disk = self.blob_sizes();
+        let mut total: u64 = on_disk.values().sum();
         let mut trimmed = Trimmed::default();
         let mut kept: Vec<PathBuf> = Vec::new();
         for (_, path) in entries {
             if total > max_bytes {
-                let named = read_entry(&path).map(|e| entry_size(&e)).unwrap_or(0);
+                let named = read_entry(&path)
+                    .map(|e| e.blobs().filter_map(|d| on_disk.get(&d)).sum())
+                    .unwrap_or(0);
                 let _ = fs::remove_file(&path);
                 trimmed.entries += 1;
                 total = total.saturating_sub(named);
@@ -323,17 +352,31 @@ impl Store {
         })
     }
 
+    /// The uncompressed and on-disk bytes of the blobs the entries name (reads every entry:
+    /// for `status`).
+    pub fn packed(&self) -> Packed {
+        let on_disk = self.blob_sizes();
+        let mut raw: HashMap<Digest, u64> = HashMap::new();
+        for entry in list(&self.entries).iter().filter_map(|p| read_entry(p)) {
+            for o in entry.outputs.iter().chain([&entry.stdout, &entry.stderr]) {
+                raw.insert(o.blob, o.size);
+            }
+        }
+        let held = raw
+            .keys()
+            .filter_map(|d| on_disk.get(d).map(|size| (d, size)));
+        Packed {
+            on_disk: held.clone().map(|(_, size)| size).sum(),
+            raw: held.map(|(d, _)| raw[d]).sum(),
+        }
+    }
+
     /// Deletes blobs not named by the entries in `kept`; returns the bytes freed.
     fn sweep(&self, kept: &[PathBuf]) -> io::Result<u64> {
-        let live: std::collections::HashSet<Digest> = kept
+        let live: HashSet<Digest> = kept
             .iter()
             .filter_map(|p| read_entry(p))
-            .flat_map(|e| {
-                let mut refs: Vec<Digest> = e.outputs.iter().map(|o| o.blob).collect();
-                refs.push(e.stdout.blob);
-                refs.push(e.stderr.blob);
-                refs
-            })
+            .flat_map(|e| e.blobs().collect::<Vec<_>>())
             .collect();
         let mut freed = 0;
         for (path, size) in self.blob_files() {
@@ -349,6 +392,17 @@ impl Store {
         Ok(freed)
     }
 
+    /// Each blob's size on disk, by name.
+    fn blob_sizes(&self) -> HashMap<Digest, u64> {
+        self.blob_files()
+            .into_iter()
+            .filter_map(|(path, size)| {
+                let name = path.file_name()?.to_str()?;
+                Some((Digest::from_hex(name)?, size))
+            })
+            .collect()
+    }
+
     fn blob_files(&self) -> Vec<(PathBuf, u64)> {
         list(&self.blobs)
             .into_iter()
@@ -357,18 +411,21 @@ impl Store {
             .collect()
     }
 
-    /// Writes a blob unless an intact one is there; returns its digest and whether it was new.
-    fn write_blob(&self, bytes: &[u8]) -> io::Result<(Digest, bool)> {
+    /// Writes a blob unless one is there (a stored form is never larger than the blob, and
+    /// every read verifies it); returns its digest and the bytes written to disk.
+    fn write_blob(&self, bytes: &[u8]) -> io::Result<(Digest, u64)> {
         let digest = Digest::of(bytes);
         let path = self.blob_path(digest);
-        if fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
-            return Ok((digest, false));
+        let there = |len: u64| len <= bytes.len() as u64 && (len > 0 || bytes.is_empty());
+        if fs::metadata(&path).is_ok_and(|m| there(m.len())) {
+            return Ok((digest, 0));
         }
         if let Some(shard) = path.parent() {
             fs::create_dir_all(shard)?;
         }
-        write_file_atomic(&path, bytes, false)?;
-        Ok((digest, true))
+        let stored = blob_codec::encode(bytes, self.level);
+        write_file_atomic(&path, &stored, false)?;
+        Ok((digest, stored.len() as u64))
     }
 
     /// A blob's bytes if it is intact; a corrupted blob is removed.
@@ -377,15 +434,15 @@ impl Store {
             return Ok(Some(Vec::new()));
         }
         let path = self.blob_path(output.blob);
-        let bytes = match fs::read(&path) {
+        let stored = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if !output.holds(&bytes) {
+        let Some(bytes) = blob_codec::decode(stored, output.size, output.blob) else {
             let _ = fs::remove_file(&path);
             return Ok(None);
-        }
+        };
         Ok(Some(bytes))
     }
 
@@ -407,15 +464,27 @@ impl Store {
 
 /// The upload of a stored entry: every blob it names, then the entry (signed when the
 /// remote signs).
-fn upload(key: &str, mut entry: Entry, artifact: &Artifact, remote: &Remote) -> io::Result<Upload> {
+fn upload(
+    key: &str,
+    mut entry: Entry,
+    artifact: &Artifact,
+    remote: &Remote,
+    level: Option<i32>,
+) -> io::Result<Upload> {
+    let stored = |r: &OutputRef, bytes: &[u8]| {
+        (
+            r.blob.to_hex(),
+            blob_codec::encode(bytes, level).into_owned(),
+        )
+    };
     let mut blobs: Vec<(String, Vec<u8>)> = entry
         .outputs
         .iter()
         .zip(&artifact.outputs)
-        .map(|(r, (_, bytes))| (r.blob.to_hex(), bytes.clone()))
+        .map(|(r, (_, bytes))| stored(r, bytes))
         .collect();
-    blobs.push((entry.stdout.blob.to_hex(), artifact.stdout.clone()));
-    blobs.push((entry.stderr.blob.to_hex(), artifact.stderr.clone()));
+    blobs.push(stored(&entry.stdout, &artifact.stdout));
+    blobs.push(stored(&entry.stderr, &artifact.stderr));
     blobs.sort_by(|a, b| a.0.cmp(&b.0));
     blobs.dedup_by(|a, b| a.0 == b.0);
     entry.mac = remote.sign(&serde_json::to_vec(&entry).map_err(io::Error::other)?);
@@ -426,14 +495,15 @@ fn upload(key: &str, mut entry: Entry, artifact: &Artifact, remote: &Remote) -> 
     })
 }
 
-impl OutputRef {
-    /// True when `bytes` are this blob: its size, and blake3 matching its name.
-    fn holds(&self, bytes: &[u8]) -> bool {
-        bytes.len() as u64 == self.size && Digest::of(bytes) == self.blob
-    }
-}
-
 impl Entry {
+    /// The blobs this entry names.
+    fn blobs(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.outputs
+            .iter()
+            .chain([&self.stdout, &self.stderr])
+            .map(|o| o.blob)
+    }
+
     /// True when this entry is of this format, was written for `key`, and is sound: every
     /// output name a plain file name (names are data: `side:../../x` or `/etc/x` never
     /// become paths) and every size within the caps.
@@ -484,10 +554,6 @@ fn read_entry(path: &Path) -> Option<Entry> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
 }
 
-fn entry_size(entry: &Entry) -> u64 {
-    entry.outputs.iter().map(|o| o.size).sum::<u64>() + entry.stdout.size + entry.stderr.size
-}
-
 fn list(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -532,7 +598,7 @@ mod tests {
     #[test]
     fn trim_drops_least_recently_used_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
+        let store = Store::new(dir.path()).with_compression(None);
         for (key, byte) in [("old", b'a'), ("mid", b'b'), ("new", b'c')] {
             store.put(key, &artifact(&[byte; 1000])).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -544,5 +610,21 @@ mod tests {
         assert!(store.get("old").unwrap().is_some());
         assert!(store.get("new").unwrap().is_some());
         assert!(store.usage().bytes <= 2100);
+    }
+
+    #[test]
+    fn the_bound_counts_bytes_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path()).with_compression(Some(1));
+        for (key, byte) in [("a", b'a'), ("b", b'b'), ("c", b'c')] {
+            store.put(key, &artifact(&[byte; 100_000])).unwrap();
+        }
+        let packed = store.packed();
+        assert_eq!(packed.raw, 300_000 + b"out".len() as u64);
+        assert!(packed.on_disk < 3_000, "{packed:?}");
+        assert_eq!(store.trim(10_000).unwrap().entries, 0);
+        for key in ["a", "b", "c"] {
+            assert!(store.get(key).unwrap().is_some());
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! (one repository's remote would otherwise receive, and serve, every project's objects).
 //!
 //! ```toml
+//! [store]
+//! compression = 1        # zstd level 1..19, or "off" (ZCCACHE_COMPRESSION overrides)
+//!
 //! [remote]
 //! url = "redis://cache.internal:6379/0"   # or s3://bucket/prefix
 //! namespace = "team-gcc12"
@@ -30,6 +33,15 @@ const MAX_KEY_FILE: u64 = 64 << 10;
 #[serde(deny_unknown_fields, default)]
 struct UserFile {
     remote: RemoteSection,
+    store: StoreSection,
+}
+
+/// `[store]` of the user's config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StoreSection {
+    /// `"off"` or a zstd level.
+    compression: Option<toml::Value>,
 }
 
 /// `[remote]` of the user's config file.
@@ -97,23 +109,35 @@ pub fn remote() -> Option<Result<std::sync::Arc<Remote>, String>> {
 
 /// `[remote]` of the user's config file (empty when there is no file).
 fn user_section() -> Result<RemoteSection, String> {
+    user_file().map(|file| file.remote)
+}
+
+/// `compression` of the user config's `[store]` as written (`None`: not set, or no file),
+/// or what is wrong with the file.
+pub fn store_compression() -> Result<Option<String>, String> {
+    Ok(user_file()?.store.compression.map(|value| match value {
+        toml::Value::String(text) => text,
+        other => other.to_string(),
+    }))
+}
+
+/// The user's config file, parsed (empty when there is none).
+fn user_file() -> Result<UserFile, String> {
     let Some(path) = path() else {
-        return Ok(RemoteSection::default());
+        return Ok(UserFile::default());
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RemoteSection::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserFile::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    toml::from_str::<UserFile>(&text)
-        .map(|file| file.remote)
-        .map_err(|e| {
-            format!(
-                "{}: {}",
-                path.display(),
-                e.to_string().trim_end().replace('\n', " ")
-            )
-        })
+    toml::from_str::<UserFile>(&text).map_err(|e| {
+        format!(
+            "{}: {}",
+            path.display(),
+            e.to_string().trim_end().replace('\n', " ")
+        )
+    })
 }
 
 /// The signing key from a key file (`~/` expanded; a regular file of at most 64 KiB).

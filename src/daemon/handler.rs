@@ -93,6 +93,7 @@ fn status(shared: &Shared) -> Response {
     shared.compiles.settle();
     let indexes = shared.fingerprints.status();
     let usage = shared.store.usage();
+    let packed = shared.store.packed();
     Response::Status(DaemonStatus {
         version: BINARY_VERSION.to_string(),
         pid: std::process::id(),
@@ -110,6 +111,8 @@ fn status(shared: &Shared) -> Response {
         cache_misses: shared.compile_counts[1].load(Ordering::SeqCst),
         passthroughs: shared.compile_counts[2].load(Ordering::SeqCst),
         cache_errors: shared.compile_counts[3].load(Ordering::SeqCst),
+        artifact_raw_bytes: packed.raw,
+        compression: shared.store.compression(),
         remote: shared.store.remote().map(|remote| {
             let counts = &remote.counts;
             let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

@@ -376,6 +376,10 @@ pub struct DaemonStatus {
     pub remote_off: Option<String>,
     /// Compiles that failed (non-zero status; nothing stored, so no miss).
     pub cache_errors: u64,
+    /// What the store's blobs would take uncompressed (`artifact_bytes` is on disk).
+    pub artifact_raw_bytes: u64,
+    /// The zstd level new blobs are stored at (`None`: raw).
+    pub compression: Option<i32>,
 }
 
 /// What the remote tier did since the daemon started.
