@@ -1109,3 +1109,48 @@ fn a_file_the_link_line_does_not_name_is_not_restored() {
         "not named by the link line: not one of its outputs"
     );
 }
+
+/// O.4b: on a terminal (a real pseudo-terminal, `script`) gcc's diagnostics keep their
+/// colours through the cache on a miss and a hit; a pipe gets the hit of the same entry
+/// (the key does not see the terminal) with no colour sequences, as bare gcc writes them.
+#[test]
+fn issue_o_colours_reach_a_terminal_and_a_pipe_gets_none() {
+    let sb = Sandbox::new();
+    sb.write("w.c", "int f(int x) { int unused; return x; }\n");
+    let args = ["-Wall", "-c", "w.c", "-o", "w.o"];
+    let on_a_terminal = |extra_env: &[(&str, &str)]| {
+        let command = format!("{} gcc {}", crate::support::ZCCACHE, args.join(" "));
+        let mut cmd = sb
+            .program("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .env_remove("GCC_COLORS");
+        for (name, value) in extra_env {
+            cmd = cmd.env(name, value);
+        }
+        String::from_utf8_lossy(&cmd.output().stdout).into_owned()
+    };
+    let miss = on_a_terminal(&[]);
+    assert!(
+        miss.contains("unused") && miss.contains("\x1b["),
+        "{miss:?}"
+    );
+    let hit = on_a_terminal(&[]);
+    assert!(hit.contains("\x1b["), "{hit:?}");
+    assert_eq!(counts(&sb), (1, 1, 0));
+    let piped = gcc(&sb, &args).env_remove("GCC_COLORS").status(0);
+    assert_eq!(counts(&sb), (2, 1, 0), "the pipe hits the terminal's entry");
+    let bare = sb
+        .program("gcc")
+        .args(args)
+        .env_remove("GCC_COLORS")
+        .status(0);
+    assert!(!piped.stderr.contains('\x1b'), "{:?}", piped.stderr);
+    assert_eq!(piped.stderr, bare.stderr);
+    let refused = on_a_terminal(&[("NO_COLOR", "1")]);
+    assert!(
+        refused.contains("unused") && !refused.contains("\x1b["),
+        "{refused:?}"
+    );
+}

@@ -10,6 +10,7 @@ use std::io;
 use super::args::{
     Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin, uncached_output,
 };
+use super::colour;
 use super::compiler::Identities;
 use super::depfile::{Flavor, keep_prerequisites, prerequisites};
 use super::headers::{
@@ -167,7 +168,7 @@ impl CompileCache {
             tracing::debug!("{var} is set: not cached");
             return run_plain(req, Served::Passthrough("dependency output env var"));
         }
-        let mut outcome = match self.cached(req, &compile, &expanded) {
+        let outcome = match self.cached(req, &compile, &expanded) {
             Ok(outcome) => outcome,
             Err(err) if space::is_full(&err) => self.without_space(req, &err.to_string()),
             Err(err) => {
@@ -175,6 +176,7 @@ impl CompileCache {
                 run_plain(req, Served::Passthrough("cache error"))
             }
         };
+        let mut outcome = colour::for_caller(req, &expanded, outcome);
         outcome.profile = Profile::of_output(&compile.output);
         outcome
     }
@@ -390,7 +392,14 @@ impl CompileCache {
         plan: Plan,
     ) -> io::Result<Outcome> {
         let scratch = Scratch::new(&self.scratch)?;
-        let args = private_outputs(expanded, c, &scratch);
+        let mut args = private_outputs(expanded, c, &scratch);
+        if colour::caller_shows(req)
+            && !colour::chosen_by_command(expanded)
+            && is_c_driver(&req.compiler)
+        {
+            // Stored with colours, whoever hits it next: a pipe gets them stripped.
+            args.push(colour::forcing_flag(plan.flavor).to_string());
+        }
         let (exit_code, stdout, stderr) = run(req, &args)?;
         let mut outcome = Outcome::new(Served::Miss, (exit_code, stdout, stderr));
         if exit_code != 0 {

@@ -4,6 +4,7 @@
 //! compile-once, and running the real compiler.
 
 pub mod args;
+pub mod colour;
 pub mod compile;
 pub mod compiler;
 pub mod depfile;
