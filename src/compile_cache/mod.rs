@@ -6,6 +6,7 @@
 pub mod args;
 pub mod colour;
 pub mod compile;
+pub mod compile_link;
 pub mod compiler;
 pub mod depfile;
 mod headers;
