@@ -168,7 +168,7 @@ fn passthrough_keeps_output_and_status() {
         "main.c",
         "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 3; }\n",
     );
-    gcc(&sb, &["main.c", "-o", "app"]).status(0);
+    gcc(&sb, &["-x", "c", "main.c", "-o", "app"]).status(0);
     let ran = sb.program(&sb.path("app").display().to_string()).status(3);
     assert_eq!(ran.stdout, "hi\n");
     gcc(&sb, &["-E", "main.c"]).status(0);
@@ -1110,5 +1110,178 @@ fn a_file_the_link_line_does_not_name_is_not_restored() {
     assert!(
         !sb.path("app.log").exists(),
         "not named by the link line: not one of its outputs"
+    );
+}
+
+/// O.4b: on a terminal (a real pseudo-terminal, `script`) gcc's diagnostics keep their
+/// colours through the cache on a miss and a hit; a pipe gets the hit of the same entry
+/// (the key does not see the terminal) with no colour sequences, as bare gcc writes them.
+#[test]
+fn issue_o_colours_reach_a_terminal_and_a_pipe_gets_none() {
+    let sb = Sandbox::new();
+    sb.write("w.c", "int f(int x) { int unused; return x; }\n");
+    let args = ["-Wall", "-c", "w.c", "-o", "w.o"];
+    let on_a_terminal = |extra_env: &[(&str, &str)]| {
+        let command = format!("{} gcc {}", crate::support::ZCCACHE, args.join(" "));
+        let mut cmd = sb
+            .program("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .env_remove("GCC_COLORS");
+        for (name, value) in extra_env {
+            cmd = cmd.env(name, value);
+        }
+        String::from_utf8_lossy(&cmd.output().stdout).into_owned()
+    };
+    let miss = on_a_terminal(&[]);
+    assert!(
+        miss.contains("unused") && miss.contains("\x1b["),
+        "{miss:?}"
+    );
+    let hit = on_a_terminal(&[]);
+    assert!(hit.contains("\x1b["), "{hit:?}");
+    assert_eq!(counts(&sb), (1, 1, 0));
+    let piped = gcc(&sb, &args).env_remove("GCC_COLORS").status(0);
+    assert_eq!(counts(&sb), (2, 1, 0), "the pipe hits the terminal's entry");
+    let bare = sb
+        .program("gcc")
+        .args(args)
+        .env_remove("GCC_COLORS")
+        .status(0);
+    assert!(!piped.stderr.contains('\x1b'), "{:?}", piped.stderr);
+    assert_eq!(piped.stderr, bare.stderr);
+    let refused = on_a_terminal(&[("NO_COLOR", "1")]);
+    assert!(
+        refused.contains("unused") && !refused.contains("\x1b["),
+        "{refused:?}"
+    );
+}
+
+/// The first reason of each remembered miss of `output`, oldest first.
+fn misses_of(sb: &Sandbox, output: &str) -> Vec<String> {
+    let why = sb.cmd(["why", output, "--json"]).status(0);
+    let mut reasons: Vec<String> = why
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["reasons"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    reasons.reverse();
+    reasons
+}
+
+/// A two-source program: `m.c` calls `g()` of `b.c`, which reads `inc/h.h`.
+fn two_sources() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write(
+        "m.c",
+        "#include <stdio.h>\nint g(void);\nint main(void) { printf(\"%d\\n\", g()); return 0; }\n",
+    )
+    .write("b.c", "#include \"h.h\"\nint g(void) { return H; }\n")
+    .write("inc/h.h", "#define H 42\n");
+    sb
+}
+
+/// O.4c: `gcc m.c b.c -o prog` is each source's compile (keyed as `gcc FLAGS -c m.c` is)
+/// and the link of their objects: the second run hits all three and the program is the one
+/// bare gcc links, byte for byte; an edit recompiles its source only; a header or a flag
+/// change misses.
+#[test]
+fn issue_o_a_compile_and_link_is_its_compiles_and_its_link() {
+    let sb = two_sources();
+    let line = |opt: &str| ["-Iinc", opt, "m.c", "b.c", "-o", "prog"].map(String::from);
+    let build = |sb: &Sandbox, opt: &str| {
+        gcc(sb, &line(opt).each_ref().map(String::as_str)).status(0);
+        let prog = sb.path("prog").display().to_string();
+        sb.program(&prog).status(0).stdout
+    };
+    assert_eq!(build(&sb, "-O2"), "42\n");
+    assert_eq!(counts(&sb), (0, 1, 0));
+    sb.program("gcc")
+        .args(["-Iinc", "-O2", "m.c", "b.c", "-o", "bare"])
+        .status(0);
+    let bare = fs::read(sb.path("bare")).unwrap();
+    assert_eq!(fs::read(sb.path("prog")).unwrap(), bare);
+    fs::remove_file(sb.path("prog")).unwrap();
+    assert_eq!(build(&sb, "-O2"), "42\n");
+    assert_eq!(counts(&sb), (1, 1, 0), "both compiles and the link hit");
+    assert_eq!(fs::read(sb.path("prog")).unwrap(), bare);
+    assert_eq!(
+        fs::metadata(sb.path("prog")).unwrap().permissions().mode() & 0o111,
+        0o111
+    );
+
+    sb.write(
+        "m.c",
+        "#include <stdio.h>\nint g(void);\nint main(void) { printf(\"%d!\\n\", g()); return 0; }\n",
+    );
+    assert_eq!(build(&sb, "-O2"), "42!\n");
+    assert_eq!(misses_of(&sb, "prog(m.c)")[1], "source changed");
+    assert_eq!(misses_of(&sb, "prog(b.c)").len(), 1, "b.c hit");
+    assert_eq!(misses_of(&sb, "prog")[1], "input changed: m.c (compiled)");
+
+    sb.write("inc/h.h", "#define H 7\n");
+    assert_eq!(build(&sb, "-O2"), "7!\n");
+    assert_eq!(misses_of(&sb, "prog(b.c)")[1], "header changed: inc/h.h");
+    assert_eq!(misses_of(&sb, "prog(m.c)").len(), 2, "m.c hit");
+    assert_eq!(build(&sb, "-O1"), "7!\n");
+    assert_eq!(counts(&sb), (1, 4, 0));
+
+    // The part's entry is the one the compile written out has.
+    gcc(&sb, &["-Iinc", "-O2", "-c", "b.c", "-o", "b.o"]).status(0);
+    assert_eq!(counts(&sb), (2, 4, 0));
+}
+
+/// O.4c: configure-style probes (`cc conftest.c -o conftest`) through the cache: one that
+/// builds runs and hits the second time, one that fails to compile or to link fails as
+/// bare cc does and leaves no program; `-lm` links the library.
+#[test]
+fn issue_o_probes_and_libraries_compile_and_link_in_one_command() {
+    let sb = Sandbox::new();
+    sb.write("conftest.c", "int main(void) { return 0; }\n")
+        .write("bad.c", "int main(void) { return undeclared; }\n")
+        .write(
+            "undef.c",
+            "int nowhere(void);\nint main(void) { return nowhere(); }\n",
+        )
+        .write(
+            "mathy.c",
+            "#include <math.h>\n#include <stdio.h>\nvolatile double x = 2.0;\n\
+             int main(void) { printf(\"%.3f\\n\", sqrt(x)); return 0; }\n",
+        );
+    let cc = |args: &[&str]| sb.cmd(["cc"]).args(args);
+    for _ in 0..2 {
+        cc(&["conftest.c", "-o", "conftest"]).status(0);
+        sb.program(&sb.path("conftest").display().to_string())
+            .status(0);
+    }
+    assert_eq!(counts(&sb), (1, 1, 0));
+
+    let failed = cc(&["bad.c", "-o", "conftest2"]).status(1);
+    let bare = sb
+        .program("cc")
+        .args(["bad.c", "-o", "conftest2"])
+        .status(1);
+    assert_eq!(failed.stderr, bare.stderr);
+    cc(&["undef.c", "-o", "conftest3"])
+        .status(1)
+        .stderr_has("undefined reference");
+    assert!(!sb.path("conftest2").exists() && !sb.path("conftest3").exists());
+
+    for _ in 0..2 {
+        cc(&["-O2", "mathy.c", "-o", "mathy", "-lm"]).status(0);
+    }
+    assert_eq!(counts(&sb).0, 2, "the -lm program hit");
+    let mathy = sb.path("mathy").display().to_string();
+    assert_eq!(sb.program(&mathy).status(0).stdout, "1.414\n");
+    sb.program("cc")
+        .args(["-O2", "mathy.c", "-o", "bare", "-lm"])
+        .status(0);
+    assert_eq!(
+        fs::read(sb.path("mathy")).unwrap(),
+        fs::read(sb.path("bare")).unwrap()
     );
 }

@@ -274,7 +274,7 @@ fn issue_o_passthroughs_say_why_everywhere() {
     };
     gcc(&["-E", "a.c"]);
     gcc(&["-S", "a.c"]);
-    gcc(&["m.c", "-o", "prog"]);
+    gcc(&["-x", "c", "m.c", "-o", "prog"]);
     gcc(&["-c", "a.c", "-Xassembler", "--noexecstack", "-o", "w.o"]);
     gcc(&["-c", "-H", "a.c", "-o", "w.o"]);
     sb.cmd(["session-end", &id]).status(0);
@@ -292,7 +292,7 @@ fn issue_o_passthroughs_say_why_everywhere() {
         .collect();
     let (object, compile, unknown) = (
         "not a compile to an object",
-        "not a compile (-c missing)",
+        "a language switch (-x) in a compile-and-link",
         "an unknown flag",
     );
     assert_eq!(reasons, [object, object, compile, unknown, unknown]);

@@ -16,7 +16,7 @@ use crate::compile_cache::args::{
     Classified, classify, expand_response_files, is_c_driver, names_stdin,
 };
 use crate::compile_cache::link_args::{is_archiver, is_linker};
-use crate::compile_cache::request::UMASK_ENV;
+use crate::compile_cache::request::{TERMINAL_ENV, UMASK_ENV};
 use crate::compile_cache::rust::{is_clippy_driver, is_rustc};
 use crate::console::Console;
 use crate::daemon::client::{self, ClientError};
@@ -198,12 +198,16 @@ pub fn main(argv: &[OsString]) -> ExitCode {
 }
 
 /// The request for the daemon: a compile (in the build's session, if it names one) or a
-/// link, with this process's environment and umask.
+/// link, with this process's environment, umask and whether its stderr is a terminal.
 fn compile_request(compiler: &Path, cwd: &Path, args: Vec<String>, stdin: Vec<u8>) -> Request {
     let here = NormalizedPath::new(cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(cwd, compiler);
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.push((UMASK_ENV.to_string(), format!("{:o}", crate::os::umask())));
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // The daemon's compiler has none: it colours for us, and strips for a pipe.
+        env.push((TERMINAL_ENV.to_string(), "1".to_string()));
+    }
     let env = Some(env);
     match std::env::var(SESSION_ENV).ok().filter(|id| !id.is_empty()) {
         Some(session_id) => Request::Compile {

@@ -27,6 +27,9 @@ pub struct Compile {
     /// The depfile's targets named by `-MT`/`-MQ`, in command order (not in the key: a hit
     /// writes its depfile with its own targets).
     pub targets: Vec<DepTarget>,
+    /// The name its misses are remembered under when its output is a private file (a
+    /// compile-and-link's object: `prog(m.c)`); `None`: the output.
+    pub remembered_as: Option<String>,
 }
 
 /// A depfile target the command names.
@@ -50,7 +53,7 @@ pub enum Classified {
 }
 
 /// Flags whose value is the next argument (or attached), kept in the key.
-const WITH_VALUE: [&str; 16] = [
+pub(super) const WITH_VALUE: [&str; 16] = [
     "-I",
     "-isystem",
     "-iquote",
@@ -282,6 +285,7 @@ impl Walk {
             records_cwd,
             prefix_maps,
             targets: self.targets,
+            remembered_as: None,
         })
     }
 }
@@ -399,7 +403,8 @@ pub fn names_stdin(arg: &str) -> bool {
     matches!(arg, "-" | "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0")
 }
 
-fn is_source(arg: &str) -> bool {
+/// True when `arg` is named like a source gcc compiles.
+pub(super) fn is_source(arg: &str) -> bool {
     arg.rsplit_once('.')
         .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
 }
@@ -416,6 +421,12 @@ fn with_extension(path: &str, ext: &str) -> String {
         Some(dot) => format!("{}.{ext}", &path[..name_at + dot]),
         None => format!("{path}.{ext}"),
     }
+}
+
+/// True when `args` name a source (a driver line without `-c` naming one compiles too).
+pub fn names_a_source(args: &[String]) -> bool {
+    args.iter()
+        .any(|a| !a.starts_with('-') && (is_source(a) || a.ends_with(".s")))
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 use std::io;
 
 use super::args::{
-    Classified, Compile, classify, expand_response_files, is_c_driver, names_stdin, uncached_output,
+    Classified, Compile, classify, expand_response_files, is_c_driver, names_a_source, names_stdin,
+    uncached_output,
 };
+use super::colour;
 use super::compiler::Identities;
 use super::depfile::{Flavor, keep_prerequisites, prerequisites};
 use super::headers::{
@@ -144,22 +146,32 @@ impl CompileCache {
         }
         // What response files say counts; a miss runs the expanded arguments.
         let expanded = expand_response_files(&req.args, &req.cwd);
-        let compile = match classify(&expanded) {
-            Classified::Cacheable(c) => c,
-            Classified::Several(sources) => return self.several(req, &expanded, &sources),
+        match classify(&expanded) {
+            Classified::Cacheable(c) => self.compile_one(req, &c, &expanded),
+            Classified::Several(sources) => self.several(req, &expanded, &sources),
             Classified::Passthrough(reason) => {
-                // A C driver's line without -c is a link, cached as one when it can be.
+                // A C driver's line without -c links, compiling its sources first if it
+                // names any: cached as a link (and compiles) when it can be.
                 let compiling = expanded.iter().any(|a| a == "-c");
-                let driver_link = match compiling || !is_c_driver(&req.compiler) {
-                    true => None,
-                    false => classify_link(&expanded, true).ok(),
-                };
-                return match driver_link {
-                    Some(link) => self.links.link(req, &link, &self.identities, &self.misses),
-                    None => run_plain(req, Served::Passthrough(reason)),
-                };
+                if compiling || !is_c_driver(&req.compiler) {
+                    return run_plain(req, Served::Passthrough(reason));
+                }
+                match classify_link(&expanded, true) {
+                    Ok(link) => self.links.link(req, &link, &self.identities, &self.misses),
+                    Err(_) if names_a_source(&expanded) => self.compile_and_link(req, &expanded),
+                    Err(_) => run_plain(req, Served::Passthrough(reason)),
+                }
             }
-        };
+        }
+    }
+
+    /// One cacheable compile, run with the `expanded` arguments on a miss.
+    pub(super) fn compile_one(
+        &self,
+        req: &Request,
+        compile: &Compile,
+        expanded: &[String],
+    ) -> Outcome {
         if let Some(var) = REFUSED_ENV
             .iter()
             .find(|v| req.env.iter().any(|(k, _)| k == *v))
@@ -167,7 +179,7 @@ impl CompileCache {
             tracing::debug!("{var} is set: not cached");
             return run_plain(req, Served::Passthrough("dependency output env var"));
         }
-        let mut outcome = match self.cached(req, &compile, &expanded) {
+        let outcome = match self.cached(req, compile, expanded) {
             Ok(outcome) => outcome,
             Err(err) if space::is_full(&err) => self.without_space(req, &err.to_string()),
             Err(err) => {
@@ -175,8 +187,19 @@ impl CompileCache {
                 run_plain(req, Served::Passthrough("cache error"))
             }
         };
+        let mut outcome = colour::for_caller(req, expanded, outcome);
         outcome.profile = Profile::of_output(&compile.output);
         outcome
+    }
+
+    /// Where misses write their private outputs.
+    pub(super) fn scratch_dir(&self) -> &ScratchDir {
+        &self.scratch
+    }
+
+    /// A driver link through the link cache.
+    pub(super) fn link_driver(&self, req: &Request, link: &super::link_args::Link) -> Outcome {
+        self.links.link(req, link, &self.identities, &self.misses)
     }
 
     /// Serves one `ar`, `ld` or compiler-driver link (`LinkEphemeral`); any other tool runs
@@ -207,7 +230,7 @@ impl CompileCache {
 
     /// A miss that failed for want of room under `ZCCACHE_DIR` (see `space`) runs again
     /// the way it was asked, in place and uncached; any other outcome stands.
-    fn rescued(&self, req: &Request, outcome: Outcome) -> Outcome {
+    pub(super) fn rescued(&self, req: &Request, outcome: Outcome) -> Outcome {
         let failed_miss =
             matches!(outcome.served, Served::Miss | Served::LinkMiss) && outcome.exit_code != 0;
         match failed_miss {
@@ -391,7 +414,14 @@ impl CompileCache {
         plan: Plan,
     ) -> io::Result<Outcome> {
         let scratch = Scratch::new(&self.scratch)?;
-        let args = private_outputs(expanded, c, &scratch);
+        let mut args = private_outputs(expanded, c, &scratch);
+        if colour::caller_shows(req)
+            && !colour::chosen_by_command(expanded)
+            && is_c_driver(&req.compiler)
+        {
+            // Stored with colours, whoever hits it next: a pipe gets them stripped.
+            args.push(colour::forcing_flag(plan.flavor).to_string());
+        }
         let (exit_code, stdout, stderr) = run(req, &args)?;
         let mut outcome = Outcome::new(Served::Miss, (exit_code, stdout, stderr));
         if exit_code != 0 {
@@ -434,7 +464,8 @@ impl CompileCache {
             inputs: read,
             ..plan.parts
         };
-        let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(&c.output));
+        let remembered = c.remembered_as.as_ref().unwrap_or(&c.output);
+        let output = crate::paths::lexically_absolute(&req.cwd, std::path::Path::new(remembered));
         outcome.why = self.misses.record(&output, parts);
         let stored = self.store_learned(
             req,

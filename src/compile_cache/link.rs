@@ -205,7 +205,11 @@ impl LinkCache {
             LinkTool::Archiver => Vec::new(),
             _ => {
                 let deps = std::fs::read_to_string(&scratch.depfile).unwrap_or_default();
-                match learn_headers(&req.cwd, &output, &prerequisites(&deps), started) {
+                // A private input (a compile-and-link's object) is keyed by its content
+                // already, and its path is gone by the next link.
+                let mut opened = prerequisites(&deps);
+                opened.retain(|file| !Path::new(file).starts_with(self.scratch.path()));
+                match learn_headers(&req.cwd, &output, &opened, started) {
                     Learned::Headers(files) | Learned::Dated(files) if !files.is_empty() => files,
                     _ => return Ok(outcome),
                 }
@@ -233,14 +237,16 @@ impl LinkCache {
     }
 }
 
-/// Each input the command line names, with its content; `None` when one cannot be read
-/// (the tool reports that better).
+/// Each input the command line names (as shown: a private object by its source), with its
+/// content; `None` when one cannot be read (the tool reports that better).
 fn named_inputs(req: &Request, link: &Link) -> Option<Vec<(String, Digest)>> {
     link.inputs
         .iter()
         .map(|input| {
             let bytes = super::regular::read(&req.cwd.join(input)).ok()?;
-            Some((input.clone(), Digest::of(&bytes)))
+            let shown = link.shown_as.iter().find(|(given, _)| given == input);
+            let name = shown.map_or(input, |(_, name)| name);
+            Some((name.clone(), Digest::of(&bytes)))
         })
         .collect()
 }

@@ -23,6 +23,9 @@ pub struct Link {
     pub inputs: Vec<String>,
     /// Every argument but the output path, in order.
     pub key_args: Vec<String>,
+    /// Inputs shown under another name in miss reasons (a compile-and-link's private
+    /// objects, by their sources): (input as given, name).
+    pub shown_as: Vec<(String, String)>,
 }
 
 /// `ar` operations and modifiers the cache accepts: replace or quick-append (`r`, `q`),
@@ -69,6 +72,7 @@ pub fn classify_archive(args: &[String]) -> Result<Link, &'static str> {
         key_args: std::iter::once(operation.clone())
             .chain(members.iter().cloned())
             .collect(),
+        shown_as: Vec::new(),
     })
 }
 
@@ -123,6 +127,7 @@ pub fn classify_link(args: &[String], driver: bool) -> Result<Link, &'static str
         output,
         inputs,
         key_args,
+        shown_as: Vec::new(),
     })
 }
 

@@ -6,7 +6,9 @@
 pub mod args;
 pub mod artifact;
 mod blob_codec;
+pub mod colour;
 pub mod compile;
+pub mod compile_link;
 pub mod compiler;
 pub mod depfile;
 mod headers;

@@ -25,6 +25,8 @@ pub struct Request {
     pub umask: u32,
     /// The client can compile a miss itself (`CompileHere`) and report back.
     pub can_compile_here: bool,
+    /// The client's stderr is a terminal (it shows coloured diagnostics).
+    pub stderr_is_terminal: bool,
     /// The connection it came on, to tell whether its client still waits.
     pub peer: Peer,
 }
@@ -67,11 +69,15 @@ impl Peer {
 /// The variable a wrapper adds to a request's environment to carry its umask (the daemon
 /// takes it out before anything sees the environment).
 pub const UMASK_ENV: &str = "ZCCACHE_CLIENT_UMASK";
+/// The variable a wrapper adds to a request's environment when its stderr is a terminal
+/// (taken out like `UMASK_ENV`).
+pub const TERMINAL_ENV: &str = "ZCCACHE_CLIENT_STDERR_TTY";
 /// The umask assumed when a request carries none.
 pub const DEFAULT_UMASK: u32 = 0o022;
 
 impl Request {
-    /// A request whose umask comes out of `env` (`UMASK_ENV`, octal), default 022.
+    /// A request whose umask comes out of `env` (`UMASK_ENV`, octal), default 022, and
+    /// whose terminal flag is `TERMINAL_ENV` there.
     pub fn new(
         compiler: PathBuf,
         args: Vec<String>,
@@ -80,12 +86,17 @@ impl Request {
         stdin: Vec<u8>,
     ) -> Self {
         let mut umask = DEFAULT_UMASK;
-        env.retain(|(name, value)| match name == UMASK_ENV {
-            true => {
+        let mut stderr_is_terminal = false;
+        env.retain(|(name, value)| match name.as_str() {
+            UMASK_ENV => {
                 umask = u32::from_str_radix(value, 8).map_or(DEFAULT_UMASK, |m| m & 0o777);
                 false
             }
-            false => true,
+            TERMINAL_ENV => {
+                stderr_is_terminal = value == "1";
+                false
+            }
+            _ => true,
         });
         Request {
             compiler,
@@ -95,6 +106,7 @@ impl Request {
             stdin,
             umask,
             can_compile_here: false,
+            stderr_is_terminal,
             peer: Peer::default(),
         }
     }

@@ -165,6 +165,7 @@ mod tests {
             records_cwd: false,
             prefix_maps: Vec::new(),
             targets: Vec::new(),
+            remembered_as: None,
         };
         assert_eq!(
             moving_flags(&compile("a.cpp", &["-O2", "-m32", "-Iinc", "-DX"])),
