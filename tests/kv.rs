@@ -64,10 +64,16 @@ fn a_corrupted_blob_is_a_miss_never_bad_bytes() {
 #[test]
 fn the_store_is_trimmed_least_recently_used_first() {
     let sb = Sandbox::new();
+    // Values that do not compress: 1,200 bytes on disk each.
     let put = |key: &str, byte: u8| {
+        let mut value = vec![0; 1200];
+        blake3::Hasher::new()
+            .update(&[byte])
+            .finalize_xof()
+            .fill(&mut value);
         sb.cmd(["kv", "put", key])
             .env("ZCCACHE_MAX_SIZE", "3K")
-            .stdin(vec![byte; 1200])
+            .stdin(value)
             .status(0);
     };
     put("first", b'a');

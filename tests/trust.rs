@@ -229,7 +229,11 @@ fn issue_g_forged_remote_entries_never_become_paths_or_setuid_files() {
     *modes = put_blob(&redis, "modes", "output 4755\n");
     redis.cli(&["SET", &key, &entry.to_string()]);
 
-    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    // Blobs stored raw, so the test can read and forge them with redis-cli.
+    let env = vec![
+        ("ZCCACHE_REMOTE", redis.url()),
+        ("ZCCACHE_COMPRESSION", "off".to_string()),
+    ];
     let two = Machine::new(&sb, "two", env.clone());
     let archive = ["ar", "rcs", "liba.a", "a.o"];
     two.cmd(archive).cwd(sb.path("build/sub")).status(0);
@@ -313,7 +317,11 @@ fn issue_g_a_fifo_in_a_forged_manifest_is_never_opened() {
         .write("a.c", "#include \"h.h\"\nint f(void) { return H; }\n");
     let fifo = sb.outside("fifo");
     sb.program("mkfifo").args([&fifo]).status(0);
-    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    // Blobs stored raw, so the test can read and forge them with redis-cli.
+    let env = vec![
+        ("ZCCACHE_REMOTE", redis.url()),
+        ("ZCCACHE_COMPRESSION", "off".to_string()),
+    ];
     let compile = ["gcc", "-c", "a.c", "-Iinc", "-o", "a.o"];
     let one = Machine::new(&sb, "one", env.clone());
     one.cmd(compile).status(0);
@@ -443,7 +451,11 @@ fn forged_shared_task_records_never_write_outside_their_outputs() {
     let sb = Sandbox::new();
     sb.write("deep/er/src.txt", "input\n");
     let task = "echo ran >> \"$MARKER\"; mkdir -p out; cp src.txt out/copy.txt";
-    let env = vec![("ZCCACHE_REMOTE", redis.url())];
+    // Blobs stored raw, so the test can read and forge them with redis-cli.
+    let env = vec![
+        ("ZCCACHE_REMOTE", redis.url()),
+        ("ZCCACHE_COMPRESSION", "off".to_string()),
+    ];
     let run = |machine: &Machine| {
         machine
             .cmd(["run", "--share", "--output", "out", "--", "sh", "-c", task])
