@@ -41,12 +41,13 @@ pub enum ConfigError {
         .0.display()
     )]
     ProjectRemote(PathBuf),
-    /// A project file with `[store]`, which only the user's own config may set.
+    /// A project file with `[store]` or `[compile]`, which only the user's own config may
+    /// set: (file, table, the variable that sets it instead).
     #[error(
-        "{}: [store] is not read from a project's file (one store serves every project): set ZCCACHE_COMPRESSION or put it in ~/.config/zccache/config.toml",
-        .0.display()
+        "{path}: [{1}] is not read from a project's file (one daemon serves every project): set {2} or put it in ~/.config/zccache/config.toml",
+        path = .0.display()
     )]
-    ProjectStore(PathBuf),
+    ProjectUserSetting(PathBuf, &'static str, &'static str),
     /// No configuration file was found.
     #[error("no {FILE_NAME} in {} or any parent directory", .0.display())]
     NotFound(PathBuf),
@@ -233,6 +234,9 @@ struct File {
     /// Refused: the store's settings are the user's (see `user_config`).
     #[serde(default)]
     store: Option<toml::Table>,
+    /// Refused: how misses compile is the user's setting (see `user_config`).
+    #[serde(default)]
+    compile: Option<toml::Table>,
 }
 
 /// Reads `jobs`: 1 to [`crate::os::MAX_CHILDREN`], as `-j` takes it.
@@ -335,7 +339,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         return Err(ConfigError::ProjectRemote(config.path));
     }
     if file.store.is_some() {
-        return Err(ConfigError::ProjectStore(config.path));
+        let (table, env) = ("store", "ZCCACHE_COMPRESSION");
+        return Err(ConfigError::ProjectUserSetting(config.path, table, env));
+    }
+    if file.compile.is_some() {
+        let (table, env) = ("compile", "ZCCACHE_PREFIX");
+        return Err(ConfigError::ProjectUserSetting(config.path, table, env));
     }
     for (name, task) in &config.tasks {
         if task.command.is_none() {

@@ -14,6 +14,7 @@ mod mtimes;
 mod names_state;
 mod newcomer;
 mod per_file;
+mod prefix;
 mod processes;
 mod readme;
 mod remote;

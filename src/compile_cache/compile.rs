@@ -18,7 +18,7 @@ use super::headers::{
     Header, Learned, SearchPath, full_key, header_unchanged, learn_headers, uses_the_clock,
 };
 use super::inflight::InFlight;
-use super::invoke::{Scratch, ScratchDir, deliver, private_outputs, run, run_plain};
+use super::invoke::{Scratch, ScratchDir, deliver, private_outputs, run_miss, run_plain};
 use super::keying;
 use super::link::LinkCache;
 use super::link_args::{classify_archive, classify_link, is_archiver, is_linker};
@@ -422,7 +422,7 @@ impl CompileCache {
             // Stored with colours, whoever hits it next: a pipe gets them stripped.
             args.push(colour::forcing_flag(plan.flavor).to_string());
         }
-        let (exit_code, stdout, stderr) = run(req, &args)?;
+        let (exit_code, stdout, stderr) = run_miss(req, &args)?;
         let mut outcome = Outcome::new(Served::Miss, (exit_code, stdout, stderr));
         if exit_code != 0 {
             return Ok(outcome);

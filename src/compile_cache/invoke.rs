@@ -178,15 +178,48 @@ fn write_output_untimed(target: &Path, bytes: &[u8], umask: u32) -> io::Result<(
     write_file_atomic_with_mode(target, bytes, Some(0o666 & !umask))
 }
 
+/// The caller's variable naming a command a compile miss runs through (`distcc`, `icecc`).
+pub const PREFIX_ENV: &str = "ZCCACHE_PREFIX";
+
 /// Runs the compiler with exactly the request's environment and stdin; (status, stdout,
 /// stderr).
 pub(super) fn run(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
-    timed(Phase::Compile, || run_untimed(req, args))
+    timed(Phase::Compile, || run_untimed(req, None, args))
 }
 
-fn run_untimed(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+/// Runs a compile miss: through the prefix command (`distcc gcc ARGS`) when the caller's
+/// `ZCCACHE_PREFIX`, else `[compile] prefix` of the user's config, names one. The key never
+/// sees it, and a hit never reaches it.
+pub(super) fn run_miss(req: &Request, args: &[String]) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
+    let from_env = req
+        .env
+        .iter()
+        .find(|(k, v)| k == PREFIX_ENV && !v.trim().is_empty())
+        .map(|(_, v)| v.clone());
+    let prefix = from_env.or_else(super::user_config::compile_prefix);
+    let words: Vec<String> = prefix
+        .map(|p| p.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    timed(Phase::Compile, || {
+        run_untimed(req, Some(&words).filter(|w| !w.is_empty()), args)
+    })
+}
+
+/// Runs `prefix... compiler args` (or the compiler alone).
+fn run_untimed(
+    req: &Request,
+    prefix: Option<&Vec<String>>,
+    args: &[String],
+) -> io::Result<(i32, Vec<u8>, Vec<u8>)> {
     let umask = req.umask as libc::mode_t;
-    let mut command = Command::new(&req.compiler);
+    let mut command = match prefix {
+        Some(words) => {
+            let mut command = Command::new(&words[0]);
+            command.args(&words[1..]).arg(&req.compiler);
+            command
+        }
+        None => Command::new(&req.compiler),
+    };
     // SAFETY: umask is async-signal-safe and cannot fail.
     unsafe {
         command.pre_exec(move || {

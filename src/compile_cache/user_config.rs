@@ -8,6 +8,9 @@
 //! [store]
 //! compression = 1        # zstd level 1..19, or "off" (ZCCACHE_COMPRESSION overrides)
 //!
+//! [compile]
+//! prefix = "distcc"      # C/C++ misses run as `distcc gcc ...` (ZCCACHE_PREFIX overrides)
+//!
 //! [remote]
 //! url = "redis://cache.internal:6379/0"   # or s3://bucket/prefix
 //! namespace = "team-gcc12"
@@ -34,6 +37,15 @@ const MAX_KEY_FILE: u64 = 64 << 10;
 struct UserFile {
     remote: RemoteSection,
     store: StoreSection,
+    compile: CompileSection,
+}
+
+/// `[compile]` of the user's config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CompileSection {
+    /// A command C/C++ misses run through (`"distcc"`).
+    prefix: Option<String>,
 }
 
 /// `[store]` of the user's config file.
@@ -119,6 +131,18 @@ pub fn store_compression() -> Result<Option<String>, String> {
         toml::Value::String(text) => text,
         other => other.to_string(),
     }))
+}
+
+/// `prefix` of the user config's `[compile]`: the command C/C++ misses run through (a file
+/// that cannot be read is logged, and no prefix used).
+pub fn compile_prefix() -> Option<String> {
+    match user_file() {
+        Ok(file) => file.compile.prefix.filter(|p| !p.trim().is_empty()),
+        Err(why) => {
+            tracing::warn!("{why}; compiling without a prefix");
+            None
+        }
+    }
 }
 
 /// The user's config file, parsed (empty when there is none).

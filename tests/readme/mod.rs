@@ -45,6 +45,11 @@ const SKIP: &[(&str, &str)] = &[
         "a release build installed into ~/.cargo/bin (minutes); the tests run the same binary",
     ),
     (
+        "export ZCCACHE_PREFIX",
+        "names a build farm this machine does not have; tests/prefix.rs compiles through a \
+         real distccd on loopback",
+    ),
+    (
         "export ZCCACHE_REMOTE",
         "names a Redis server or S3 bucket this machine does not have; tests/remote.rs runs \
          the tier against a local redis-server and moto, and the user-config form of the same \

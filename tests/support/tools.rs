@@ -26,6 +26,8 @@ pub enum Tool {
     Jq,
     /// shellcheck, a per-file linter.
     Shellcheck,
+    /// distcc and distccd, a build farm's client and server.
+    Distcc,
 }
 
 impl Tool {
@@ -39,6 +41,7 @@ impl Tool {
             Tool::Rustup => "rustup and its rustc proxy",
             Tool::Jq => "jq",
             Tool::Shellcheck => "shellcheck",
+            Tool::Distcc => "distcc",
         }
     }
 
@@ -53,6 +56,7 @@ impl Tool {
             Tool::Mount => "run the tests as root, as .ci/run does: they fill a small tmpfs",
             Tool::Jq => "apt-get install jq",
             Tool::Shellcheck => "apt-get install shellcheck",
+            Tool::Distcc => "apt-get install distcc",
             Tool::Rustup => "install Rust with rustup: https://rustup.rs",
         }
     }
@@ -75,6 +79,7 @@ impl Tool {
             Tool::Moto => probe("python3", &["-c", "import moto.server, boto3"]),
             Tool::Jq => probe("jq", &["--version"]),
             Tool::Shellcheck => probe("shellcheck", &["--version"]),
+            Tool::Distcc => probe("distccd", &["--version"]),
             Tool::Rustup => probe(
                 "sh",
                 &[
@@ -112,8 +117,8 @@ impl Tool {
 /// Whether `tool` is here. When it is not, the calling test should return at once: this
 /// prints its skip line (or, in strict mode, fails the test).
 pub fn available(tool: Tool) -> bool {
-    // One slot per tool: `Shellcheck` is the last variant.
-    const TOOLS: usize = Tool::Shellcheck as usize + 1;
+    // One slot per tool: `Distcc` is the last variant.
+    const TOOLS: usize = Tool::Distcc as usize + 1;
     static PRESENT: [OnceLock<bool>; TOOLS] = [const { OnceLock::new() }; TOOLS];
     let present = *PRESENT[tool as usize].get_or_init(|| tool.present());
     if !present {
