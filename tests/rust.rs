@@ -985,3 +985,27 @@ fn issue_o_cargo_running_rustups_proxy_hits_after_clean() {
     assert_eq!(counts(&sb), (5, 5), "every crate from the cache");
     assert_eq!(run_app(&sb), "hello from unix 42\n");
 }
+
+#[test]
+fn issue_o_a_cold_builds_stores_run_below_the_compilers_priority() {
+    // Cold: every miss is compiled by its wrapper and stored after the wrapper is answered,
+    // on the daemon's background thread, niced so rustc keeps the cores.
+    let sb = workspace();
+    cargo(&sb, &["build"]).status(0);
+    let pid = sb.cmd(["status", "--json"]).status(0).json()["daemon"]["pid"]
+        .as_u64()
+        .unwrap();
+    let mut background = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "zccache-backgro" {
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the `(comm)`: state is the 1st; nice is the 17th.
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            background.push(after.split(' ').nth(16).unwrap().to_string());
+        }
+    }
+    assert_eq!(background, ["10"], "one background thread at nice 10");
+    assert_eq!(counts(&sb).1, 5);
+}

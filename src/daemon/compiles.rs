@@ -184,7 +184,8 @@ async fn compile_done(
             .await
             .unwrap_or_else(|e| (handler_failed(&e), None));
     if let Some(job) = job {
-        tokio::task::spawn_blocking(move || {
+        let background = Arc::clone(&shared);
+        background.background.run(move || {
             let written = shared.compiles.store_rust(job);
             if written > 0 {
                 account_store(&shared, written);

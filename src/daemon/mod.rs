@@ -1,5 +1,6 @@
 //! The long-lived daemon: protocol, framing, server, client, lifecycle, watched fingerprints.
 
+pub mod background;
 pub mod client;
 pub mod compiles;
 pub mod fingerprints;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
+use super::background::Background;
 use super::fingerprints::Fingerprints;
 use super::frame::{self, Frame, FrameError};
 use super::handler;
@@ -100,6 +101,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         compiles: CompileCache::new(store, scratch),
         compile_counts: Default::default(),
         sessions: Sessions::new(&paths.dir),
+        background: Background::default(),
         last_activity: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::background::Background;
 use super::fingerprints::Fingerprints;
 use super::lifecycle::DaemonPaths;
 use super::protocol::Response;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub compile_counts: [AtomicU64; 4],
     /// Compile sessions and the journal.
     pub sessions: Sessions,
+    /// Work the build does not wait on, at a lower CPU priority.
+    pub background: Background,
     /// When the last request came, in ms since `started`.
     pub(super) last_activity: AtomicU64,
     /// Requests being answered.
