@@ -292,22 +292,12 @@ impl CompileCache {
         } else {
             Served::Miss
         };
-        Outcome {
-            exit_code: outcomes
-                .iter()
-                .map(|o| o.exit_code)
-                .find(|c| *c != 0)
-                .unwrap_or(0),
-            stdout: outcomes.iter().flat_map(|o| o.stdout.clone()).collect(),
-            stderr: outcomes.iter().flat_map(|o| o.stderr.clone()).collect(),
-            served,
-            stored_bytes: outcomes.iter().map(|o| o.stored_bytes).sum(),
-            why: outcomes.iter().flat_map(|o| o.why.clone()).collect(),
-            profile: outcomes
-                .first()
-                .map(|o| o.profile.clone())
-                .unwrap_or_default(),
-        }
+        let why = outcomes.iter().flat_map(|o| o.why.clone()).collect();
+        let profile = outcomes
+            .first()
+            .map(|o| o.profile.clone())
+            .unwrap_or_default();
+        Outcome::joined(&outcomes.iter().collect::<Vec<_>>(), served, why, profile)
     }
 
     fn cached(&self, req: &Request, c: &Compile, expanded: &[String]) -> io::Result<Outcome> {

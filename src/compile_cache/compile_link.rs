@@ -314,19 +314,7 @@ fn combined(split: &CompileAndLink, parts: Vec<Outcome>, link: Option<Outcome>) 
         .collect();
     let outcomes: Vec<&Outcome> = parts.iter().chain(&link).collect();
     why.extend(link.iter().flat_map(|l| l.why.iter().cloned()));
-    Outcome {
-        exit_code: outcomes
-            .iter()
-            .map(|o| o.exit_code)
-            .find(|c| *c != 0)
-            .unwrap_or(0),
-        stdout: outcomes.iter().flat_map(|o| o.stdout.clone()).collect(),
-        stderr: outcomes.iter().flat_map(|o| o.stderr.clone()).collect(),
-        served,
-        stored_bytes: outcomes.iter().map(|o| o.stored_bytes).sum(),
-        why,
-        profile: Profile::of_output(&split.output),
-    }
+    Outcome::joined(&outcomes, served, why, Profile::of_output(&split.output))
 }
 
 #[cfg(test)]

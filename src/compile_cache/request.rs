@@ -150,6 +150,24 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// One outcome of several parts served as `served`: the first failing status (else 0),
+    /// their stdout and stderr in order, the bytes they stored; `why` and `profile` as given.
+    pub fn joined(parts: &[&Outcome], served: Served, why: Vec<String>, profile: Profile) -> Self {
+        Outcome {
+            exit_code: parts
+                .iter()
+                .map(|o| o.exit_code)
+                .find(|c| *c != 0)
+                .unwrap_or(0),
+            stdout: parts.iter().flat_map(|o| o.stdout.clone()).collect(),
+            stderr: parts.iter().flat_map(|o| o.stderr.clone()).collect(),
+            served,
+            stored_bytes: parts.iter().map(|o| o.stored_bytes).sum(),
+            why,
+            profile,
+        }
+    }
+
     /// How `served` ended with `(exit status, stdout, stderr)`: nothing stored yet, no miss
     /// reason, no profile.
     pub fn new(served: Served, (exit_code, stdout, stderr): (i32, Vec<u8>, Vec<u8>)) -> Self {

@@ -230,11 +230,7 @@ fn act(
 
 /// The end of a task that did not start because zccache was interrupted: 128 + N.
 fn interrupted_end(ui: &Ui, spec: &RunSpec) -> Ended {
-    let name = spec
-        .name
-        .as_ref()
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
+    let name = spec.shown_name();
     ui.say(format_args!("not started{name} (interrupted)"));
     let signal = crate::os::interrupted().unwrap_or(libc::SIGINT);
     Ended {

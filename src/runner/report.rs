@@ -18,11 +18,7 @@ pub(crate) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, j: &Judgement, m
     if args.json {
         return;
     }
-    let name = spec
-        .name
-        .as_ref()
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
+    let name = spec.shown_name();
     match j.verdict {
         Verdict::Skip => {
             let since = j

@@ -234,6 +234,15 @@ impl RunSpec {
         })
     }
 
+    /// The task's name after a space (` lint`), or nothing for a command-line task: what
+    /// follows the verdict in `zccache: run lint (...)`.
+    pub fn shown_name(&self) -> String {
+        self.name
+            .as_ref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default()
+    }
+
     /// The command line for messages and the ledger.
     pub fn argv_text(&self) -> Vec<String> {
         self.argv

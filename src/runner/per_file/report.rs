@@ -45,11 +45,7 @@ pub(super) fn decision(ui: &Ui, args: &RunArgs, spec: &RunSpec, judged: &Judged,
     if args.json {
         return;
     }
-    let name = spec
-        .name
-        .as_ref()
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
+    let name = spec.shown_name();
     let message = message(judged);
     match judged.unpassed.is_empty() {
         true => ui.say(format_args!("skip{name} ({message}, {ms:.0} ms)")),
