@@ -163,19 +163,55 @@ fn issue_m_a_deleted_file_is_forgotten() {
     lint(&sb, &checker, &[])
         .status(0)
         .stderr_has("skip (all 2 files passed");
-    let record = fs::read_dir(sb.path(".zccache/run"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".json.files"))
-        .expect("the per-file record");
-    let text = fs::read_to_string(record).unwrap();
+    let text = String::from_utf8_lossy(&fs::read(per_file_record(&sb)).unwrap()).into_owned();
     assert!(text.contains("src/f01.txt"), "{text}");
     assert!(!text.contains("src/f02.txt"), "{text}");
-    // Back again, it is a new file.
-    sb.write("src/f02.txt", "file 2\n");
+    // Back again with other bytes, it is a new file. (With the same bytes, the whole set
+    // is one that passed before: a skip, as a `git checkout` back is.)
+    sb.write("src/f02.txt", "file 2, back\n");
     lint(&sb, &checker, &[])
         .status(0)
         .stderr_has("run (1 of 3 files: src/f02.txt)");
+}
+
+/// The task's per-file record, `F.files`.
+fn per_file_record(sb: &Sandbox) -> PathBuf {
+    fs::read_dir(sb.path(".zccache/run"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".json.files"))
+        .expect("the per-file record")
+}
+
+#[test]
+fn issue_m_nothing_changed_skips_through_the_daemon_without_the_per_file_record() {
+    let (sb, checker) = project(5);
+    lint(&sb, &checker, &[]).status(0);
+    linted(&sb);
+    // A failure leaves no whole-set pass behind.
+    sb.write("src/f04.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[]).status(3);
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 5 files: src/f04.txt)");
+    sb.write("src/f04.txt", "file 4\n");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 5 files passed, ");
+    linted(&sb);
+    // The daemon finds the whole set as it passed: the per-file record is not even read,
+    // so garbage in it costs nothing.
+    fs::write(per_file_record(&sb), b"garbage").unwrap();
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 5 files passed, ");
+    assert!(linted(&sb).is_empty());
+    // An edit is seen (the record, unreadable, counts as empty: every file runs).
+    sb.write("src/f02.txt", "edited\n");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (5 of 5 files");
+    assert_eq!(linted(&sb).len(), 5);
 }
 
 #[test]
@@ -336,4 +372,92 @@ fn issue_m_staged_judges_and_lints_the_index_bytes_of_a_partly_staged_file() {
         .stderr_has("skip (all 3 files passed");
     let copies = fs::read_dir(sb.state().join("staged")).map_or(0, |d| d.count());
     assert_eq!(copies, 0, "the copy of the index is removed");
+}
+
+/// `--share`, issue M item 4: a second worktree of the same repository, on the same machine
+/// (one `ZCCACHE_DIR`), finds the files the first one passed in the local store.
+#[test]
+fn issue_m_a_second_worktree_takes_the_passes_through_the_local_store() {
+    let (sb, checker) = project(3);
+    sb.git(&["init", "-q"]).status(0);
+    sb.git(&["add", "src", "lint.toml"]).status(0);
+    sb.git(&["commit", "-qm", "init"]).status(0);
+    let second = sb.outside("second");
+    sb.git(&["worktree", "add", "-q"]).args([&second]).status(0);
+    lint(&sb, &checker, &["--share"])
+        .status(0)
+        .stderr_has("run (3 of 3 files");
+    assert_eq!(linted(&sb).len(), 3);
+    let in_second = |extra: &[&str]| lint(&sb, &checker, extra).cwd(&second);
+    in_second(&["--share"])
+        .status(0)
+        .stderr_has("skip (all 3 files passed; 3 passed elsewhere, ");
+    assert!(linted(&sb).is_empty(), "the second worktree lints nothing");
+    // Passed here now: no lookup needed.
+    in_second(&["--share"])
+        .status(0)
+        .stderr_has("skip (all 3 files passed, ");
+    fs::write(second.join("src/f01.txt"), "edited in the second\n").unwrap();
+    in_second(&["--share"])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    assert_eq!(linted(&sb), ["src/f01.txt"]);
+}
+
+/// A project of three files whose checker lies inside it (`./check.sh`), so that two
+/// machines run the very same command line.
+fn machine_project() -> Sandbox {
+    let sb = Sandbox::new();
+    for i in 0..3 {
+        sb.write(&format!("src/f{i:02}.txt"), format!("file {i}\n"));
+    }
+    sb.write("lint.toml", "strict = true\n")
+        .write("check.sh", CHECKER);
+    fs::set_permissions(sb.path("check.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    sb
+}
+
+/// `--share` across machines (two `ZCCACHE_DIR`s, two copies of the project) through a
+/// real redis-server: the second lints nothing, and a garbage value or another file's
+/// marker under a file's key is never taken as a pass.
+#[test]
+fn issue_m_two_machines_share_passes_through_redis() {
+    let Some(redis) = crate::remote::Redis::start() else {
+        return;
+    };
+    let run = |sb: &Sandbox| {
+        sb.cmd([
+            "run",
+            "--share",
+            "--files",
+            "src/*.txt",
+            "--include",
+            "lint.toml",
+        ])
+        .args(["--", "./check.sh"])
+        .env("LINT_LOG", log(sb))
+        .env("ZCCACHE_REMOTE", redis.url())
+    };
+    let first = machine_project();
+    run(&first).status(0).stderr_has("run (3 of 3 files");
+    assert_eq!(linted(&first).len(), 3);
+    let keys = redis.keys("zccache:entry:shared-file/*");
+    assert_eq!(keys.len(), 3, "one marker per file: {keys:?}");
+
+    let second = machine_project();
+    run(&second)
+        .status(0)
+        .stderr_has("skip (all 3 files passed; 3 passed elsewhere, ");
+    assert!(
+        linted(&second).is_empty(),
+        "the second machine lints nothing"
+    );
+
+    // One key holds garbage, another the marker of a third file: both files run.
+    let other = redis.cli(&["GET", &keys[2]]);
+    redis.cli(&["SET", &keys[0], "garbage"]);
+    redis.cli(&["SET", &keys[1], other.trim_end()]);
+    let third = machine_project();
+    run(&third).status(0).stderr_has("run (2 of 3 files");
+    assert_eq!(linted(&third).len(), 2);
 }

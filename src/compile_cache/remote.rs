@@ -227,6 +227,49 @@ impl Remote {
         }
     }
 
+    /// The values of `keys` as `get` reads each, asked in one batch (one round trip on
+    /// Redis); all `None` when the remote is off or failing.
+    pub fn get_many(&self, keys: &[String], limit: u64) -> Vec<Option<Vec<u8>>> {
+        if self.health.is_off() || keys.is_empty() {
+            return vec![None; keys.len()];
+        }
+        match self.backend.get_many(keys, limit) {
+            Ok(values) => values
+                .into_iter()
+                .zip(keys)
+                .map(|(value, key)| match value {
+                    Fetched::Value(value) => Some(value),
+                    Fetched::Absent => None,
+                    Fetched::TooLarge => {
+                        self.counts.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("remote value {key:?} is over {limit} bytes: refused");
+                        None
+                    }
+                })
+                .collect(),
+            Err(err) => {
+                self.health.failed(&self.counts, &err);
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    /// Sends `uploads` now, in a few batches (their distinct blobs the remote lacks, then
+    /// every entry at once), waiting for them: for many small entries at the end of a
+    /// command, where the one-at-a-time queue would take a round trip or two each.
+    pub fn send_now(&self, uploads: &[Upload]) {
+        if self.readonly || self.health.is_off() || uploads.is_empty() {
+            return;
+        }
+        match send_batch(self.backend.as_ref(), uploads) {
+            Ok(()) => {
+                let n = uploads.len() as u64;
+                self.counts.uploads.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(err) => self.health.failed(&self.counts, &err),
+        }
+    }
+
     /// Queues an upload; never waits (dropped when the queue is full or the remote is off).
     pub fn upload(&self, upload: Upload) {
         if self.readonly || self.health.is_off() {
@@ -329,6 +372,30 @@ impl Worker {
         self.backend
             .put(&format!("entry:{}", upload.key), &upload.entry)
     }
+}
+
+/// The blobs of `uploads` the remote lacks (each once), then all their entries in one batch,
+/// so a reader never finds an entry whose blobs are missing.
+fn send_batch(backend: &dyn Backend, uploads: &[Upload]) -> Result<(), String> {
+    let blobs: std::collections::BTreeMap<&str, &[u8]> = uploads
+        .iter()
+        .flat_map(|u| {
+            u.blobs
+                .iter()
+                .map(|(hex, bytes)| (hex.as_str(), &bytes[..]))
+        })
+        .collect();
+    for (hex, bytes) in blobs {
+        let key = format!("blob:{hex}");
+        if !backend.exists(&key)? {
+            backend.put(&key, bytes)?;
+        }
+    }
+    let entries: Vec<(String, Vec<u8>)> = uploads
+        .iter()
+        .map(|u| (format!("entry:{}", u.key), u.entry.clone()))
+        .collect();
+    backend.put_many(&entries)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// Bound on every remote connect, read and write.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// Requests a backend without batches has in flight at once for `get_many`/`put_many`.
+const IN_FLIGHT: usize = 16;
 
 /// A key-value store of byte strings.
 pub trait Backend: Send + Sync {
@@ -17,6 +19,38 @@ pub trait Backend: Send + Sync {
     fn exists(&self, key: &str) -> Result<bool, String>;
     /// Sets `key` to `value`.
     fn put(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// The values of `keys` (each as `get` reads it), in order, in as few round trips as
+    /// the backend allows: by default `IN_FLIGHT` requests at a time.
+    fn get_many(&self, keys: &[String], limit: u64) -> Result<Vec<Fetched>, String> {
+        in_parallel(keys, |key| self.get(key, limit))
+    }
+    /// Sets each key to its value, in as few round trips as the backend allows.
+    fn put_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), String> {
+        in_parallel(items, |(key, value)| self.put(key, value)).map(drop)
+    }
+}
+
+/// `call` on each of `items`, `IN_FLIGHT` at a time; the results in order, or the first
+/// error.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    call: impl Fn(&T) -> Result<R, String> + Sync,
+) -> Result<Vec<R>, String> {
+    let chunk = items.len().div_ceil(IN_FLIGHT).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&call).collect::<Result<Vec<R>, _>>()))
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for worker in workers {
+            let part = worker
+                .join()
+                .map_err(|_| "a remote request panicked".to_string())?;
+            all.extend(part?);
+        }
+        Ok(all)
+    })
 }
 
 /// What a bounded read found.
@@ -116,6 +150,25 @@ impl Backend for Redis {
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
         self.with(|con| redis::cmd("SET").arg(self.key(key)).arg(value).query(con))
+    }
+
+    /// One pipeline of `GETRANGE`s: one round trip, each value bounded as `get`'s.
+    fn get_many(&self, keys: &[String], limit: u64) -> Result<Vec<Fetched>, String> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GETRANGE").arg(self.key(key)).arg(0).arg(limit);
+        }
+        let values: Vec<Vec<u8>> = self.with(|con| pipe.query(con))?;
+        Ok(values.into_iter().map(|v| Fetched::of(v, limit)).collect())
+    }
+
+    /// One pipeline of `SET`s: one round trip.
+    fn put_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        for (key, value) in items {
+            pipe.cmd("SET").arg(self.key(key)).arg(value).ignore();
+        }
+        self.with(|con| pipe.query::<()>(con))
     }
 }
 

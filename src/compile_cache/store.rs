@@ -231,23 +231,80 @@ impl Store {
         Ok(Some(artifact))
     }
 
+    /// The artifacts of `keys`, in order, each verified as `get`'s: this machine's store
+    /// first, then the entries it lacks asked of the remote tier in one batch (one round
+    /// trip on Redis), whose blobs are fetched after (none for empty ones).
+    pub fn get_many(&self, keys: &[String]) -> io::Result<Vec<Option<Artifact>>> {
+        let mut found = keys
+            .iter()
+            .map(|key| self.get_untimed(key, false))
+            .collect::<io::Result<Vec<_>>>()?;
+        let Some(remote) = &self.remote else {
+            return Ok(found);
+        };
+        let missing: Vec<usize> = (0..keys.len()).filter(|i| found[*i].is_none()).collect();
+        let asked: Vec<String> = missing
+            .iter()
+            .map(|i| format!("entry:{}", keys[*i]))
+            .collect();
+        let values = remote.get_many(&asked, MAX_ENTRY_BYTES);
+        for (i, value) in missing.into_iter().zip(values) {
+            found[i] = match value {
+                Some(bytes) => self.take_remote(remote, &keys[i], &bytes)?,
+                None => {
+                    remote.counts.misses.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            };
+        }
+        Ok(found)
+    }
+
+    /// Stores each artifact under its key here, then sends them all to the remote tier at
+    /// once, waiting (each remote call bounded): many small entries at a command's end.
+    pub fn put_many(&self, items: &[(String, Artifact)]) -> io::Result<()> {
+        let mut uploads = Vec::new();
+        for (key, artifact) in items {
+            let (_, entry) = self.put_local(key, artifact)?;
+            if let Some(remote) = self.remote.as_ref().filter(|r| !r.readonly()) {
+                uploads.push(upload(key, entry, artifact, remote, self.level)?);
+            }
+        }
+        if let Some(remote) = &self.remote {
+            remote.send_now(&uploads);
+        }
+        Ok(())
+    }
+
     /// `key` from the remote tier, verified (the entry names `key`, every blob hashes to
     /// its name) and then stored locally; `None` when absent, unreachable or refused.
     fn fetch_remote(&self, key: &str) -> io::Result<Option<Artifact>> {
         let Some(remote) = &self.remote else {
             return Ok(None);
         };
-        let counts = &remote.counts;
         let Some(bytes) = remote.get(&format!("entry:{key}"), MAX_ENTRY_BYTES) else {
-            counts.misses.fetch_add(1, Ordering::Relaxed);
+            remote.counts.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
+        self.take_remote(remote, key, &bytes)
+    }
+
+    /// The remote entry `bytes` given for `key`, verified (it names `key`, is signed when
+    /// the remote signs, every blob hashes to its name) and then stored locally; `None`
+    /// when refused.
+    fn take_remote(
+        &self,
+        remote: &Remote,
+        key: &str,
+        bytes: &[u8],
+    ) -> io::Result<Option<Artifact>> {
+        let counts = &remote.counts;
         let refuse = |why: &str| {
             counts.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("remote entry {key:?} refused: {why}");
             Ok(None)
         };
-        let Some(mut entry) = serde_json::from_slice::<Entry>(&bytes)
+        let Some(mut entry) = serde_json::from_slice::<Entry>(bytes)
             .ok()
             .filter(|e| e.is_for(key))
         else {

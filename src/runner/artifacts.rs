@@ -42,6 +42,36 @@ pub fn store(key: &str, artifact: &Artifact, use_daemon: bool) -> io::Result<()>
     Ok(())
 }
 
+/// Which of `keys` have a verified entry: in `ZCCACHE_DIR`'s store, else on the remote
+/// tier, asked for all of them in one batch. In-process: the daemon's protocol asks for one
+/// key at a time, and one batch of thousands is what this is for.
+pub fn held_many(keys: &[String]) -> io::Result<Vec<bool>> {
+    let (store, remote) = in_process()?;
+    let held = store.get_many(keys)?;
+    if let Some(remote) = remote {
+        remote.drain(UPLOAD_WAIT);
+    }
+    Ok(held
+        .iter()
+        .map(|a| a.as_ref().is_some_and(|a| a.exit_code == 0))
+        .collect())
+}
+
+/// Stores an empty artifact (a marker: "this key passed") under each of `keys`, here and
+/// on the remote tier, in one batch.
+pub fn mark_many(keys: &[String]) -> io::Result<()> {
+    let (store, remote) = in_process()?;
+    let items: Vec<(String, Artifact)> = keys
+        .iter()
+        .map(|key| (key.clone(), Artifact::default()))
+        .collect();
+    let stored = store.put_many(&items);
+    if let Some(remote) = remote {
+        remote.drain(UPLOAD_WAIT);
+    }
+    stored
+}
+
 /// The daemon's answer; `None` (work in-process) without one.
 fn daemon(request: &Request, use_daemon: bool) -> Option<Response> {
     if !use_daemon {

@@ -70,6 +70,14 @@ pub struct Answer {
     pub pending_id: String,
 }
 
+/// The decision and recorder of the daemon's `answer` (a note when it walked the tree).
+pub fn from_answer(ui: &Ui, answer: Answer) -> (Decision, Recorder) {
+    note_full_pass(ui, Some(&answer.mode));
+    let key = answer.decision.key;
+    let pending_id = answer.pending_id;
+    (answer.decision, Recorder::Daemon { pending_id, key })
+}
+
 /// A task checked ahead of time with the others of its graph: the key parts and record it
 /// was checked with, and the daemon's answer.
 #[derive(Debug, Clone)]
@@ -98,15 +106,7 @@ pub fn check(
             None => via_daemon(spec, &parts, dry_run, !ui.shows_progress()),
         };
         match answer {
-            Ok(Answer {
-                decision,
-                mode,
-                pending_id,
-            }) => {
-                note_full_pass(ui, Some(&mode));
-                let key = decision.key;
-                return Ok((decision, Recorder::Daemon { pending_id, key }));
-            }
+            Ok(answer) => return Ok(from_answer(ui, answer)),
             Err(ClientError::Unavailable(why)) => {
                 ui.warn(format_args!(
                     "daemon unavailable ({why}); working in-process"
@@ -147,15 +147,21 @@ pub fn batch(
         .iter()
         .map(|(spec, parts)| daemon_spec(spec, parts, dry_run))
         .collect();
+    ask_batch(specs)
+}
+
+/// The answers of a running daemon to `specs` in one round trip, in order (`None` for each
+/// it could not answer, and for all without a running daemon).
+pub fn ask_batch(specs: Vec<RunCheckSpec>) -> Vec<Option<Answer>> {
+    let asked = specs.len();
     let answers = DaemonPaths::from_env()
         .map_err(ClientError::from)
         .and_then(|paths| client::call_running(&paths, &Request::RunCheckBatch(specs)));
     let Ok(Some(Response::RunCheckedBatch(answers))) = answers else {
-        return vec![None; tasks.len()];
+        return vec![None; asked];
     };
     let mut answers = answers.into_iter();
-    tasks
-        .iter()
+    (0..asked)
         .map(|_| match answers.next()? {
             RunCheckAnswer::Checked {
                 decision,
@@ -171,7 +177,12 @@ pub fn batch(
         .collect()
 }
 
-fn daemon_spec(spec: &RunSpec, parts: &BTreeMap<String, Digest>, dry_run: bool) -> RunCheckSpec {
+/// What the daemon is asked to check `spec` with `parts`.
+pub fn daemon_spec(
+    spec: &RunSpec,
+    parts: &BTreeMap<String, Digest>,
+    dry_run: bool,
+) -> RunCheckSpec {
     let abs = |p: &PathBuf| NormalizedPath::new(&spec.cwd, p);
     RunCheckSpec {
         cache_file: abs(&spec.cache_file),

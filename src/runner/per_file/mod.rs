@@ -13,8 +13,10 @@ mod batches;
 mod report;
 mod run;
 mod select;
+mod share;
 mod staged;
 mod state;
+mod whole;
 
 use std::time::Instant;
 
@@ -26,7 +28,7 @@ use super::tool::PlainTools;
 use super::{ERROR_EXIT, WOULD_RUN, key_parts};
 use crate::cli::RunArgs;
 use crate::daemon::lifecycle::daemon_disabled;
-use crate::fingerprint::{Decision, now_ns};
+use crate::fingerprint::{Decision, Digest, now_ns};
 use crate::ui::Ui;
 use run::{Batch, Status};
 use select::{Current, Unpassed, Why};
@@ -46,6 +48,14 @@ struct Judged {
     unpassed: Vec<Unpassed>,
     /// When the per-file set was read, ns since the epoch.
     scanned_at: i64,
+    /// How many per-file files there are.
+    total: usize,
+    /// Skipped on the whole set's key (`whole`): nothing per file was read, nor is written.
+    whole_skip: bool,
+    /// With `--share`: the task's portable key, under which its files' passes are published.
+    portable: Option<String>,
+    /// How many files another machine or checkout passed (not run here).
+    elsewhere: usize,
 }
 
 /// Checks and runs the per-file task `spec` (its task lock held by the caller).
@@ -110,12 +120,34 @@ fn ended(outcome: Outcome, status: i32) -> Ended {
     }
 }
 
-/// The task's key (the shared check), the per-file set and its unpassed files.
+/// The task's key (the shared check), the per-file set and its unpassed files. Through a
+/// running daemon, the whole set is asked first: when every file passed as they are now,
+/// nothing per file is read.
 fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
     let mut run_record = RunFiles::new(&spec.cache_file).load();
     let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
     let use_daemon = !args.no_daemon && !daemon_disabled();
-    let (decision, recorder) = check::check(ui, spec, parts, (args.dry_run, use_daemon), None)?;
+    let mut answered = None;
+    if use_daemon && !spec.staged && !args.force {
+        let asked = whole::ask(spec, per_file, &parts, args.dry_run);
+        if let (Some(shared), Some(set)) = (&asked.shared, &asked.set)
+            && whole::known(
+                &spec.cache_file,
+                shared.decision.key,
+                set.decision.files_key,
+            )
+        {
+            let counts = (set.decision.files, set.decision.hashed);
+            return Ok(whole_skip(ui, shared.clone(), counts));
+        }
+        answered = asked.shared;
+    }
+    let modes = (args.dry_run, use_daemon);
+    let (decision, recorder) = check::check(ui, spec, parts, modes, answered)?;
+    let portable = match spec.share {
+        true => shared_key(ui, spec, &decision, &run_record),
+        false => None,
+    };
     let record = state::load(&spec.cache_file);
     let scanned_at = now_ns();
     let current = select::current(spec, per_file, record.table.as_ref(), !args.dry_run)?;
@@ -130,14 +162,90 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
             .collect(),
         false => select::unpassed(&record, decision.key, &current.entries),
     };
-    Ok(Judged {
+    let mut judged = Judged {
         decision,
         recorder,
         record,
+        total: current.entries.len(),
         current,
         unpassed,
         scanned_at,
-    })
+        whole_skip: false,
+        portable,
+        elsewhere: 0,
+    };
+    if !args.force {
+        take_shared(ui, &mut judged);
+    }
+    Ok(judged)
+}
+
+/// The task's portable key for `--share` (`None`, said, when it cannot be made).
+fn shared_key(
+    ui: &Ui,
+    spec: &RunSpec,
+    decision: &Decision,
+    run_record: &crate::runner::record::RunRecord,
+) -> Option<String> {
+    super::shared::portable_key(spec, decision, run_record)
+        .inspect_err(|why| ui.warn(format_args!("cannot share the results ({why})")))
+        .ok()
+}
+
+/// Passes here the unpassed files another machine or checkout passed, and runs only the
+/// others.
+fn take_shared(ui: &Ui, judged: &mut Judged) {
+    let Some(portable) = judged.portable.as_deref() else {
+        return;
+    };
+    if judged.unpassed.is_empty() {
+        return;
+    }
+    let files: Vec<(&str, Digest)> = judged
+        .unpassed
+        .iter()
+        .map(|u| (u.entry.path.as_str(), u.entry.hash))
+        .collect();
+    let held = share::passed_elsewhere(ui, portable, &files);
+    let before = judged.unpassed.len();
+    let key = judged.decision.key;
+    let mut held = held.into_iter();
+    let record = &mut judged.record;
+    judged.unpassed.retain(|u| {
+        if !held.next().unwrap_or(false) {
+            return true;
+        }
+        let entry = &u.entry;
+        record.pass(
+            &entry.path,
+            state::file_key(key, &entry.path, entry.hash),
+            entry.hash,
+        );
+        false
+    });
+    judged.elsewhere = before - judged.unpassed.len();
+}
+
+/// A skip on the whole set's key: the daemon's answer to the task's check, and how many
+/// per-file files there are and how many of them it read.
+fn whole_skip(ui: &Ui, shared: check::Answer, (total, hashed): (usize, usize)) -> Judged {
+    let (decision, recorder) = check::from_answer(ui, shared);
+    Judged {
+        decision,
+        recorder,
+        record: FilesRecord::default(),
+        current: Current {
+            entries: Vec::new(),
+            table: None,
+            rehashed: hashed,
+        },
+        unpassed: Vec::new(),
+        scanned_at: now_ns(),
+        total,
+        whole_skip: true,
+        portable: None,
+        elsewhere: 0,
+    }
 }
 
 /// Runs the unpassed files in batches and records what passed; returns the task's status
@@ -185,7 +293,7 @@ fn run_and_mark(
         (None, None) => 0,
     };
     if interrupted.is_none() {
-        mark(spec, judged, &planned, &statuses);
+        mark(ui, spec, judged, &planned, &statuses);
     }
     keep(ui, spec, judged, code == 0);
     (code, statuses)
@@ -216,9 +324,11 @@ fn plan(
 }
 
 /// Passes the files of each batch that exited 0 (those that still hold the content the
-/// check read; with `--staged`, the index's content was judged) and notes the failures.
-fn mark(spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
+/// check read; with `--staged`, the index's content was judged), publishing them with
+/// `--share`, and notes the failures.
+fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
     let key = judged.decision.key;
+    let mut passed = Vec::new();
     for (batch, status) in batches.iter().zip(statuses) {
         for &i in &batch.files {
             let entry = &judged.unpassed[i].entry;
@@ -228,24 +338,24 @@ fn mark(spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Stat
                 {
                     let file_key = state::file_key(key, &entry.path, entry.hash);
                     judged.record.pass(&entry.path, file_key, entry.hash);
+                    passed.push((entry.path.as_str(), entry.hash));
                 }
                 Some(code) if *code != 0 => judged.record.fail(&entry.path, entry.hash),
                 _ => {}
             }
         }
     }
+    if let Some(portable) = &judged.portable {
+        share::publish(ui, portable, &passed);
+    }
 }
 
-/// Saves the per-file record (the stat table, deleted files forgotten) and records the
-/// shared check's outcome, so its stat table is kept too.
+/// Saves the per-file record (the stat table, deleted files forgotten; when every file
+/// passed, the whole set's key) and records the shared check's outcome, so its stat table
+/// is kept too.
 fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
-    let record = &mut judged.record;
-    if let Some(table) = judged.current.table.take() {
-        record.table = Some(table);
-    }
-    record.forget_absent(judged.current.entries.iter().map(|e| e.path.as_str()));
-    if let Err(e) = state::save(&spec.cache_file, record) {
-        ui.warn(format_args!("cannot record the passed files: {e}"));
+    if !judged.whole_skip {
+        save_files(ui, spec, judged);
     }
     let recorder = judged.recorder.clone();
     let skipped = judged.decision.verdict == crate::fingerprint::Verdict::Skip;
@@ -254,6 +364,26 @@ fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
         && let Err(why) = recorder.record(&spec.cache_file, succeeded)
     {
         ui.warn(format_args!("cannot record the result: {why}"));
+    }
+}
+
+fn save_files(ui: &Ui, spec: &RunSpec, judged: &mut Judged) {
+    let record = &mut judged.record;
+    if let Some(table) = judged.current.table.take() {
+        record.table = Some(table);
+    }
+    let entries = &judged.current.entries;
+    record.forget_absent(entries.iter().map(|e| e.path.as_str()));
+    if let Err(e) = state::save(&spec.cache_file, record) {
+        ui.warn(format_args!("cannot record the passed files: {e}"));
+    }
+    let task_key = judged.decision.key;
+    if select::unpassed(record, task_key, entries).is_empty() {
+        let leaves: Vec<_> = entries.iter().map(crate::fingerprint::leaf).collect();
+        let set_key = crate::fingerprint::key_of_leaves(&leaves);
+        if let Err(e) = whole::remember(&spec.cache_file, task_key, set_key) {
+            ui.warn(format_args!("cannot record the passed files: {e}"));
+        }
     }
 }
 

@@ -27,12 +27,16 @@ fn verdict(judged: &Judged) -> &'static str {
 
 /// The text after `skip` / `run`.
 fn message(judged: &Judged) -> String {
-    let total = judged.current.entries.len();
+    let total = judged.total;
+    let elsewhere = match judged.elsewhere {
+        0 => String::new(),
+        n => format!("; {} passed elsewhere", thousands(n)),
+    };
     match judged.unpassed.len() {
         0 if total == 0 => "no file matches --files".to_string(),
-        0 => format!("all {} passed", plural_files(total)),
+        0 => format!("all {} passed{elsewhere}", plural_files(total)),
         n => format!(
-            "{} of {}: {}",
+            "{} of {}: {}{elsewhere}",
             thousands(n),
             plural_files(total),
             super::first_names(&judged.unpassed)
@@ -150,7 +154,7 @@ pub(super) fn json(
         "decision": verdict(judged),
         "reason": reason(judged),
         "message": message(judged),
-        "files": judged.current.entries.len(),
+        "files": judged.total,
         "run_files": files,
         "hashed": judged.current.rehashed,
         "outcome": ended.outcome,
