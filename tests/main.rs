@@ -25,3 +25,4 @@ mod rust;
 mod store;
 mod tasks;
 mod trust;
+mod worktrees;

@@ -42,6 +42,16 @@ pub fn store(key: &str, artifact: &Artifact, use_daemon: bool) -> io::Result<()>
     Ok(())
 }
 
+/// The artifact under `key` in this machine's store only (in-process, never the remote).
+pub fn lookup_here(key: &str) -> Option<Artifact> {
+    in_process().ok()?.0.get_here(key).ok().flatten()
+}
+
+/// Stores `artifact` under `key` in this machine's store only (in-process, never uploaded).
+pub fn store_here(key: &str, artifact: &Artifact) -> io::Result<()> {
+    in_process()?.0.put_here(key, artifact).map(drop)
+}
+
 /// Which of `keys` have a verified entry: in `ZCCACHE_DIR`'s store, else on the remote
 /// tier, asked for all of them in one batch. In-process: the daemon's protocol asks for one
 /// key at a time, and one batch of thousands is what this is for.

@@ -283,10 +283,22 @@ fn judge(
     } else if judgement.verdict == Verdict::Skip {
         verify_skip(&mut judgement, spec, args.dry_run, files, record)?;
     }
-    if spec.share {
+    // Results are shared among this machine's checkouts always, and beyond with --share:
+    // a run may be another checkout's skip, and its success is published for the others.
+    if spec.share || judgement.verdict == Verdict::Run {
         consult_shared(ui, &mut judgement, spec, record, args);
     }
     Ok(judgement)
+}
+
+/// Where this task's results are shared: this machine, or with `--share` the team.
+fn reach(spec: &RunSpec, judgement: &Judgement) -> shared::Reach {
+    match spec.share {
+        true => shared::Reach::Team {
+            use_daemon: judgement.through_daemon(),
+        },
+        false => shared::Reach::Here,
+    }
 }
 
 /// Key parts besides the file set: the command, the tool it starts (the rustup toolchain
@@ -346,7 +358,7 @@ pub fn precheck(specs: &[RunSpec], args: &RunArgs) -> Vec<Option<Prechecked>> {
     all
 }
 
-/// With shared results: the portable key, and a run that another machine's identical
+/// With shared results: the portable key, and a run that another checkout's identical
 /// inputs already passed turned into a skip.
 fn consult_shared(
     ui: &Ui,
@@ -365,15 +377,16 @@ fn consult_shared(
             }
             judgement.shared_key = Some(key);
         }
-        Err(why) => ui.warn(format_args!("cannot share results ({why})")),
+        Err(why) if spec.share => ui.warn(format_args!("cannot share results ({why})")),
+        Err(_) => {}
     }
 }
 
-/// Turns the run into a skip when another machine published a success of `key` whose
+/// Turns the run into a skip when another checkout published a success of `key` whose
 /// outputs (restored here where needed; a dry run only asks whether they could be) and,
 /// with `--replay`, streams can be used.
 fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str, dry_run: bool) {
-    let Some(result) = shared::fetch(key, judgement.through_daemon()) else {
+    let Some(result) = shared::fetch(key, spec, reach(spec, judgement)) else {
         return;
     };
     let replay = result.replay();
@@ -383,12 +396,12 @@ fn take_shared(judgement: &mut Judgement, spec: &RunSpec, key: &str, dry_run: bo
     let Ok(restored) = result.apply(spec, dry_run) else {
         return;
     };
-    let passed = "the same inputs passed on another machine";
+    let passed = result.passed_where(spec);
     let verb = if dry_run { "would restore" } else { "restored" };
     judgement.verdict = Verdict::Skip;
     judgement.code = "shared";
     judgement.message = match restored {
-        0 => passed.to_string(),
+        0 => passed,
         n => format!(
             "{passed}; {verb} {n} output{}",
             if n == 1 { "" } else { "s" }
@@ -477,7 +490,7 @@ fn run_and_record(
         && let Err(why) = shared::publish(
             spec,
             key,
-            judgement.through_daemon(),
+            reach(spec, judgement),
             finished.captured.as_ref(),
         )
     {

@@ -1,11 +1,14 @@
-//! Shared task results (`--share`, `share = true`): after a success a task publishes "these
-//! inputs passed" under a key every machine computes alike — the input files' relative paths
-//! and content, the command line, the named env vars and the tool's *content* (not its path
-//! or mtime) — into the artifact store, whose remote tier carries it to teammates and CI,
-//! with the outputs it left (their files) and its captured streams. A check that would run
-//! asks for it first: the outputs here are made the published ones (restored where they are
-//! missing or differ) and the run becomes a skip, recorded as a local success. Its replay is
-//! shown with control sequences other than colours made visible (`quote::terminal_bytes`).
+//! Shared task results: after a success a task publishes "these inputs passed" under a key
+//! every checkout and machine computes alike — the input files' relative paths and content,
+//! the command line, the named env vars and the tool's *content* (not its path or mtime) —
+//! with the outputs it left (their files) and its captured streams. Always into this
+//! machine's store, so another worktree or clone of the same repository skips; with
+//! `--share` (`share = true`) through the daemon's store, whose remote tier carries it to
+//! teammates and CI. A check that would run asks for it first: the outputs here are made the
+//! published ones (restored where they are missing or differ) and the run becomes a skip,
+//! recorded as a local success. A result this very checkout published is never taken (its
+//! own record decides). Its replay is shown with control sequences other than colours made
+//! visible (`quote::terminal_bytes`).
 
 use std::io;
 
@@ -43,7 +46,19 @@ pub fn portable_key(
     Ok(format!("shared-task/{}", combined_key(&parts).to_hex()))
 }
 
-/// A result another machine published: the outputs it left (their listing and bytes) and,
+/// Where shared results go and come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// This machine's store only (worktrees and clones here).
+    Here,
+    /// The daemon's store (when `use_daemon`; else in-process) with its remote tier.
+    Team {
+        /// Through the daemon.
+        use_daemon: bool,
+    },
+}
+
+/// A result another checkout published: the outputs it left (their listing and bytes) and,
 /// when it captured them, its stdout and stderr.
 pub struct SharedResult {
     record: PublishedRecord,
@@ -55,21 +70,63 @@ pub struct SharedResult {
 struct PublishedRecord {
     outputs: OutputDigests,
     replay: bool,
+    /// Where it ran (absent in results published before this was kept).
+    #[serde(default)]
+    origin: Option<Origin>,
 }
 
-/// The result published under `key`, if any. Through the daemon's store when `use_daemon`,
-/// else in-process.
-pub fn fetch(key: &str, use_daemon: bool) -> Option<SharedResult> {
-    let artifact = artifacts::lookup(key, use_daemon)?;
-    let record = artifact
+/// The machine, checkout and state directory a result ran with (all three the same: this
+/// very checkout, whose own record decides).
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct Origin {
+    host: String,
+    root: String,
+    state: String,
+}
+
+impl Origin {
+    fn of(spec: &RunSpec) -> Origin {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let state = crate::private_dir::state_dir().unwrap_or_default();
+        Origin {
+            host: host.trim().to_string(),
+            root: spec.root.to_string_lossy().into_owned(),
+            state: state.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The result published under `key`, if any, unless this checkout published it.
+pub fn fetch(key: &str, spec: &RunSpec, reach: Reach) -> Option<SharedResult> {
+    let artifact = match reach {
+        Reach::Here => artifacts::lookup_here(key)?,
+        Reach::Team { use_daemon } => artifacts::lookup(key, use_daemon)?,
+    };
+    let record: PublishedRecord = artifact
         .outputs
         .iter()
         .find(|(name, _)| name == RECORD)
         .and_then(|(_, bytes)| serde_json::from_slice(bytes).ok())?;
+    if record.origin.as_ref() == Some(&Origin::of(spec)) {
+        return None;
+    }
     Some(SharedResult { record, artifact })
 }
 
 impl SharedResult {
+    /// Where the result passed, for the decision line: another checkout by its root when it
+    /// ran here with this state directory (it came from this machine's store), else another
+    /// machine (it came through the remote tier).
+    pub fn passed_where(&self, spec: &RunSpec) -> String {
+        let here = Origin::of(spec);
+        match &self.record.origin {
+            Some(origin) if origin.host == here.host && origin.state == here.state => {
+                format!("the same inputs passed in {}", quote::path(&origin.root))
+            }
+            _ => "the same inputs passed on another machine".to_string(),
+        }
+    }
+
     /// Makes the outputs here the ones the shared run left, restoring what differs (with
     /// `dry_run`, only whether it could); returns how many outputs were (or would be)
     /// restored. Err: they cannot be made so (the task then runs).
@@ -108,7 +165,7 @@ impl SharedResult {
 pub fn publish(
     spec: &RunSpec,
     key: &str,
-    use_daemon: bool,
+    reach: Reach,
     captured: Option<&(Vec<u8>, Vec<u8>)>,
 ) -> io::Result<()> {
     let outputs = digest_outputs(&spec.outputs)?;
@@ -116,6 +173,7 @@ pub fn publish(
     let record = PublishedRecord {
         outputs,
         replay: captured.is_some(),
+        origin: Some(Origin::of(spec)),
     };
     files.push((RECORD.to_string(), serde_json::to_vec(&record)?));
     let (stdout, stderr) = captured.cloned().unwrap_or_default();
@@ -125,5 +183,8 @@ pub fn publish(
         stderr,
         exit_code: 0,
     };
-    artifacts::store(key, &artifact, use_daemon)
+    match reach {
+        Reach::Here => artifacts::store_here(key, &artifact),
+        Reach::Team { use_daemon } => artifacts::store(key, &artifact, use_daemon),
+    }
 }
