@@ -24,3 +24,4 @@ mod rust;
 mod store;
 mod tasks;
 mod trust;
+mod watch;

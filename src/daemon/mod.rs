@@ -11,6 +11,8 @@ pub mod protocol;
 pub mod server;
 pub mod sessions;
 pub mod shared;
+pub mod watch_sets;
+pub mod watch_stream;
 #[cfg(target_os = "linux")]
 pub mod watcher;
 #[cfg(not(target_os = "linux"))]
