@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a command unless its inputs are as they were after its last success.
     Run(RunArgs),
+    /// Run tasks (or a command) again whenever their inputs change, through the cache, until
+    /// Ctrl-C.
+    Watch(WatchArgs),
     /// Show the last decision of `zccache run` and its reasons.
     Why(WhyArgs),
     /// Fingerprint primitives: check, mark-success, mark-failure, invalidate.
@@ -257,6 +260,21 @@ pub struct RunArgs {
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// `zccache watch [TASK]... [--all] [run options] [-- CMD ARGS...]`.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Clear the screen before each round.
+    #[arg(long)]
+    pub clear: bool,
+    /// How long (ms) the input sets must stay quiet before a round starts: a burst of writes
+    /// makes one round.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub debounce: u64,
+    /// The tasks and how they run, as `zccache run` takes them.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// What identifies a task besides its command line.

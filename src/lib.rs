@@ -24,3 +24,4 @@ pub mod report;
 pub mod runner;
 pub mod suggest;
 pub mod ui;
+pub mod watch;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     }
     let outcome = match &cli.command {
         Command::Run(args) => runner::execute(args),
+        Command::Watch(args) => zccache::watch::execute(args),
         Command::Why(args) => commands::why::execute(args),
         Command::Report(args) => commands::report::execute(args),
         Command::Fp(args) => commands::fp::execute(args),

@@ -25,4 +25,5 @@ mod rust;
 mod store;
 mod tasks;
 mod trust;
+mod watch;
 mod worktrees;

@@ -54,6 +54,14 @@ pub fn describe(s: &DaemonStatus) -> String {
         ));
     }
     tasks(&mut text, &s.indexes);
+    for w in &s.watches {
+        text.push_str(&format!(
+            "  zccache watch (pid {}, {}): {}\n",
+            w.pid,
+            duration(w.age_secs),
+            quote::controls(&w.sets.join(", "))
+        ));
+    }
     text
 }
 

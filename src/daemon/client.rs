@@ -181,6 +181,13 @@ impl Client {
         Ok(Client::connect(paths)?)
     }
 
+    /// The connection, for a stream of frames after the first answer (a `Watch`): reads
+    /// wait as long as it takes from now on.
+    pub fn into_stream(self) -> io::Result<UnixStream> {
+        self.stream.set_read_timeout(None)?;
+        Ok(self.stream)
+    }
+
     /// Sends one request and reads its response (skipping the daemon's `Working` frames).
     /// An `Error` response becomes [`ClientError::Daemon`].
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {

@@ -348,6 +348,11 @@ impl Fingerprints {
         saved.map(drop)
     }
 
+    /// The watcher, for `zccache watch` subscriptions.
+    pub fn watcher(&self) -> Arc<Watcher> {
+        Arc::clone(&self.watcher)
+    }
+
     /// How watched roots learn of changes (for `status`).
     pub fn watching(&self) -> String {
         self.watcher.describe()

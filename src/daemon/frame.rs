@@ -137,7 +137,7 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Frame, FrameError> {
 mod tests {
     use super::*;
     use crate::compile_cache::artifact::Artifact;
-    use crate::daemon::protocol::{NormalizedPath, Request, RunCheckSpec};
+    use crate::daemon::protocol::{NormalizedPath, Request, RunCheckSpec, WatchSet};
 
     fn path(p: &str) -> NormalizedPath {
         NormalizedPath::new(std::path::Path::new("/"), std::path::Path::new(p))
@@ -255,6 +255,18 @@ mod tests {
             },
             Request::WhyOutput {
                 output: path("/b/a.o"),
+            },
+            Request::Watch {
+                client_pid: 7,
+                sets: vec![WatchSet {
+                    label: "lint".into(),
+                    root: path("/r"),
+                    extensions: vec!["rs".into()],
+                    include_globs: vec![],
+                    exclude: vec!["dist".into()],
+                    state_file: Some(path("/r/.zccache/run/lint.json")),
+                    file: None,
+                }],
             },
         ]
     }

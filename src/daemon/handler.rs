@@ -69,6 +69,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Respon
         | Request::CompileDone { .. }
         | Request::WhyOutput { .. }) => compiles::handle(shared, request, peer).await,
         Request::RunCheck(spec) => blocking(shared, move |s| run_check(s, &spec)).await,
+        // The connection itself serves it (`watch_stream`): it answers more than once.
+        Request::Watch { .. } => Response::Error {
+            message: "a watch is served by its connection".to_string(),
+        },
         Request::RunCheckBatch(specs) => {
             blocking(shared, move |s| run_check_batch(s, &specs)).await
         }
@@ -113,6 +117,7 @@ fn status(shared: &Shared) -> Response {
         cache_errors: shared.compile_counts[3].load(Ordering::SeqCst),
         artifact_raw_bytes: packed.raw,
         compression: shared.store.compression(),
+        watches: shared.watches.status(),
         remote: shared.store.remote().map(|remote| {
             let counts = &remote.counts;
             let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

@@ -12,8 +12,11 @@ pub mod protocol;
 pub mod server;
 pub mod sessions;
 pub mod shared;
+pub mod watch_sets;
+pub mod watch_stream;
 #[cfg(target_os = "linux")]
 pub mod watcher;
 #[cfg(not(target_os = "linux"))]
 #[path = "watcher_elsewhere.rs"]
 pub mod watcher;
+pub mod watches;

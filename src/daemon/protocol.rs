@@ -191,7 +191,54 @@ pub enum Request {
         /// The output file.
         output: NormalizedPath,
     },
+    /// Subscribes the connection to changes of input sets (`zccache watch`) → `Watching`,
+    /// then a `SetsChanged` whenever the content of some sets changed, until either side
+    /// closes the connection or the daemon stops. At most `MAX_WATCH_SETS` sets.
+    Watch {
+        /// The watching process (for `status`).
+        client_pid: u32,
+        /// The sets; `SetChange::set` indexes them.
+        sets: Vec<WatchSet>,
+    },
 }
+
+/// Most sets one `Watch` may name.
+pub const MAX_WATCH_SETS: usize = 4096;
+
+/// One input set a `Watch` follows: a task's (root and filters, as `RunCheckSpec`), or a
+/// single file (the watch's `zccache.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSet {
+    /// What `status` calls it: a task's name, or its command.
+    pub label: String,
+    /// The root.
+    pub root: NormalizedPath,
+    /// `--ext` values.
+    pub extensions: Vec<String>,
+    /// `--include` globs.
+    pub include_globs: Vec<String>,
+    /// `--exclude` patterns (outputs included).
+    pub exclude: Vec<String>,
+    /// The task's state file: neither it nor its companions are inputs.
+    pub state_file: Option<NormalizedPath>,
+    /// Follow this one file instead of a set (then the filters are not used).
+    pub file: Option<NormalizedPath>,
+}
+
+/// What changed in one watched set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetChange {
+    /// Its index in the `Watch`.
+    pub set: u32,
+    /// Changed paths relative to the set's root (added, removed or edited), at most
+    /// `MAX_CHANGED_PATHS`.
+    pub paths: Vec<String>,
+    /// How many more paths changed than are listed.
+    pub more: u32,
+}
+
+/// Most paths one `SetChange` lists.
+pub const MAX_CHANGED_PATHS: usize = 20;
 
 /// Most specs one `RunCheckBatch` may carry.
 pub const MAX_BATCH: usize = 4096;
@@ -335,6 +382,13 @@ pub enum Response {
     /// client waits for progress, not for the whole answer, and tells a hung daemon from a
     /// long compile.
     Working,
+    /// To `Watch`: the sets are followed from now on.
+    Watching {
+        /// How changes are learnt (`inotify`, or why they cannot be).
+        mode: String,
+    },
+    /// Pushed on a `Watch` connection: these sets' contents changed.
+    SetsChanged(Vec<SetChange>),
 }
 
 /// The daemon's state, for `zccache status`.
@@ -380,6 +434,19 @@ pub struct DaemonStatus {
     pub artifact_raw_bytes: u64,
     /// The zstd level new blobs are stored at (`None`: raw).
     pub compression: Option<i32>,
+    /// The `zccache watch` processes subscribed to changes.
+    pub watches: Vec<WatchStatus>,
+}
+
+/// One active `zccache watch`, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchStatus {
+    /// The watching process.
+    pub pid: u32,
+    /// The sets it follows, by label.
+    pub sets: Vec<String>,
+    /// Seconds since it subscribed.
+    pub age_secs: u64,
 }
 
 /// What the remote tier did since the daemon started.

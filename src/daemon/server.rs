@@ -105,6 +105,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         last_activity: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         drained: Notify::new(),
+        watches: Default::default(),
     });
     let result = runtime.block_on(accept_loop((listener, &socket), Arc::clone(&shared), idle));
     socket.remove();
@@ -206,6 +207,7 @@ async fn accept_loop(
     // starts a successor as soon as the lock is free.
     drop(listener);
     socket.remove();
+    shared.watches.stop_all();
     drain(&shared).await;
     tracing::info!(
         requests = shared.requests.load(Ordering::SeqCst),
@@ -306,6 +308,11 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
             break;
         }
         shared.touch();
+        if let Request::Watch { client_pid, sets } = request {
+            shared.requests.fetch_add(1, Ordering::SeqCst);
+            super::watch_stream::serve(stream, shared, client_pid, sets).await;
+            break;
+        }
         let stop = matches!(request, Request::Shutdown);
         if let Request::CompileDone { token, .. } = &request
             && delegated == Some(*token)

@@ -49,6 +49,8 @@ pub struct Shared {
     pub(super) in_flight: AtomicU64,
     /// Told when `in_flight` drops.
     pub(super) drained: Notify,
+    /// The `zccache watch` connections.
+    pub watches: super::watches::Watches,
 }
 
 impl Shared {

@@ -43,11 +43,22 @@ pub struct Changes {
     pub distrust: Option<String>,
 }
 
-#[derive(Debug)]
+/// Called when a subscriber's changes go from none to some (a watch wakes its thread).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
 struct Subscriber {
     own: OwnState,
     dirty: HashSet<PathBuf>,
     distrust: Option<String>,
+    wake: Option<Wake>,
+}
+
+impl Subscriber {
+    fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -195,6 +206,7 @@ fn distrust_all(state: &mut State, why: &str) {
     tracing::warn!("{why}; the next checks do a full stat pass");
     for subscriber in state.roots.values_mut().flat_map(HashMap::values_mut) {
         subscriber.distrust.get_or_insert_with(|| why.to_string());
+        subscriber.wake();
     }
 }
 
@@ -213,6 +225,7 @@ fn mark_dirty(state: &mut State, path: PathBuf) {
         for subscriber in subscribers.values_mut() {
             if !subscriber.own.contains(&path, name) {
                 subscriber.dirty.insert(path.clone());
+                subscriber.wake();
             }
         }
     }
@@ -262,6 +275,18 @@ impl Watcher {
 
     /// Starts delivering changes under `root` to index `id`; watches `root` if nobody did.
     pub fn subscribe(&self, root: &Path, id: u64, own: OwnState) -> Result<(), String> {
+        self.subscribe_waking(root, id, own, None)
+    }
+
+    /// As [`Watcher::subscribe`], calling `wake` whenever a change for `id` arrives (a
+    /// `zccache watch` subscription; its ids must not collide with the indexes').
+    pub fn subscribe_waking(
+        &self,
+        root: &Path,
+        id: u64,
+        own: OwnState,
+        wake: Option<Wake>,
+    ) -> Result<(), String> {
         let shared = self.shared()?;
         let newly_watched = !shared.lock().roots.contains_key(root);
         if newly_watched {
@@ -273,6 +298,7 @@ impl Watcher {
             own,
             dirty: HashSet::new(),
             distrust: None,
+            wake,
         };
         shared
             .lock()
@@ -281,6 +307,15 @@ impl Watcher {
             .or_default()
             .insert(id, subscriber);
         Ok(())
+    }
+
+    /// Stops delivering changes to `id` (the root stays watched for the others).
+    pub fn unsubscribe(&self, root: &Path, id: u64) {
+        if let Ok(shared) = self.shared()
+            && let Some(subscribers) = shared.lock().roots.get_mut(root)
+        {
+            subscribers.remove(&id);
+        }
     }
 
     /// A point in the watcher's time: pass it to `sync` to wait for changes made before now.

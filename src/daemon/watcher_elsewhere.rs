@@ -9,6 +9,9 @@ use crate::fingerprint::OwnState;
 /// Why nothing is watched here (shown by checks and `zccache status`).
 const UNAVAILABLE: &str = "no file watching on this platform (inotify is Linux-only)";
 
+/// Called when a subscriber's changes go from none to some (never, here).
+pub type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// What changed for one index since it last asked: here, never trustworthy.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -32,6 +35,20 @@ impl Watcher {
     pub fn subscribe(&self, _root: &Path, _id: u64, _own: OwnState) -> Result<(), String> {
         Err(UNAVAILABLE.to_string())
     }
+
+    /// Refuses: nothing can be watched, so a `zccache watch` cannot be woken.
+    pub fn subscribe_waking(
+        &self,
+        _root: &Path,
+        _id: u64,
+        _own: OwnState,
+        _wake: Option<Wake>,
+    ) -> Result<(), String> {
+        Err(UNAVAILABLE.to_string())
+    }
+
+    /// Nothing to stop.
+    pub fn unsubscribe(&self, _root: &Path, _id: u64) {}
 
     /// No time passes for a watcher that sees nothing.
     pub fn sync_point(&self) -> u64 {

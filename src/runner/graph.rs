@@ -78,6 +78,32 @@ impl Graph {
         })
     }
 
+    /// `marked` and every task that depends on a marked one, directly or not.
+    pub fn with_dependents(&self, marked: &[bool]) -> Vec<bool> {
+        let mut out = marked.to_vec();
+        // Dependencies come first, so one pass in order sees each task's deps settled.
+        for i in 0..self.names.len() {
+            out[i] = out[i] || self.deps[i].iter().any(|&d| out[d]);
+        }
+        out
+    }
+
+    /// The tasks marked in `keep`, in this graph's order, with the edges among them (a
+    /// dependency left out counts as done); also each kept task's index in this graph.
+    pub fn restricted(&self, keep: &[bool]) -> (Graph, Vec<usize>) {
+        let kept: Vec<usize> = (0..self.names.len()).filter(|&i| keep[i]).collect();
+        let new_index = |old: usize| kept.iter().position(|&k| k == old);
+        let graph = Graph {
+            names: kept.iter().map(|&i| self.names[i].clone()).collect(),
+            deps: kept
+                .iter()
+                .map(|&i| self.deps[i].iter().filter_map(|&d| new_index(d)).collect())
+                .collect(),
+            serial: kept.iter().map(|&i| self.serial[i]).collect(),
+        };
+        (graph, kept)
+    }
+
     fn readiness(&self, i: usize, ends: &[Option<Ended>]) -> Readiness {
         let mut ready = Readiness::Ready;
         for &dep in &self.deps[i] {
@@ -292,6 +318,18 @@ mod tests {
             "{starts:?}"
         );
         assert!(run.ends.iter().all(|e| e.outcome == Outcome::Ran));
+    }
+
+    #[test]
+    fn dependents_follow_and_a_restricted_graph_keeps_its_inner_edges() {
+        // t0 <- t1 <- t2, t3 alone.
+        let g = graph(vec![vec![], vec![0], vec![1], vec![]]);
+        let marked = g.with_dependents(&[false, true, false, false]);
+        assert_eq!(marked, [false, true, true, false]);
+        let (sub, kept) = g.restricted(&marked);
+        assert_eq!(kept, [1, 2]);
+        assert_eq!(sub.names, ["t1", "t2"]);
+        assert_eq!(sub.deps, [vec![], vec![0]]);
     }
 
     #[test]

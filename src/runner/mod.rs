@@ -6,10 +6,10 @@
 
 mod artifacts;
 mod check;
-mod graph;
+pub mod graph;
 mod judgement;
 pub mod ledger;
-mod outcome;
+pub mod outcome;
 mod output_cache;
 mod output_entry;
 mod output_rules;
@@ -48,6 +48,7 @@ use spec::{RunSpec, TaskSource};
 use task_lock::{Taken, TaskLock};
 use tool::PlainTools;
 
+pub(crate) use report::summary;
 pub use report::when;
 
 /// Most changed paths `--explain` lists (and the ledger keeps).

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::check::Prechecked;
-use super::graph::{Graph, Limits, schedule};
+use super::graph::{Graph, GraphRun, Limits, schedule};
 use super::outcome::{Ended, Outcome};
 use super::report;
 use super::spec::{RunSpec, TaskSource};
@@ -49,13 +49,34 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
         jobs: jobs(args, &config),
         keep_going: args.keep_going,
     };
+    let (run, _) = run_graph(&graph, &specs, args, limits);
+    if !args.json && specs.len() > 1 {
+        Ui::new(args.quiet).say(report::summary(&run.ends, started.elapsed()));
+    }
+    Ok(ExitCode::from(exit_status(&run.ends, run.first_failure)))
+}
+
+/// When (wall clock, comparable with file mtimes) a task's check began and its run ended
+/// (`None`: it never started).
+pub type Window = Option<(SystemTime, SystemTime)>;
+
+/// Runs `specs` (the tasks of `graph`, in its order) through the cache, each as `zccache
+/// run` would; returns every task's end and when it ran.
+pub fn run_graph(
+    graph: &Graph,
+    specs: &[RunSpec],
+    args: &RunArgs,
+    limits: Limits,
+) -> (GraphRun, Vec<Window>) {
     let parallel = limits.jobs > 1 && specs.len() > 1;
     let prechecked: Vec<Mutex<Option<Prechecked>>> =
-        precheck(&specs, args).into_iter().map(Mutex::new).collect();
+        precheck(specs, args).into_iter().map(Mutex::new).collect();
     let written: Mutex<Vec<Wrote>> = Mutex::new(Vec::new());
+    let windows: Vec<Mutex<Window>> = specs.iter().map(|_| Mutex::new(None)).collect();
     // The tasks that printed their own JSON object (every one that was handed to `run_spec`).
     let reported: Vec<AtomicBool> = specs.iter().map(|_| AtomicBool::new(false)).collect();
-    let run = schedule(&graph, limits, |i| {
+    let run = schedule(graph, limits, |i| {
+        let began = SystemTime::now();
         reported[i].store(true, Ordering::SeqCst);
         // A check made before the graph started holds while no task wrote into its inputs.
         let still_valid = !may_touch(&lock(&written), &specs[i]);
@@ -71,6 +92,7 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
             _ => {}
         }
         console.finish();
+        *lock(&windows[i]) = Some((began, SystemTime::now()));
         ended
     });
     if args.json {
@@ -79,10 +101,9 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 report::not_run_json(Some(name));
             }
         }
-    } else if specs.len() > 1 {
-        Ui::new(args.quiet).say(report::summary(&run.ends, started.elapsed()));
     }
-    Ok(ExitCode::from(exit_status(&run.ends, run.first_failure)))
+    let windows = windows.into_iter().map(|w| *lock(&w)).collect();
+    (run, windows)
 }
 
 /// What a finished task may have written.
@@ -111,7 +132,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// `-j`, else `[defaults] jobs`, else the number of CPUs this process may use (its CPU
 /// affinity and cgroup CPU quota, as std's `available_parallelism` counts them).
-fn jobs(args: &RunArgs, config: &Config) -> usize {
+pub fn jobs(args: &RunArgs, config: &Config) -> usize {
     args.jobs
         .map(usize::from)
         .or(config.defaults.jobs)
@@ -121,7 +142,7 @@ fn jobs(args: &RunArgs, config: &Config) -> usize {
 
 /// The first failure's status; else 128 + N when signal N interrupted the run; else (a dry
 /// run) the highest: 1 when a task would run.
-fn exit_status(ends: &[Ended], first_failure: Option<usize>) -> u8 {
+pub fn exit_status(ends: &[Ended], first_failure: Option<usize>) -> u8 {
     match (first_failure, crate::os::interrupted()) {
         (Some(i), _) => ends[i].status.max(1),
         (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),

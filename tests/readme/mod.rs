@@ -41,6 +41,10 @@ const SKIP: &[(&str, &str)] = &[
     ),
     ("cargo test", "the test suite this checker is part of"),
     (
+        "zccache watch",
+        "runs until Ctrl-C; tests/watch.rs drives it with real edits and waits for its lines",
+    ),
+    (
         "cargo install --path .",
         "a release build installed into ~/.cargo/bin (minutes); the tests run the same binary",
     ),

@@ -1,0 +1,274 @@
+//! The engine behind `zccache watch`: follows input sets through the watcher and tells which
+//! ones changed content. Each set is an [`Index`] of its own, refreshed from the watcher's
+//! events the way a check refreshes its index, so a touch that leaves the bytes alone, a file
+//! that the ignore rules or the filters leave out, `.git/`, `.zccache/` and the task's state
+//! files never count as a change. The daemon serves it to `Watch` connections; a client
+//! without a daemon runs it in process with a watcher of its own: one implementation.
+//!
+//! Events that arrive while a refresh runs wake the engine once more, so a burst costs a few
+//! refreshes, not one per event; and what is handed out is bounded (at most
+//! `MAX_CHANGED_PATHS` paths per set, the rest counted).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::index::Index;
+use super::protocol::{MAX_CHANGED_PATHS, SetChange, WatchSet};
+use super::watcher::{Wake, Watcher};
+use crate::fingerprint::{Digest, Filter, FilterSpec, OwnState, diff, resolve_root};
+
+/// Watcher subscriber ids of watches start here, far above the check indexes' counter.
+const FIRST_ID: u64 = 1 << 62;
+static NEXT_ID: AtomicU64 = AtomicU64::new(FIRST_ID);
+
+/// What one set follows.
+enum Followed {
+    /// A task's input set.
+    Set(Box<Index>),
+    /// One file, by the digest of its content (`None`: absent).
+    File {
+        path: PathBuf,
+        digest: Option<Digest>,
+    },
+}
+
+/// One followed set with its watcher subscription.
+struct Follower {
+    root: PathBuf,
+    id: u64,
+    followed: Followed,
+}
+
+/// The engine thread's doorbell.
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<bool>,
+    rang: Condvar,
+    stop: AtomicBool,
+}
+
+impl Bell {
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.rang.notify_one();
+    }
+
+    /// Waits for a ring; false once the subscription is dropped.
+    fn wait(&self) -> bool {
+        let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
+        while !*rung && !self.stop.load(Ordering::SeqCst) {
+            rung = self.rang.wait(rung).unwrap_or_else(|p| p.into_inner());
+        }
+        *rung = false;
+        !self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Live while the sets are followed; dropping it stops the engine and unsubscribes.
+pub struct Subscription {
+    watcher: Arc<Watcher>,
+    ids: Vec<(PathBuf, u64)>,
+    bell: Arc<Bell>,
+}
+
+impl Subscription {
+    /// Subscribes every set to `watcher`, then, on a thread of its own, fills the sets and
+    /// calls `deliver` with what changed after each wake-up, until `deliver` returns false
+    /// or the subscription is dropped.
+    pub fn start(
+        watcher: Arc<Watcher>,
+        sets: &[WatchSet],
+        deliver: impl FnMut(Vec<SetChange>) -> bool + Send + 'static,
+    ) -> Result<Subscription, String> {
+        let bell = Arc::new(Bell::default());
+        let mut subscription = Subscription {
+            watcher: Arc::clone(&watcher),
+            ids: Vec::new(),
+            bell: Arc::clone(&bell),
+        };
+        let mut followers = Vec::with_capacity(sets.len());
+        for set in sets {
+            let follower = follower(set)?;
+            let ringer = Arc::clone(&bell);
+            let wake: Wake = Arc::new(move || ringer.ring());
+            let own = OwnState::of(&own_state(set, &follower.root));
+            watcher.subscribe_waking(&follower.root, follower.id, own, Some(wake))?;
+            subscription.ids.push((follower.root.clone(), follower.id));
+            followers.push(follower);
+        }
+        std::thread::spawn(move || follow(followers, &watcher, &bell, deliver));
+        Ok(subscription)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.bell.stop.store(true, Ordering::SeqCst);
+        self.bell.ring();
+        for (root, id) in &self.ids {
+            self.watcher.unsubscribe(root, *id);
+        }
+    }
+}
+
+/// The set's state file, or a name under `.zccache/` (never an input anyway).
+fn own_state(set: &WatchSet, root: &Path) -> PathBuf {
+    match &set.state_file {
+        Some(file) => file.as_path().to_path_buf(),
+        None => root.join(".zccache").join("watch"),
+    }
+}
+
+fn follower(set: &WatchSet) -> Result<Follower, String> {
+    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    if let Some(file) = &set.file {
+        let path = file.as_path().to_path_buf();
+        let root = path
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", path.display()))?;
+        let root = resolve_root(root).map_err(|e| e.to_string())?;
+        let path = root.join(path.file_name().unwrap_or_default());
+        return Ok(Follower {
+            root,
+            id,
+            followed: Followed::File { path, digest: None },
+        });
+    }
+    let root = resolve_root(set.root.as_path()).map_err(|e| e.to_string())?;
+    let spec = FilterSpec {
+        extensions: set.extensions.clone(),
+        include: set.include_globs.clone(),
+        exclude: set.exclude.clone(),
+    };
+    let filter = Arc::new(Filter::new(&spec).map_err(|e| e.to_string())?);
+    let own = OwnState::of(&own_state(set, &root));
+    let index = Index::new(root.clone(), filter, own);
+    Ok(Follower {
+        root,
+        id,
+        followed: Followed::Set(Box::new(index)),
+    })
+}
+
+/// The engine thread: fills every set, then refreshes them on each wake-up.
+fn follow(
+    mut followers: Vec<Follower>,
+    watcher: &Watcher,
+    bell: &Bell,
+    mut deliver: impl FnMut(Vec<SetChange>) -> bool,
+) {
+    for follower in &mut followers {
+        follower.fill();
+    }
+    while bell.wait() {
+        let changed: Vec<SetChange> = followers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let paths = f.refresh(watcher)?;
+                Some(change(u32::try_from(i).ok()?, paths))
+            })
+            .collect();
+        if !changed.is_empty() && !deliver(changed) {
+            return;
+        }
+    }
+}
+
+/// A set's change, its paths cut to `MAX_CHANGED_PATHS`.
+fn change(set: u32, mut paths: Vec<String>) -> SetChange {
+    let more = paths.len().saturating_sub(MAX_CHANGED_PATHS);
+    paths.truncate(MAX_CHANGED_PATHS);
+    SetChange {
+        set,
+        paths,
+        more: u32::try_from(more).unwrap_or(u32::MAX),
+    }
+}
+
+impl Follower {
+    fn fill(&mut self) {
+        match &mut self.followed {
+            Followed::Set(index) => {
+                if let Err(e) = index.full_pass(None) {
+                    tracing::warn!("watch: cannot walk {}: {e}", self.root.display());
+                }
+            }
+            Followed::File { path, digest } => *digest = digest_of(path),
+        }
+    }
+
+    /// The paths (relative to the root) whose change altered the set since the last call;
+    /// `None` when its content is as it was.
+    fn refresh(&mut self, watcher: &Watcher) -> Option<Vec<String>> {
+        let changes = watcher.take(&self.root, self.id);
+        if changes.paths.is_empty() && changes.distrust.is_none() {
+            return None;
+        }
+        match &mut self.followed {
+            Followed::File { path, digest } => {
+                let named = changes.paths.iter().any(|p| p == path);
+                let now = (named || changes.distrust.is_some())
+                    .then(|| digest_of(path))
+                    .filter(|now| now != digest)?;
+                *digest = now;
+                let name = path.file_name().unwrap_or_default();
+                Some(vec![name.to_string_lossy().into_owned()])
+            }
+            Followed::Set(index) => {
+                let paths = match changes.distrust {
+                    None => applied(index, &changes.paths),
+                    Some(why) => {
+                        tracing::info!("watch: {why}; walking {}", self.root.display());
+                        walked_again(index)
+                    }
+                };
+                Some(paths).filter(|p| !p.is_empty())
+            }
+        }
+    }
+}
+
+/// Applies the watcher's paths; the set's paths whose entry changed.
+fn applied(index: &mut Index, paths: &[PathBuf]) -> Vec<String> {
+    index.mark_base();
+    if index.apply(paths).is_err() {
+        return walked_again(index);
+    }
+    let changes = index.changes_since_base().unwrap_or_default();
+    changes.into_iter().map(|c| c.path).collect()
+}
+
+/// Walks the whole set again (the watcher lost events); the paths that differ.
+fn walked_again(index: &mut Index) -> Vec<String> {
+    let before = index.table();
+    if let Err(e) = index.full_pass(Some(&before)) {
+        tracing::warn!("watch: cannot walk a watched set: {e}");
+        return Vec::new();
+    }
+    let after = index.entries();
+    diff(&before.entries, &after)
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
+}
+
+fn digest_of(path: &Path) -> Option<Digest> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(Digest::from(blake3::hash(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_lists_at_most_the_cap_and_counts_the_rest() {
+        let paths: Vec<String> = (0..25).map(|i| format!("f{i}")).collect();
+        let change = change(3, paths);
+        assert_eq!(change.set, 3);
+        assert_eq!(change.paths.len(), MAX_CHANGED_PATHS);
+        assert_eq!(change.more, 5);
+    }
+}

@@ -1,0 +1,251 @@
+//! The watch loop: a first round of every task, then one round per burst of changes, of
+//! the tasks whose sets changed and their dependents, in dependency order, through the
+//! runner's graph run. Each round starts with one line (time, what changed, what runs) and
+//! ends with the runner's summary line; a failure does not end the watch. Changes heard
+//! during a round make one more round after it. A zccache.toml edit reloads the tasks (a
+//! broken file: one error line, the old tasks go on). When the daemon goes away, the watch
+//! goes on with a watcher of its own, after a round that catches up on what it missed.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::debounce::{Burst, next_burst};
+use super::loops::{Loops, Verdict};
+use super::plan::Plan;
+use super::source::{Event, Source, Sources};
+use crate::cli::WatchArgs;
+use crate::runner::outcome::Outcome;
+use crate::runner::tasks::run_graph;
+use crate::ui::Ui;
+
+/// A running watch.
+pub struct Watch<'a> {
+    args: &'a WatchArgs,
+    ui: Ui,
+    plan: Plan,
+    sources: Sources,
+    source: Source,
+    loops: Loops,
+    /// Per task, the changed paths no round has seen yet.
+    pending: Vec<BTreeSet<String>>,
+    /// Per task, whether its last end let its dependents run.
+    healthy: Vec<bool>,
+}
+
+impl<'a> Watch<'a> {
+    /// Resolves the tasks and subscribes to their input sets; says how on one line.
+    pub fn start(args: &'a WatchArgs) -> anyhow::Result<Self> {
+        let ui = Ui::new(args.run.quiet);
+        let plan = Plan::load(&args.run)?;
+        let mut sources = Sources::new(args.run.no_daemon);
+        let source = sources.open(&plan.sets()).map_err(anyhow::Error::msg)?;
+        ui.say(format_args!(
+            "watching {} ({}); Ctrl-C stops",
+            plan.graph.names.join(", "),
+            source.how
+        ));
+        let tasks = plan.specs.len();
+        Ok(Watch {
+            args,
+            ui,
+            plan,
+            sources,
+            source,
+            loops: Loops::new(tasks),
+            pending: vec![BTreeSet::new(); tasks],
+            healthy: vec![true; tasks],
+        })
+    }
+
+    /// Runs rounds until interrupted; returns 128 + the signal.
+    pub fn run(mut self) -> u8 {
+        self.round(&vec![true; self.plan.specs.len()], "first run");
+        let quiet = Duration::from_millis(self.args.debounce);
+        let stop = || crate::os::interrupted().is_some();
+        loop {
+            let events = match next_burst(&self.source.events, quiet, stop) {
+                Burst::Stopped => break,
+                Burst::Closed => vec![Event::Lost("the event stream ended".to_string())],
+                Burst::Events(events) => events,
+            };
+            let config_changed = self.take(events);
+            if config_changed {
+                self.reload();
+                continue;
+            }
+            let changed: Vec<bool> = self.pending.iter().map(|p| !p.is_empty()).collect();
+            if changed.iter().any(|&c| c) {
+                let what = self.describe_changes();
+                let keep = self.plan.round(&changed, &self.healthy);
+                self.round(&keep, &what);
+            }
+        }
+        let signal = crate::os::interrupted().unwrap_or(libc::SIGINT);
+        u8::try_from(128 + signal).unwrap_or(1)
+    }
+
+    /// Sorts a burst's changes into the tasks' pending paths; true when zccache.toml changed.
+    fn take(&mut self, events: Vec<Event>) -> bool {
+        let tasks = self.plan.specs.len();
+        let mut config_changed = false;
+        for event in events {
+            let changes = match event {
+                Event::Lost(why) => {
+                    self.fall_back(&why);
+                    continue;
+                }
+                Event::Changed(changes) => changes,
+            };
+            for change in changes {
+                let i = change.set as usize;
+                if i >= tasks {
+                    config_changed = true;
+                    continue;
+                }
+                for path in change.paths {
+                    self.judge(i, path);
+                }
+                if change.more > 0 {
+                    self.pending[i].insert(format!("{} more", change.more));
+                }
+            }
+        }
+        config_changed
+    }
+
+    fn judge(&mut self, i: usize, path: String) {
+        let file = self.plan.specs[i].root.join(&path);
+        let written = std::fs::symlink_metadata(file).and_then(|m| m.modified());
+        match self.loops.judge(i, &path, written.ok()) {
+            Verdict::Pending => {
+                self.pending[i].insert(path);
+            }
+            Verdict::OwnWrite => {
+                let name = &self.plan.graph.names[i];
+                self.ui.warn(format_args!(
+                    "{name} writes {} inside its own input set while it runs; that no longer \
+                     triggers {name} (declare it an output, or exclude it)",
+                    crate::quote::path(&path)
+                ));
+            }
+            Verdict::Seen | Verdict::Ignored => {}
+        }
+    }
+
+    /// The daemon went away: follow the sets here, then catch up with a round of all tasks.
+    fn fall_back(&mut self, why: &str) {
+        if !self.source.from_daemon {
+            return;
+        }
+        self.ui.warn(format_args!(
+            "lost the daemon ({why}); inotify in this process watches from now on"
+        ));
+        match self
+            .sources
+            .local(&self.plan.sets(), "the daemon went away")
+        {
+            Ok(source) => self.source = source,
+            Err(why) => {
+                self.ui
+                    .error(format_args!("cannot watch without the daemon: {why}"));
+                std::process::exit(2);
+            }
+        }
+        for (i, pending) in self.pending.iter_mut().enumerate() {
+            pending.insert(format!("(events missed while the daemon went away: {i})"));
+        }
+    }
+
+    /// zccache.toml changed: the new tasks, or (a broken file) one error line and the old.
+    fn reload(&mut self) {
+        let plan = match Plan::load(&self.args.run) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let text = format!("{e:#}");
+                let line: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                self.ui.error(format_args!(
+                    "zccache.toml changed but cannot be used ({}); still watching the tasks as they were",
+                    line.join(" ")
+                ));
+                return;
+            }
+        };
+        match self.sources.open(&plan.sets()) {
+            Ok(source) => self.source = source,
+            Err(why) => {
+                self.ui
+                    .error(format_args!("cannot watch the new tasks: {why}"));
+                return;
+            }
+        }
+        let tasks = plan.specs.len();
+        self.plan = plan;
+        self.loops = Loops::new(tasks);
+        self.pending = vec![BTreeSet::new(); tasks];
+        self.healthy = vec![true; tasks];
+        self.round(&vec![true; tasks], "zccache.toml changed, reloaded");
+    }
+
+    /// `src/a.rs changed`, `src/a.rs and 3 more changed`.
+    fn describe_changes(&self) -> String {
+        let all: BTreeSet<&str> = self
+            .pending
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|p| !p.starts_with('('))
+            .collect();
+        match (all.first(), all.len()) {
+            (None, _) => "caught up after the daemon went away".to_string(),
+            (Some(first), 1) => format!("{first} changed"),
+            (Some(first), n) => format!("{first} and {} more changed", n - 1),
+        }
+    }
+
+    /// One round: the first line, the tasks in `keep` through the cache, the summary.
+    fn round(&mut self, keep: &[bool], what: &str) {
+        let (graph, kept) = self.plan.graph.restricted(keep);
+        if self.args.clear {
+            print!("\x1b[2J\x1b[3J\x1b[H");
+            let _ = std::io::stdout().flush();
+        }
+        self.ui.say(format_args!(
+            "{} {what}: {}",
+            clock(),
+            graph.names.join(", ")
+        ));
+        let specs: Vec<_> = kept.iter().map(|&i| self.plan.specs[i].clone()).collect();
+        for &i in &kept {
+            self.pending[i].clear();
+        }
+        let started = Instant::now();
+        let (run, windows) = run_graph(&graph, &specs, &self.args.run, self.plan.limits);
+        for (j, &i) in kept.iter().enumerate() {
+            let end = run.ends[j];
+            self.healthy[i] = end.lets_dependents_run();
+            if let Some(window) = windows[j] {
+                let ran = matches!(end.outcome, Outcome::Ran | Outcome::Failed);
+                self.loops.ran(i, window, ran);
+            }
+        }
+        if crate::os::interrupted().is_none() {
+            let summary = crate::runner::summary(&run.ends, started.elapsed());
+            self.ui.say(format_args!("{summary}; watching"));
+        }
+    }
+}
+
+/// The local time now, `HH:MM:SS`.
+fn clock() -> String {
+    let ms = crate::fingerprint::now_ms();
+    let secs = (ms / 1000) % 60;
+    match crate::os::local_time(ms) {
+        Some(t) => format!("{:02}:{:02}:{secs:02}", t.hour, t.minute),
+        None => format!("{secs:02}s"),
+    }
+}

@@ -1,0 +1,366 @@
+//! `zccache watch` with real edits in temp trees: a round reruns the changed task and its
+//! dependents only, through the cache; a burst is one round and a change during a round one
+//! more; a task's outputs and its own writes never loop; zccache.toml edits reload; Ctrl-C
+//! stops the running task's process group; a daemon stopped under the watch is survived.
+//! Every wait is bounded and waits for an expected line.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{Sandbox, wait_for};
+
+/// How long a test waits for an expected line.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running `zccache watch` whose stderr lines are collected; killed on drop.
+struct Watching {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watching {
+    fn start(cmd: crate::support::Cmd) -> Self {
+        let mut child = cmd.spawn();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        Watching {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until `needle` has been printed `n` times.
+    fn wait_count(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {n} × {needle:?}:\n{}",
+                self.lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the end of round `n` (the first run is round 1).
+    fn rounds_done(&self, n: usize) {
+        self.wait_count("; watching", n);
+    }
+
+    /// The first lines of the rounds after the first run.
+    fn rounds(&self) -> Vec<String> {
+        let lines = self.lines();
+        let firsts = lines.iter().filter(|l| is_round_start(l));
+        firsts.skip(1).cloned().collect()
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    fn stop(mut self, signal: libc::c_int) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: kill has no memory effects; pid is our own, unreaped child.
+        unsafe { libc::kill(pid, signal) };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the watch did not exit:\n{}", self.lines().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `zccache: HH:MM:SS <what>: <tasks>`.
+fn is_round_start(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("zccache: ") else {
+        return false;
+    };
+    let bytes = rest.as_bytes();
+    bytes.len() > 9 && bytes[2] == b':' && bytes[5] == b':' && bytes[8] == b' '
+}
+
+fn watch(sb: &Sandbox, args: &[&str]) -> Watching {
+    Watching::start(sb.cmd(["watch"]).args(args).env("MARKS", marks(sb)))
+}
+
+fn marks(sb: &Sandbox) -> PathBuf {
+    sb.outside("marks/x").parent().unwrap().to_path_buf()
+}
+
+/// Three tasks: `b` depends on `a`; `c` stands alone. Each reads its own directory.
+fn three_tasks() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("a/x.txt", "1\n")
+        .write("b/y.txt", "1\n")
+        .write("c/z.txt", "1\n")
+        .write(
+            "zccache.toml",
+            "[tasks.a]\ncommand = \"cat a/x.txt\"\ninclude = [\"a/**\"]\n\
+             [tasks.b]\ncommand = \"cat b/y.txt\"\ninclude = [\"b/**\"]\ndepends_on = [\"a\"]\n\
+             [tasks.c]\ncommand = \"cat c/z.txt\"\ninclude = [\"c/**\"]\n",
+        );
+    sb
+}
+
+/// Issue N.1: an edit reruns its task and the tasks depending on it, nothing else.
+#[test]
+fn issue_n_an_edit_reruns_the_task_and_its_dependents_only() {
+    let sb = three_tasks();
+    let w = watch(&sb, &["--all"]);
+    w.rounds_done(1);
+    assert!(
+        w.lines()[0].contains("(events from the daemon)"),
+        "{:?}",
+        w.lines()
+    );
+    sb.write("b/y.txt", "2\n");
+    w.rounds_done(2);
+    sb.write("a/x.txt", "2\n");
+    w.rounds_done(3);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(rounds[0].ends_with("b/y.txt changed: b"), "{rounds:?}");
+    assert!(rounds[1].ends_with("a/x.txt changed: a, b"), "{rounds:?}");
+    assert_eq!(w.count("zccache: run c"), 1, "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.1: an edit undone makes a round in which the task skips (through the cache);
+/// here without a daemon, on the watch's own inotify.
+#[test]
+fn issue_n_an_undo_skips() {
+    let sb = three_tasks();
+    let w = watch(&sb, &["c", "--no-daemon"]);
+    w.rounds_done(1);
+    assert!(w.lines()[0].contains("inotify in this process (--no-daemon)"));
+    sb.write("c/z.txt", "2\n");
+    w.rounds_done(2);
+    sb.write("c/z.txt", "1\n");
+    w.rounds_done(3);
+    assert_eq!(w.count("zccache: run c"), 2, "{:?}", w.lines());
+    assert_eq!(w.count("zccache: skip c"), 1, "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.4: a task's outputs written inside the root never trigger it again.
+#[test]
+fn issue_n_outputs_inside_the_root_do_not_retrigger() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.build]\ncommand = \"mkdir -p dist && date +%s%N > dist/out.txt\"\n\
+         outputs = [\"dist\"]\n",
+    );
+    let w = watch(&sb, &["build"]);
+    w.rounds_done(1);
+    sb.write("src/a.txt", "2\n");
+    w.rounds_done(2);
+    // A sentinel edit: the round it makes is the next one, none came in between.
+    sb.write("src/a.txt", "3\n");
+    w.rounds_done(3);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(rounds.iter().all(|r| r.contains("src/a.txt changed")));
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.4: a task that writes inside its own input set on every run is warned about
+/// once, naming the file, and does not loop.
+#[test]
+fn issue_n_a_task_writing_into_its_own_inputs_warns_once_and_does_not_loop() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.stamp]\ncommand = \"date +%s%N > src/stamp.txt\"\n",
+    );
+    let w = watch(&sb, &["stamp"]);
+    w.wait_count("writes src/stamp.txt inside its own input set", 1);
+    w.rounds_done(2);
+    sb.write("src/a.txt", "2\n");
+    w.rounds_done(3);
+    sb.write("src/a.txt", "3\n");
+    w.rounds_done(4);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 3, "{rounds:?}");
+    assert!(rounds[1].contains("src/a.txt changed") && rounds[2].contains("src/a.txt changed"));
+    assert_eq!(w.count("inside its own input set"), 1, "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.3: a burst of 200 writes makes at most two rounds.
+#[test]
+fn issue_n_a_burst_of_200_writes_makes_at_most_two_rounds() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.count]\ncommand = \"ls src | wc -l\"\n",
+    );
+    let w = watch(&sb, &["count"]);
+    w.rounds_done(1);
+    for i in 0..200 {
+        sb.write(&format!("src/f{i}.txt"), format!("{i}\n"));
+    }
+    w.rounds_done(2);
+    // The sentinel's round is the last: count what came before it.
+    std::fs::create_dir_all(sb.path("late")).unwrap();
+    sb.write("late/sentinel.txt", "1\n");
+    w.wait_count("late/sentinel.txt changed", 1);
+    let rounds = w.rounds();
+    let burst = rounds.len() - 1;
+    assert!((1..=2).contains(&burst), "{rounds:?}");
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.3: changes made while a round runs make exactly one more round.
+#[test]
+fn issue_n_a_change_during_a_round_makes_exactly_one_more() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.slow]\ncommand = \"touch \\\"$MARKS/started\\\"; sleep 1\"\n",
+    );
+    let w = watch(&sb, &["slow"]);
+    wait_for(&marks(&sb).join("started"));
+    sb.write("src/a.txt", "2\n");
+    sb.write("src/b.txt", "1\n");
+    w.rounds_done(2);
+    sb.write("src/c.txt", "1\n");
+    w.wait_count("src/c.txt changed", 1);
+    w.rounds_done(3);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(
+        rounds[0].contains("src/a.txt and 1 more changed: slow"),
+        "{rounds:?}"
+    );
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.6: an edit of zccache.toml reloads the tasks; a broken one is one error line and
+/// the old tasks go on being watched.
+#[test]
+fn issue_n_zccache_toml_edited_and_broken() {
+    let sb = three_tasks();
+    let w = watch(&sb, &["--all"]);
+    w.rounds_done(1);
+    let text = sb.read("zccache.toml");
+    sb.write(
+        "zccache.toml",
+        format!("{text}[tasks.d]\ncommand = \"echo d\"\ninclude = [\"c/**\"]\n"),
+    );
+    w.wait_count("zccache.toml changed, reloaded: a, b, c, d", 1);
+    w.rounds_done(2);
+    sb.write("zccache.toml", "[tasks.a\ncommand = ");
+    w.wait_count("zccache.toml changed but cannot be used", 1);
+    sb.write("c/z.txt", "2\n");
+    w.wait_count("c/z.txt changed: c, d", 1);
+    w.rounds_done(3);
+    let errors: Vec<String> = w
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("cannot be used"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
+/// Issue N.5: Ctrl-C stops the task running in a round, its whole process group, and the
+/// watch exits 130.
+#[test]
+fn issue_n_ctrl_c_stops_a_running_tasks_process_group() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.long]\ncommand = \"sh -c 'echo $$ > \\\"$MARKS/pid\\\"; exec sleep 30'; echo after\"\n",
+    );
+    let w = watch(&sb, &["long"]);
+    let pid_file = marks(&sb).join("pid");
+    wait_for(&pid_file);
+    let deadline = Instant::now() + PATIENCE;
+    let pid: i32 = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file).unwrap().trim().parse() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+    let deadline = Instant::now() + PATIENCE;
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !zombie(pid) {
+        if Instant::now() > deadline {
+            // SAFETY: kill has no memory effects; pid is the sleep this test's task started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the task's sleep outlived Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+}
+
+/// Issue N.2: the daemon stopped under a running watch: the watch says so and goes on with
+/// its own watcher; `status` listed it while the daemon ran.
+#[test]
+fn issue_n_the_daemon_stopped_under_a_running_watch() {
+    let sb = three_tasks();
+    let w = watch(&sb, &["c"]);
+    w.rounds_done(1);
+    let status = sb.cmd(["status"]).status(0);
+    assert!(
+        status.stdout.contains("zccache watch (pid"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("): c, zccache.toml"),
+        "{}",
+        status.stdout
+    );
+    sb.cmd(["stop"]).status(0);
+    w.wait_count("lost the daemon", 1);
+    w.rounds_done(2);
+    sb.write("c/z.txt", "2\n");
+    w.wait_count("c/z.txt changed: c", 1);
+    w.rounds_done(3);
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
