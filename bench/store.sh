@@ -6,12 +6,14 @@
 #     and ccache's warm -j1 per object in the same run for the ratio;
 #   Rust workspace (bench/rust.sh's app, ~80 crates, CARGO_INCREMENTAL=0): store size after a
 #     cold `cargo build`, and the warm build after `cargo clean` (all hits).
-# Env: ROUNDS (default 2; the best round of each is shown), LEVELS (default "off 1").
+# Env: ROUNDS (default 2; the best round of each is shown), LEVELS (default "off 1"),
+# PARTS (default "c rust").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared/bench}
 ROUNDS=${ROUNDS:-2}
 LEVELS=${LEVELS:-off 1}
+PARTS=${PARTS:-c rust}
 cwork=/tmp/bench-work/c-zstd-brotli
 rwork=/tmp/zccache-rust-bench
 ours=$here/target/release/zccache
@@ -69,12 +71,12 @@ rust_round() { # level -> "on_disk raw warm_ms"
 mb() { python3 -c "print(f'{$1/1e6:.1f} MB')"; }
 echo "| workload | store | on disk | uncompressed | warm |"
 echo "|---|---|---|---|---|"
-cc_us=$(for _ in $(seq "$ROUNDS"); do ccache_round; done | best)
-for level in $LEVELS; do
+[[ " $PARTS " == *" c "* ]] && cc_us=$(for _ in $(seq "$ROUNDS"); do ccache_round; done | best)
+[[ " $PARTS " == *" c "* ]] && for level in $LEVELS; do
   read -r disk raw us < <(for _ in $(seq "$ROUNDS"); do c_round "$level"; done | sort -k3 -n | head -1)
   echo "| C, $units units | $level | $(mb "$disk") | $(mb "$raw") | $((us / 1000)).$(((us % 1000) / 100)) ms/object hit (ccache $((cc_us / 1000)).$(((cc_us % 1000) / 100)) ms: $(python3 -c "print(f'{$us/$cc_us:.2f}')")×) |"
 done
-for level in $LEVELS; do
+[[ " $PARTS " == *" rust "* ]] && for level in $LEVELS; do
   read -r disk raw ms < <(for _ in $(seq "$ROUNDS"); do rust_round "$level"; done | sort -k3 -n | head -1)
   echo "| Rust workspace | $level | $(mb "$disk") | $(mb "$raw") | $ms ms after cargo clean |"
 done
