@@ -257,6 +257,7 @@ mod tests {
                 output: path("/b/a.o"),
             },
             Request::Watch {
+                settle_ms: 20,
                 client_pid: 7,
                 sets: vec![WatchSet {
                     label: "lint".into(),

@@ -199,6 +199,8 @@ pub enum Request {
         client_pid: u32,
         /// The sets; `SetChange::set` indexes them.
         sets: Vec<WatchSet>,
+        /// How long a burst of events must be quiet before it is pushed (ms).
+        settle_ms: u32,
     },
 }
 

@@ -308,9 +308,15 @@ async fn serve_connection(stream: &mut UnixStream, shared: &Arc<Shared>) {
             break;
         }
         shared.touch();
-        if let Request::Watch { client_pid, sets } = request {
+        if let Request::Watch {
+            client_pid,
+            sets,
+            settle_ms,
+        } = request
+        {
             shared.requests.fetch_add(1, Ordering::SeqCst);
-            super::watch_stream::serve(stream, shared, client_pid, sets).await;
+            let settle = Duration::from_millis(u64::from(settle_ms));
+            super::watch_stream::serve(stream, shared, (client_pid, settle), sets).await;
             break;
         }
         let stop = matches!(request, Request::Shutdown);

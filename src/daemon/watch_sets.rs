@@ -40,6 +40,9 @@ struct Follower {
     followed: Followed,
 }
 
+/// The longest a burst that never goes quiet holds its push back.
+const LONGEST_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The engine thread's doorbell.
 #[derive(Default)]
 struct Bell {
@@ -54,11 +57,22 @@ impl Bell {
         self.rang.notify_one();
     }
 
-    /// Waits for a ring; false once the subscription is dropped.
-    fn wait(&self) -> bool {
+    /// Waits for a ring, then for the rings to stop for `settle` (at most `LONGEST_SETTLE`
+    /// in all): a `git checkout` writing 500 files is one refresh and one push, not a push
+    /// per batch the watcher read. False once the subscription is dropped.
+    fn wait(&self, settle: std::time::Duration) -> bool {
         let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
         while !*rung && !self.stop.load(Ordering::SeqCst) {
             rung = self.rang.wait(rung).unwrap_or_else(|p| p.into_inner());
+        }
+        let began = std::time::Instant::now();
+        while *rung && began.elapsed() < LONGEST_SETTLE && !self.stop.load(Ordering::SeqCst) {
+            *rung = false;
+            rung = self
+                .rang
+                .wait_timeout(rung, settle)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *rung = false;
         !self.stop.load(Ordering::SeqCst)
@@ -79,6 +93,7 @@ impl Subscription {
     pub fn start(
         watcher: Arc<Watcher>,
         sets: &[WatchSet],
+        settle: std::time::Duration,
         deliver: impl FnMut(Vec<SetChange>) -> bool + Send + 'static,
     ) -> Result<Subscription, String> {
         let bell = Arc::new(Bell::default());
@@ -97,7 +112,7 @@ impl Subscription {
             subscription.ids.push((follower.root.clone(), follower.id));
             followers.push(follower);
         }
-        std::thread::spawn(move || follow(followers, &watcher, &bell, deliver));
+        std::thread::spawn(move || follow(followers, (&watcher, settle), &bell, deliver));
         Ok(subscription)
     }
 }
@@ -154,14 +169,14 @@ fn follower(set: &WatchSet) -> Result<Follower, String> {
 /// The engine thread: fills every set, then refreshes them on each wake-up.
 fn follow(
     mut followers: Vec<Follower>,
-    watcher: &Watcher,
+    (watcher, settle): (&Watcher, std::time::Duration),
     bell: &Bell,
     mut deliver: impl FnMut(Vec<SetChange>) -> bool,
 ) {
     for follower in &mut followers {
         follower.fill();
     }
-    while bell.wait() {
+    while bell.wait(settle) {
         let changed: Vec<SetChange> = followers
             .iter_mut()
             .enumerate()
@@ -262,6 +277,25 @@ fn digest_of(path: &Path) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_of_rings_wakes_once_it_goes_quiet() {
+        let bell = Arc::new(Bell::default());
+        let ringer = Arc::clone(&bell);
+        let started = std::time::Instant::now();
+        let rings = std::thread::spawn(move || {
+            for _ in 0..25 {
+                ringer.ring();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        assert!(bell.wait(std::time::Duration::from_millis(100)));
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(50),
+            "woke during the burst"
+        );
+        rings.join().unwrap();
+    }
 
     #[test]
     fn a_change_lists_at_most_the_cap_and_counts_the_rest() {

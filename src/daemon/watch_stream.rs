@@ -24,7 +24,7 @@ const CLIENT_SILENCE: Duration = Duration::from_secs(30);
 pub async fn serve(
     stream: &mut UnixStream,
     shared: &Arc<Shared>,
-    client_pid: u32,
+    (client_pid, settle): (u32, Duration),
     sets: Vec<WatchSet>,
 ) {
     if sets.len() > MAX_WATCH_SETS {
@@ -36,7 +36,7 @@ pub async fn serve(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<SetChange>>(QUEUE);
     let watcher = shared.fingerprints.watcher();
     let started = tokio::task::spawn_blocking(move || {
-        Subscription::start(watcher, &sets, move |changed| {
+        Subscription::start(watcher, &sets, settle, move |changed| {
             tx.blocking_send(changed).is_ok()
         })
     })

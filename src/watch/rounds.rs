@@ -29,6 +29,8 @@ pub struct Watch<'a> {
     loops: Loops,
     /// Per task, the changed paths no round has seen yet.
     pending: Vec<BTreeSet<String>>,
+    /// Per task, how many more paths changed than the daemon named (it names 20 a set).
+    unnamed: Vec<u64>,
     /// Per task, whether its last end let its dependents run.
     healthy: Vec<bool>,
 }
@@ -38,7 +40,8 @@ impl<'a> Watch<'a> {
     pub fn start(args: &'a WatchArgs) -> anyhow::Result<Self> {
         let ui = Ui::new(args.run.quiet);
         let plan = Plan::load(&args.run)?;
-        let mut sources = Sources::new(args.run.no_daemon);
+        let settle = Duration::from_millis(args.debounce);
+        let mut sources = Sources::new(args.run.no_daemon, settle);
         let source = sources.open(&plan.sets()).map_err(anyhow::Error::msg)?;
         ui.say(format_args!(
             "watching {} ({}); Ctrl-C stops",
@@ -54,6 +57,7 @@ impl<'a> Watch<'a> {
             source,
             loops: Loops::new(tasks),
             pending: vec![BTreeSet::new(); tasks],
+            unnamed: vec![0; tasks],
             healthy: vec![true; tasks],
         })
     }
@@ -61,7 +65,9 @@ impl<'a> Watch<'a> {
     /// Runs rounds until interrupted; returns 128 + the signal.
     pub fn run(mut self) -> u8 {
         self.round(&vec![true; self.plan.specs.len()], "first run");
-        let quiet = Duration::from_millis(self.args.debounce);
+        // The engine reports a burst once it went quiet for --debounce; what is queued by
+        // then is one round.
+        let quiet = Duration::from_millis(1);
         let stop = || crate::os::interrupted().is_some();
         loop {
             let events = match next_burst(&self.source.events, quiet, stop) {
@@ -107,7 +113,8 @@ impl<'a> Watch<'a> {
                     self.judge(i, path);
                 }
                 if change.more > 0 {
-                    self.pending[i].insert(format!("{} more", change.more));
+                    self.unnamed[i] += u64::from(change.more);
+                    self.pending[i].insert("(more than the daemon named)".to_string());
                 }
             }
         }
@@ -187,6 +194,7 @@ impl<'a> Watch<'a> {
         self.plan = plan;
         self.loops = Loops::new(tasks);
         self.pending = vec![BTreeSet::new(); tasks];
+        self.unnamed = vec![0; tasks];
         self.healthy = vec![true; tasks];
         self.round(&vec![true; tasks], "zccache.toml changed, reloaded");
     }
@@ -200,7 +208,8 @@ impl<'a> Watch<'a> {
             .map(String::as_str)
             .filter(|p| !p.starts_with('('))
             .collect();
-        match (all.first(), all.len()) {
+        let unnamed = self.unnamed.iter().copied().max().unwrap_or(0);
+        match (all.first(), all.len() as u64 + unnamed) {
             (None, _) => "caught up after the daemon went away".to_string(),
             (Some(first), 1) => format!("{first} changed"),
             (Some(first), n) => format!("{first} and {} more changed", n - 1),
@@ -222,6 +231,7 @@ impl<'a> Watch<'a> {
         let specs: Vec<_> = kept.iter().map(|&i| self.plan.specs[i].clone()).collect();
         for &i in &kept {
             self.pending[i].clear();
+            self.unnamed[i] = 0;
         }
         let started = Instant::now();
         let (run, windows) = run_graph(&graph, &specs, &self.args.run, self.plan.limits);

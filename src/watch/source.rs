@@ -7,6 +7,7 @@
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
 
 use crate::daemon::client::Client;
 use crate::daemon::frame;
@@ -55,14 +56,18 @@ impl Drop for Source {
 pub struct Sources {
     no_daemon: bool,
     local: Option<Arc<Watcher>>,
+    /// How long the engine waits for a burst of events to go quiet before it reports.
+    settle: Duration,
 }
 
 impl Sources {
-    /// Sources that ask the daemon first unless `no_daemon` (or `ZCCACHE_NO_DAEMON`).
-    pub fn new(no_daemon: bool) -> Self {
+    /// Sources that ask the daemon first unless `no_daemon` (or `ZCCACHE_NO_DAEMON`), whose
+    /// engine reports a burst once it has been quiet for `settle`.
+    pub fn new(no_daemon: bool, settle: Duration) -> Self {
         Sources {
             no_daemon: no_daemon || daemon_disabled(),
             local: None,
+            settle,
         }
     }
 
@@ -71,7 +76,7 @@ impl Sources {
         if self.no_daemon {
             return self.local(sets, "--no-daemon");
         }
-        match from_daemon(sets) {
+        match from_daemon(sets, self.settle) {
             Ok(source) => Ok(source),
             Err(why) => self.local(sets, &format!("no daemon: {why}")),
         }
@@ -81,7 +86,7 @@ impl Sources {
     pub fn local(&mut self, sets: &[WatchSet], why: &str) -> Result<Source, String> {
         let watcher = Arc::clone(self.local.get_or_insert_with(|| Arc::new(Watcher::new())));
         let (tx, events) = channel();
-        let subscription = Subscription::start(watcher, sets, move |changes| {
+        let subscription = Subscription::start(watcher, sets, self.settle, move |changes| {
             tx.send(Event::Changed(changes)).is_ok()
         })?;
         Ok(Source {
@@ -96,12 +101,13 @@ impl Sources {
 }
 
 /// Subscribes to the daemon (started on demand) and reads its pushes on a thread.
-fn from_daemon(sets: &[WatchSet]) -> Result<Source, String> {
+fn from_daemon(sets: &[WatchSet], settle: Duration) -> Result<Source, String> {
     let paths = DaemonPaths::from_env().map_err(|e| e.to_string())?;
     let mut client = Client::connect_or_start(&paths).map_err(|e| e.to_string())?;
     let request = Request::Watch {
         client_pid: std::process::id(),
         sets: sets.to_vec(),
+        settle_ms: u32::try_from(settle.as_millis()).unwrap_or(u32::MAX),
     };
     match client.request(&request).map_err(|e| e.to_string())? {
         Response::Watching { .. } => {}
