@@ -23,4 +23,5 @@ pub mod relpath;
 pub mod report;
 pub mod runner;
 pub mod suggest;
+pub mod trace_times;
 pub mod ui;
