@@ -36,8 +36,26 @@ pub fn decode(stored: Vec<u8>, size: u64, digest: Digest) -> Option<Vec<u8>> {
         return None;
     }
     let capacity = usize::try_from(size).ok()?;
-    let bytes = zstd::bulk::decompress(&stored, capacity).ok()?;
+    let bytes = inflate(&stored, capacity)?;
     holds(&bytes).then_some(bytes)
+}
+
+thread_local! {
+    /// This thread's zstd context, kept: making one per blob cost more than the inflating
+    /// itself on a hit (a hit reads an object and a depfile).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `frame` inflated into at most `capacity` bytes, with this thread's context.
+fn inflate(frame: &[u8], capacity: usize) -> Option<Vec<u8>> {
+    DECOMPRESSOR.with(|slot| {
+        let mut slot = slot.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        slot.as_mut()?.decompress(frame, capacity).ok()
+    })
 }
 
 #[cfg(test)]
