@@ -122,11 +122,11 @@ fn issue_s_trace_times_tells_the_wrappers_phases() {
     gcc(&sb, &ARGS).status(0);
     gcc(&sb, &ARGS)
         .env("ZCCACHE_TRACE_TIMES", "1")
+        .status(0)
         .stderr_has("zccache: times: args ")
-        .stderr_has(", wait ")
-        .status(0);
+        .stderr_has(", wait ");
     assert_eq!(counts(&sb), (1, 1, 0));
-    gcc(&sb, &ARGS).stderr_lacks("zccache: times").status(0);
+    gcc(&sb, &ARGS).status(0).stderr_lacks("zccache: times");
 }
 
 #[test]
