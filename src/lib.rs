@@ -23,5 +23,6 @@ pub mod relpath;
 pub mod report;
 pub mod runner;
 pub mod suggest;
+pub mod trace_times;
 pub mod ui;
 pub mod watch;

@@ -314,9 +314,9 @@ pub fn process_alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// This process's umask (read by setting it and putting it straight back; call it before
-/// threads that create files start).
-fn current_umask() -> u32 {
+/// This process's umask, read by setting it and putting it straight back: two syscalls, for a
+/// process with one thread (the compile wrapper), or before threads that create files start.
+pub fn current_umask() -> u32 {
     // SAFETY: umask cannot fail; the old value is restored at once.
     let mask = unsafe {
         let mask = libc::umask(0o077);

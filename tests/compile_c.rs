@@ -87,6 +87,48 @@ fn a_forced_include_is_an_input() {
     assert_eq!(counts(&sb), (0, 2, 0));
 }
 
+/// Issue 27 (S): a header edited between two hits with its size and mtime put back (as `cp
+/// -p` or `touch -d` leave it) still misses: its ctime moved.
+#[test]
+fn issue_s_a_header_edited_with_its_size_and_mtime_kept_misses() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    fs::remove_file(sb.path("a.o")).unwrap();
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(counts(&sb), (1, 1, 0));
+    let old = object(&sb);
+    let header = sb.path("inc/h.h");
+    let mtime = fs::metadata(&header).unwrap().modified().unwrap();
+    fs::write(&header, "#define H 7\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(fs::metadata(&header).unwrap().modified().unwrap(), mtime);
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(counts(&sb), (1, 2, 0), "the edited header must miss");
+    assert_ne!(object(&sb), old, "the new header was compiled in");
+    gcc(&sb, &ARGS).status(0);
+    assert_eq!(counts(&sb), (2, 2, 0));
+}
+
+/// Issue 27 (S): `ZCCACHE_TRACE_TIMES=1` makes a wrapper tell where its time went, a hit's
+/// included; the compile's own output is untouched.
+#[test]
+fn issue_s_trace_times_tells_the_wrappers_phases() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    gcc(&sb, &ARGS)
+        .env("ZCCACHE_TRACE_TIMES", "1")
+        .status(0)
+        .stderr_has("zccache: times: args ")
+        .stderr_has(", wait ");
+    assert_eq!(counts(&sb), (1, 1, 0));
+    gcc(&sb, &ARGS).status(0).stderr_lacks("zccache: times");
+}
+
 #[test]
 fn a_new_header_earlier_on_the_path_misses() {
     let sb = project();

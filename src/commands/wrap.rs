@@ -23,6 +23,7 @@ use crate::daemon::client::{self, ClientError};
 use crate::daemon::lifecycle::{DaemonPaths, daemon_disabled};
 use crate::daemon::protocol::{NormalizedPath, Request, Response};
 use crate::program::resolve_program_except;
+use crate::trace_times;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -123,6 +124,7 @@ fn is_wrapper_call(argv: &[OsString]) -> bool {
 
 /// Runs `zccache <compiler> ARGS`.
 pub fn main(argv: &[OsString]) -> ExitCode {
+    trace_times::start();
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => return fail(&format!("cannot read the current directory: {e}")),
@@ -157,7 +159,9 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         Vec::new()
     };
     let captured_stdin = stdin.clone();
+    trace_times::mark("args");
     let request = compile_request(&compiler, &cwd, args, stdin);
+    trace_times::mark("request");
     let paths = DaemonPaths::from_env();
     let answer = paths
         .as_ref()
@@ -182,6 +186,8 @@ pub fn main(argv: &[OsString]) -> ExitCode {
         )) => {
             let _ = std::io::stdout().write_all(&stdout);
             let _ = std::io::stderr().write_all(&stderr);
+            trace_times::mark("replay");
+            trace_times::report();
             ExitCode::from(u8::try_from(exit_code).unwrap_or(1))
         }
         Ok((Response::CompileHere { token }, daemon)) => {
@@ -203,7 +209,11 @@ fn compile_request(compiler: &Path, cwd: &Path, args: Vec<String>, stdin: Vec<u8
     let here = NormalizedPath::new(cwd, Path::new("."));
     let compiler_path = NormalizedPath::new(cwd, compiler);
     let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.push((UMASK_ENV.to_string(), format!("{:o}", crate::os::umask())));
+    // This process has one thread: reading the mask by setting it back costs two syscalls.
+    env.push((
+        UMASK_ENV.to_string(),
+        format!("{:o}", crate::os::current_umask()),
+    ));
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         // The daemon's compiler has none: it colours for us, and strips for a pipe.
         env.push((TERMINAL_ENV.to_string(), "1".to_string()));
@@ -313,10 +323,16 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(NOT_FOUND)
 }
 
-/// A masquerading symlink must not find itself as "the compiler".
+/// A masquerading symlink (or hard link) must not find itself as "the compiler": the same
+/// file as this binary, by device and inode (a readlink and two stats, not a readlink per path component).
 fn is_ourselves(path: &Path) -> bool {
-    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
-    me.is_some() && std::fs::canonicalize(path).ok() == me
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let me = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(id)
+        .ok();
+    me.is_some() && std::fs::metadata(path).map(id).ok() == me
 }
 
 /// One warning per minute that compiles run uncached (not one per file), saying `why`.

@@ -66,9 +66,10 @@ pub fn decode(stored: Vec<u8>, size: u64, digest: Digest) -> Option<Vec<u8>> {
         parts.push((*frame, part));
         rest = tail;
     }
-    let whole = parts.into_par_iter().all(|(frame, part)| {
-        zstd::bulk::decompress_to_buffer(frame, part).is_ok_and(|n| n == part.len())
-    });
+    let whole = match parts.len() {
+        1 => parts.into_iter().all(|(frame, part)| inflate(frame, part)),
+        _ => parts.into_par_iter().all(|(frame, part)| inflate(frame, part)),
+    };
     (whole && hashes_to(&bytes, digest)).then_some(bytes)
 }
 
@@ -94,6 +95,28 @@ fn hashes_to(bytes: &[u8], digest: Digest) -> bool {
         false => Digest::of(bytes),
     };
     found == digest
+}
+
+thread_local! {
+    /// This thread's zstd context, kept: making one per blob cost more than the inflating
+    /// itself on a hit (a hit reads an object and a depfile).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `frame` inflated into exactly `part`, with this thread's context.
+fn inflate(frame: &[u8], part: &mut [u8]) -> bool {
+    DECOMPRESSOR.with(|slot| {
+        let Ok(mut slot) = slot.try_borrow_mut() else {
+            return false;
+        };
+        if slot.is_none() {
+            *slot = zstd::bulk::Decompressor::new().ok();
+        }
+        slot.as_mut()
+            .and_then(|d| d.decompress_to_buffer(frame, part).ok())
+            .is_some_and(|n| n == part.len())
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,11 @@ pub(super) struct Header {
     pub(super) path: PathBuf,
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
+    /// The inode change time: an edit that puts the size and mtime back (`cp -p`, `touch
+    /// -d`) still moves it. 0 in manifests written before it was kept: never a match, so
+    /// such a header is compared by content.
+    #[serde(default)]
+    pub(super) ctime_ns: i64,
     pub(super) hash: Digest,
 }
 
@@ -50,8 +56,8 @@ pub(super) fn learn_headers(cwd: &Path, source: &Path, deps: &[String], started:
         let Ok((bytes, meta)) = regular::read_with_metadata(&resolved) else {
             return Learned::Untrusted;
         };
-        let mtime_ns = mtime_ns(&meta);
-        if mtime_ns >= started {
+        let (mtime_ns, ctime_ns) = (mtime_ns(&meta), ctime_ns(&meta));
+        if mtime_ns >= started || ctime_ns >= started {
             return Learned::Untrusted;
         }
         dated |= uses_the_clock(&bytes);
@@ -59,6 +65,7 @@ pub(super) fn learn_headers(cwd: &Path, source: &Path, deps: &[String], started:
             path,
             size: meta.size(),
             mtime_ns,
+            ctime_ns,
             hash: Digest::of(&bytes),
         });
     }
@@ -69,19 +76,24 @@ pub(super) fn learn_headers(cwd: &Path, source: &Path, deps: &[String], started:
     }
 }
 
+/// A file's inode change time, in nanoseconds since the epoch.
+fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+}
+
 /// True when C text mentions `__DATE__` or `__TIME__` (whose expansion changes by itself).
 pub(super) fn uses_the_clock(text: &[u8]) -> bool {
     let has = |needle: &[u8]| memchr::memmem::find(text, needle).is_some();
     has(b"__DATE__") || has(b"__TIME__")
 }
 
-/// True when the header is as recorded: same size and mtime, else same content.
+/// True when the header is as recorded: same size, mtime and ctime, else same content.
 pub(super) fn header_unchanged(h: &Header, cwd: &Path) -> bool {
     let path = cwd.join(&h.path);
     let Ok(meta) = regular::metadata(&path) else {
         return false;
     };
-    if meta.size() == h.size && mtime_ns(&meta) == h.mtime_ns {
+    if meta.size() == h.size && mtime_ns(&meta) == h.mtime_ns && ctime_ns(&meta) == h.ctime_ns {
         return true;
     }
     regular::read(&path).is_ok_and(|bytes| Digest::of(&bytes) == h.hash)
@@ -130,10 +142,11 @@ impl SearchPath {
     /// `#include_next`, which does exactly that on purpose.)
     pub(super) fn shadowed(&self, h: &Header) -> bool {
         let path = lexically_absolute(&self.cwd, &h.path);
-        let other_file = |at: usize, name: &Path| self.other_file(at, name, &path);
+        let bytes = path.as_os_str().as_bytes();
+        let other_file = |at: usize, name: &[u8]| self.other_file(at, name, &path);
         let mut under_a_user_dir = false;
         for (at, dir) in self.user.iter().enumerate() {
-            let Ok(name) = path.strip_prefix(dir) else {
+            let Some(name) = below(bytes, dir) else {
                 continue;
             };
             under_a_user_dir = true;
@@ -146,15 +159,14 @@ impl SearchPath {
         }
         self.system
             .iter()
-            .filter_map(|d| path.strip_prefix(d).ok())
+            .filter_map(|d| below(bytes, d))
             .any(|name| (0..self.user.len()).any(|at| other_file(at, name)))
     }
 
     /// True when user directory `at` holds `name` and it is not `header` itself. The
     /// directory's listing answers first (one read instead of a lookup per name); a name
     /// whose first part is listed is then looked up.
-    fn other_file(&self, at: usize, name: &Path, header: &Path) -> bool {
-        let candidate = self.user[at].join(name);
+    fn other_file(&self, at: usize, name: &[u8], header: &Path) -> bool {
         let listing = self.listings[at].get_or_init(|| {
             let entries = std::fs::read_dir(&self.user[at]).ok()?;
             Some(
@@ -163,13 +175,26 @@ impl SearchPath {
                     .collect(),
             )
         });
-        let first = name.components().next().map(|c| c.as_os_str());
-        if let (Some(listing), Some(first)) = (listing, first)
-            && !listing.contains(first)
+        let first = name.split(|b| *b == b'/').next().unwrap_or(name);
+        if let Some(listing) = listing
+            && !listing.contains(OsStr::from_bytes(first))
         {
             return false;
         }
+        let candidate = self.user[at].join(OsStr::from_bytes(name));
         candidate != header && candidate.exists()
+    }
+}
+
+/// The part of `path` below `dir`, both normalized absolute paths (as `lexically_absolute`
+/// makes them, so comparing bytes at a `/` boundary is `Path::strip_prefix` without walking
+/// components: the shadow check runs it for every header of every hit).
+fn below<'a>(path: &'a [u8], dir: &Path) -> Option<&'a [u8]> {
+    let dir = dir.as_os_str().as_bytes();
+    let rest = path.strip_prefix(dir)?;
+    match dir.ends_with(b"/") {
+        true => Some(rest),
+        false => rest.strip_prefix(b"/"),
     }
 }
 
@@ -183,4 +208,32 @@ pub(super) fn full_key(kind: &str, base: &Digest, headers: &[Header]) -> String 
         hasher.update(&h.hash.0);
     }
     format!("{kind}/{}", hasher.finalize().to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_is_strip_prefix_on_normalized_paths() {
+        for (path, dir) in [
+            ("/usr/include/stdio.h", "/usr/include"),
+            ("/usr/include/bits/types.h", "/usr/include"),
+            ("/usr/includes/x.h", "/usr/include"),
+            ("/usr/include", "/usr/include"),
+            ("/a/b.h", "/"),
+            (
+                "/usr/lib/gcc/x/12/include/stddef.h",
+                "/usr/lib/gcc/x/12/include-fixed",
+            ),
+        ] {
+            let expected = Path::new(path)
+                .strip_prefix(dir)
+                .ok()
+                .filter(|rest| !rest.as_os_str().is_empty())
+                .map(|rest| rest.as_os_str().as_bytes().to_vec());
+            let got = below(path.as_bytes(), Path::new(dir)).map(<[u8]>::to_vec);
+            assert_eq!(got, expected, "{path} under {dir}");
+        }
+    }
 }

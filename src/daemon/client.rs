@@ -146,6 +146,7 @@ impl Client {
         let stream = crate::os::connect_unix(&paths.socket, CONNECT_TIMEOUT)?;
         stream.set_write_timeout(Some(SILENCE_TIMEOUT))?;
         stream.set_read_timeout(Some(SILENCE_TIMEOUT))?;
+        crate::trace_times::mark("connect");
         Ok(Client {
             stream,
             paths: paths.clone(),
@@ -198,14 +199,17 @@ impl Client {
         let sent = frame::write_frame(&mut self.stream, request);
         let silence = |f: &Failure| note_silence(f, &self.paths);
         sent.map_err(|e| failure(e, true)).inspect_err(silence)?;
+        crate::trace_times::mark("send");
         loop {
             let reply = frame::read_frame(&mut self.stream)
                 .map_err(|e| failure(e, false))
                 .inspect_err(silence)?;
+            crate::trace_times::mark("wait");
             if !reply.is_same_version() {
                 return Err(ClientError::VersionMismatch(reply.version).into());
             }
             let decoded = reply.decode::<Response>();
+            crate::trace_times::mark("decode");
             match decoded.map_err(|e| failure(e, false))? {
                 Response::Working => {}
                 Response::Error { message } => return Err(ClientError::Daemon(message).into()),
