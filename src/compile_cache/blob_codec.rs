@@ -68,7 +68,9 @@ pub fn decode(stored: Vec<u8>, size: u64, digest: Digest) -> Option<Vec<u8>> {
     }
     let whole = match parts.len() {
         1 => parts.into_iter().all(|(frame, part)| inflate(frame, part)),
-        _ => parts.into_par_iter().all(|(frame, part)| inflate(frame, part)),
+        _ => parts
+            .into_par_iter()
+            .all(|(frame, part)| inflate(frame, part)),
     };
     (whole && hashes_to(&bytes, digest)).then_some(bytes)
 }
