@@ -44,7 +44,7 @@ use outcome::{Ended, Outcome};
 use outputs::{Listing, digest_outputs_known};
 use record::{KeyRecord, RunFiles, RunRecord};
 use skip::verify_skip;
-use spec::{RunSpec, TaskSource};
+use spec::RunSpec;
 use task_lock::{Taken, TaskLock};
 use tool::PlainTools;
 
@@ -70,18 +70,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.command.is_empty() {
         anyhow::bail!("nothing to run: give a command after -- or a task name from zccache.toml");
     }
-    let spec = RunSpec::resolve(TaskSource {
-        name: None,
-        inputs: &args.inputs,
-        task: &args.task,
-        cache_type: args.cache_type.unwrap_or_default(),
-        argv: args.command.clone(),
-        cwd: std::env::current_dir()?,
-        replay: args.replay,
-        share: args.share,
-        staged: args.staged,
-    });
-    spec.validate().map_err(anyhow::Error::msg)?;
+    let spec = RunSpec::of_command(args, std::env::current_dir()?, args.staged)?;
     let console = Arc::new(Console::Direct);
     let status = run_spec(&spec, args, &console, None).status;
     // A task that ended well while zccache was being interrupted still reports the signal.

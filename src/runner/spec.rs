@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::output_rules::{glob_matcher, is_glob};
-use crate::cli::{InputArgs, TaskArgs};
+use crate::cli::{InputArgs, RunArgs, TaskArgs};
 use crate::fingerprint::{CacheType, Digest, Filter, FilterSpec};
 use crate::paths::lexically_absolute;
 
@@ -144,6 +144,24 @@ impl RunSpec {
             staged: source.staged,
             per_file,
         }
+    }
+
+    /// The task of the command after `--` in `args`, run from `cwd`, validated (`staged`:
+    /// judged on the index).
+    pub fn of_command(args: &RunArgs, cwd: PathBuf, staged: bool) -> anyhow::Result<Self> {
+        let spec = RunSpec::resolve(TaskSource {
+            name: None,
+            inputs: &args.inputs,
+            task: &args.task,
+            cache_type: args.cache_type.unwrap_or_default(),
+            argv: args.command.clone(),
+            cwd,
+            replay: args.replay,
+            share: args.share,
+            staged,
+        });
+        spec.validate().map_err(anyhow::Error::msg)?;
+        Ok(spec)
     }
 
     /// The mistakes in how the task was given, which no run can mend (exit 2 before

@@ -22,11 +22,22 @@ use crate::config::{self, Config, Task};
 use crate::console::Console;
 use crate::ui::Ui;
 
-/// Runs the named tasks (or all); exits with the first failing task's status.
-pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let cwd = std::env::current_dir()?;
-    let config = config::load(args.config.as_deref(), &cwd)?;
+/// The tasks `args` name (or all) from the zccache.toml found from `cwd`: their graph, each
+/// task's spec (validated) and how they run.
+pub struct TaskPlan {
+    /// The file they came from.
+    pub config: Config,
+    /// Tasks in dependency order.
+    pub graph: Graph,
+    /// Each task's spec, in the graph's order.
+    pub specs: Vec<RunSpec>,
+    /// `-j` and `--keep-going`.
+    pub limits: Limits,
+}
+
+/// Resolves the tasks `args` name (or all); an error for a mistake no run can mend.
+pub fn plan_tasks(args: &RunArgs, cwd: &std::path::Path) -> anyhow::Result<TaskPlan> {
+    let config = config::load(args.config.as_deref(), cwd)?;
     let wanted: Vec<String> = if args.all {
         config.tasks.keys().cloned().collect()
     } else {
@@ -49,6 +60,23 @@ pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
         jobs: jobs(args, &config),
         keep_going: args.keep_going,
     };
+    Ok(TaskPlan {
+        config,
+        graph,
+        specs,
+        limits,
+    })
+}
+
+/// Runs the named tasks (or all); exits with the first failing task's status.
+pub fn run_tasks(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let TaskPlan {
+        graph,
+        specs,
+        limits,
+        ..
+    } = plan_tasks(args, &std::env::current_dir()?)?;
     let (run, _) = run_graph(&graph, &specs, args, limits);
     if !args.json && specs.len() > 1 {
         Ui::new(args.quiet).say(report::summary(&run.ends, started.elapsed()));

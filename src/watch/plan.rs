@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 
 use crate::cli::RunArgs;
-use crate::config;
 use crate::daemon::protocol::{NormalizedPath, WatchSet};
 use crate::runner::graph::{Graph, Limits};
-use crate::runner::spec::{RunSpec, TaskSource};
-use crate::runner::tasks::{jobs, task_spec};
+use crate::runner::spec::RunSpec;
+use crate::runner::tasks::plan_tasks;
 
 /// The tasks of a watch.
 #[derive(Debug)]
@@ -35,33 +34,12 @@ impl Plan {
         if !args.command.is_empty() {
             anyhow::bail!("give task names or a command after --, not both");
         }
-        let config = config::load(args.config.as_deref(), &cwd)?;
-        let wanted: Vec<String> = match args.all {
-            true => config.tasks.keys().cloned().collect(),
-            false => args.tasks.clone(),
-        };
-        if wanted.is_empty() {
-            anyhow::bail!("{} defines no tasks", config.path.display());
-        }
-        let graph = Graph::new(&config, &wanted)?;
-        let specs = graph
-            .names
-            .iter()
-            .map(|name| task_spec(&config, name, args))
-            .collect::<anyhow::Result<Vec<RunSpec>>>()?;
-        for (name, spec) in graph.names.iter().zip(&specs) {
-            spec.validate()
-                .map_err(|why| anyhow::anyhow!("{}: task {name}: {why}", config.path.display()))?;
-        }
-        let limits = Limits {
-            jobs: jobs(args, &config),
-            keep_going: args.keep_going,
-        };
+        let tasks = plan_tasks(args, &cwd)?;
         Ok(Plan {
-            graph,
-            specs,
-            config: Some(config.path),
-            limits,
+            graph: tasks.graph,
+            specs: tasks.specs,
+            config: Some(tasks.config.path),
+            limits: tasks.limits,
         })
     }
 
@@ -130,18 +108,7 @@ fn command_plan(args: &RunArgs, cwd: PathBuf) -> anyhow::Result<Plan> {
     if args.command.is_empty() {
         anyhow::bail!("nothing to watch: give task names, --all, or a command after --");
     }
-    let spec = RunSpec::resolve(TaskSource {
-        name: None,
-        inputs: &args.inputs,
-        task: &args.task,
-        cache_type: args.cache_type.unwrap_or_default(),
-        argv: args.command.clone(),
-        cwd,
-        replay: args.replay,
-        share: args.share,
-        staged: false,
-    });
-    spec.validate().map_err(anyhow::Error::msg)?;
+    let spec = RunSpec::of_command(args, cwd, false)?;
     let name = spec.argv_text().join(" ");
     Ok(Plan {
         graph: Graph {
