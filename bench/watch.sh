@@ -66,9 +66,9 @@ for mode in daemon no-daemon; do
     n=$(lines "$STARTS"); touch src/f2.txt; sleep 1
     noop=$(( $(lines "$STARTS") - n ))
     git checkout -q -- src; sleep 1
-    rounds0=$(grep -c ' changed: ' "$work/watch.$mode.log" || true)
+    rounds0=$(grep -cE '^zccache: [0-9]{2}:[0-9]{2}:[0-9]{2} .* changed: ' "$work/watch.$mode.log" || true)
     git checkout -q other; sleep 3
-    rounds=$(( $(grep -c ' changed: ' "$work/watch.$mode.log" || true) - rounds0 ))
+    rounds=$(( $(grep -cE '^zccache: [0-9]{2}:[0-9]{2}:[0-9]{2} .* changed: ' "$work/watch.$mode.log" || true) - rounds0 ))
     git checkout -q - ; sleep 3
     daemon=$(cat "$ZCCACHE_DIR/daemon.pid")
     t0=$(( $(cpu_ticks "$w") + $(cpu_ticks "$daemon") )); sleep "$idle"

@@ -268,9 +268,9 @@ pub struct WatchArgs {
     /// Clear the screen before each round.
     #[arg(long)]
     pub clear: bool,
-    /// How long (ms) the input sets must stay quiet before a round starts: a burst of writes
-    /// makes one round.
-    #[arg(long, value_name = "MS", default_value_t = 20)]
+    /// How long (ms) the input sets must stay quiet before a round starts (a long burst, such
+    /// as a checkout, 100 ms): a burst of writes makes one round.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
     pub debounce: u64,
     /// The tasks and how they run, as `zccache run` takes them.
     #[command(flatten)]

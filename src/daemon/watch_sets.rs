@@ -41,7 +41,13 @@ struct Follower {
 }
 
 /// The longest a burst that never goes quiet holds its push back.
-const LONGEST_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+const LONGEST_SETTLE: std::time::Duration = std::time::Duration::from_millis(1000);
+/// A burst that goes on for longer than this is a tree being rewritten (a checkout, a
+/// generator), not a save: it must then stay quiet for `BURST_QUIET`.
+const LONG_BURST: std::time::Duration = std::time::Duration::from_millis(30);
+/// The quiet period of a long burst: a `git checkout` pauses between its phases for longer
+/// than an editor's save takes.
+const BURST_QUIET: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The engine thread's doorbell.
 #[derive(Default)]
@@ -57,9 +63,11 @@ impl Bell {
         self.rang.notify_one();
     }
 
-    /// Waits for a ring, then for the rings to stop for `settle` (at most `LONGEST_SETTLE`
-    /// in all): a `git checkout` writing 500 files is one refresh and one push, not a push
-    /// per batch the watcher read. False once the subscription is dropped.
+    /// Waits for a ring, then for the rings to stop for `settle` — for `BURST_QUIET` once
+    /// the burst went on past `LONG_BURST` — at most `LONGEST_SETTLE` in all: a save is
+    /// reported within `settle`, and a `git checkout` writing 500 files is one refresh and
+    /// one push, not a push per batch the watcher read. False once the subscription is
+    /// dropped.
     fn wait(&self, settle: std::time::Duration) -> bool {
         let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
         while !*rung && !self.stop.load(Ordering::SeqCst) {
@@ -68,9 +76,13 @@ impl Bell {
         let began = std::time::Instant::now();
         while *rung && began.elapsed() < LONGEST_SETTLE && !self.stop.load(Ordering::SeqCst) {
             *rung = false;
+            let quiet = match began.elapsed() > LONG_BURST {
+                true => settle.max(BURST_QUIET),
+                false => settle,
+            };
             rung = self
                 .rang
-                .wait_timeout(rung, settle)
+                .wait_timeout(rung, quiet)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
