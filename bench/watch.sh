@@ -80,7 +80,7 @@ for mode in daemon no-daemon; do
 done
 if command -v watchexec >/dev/null; then
   export STARTS=$work/starts.watchexec
-  watchexec -q -w src --postpone -- sh -c 'date +%s%N >> "$STARTS"' > /dev/null 2>&1 & w=$!; pids+=("$w")
+  watchexec -q --shell=none -w src --postpone -- sh -c 'date +%s%N >> "$STARTS"' > /dev/null 2>&1 & w=$!; pids+=("$w")
   sleep 1; echo warm > src/f3.txt
   read -r med p95 n < <(latency "$STARTS")
   echo "| watchexec | $med | $p95 | $n |"
