@@ -73,10 +73,12 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// What the store's blobs would take uncompressed, against what they take on disk.
+/// What the store holds, on disk and uncompressed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Packed {
-    /// Bytes on disk of the blobs the entries name.
+    /// Entries.
+    pub entries: u64,
+    /// Bytes of blobs on disk.
     pub on_disk: u64,
     /// Their uncompressed size.
     pub raw: u64,
@@ -409,22 +411,25 @@ impl Store {
         })
     }
 
-    /// The uncompressed and on-disk bytes of the blobs the entries name (reads every entry:
-    /// for `status`).
+    /// What the store holds, with the uncompressed size of the blobs its entries name, in
+    /// one walk (reads every entry: for `status`).
     pub fn packed(&self) -> Packed {
         let on_disk = self.blob_sizes();
+        let entries = list(&self.entries);
         let mut raw: HashMap<Digest, u64> = HashMap::new();
-        for entry in list(&self.entries).iter().filter_map(|p| read_entry(p)) {
+        for entry in entries.iter().filter_map(|p| read_entry(p)) {
             for o in entry.outputs.iter().chain([&entry.stdout, &entry.stderr]) {
                 raw.insert(o.blob, o.size);
             }
         }
-        let held = raw
-            .keys()
-            .filter_map(|d| on_disk.get(d).map(|size| (d, size)));
         Packed {
-            on_disk: held.clone().map(|(_, size)| size).sum(),
-            raw: held.map(|(d, _)| raw[d]).sum(),
+            entries: entries.len() as u64,
+            on_disk: on_disk.values().sum(),
+            raw: raw
+                .iter()
+                .filter(|(d, _)| on_disk.contains_key(d))
+                .map(|(_, size)| size)
+                .sum(),
         }
     }
 

@@ -96,7 +96,6 @@ pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Respon
 fn status(shared: &Shared) -> Response {
     shared.compiles.settle();
     let indexes = shared.fingerprints.status();
-    let usage = shared.store.usage();
     let packed = shared.store.packed();
     Response::Status(DaemonStatus {
         version: BINARY_VERSION.to_string(),
@@ -108,8 +107,8 @@ fn status(shared: &Shared) -> Response {
         watching: shared.fingerprints.watching(),
         out_of_space: shared.compiles.out_of_space(),
         remote_off: shared.remote_off.clone(),
-        artifact_entries: usage.entries,
-        artifact_bytes: usage.bytes,
+        artifact_entries: packed.entries,
+        artifact_bytes: packed.on_disk,
         max_size: shared.max_size,
         cache_hits: shared.compile_counts[0].load(Ordering::SeqCst),
         cache_misses: shared.compile_counts[1].load(Ordering::SeqCst),
