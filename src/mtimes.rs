@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dir_fd::DirFd;
 use crate::fingerprint::{
-    Digest, EntryKind, Filter, FilterSpec, OwnState, read_state_file, scan, write_file_atomic,
+    Digest, EntryKind, Filter, FilterSpec, OwnState, read_state_file_at_most, scan,
+    write_file_atomic,
 };
 use crate::paths::lexically_absolute;
 use crate::relpath;
@@ -32,7 +33,7 @@ use crate::relpath;
 /// The snapshot format this version writes and reads.
 const FORMAT: &str = "zccache-mtimes/1";
 /// Largest snapshot read (about four million files).
-const MAX_SNAPSHOT: usize = 512 << 20;
+const MAX_SNAPSHOT: u64 = 512 << 20;
 
 /// What `save` writes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -150,17 +151,11 @@ fn saved(dir: &DirFd, rel: String) -> Option<Saved> {
 /// Sets back the mtimes `snapshot` holds, for files below `base` whose bytes still match.
 /// `None` when there is no snapshot (a CI job's first run).
 pub fn restore(base: &Path, snapshot: &Path) -> anyhow::Result<Option<Restored>> {
-    let Some(bytes) =
-        read_state_file(snapshot).with_context(|| format!("read {}", snapshot.display()))?
+    let Some(bytes) = read_state_file_at_most(snapshot, MAX_SNAPSHOT)
+        .with_context(|| format!("read {}", snapshot.display()))?
     else {
         return Ok(None);
     };
-    if bytes.len() > MAX_SNAPSHOT {
-        bail!(
-            "{}: larger than any snapshot zccache writes",
-            snapshot.display()
-        );
-    }
     let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: not a zccache mtimes snapshot ({e})",

@@ -181,6 +181,15 @@ fn issue_p_a_snapshot_never_reaches_through_a_symlink_or_out_of_the_tree() {
         .stderr_has("mtimes: no snapshot at none.json: nothing set back")
         .json();
     assert_eq!(none["total"], 0, "{none}");
+    // A snapshot larger than any zccache writes is refused before it is read (sparse: no
+    // disk or memory spent on it).
+    fs::File::create(sb.path("huge.json"))
+        .unwrap()
+        .set_len(600 << 20)
+        .unwrap();
+    sb.cmd(["mtimes", "restore", "huge.json"])
+        .status(2)
+        .stderr_has("larger than 536870912 bytes");
     sb.write("garbage.json", "{ not json");
     sb.cmd(["mtimes", "restore", "garbage.json"])
         .status(2)

@@ -31,8 +31,8 @@ pub use filter::{Filter, FilterSpec};
 pub use hash::{Digest, hash_entry};
 pub use scan::EntryKind;
 pub use state::{
-    MAX_SUCCESSES, Pending, now_ms, now_ns, read_state_file, write_file_atomic,
-    write_file_atomic_with_mode,
+    MAX_SUCCESSES, Pending, now_ms, now_ns, read_state_file, read_state_file_at_most,
+    write_file_atomic, write_file_atomic_with_mode,
 };
 
 pub use crate::relpath::relative;

@@ -253,11 +253,17 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
 /// symlink and without blocking, and read only when it is a regular file. A symlink, FIFO,
 /// socket or device there is an error: never followed, waited on or read.
 pub fn read_state_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_state_file_at_most(path, u64::MAX)
+}
+
+/// `read_state_file` of a file of at most `max` bytes: a larger one is an error before
+/// anything is read (and a file growing while read is not read past it).
+pub fn read_state_file_at_most(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     let opened = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path);
-    let mut file = match opened {
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -272,8 +278,14 @@ pub fn read_state_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
             "not a regular file",
         ));
     }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)?;
+    file.take(max).read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
 
