@@ -16,7 +16,7 @@ printf '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n' >"$work/
 runs=${RUNS:-300}
 for kind in static dynamic; do
   z=${bin[$kind]}
-  file -b "$z" | grep -o -E 'static-pie linked|dynamically linked' | sed "s/^/$kind: /"
+  file -b "$z" | grep -o -E 'static-pie linked|statically linked|dynamically linked' | sed "s/^/$kind: /"
   export ZCCACHE_DIR=$work/$kind
   mkdir -p "$work/$kind-tree"
   "$z" gcc -c "$work/a.c" -o "$work/$kind.o"

@@ -47,6 +47,8 @@ fn a_missing_key_exits_1() {
 fn a_corrupted_blob_is_a_miss_never_bad_bytes() {
     let sb = Sandbox::new();
     sb.cmd(["kv", "put", "k"]).stdin("the real value").status(0);
+    // A new daemon: the one that stored the value keeps it in memory, verified (below).
+    sb.cmd(["stop"]).status(0);
     for blob in blobs(&sb) {
         if fs::read(&blob).unwrap() == b"the real value" {
             fs::write(&blob, b"the fake value").unwrap();
@@ -55,6 +57,27 @@ fn a_corrupted_blob_is_a_miss_never_bad_bytes() {
     let ran = sb.cmd(["kv", "get", "k"]).status(1);
     assert!(ran.stdout.is_empty());
     sb.cmd(["kv", "put", "k"]).stdin("the real value").status(0);
+    assert_eq!(
+        sb.cmd(["kv", "get", "k"]).status(0).stdout,
+        "the real value"
+    );
+}
+
+/// Issue S: the daemon delivers a blob it stored from memory, checked when it was stored, so a
+/// blob corrupted on disk under it is still delivered as the real bytes, never the fake ones.
+#[test]
+fn issue_s_a_blob_corrupted_under_the_daemon_is_delivered_as_stored() {
+    let sb = Sandbox::new();
+    sb.cmd(["start"]).status(0);
+    sb.cmd(["kv", "put", "k"]).stdin("the real value").status(0);
+    let mut faked = 0;
+    for blob in blobs(&sb) {
+        if fs::read(&blob).unwrap() == b"the real value" {
+            fs::write(&blob, b"the fake value").unwrap();
+            faked += 1;
+        }
+    }
+    assert_eq!(faked, 1);
     assert_eq!(
         sb.cmd(["kv", "get", "k"]).status(0).stdout,
         "the real value"

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod artifact;
 mod blob_codec;
+mod blob_memo;
 pub mod colour;
 pub mod compile;
 pub mod compile_link;

@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::blob_codec;
+use super::blob_memo::{BlobMemo, MEMO_BYTES};
 use super::limits;
 use super::profile::{Phase, timed};
 use super::remote::{Remote, Upload};
@@ -103,6 +104,8 @@ pub struct Store {
     remote: Option<Arc<Remote>>,
     /// zstd level of new blobs (`None`: raw).
     level: Option<i32>,
+    /// Blobs kept decoded in memory (the daemon's store only).
+    memo: Option<Arc<BlobMemo>>,
 }
 
 impl Store {
@@ -114,7 +117,15 @@ impl Store {
             entries: root.join("entries"),
             remote: None,
             level: limits::compression(),
+            memo: None,
         }
+    }
+
+    /// This store keeping recently stored or read blobs decoded in memory (up to
+    /// [`MEMO_BYTES`]), for a long-lived process: the daemon.
+    pub fn with_memo(mut self) -> Self {
+        self.memo = Some(Arc::new(BlobMemo::new(MEMO_BYTES)));
+        self
     }
 
     /// This store writing new blobs at zstd `level` (`None`: raw).
@@ -398,6 +409,9 @@ impl Store {
 
     /// Removes everything.
     pub fn clear(&self) -> io::Result<Trimmed> {
+        if let Some(memo) = &self.memo {
+            memo.clear();
+        }
         let usage = self.usage();
         for dir in [&self.entries, &self.blobs] {
             match fs::remove_dir_all(dir) {
@@ -477,6 +491,9 @@ impl Store {
     /// every read verifies it); returns its digest and the bytes written to disk.
     fn write_blob(&self, bytes: &[u8]) -> io::Result<(Digest, u64)> {
         let digest = Digest::of(bytes);
+        if let Some(memo) = &self.memo {
+            memo.put(digest, bytes);
+        }
         let path = self.blob_path(digest);
         let there = |len: u64| len <= bytes.len() as u64 && (len > 0 || bytes.is_empty());
         if fs::metadata(&path).is_ok_and(|m| there(m.len())) {
@@ -495,6 +512,12 @@ impl Store {
         if output.size == 0 && output.blob == Digest::of(b"") {
             return Ok(Some(Vec::new()));
         }
+        let memo = self.memo.as_deref();
+        if let Some(bytes) = memo.and_then(|m| m.get(output.blob))
+            && bytes.len() as u64 == output.size
+        {
+            return Ok(Some(bytes.to_vec()));
+        }
         let path = self.blob_path(output.blob);
         let stored = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -505,6 +528,9 @@ impl Store {
             let _ = fs::remove_file(&path);
             return Ok(None);
         };
+        if let Some(memo) = memo {
+            memo.put(output.blob, &bytes);
+        }
         Ok(Some(bytes))
     }
 
