@@ -79,7 +79,7 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         "daemon serving"
     );
     let idle = idle_timeout();
-    let (store, remote_off) = with_remote(Store::new(&paths.dir));
+    let (store, remote_off) = with_remote(Store::new(&paths.dir).with_memo());
     let scratch = ScratchDir::open(&paths.dir).context("prepare the scratch directory")?;
     // Tools the daemon starts without a directory of their own (a compiler's `--version`
     // probe) run here: whatever they write lands in the private scratch, swept at start.
@@ -107,7 +107,17 @@ pub fn serve(paths: DaemonPaths) -> anyhow::Result<()> {
         drained: Notify::new(),
         watches: Default::default(),
     });
-    let result = runtime.block_on(accept_loop((listener, &socket), Arc::clone(&shared), idle));
+    let socket = Arc::new(socket);
+    // A task on the runtime, not the future `block_on` polls on this thread: a connection it
+    // spawns then starts on the worker that accepted it, without waking another thread.
+    let serving = runtime.spawn(accept_loop(
+        (listener, Arc::clone(&socket)),
+        Arc::clone(&shared),
+        idle,
+    ));
+    let result = runtime
+        .block_on(serving)
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the accept loop failed: {e}")));
     socket.remove();
     shared.compiles.settle();
     if paths.read_pid() == i32::try_from(std::process::id()).ok() {
@@ -162,7 +172,7 @@ fn idle_timeout() -> Duration {
 }
 
 async fn accept_loop(
-    (listener, socket): (std::os::unix::net::UnixListener, &Socket),
+    (listener, socket): (std::os::unix::net::UnixListener, Arc<Socket>),
     shared: Arc<Shared>,
     idle: Duration,
 ) -> anyhow::Result<()> {
@@ -172,13 +182,6 @@ async fn accept_loop(
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut socket_check = tokio::time::interval(SOCKET_CHECK);
     loop {
-        if !socket.still_ours() {
-            tracing::warn!(
-                "{} was removed or replaced: no client can reach this daemon; exiting",
-                socket.path.display()
-            );
-            break;
-        }
         let last = Duration::from_millis(shared.last_activity.load(Ordering::SeqCst));
         let idle_deadline = shared.started + last + idle;
         tokio::select! {
@@ -189,7 +192,15 @@ async fn accept_loop(
                     tokio::spawn(connection(stream, Arc::clone(&shared), slot));
                 }
             }
-            _ = socket_check.tick() => {}
+            _ = socket_check.tick() => {
+                if !socket.still_ours() {
+                    tracing::warn!(
+                        "{} was removed or replaced: no client can reach this daemon; exiting",
+                        socket.path.display()
+                    );
+                    break;
+                }
+            }
             () = shared.shutdown.notified() => break,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
