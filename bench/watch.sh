@@ -8,7 +8,8 @@
 # the package's build script is the same command, run the way turbo runs every task: `npm run
 # build`); then a no-op touch (must start nothing), a 500-file `git checkout` (must be one
 # round; for turbo: the command starts it makes), and the watch's idle CPU over 60 s.
-# ZCCACHE=path picks the binary (default: a release build of this repository).
+# ZCCACHE=path picks the binary (default: a release build of this repository); EDITS (50),
+# GAP (0.3 s after the previous start before the next edit), IDLE_SECS (60).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z ${ZCCACHE:-} ]]; then
@@ -22,6 +23,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; "$z" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 TURBO_PREFIX=${TURBO_PREFIX:-/tmp/turbo-peer}
 edits=${EDITS:-50}
+gap=${GAP:-0.3}
 idle=${IDLE_SECS:-60}
 
 # The project: one task whose command appends its start time (ns) to $STARTS.
@@ -42,7 +44,7 @@ latency() {
   local starts=$1 deltas=$work/deltas.$RANDOM
   wait_more "$starts" 0 || true
   for i in $(seq 1 "$edits"); do
-    sleep 0.3
+    sleep "$gap"
     local n; n=$(lines "$starts")
     local t0; t0=$(date +%s%N)
     echo "edit $i $RANDOM" > src/f1.txt
