@@ -245,7 +245,7 @@ mod tests {
                 key: "00".into(),
                 success: true,
             },
-            Request::RunCheckBatch(vec![run_check]),
+            Request::RunCheckBatch(vec![run_check.clone()]),
             Request::CompileDone {
                 token: 7,
                 exit_code: 0,
@@ -268,6 +268,11 @@ mod tests {
                     state_file: Some(path("/r/.zccache/run/lint.json")),
                     file: None,
                 }],
+            },
+            Request::PerFileCheck {
+                task: run_check.clone(),
+                set: run_check,
+                passed: vec![("00".into(), "11".into())],
             },
         ]
     }

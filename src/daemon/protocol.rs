@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compile_cache::artifact::{Artifact, RustArtifact};
 use crate::compile_cache::miss_reason::Miss;
-use crate::fingerprint::Decision;
+use crate::fingerprint::{Decision, Table};
 use crate::paths::lexically_absolute;
 
 /// An absolute, lexically normalized path (no `.`, no `..`), serialized as a string.
@@ -202,6 +202,18 @@ pub enum Request {
         /// How long a burst of events must be quiet before it is pushed (ms).
         settle_ms: u32,
     },
+    /// A per-file task's check (`zccache run --files`) → `PerFileChecked`: the task's check
+    /// (its shared inputs) and its per-file set's, as a `RunCheckBatch` of the two, and the
+    /// per-file set's table unless every file of it passed.
+    PerFileCheck {
+        /// The task's check.
+        task: RunCheckSpec,
+        /// The per-file set's check (a dry run).
+        set: RunCheckSpec,
+        /// The (task key, set key) pairs, hex, under which every per-file file passed: the
+        /// table is left out when the two checks' keys are one of them.
+        passed: Vec<(String, String)>,
+    },
 }
 
 /// Most sets one `Watch` may name.
@@ -391,6 +403,17 @@ pub enum Response {
     },
     /// Pushed on a `Watch` connection: these sets' contents changed.
     SetsChanged(Vec<SetChange>),
+    /// To `PerFileCheck`.
+    PerFileChecked {
+        /// The task's check.
+        task: RunCheckAnswer,
+        /// The per-file set's check.
+        set: RunCheckAnswer,
+        /// The per-file set as the daemon holds it (entries sorted by path, their digests
+        /// and the metadata they were read with; its time is the oldest verification of
+        /// any), unless its pair with the task's key passed or a check failed.
+        table: Option<Table>,
+    },
 }
 
 /// The daemon's state, for `zccache status`.

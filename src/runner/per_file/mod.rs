@@ -8,8 +8,15 @@
 //! still holds it), a failing batch passes none and the task fails with its status. So a
 //! shared input's edit re-opens every file, a file's edit only that file, a failed file is
 //! run again until it passes, and a deleted file is forgotten.
+//!
+//! Through a running daemon, one round trip answers the task's check and hands over the
+//! per-file set as the daemon watches it (nothing is walked here); without one (a first
+//! run), the task is judged in-process while a daemon starts in the background, and with no
+//! record at all the command starts at once on every file (see `deferred`).
 
 mod batches;
+mod codec;
+mod deferred;
 mod report;
 mod run;
 mod select;
@@ -19,6 +26,8 @@ mod state;
 mod whole;
 
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use super::check::{self, Recorder};
 use super::outcome::{Ended, Outcome};
@@ -30,9 +39,11 @@ use crate::cli::RunArgs;
 use crate::daemon::lifecycle::daemon_disabled;
 use crate::fingerprint::{Decision, Digest, now_ns};
 use crate::ui::Ui;
+use deferred::{Deferred, Vouch};
 use run::{Batch, Status};
 use select::{Current, Unpassed, Why};
 use state::FilesRecord;
+use whole::Asked;
 
 /// What the check of a per-file task found.
 struct Judged {
@@ -56,6 +67,12 @@ struct Judged {
     portable: Option<String>,
     /// How many files another machine or checkout passed (not run here).
     elsewhere: usize,
+    /// The per-file set's key, when the daemon made it.
+    set_key: Option<Digest>,
+    /// With no record: the files whose digests are read while the command runs.
+    deferred: Option<Deferred>,
+    /// A daemon starting in the background, joined before zccache exits.
+    starting: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Checks and runs the per-file task `spec` (its task lock held by the caller).
@@ -66,6 +83,7 @@ pub(super) fn run_task(
     args: &RunArgs,
     started: Instant,
 ) -> Ended {
+    crate::trace_times::start();
     let mut judged = match judge(ui, spec, per_file, args) {
         Ok(judged) => judged,
         Err(why) => {
@@ -103,6 +121,13 @@ pub(super) fn run_task(
         let total_ms = started.elapsed().as_secs_f64() * 1000.0;
         report::json(ui, args, spec, &judged, (check_ms, total_ms), ended);
     }
+    crate::trace_times::mark("report");
+    if let Some(starting) = judged.starting.take() {
+        // The daemon is up before zccache exits: none is left starting unseen.
+        let _ = starting.join();
+        crate::trace_times::mark("daemon start");
+    }
+    crate::trace_times::report();
     ended
 }
 
@@ -122,35 +147,133 @@ fn ended(outcome: Outcome, status: i32) -> Ended {
 
 /// The task's key (the shared check), the per-file set and its unpassed files. Through a
 /// running daemon, the whole set is asked first: when every file passed as they are now,
-/// nothing per file is read.
+/// nothing per file is read; otherwise the daemon's table of the set is judged. With no
+/// daemon running, a run starts one in the background and judges in-process.
 fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
     let mut run_record = RunFiles::new(&spec.cache_file).load();
     let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
-    let use_daemon = !args.no_daemon && !daemon_disabled();
-    let mut answered = None;
+    crate::trace_times::mark("key");
+    let mut use_daemon = !args.no_daemon && !daemon_disabled();
+    let mut asked = Asked::default();
+    let mut starting = None;
     if use_daemon && !spec.staged && !args.force {
-        let asked = whole::ask(spec, per_file, &parts, args.dry_run);
-        if let (Some(shared), Some(set)) = (&asked.shared, &asked.set)
-            && whole::known(
-                &spec.cache_file,
-                shared.decision.key,
-                set.decision.files_key,
-            )
+        asked = whole::ask(spec, per_file, &parts, args.dry_run);
+        crate::trace_times::mark("ask");
+        if asked.all_passed(&spec.cache_file)
+            && let (Some(shared), Some(set)) = (asked.shared.take(), &asked.set)
         {
             let counts = (set.decision.files, set.decision.hashed);
-            return Ok(whole_skip(ui, shared.clone(), counts));
+            return Ok(whole_skip(ui, shared, counts));
         }
-        answered = asked.shared;
+        if !asked.running && !args.dry_run {
+            starting = whole::start_daemon();
+            use_daemon = false;
+        }
     }
-    let modes = (args.dry_run, use_daemon);
-    let (decision, recorder) = check::check(ui, spec, parts, modes, answered)?;
+    let loaded = state::load(&spec.cache_file);
+    let defer = loaded.is_none() && asked.table.is_none();
+    let defer = defer && !(spec.share || spec.staged || args.dry_run);
+    let answered = asked.shared.take();
+    // With no record, the per-file set is walked while the shared inputs are checked.
+    let (checked, walked) = std::thread::scope(|scope| {
+        let walk = || deferred::current(spec, per_file, why_all(args));
+        let walking = defer.then(|| scope.spawn(walk));
+        let checked = check::check(ui, spec, parts, (args.dry_run, use_daemon), answered);
+        let walked = walking.map(|w| w.join().unwrap_or_else(|_| Err("walk panicked".into())));
+        (checked, walked)
+    });
+    let (decision, recorder) = checked?;
+    crate::trace_times::mark("check");
     let portable = match spec.share {
         true => shared_key(ui, spec, &decision, &run_record),
         false => None,
     };
-    let record = state::load(&spec.cache_file);
-    let scanned_at = now_ns();
-    let current = select::current(spec, per_file, record.table.as_ref(), !args.dry_run)?;
+    let record = loaded.unwrap_or_default();
+    let set = match walked {
+        Some(walked) => JudgedSet::deferred(walked?),
+        None => judge_set(spec, per_file, args, (&record, decision.key), asked)?,
+    };
+    crate::trace_times::mark("set");
+    let mut judged = Judged {
+        decision,
+        recorder,
+        record,
+        total: set.current.entries.len(),
+        current: set.current,
+        unpassed: set.unpassed,
+        scanned_at: set.scanned_at,
+        set_key: set.set_key,
+        whole_skip: false,
+        portable,
+        elsewhere: 0,
+        deferred: set.deferred,
+        starting,
+    };
+    if !args.force {
+        take_shared(ui, &mut judged);
+    }
+    Ok(judged)
+}
+
+/// Why every file runs when all do: `--force`, or nothing passed yet.
+fn why_all(args: &RunArgs) -> Why {
+    match args.force {
+        true => Why::Forced,
+        false => Why::New,
+    }
+}
+
+/// The per-file set now and its unpassed files.
+struct JudgedSet {
+    current: Current,
+    unpassed: Vec<Unpassed>,
+    /// When its digests were last verified, ns since the epoch.
+    scanned_at: i64,
+    /// Its key, when the daemon made it.
+    set_key: Option<Digest>,
+    deferred: Option<Deferred>,
+}
+
+impl JudgedSet {
+    /// A set walked with no record, its digests read during the run.
+    fn deferred((current, unpassed, deferred): (Current, Vec<Unpassed>, Deferred)) -> Self {
+        JudgedSet {
+            current,
+            unpassed,
+            scanned_at: deferred.scanned_at,
+            set_key: None,
+            deferred: Some(deferred),
+        }
+    }
+}
+
+/// The per-file set from the daemon's table when it sent one, else walked here (its digests
+/// read through the stat table of the last walk), and its files that did not pass.
+fn judge_set(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    (record, task_key): (&FilesRecord, Digest),
+    asked: Asked,
+) -> Result<JudgedSet, String> {
+    let (current, scanned_at, set_key) = match (asked.table, asked.set) {
+        (Some(table), set) => {
+            let current = Current {
+                entries: table.entries,
+                // The daemon keeps it: `F.files.table` stays for checks made here.
+                table: None,
+                rehashed: set.as_ref().map_or(0, |set| set.decision.hashed),
+            };
+            let set_key = set.map(|set| set.decision.files_key);
+            (current, table.scanned_at_ns, set_key)
+        }
+        (None, _) => {
+            let scanned_at = now_ns();
+            let previous = state::load_table(&spec.cache_file);
+            let current = select::current(spec, per_file, previous.as_ref(), !args.dry_run)?;
+            (current, scanned_at, None)
+        }
+    };
     let unpassed = match args.force {
         true => current
             .entries
@@ -160,24 +283,15 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
                 why: Why::Forced,
             })
             .collect(),
-        false => select::unpassed(&record, decision.key, &current.entries),
+        false => select::unpassed(record, task_key, &current.entries),
     };
-    let mut judged = Judged {
-        decision,
-        recorder,
-        record,
-        total: current.entries.len(),
+    Ok(JudgedSet {
         current,
         unpassed,
         scanned_at,
-        whole_skip: false,
-        portable,
-        elsewhere: 0,
-    };
-    if !args.force {
-        take_shared(ui, &mut judged);
-    }
-    Ok(judged)
+        set_key,
+        deferred: None,
+    })
 }
 
 /// The task's portable key for `--share` (`None`, said, when it cannot be made).
@@ -241,10 +355,13 @@ fn whole_skip(ui: &Ui, shared: check::Answer, (total, hashed): (usize, usize)) -
         },
         unpassed: Vec::new(),
         scanned_at: now_ns(),
+        set_key: None,
         total,
         whole_skip: true,
         portable: None,
         elsewhere: 0,
+        deferred: None,
+        starting: None,
     }
 }
 
@@ -282,8 +399,9 @@ fn run_and_mark(
         usize::from,
     );
     let planned = plan(spec, per_file, names, at_least);
-    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
+    let statuses = run_reading(ui, spec, judged, (&planned, &place.cwd, jobs));
     drop(place);
+    crate::trace_times::mark("run");
     let interrupted = crate::os::interrupted();
     let failed = statuses.iter().flatten().copied().find(|code| *code != 0);
     let code = match (failed, interrupted) {
@@ -295,8 +413,32 @@ fn run_and_mark(
     if interrupted.is_none() {
         mark(ui, spec, judged, &planned, &statuses);
     }
+    crate::trace_times::mark("mark");
     keep(ui, spec, judged, code == 0);
+    crate::trace_times::mark("save");
     (code, statuses)
+}
+
+/// Runs the batches; with deferred files, reads them meanwhile and settles their digests.
+fn run_reading(
+    ui: &Ui,
+    spec: &RunSpec,
+    judged: &mut Judged,
+    (planned, cwd, jobs): (&[Batch], &std::path::Path, usize),
+) -> Vec<Status> {
+    let Some(mut deferred) = judged.deferred.take() else {
+        return run::run_all(ui, planned, cwd, jobs);
+    };
+    let entries = &judged.current.entries;
+    let (statuses, digests) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| deferred::read_during(spec, entries, &deferred));
+        let statuses = run::run_all(ui, planned, cwd, jobs);
+        (statuses, reading.join().unwrap_or_default())
+    });
+    let (current, unpassed) = (&mut judged.current, &mut judged.unpassed);
+    deferred::settle(current, unpassed, &mut deferred, &digests);
+    judged.deferred = Some(deferred);
+    statuses
 }
 
 /// The batches for the unpassed files named `names` (in their order): within the argument
@@ -328,25 +470,50 @@ fn plan(
 /// `--share`, and notes the failures.
 fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
     let key = judged.decision.key;
-    let mut passed = Vec::new();
+    let mut ended = vec![None; judged.unpassed.len()];
     for (batch, status) in batches.iter().zip(statuses) {
         for &i in &batch.files {
-            let entry = &judged.unpassed[i].entry;
-            match status {
-                Some(0)
-                    if spec.staged || select::unchanged_since(spec, entry, judged.scanned_at) =>
-                {
-                    let file_key = state::file_key(key, &entry.path, entry.hash);
-                    judged.record.pass(&entry.path, file_key, entry.hash);
-                    passed.push((entry.path.as_str(), entry.hash));
-                }
-                Some(code) if *code != 0 => judged.record.fail(&entry.path, entry.hash),
-                _ => {}
+            ended[i] = *status;
+        }
+    }
+    // Each file's stat is read again, side by side.
+    let read = (judged.deferred.as_ref(), judged.scanned_at);
+    let unpassed = &judged.unpassed;
+    let held: Vec<bool> = (0..unpassed.len())
+        .into_par_iter()
+        .map(|i| ended[i] == Some(0) && (spec.staged || vouched(spec, unpassed, read, i)))
+        .collect();
+    let mut passed = Vec::new();
+    for (i, u) in judged.unpassed.iter().enumerate() {
+        let entry = &u.entry;
+        match ended[i] {
+            Some(0) if held[i] => {
+                let file_key = state::file_key(key, &entry.path, entry.hash);
+                judged.record.pass(&entry.path, file_key, entry.hash);
+                passed.push((entry.path.as_str(), entry.hash));
             }
+            Some(code) if code != 0 => judged.record.fail(&entry.path, entry.hash),
+            _ => {}
         }
     }
     if let Some(portable) = &judged.portable {
         share::publish(ui, portable, &passed);
+    }
+}
+
+/// True when the unpassed file at `i` still holds the content it is judged by (`read`: the
+/// files whose digests were read during the run, and when the others' were verified).
+fn vouched(
+    spec: &RunSpec,
+    unpassed: &[Unpassed],
+    (deferred, scanned_at): (Option<&Deferred>, i64),
+    i: usize,
+) -> bool {
+    let entry = &unpassed[i].entry;
+    match deferred.map(|d| d.vouch(i)) {
+        Some(Vouch::Stamp) => deferred::stamp_unchanged(spec, entry),
+        Some(Vouch::Unread) => false,
+        Some(Vouch::ReadBefore) | None => select::unchanged_since(spec, entry, scanned_at),
     }
 }
 
@@ -368,19 +535,31 @@ fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
 }
 
 fn save_files(ui: &Ui, spec: &RunSpec, judged: &mut Judged) {
-    let record = &mut judged.record;
-    if let Some(table) = judged.current.table.take() {
-        record.table = Some(table);
+    if let Some(table) = judged.current.table.take()
+        && let Err(e) = state::save_table(&spec.cache_file, &table)
+    {
+        ui.warn(format_args!("cannot record the stat table: {e}"));
     }
+    let record = &mut judged.record;
     let entries = &judged.current.entries;
     record.forget_absent(entries.iter().map(|e| e.path.as_str()));
     if let Err(e) = state::save(&spec.cache_file, record) {
         ui.warn(format_args!("cannot record the passed files: {e}"));
     }
+    // The files that were not to run had passed: all passed once each of those that ran did.
     let task_key = judged.decision.key;
-    if select::unpassed(record, task_key, entries).is_empty() {
-        let leaves: Vec<_> = entries.iter().map(crate::fingerprint::leaf).collect();
-        let set_key = crate::fingerprint::key_of_leaves(&leaves);
+    let all_passed = judged.unpassed.iter().all(|u| {
+        let key = state::file_key(task_key, &u.entry.path, u.entry.hash);
+        record
+            .paths
+            .get(&u.entry.path)
+            .is_some_and(|r| r.keys.contains(&key))
+    });
+    if all_passed {
+        let set_key = judged.set_key.unwrap_or_else(|| {
+            let leaves: Vec<_> = entries.iter().map(crate::fingerprint::leaf).collect();
+            crate::fingerprint::key_of_leaves(&leaves)
+        });
         if let Err(e) = whole::remember(&spec.cache_file, task_key, set_key) {
             ui.warn(format_args!("cannot record the passed files: {e}"));
         }
