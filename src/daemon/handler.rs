@@ -10,14 +10,14 @@ use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{
-    DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response, RunCheckAnswer,
+    Blob, DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response, RunCheckAnswer,
     RunCheckSpec,
 };
 use super::shared::{Shared, account_store, blocking};
 use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::request::Peer;
 use crate::fingerprint::{
-    CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError, Table,
+    CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError, Table, encode_table,
 };
 
 /// Answers one request that came on the connection `peer`.
@@ -219,8 +219,10 @@ fn per_file_check(
     passed: &[(String, String)],
 ) -> Response {
     let as_of = shared.fingerprints.sync_point();
-    let (task, _) = run_check_as_of(shared, task, as_of, false);
-    let (set, table) = run_check_as_of(shared, set, as_of, true);
+    let ((task, _), (set, table)) = rayon::join(
+        || run_check_as_of(shared, task, as_of, false),
+        || run_check_as_of(shared, set, as_of, true),
+    );
     let pair = match (&task, &set) {
         (
             RunCheckAnswer::Checked { decision: t, .. },
@@ -228,7 +230,9 @@ fn per_file_check(
         ) => Some((t.key.to_hex(), s.files_key.to_hex())),
         _ => None,
     };
-    let table = table.filter(|_| pair.is_some_and(|pair| !passed.contains(&pair)));
+    let table = table
+        .filter(|_| pair.is_some_and(|pair| !passed.contains(&pair)))
+        .map(|table| Blob(encode_table(&table)));
     Response::PerFileChecked { task, set, table }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compile_cache::artifact::{Artifact, RustArtifact};
 use crate::compile_cache::miss_reason::Miss;
-use crate::fingerprint::{Decision, Table};
+use crate::fingerprint::Decision;
 use crate::paths::lexically_absolute;
 
 /// An absolute, lexically normalized path (no `.`, no `..`), serialized as a string.
@@ -409,11 +409,42 @@ pub enum Response {
         task: RunCheckAnswer,
         /// The per-file set's check.
         set: RunCheckAnswer,
-        /// The per-file set as the daemon holds it (entries sorted by path, their digests
-        /// and the metadata they were read with; its time is the oldest verification of
-        /// any), unless its pair with the task's key passed or a check failed.
-        table: Option<Table>,
+        /// The per-file set as the daemon holds it, in `fingerprint::encode_table`'s bytes
+        /// (entries sorted by path, their digests and the metadata they were read with; its
+        /// time is the oldest verification of any), unless its pair with the task's key
+        /// passed or a check failed.
+        table: Option<Blob>,
     },
+}
+
+/// Bytes sent as one run (serde gives bincode a `Vec<u8>` byte by byte: 170 KB of a
+/// table cost the daemon more than its check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob(pub Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
 }
 
 /// The daemon's state, for `zccache status`.

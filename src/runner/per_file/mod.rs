@@ -45,6 +45,9 @@ use select::{Current, Unpassed, Why};
 use state::FilesRecord;
 use whole::Asked;
 
+/// From how many files their stats are read again in parallel.
+const PARALLEL_FROM: usize = 64;
+
 /// What the check of a per-file task found.
 struct Judged {
     /// The shared check's decision (its key is the task's key).
@@ -156,8 +159,14 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
     let mut use_daemon = !args.no_daemon && !daemon_disabled();
     let mut asked = Asked::default();
     let mut starting = None;
+    let mut loaded = None;
     if use_daemon && !spec.staged && !args.force {
-        asked = whole::ask(spec, per_file, &parts, args.dry_run);
+        // The record is read while the daemon answers (unused when every file passed).
+        (asked, loaded) = std::thread::scope(|scope| {
+            let loading = scope.spawn(|| state::load(&spec.cache_file));
+            let asked = whole::ask(spec, per_file, &parts, args.dry_run);
+            (asked, loading.join().ok().flatten())
+        });
         crate::trace_times::mark("ask");
         if asked.all_passed(&spec.cache_file)
             && let (Some(shared), Some(set)) = (asked.shared.take(), &asked.set)
@@ -170,7 +179,9 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
             use_daemon = false;
         }
     }
-    let loaded = state::load(&spec.cache_file);
+    if loaded.is_none() {
+        loaded = state::load(&spec.cache_file);
+    }
     let defer = loaded.is_none() && asked.table.is_none();
     let defer = defer && !(spec.share || spec.staged || args.dry_run);
     let answered = asked.shared.take();
@@ -394,11 +405,13 @@ fn run_and_mark(
     // `-j N` splits the files into N batches at least; without it, batches the argument
     // limit makes still run side by side.
     let at_least = args.jobs.map_or(1, usize::from);
-    let jobs = args.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        usize::from,
-    );
     let planned = plan(spec, per_file, names, at_least);
+    // (The CPU count reads cgroup files: not for a single batch.)
+    let jobs = match (args.jobs, planned.len()) {
+        (Some(jobs), _) => usize::from(jobs),
+        (None, 0 | 1) => 1,
+        (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     let statuses = run_reading(ui, spec, judged, (&planned, &place.cwd, jobs));
     drop(place);
     crate::trace_times::mark("run");
@@ -476,13 +489,16 @@ fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuse
             ended[i] = *status;
         }
     }
-    // Each file's stat is read again, side by side.
+    // Each file's stat is read again, side by side when there are many (a thread pool
+    // costs more than a few stats).
     let read = (judged.deferred.as_ref(), judged.scanned_at);
     let unpassed = &judged.unpassed;
-    let held: Vec<bool> = (0..unpassed.len())
-        .into_par_iter()
-        .map(|i| ended[i] == Some(0) && (spec.staged || vouched(spec, unpassed, read, i)))
-        .collect();
+    let held_at =
+        |i: usize| ended[i] == Some(0) && (spec.staged || vouched(spec, unpassed, read, i));
+    let held: Vec<bool> = match unpassed.len() {
+        n if n < PARALLEL_FROM => (0..n).map(held_at).collect(),
+        n => (0..n).into_par_iter().map(held_at).collect(),
+    };
     let mut passed = Vec::new();
     for (i, u) in judged.unpassed.iter().enumerate() {
         let entry = &u.entry;

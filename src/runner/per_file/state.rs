@@ -90,12 +90,16 @@ pub fn save(cache_file: &Path, record: &FilesRecord) -> io::Result<()> {
 /// Loads `F.files.table`; `None` when there is none or it is not whole and intact.
 pub fn load_table(cache_file: &Path) -> Option<Table> {
     let bytes = read_state_file(&table_of(cache_file)).ok()??;
-    codec::decode_table(&bytes)
+    crate::fingerprint::decode_table(&bytes)
 }
 
 /// Writes `F.files.table` atomically.
 pub fn save_table(cache_file: &Path, table: &Table) -> io::Result<()> {
-    write_file_atomic(&table_of(cache_file), &codec::encode_table(table), false)
+    write_file_atomic(
+        &table_of(cache_file),
+        &crate::fingerprint::encode_table(table),
+        false,
+    )
 }
 
 /// The key of one file's result: the task's key (command, tool, env, shared inputs), the

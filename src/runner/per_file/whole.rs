@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use crate::daemon::client;
 use crate::daemon::lifecycle::DaemonPaths;
 use crate::daemon::protocol::{Request, Response};
-use crate::fingerprint::{Digest, MAX_SUCCESSES, Table, read_state_file, write_file_atomic};
+use crate::fingerprint::{
+    Digest, MAX_SUCCESSES, Table, decode_table, read_state_file, write_file_atomic,
+};
 use crate::paths::with_suffix;
 use crate::runner::check::{self, Answer};
 use crate::runner::spec::{PerFile, RunSpec};
@@ -81,7 +83,8 @@ pub fn ask(
         Ok(Some(Response::PerFileChecked { task, set, table })) => Asked {
             shared: check::answer_of(task),
             set: check::answer_of(set),
-            table,
+            // Bytes that do not decode are no table: the set is walked here.
+            table: table.and_then(|blob| decode_table(&blob.0)),
             running: true,
         },
         Ok(None) => Asked::default(),
