@@ -157,6 +157,28 @@ fn issue_m_a_file_edited_during_its_batch_is_not_passed() {
 }
 
 #[test]
+fn issue_m_a_file_edited_during_its_batch_is_not_passed_through_the_daemon() {
+    let (sb, checker) = project(3);
+    lint(&sb, &checker, &[]).status(0);
+    // The first run left a daemon started: from now on it hands over the per-file set.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    linted(&sb);
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .env("EDIT_DURING", "src/f01.txt")
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    assert_eq!(linted(&sb), ["src/f01.txt"]);
+    // The failing bytes the daemon handed over were never passed.
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+}
+
+#[test]
 fn issue_m_a_corrupt_record_relints_all() {
     let (sb, checker) = project(4);
     lint(&sb, &checker, &[]).status(0);
