@@ -8,7 +8,8 @@
 # hook; `zccache run --files` (through its daemon). Rows: cold; nothing changed; one file
 # edited; 20 files edited; the config edited; a second clone with `--share` from a real
 # redis-server (the first clone published with `--share`). Each cell is the median of RUNS
-# runs, in ms; zccache's cells say how many files it gave the tool.
+# runs, the ways taking turns in each run, in ms; zccache's cells say how many files it gave
+# the tool.
 #
 # Needs: shellcheck and redis-server (apt), python3 (venv), npm. ruff and pre-commit are
 # pip-installed into a venv and eslint npm-installed into a prefix under TOOLS_DIR (kept
@@ -115,21 +116,27 @@ edit_files() {
   done
 }
 
-# One row: "$label" then, per way, the median of RUNS runs of (prepare; time the way).
+# One row: "$label" then, per way, the median of RUNS runs of (prepare; time the way). The
+# ways take turns within each run, so a change of the machine's load falls on all of them.
+# With ALONE set, the tool on that one file alone is timed in each run too (into $alone).
 row() {
-  local label=$1 prepare=$2 cells=() way times zf
-  for way in all diff precommit zccache; do
-    times=() zf=
-    for ((r = 0; r < RUNS; r++)); do
+  local label=$1 prepare=$2 way r zf= m cells=()
+  local -A times=()
+  local alone_times=()
+  for ((r = 0; r < RUNS; r++)); do
+    for way in all diff precommit zccache; do
       $prepare "$way"
-      times+=("$(timed way_$way)")
+      times[$way]+="$(timed way_$way) "
       if [[ $way == zccache ]]; then zf=$(zfiles); fi
     done
-    local m
-    m=$(printf '%s\n' "${times[@]}" | median)
+    if [[ -n ${ALONE:-} ]]; then alone_times+=("$(timed $cmd "$ALONE")"); fi
+  done
+  for way in all diff precommit zccache; do
+    m=$(printf '%s\n' ${times[$way]} | median)
     if [[ $way == zccache ]]; then m="$m ($zf files)"; fi
     cells+=("$m")
   done
+  if [[ -n ${ALONE:-} ]]; then alone=$(printf '%s\n' "${alone_times[@]}" | median); fi
   printf '| %s | %s | %s | %s | %s |\n' "$label" "${cells[@]}"
 }
 
@@ -167,17 +174,14 @@ bench_tool() {
   echo "|---|---|---|---|---|"
   row cold prep_cold
   row "nothing changed" prep_none
-  row "one file edited" prep_one
+  ALONE=$(git ls-files -- "${glob%%/*}" | sed -n 1p) row "one file edited" prep_one
   row "20 files edited" prep_twenty
   row "config edited" prep_config
   git checkout -q -- . && git clean -qfd -e .zccache
   way_zccache >/dev/null 2>&1
-  local alone one_file
-  one_file=$(git ls-files -- "${glob%%/*}" | sed -n 1p)
-  alone=$(for ((r = 0; r < RUNS; r++)); do timed $cmd "$one_file"; echo; done | median)
   share_row "$repo"
   echo
-  echo "The tool on one file alone: $alone ms."
+  echo "The tool on one file alone (timed in the one-file row's runs): $alone ms."
   ZCCACHE_DIR=$ZCCACHE_DIR "$Z" stop >/dev/null 2>&1 || true
 }
 

@@ -15,7 +15,9 @@ status=0
 for f in "$@"; do
   echo "$f" >> "$LINT_LOG"
   if [ -n "$EDIT_DURING" ] && [ "$f" = "$EDIT_DURING" ]; then echo fixed > "$f"; fi
+  if [ -n "$TOUCH_DURING" ] && [ "$f" = "$TOUCH_DURING" ]; then touch "$f"; fi
   if grep -qx LINT-FAIL "$f" 2>/dev/null; then echo "$f: LINT-FAIL"; status=3; fi
+  if [ -n "$FAIL_AFTER" ] && [ "$f" = "$FAIL_AFTER" ]; then echo LINT-FAIL > "$f"; fi
 done
 if [ -n "$PEER_DIR" ]; then
   : > "$PEER_DIR/$$"
@@ -152,6 +154,75 @@ fn issue_m_a_file_edited_during_its_batch_is_not_passed() {
     lint(&sb, &checker, &[])
         .status(3)
         .stderr_has("run (1 of 3 files: src/f01.txt)");
+}
+
+#[test]
+fn issue_m_a_file_edited_during_its_batch_is_not_passed_through_the_daemon() {
+    let (sb, checker) = project(3);
+    lint(&sb, &checker, &[]).status(0);
+    // The first run left a daemon started: from now on it hands over the per-file set.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    linted(&sb);
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .env("EDIT_DURING", "src/f01.txt")
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+    assert_eq!(linted(&sb), ["src/f01.txt"]);
+    // The failing bytes the daemon handed over were never passed.
+    sb.write("src/f01.txt", "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 3 files: src/f01.txt)");
+}
+
+#[test]
+fn issue_m_a_corrupt_record_relints_all() {
+    let (sb, checker) = project(4);
+    lint(&sb, &checker, &[]).status(0);
+    linted(&sb);
+    // One flipped bit in the last file's pass key (the record ends with that key, the
+    // file's flags, its passed digest and the record's checksum): the record is no record.
+    let path = per_file_record(&sb);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() - 32 - 32 - 1 - 16;
+    bytes[at] ^= 0x01;
+    fs::write(&path, bytes).unwrap();
+    sb.write("src/f01.txt", "file 1, edited\n");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (4 of 4 files");
+    assert_eq!(linted(&sb).len(), 4);
+    lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 4");
+}
+
+#[test]
+fn issue_m_a_first_run_passes_only_files_whose_stamp_held_while_they_were_read() {
+    let (sb, checker) = project(4);
+    // Older than the racy window: with no record, the checker starts at once and zccache
+    // reads these files beside it, vouched for by their stat stamp across the run.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for i in 0..4 {
+        let file = fs::File::options()
+            .write(true)
+            .open(sb.path(&format!("src/f{i:02}.txt")))
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+    // f01 is touched (same bytes, its stamp moves) and f02 made failing while the checker
+    // runs: neither passes with what was read during the run.
+    lint(&sb, &checker, &[])
+        .env("TOUCH_DURING", "src/f01.txt")
+        .env("FAIL_AFTER", "src/f02.txt")
+        .status(0)
+        .stderr_has("run (4 of 4 files");
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (2 of 4 files: src/f01.txt, src/f02.txt)");
+    assert_eq!(linted(&sb), ["src/f01.txt", "src/f02.txt"]);
 }
 
 #[test]

@@ -125,6 +125,8 @@ pub struct Served {
     pub checked: Checked,
     /// `watched`, or `full stat pass (why)`.
     pub mode: String,
+    /// The input set as checked, when asked for.
+    pub table: Option<fingerprint::Table>,
 }
 
 /// The daemon's fingerprint service.
@@ -142,7 +144,7 @@ impl Fingerprints {
     /// Checks `req` from the watched index (created and filled on first use). Checks of
     /// different input sets run concurrently; checks of one state file wait for each other.
     pub fn check(&self, req: &CheckRequest) -> Result<Served, FpError> {
-        self.check_as_of(req, self.sync_point())
+        self.check_as_of(req, self.sync_point(), false)
     }
 
     /// The watcher's time now: checks made `as_of` it see every change made before it.
@@ -151,8 +153,14 @@ impl Fingerprints {
     }
 
     /// Checks `req`, seeing every change made before `as_of` (from `sync_point`; the checks
-    /// of one batch share one, so one watcher cookie serves them all).
-    pub fn check_as_of(&self, req: &CheckRequest, as_of: u64) -> Result<Served, FpError> {
+    /// of one batch share one, so one watcher cookie serves them all); with the input set's
+    /// table when `with_table`.
+    pub fn check_as_of(
+        &self,
+        req: &CheckRequest,
+        as_of: u64,
+        with_table: bool,
+    ) -> Result<Served, FpError> {
         let root = resolve_root(&req.root)?;
         let filter = Arc::new(Filter::new(&req.filter)?);
         let (paths, _lock) = open_state(req)?;
@@ -198,12 +206,17 @@ impl Fingerprints {
             table: None,
         };
         let checked = conclude(req, &paths, &mut cached.loaded, &inputs)?;
+        let table = with_table.then(|| index.table());
         cached.identity = identity(&paths.file);
         // A state re-saved by the check keeps the daemon's table, so the base still holds.
         if base_valid {
             slot.base_identity = cached.identity;
         }
-        Ok(Served { checked, mode })
+        Ok(Served {
+            checked,
+            mode,
+            table,
+        })
     }
 
     /// The slots of `cache_file` (their locks are taken one at a time by the caller).

@@ -137,7 +137,9 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Frame, FrameError> {
 mod tests {
     use super::*;
     use crate::compile_cache::artifact::Artifact;
-    use crate::daemon::protocol::{NormalizedPath, Request, RunCheckSpec, WatchSet};
+    use crate::daemon::protocol::{
+        Blob, NormalizedPath, Request, Response, RunCheckAnswer, RunCheckSpec, WatchSet,
+    };
 
     fn path(p: &str) -> NormalizedPath {
         NormalizedPath::new(std::path::Path::new("/"), std::path::Path::new(p))
@@ -245,7 +247,7 @@ mod tests {
                 key: "00".into(),
                 success: true,
             },
-            Request::RunCheckBatch(vec![run_check]),
+            Request::RunCheckBatch(vec![run_check.clone()]),
             Request::CompileDone {
                 token: 7,
                 exit_code: 0,
@@ -269,6 +271,11 @@ mod tests {
                     file: None,
                 }],
             },
+            Request::PerFileCheck {
+                task: run_check.clone(),
+                set: run_check,
+                passed: vec![("00".into(), "11".into())],
+            },
         ]
     }
 
@@ -289,6 +296,22 @@ mod tests {
             assert!(frame.is_same_version());
             assert_eq!(frame.decode::<Request>().unwrap(), request);
         }
+    }
+
+    #[test]
+    fn a_per_file_answer_with_its_table_round_trips() {
+        let response = Response::PerFileChecked {
+            task: RunCheckAnswer::Failed {
+                message: "m".into(),
+            },
+            set: RunCheckAnswer::Failed {
+                message: "n".into(),
+            },
+            table: Some(Blob(vec![0xff; 300])),
+        };
+        let bytes = encode(&response).unwrap();
+        let frame = read_frame(&mut bytes.as_slice()).unwrap();
+        assert_eq!(frame.decode::<Response>().unwrap(), response);
     }
 
     #[test]

@@ -10,13 +10,15 @@ use super::compiles;
 use super::fingerprints::Mark;
 use super::frame::BINARY_VERSION;
 use super::protocol::{
-    DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response, RunCheckAnswer,
+    Blob, DaemonStatus, MAX_BATCH, NormalizedPath, RemoteStatus, Request, Response, RunCheckAnswer,
     RunCheckSpec,
 };
 use super::shared::{Shared, account_store, blocking};
 use crate::compile_cache::artifact::Artifact;
 use crate::compile_cache::request::Peer;
-use crate::fingerprint::{CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError};
+use crate::fingerprint::{
+    CacheType, CheckRequest, CheckWrites, Digest, FilterSpec, FpError, Table, encode_table,
+};
 
 /// Answers one request that came on the connection `peer`.
 pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Response {
@@ -75,6 +77,9 @@ pub async fn handle(shared: Arc<Shared>, request: Request, peer: Peer) -> Respon
         },
         Request::RunCheckBatch(specs) => {
             blocking(shared, move |s| run_check_batch(s, &specs)).await
+        }
+        Request::PerFileCheck { task, set, passed } => {
+            blocking(shared, move |s| per_file_check(s, &task, &set, &passed)).await
         }
         Request::RunRecord {
             cache_file,
@@ -191,7 +196,7 @@ fn fp_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
 }
 
 fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
-    match run_check_as_of(shared, spec, shared.fingerprints.sync_point()) {
+    match run_check_as_of(shared, spec, shared.fingerprints.sync_point(), false).0 {
         RunCheckAnswer::Checked {
             decision,
             mode,
@@ -205,8 +210,40 @@ fn run_check(shared: &Shared, spec: &RunCheckSpec) -> Response {
     }
 }
 
-/// `RunCheck` seeing the changes made before `as_of` (the watcher's `sync_point`).
-fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> RunCheckAnswer {
+/// `PerFileCheck`: both checks as of one sync point, and the per-file set's table unless
+/// the pair of their keys passed.
+fn per_file_check(
+    shared: &Shared,
+    task: &RunCheckSpec,
+    set: &RunCheckSpec,
+    passed: &[(String, String)],
+) -> Response {
+    let as_of = shared.fingerprints.sync_point();
+    let ((task, _), (set, table)) = rayon::join(
+        || run_check_as_of(shared, task, as_of, false),
+        || run_check_as_of(shared, set, as_of, true),
+    );
+    let pair = match (&task, &set) {
+        (
+            RunCheckAnswer::Checked { decision: t, .. },
+            RunCheckAnswer::Checked { decision: s, .. },
+        ) => Some((t.key.to_hex(), s.files_key.to_hex())),
+        _ => None,
+    };
+    let table = table
+        .filter(|_| pair.is_some_and(|pair| !passed.contains(&pair)))
+        .map(|table| Blob(encode_table(&table)));
+    Response::PerFileChecked { task, set, table }
+}
+
+/// `RunCheck` seeing the changes made before `as_of` (the watcher's `sync_point`), with
+/// the input set's table when `with_table`.
+fn run_check_as_of(
+    shared: &Shared,
+    spec: &RunCheckSpec,
+    as_of: u64,
+    with_table: bool,
+) -> (RunCheckAnswer, Option<Table>) {
     let writes = if spec.dry_run {
         CheckWrites::Nothing
     } else {
@@ -214,22 +251,24 @@ fn run_check_as_of(shared: &Shared, spec: &RunCheckSpec, as_of: u64) -> RunCheck
     };
     let req = match check_request(spec, writes) {
         Ok(req) => req,
-        Err(message) => return RunCheckAnswer::Failed { message },
+        Err(message) => return (RunCheckAnswer::Failed { message }, None),
     };
-    match shared.fingerprints.check_as_of(&req, as_of) {
+    match shared.fingerprints.check_as_of(&req, as_of, with_table) {
         Ok(served) => {
             let pending_id = shared
                 .fingerprints
                 .keep_pending(req.cache_file.clone(), served.checked.pending);
-            RunCheckAnswer::Checked {
+            let answer = RunCheckAnswer::Checked {
                 decision: served.checked.decision,
                 mode: served.mode,
                 pending_id,
-            }
+            };
+            (answer, served.table)
         }
-        Err(err) => RunCheckAnswer::Failed {
-            message: err.to_string(),
-        },
+        Err(err) => {
+            let message = err.to_string();
+            (RunCheckAnswer::Failed { message }, None)
+        }
     }
 }
 
@@ -245,7 +284,7 @@ fn run_check_batch(shared: &Shared, specs: &[RunCheckSpec]) -> Response {
     let as_of = shared.fingerprints.sync_point();
     let answers = specs
         .par_iter()
-        .map(|spec| run_check_as_of(shared, spec, as_of))
+        .map(|spec| run_check_as_of(shared, spec, as_of, false).0)
         .collect();
     Response::RunCheckedBatch(answers)
 }

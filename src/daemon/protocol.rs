@@ -202,6 +202,18 @@ pub enum Request {
         /// How long a burst of events must be quiet before it is pushed (ms).
         settle_ms: u32,
     },
+    /// A per-file task's check (`zccache run --files`) → `PerFileChecked`: the task's check
+    /// (its shared inputs) and its per-file set's, as a `RunCheckBatch` of the two, and the
+    /// per-file set's table unless every file of it passed.
+    PerFileCheck {
+        /// The task's check.
+        task: RunCheckSpec,
+        /// The per-file set's check (a dry run).
+        set: RunCheckSpec,
+        /// The (task key, set key) pairs, hex, under which every per-file file passed: the
+        /// table is left out when the two checks' keys are one of them.
+        passed: Vec<(String, String)>,
+    },
 }
 
 /// Most sets one `Watch` may name.
@@ -391,6 +403,48 @@ pub enum Response {
     },
     /// Pushed on a `Watch` connection: these sets' contents changed.
     SetsChanged(Vec<SetChange>),
+    /// To `PerFileCheck`.
+    PerFileChecked {
+        /// The task's check.
+        task: RunCheckAnswer,
+        /// The per-file set's check.
+        set: RunCheckAnswer,
+        /// The per-file set as the daemon holds it, in `fingerprint::encode_table`'s bytes
+        /// (entries sorted by path, their digests and the metadata they were read with; its
+        /// time is the oldest verification of any), unless its pair with the task's key
+        /// passed or a check failed.
+        table: Option<Blob>,
+    },
+}
+
+/// Bytes sent as one run (serde gives bincode a `Vec<u8>` byte by byte: 170 KB of a
+/// table cost the daemon more than its check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob(pub Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
 }
 
 /// The daemon's state, for `zccache status`.

@@ -28,6 +28,9 @@ pub struct FilterSpec {
 pub struct Filter {
     extensions: HashSet<String>,
     include: Option<GlobSet>,
+    /// Where `--include` globs can match when they alone select: each glob's literal leading
+    /// directory, and whether it matches below it too (`None`: anywhere).
+    include_dirs: Option<Vec<(String, bool)>>,
     exclude_names: HashSet<String>,
     exclude_globs: GlobSet,
 }
@@ -56,9 +59,14 @@ impl Filter {
                 exclude_globs.push(pattern.trim_start_matches("./"));
             }
         }
+        let include_dirs = match extensions_given(spec) {
+            true => None,
+            false => spec.include.iter().map(|p| include_dir(p)).collect(),
+        };
         Ok(Filter {
             extensions,
             include,
+            include_dirs: include_dirs.filter(|dirs: &Vec<_>| !dirs.is_empty()),
             exclude_names,
             exclude_globs: build_globs(exclude_globs.into_iter())?,
         })
@@ -72,6 +80,17 @@ impl Filter {
             || self.exclude_globs.is_match(rel)
     }
 
+    /// True when the directory at `rel` may hold a selected file, so a walk must enter it:
+    /// false only where `--include` globs alone select and none can match at or below it
+    /// (`src/**/*.py` leaves out `docs/`; a literal `pyproject.toml`, every directory).
+    pub fn may_hold(&self, rel: &str) -> bool {
+        let Some(dirs) = &self.include_dirs else {
+            return true;
+        };
+        dirs.iter()
+            .any(|(dir, deep)| is_under(dir, rel) || (*deep && is_under(rel, dir)))
+    }
+
     /// True when a file at `rel` passes `--ext` / `--include` (either one when both are given).
     pub fn selects(&self, rel: &str) -> bool {
         if self.extensions.is_empty() && self.include.is_none() {
@@ -83,6 +102,33 @@ impl Filter {
             .is_some_and(|(_, ext)| !ext.contains('/') && self.extensions.contains(ext));
         ext_ok || self.include.as_ref().is_some_and(|g| g.is_match(rel))
     }
+}
+
+fn extensions_given(spec: &FilterSpec) -> bool {
+    spec.extensions
+        .iter()
+        .any(|e| !e.trim_start_matches('.').is_empty())
+}
+
+/// The literal leading directory of an `--include` glob and whether the glob can match
+/// below it (`None`: it can match anywhere). The first component with a glob character, or
+/// one that is empty, `.` or `..`, ends the literal part; a glob without any names one file.
+fn include_dir(pattern: &str) -> Option<(String, bool)> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let ends = |p: &&str| p.contains(['*', '?', '[', '{', '\\']) || matches!(*p, "" | "." | "..");
+    match parts.iter().position(ends) {
+        Some(0) => None,
+        Some(k) => Some((parts[..k].join("/"), true)),
+        None => Some((parts[..parts.len() - 1].join("/"), false)),
+    }
+}
+
+/// True when `path` is `dir` or lies below it (every path lies below the root, `""`).
+fn is_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn is_bare_name(pattern: &str) -> bool {
@@ -159,6 +205,31 @@ mod tests {
     excludes!(glob_relative_miss, ["docs/*.md"], "src/a.md", false);
     excludes!(path_literal, ["src/gen"], "src/gen", true);
     excludes!(dot_slash_prefix, ["./src/gen"], "src/gen", true);
+
+    macro_rules! may_hold {
+        ($name:ident, $ext:expr, $inc:expr, $dir:expr, $want:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(filter(&$ext, &$inc, &[]).may_hold($dir), $want);
+            }
+        };
+    }
+
+    may_hold!(hold_no_filters, [], [], "a", true);
+    may_hold!(hold_ext_anywhere, ["py"], ["src/*.c"], "docs", true);
+    may_hold!(hold_glob_ancestor, [], ["src/a/**/*.c"], "src", true);
+    may_hold!(hold_glob_own_dir, [], ["src/**/*.c"], "src", true);
+    may_hold!(hold_glob_below, [], ["src/**/*.c"], "src/x/y", true);
+    may_hold!(hold_star_below, [], ["src/*.c"], "src/x", true);
+    may_hold!(hold_glob_outside, [], ["src/**/*.c"], "docs", false);
+    may_hold!(hold_glob_sibling_prefix, [], ["src/**/*.c"], "src2", false);
+    may_hold!(hold_literal_parent, [], ["a/b/c.toml"], "a/b", true);
+    may_hold!(hold_literal_below, [], ["a/b/c.toml"], "a/b/d", false);
+    may_hold!(hold_literal_root_file, [], ["pyproject.toml"], "py", false);
+    may_hold!(hold_leading_glob, [], ["**/*.c", "src/*.h"], "docs", true);
+    may_hold!(hold_leading_dot, [], ["./src/*.c"], "docs", true);
+    may_hold!(hold_brace, [], ["{src,lib}/*.c"], "docs", true);
+    may_hold!(hold_two_globs, [], ["src/*.c", "lib/**/*.h"], "lib/x", true);
 
     #[test]
     fn bad_glob_is_named() {

@@ -20,6 +20,7 @@ mod scan;
 mod staged;
 mod state;
 mod table;
+mod table_bytes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,
 };
+pub use table_bytes::{Reader, decode_table, encode_table, open, put_len, put_str, seal};
 
 /// How a cache file remembers the input set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

@@ -109,8 +109,9 @@ pub fn scan(
     Ok(walked)
 }
 
-/// The part of the filter applied while walking: exclusions (which prune whole directories)
-/// and zccache's own state. Selection by `--ext`/`--include` happens per file in the visitor.
+/// The part of the filter applied while walking: exclusions and directories no `--include`
+/// glob can reach (which prune whole directories) and zccache's own state. Selection by
+/// `--ext`/`--include` happens per file in the visitor.
 fn prunes(root: &Path, filter: &Filter, own: &OwnState, entry: &DirEntry) -> bool {
     if entry.depth() == 0 && entry.path() == root {
         return false;
@@ -120,7 +121,8 @@ fn prunes(root: &Path, filter: &Filter, own: &OwnState, entry: &DirEntry) -> boo
         return true;
     }
     let rel = relative(root, entry.path());
-    filter.excludes(&rel, &name.to_string_lossy())
+    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+    filter.excludes(&rel, &name.to_string_lossy()) || (is_dir && !filter.may_hold(&rel))
 }
 
 /// A file's modification time in nanoseconds since the epoch.

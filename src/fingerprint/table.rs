@@ -36,7 +36,7 @@ pub struct Entry {
 }
 
 /// A scanned and hashed input set, sorted by path.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     /// Wall-clock time the scan started, nanoseconds since the epoch.
     pub scanned_at_ns: i64,

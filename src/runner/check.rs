@@ -162,19 +162,24 @@ pub fn ask_batch(specs: Vec<RunCheckSpec>) -> Vec<Option<Answer>> {
     };
     let mut answers = answers.into_iter();
     (0..asked)
-        .map(|_| match answers.next()? {
-            RunCheckAnswer::Checked {
-                decision,
-                mode,
-                pending_id,
-            } => Some(Answer {
-                decision,
-                mode,
-                pending_id,
-            }),
-            RunCheckAnswer::Failed { .. } => None,
-        })
+        .map(|_| answers.next().and_then(answer_of))
         .collect()
+}
+
+/// The answer in one of a batch's answers (`None` when that check failed).
+pub fn answer_of(answer: RunCheckAnswer) -> Option<Answer> {
+    match answer {
+        RunCheckAnswer::Checked {
+            decision,
+            mode,
+            pending_id,
+        } => Some(Answer {
+            decision,
+            mode,
+            pending_id,
+        }),
+        RunCheckAnswer::Failed { .. } => None,
+    }
 }
 
 /// What the daemon is asked to check `spec` with `parts`.

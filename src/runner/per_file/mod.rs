@@ -8,8 +8,16 @@
 //! still holds it), a failing batch passes none and the task fails with its status. So a
 //! shared input's edit re-opens every file, a file's edit only that file, a failed file is
 //! run again until it passes, and a deleted file is forgotten.
+//!
+//! Through a running daemon, one round trip answers the task's check and hands over the
+//! per-file set as the daemon watches it (nothing is walked here); without one (a first
+//! run), the task is judged in-process while a daemon starts in the background, and with no
+//! record at all the command starts at once on every file (see `deferred`).
 
 mod batches;
+mod codec;
+mod deferred;
+mod passing;
 mod report;
 mod run;
 mod select;
@@ -30,9 +38,11 @@ use crate::cli::RunArgs;
 use crate::daemon::lifecycle::daemon_disabled;
 use crate::fingerprint::{Decision, Digest, now_ns};
 use crate::ui::Ui;
-use run::{Batch, Status};
+use deferred::Deferred;
+use passing::{keep, run_and_mark};
 use select::{Current, Unpassed, Why};
 use state::FilesRecord;
+use whole::Asked;
 
 /// What the check of a per-file task found.
 struct Judged {
@@ -56,6 +66,14 @@ struct Judged {
     portable: Option<String>,
     /// How many files another machine or checkout passed (not run here).
     elsewhere: usize,
+    /// The per-file set's key, when the daemon made it.
+    set_key: Option<Digest>,
+    /// With no record: the files whose digests are read while the command runs.
+    deferred: Option<Deferred>,
+    /// Whether every file that ran passed (set once the batches were marked).
+    ran_all_passed: Option<bool>,
+    /// A daemon starting in the background, joined before zccache exits.
+    starting: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Checks and runs the per-file task `spec` (its task lock held by the caller).
@@ -66,6 +84,7 @@ pub(super) fn run_task(
     args: &RunArgs,
     started: Instant,
 ) -> Ended {
+    crate::trace_times::start();
     let mut judged = match judge(ui, spec, per_file, args) {
         Ok(judged) => judged,
         Err(why) => {
@@ -103,6 +122,13 @@ pub(super) fn run_task(
         let total_ms = started.elapsed().as_secs_f64() * 1000.0;
         report::json(ui, args, spec, &judged, (check_ms, total_ms), ended);
     }
+    crate::trace_times::mark("report");
+    if let Some(starting) = judged.starting.take() {
+        // The daemon is up before zccache exits: none is left starting unseen.
+        let _ = starting.join();
+        crate::trace_times::mark("daemon start");
+    }
+    crate::trace_times::report();
     ended
 }
 
@@ -122,35 +148,183 @@ fn ended(outcome: Outcome, status: i32) -> Ended {
 
 /// The task's key (the shared check), the per-file set and its unpassed files. Through a
 /// running daemon, the whole set is asked first: when every file passed as they are now,
-/// nothing per file is read.
+/// nothing per file is read; otherwise the daemon's table of the set is judged. With no
+/// daemon running, a run starts one in the background and judges in-process.
 fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
     let mut run_record = RunFiles::new(&spec.cache_file).load();
     let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
-    let use_daemon = !args.no_daemon && !daemon_disabled();
-    let mut answered = None;
-    if use_daemon && !spec.staged && !args.force {
-        let asked = whole::ask(spec, per_file, &parts, args.dry_run);
-        if let (Some(shared), Some(set)) = (&asked.shared, &asked.set)
-            && whole::known(
-                &spec.cache_file,
-                shared.decision.key,
-                set.decision.files_key,
-            )
-        {
-            let counts = (set.decision.files, set.decision.hashed);
-            return Ok(whole_skip(ui, shared.clone(), counts));
-        }
-        answered = asked.shared;
+    crate::trace_times::mark("key");
+    let Asking {
+        mut asked,
+        mut loaded,
+        use_daemon,
+        starting,
+        skip,
+    } = ask_daemon(spec, per_file, args, &parts);
+    if let Some((shared, counts)) = skip {
+        return Ok(whole_skip(ui, shared, counts));
     }
-    let modes = (args.dry_run, use_daemon);
-    let (decision, recorder) = check::check(ui, spec, parts, modes, answered)?;
+    if loaded.is_none() {
+        loaded = state::load(&spec.cache_file);
+    }
+    let defer = loaded.is_none() && asked.table.is_none();
+    let defer = defer && !(spec.share || spec.staged || args.dry_run);
+    let answered = asked.shared.take();
+    // With no record, the per-file set is walked while the shared inputs are checked.
+    let (checked, walked) = std::thread::scope(|scope| {
+        let walk = || deferred::current(spec, per_file, why_all(args));
+        let walking = defer.then(|| scope.spawn(walk));
+        let checked = check::check(ui, spec, parts, (args.dry_run, use_daemon), answered);
+        let walked = walking.map(|w| w.join().unwrap_or_else(|_| Err("walk panicked".into())));
+        (checked, walked)
+    });
+    let (decision, recorder) = checked?;
+    crate::trace_times::mark("check");
     let portable = match spec.share {
         true => shared_key(ui, spec, &decision, &run_record),
         false => None,
     };
-    let record = state::load(&spec.cache_file);
-    let scanned_at = now_ns();
-    let current = select::current(spec, per_file, record.table.as_ref(), !args.dry_run)?;
+    let record = loaded.unwrap_or_default();
+    let set = match walked {
+        Some(walked) => JudgedSet::deferred(walked?),
+        None => judge_set(spec, per_file, args, (&record, decision.key), asked)?,
+    };
+    crate::trace_times::mark("set");
+    let mut judged = Judged {
+        decision,
+        recorder,
+        record,
+        total: set.current.entries.len(),
+        current: set.current,
+        unpassed: set.unpassed,
+        scanned_at: set.scanned_at,
+        set_key: set.set_key,
+        whole_skip: false,
+        portable,
+        elsewhere: 0,
+        deferred: set.deferred,
+        ran_all_passed: None,
+        starting,
+    };
+    if !args.force {
+        take_shared(ui, &mut judged);
+    }
+    Ok(judged)
+}
+
+/// What asking a running daemon first gave.
+struct Asking {
+    /// Its answers (none without a daemon).
+    asked: Asked,
+    /// The per-file record, read while it answered.
+    loaded: Option<FilesRecord>,
+    /// Whether the task's check goes through the daemon.
+    use_daemon: bool,
+    /// A daemon starting in the background (none was running).
+    starting: Option<std::thread::JoinHandle<()>>,
+    /// Every file passed: the task's check and the set's counts (files, read).
+    skip: Option<(check::Answer, (usize, usize))>,
+}
+
+/// Asks a running daemon for the task's check and its per-file set, reading the record
+/// meanwhile; with none running, starts one in the background for the next runs (this one
+/// judges in-process).
+fn ask_daemon(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    parts: &std::collections::BTreeMap<String, Digest>,
+) -> Asking {
+    let use_daemon = !args.no_daemon && !daemon_disabled();
+    let mut asking = Asking {
+        asked: Asked::default(),
+        loaded: None,
+        use_daemon,
+        starting: None,
+        skip: None,
+    };
+    if !use_daemon || spec.staged || args.force {
+        return asking;
+    }
+    // The record is read while the daemon answers (unused when every file passed).
+    let (mut asked, loaded) = std::thread::scope(|scope| {
+        let loading = scope.spawn(|| state::load(&spec.cache_file));
+        let asked = whole::ask(spec, per_file, parts, args.dry_run);
+        (asked, loading.join().ok().flatten())
+    });
+    crate::trace_times::mark("ask");
+    if asked.all_passed(&spec.cache_file)
+        && let (Some(shared), Some(set)) = (asked.shared.take(), &asked.set)
+    {
+        asking.skip = Some((shared, (set.decision.files, set.decision.hashed)));
+    } else if !asked.running && !args.dry_run {
+        asking.starting = whole::start_daemon();
+        asking.use_daemon = false;
+    }
+    asking.asked = asked;
+    asking.loaded = loaded;
+    asking
+}
+
+/// Why every file runs when all do: `--force`, or nothing passed yet.
+fn why_all(args: &RunArgs) -> Why {
+    match args.force {
+        true => Why::Forced,
+        false => Why::New,
+    }
+}
+
+/// The per-file set now and its unpassed files.
+struct JudgedSet {
+    current: Current,
+    unpassed: Vec<Unpassed>,
+    /// When its digests were last verified, ns since the epoch.
+    scanned_at: i64,
+    /// Its key, when the daemon made it.
+    set_key: Option<Digest>,
+    deferred: Option<Deferred>,
+}
+
+impl JudgedSet {
+    /// A set walked with no record, its digests read during the run.
+    fn deferred((current, unpassed, deferred): (Current, Vec<Unpassed>, Deferred)) -> Self {
+        JudgedSet {
+            current,
+            unpassed,
+            scanned_at: deferred.scanned_at,
+            set_key: None,
+            deferred: Some(deferred),
+        }
+    }
+}
+
+/// The per-file set from the daemon's table when it sent one, else walked here (its digests
+/// read through the stat table of the last walk), and its files that did not pass.
+fn judge_set(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    (record, task_key): (&FilesRecord, Digest),
+    asked: Asked,
+) -> Result<JudgedSet, String> {
+    let (current, scanned_at, set_key) = match (asked.table, asked.set) {
+        (Some(table), set) => {
+            let current = Current {
+                entries: table.entries,
+                // The daemon keeps it: `F.files.table` stays for checks made here.
+                table: None,
+                rehashed: set.as_ref().map_or(0, |set| set.decision.hashed),
+            };
+            let set_key = set.map(|set| set.decision.files_key);
+            (current, table.scanned_at_ns, set_key)
+        }
+        (None, _) => {
+            let scanned_at = now_ns();
+            let previous = state::load_table(&spec.cache_file);
+            let current = select::current(spec, per_file, previous.as_ref(), !args.dry_run)?;
+            (current, scanned_at, None)
+        }
+    };
     let unpassed = match args.force {
         true => current
             .entries
@@ -160,24 +334,15 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
                 why: Why::Forced,
             })
             .collect(),
-        false => select::unpassed(&record, decision.key, &current.entries),
+        false => select::unpassed(record, task_key, &current.entries),
     };
-    let mut judged = Judged {
-        decision,
-        recorder,
-        record,
-        total: current.entries.len(),
+    Ok(JudgedSet {
         current,
         unpassed,
         scanned_at,
-        whole_skip: false,
-        portable,
-        elsewhere: 0,
-    };
-    if !args.force {
-        take_shared(ui, &mut judged);
-    }
-    Ok(judged)
+        set_key,
+        deferred: None,
+    })
 }
 
 /// The task's portable key for `--share` (`None`, said, when it cannot be made).
@@ -241,149 +406,14 @@ fn whole_skip(ui: &Ui, shared: check::Answer, (total, hashed): (usize, usize)) -
         },
         unpassed: Vec::new(),
         scanned_at: now_ns(),
+        set_key: None,
         total,
         whole_skip: true,
         portable: None,
         elsewhere: 0,
-    }
-}
-
-/// Runs the unpassed files in batches and records what passed; returns the task's status
-/// (the first failing batch's, 0 when all passed, 128 + N once interrupted by signal N)
-/// and each batch's.
-fn run_and_mark(
-    ui: &Ui,
-    spec: &RunSpec,
-    per_file: &PerFile,
-    args: &RunArgs,
-    judged: &mut Judged,
-) -> (i32, Vec<Status>) {
-    let paths: Vec<&str> = judged
-        .unpassed
-        .iter()
-        .map(|u| u.entry.path.as_str())
-        .collect();
-    let place = match staged::place(spec, &paths) {
-        Ok(place) => place,
-        Err(why) => {
-            ui.error(format_args!("cannot run on the staged files ({why})"));
-            return (ERROR_EXIT.into(), Vec::new());
-        }
-    };
-    let names: Vec<_> = paths
-        .iter()
-        .map(|path| batches::argument(&place.root, &place.cwd, path))
-        .collect();
-    // `-j N` splits the files into N batches at least; without it, batches the argument
-    // limit makes still run side by side.
-    let at_least = args.jobs.map_or(1, usize::from);
-    let jobs = args.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        usize::from,
-    );
-    let planned = plan(spec, per_file, names, at_least);
-    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
-    drop(place);
-    let interrupted = crate::os::interrupted();
-    let failed = statuses.iter().flatten().copied().find(|code| *code != 0);
-    let code = match (failed, interrupted) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) if statuses.iter().any(Option::is_none) => 1,
-        (None, None) => 0,
-    };
-    if interrupted.is_none() {
-        mark(ui, spec, judged, &planned, &statuses);
-    }
-    keep(ui, spec, judged, code == 0);
-    (code, statuses)
-}
-
-/// The batches for the unpassed files named `names` (in their order): within the argument
-/// limit and the batch size, and with `-j N`, at least N of them.
-fn plan(
-    spec: &RunSpec,
-    per_file: &PerFile,
-    names: Vec<std::ffi::OsString>,
-    at_least: usize,
-) -> Vec<Batch> {
-    let room = batches::room(&spec.argv);
-    let split = batches::split(names, room, per_file.batch_size, at_least);
-    let mut first = 0;
-    split
-        .into_iter()
-        .map(|files| {
-            let indices = (first..first + files.len()).collect();
-            first += files.len();
-            Batch {
-                files: indices,
-                argv: batches::command_for(&spec.argv, &files),
-            }
-        })
-        .collect()
-}
-
-/// Passes the files of each batch that exited 0 (those that still hold the content the
-/// check read; with `--staged`, the index's content was judged), publishing them with
-/// `--share`, and notes the failures.
-fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
-    let key = judged.decision.key;
-    let mut passed = Vec::new();
-    for (batch, status) in batches.iter().zip(statuses) {
-        for &i in &batch.files {
-            let entry = &judged.unpassed[i].entry;
-            match status {
-                Some(0)
-                    if spec.staged || select::unchanged_since(spec, entry, judged.scanned_at) =>
-                {
-                    let file_key = state::file_key(key, &entry.path, entry.hash);
-                    judged.record.pass(&entry.path, file_key, entry.hash);
-                    passed.push((entry.path.as_str(), entry.hash));
-                }
-                Some(code) if *code != 0 => judged.record.fail(&entry.path, entry.hash),
-                _ => {}
-            }
-        }
-    }
-    if let Some(portable) = &judged.portable {
-        share::publish(ui, portable, &passed);
-    }
-}
-
-/// Saves the per-file record (the stat table, deleted files forgotten; when every file
-/// passed, the whole set's key) and records the shared check's outcome, so its stat table
-/// is kept too.
-fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
-    if !judged.whole_skip {
-        save_files(ui, spec, judged);
-    }
-    let recorder = judged.recorder.clone();
-    let skipped = judged.decision.verdict == crate::fingerprint::Verdict::Skip;
-    if !(skipped && succeeded)
-        && crate::os::interrupted().is_none()
-        && let Err(why) = recorder.record(&spec.cache_file, succeeded)
-    {
-        ui.warn(format_args!("cannot record the result: {why}"));
-    }
-}
-
-fn save_files(ui: &Ui, spec: &RunSpec, judged: &mut Judged) {
-    let record = &mut judged.record;
-    if let Some(table) = judged.current.table.take() {
-        record.table = Some(table);
-    }
-    let entries = &judged.current.entries;
-    record.forget_absent(entries.iter().map(|e| e.path.as_str()));
-    if let Err(e) = state::save(&spec.cache_file, record) {
-        ui.warn(format_args!("cannot record the passed files: {e}"));
-    }
-    let task_key = judged.decision.key;
-    if select::unpassed(record, task_key, entries).is_empty() {
-        let leaves: Vec<_> = entries.iter().map(crate::fingerprint::leaf).collect();
-        let set_key = crate::fingerprint::key_of_leaves(&leaves);
-        if let Err(e) = whole::remember(&spec.cache_file, task_key, set_key) {
-            ui.warn(format_args!("cannot record the passed files: {e}"));
-        }
+        deferred: None,
+        ran_all_passed: None,
+        starting: None,
     }
 }
 

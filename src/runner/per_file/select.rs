@@ -129,7 +129,8 @@ pub fn unchanged_since(spec: &RunSpec, entry: &Entry, scanned_at: i64) -> bool {
     hash_entry(&path, entry.kind, meta.len()).is_ok_and(|hash| hash == entry.hash)
 }
 
-fn stat_of(meta: &std::fs::Metadata) -> crate::fingerprint::Stat {
+/// The stat stamp of `meta`, as the walk takes it.
+pub fn stat_of(meta: &std::fs::Metadata) -> crate::fingerprint::Stat {
     use std::os::unix::fs::MetadataExt;
     crate::fingerprint::Stat {
         size: meta.size(),

@@ -1,55 +1,35 @@
-//! A per-file task's record `F.files` beside its state file `F`: the stat table of its
-//! per-file set (so an unchanged file is not read again) and, per path, the keys it passed
-//! under (most recent first, as many as a task keeps successes: `git checkout` back skips)
-//! and the content of its last failure. Written atomically, read as the fingerprint state is
-//! (`read_state_file`: a symlink or FIFO planted there is never followed); anything
-//! unreadable is an empty record, which costs a run, never a false pass.
+//! A per-file task's record `F.files` beside its state file `F`: per path, the keys it
+//! passed under (most recent first, as many as a task keeps successes: `git checkout` back
+//! skips) and the content of its last failure; and `F.files.table`, the stat table of its
+//! per-file set from the last walk here (so an unchanged file is not read again; a check
+//! through the daemon takes the daemon's and leaves it be). Binary (see `codec`), written atomically, read as the
+//! fingerprint state is (`read_state_file`: a symlink or FIFO planted there is never
+//! followed); anything unreadable is no record, which costs a run, never a false pass.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+use super::codec;
 use crate::fingerprint::{Digest, MAX_SUCCESSES, Table, read_state_file, write_file_atomic};
 use crate::paths::with_suffix;
 
-const VERSION: u32 = 1;
-
 /// What is remembered of one path.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathRecord {
     /// The file keys it passed under, most recent first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<Digest>,
     /// Its content when it last passed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passed: Option<Digest>,
     /// Its content when a run of it last failed (cleared when it passes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Digest>,
 }
 
 /// The content of `F.files`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct FilesRecord {
-    version: u32,
-    /// The per-file set's stat table at the last check (working tree only).
-    #[serde(default)]
-    pub table: Option<Table>,
     /// By path relative to the root.
-    #[serde(default)]
     pub paths: BTreeMap<String, PathRecord>,
-}
-
-impl Default for FilesRecord {
-    fn default() -> Self {
-        FilesRecord {
-            version: VERSION,
-            table: None,
-            paths: BTreeMap::new(),
-        }
-    }
 }
 
 impl FilesRecord {
@@ -71,8 +51,11 @@ impl FilesRecord {
 
     /// Forgets every path not in `present` (sorted): deleted files.
     pub fn forget_absent<'a>(&mut self, present: impl Iterator<Item = &'a str>) {
-        let present: std::collections::BTreeSet<&str> = present.collect();
-        self.paths.retain(|path, _| present.contains(path.as_str()));
+        let mut present = present.peekable();
+        self.paths.retain(|path, _| {
+            while present.next_if(|p| *p < path.as_str()).is_some() {}
+            present.peek() == Some(&path.as_str())
+        });
     }
 }
 
@@ -86,20 +69,37 @@ pub fn blobs_of(cache_file: &Path) -> PathBuf {
     with_suffix(cache_file, ".files.blobs")
 }
 
-/// Loads `F.files`; anything unreadable is an empty record.
-pub fn load(cache_file: &Path) -> FilesRecord {
-    read_state_file(&path_of(cache_file))
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<FilesRecord>(&bytes).ok())
-        .filter(|r| r.version == VERSION)
-        .unwrap_or_default()
+/// `F.files.table`.
+fn table_of(cache_file: &Path) -> PathBuf {
+    with_suffix(cache_file, ".files.table")
+}
+
+/// Loads `F.files`; `None` when there is none, or it is unreadable, corrupt or of another
+/// format (as good as none: every file runs).
+pub fn load(cache_file: &Path) -> Option<FilesRecord> {
+    let bytes = read_state_file(&path_of(cache_file)).ok()??;
+    codec::decode_paths(&bytes).map(|paths| FilesRecord { paths })
 }
 
 /// Writes `F.files` atomically.
 pub fn save(cache_file: &Path, record: &FilesRecord) -> io::Result<()> {
-    let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    let bytes = codec::encode_paths(&record.paths);
     write_file_atomic(&path_of(cache_file), &bytes, false)
+}
+
+/// Loads `F.files.table`; `None` when there is none or it is not whole and intact.
+pub fn load_table(cache_file: &Path) -> Option<Table> {
+    let bytes = read_state_file(&table_of(cache_file)).ok()??;
+    crate::fingerprint::decode_table(&bytes)
+}
+
+/// Writes `F.files.table` atomically.
+pub fn save_table(cache_file: &Path, table: &Table) -> io::Result<()> {
+    write_file_atomic(
+        &table_of(cache_file),
+        &crate::fingerprint::encode_table(table),
+        false,
+    )
 }
 
 /// The key of one file's result: the task's key (command, tool, env, shared inputs), the
@@ -138,8 +138,9 @@ mod tests {
         record.fail("b.py", Digest([1; 32]));
         record.pass("a.py", Digest([2; 32]), Digest([1; 32]));
         assert_eq!(record.paths["a.py"].failed, None);
-        record.forget_absent(["a.py"].into_iter());
-        assert_eq!(record.paths.keys().collect::<Vec<_>>(), ["a.py"]);
+        record.pass("c.py", Digest([2; 32]), Digest([1; 32]));
+        record.forget_absent(["a.py", "b0.py", "c.py"].into_iter());
+        assert_eq!(record.paths.keys().collect::<Vec<_>>(), ["a.py", "c.py"]);
     }
 
     #[test]

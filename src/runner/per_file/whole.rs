@@ -1,37 +1,63 @@
-//! The skip of a per-file task where nothing changed, in one round trip to the daemon and
-//! without reading the per-file record.
+//! A per-file task's check through the daemon, in one round trip: the skip where nothing
+//! changed (without reading the per-file record), else the per-file set as the daemon
+//! holds it (no walk or stat of it here).
 //!
 //! After a check or run in which every per-file file passed, `F.files.all` remembers the
 //! pair (task key, per-file set key): the task's key (command, tool, env, shared inputs) and
 //! the input-set key of the per-file files (their paths and contents), made from the very
-//! entries that were judged. The next check asks the daemon, in one batch, for the task's
-//! check and for the key of the per-file set as it watches it (under a state name of its
-//! own, `F.files.set`, which a dry check never writes); a pair it remembers is a skip. Both
-//! keys name contents, not times: a file edited and back again still skips, and a file
-//! edited while its batch ran never enters a pair with bytes that did not pass.
+//! entries that were judged. The next check asks the daemon (`PerFileCheck`) for the task's
+//! check and for the per-file set as it watches it (under a state name of its own,
+//! `F.files.set`, which a dry check never writes), passing the remembered pairs: a pair it
+//! finds is a skip; otherwise its answer carries the set's table, whose digests the files
+//! are judged by. Both keys name contents, not times: a file edited and back again still
+//! skips, and a file edited while its batch ran never enters a pair with bytes that did
+//! not pass.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fingerprint::{Digest, MAX_SUCCESSES, read_state_file, write_file_atomic};
+use crate::daemon::client;
+use crate::daemon::lifecycle::DaemonPaths;
+use crate::daemon::protocol::{Request, Response};
+use crate::fingerprint::{
+    Digest, MAX_SUCCESSES, Table, decode_table, read_state_file, write_file_atomic,
+};
 use crate::paths::with_suffix;
 use crate::runner::check::{self, Answer};
 use crate::runner::spec::{PerFile, RunSpec};
 
-const MAGIC: &[u8] = b"zccache per-file all v1\n";
+const MAGIC: &[u8] = b"zccache per-file all v2\n";
 
-/// The daemon's answers for the task's check (`shared`) and for its per-file set (`set`);
-/// `None` where it could not answer (no daemon running: the task checks by itself).
+/// The daemon's answers for the task's check (`shared`) and for its per-file set (`set`),
+/// and the set's table; `None` where it could not answer (no daemon running: the task
+/// checks by itself).
+#[derive(Default)]
 pub struct Asked {
     /// The task's check: its key and how to record it.
     pub shared: Option<Answer>,
     /// The per-file set's check: its `files_key` and `files` count serve.
     pub set: Option<Answer>,
+    /// The per-file set's table, unless every file passed.
+    pub table: Option<Table>,
+    /// Whether a daemon answered at all.
+    pub running: bool,
+}
+
+impl Asked {
+    /// True when every per-file file passed with the task's and the set's keys as checked.
+    pub fn all_passed(&self, cache_file: &Path) -> bool {
+        match (&self.shared, &self.set) {
+            (Some(shared), Some(set)) => {
+                load(cache_file).contains(&(shared.decision.key, set.decision.files_key))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Asks a running daemon, in one round trip, for the task's check with `parts` and for the
-/// per-file set's key.
+/// per-file set (its key, and its table unless a remembered pair says every file passed).
 pub fn ask(
     spec: &RunSpec,
     per_file: &PerFile,
@@ -41,27 +67,50 @@ pub fn ask(
     let mut set = spec.clone();
     set.cache_file = set_state(&spec.cache_file);
     set.filter = per_file.filter.clone();
-    let specs = vec![
-        check::daemon_spec(spec, parts, dry_run),
-        check::daemon_spec(&set, &BTreeMap::new(), true),
-    ];
-    let mut answers = check::ask_batch(specs).into_iter();
-    Asked {
-        shared: answers.next().flatten(),
-        set: answers.next().flatten(),
+    let passed = load(&spec.cache_file)
+        .iter()
+        .map(|(task, set)| (task.to_hex(), set.to_hex()))
+        .collect();
+    let request = Request::PerFileCheck {
+        task: check::daemon_spec(spec, parts, dry_run),
+        set: check::daemon_spec(&set, &BTreeMap::new(), true),
+        passed,
+    };
+    let answer = DaemonPaths::from_env()
+        .map_err(client::ClientError::from)
+        .and_then(|paths| client::call_running(&paths, &request));
+    match answer {
+        Ok(Some(Response::PerFileChecked { task, set, table })) => Asked {
+            shared: check::answer_of(task),
+            set: check::answer_of(set),
+            // Bytes that do not decode are no table: the set is walked here.
+            table: table.and_then(|blob| decode_table(&blob.0)),
+            running: true,
+        },
+        Ok(None) => Asked::default(),
+        // A daemon answered otherwise (another version, say): the task's check asks again.
+        Ok(Some(_)) | Err(_) => Asked {
+            running: true,
+            ..Asked::default()
+        },
     }
 }
 
-/// True when every per-file file passed under `task_key` with the per-file set whose key
-/// is `set_key`.
-pub fn known(cache_file: &Path, task_key: Digest, set_key: Digest) -> bool {
-    load(cache_file).contains(&pair(task_key, set_key))
+/// Starts a daemon in a thread of its own, for the checks after this one (this one does
+/// not wait on its start and first walks); join it before exiting.
+pub fn start_daemon() -> Option<std::thread::JoinHandle<()>> {
+    let paths = DaemonPaths::from_env().ok()?;
+    let start = move || drop(client::Client::connect_or_start(&paths));
+    std::thread::Builder::new()
+        .name("daemon-start".into())
+        .spawn(start)
+        .ok()
 }
 
 /// Remembers that every file of the per-file set keyed `set_key` passed under `task_key`
 /// (the last few such pairs are kept, most recent first).
 pub fn remember(cache_file: &Path, task_key: Digest, set_key: Digest) -> io::Result<()> {
-    let new = pair(task_key, set_key);
+    let new = (task_key, set_key);
     let mut pairs = load(cache_file);
     if pairs.first() == Some(&new) {
         return Ok(());
@@ -70,8 +119,9 @@ pub fn remember(cache_file: &Path, task_key: Digest, set_key: Digest) -> io::Res
     pairs.insert(0, new);
     pairs.truncate(MAX_SUCCESSES);
     let mut bytes = MAGIC.to_vec();
-    for p in &pairs {
-        bytes.extend_from_slice(&p.0);
+    for (task, set) in &pairs {
+        bytes.extend_from_slice(&task.0);
+        bytes.extend_from_slice(&set.0);
     }
     write_file_atomic(&path_of(cache_file), &bytes, false)
 }
@@ -86,25 +136,24 @@ fn set_state(cache_file: &Path) -> PathBuf {
     with_suffix(cache_file, ".files.set")
 }
 
-/// The remembered pairs; anything unreadable is none (a miss, never a false skip).
-fn load(cache_file: &Path) -> Vec<Digest> {
+/// The remembered pairs (task key, set key); anything unreadable is none (a miss, never a
+/// false skip).
+fn load(cache_file: &Path) -> Vec<(Digest, Digest)> {
     let Ok(Some(bytes)) = read_state_file(&path_of(cache_file)) else {
         return Vec::new();
     };
     let Some(body) = bytes.strip_prefix(MAGIC) else {
         return Vec::new();
     };
-    body.chunks_exact(32)
-        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(Digest))
+    if !body.len().is_multiple_of(64) {
+        return Vec::new();
+    }
+    body.chunks_exact(64)
+        .filter_map(|c| {
+            let (task, set) = c.split_at(32);
+            Some((Digest(task.try_into().ok()?), Digest(set.try_into().ok()?)))
+        })
         .collect()
-}
-
-fn pair(task_key: Digest, set_key: Digest) -> Digest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(MAGIC);
-    hasher.update(&task_key.0);
-    hasher.update(&set_key.0);
-    hasher.finalize().into()
 }
 
 #[cfg(test)]
@@ -116,19 +165,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.json");
         let (a, b) = (Digest([1; 32]), Digest([2; 32]));
-        assert!(!known(&file, a, b));
+        assert!(load(&file).is_empty());
         remember(&file, a, b).unwrap();
-        assert!(known(&file, a, b));
-        assert!(
-            !known(&file, b, a),
-            "the task key and the set key are not interchangeable"
-        );
+        assert_eq!(load(&file), [(a, b)]);
         for i in 0..(MAX_SUCCESSES as u8 + 3) {
             remember(&file, Digest([i + 10; 32]), b).unwrap();
         }
         assert_eq!(load(&file).len(), MAX_SUCCESSES);
-        assert!(!known(&file, a, b), "the oldest pair is forgotten");
+        assert!(
+            !load(&file).contains(&(a, b)),
+            "the oldest pair is forgotten"
+        );
         std::fs::write(path_of(&file), b"garbage").unwrap();
         assert!(load(&file).is_empty());
+        let mut cut = MAGIC.to_vec();
+        cut.extend_from_slice(&[0; 40]);
+        std::fs::write(path_of(&file), cut).unwrap();
+        assert!(load(&file).is_empty(), "a cut pair is no pair");
     }
 }

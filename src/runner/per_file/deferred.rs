@@ -1,0 +1,156 @@
+//! A per-file task with no record (a first run, or a record lost, corrupt or of another
+//! format): every file runs, so the command does not wait for their digests.
+//!
+//! The per-file set is walked, which gives each file's stat stamp (size, mtime, ctime,
+//! inode). A file modified within the racy window of the walk is read at once, as any
+//! check reads it (its stamp alone cannot vouch for its content). The command then starts
+//! with every file while the others are read beside it. After its batch, such a file
+//! passes only when its stamp is still the one taken before the command started: its
+//! content did not change across the run, so the digest read during it is the content the
+//! command saw (the trust the engine's stat table gives an unchanged stamp older than the
+//! racy window). A file whose stamp moved, or that could not be read, does not pass, and
+//! is left out of the stat table, so the next check reads it again.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::select::{Current, Unpassed, Why, stat_of};
+use crate::fingerprint::{
+    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns, scan,
+};
+use crate::runner::spec::{PerFile, RunSpec};
+
+/// The files whose digest is read while the command runs.
+pub struct Deferred {
+    /// When the walk started, ns since the epoch.
+    pub scanned_at: i64,
+    /// Per entry of the set (and of the unpassed files, the same list): read during the run.
+    during: Vec<bool>,
+    /// Per entry: could not be read during the run (set once the run ended).
+    unread: Vec<bool>,
+}
+
+/// How a file's content after its batch is vouched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vouch {
+    /// Read before the run: it must still hold that content.
+    ReadBefore,
+    /// Read during the run: its stamp must be the one from before the run.
+    Stamp,
+    /// Never read: it cannot pass.
+    Unread,
+}
+
+impl Deferred {
+    /// How the file at `index` is vouched for.
+    pub fn vouch(&self, index: usize) -> Vouch {
+        match (self.during.get(index), self.unread.get(index)) {
+            (Some(false), _) => Vouch::ReadBefore,
+            (Some(true), Some(false)) => Vouch::Stamp,
+            _ => Vouch::Unread,
+        }
+    }
+}
+
+/// Walks the per-file set of `spec`: its entries (racily new files read, the others' digests
+/// left to [`read_during`]), every one of them unpassed (`why`), and what was deferred.
+pub fn current(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    why: Why,
+) -> Result<(Current, Vec<Unpassed>, Deferred), String> {
+    let filter = Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
+    let scanned_at = now_ns();
+    let own = OwnState::of(&spec.cache_file);
+    let walked = scan(&spec.root, &spec.root, None, Arc::new(filter), own);
+    let walked = walked.map_err(|e| e.to_string())?;
+    let (racy, later): (Vec<_>, Vec<_>) = walked
+        .files
+        .into_iter()
+        .partition(|s| s.stat.mtime_ns + RACY_WINDOW_NS >= scanned_at);
+    let read = vec![None; racy.len()];
+    let rehashed = read.len();
+    let racy = hash_all(&spec.root, racy, read, None).map_err(|e| e.to_string())?;
+    let later = later.into_iter().map(|s| Entry {
+        path: s.rel,
+        kind: s.kind,
+        exec: s.exec,
+        stat: s.stat,
+        // Replaced by `settle` before anything is judged or saved by it.
+        hash: Digest([0; 32]),
+    });
+    let mut all: Vec<(Entry, bool)> = racy.into_iter().map(|e| (e, false)).collect();
+    all.extend(later.map(|e| (e, true)));
+    all.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (entries, during): (Vec<Entry>, Vec<bool>) = all.into_iter().unzip();
+    let unpassed = entries
+        .iter()
+        .map(|entry| Unpassed {
+            entry: entry.clone(),
+            why,
+        })
+        .collect();
+    let deferred = Deferred {
+        scanned_at,
+        unread: vec![false; during.len()],
+        during,
+    };
+    let current = Current {
+        entries,
+        table: None,
+        rehashed,
+    };
+    Ok((current, unpassed, deferred))
+}
+
+/// Reads the deferred files of `entries` (in parallel): their digests, `None` where a file
+/// could not be read.
+pub fn read_during(spec: &RunSpec, entries: &[Entry], deferred: &Deferred) -> Vec<Option<Digest>> {
+    entries
+        .par_iter()
+        .zip(&deferred.during)
+        .map(|(entry, during)| {
+            let path = crate::relpath::join(&spec.root, &entry.path);
+            match during {
+                true => hash_entry(&path, entry.kind, entry.stat.size).ok(),
+                false => Some(entry.hash),
+            }
+        })
+        .collect()
+}
+
+/// Puts the digests read during the run into the set and the unpassed files, and makes the
+/// stat table of the files that were read.
+pub fn settle(
+    current: &mut Current,
+    unpassed: &mut [Unpassed],
+    deferred: &mut Deferred,
+    digests: &[Option<Digest>],
+) {
+    let mut read = Vec::with_capacity(current.entries.len());
+    for (i, entry) in current.entries.iter_mut().enumerate() {
+        match digests.get(i).copied().flatten() {
+            Some(digest) => {
+                entry.hash = digest;
+                if let Some(u) = unpassed.get_mut(i) {
+                    u.entry.hash = digest;
+                }
+                read.push(entry.clone());
+            }
+            None => deferred.unread[i] = true,
+        }
+    }
+    current.rehashed += deferred.during.iter().filter(|d| **d).count();
+    current.table = Some(Table {
+        scanned_at_ns: deferred.scanned_at,
+        entries: read,
+    });
+}
+
+/// True when `entry`'s file still has the stamp it had before the run (a new file under its
+/// name, a chmod or any write moves its inode or its ctime).
+pub fn stamp_unchanged(spec: &RunSpec, entry: &Entry) -> bool {
+    let path = crate::relpath::join(&spec.root, &entry.path);
+    std::fs::symlink_metadata(&path).is_ok_and(|meta| stat_of(&meta) == entry.stat)
+}

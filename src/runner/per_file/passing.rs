@@ -1,0 +1,226 @@
+//! Running a per-file task's unpassed files and recording the outcome: the batches (with
+//! the files of a first run read beside them), then each file of a batch that exited 0
+//! passes if it still holds the content it was judged by, a failing batch's files are
+//! noted as failed, and the record is saved (with the whole set's pair when every file
+//! passed) along with the shared check's outcome.
+
+use rayon::prelude::*;
+
+use super::deferred::{self, Deferred, Vouch};
+use super::run::{self, Batch, Status};
+use super::select::{self, Unpassed};
+use super::{Judged, batches, share, staged, state, whole};
+use crate::cli::RunArgs;
+use crate::runner::ERROR_EXIT;
+use crate::runner::spec::{PerFile, RunSpec};
+use crate::ui::Ui;
+
+/// From how many files their stats are read again in parallel.
+const PARALLEL_FROM: usize = 64;
+
+/// Runs the unpassed files in batches and records what passed; returns the task's status
+/// (the first failing batch's, 0 when all passed, 128 + N once interrupted by signal N)
+/// and each batch's.
+pub(super) fn run_and_mark(
+    ui: &Ui,
+    spec: &RunSpec,
+    per_file: &PerFile,
+    args: &RunArgs,
+    judged: &mut Judged,
+) -> (i32, Vec<Status>) {
+    let paths: Vec<&str> = judged
+        .unpassed
+        .iter()
+        .map(|u| u.entry.path.as_str())
+        .collect();
+    let place = match staged::place(spec, &paths) {
+        Ok(place) => place,
+        Err(why) => {
+            ui.error(format_args!("cannot run on the staged files ({why})"));
+            return (ERROR_EXIT.into(), Vec::new());
+        }
+    };
+    let names: Vec<_> = paths
+        .iter()
+        .map(|path| batches::argument(&place.root, &place.cwd, path))
+        .collect();
+    // `-j N` splits the files into N batches at least; without it, batches the argument
+    // limit makes still run side by side.
+    let at_least = args.jobs.map_or(1, usize::from);
+    let planned = plan(spec, per_file, names, at_least);
+    // (The CPU count reads cgroup files: not for a single batch.)
+    let jobs = match (args.jobs, planned.len()) {
+        (Some(jobs), _) => usize::from(jobs),
+        (None, 0 | 1) => 1,
+        (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let statuses = run_reading(ui, spec, judged, (&planned, &place.cwd, jobs));
+    drop(place);
+    crate::trace_times::mark("run");
+    let interrupted = crate::os::interrupted();
+    let failed = statuses.iter().flatten().copied().find(|code| *code != 0);
+    let code = match (failed, interrupted) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) if statuses.iter().any(Option::is_none) => 1,
+        (None, None) => 0,
+    };
+    if interrupted.is_none() {
+        mark(ui, spec, judged, &planned, &statuses);
+    }
+    crate::trace_times::mark("mark");
+    keep(ui, spec, judged, code == 0);
+    crate::trace_times::mark("save");
+    (code, statuses)
+}
+
+/// Runs the batches; with deferred files, reads them meanwhile and settles their digests.
+fn run_reading(
+    ui: &Ui,
+    spec: &RunSpec,
+    judged: &mut Judged,
+    (planned, cwd, jobs): (&[Batch], &std::path::Path, usize),
+) -> Vec<Status> {
+    let Some(mut deferred) = judged.deferred.take() else {
+        return run::run_all(ui, planned, cwd, jobs);
+    };
+    let entries = &judged.current.entries;
+    let (statuses, digests) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| deferred::read_during(spec, entries, &deferred));
+        let statuses = run::run_all(ui, planned, cwd, jobs);
+        (statuses, reading.join().unwrap_or_default())
+    });
+    let (current, unpassed) = (&mut judged.current, &mut judged.unpassed);
+    deferred::settle(current, unpassed, &mut deferred, &digests);
+    judged.deferred = Some(deferred);
+    statuses
+}
+
+/// The batches for the unpassed files named `names` (in their order): within the argument
+/// limit and the batch size, and with `-j N`, at least N of them.
+fn plan(
+    spec: &RunSpec,
+    per_file: &PerFile,
+    names: Vec<std::ffi::OsString>,
+    at_least: usize,
+) -> Vec<Batch> {
+    let room = batches::room(&spec.argv);
+    let split = batches::split(names, room, per_file.batch_size, at_least);
+    let mut first = 0;
+    split
+        .into_iter()
+        .map(|files| {
+            let indices = (first..first + files.len()).collect();
+            first += files.len();
+            Batch {
+                files: indices,
+                argv: batches::command_for(&spec.argv, &files),
+            }
+        })
+        .collect()
+}
+
+/// Passes the files of each batch that exited 0 (those that still hold the content the
+/// check read; with `--staged`, the index's content was judged), publishing them with
+/// `--share`, and notes the failures.
+fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
+    let key = judged.decision.key;
+    let mut ended = vec![None; judged.unpassed.len()];
+    for (batch, status) in batches.iter().zip(statuses) {
+        for &i in &batch.files {
+            ended[i] = *status;
+        }
+    }
+    // Each file's stat is read again, side by side when there are many (a thread pool
+    // costs more than a few stats).
+    let read = (judged.deferred.as_ref(), judged.scanned_at);
+    let unpassed = &judged.unpassed;
+    let held_at =
+        |i: usize| ended[i] == Some(0) && (spec.staged || vouched(spec, unpassed, read, i));
+    let held: Vec<bool> = match unpassed.len() {
+        n if n < PARALLEL_FROM => (0..n).map(held_at).collect(),
+        n => (0..n).into_par_iter().map(held_at).collect(),
+    };
+    judged.ran_all_passed = Some(held.iter().all(|h| *h));
+    let mut passed = Vec::new();
+    for (i, u) in judged.unpassed.iter().enumerate() {
+        let entry = &u.entry;
+        match ended[i] {
+            Some(0) if held[i] => {
+                let file_key = state::file_key(key, &entry.path, entry.hash);
+                judged.record.pass(&entry.path, file_key, entry.hash);
+                passed.push((entry.path.as_str(), entry.hash));
+            }
+            Some(code) if code != 0 => judged.record.fail(&entry.path, entry.hash),
+            _ => {}
+        }
+    }
+    if let Some(portable) = &judged.portable {
+        share::publish(ui, portable, &passed);
+    }
+}
+
+/// True when the unpassed file at `i` still holds the content it is judged by (`read`: the
+/// files whose digests were read during the run, and when the others' were verified).
+fn vouched(
+    spec: &RunSpec,
+    unpassed: &[Unpassed],
+    (deferred, scanned_at): (Option<&Deferred>, i64),
+    i: usize,
+) -> bool {
+    let entry = &unpassed[i].entry;
+    match deferred.map(|d| d.vouch(i)) {
+        Some(Vouch::Stamp) => deferred::stamp_unchanged(spec, entry),
+        Some(Vouch::Unread) => false,
+        Some(Vouch::ReadBefore) | None => select::unchanged_since(spec, entry, scanned_at),
+    }
+}
+
+/// Saves the per-file record (the stat table, deleted files forgotten; when every file
+/// passed, the whole set's key) and records the shared check's outcome, so its stat table
+/// is kept too.
+pub(super) fn keep(ui: &Ui, spec: &RunSpec, judged: &mut Judged, succeeded: bool) {
+    if !judged.whole_skip {
+        save_files(ui, spec, judged);
+    }
+    let recorder = judged.recorder.clone();
+    let skipped = judged.decision.verdict == crate::fingerprint::Verdict::Skip;
+    if !(skipped && succeeded)
+        && crate::os::interrupted().is_none()
+        && let Err(why) = recorder.record(&spec.cache_file, succeeded)
+    {
+        ui.warn(format_args!("cannot record the result: {why}"));
+    }
+}
+
+fn save_files(ui: &Ui, spec: &RunSpec, judged: &mut Judged) {
+    if let Some(table) = judged.current.table.take()
+        && let Err(e) = state::save_table(&spec.cache_file, &table)
+    {
+        ui.warn(format_args!("cannot record the stat table: {e}"));
+    }
+    let record = &mut judged.record;
+    let entries = &judged.current.entries;
+    record.forget_absent(entries.iter().map(|e| e.path.as_str()));
+    if let Err(e) = state::save(&spec.cache_file, record) {
+        ui.warn(format_args!("cannot record the passed files: {e}"));
+    }
+    // The files that were not to run had passed: all passed once each of those that ran did.
+    let task_key = judged.decision.key;
+    let all_passed = judged.ran_all_passed.unwrap_or_else(|| {
+        judged.unpassed.iter().all(|u| {
+            let key = state::file_key(task_key, &u.entry.path, u.entry.hash);
+            let record = record.paths.get(&u.entry.path);
+            record.is_some_and(|r| r.keys.contains(&key))
+        })
+    });
+    if all_passed {
+        let set_key = judged.set_key.unwrap_or_else(|| {
+            let leaves: Vec<_> = entries.iter().map(crate::fingerprint::leaf).collect();
+            crate::fingerprint::key_of_leaves(&leaves)
+        });
+        if let Err(e) = whole::remember(&spec.cache_file, task_key, set_key) {
+            ui.warn(format_args!("cannot record the passed files: {e}"));
+        }
+    }
+}
