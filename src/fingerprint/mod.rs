@@ -49,6 +49,8 @@ pub use state::{Loaded, State, StatePaths};
 pub use table::{
     Entry, RACY_WINDOW_NS, Table, diff, hash_all, key_of_leaves, leaf, refresh, reusable,
 };
+#[cfg(test)]
+pub use table_bytes::assert_every_damage_refused;
 pub use table_bytes::{Reader, decode_table, encode_table, open, put_len, put_str, seal};
 
 /// How a cache file remembers the input set.

@@ -48,6 +48,20 @@ pub fn seal(mut out: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// Asserts that every cut of `bytes` short of whole, and every byte of it flipped, is
+/// refused by `decodes` (for the codecs sealed with [`seal`]).
+#[cfg(test)]
+pub fn assert_every_damage_refused(bytes: &[u8], decodes: impl Fn(&[u8]) -> bool) {
+    for len in 0..bytes.len() {
+        assert!(!decodes(&bytes[..len]), "cut at {len}");
+    }
+    for at in 0..bytes.len() {
+        let mut bad = bytes.to_vec();
+        bad[at] ^= 0x10;
+        assert!(!decodes(&bad), "flipped at {at}");
+    }
+}
+
 /// A reader of the body of `bytes`, when they start with `magic` and end with the digest of
 /// what comes before it.
 pub fn open<'a>(magic: &[u8], bytes: &'a [u8]) -> Option<Reader<'a>> {
@@ -171,13 +185,6 @@ mod tests {
     fn a_table_round_trips_and_any_damage_is_none() {
         let bytes = encode_table(&table());
         assert_eq!(decode_table(&bytes), Some(table()));
-        for len in 0..bytes.len() {
-            assert!(decode_table(&bytes[..len]).is_none(), "cut at {len}");
-        }
-        for at in 0..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[at] ^= 0x10;
-            assert!(decode_table(&bad).is_none(), "flipped at {at}");
-        }
+        assert_every_damage_refused(&bytes, |b| decode_table(b).is_some());
     }
 }
