@@ -253,7 +253,7 @@ fn ask_daemon(
         (asked, loading.join().ok().flatten())
     });
     crate::trace_times::mark("ask");
-    if asked.all_passed(&spec.cache_file)
+    if asked.all_passed()
         && let (Some(shared), Some(set)) = (asked.shared.take(), &asked.set)
     {
         asking.skip = Some((shared, (set.decision.files, set.decision.hashed)));

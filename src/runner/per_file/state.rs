@@ -2,9 +2,10 @@
 //! passed under (most recent first, as many as a task keeps successes: `git checkout` back
 //! skips) and the content of its last failure; and `F.files.table`, the stat table of its
 //! per-file set from the last walk here (so an unchanged file is not read again; a check
-//! through the daemon takes the daemon's and leaves it be). Binary (see `codec`), written atomically, read as the
-//! fingerprint state is (`read_state_file`: a symlink or FIFO planted there is never
-//! followed); anything unreadable is no record, which costs a run, never a false pass.
+//! through the daemon takes the daemon's and leaves it be). Binary (see `codec`), written
+//! atomically, read as the fingerprint state is (`read_state_file`: a symlink or FIFO
+//! planted there is never followed); anything unreadable is no record, which costs a run,
+//! never a false pass.
 
 use std::collections::BTreeMap;
 use std::io;

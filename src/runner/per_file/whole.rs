@@ -42,15 +42,18 @@ pub struct Asked {
     pub table: Option<Table>,
     /// Whether a daemon answered at all.
     pub running: bool,
+    /// The remembered (task key, set key) pairs under which every file passed, as read for
+    /// the question.
+    passed: Vec<(Digest, Digest)>,
 }
 
 impl Asked {
     /// True when every per-file file passed with the task's and the set's keys as checked.
-    pub fn all_passed(&self, cache_file: &Path) -> bool {
+    pub fn all_passed(&self) -> bool {
         match (&self.shared, &self.set) {
-            (Some(shared), Some(set)) => {
-                load(cache_file).contains(&(shared.decision.key, set.decision.files_key))
-            }
+            (Some(shared), Some(set)) => self
+                .passed
+                .contains(&(shared.decision.key, set.decision.files_key)),
             _ => false,
         }
     }
@@ -67,14 +70,14 @@ pub fn ask(
     let mut set = spec.clone();
     set.cache_file = set_state(&spec.cache_file);
     set.filter = per_file.filter.clone();
-    let passed = load(&spec.cache_file)
-        .iter()
-        .map(|(task, set)| (task.to_hex(), set.to_hex()))
-        .collect();
+    let passed = load(&spec.cache_file);
     let request = Request::PerFileCheck {
         task: check::daemon_spec(spec, parts, dry_run),
         set: check::daemon_spec(&set, &BTreeMap::new(), true),
-        passed,
+        passed: passed
+            .iter()
+            .map(|(task, set)| (task.to_hex(), set.to_hex()))
+            .collect(),
     };
     let answer = DaemonPaths::from_env()
         .map_err(client::ClientError::from)
@@ -86,6 +89,7 @@ pub fn ask(
             // Bytes that do not decode are no table: the set is walked here.
             table: table.and_then(|blob| decode_table(&blob.0)),
             running: true,
+            passed,
         },
         Ok(None) => Asked::default(),
         // A daemon answered otherwise (another version, say): the task's check asks again.
