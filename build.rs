@@ -30,6 +30,7 @@ const LIBRARIES: [(&str, &[&str]); 7] = [
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=ZCCACHE_LINK_DYNAMIC");
+    println!("cargo::rustc-check-cfg=cfg(zccache_early_entry)");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let linux_gnu = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
     // ZCCACHE_LINK_DYNAMIC=1 builds the usual dynamic binary (bench/startup.sh compares them).
@@ -45,6 +46,11 @@ fn main() {
         println!("cargo:rustc-link-arg-bin=zccache=-L{}", out.display());
         println!("cargo:rustc-link-arg-bin=zccache=-no-pie");
         println!("cargo:rustc-link-arg-bin=zccache=-static");
+        // The early client (crate `zccache-early`) speaks x86_64 system calls.
+        if var("CARGO_CFG_TARGET_ARCH") == "x86_64" {
+            println!("cargo:rustc-link-arg-bin=zccache=-Wl,-e,zccache_entry");
+            println!("cargo:rustc-cfg=zccache_early_entry");
+        }
     } else {
         println!("cargo:warning=glibc's static archives not found: zccache is linked dynamically");
     }

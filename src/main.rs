@@ -10,6 +10,33 @@ use zccache::{commands, os, runner, ui};
 /// Exit status for errors zccache itself reports.
 const ERROR_EXIT: u8 = 2;
 
+// The static x86_64 Linux binary starts at `zccache_entry` (build.rs sets the ELF entry):
+// the early client serves a plain compile hit before the C library starts, and hands
+// anything else to `_start`, with the stack and `rdx` as the kernel left them.
+#[cfg(zccache_early_entry)]
+std::arch::global_asm!(
+    ".globl zccache_entry",
+    ".type zccache_entry, @function",
+    "zccache_entry:",
+    "mov rbx, rsp",
+    "mov r12, rdx",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {serve}",
+    "mov rsp, rbx",
+    "mov rdx, r12",
+    "jmp _start",
+    serve = sym serve_early,
+);
+
+/// The early client's entry (called by `zccache_entry` with the kernel's stack pointer).
+#[cfg(zccache_early_entry)]
+extern "C" fn serve_early(sp: *const usize) {
+    // SAFETY: `sp` is the stack pointer the kernel started the process with, and nothing
+    // of the C library has run yet.
+    unsafe { zccache_early::serve(sp, &commands::early::SETUP) }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(call) = commands::wrap::wrapper_argv(&argv) {

@@ -120,12 +120,20 @@ fn issue_s_a_header_edited_with_its_size_and_mtime_kept_misses() {
 fn issue_s_trace_times_tells_the_wrappers_phases() {
     let sb = project();
     gcc(&sb, &ARGS).status(0);
+    // The hit is answered by the early client (see tests/early.rs); the usual start,
+    // asked for with ZCCACHE_EARLY=0, tells its own phases.
     gcc(&sb, &ARGS)
         .env("ZCCACHE_TRACE_TIMES", "1")
         .status(0)
+        .stderr_has("zccache: times: early, plan ")
+        .stderr_has(", wait ");
+    gcc(&sb, &ARGS)
+        .env("ZCCACHE_TRACE_TIMES", "1")
+        .env("ZCCACHE_EARLY", "0")
+        .status(0)
         .stderr_has("zccache: times: args ")
         .stderr_has(", wait ");
-    assert_eq!(counts(&sb), (1, 1, 0));
+    assert_eq!(counts(&sb), (2, 1, 0));
     gcc(&sb, &ARGS).status(0).stderr_lacks("zccache: times");
 }
 

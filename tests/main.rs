@@ -4,6 +4,7 @@ mod support;
 
 mod compile_c;
 mod daemon;
+mod early;
 mod faults;
 mod fp;
 mod graph;

@@ -1,6 +1,7 @@
 //! Command glue: turn parsed arguments into engine calls, messages and an exit code.
 
 pub mod daemon;
+pub mod early;
 pub mod fp;
 pub mod hook;
 pub mod kv;

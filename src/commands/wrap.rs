@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
+use super::early::SESSION_ENV;
 use crate::child::Group;
 use crate::compile_cache::args::{
     Classified, classify, expand_response_files, is_c_driver, names_stdin,
@@ -27,13 +28,8 @@ use crate::trace_times;
 
 /// How often the "running uncached" warning may repeat.
 const WARN_EVERY: Duration = Duration::from_secs(60);
-/// Names the session a compile belongs to.
-const SESSION_ENV: &str = "ZCCACHE_SESSION_ID";
 /// Exit status when the compiler cannot be found or started.
 const NOT_FOUND: u8 = 127;
-
-/// Names a compiler driver can have; a symlink named so pointing at zccache masquerades.
-const COMPILER_NAMES: [&str; 6] = ["gcc", "g++", "cc", "c++", "clang", "clang++"];
 
 /// `argv` as a wrapper call: `zccache gcc ARGS` as is, or `gcc ARGS` through a symlink named
 /// like a compiler (`gcc -> zccache`), turned into `zccache gcc ARGS`.
@@ -43,10 +39,8 @@ pub fn wrapper_argv(argv: &[OsString]) -> Option<Vec<OsString>> {
         .map(Path::new)
         .and_then(Path::file_name)
         .and_then(|n| n.to_str())?;
-    let masquerading = COMPILER_NAMES
-        .iter()
-        .any(|c| name == *c || name.ends_with(&format!("-{c}")));
-    if masquerading {
+    // A symlink named like a compiler driver pointing at zccache masquerades.
+    if zccache_early::rules::masquerades(name.as_bytes()) {
         let mut call = vec![OsString::from("zccache"), OsString::from(name)];
         call.extend(argv[1..].iter().cloned());
         return Some(call);
@@ -78,35 +72,18 @@ fn is_served(tool: &Path, args: &[String], cwd: &Path) -> bool {
         )
 }
 
-/// Flags whose value is an output or a name, never read.
-const OUTPUT_FLAGS: [&str; 4] = ["-o", "-MF", "-MT", "-MQ"];
-
 /// True when an argument names stdin as something the tool reads (not as an output).
 fn reads_stdin(args: &[String]) -> bool {
     args.iter().enumerate().any(|(i, arg)| {
-        let output = i > 0 && OUTPUT_FLAGS.contains(&args[i - 1].as_str());
+        let output = i > 0 && zccache_early::rules::is_output_flag(args[i - 1].as_bytes());
         names_stdin(arg) && !output
     })
 }
 
 /// True when an argument reaches a file of this process other than a plain stdin source
-/// (`/dev/fd/3`, `-include/dev/stdin`, `@/proc/self/fd/4`, `/dev/tty`): the daemon, another
-/// process, would open its own. The path starts at the first `/` of the argument itself or
-/// of a flag's attached value (`-include/...`, `-Wl,...,/...`, `@/...`).
+/// (see `zccache_early::rules::names_process_file`).
 fn names_process_file(arg: &str) -> bool {
-    const PROCESS_FILES: [&str; 5] = [
-        "/dev/fd/",
-        "/dev/std",
-        "/dev/tty",
-        "/proc/self/",
-        "/proc/thread-self/",
-    ];
-    let Some(at) = arg.find('/') else {
-        return false;
-    };
-    let (before, path) = arg.split_at(at);
-    let absolute = before.is_empty() || before.starts_with(['-', '@']);
-    !names_stdin(arg) && absolute && PROCESS_FILES.iter().any(|p| path.starts_with(p))
+    zccache_early::rules::names_process_file(arg.as_bytes())
 }
 
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
@@ -137,7 +114,10 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     };
     let rest = &argv[2..];
     let args: Option<Vec<String>> = rest.iter().map(|a| a.to_str().map(String::from)).collect();
-    let (Some(args), false) = (args, daemon_disabled()) else {
+    // The daemon takes arguments and the environment as text: anything else compiles here.
+    let env_is_text =
+        std::env::vars_os().all(|(k, v)| k.to_str().is_some() && v.to_str().is_some());
+    let (Some(args), false, true) = (args, daemon_disabled(), env_is_text) else {
         return exec(&compiler, rest);
     };
     let reads_stdin = reads_stdin(&args);

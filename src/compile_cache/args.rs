@@ -119,10 +119,7 @@ const SOURCE_EXTENSIONS: [&str; 13] = [
 /// `cc`, `c++`, `clang++-14`): the tools whose link lines the link cache understands.
 pub fn is_c_driver(compiler: &std::path::Path) -> bool {
     let name = compiler.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    ["gcc", "g++", "cc", "c++", "clang", "clang++"]
-        .iter()
-        .any(|d| base == *d || base.ends_with(&format!("-{d}")))
+    zccache_early::rules::is_c_driver(name.as_bytes())
 }
 
 /// Classifies the arguments of a compiler invocation (without the compiler itself).
@@ -400,7 +397,7 @@ pub fn uncached_output(args: &[String]) -> Option<String> {
 /// True when `arg` names the process's standard input: `-` and the paths that reach fd 0.
 /// Such a source is the bytes the client sent (the daemon's own stdin is not the caller's).
 pub fn names_stdin(arg: &str) -> bool {
-    matches!(arg, "-" | "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0")
+    zccache_early::rules::names_stdin(arg.as_bytes())
 }
 
 /// True when `arg` is named like a source gcc compiles.

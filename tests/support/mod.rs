@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
+pub mod elf;
 mod tools;
 pub use tools::{Tool, available};
 

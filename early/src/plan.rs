@@ -1,0 +1,226 @@
+//! Whether the early client takes a call, and what it sends: the checks the wrapper makes
+//! (a C compiler driver, arguments it can send, the compiler as `execvp` finds it, the
+//! state directory this user's own) made the same way, and anything unusual declined.
+
+use crate::Setup;
+use crate::bytes::{Arena, Buf, eq, file_name, find, is_utf8, normalize_into};
+use crate::process::{Process, split_entry};
+use crate::rules;
+use crate::sys;
+
+/// Room for one path.
+const PATH_MAX: usize = 4096;
+/// A path in arena memory.
+pub type PathBuf = Buf;
+
+/// A call the early client serves.
+pub struct Plan {
+    /// The working directory, normalized.
+    pub cwd: PathBuf,
+    /// The compiler as found, normalized.
+    pub compiler: PathBuf,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// `ZCCACHE_SESSION_ID`, when the call belongs to a session.
+    pub session: Option<&'static [u8]>,
+}
+
+impl Plan {
+    /// An empty plan whose paths live in `arena`.
+    pub fn new(arena: &mut Arena) -> Option<Self> {
+        Some(Plan {
+            cwd: arena.buf(PATH_MAX)?,
+            compiler: arena.buf(PATH_MAX)?,
+            socket: arena.buf(PATH_MAX)?,
+            session: None,
+        })
+    }
+}
+
+/// Whether this process's call is one the early client may take, by its arguments and
+/// environment alone (no system call but `fcntl` on the standard descriptors): a C compiler
+/// driver called as `zccache gcc ...`, with arguments and an environment it can send.
+pub fn wanted(p: &Process, setup: &Setup) -> bool {
+    let n = &setup.names;
+    let off = p.var(n.early.as_bytes()).is_some_and(|v| eq(v, b"0"));
+    if off || p.flag(n.no_daemon.as_bytes()) {
+        return false;
+    }
+    let (Some(me), Some(tool)) = (p.arg(0), p.arg(1)) else {
+        return false;
+    };
+    !rules::masquerades(file_name(me))
+        && rules::is_c_driver(file_name(tool))
+        && arguments_sendable(p)
+        && environment_sendable(p)
+        && (0..3).all(sys::is_open)
+}
+
+/// The plan for a [`wanted`] call, its paths in `arena`; `None` when the usual start should
+/// serve it.
+pub fn plan(p: &Process, setup: &Setup, arena: &mut Arena) -> Option<Plan> {
+    let tool = p.arg(1)?;
+    let mut out = Plan::new(arena)?;
+    let mut cwd = arena.buf(PATH_MAX)?;
+    let len = sys::getcwd(cwd.spare())?;
+    cwd.set_len(len);
+    normalize_into(cwd.as_bytes(), &mut out.cwd).then_some(())?;
+    let mut scratch = arena.buf(PATH_MAX)?;
+    resolve(p, tool, cwd.as_bytes(), &mut scratch, &mut out.compiler)?;
+    socket(p, setup, cwd.as_bytes(), &mut scratch, &mut out.socket)?;
+    out.session = p
+        .var(setup.names.session.as_bytes())
+        .filter(|s| !s.is_empty());
+    Some(out)
+}
+
+/// Every argument after the tool is UTF-8, reaches no file of this process, and no source
+/// is read from stdin.
+fn arguments_sendable(p: &Process) -> bool {
+    let mut i = 2;
+    while let Some(arg) = p.arg(i) {
+        let after_output = p
+            .arg(i - 1)
+            .is_some_and(|a| i > 2 && rules::is_output_flag(a));
+        if !is_utf8(arg)
+            || rules::names_process_file(arg)
+            || (rules::names_stdin(arg) && !after_output)
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Every environment entry is UTF-8 (the wrapper sends them as strings).
+fn environment_sendable(p: &Process) -> bool {
+    p.environment().all(is_utf8)
+}
+
+/// The compiler as the wrapper finds it: a name with a `/` against the working directory,
+/// else the first executable of that name on `PATH` that is not this binary; normalized
+/// into `compiler` (`candidate` is scratch room).
+fn resolve(
+    p: &Process,
+    tool: &[u8],
+    cwd: &[u8],
+    candidate: &mut PathBuf,
+    compiler: &mut PathBuf,
+) -> Option<()> {
+    let me = sys::stat(b"/proc/self/exe\0", 0)
+        .ok()
+        .map(|s| (s.dev, s.ino))?;
+    let found = if find(tool, b'/', 0).is_some() {
+        joined(candidate, cwd, tool)?;
+        sys::stat(candidate.with_nul(), 0)
+            .is_ok_and(|s| s.mode & sys::S_IFMT == sys::S_IFREG && (s.dev, s.ino) != me)
+    } else {
+        on_path(p.var(b"PATH")?, tool, me, candidate)?
+    };
+    (found && normalize_into(candidate.as_bytes(), compiler)).then_some(())
+}
+
+/// Looks `tool` up on `path`'s absolute entries, in order; `None` at an entry this client
+/// does not follow (empty or relative: the wrapper resolves those).
+fn on_path(path: &[u8], tool: &[u8], me: (u64, u64), candidate: &mut PathBuf) -> Option<bool> {
+    let mut start = 0;
+    while start <= path.len() {
+        let end = find(path, b':', start).unwrap_or(path.len());
+        let dir = &path[start..end];
+        if dir.first() != Some(&b'/') {
+            return None;
+        }
+        joined(candidate, dir, tool)?;
+        let runnable = sys::stat(candidate.with_nul(), 0).is_ok_and(|s| {
+            s.mode & sys::S_IFMT == sys::S_IFREG && s.mode & 0o111 != 0 && (s.dev, s.ino) != me
+        });
+        if runnable {
+            return Some(true);
+        }
+        start = end + 1;
+    }
+    Some(false)
+}
+
+/// `base` joined with `rest` as `Path::join` joins them (an absolute `rest` replaces it).
+fn joined(out: &mut PathBuf, base: &[u8], rest: &[u8]) -> Option<()> {
+    out.truncate(0);
+    if rest.first() == Some(&b'/') {
+        return out.push(rest).then_some(());
+    }
+    out.push(base).then_some(())?;
+    append(out, rest)
+}
+
+/// `rest` appended to `out` as `Path::push` appends a relative path.
+fn append(out: &mut PathBuf, rest: &[u8]) -> Option<()> {
+    let slash = out.as_bytes().last() == Some(&b'/');
+    ((slash || out.push(b"/")) && out.push(rest)).then_some(())
+}
+
+/// The daemon's socket in this user's state directory (`ZCCACHE_DIR`, else
+/// `$XDG_CACHE_HOME/zccache`, else `~/.cache/zccache`), if the directory is one the wrapper
+/// would use (this user's, writable by nobody else) and no daemon was found silent there;
+/// into `path` (`dir` is scratch room).
+fn socket(
+    p: &Process,
+    setup: &Setup,
+    cwd: &[u8],
+    dir: &mut PathBuf,
+    path: &mut PathBuf,
+) -> Option<()> {
+    let nonempty = |name: &[u8]| p.var(name).filter(|v| !v.is_empty());
+    match (
+        nonempty(setup.names.dir.as_bytes()),
+        nonempty(b"XDG_CACHE_HOME"),
+    ) {
+        (Some(d), _) => joined(dir, cwd, d)?,
+        (None, Some(cache)) => {
+            joined(dir, cwd, cache)?;
+            append(dir, b"zccache")?;
+        }
+        // An empty HOME makes the directory relative to the working directory, as there.
+        (None, None) => match p.var(b"HOME")? {
+            b"" => joined(dir, cwd, b".cache/zccache")?,
+            home => {
+                joined(dir, cwd, home)?;
+                append(dir, b".cache/zccache")?;
+            }
+        },
+    }
+    let owned = sys::stat(dir.with_nul(), sys::NOFOLLOW).is_ok_and(|s| {
+        s.mode & sys::S_IFMT == sys::S_IFDIR && s.uid == sys::geteuid() && s.mode & 0o022 == 0
+    });
+    joined(path, dir.as_bytes(), b"daemon.silent")?;
+    let silent = sys::stat(path.with_nul(), sys::NOFOLLOW).err() != Some(sys::ENOENT);
+    joined(path, dir.as_bytes(), b"daemon.sock")?;
+    (owned && !silent).then_some(())
+}
+
+/// The environment the wrapper sends: each entry split as `std::env::vars` splits it, then
+/// the client's umask and, for a terminal on stderr, the terminal flag.
+pub fn each_env_pair(p: &Process, setup: &Setup, mut each: impl FnMut(&[u8], &[u8])) {
+    for (key, value) in p.environment().filter_map(split_entry) {
+        each(key, value);
+    }
+    let mut octal = [0u8; 4];
+    let mut digits = 0;
+    let mask = sys::umask() & 0o7777;
+    let mut shift = 9;
+    while shift > 0 && (mask >> shift) & 7 == 0 {
+        shift -= 3;
+    }
+    loop {
+        octal[digits] = b'0' + ((mask >> shift) & 7) as u8;
+        digits += 1;
+        if shift == 0 {
+            break;
+        }
+        shift -= 3;
+    }
+    each(setup.names.umask.as_bytes(), &octal[..digits]);
+    if sys::is_terminal(2) {
+        each(setup.names.terminal.as_bytes(), b"1");
+    }
+}
