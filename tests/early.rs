@@ -74,6 +74,35 @@ fn issue_s_a_hit_is_answered_before_the_c_library_starts() {
 }
 
 #[test]
+fn issue_s_a_compiler_named_by_a_symlink_or_after_dashes_is_answered_early_too() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let bin = sb.path("bin");
+    fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(ZCCACHE, bin.join("gcc")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    sb.program(bin.join("gcc").to_str().unwrap())
+        .args(ARGS)
+        .env("PATH", &path)
+        .env("ZCCACHE_TRACE_TIMES", "1")
+        .status(0)
+        .stderr_has(EARLY);
+    // The symlink found on PATH is passed over (it is this binary), as the wrapper does.
+    sb.program("gcc")
+        .args(ARGS)
+        .env("PATH", &path)
+        .env("ZCCACHE_TRACE_TIMES", "1")
+        .status(0)
+        .stderr_has(EARLY);
+    sb.cmd(["--", "gcc"])
+        .args(ARGS)
+        .env("ZCCACHE_TRACE_TIMES", "1")
+        .status(0)
+        .stderr_has(EARLY);
+    assert_eq!(hits(&sb), 3);
+}
+
+#[test]
 fn issue_s_what_the_early_client_does_not_take_starts_the_usual_way() {
     let sb = project();
     gcc(&sb, &ARGS).status(0);

@@ -81,14 +81,14 @@ pub struct Setup {
 pub unsafe fn serve(sp: *const usize, setup: &Setup) {
     // SAFETY: the caller's promise.
     let process = unsafe { Process::from_stack(sp) };
-    if !plan::wanted(&process, setup) {
+    let Some(shape) = plan::wanted(&process, setup) else {
         return;
-    }
+    };
     let mut times = trace::Times::start(process.flag(setup.names.trace.as_bytes()));
     let Some(mut arena) = Arena::map(ARENA) else {
         return;
     };
-    let Some(plan) = plan::plan(&process, setup, &mut arena) else {
+    let Some(plan) = plan::plan(&process, setup, shape, &mut arena) else {
         return;
     };
     times.mark();
@@ -165,6 +165,9 @@ pub unsafe fn request_frame(
         return 0;
     };
     plan.session = session;
+    if let Some(shape) = plan::shape(&p) {
+        plan.args_from = shape.args_from;
+    }
     plan.cwd.push(cwd);
     plan.compiler.push(compiler);
     let mut sink = Sink::into(out);
@@ -187,7 +190,7 @@ fn payload(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup) {
         Some(session) => {
             sink.varint(u64::from(setup.compile));
             sink.string(session);
-            arguments(sink, p);
+            arguments(sink, p, plan.args_from);
             sink.string(cwd);
             sink.string(plan.compiler.as_bytes());
         }
@@ -196,7 +199,7 @@ fn payload(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup) {
             sink.varint(u64::from(sys::getpid()));
             sink.string(cwd);
             sink.string(plan.compiler.as_bytes());
-            arguments(sink, p);
+            arguments(sink, p, plan.args_from);
             sink.string(cwd);
         }
     }
@@ -212,10 +215,10 @@ fn payload(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup) {
     sink.varint(0);
 }
 
-/// The arguments after the tool, as a sequence of strings.
-fn arguments(sink: &mut Sink<'_>, p: &Process) {
-    sink.varint(p.argc().saturating_sub(2) as u64);
-    let mut i = 2;
+/// The compiler's arguments (`argv` from `from` on), as a sequence of strings.
+fn arguments(sink: &mut Sink<'_>, p: &Process, from: usize) {
+    sink.varint(p.argc().saturating_sub(from) as u64);
+    let mut i = from;
     while let Some(arg) = p.arg(i) {
         sink.string(arg);
         i += 1;

@@ -23,6 +23,8 @@ pub struct Plan {
     pub socket: PathBuf,
     /// `ZCCACHE_SESSION_ID`, when the call belongs to a session.
     pub session: Option<&'static [u8]>,
+    /// Where the compiler's arguments start in `argv`.
+    pub args_from: usize,
 }
 
 impl Plan {
@@ -33,40 +35,73 @@ impl Plan {
             compiler: arena.buf(PATH_MAX)?,
             socket: arena.buf(PATH_MAX)?,
             session: None,
+            args_from: 2,
         })
     }
 }
 
-/// Whether this process's call is one the early client may take, by its arguments and
-/// environment alone (no system call but `fcntl` on the standard descriptors): a C compiler
-/// driver called as `zccache gcc ...`, with arguments and an environment it can send.
-pub fn wanted(p: &Process, setup: &Setup) -> bool {
+/// How the compiler and its arguments stand in `argv`, as the wrapper reads them.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    /// The compiler as named: `gcc`, `/usr/bin/gcc`.
+    pub tool: &'static [u8],
+    /// Where its arguments start in `argv`.
+    pub args_from: usize,
+}
+
+/// The call's shape: `gcc ARGS` through a symlink named like a compiler (`gcc -> zccache`),
+/// `zccache -- gcc ARGS`, or `zccache gcc ARGS`.
+pub fn shape(p: &Process) -> Option<Shape> {
+    let name = file_name(p.arg(0)?);
+    if rules::masquerades(name) {
+        return Some(Shape {
+            tool: name,
+            args_from: 1,
+        });
+    }
+    match p.arg(1)? {
+        b"--" => Some(Shape {
+            tool: p.arg(2)?,
+            args_from: 3,
+        }),
+        tool => Some(Shape { tool, args_from: 2 }),
+    }
+}
+
+/// The shape of this process's call if it is one the early client may take, by its
+/// arguments and environment alone (no system call but `fcntl` on the standard
+/// descriptors): a C compiler driver, with arguments and an environment it can send.
+pub fn wanted(p: &Process, setup: &Setup) -> Option<Shape> {
     let n = &setup.names;
     let off = p.var(n.early.as_bytes()).is_some_and(|v| eq(v, b"0"));
     if off || p.flag(n.no_daemon.as_bytes()) {
-        return false;
+        return None;
     }
-    let (Some(me), Some(tool)) = (p.arg(0), p.arg(1)) else {
-        return false;
-    };
-    !rules::masquerades(file_name(me))
-        && rules::is_c_driver(file_name(tool))
-        && arguments_sendable(p)
+    let shape = shape(p)?;
+    let sendable = rules::is_c_driver(file_name(shape.tool))
+        && arguments_sendable(p, shape.args_from)
         && environment_sendable(p)
-        && (0..3).all(sys::is_open)
+        && (0..3).all(sys::is_open);
+    sendable.then_some(shape)
 }
 
-/// The plan for a [`wanted`] call, its paths in `arena`; `None` when the usual start should
-/// serve it.
-pub fn plan(p: &Process, setup: &Setup, arena: &mut Arena) -> Option<Plan> {
-    let tool = p.arg(1)?;
+/// The plan for a [`wanted`] call of `shape`, its paths in `arena`; `None` when the usual
+/// start should serve it.
+pub fn plan(p: &Process, setup: &Setup, shape: Shape, arena: &mut Arena) -> Option<Plan> {
     let mut out = Plan::new(arena)?;
+    out.args_from = shape.args_from;
     let mut cwd = arena.buf(PATH_MAX)?;
     let len = sys::getcwd(cwd.spare())?;
     cwd.set_len(len);
     normalize_into(cwd.as_bytes(), &mut out.cwd).then_some(())?;
     let mut scratch = arena.buf(PATH_MAX)?;
-    resolve(p, tool, cwd.as_bytes(), &mut scratch, &mut out.compiler)?;
+    resolve(
+        p,
+        shape.tool,
+        cwd.as_bytes(),
+        &mut scratch,
+        &mut out.compiler,
+    )?;
     socket(p, setup, cwd.as_bytes(), &mut scratch, &mut out.socket)?;
     out.session = p
         .var(setup.names.session.as_bytes())
@@ -74,14 +109,12 @@ pub fn plan(p: &Process, setup: &Setup, arena: &mut Arena) -> Option<Plan> {
     Some(out)
 }
 
-/// Every argument after the tool is UTF-8, reaches no file of this process, and no source
+/// Every argument from `from` on is UTF-8, reaches no file of this process, and no source
 /// is read from stdin.
-fn arguments_sendable(p: &Process) -> bool {
-    let mut i = 2;
+fn arguments_sendable(p: &Process, from: usize) -> bool {
+    let mut i = from;
     while let Some(arg) = p.arg(i) {
-        let after_output = p
-            .arg(i - 1)
-            .is_some_and(|a| i > 2 && rules::is_output_flag(a));
+        let after_output = i > from && p.arg(i - 1).is_some_and(rules::is_output_flag);
         if !is_utf8(arg)
             || rules::names_process_file(arg)
             || (rules::names_stdin(arg) && !after_output)

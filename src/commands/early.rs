@@ -135,6 +135,27 @@ mod tests {
             early_frame(&args, &env, Some("s-1")),
             frame::encode(&in_session).unwrap()
         );
+        // The same call as `zccache -- gcc ...` and through a `gcc -> zccache` symlink.
+        let dashes = [
+            "zccache",
+            "--",
+            "gcc",
+            "-O2",
+            "-c",
+            "h\u{e9}.c",
+            "-o",
+            "a.o",
+            "",
+        ];
+        assert_eq!(
+            early_frame(&dashes, &env, None),
+            frame::encode(&ephemeral).unwrap()
+        );
+        let linked = ["/opt/bin/gcc", "-O2", "-c", "h\u{e9}.c", "-o", "a.o", ""];
+        assert_eq!(
+            early_frame(&linked, &env, None),
+            frame::encode(&ephemeral).unwrap()
+        );
     }
 
     #[test]
