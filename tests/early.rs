@@ -122,15 +122,85 @@ fn issue_s_what_the_early_client_does_not_take_starts_the_usual_way() {
         .status(0)
         .stderr_has(USUAL)
         .stderr_lacks(EARLY);
-    // The daemon found silent a moment ago.
+    // The daemon found silent a moment ago (the marker names it).
+    let status = sb.cmd(["status", "--json"]).status(0).json();
+    let pid = status["daemon"]["pid"].as_u64().unwrap().to_string();
     let silent = sb.state().join("daemon.silent");
-    fs::write(&silent, "1").unwrap();
+    fs::write(&silent, &pid).unwrap();
     gcc(&sb, &ARGS).status(0).stderr_lacks(EARLY);
+    // A marker that names another daemon, or one from long ago, keeps nobody away.
+    fs::write(&silent, "1").unwrap();
+    gcc(&sb, &ARGS).status(0).stderr_has(EARLY);
+    fs::write(&silent, &pid).unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&silent)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    gcc(&sb, &ARGS).status(0).stderr_has(EARLY);
     fs::remove_file(&silent).unwrap();
     // A tool that is no C compiler driver, and a subcommand.
     sb.cmd(["ar", "rcs", "liba.a", "a.o"]).status(0);
     sb.cmd(["status"]).status(0);
     gcc(&sb, &ARGS).status(0).stderr_has(EARLY);
+}
+
+#[test]
+fn issue_s_odd_process_names_and_paths_compile_on_either_path() {
+    use std::os::unix::process::CommandExt;
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    // An empty argv[0] (no file name): still `zccache gcc ...`.
+    for early in ["1", "0"] {
+        let mut command = sb
+            .cmd(["gcc"])
+            .args(ARGS)
+            .env("ZCCACHE_EARLY", early)
+            .into_command();
+        let ran = command.arg0("").output().unwrap();
+        assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    }
+    // A working directory that is not UTF-8 compiles uncached, with the right object.
+    let odd = sb.root().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    fs::create_dir(&odd).unwrap();
+    fs::copy(sb.path("a.c"), odd.join("a.c")).unwrap();
+    for early in ["1", "0"] {
+        let _ = fs::remove_file(odd.join("a.o"));
+        sb.cmd(["gcc", "-c", "a.c", "-I../inc", "-o", "a.o"])
+            .cwd(&odd)
+            .env("ZCCACHE_EARLY", early)
+            .status(0);
+        assert!(odd.join("a.o").exists());
+    }
+}
+
+/// A hit whose output goes to a reader that has gone, its parent ignoring SIGPIPE: the
+/// wrapper dies of SIGPIPE (141), as the usual start does, not with the compile's status.
+#[test]
+fn issue_s_a_broken_pipe_ends_the_hit_as_the_usual_start_ends_it() {
+    let sb = project();
+    gcc(&sb, &ARGS).status(0);
+    let script = format!(
+        "trap '' PIPE; \"{z}\" gcc {args} 2>&1 | (exec 0<&-; sleep 0.5); echo \"${{PIPESTATUS[0]}}\"",
+        z = ZCCACHE,
+        args = ARGS.join(" ")
+    );
+    for early in ["1", "0"] {
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(sb.root())
+            .env("ZCCACHE_DIR", sb.state())
+            .env("ZCCACHE_EARLY", early)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "141",
+            "early={early}"
+        );
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod bytes;
 mod plan;
 mod process;
 pub mod rules;
+mod silent;
 mod sys;
 mod trace;
 pub mod wire;
@@ -68,6 +69,8 @@ pub struct Setup {
     pub working: u32,
     /// `Response::CompileResult`.
     pub compile_result: u32,
+    /// How long a daemon that stayed silent is not asked again, in seconds.
+    pub silent_secs: u32,
     /// The variables.
     pub names: Names,
 }
@@ -98,10 +101,21 @@ pub unsafe fn serve(sp: *const usize, setup: &Setup) {
     times.mark();
     let sent = send_request(fd, &process, &plan, setup);
     times.mark();
-    if sent {
-        answer(fd, setup, &mut arena, &mut times);
-    }
+    let ended = match sent {
+        Ok(()) => answer(fd, setup, &mut arena, &mut times),
+        Err(errno) => errno,
+    };
     sys::close(fd);
+    if ended == sys::EAGAIN {
+        // The daemon took no request, or sent nothing, for the whole timeout: stopped or
+        // hung. Marked as the wrapper marks it, so the usual start (and every client for a
+        // while) does not wait for it a second time.
+        let mut path = match arena.buf(4096) {
+            Some(path) => path,
+            None => return,
+        };
+        silent::note(plan.dir.as_bytes(), &mut path);
+    }
 }
 
 /// Connects to the daemon with the wrapper's timeouts: 2 s for room in its queue, then 5 s
@@ -120,16 +134,17 @@ fn connect(plan: &Plan) -> Option<i32> {
 }
 
 /// Encodes the request (`Compile` in a session, else `CompileEphemeral`) as the wrapper
-/// does, in one mapped buffer, and sends it.
-fn send_request(fd: i32, p: &Process, plan: &Plan, setup: &Setup) -> bool {
+/// does, in one mapped buffer, and sends it; the negative errno of a failed send (0 for a
+/// request that cannot be sent).
+fn send_request(fd: i32, p: &Process, plan: &Plan, setup: &Setup) -> Result<(), isize> {
     let mut count = Sink::counting();
     frame(&mut count, p, plan, setup);
     let total = count.len();
     if total - 4 > setup.max_frame as usize {
-        return false;
+        return Err(0);
     }
     let Some(at) = sys::map(total) else {
-        return false;
+        return Err(0);
     };
     // SAFETY: a fresh mapping of `total` bytes, unmapped below and used by nothing else.
     let out = unsafe { core::slice::from_raw_parts_mut(at, total) };
@@ -138,7 +153,7 @@ fn send_request(fd: i32, p: &Process, plan: &Plan, setup: &Setup) -> bool {
     let whole = sink.len() == total;
     // SAFETY: the mapping made above.
     let bytes = unsafe { core::slice::from_raw_parts(at, total) };
-    let sent = whole && send_all(fd, bytes);
+    let sent = if whole { send_all(fd, bytes) } else { Err(0) };
     // SAFETY: nothing uses the mapping after this.
     unsafe { sys::unmap(at, total) };
     sent
@@ -225,21 +240,21 @@ fn arguments(sink: &mut Sink<'_>, p: &Process, from: usize) {
     }
 }
 
-/// Writes all of `buf` to the socket.
-fn send_all(fd: i32, mut buf: &[u8]) -> bool {
+/// Writes all of `buf` to the socket; the negative errno of a failure.
+fn send_all(fd: i32, mut buf: &[u8]) -> Result<(), isize> {
     while !buf.is_empty() {
         match sys::send(fd, buf) {
             n if n > 0 => buf = buf.get(n as usize..).unwrap_or(&[]),
             sys::EINTR => {}
-            _ => return false,
+            errno => return Err(errno),
         }
     }
-    true
+    Ok(())
 }
 
 /// Reads frames until the compile's answer, then replays it and exits; returns on anything
-/// else (the usual start asks again).
-fn answer(fd: i32, setup: &Setup, arena: &mut Arena, times: &mut trace::Times) {
+/// else (the usual start asks again): the negative errno of a failed read, else 0.
+fn answer(fd: i32, setup: &Setup, arena: &mut Arena, times: &mut trace::Times) -> isize {
     let kinds = ReplyKinds {
         protocol: setup.protocol,
         version: setup.version,
@@ -247,34 +262,35 @@ fn answer(fd: i32, setup: &Setup, arena: &mut Arena, times: &mut trace::Times) {
         result: setup.compile_result,
     };
     let Some(mut small) = arena.buf(4097) else {
-        return;
+        return 0;
     };
     loop {
         let mut prefix = [0u8; 4];
-        if !read_exact(fd, &mut prefix) {
-            return;
+        if let Err(errno) = read_exact(fd, &mut prefix) {
+            return errno;
         }
         let len = u32::from_le_bytes(prefix);
         if !(5..=setup.max_frame).contains(&len) {
-            return;
+            return 0;
         }
         let len = len as usize;
         let (at, mapped) = if len < 4096 {
             (small.spare().as_mut_ptr(), false)
         } else {
-            let Some(at) = sys::map(len) else { return };
+            let Some(at) = sys::map(len) else { return 0 };
             (at, true)
         };
-        // SAFETY: `len` bytes of stack or of a fresh mapping, this body's alone.
+        // SAFETY: `len` bytes of arena memory or of a fresh mapping, this body's alone.
         let body = unsafe { core::slice::from_raw_parts_mut(at, len) };
-        let said = match read_exact(fd, body) {
-            true => wire::read_reply(body, &kinds),
-            false => None,
+        let (said, errno) = match read_exact(fd, body) {
+            Ok(()) => (wire::read_reply(body, &kinds), 0),
+            Err(errno) => (None, errno),
         };
         match said {
             Some(Said::Working) => {}
             Some(Said::Answer(a)) => {
                 times.mark();
+                sys::default_sigpipe();
                 write_all(1, a.stdout);
                 write_all(2, a.stderr);
                 times.mark();
@@ -286,7 +302,7 @@ fn answer(fd: i32, setup: &Setup, arena: &mut Arena, times: &mut trace::Times) {
                     // SAFETY: the mapping made above; nothing refers to it any more.
                     unsafe { sys::unmap(at, len) };
                 }
-                return;
+                return errno;
             }
         }
         if mapped {
@@ -296,20 +312,21 @@ fn answer(fd: i32, setup: &Setup, arena: &mut Arena, times: &mut trace::Times) {
     }
 }
 
-/// Fills `buf` from `fd`; false on an error, a timeout or the end of the stream.
-fn read_exact(fd: i32, buf: &mut [u8]) -> bool {
+/// Fills `buf` from `fd`; the negative errno of an error or a timeout, 0 at the end of the
+/// stream.
+fn read_exact(fd: i32, buf: &mut [u8]) -> Result<(), isize> {
     let mut done = 0;
     while done < buf.len() {
         let Some(rest) = buf.get_mut(done..) else {
-            return false;
+            return Err(0);
         };
         match sys::read(fd, rest) {
             n if n > 0 => done += n as usize,
             sys::EINTR => {}
-            _ => return false,
+            errno => return Err(errno),
         }
     }
-    true
+    Ok(())
 }
 
 /// Writes all of `buf` to `fd`, as far as it goes (the wrapper ignores a closed stream too).

@@ -6,6 +6,7 @@ use crate::Setup;
 use crate::bytes::{Arena, Buf, eq, file_name, find, is_utf8, normalize_into};
 use crate::process::{Process, split_entry};
 use crate::rules;
+use crate::silent;
 use crate::sys;
 
 /// Room for one path.
@@ -19,6 +20,8 @@ pub struct Plan {
     pub cwd: PathBuf,
     /// The compiler as found, normalized.
     pub compiler: PathBuf,
+    /// The state directory.
+    pub dir: PathBuf,
     /// The daemon's socket.
     pub socket: PathBuf,
     /// `ZCCACHE_SESSION_ID`, when the call belongs to a session.
@@ -33,6 +36,7 @@ impl Plan {
         Some(Plan {
             cwd: arena.buf(PATH_MAX)?,
             compiler: arena.buf(PATH_MAX)?,
+            dir: arena.buf(PATH_MAX)?,
             socket: arena.buf(PATH_MAX)?,
             session: None,
             args_from: 2,
@@ -52,7 +56,12 @@ pub struct Shape {
 /// The call's shape: `gcc ARGS` through a symlink named like a compiler (`gcc -> zccache`),
 /// `zccache -- gcc ARGS`, or `zccache gcc ARGS`.
 pub fn shape(p: &Process) -> Option<Shape> {
-    let name = file_name(p.arg(0)?);
+    // `argv[0]` as `Path::file_name` reads it: a last component that is a plain name.
+    let me = p.arg(0)?;
+    let name = file_name(me);
+    if !is_utf8(me) || name.is_empty() || eq(name, b".") || eq(name, b"..") {
+        return None;
+    }
     if rules::masquerades(name) {
         return Some(Shape {
             tool: name,
@@ -78,7 +87,8 @@ pub fn wanted(p: &Process, setup: &Setup) -> Option<Shape> {
         return None;
     }
     let shape = shape(p)?;
-    let sendable = rules::is_c_driver(file_name(shape.tool))
+    let sendable = is_utf8(shape.tool)
+        && rules::is_c_driver(file_name(shape.tool))
         && arguments_sendable(p, shape.args_from)
         && environment_sendable(p)
         && (0..3).all(sys::is_open);
@@ -93,16 +103,18 @@ pub fn plan(p: &Process, setup: &Setup, shape: Shape, arena: &mut Arena) -> Opti
     let mut cwd = arena.buf(PATH_MAX)?;
     let len = sys::getcwd(cwd.spare())?;
     cwd.set_len(len);
+    is_utf8(cwd.as_bytes()).then_some(())?;
     normalize_into(cwd.as_bytes(), &mut out.cwd).then_some(())?;
     let mut scratch = arena.buf(PATH_MAX)?;
-    resolve(
-        p,
-        shape.tool,
-        cwd.as_bytes(),
-        &mut scratch,
-        &mut out.compiler,
-    )?;
-    socket(p, setup, cwd.as_bytes(), &mut scratch, &mut out.socket)?;
+    let tool = shape.tool;
+    resolve(p, tool, cwd.as_bytes(), &mut scratch, &mut out.compiler)?;
+    is_utf8(out.compiler.as_bytes()).then_some(())?;
+    state_dir(p, setup, cwd.as_bytes(), &mut out.dir)?;
+    let silent_secs = i64::from(setup.silent_secs);
+    if silent::known(out.dir.as_bytes(), silent_secs, &mut scratch) {
+        return None;
+    }
+    joined(&mut out.socket, out.dir.as_bytes(), b"daemon.sock")?;
     out.session = p
         .var(setup.names.session.as_bytes())
         .filter(|s| !s.is_empty());
@@ -192,17 +204,10 @@ fn append(out: &mut PathBuf, rest: &[u8]) -> Option<()> {
     ((slash || out.push(b"/")) && out.push(rest)).then_some(())
 }
 
-/// The daemon's socket in this user's state directory (`ZCCACHE_DIR`, else
-/// `$XDG_CACHE_HOME/zccache`, else `~/.cache/zccache`), if the directory is one the wrapper
-/// would use (this user's, writable by nobody else) and no daemon was found silent there;
-/// into `path` (`dir` is scratch room).
-fn socket(
-    p: &Process,
-    setup: &Setup,
-    cwd: &[u8],
-    dir: &mut PathBuf,
-    path: &mut PathBuf,
-) -> Option<()> {
+/// This user's state directory (`ZCCACHE_DIR`, else `$XDG_CACHE_HOME/zccache`, else
+/// `~/.cache/zccache`) into `dir`, if it is one the wrapper would use: a directory of this
+/// user that nobody else can write.
+fn state_dir(p: &Process, setup: &Setup, cwd: &[u8], dir: &mut PathBuf) -> Option<()> {
     let nonempty = |name: &[u8]| p.var(name).filter(|v| !v.is_empty());
     match (
         nonempty(setup.names.dir.as_bytes()),
@@ -225,10 +230,7 @@ fn socket(
     let owned = sys::stat(dir.with_nul(), sys::NOFOLLOW).is_ok_and(|s| {
         s.mode & sys::S_IFMT == sys::S_IFDIR && s.uid == sys::geteuid() && s.mode & 0o022 == 0
     });
-    joined(path, dir.as_bytes(), b"daemon.silent")?;
-    let silent = sys::stat(path.with_nul(), sys::NOFOLLOW).err() != Some(sys::ENOENT);
-    joined(path, dir.as_bytes(), b"daemon.sock")?;
-    (owned && !silent).then_some(())
+    owned.then_some(())
 }
 
 /// The environment the wrapper sends: each entry split as `std::env::vars` splits it, then

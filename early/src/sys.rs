@@ -6,6 +6,8 @@ use core::arch::asm;
 
 /// `EINTR`: the call was interrupted by a signal before doing anything.
 pub const EINTR: isize = -4;
+/// `EAGAIN`: a socket's timeout passed with nothing sent or received.
+pub const EAGAIN: isize = -11;
 /// `ENOENT`: no such file.
 pub const ENOENT: isize = -2;
 /// `AT_FDCWD`: a path relative to the working directory.
@@ -93,6 +95,8 @@ pub struct Status {
     pub mode: u32,
     /// Owner.
     pub uid: u32,
+    /// Last modification, seconds since the epoch.
+    pub mtime: i64,
 }
 
 /// `newfstatat(2)` of a NUL-terminated `path` (`flags` 0 follows a symlink); the negative
@@ -127,8 +131,54 @@ pub fn stat(path: &[u8], flags: usize) -> Result<Status, isize> {
             ino: (*st).ino,
             mode: (*st).mode,
             uid: (*st).uid,
+            mtime: (*st).times[2],
         })
     }
+}
+
+/// Opens a NUL-terminated `path`: for reading, or (`write`) created or truncated for
+/// writing (mode 0666 less the umask), never through a symlink; the descriptor, or the
+/// negative errno.
+pub fn open(path: &[u8], write: bool) -> Result<i32, isize> {
+    const O_WRONLY_CREAT_TRUNC: usize = 0o1 | 0o100 | 0o1000;
+    const O_NOFOLLOW_CLOEXEC: usize = 0o400_000 | 0o2_000_000;
+    if path.last() != Some(&0) {
+        return Err(ENOENT);
+    }
+    let flags = O_NOFOLLOW_CLOEXEC | if write { O_WRONLY_CREAT_TRUNC } else { 0 };
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe {
+        call(
+            257,
+            [
+                AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                flags,
+                0o666,
+                0,
+                0,
+            ],
+        )
+    };
+    i32::try_from(fd).ok().filter(|fd| *fd >= 0).ok_or(fd)
+}
+
+/// Restores SIGPIPE's default action (ending the process quietly), as the wrapper does
+/// before it writes the compiler's output.
+pub fn default_sigpipe() {
+    const SIGPIPE: usize = 13;
+    // A `struct sigaction` of the kernel's layout, all zero: SIG_DFL, no flags, no mask.
+    let action: [u64; 4] = [0; 4];
+    // SAFETY: a valid action of 32 bytes, an 8-byte signal set.
+    unsafe { call(13, [SIGPIPE, action.as_ptr() as usize, 0, 8, 0, 0]) };
+}
+
+/// Seconds since the epoch (`clock_gettime(CLOCK_REALTIME)`, as a system call).
+pub fn epoch_secs() -> i64 {
+    let mut ts: [i64; 2] = [0, 0];
+    // SAFETY: a `struct timespec` of 16 bytes.
+    unsafe { call(228, [0, ts.as_mut_ptr() as usize, 0, 0, 0, 0]) };
+    ts[0]
 }
 
 /// `mmap(2)` of `len` private, anonymous, writable bytes.

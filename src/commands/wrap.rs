@@ -38,9 +38,9 @@ pub fn wrapper_argv(argv: &[OsString]) -> Option<Vec<OsString>> {
         .first()
         .map(Path::new)
         .and_then(Path::file_name)
-        .and_then(|n| n.to_str())?;
+        .and_then(|n| n.to_str());
     // A symlink named like a compiler driver pointing at zccache masquerades.
-    if zccache_early::rules::masquerades(name.as_bytes()) {
+    if let Some(name) = name.filter(|n| zccache_early::rules::masquerades(n.as_bytes())) {
         let mut call = vec![OsString::from("zccache"), OsString::from(name)];
         call.extend(argv[1..].iter().cloned());
         return Some(call);
@@ -114,10 +114,13 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     };
     let rest = &argv[2..];
     let args: Option<Vec<String>> = rest.iter().map(|a| a.to_str().map(String::from)).collect();
-    // The daemon takes arguments and the environment as text: anything else compiles here.
+    // The daemon takes paths, arguments and the environment as text: anything else
+    // compiles here.
     let env_is_text =
         std::env::vars_os().all(|(k, v)| k.to_str().is_some() && v.to_str().is_some());
-    let (Some(args), false, true) = (args, daemon_disabled(), env_is_text) else {
+    let paths_are_text = cwd.to_str().is_some() && compiler.to_str().is_some();
+    let text = env_is_text && paths_are_text;
+    let (Some(args), false, true) = (args, daemon_disabled(), text) else {
         return exec(&compiler, rest);
     };
     let reads_stdin = reads_stdin(&args);

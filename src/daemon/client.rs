@@ -28,7 +28,7 @@ const DYING_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a daemon that stayed silent is not asked again, by any client (a build's
 /// compiles would each wait [`SILENCE_TIMEOUT`] otherwise).
-const SILENT_MEMORY: Duration = Duration::from_secs(10);
+pub const SILENT_MEMORY: Duration = Duration::from_secs(10);
 
 /// Set once a daemon stayed silent past [`SILENCE_TIMEOUT`]: this process works without it.
 static SILENT: AtomicBool = AtomicBool::new(false);
