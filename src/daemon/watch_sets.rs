@@ -124,6 +124,13 @@ impl Subscription {
             subscription.ids.push((follower.root.clone(), follower.id));
             followers.push(follower);
         }
+        // Each set's first state is taken before this returns: an edit made once the caller
+        // goes on (its first round, `Watching`) is compared with what came before it. Taken
+        // later, on the engine's thread, a busy machine let that pass read the edited file
+        // already, and the edit looked like no change at all.
+        for follower in &mut followers {
+            follower.fill();
+        }
         std::thread::spawn(move || follow(followers, (&watcher, settle), &bell, deliver));
         Ok(subscription)
     }
@@ -178,16 +185,13 @@ fn follower(set: &WatchSet) -> Result<Follower, String> {
     })
 }
 
-/// The engine thread: fills every set, then refreshes them on each wake-up.
+/// The engine thread: refreshes every set on each wake-up.
 fn follow(
     mut followers: Vec<Follower>,
     (watcher, settle): (&Watcher, std::time::Duration),
     bell: &Bell,
     mut deliver: impl FnMut(Vec<SetChange>) -> bool,
 ) {
-    for follower in &mut followers {
-        follower.fill();
-    }
     while bell.wait(settle) {
         let changed: Vec<SetChange> = followers
             .iter_mut()
@@ -307,6 +311,45 @@ mod tests {
             "woke during the burst"
         );
         rings.join().unwrap();
+    }
+
+    /// Issue N: an edit made the moment `start` returns is delivered, however long the
+    /// sets' first pass takes (it ran on the engine's thread, and read the edited files
+    /// already on a busy machine).
+    #[test]
+    fn every_edit_made_once_start_returns_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4000 {
+            std::fs::write(dir.path().join(format!("f{i}.txt")), "1\n").unwrap();
+        }
+        let root = crate::daemon::protocol::NormalizedPath::new(dir.path(), ".".as_ref());
+        let set = WatchSet {
+            label: "t".to_string(),
+            root,
+            extensions: Vec::new(),
+            include_globs: Vec::new(),
+            exclude: Vec::new(),
+            state_file: None,
+            file: None,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watcher = Arc::new(Watcher::new());
+        let settle = std::time::Duration::from_millis(20);
+        let _subscription =
+            Subscription::start(watcher, &[set], settle, move |c| tx.send(c).is_ok()).unwrap();
+        let edited: std::collections::BTreeSet<String> =
+            (0..10).map(|k| format!("f{}.txt", k * 397)).collect();
+        for name in &edited {
+            std::fs::write(dir.path().join(name), "2\n").unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while seen != edited && std::time::Instant::now() < deadline {
+            if let Ok(changes) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                seen.extend(changes.into_iter().flat_map(|c| c.paths));
+            }
+        }
+        assert_eq!(seen, edited);
     }
 
     #[test]
