@@ -102,6 +102,40 @@ pub fn is_utf8(s: &[u8]) -> bool {
     true
 }
 
+/// A number written in decimal (with a `-` when negative), on the stack.
+pub struct Decimal {
+    digits: [u8; 21],
+    start: usize,
+}
+
+impl Decimal {
+    /// `n` in decimal, with a minus sign when `negative`.
+    pub fn new(mut n: u64, negative: bool) -> Self {
+        let mut out = Decimal {
+            digits: [0; 21],
+            start: 21,
+        };
+        loop {
+            out.start -= 1;
+            out.digits[out.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if negative {
+            out.start -= 1;
+            out.digits[out.start] = b'-';
+        }
+        out
+    }
+
+    /// The digits.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
 /// Copies `src` to `dst` with `rep movsb`: an instruction, never a call of `memcpy` (which
 /// the compiler may otherwise emit for a loop, even in a `no_builtins` crate once LTO runs).
 ///
@@ -241,6 +275,9 @@ pub fn normalize_into(path: &[u8], out: &mut Buf) -> bool {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::format;
+
     use super::*;
 
     #[test]
@@ -258,6 +295,19 @@ mod tests {
         ];
         for s in samples {
             assert_eq!(is_utf8(s), core::str::from_utf8(s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_rust_writes_them() {
+        for (n, negative) in [
+            (0, false),
+            (7, true),
+            (2_147_483_648, true),
+            (u64::MAX, false),
+        ] {
+            let want = format!("{}{n}", if negative { "-" } else { "" });
+            assert_eq!(Decimal::new(n, negative).as_bytes(), want.as_bytes());
         }
     }
 

@@ -3,7 +3,7 @@
 //! rules of the wrapper's client (`daemon::client`): recent, and naming the daemon that
 //! `daemon.pid` names.
 
-use crate::bytes::Buf;
+use crate::bytes::{Buf, Decimal};
 use crate::sys;
 
 /// Whether the daemon of state directory `dir` stayed silent for some client within the
@@ -41,22 +41,8 @@ pub fn note(dir: &[u8], path: &mut Buf) {
         return;
     }
     if let Ok(fd) = sys::open(path.with_nul(), true) {
-        let mut digits = [0u8; 12];
-        let mut i = digits.len();
-        let mut n = pid.unsigned_abs();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if pid < 0 {
-            i -= 1;
-            digits[i] = b'-';
-        }
-        sys::write(fd, &digits[i..]);
+        let text = Decimal::new(u64::from(pid.unsigned_abs()), pid < 0);
+        sys::write(fd, text.as_bytes());
         sys::close(fd);
     }
 }

@@ -1,7 +1,7 @@
 //! `ZCCACHE_TRACE_TIMES=1` for the early client: one stderr line of its phases
 //! (`zccache: times: early, plan 0.012 ms, ..., total 0.480 ms`), as the wrapper prints its own.
 
-use crate::bytes::{Arena, Buf};
+use crate::bytes::{Arena, Buf, Decimal};
 use crate::sys;
 
 /// The phases, in the order they end.
@@ -59,7 +59,7 @@ impl Times {
 /// Appends `ns` as milliseconds with three decimals and the unit.
 fn push_ms(line: &mut Buf, ns: u64) {
     let micros = ns / 1000;
-    push_decimal(line, micros / 1000);
+    line.push(Decimal::new(micros / 1000, false).as_bytes());
     let frac = micros % 1000;
     line.push(&[
         b'.',
@@ -68,19 +68,4 @@ fn push_ms(line: &mut Buf, ns: u64) {
         b'0' + (frac % 10) as u8,
     ]);
     line.push(b" ms");
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(line: &mut Buf, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    line.push(&digits[i..]);
 }
