@@ -10,9 +10,10 @@
 //! answer other than a compile's result — returns, and the usual start (`_start`, the C
 //! library, Rust's `main`) takes over and does the whole job as if this never ran.
 //!
-//! Nothing here may use what the C library sets up: no allocation (buffers are on the stack
-//! or mapped), no thread-locals, no errno, no `mem*`/`str*` calls (the crate is
-//! `no_builtins` and copies in loops), and no panics (every read is checked).
+//! Nothing here may use what the C library sets up: no allocation (buffers come from one
+//! mapped arena), no thread-locals, no errno, no `mem*`/`str*` calls (the crate is
+//! `no_builtins`, copies are `rep movsb`, and `tests/early.rs` reads the built code to check),
+//! and no panics (every read is checked).
 
 #![no_std]
 #![no_builtins]
@@ -69,6 +70,10 @@ pub struct Setup {
     pub working: u32,
     /// `Response::CompileResult`.
     pub compile_result: u32,
+    /// How long connecting may wait for room in the daemon's queue, in seconds.
+    pub connect_secs: u32,
+    /// How long the daemon may leave a request untaken or stay silent, in seconds.
+    pub silence_secs: u32,
     /// How long a daemon that stayed silent is not asked again, in seconds.
     pub silent_secs: u32,
     /// The variables.
@@ -95,7 +100,7 @@ pub unsafe fn serve(sp: *const usize, setup: &Setup) {
         return;
     };
     times.mark();
-    let Some(fd) = connect(&plan) else {
+    let Some(fd) = connect(&plan, setup) else {
         return;
     };
     times.mark();
@@ -110,22 +115,22 @@ pub unsafe fn serve(sp: *const usize, setup: &Setup) {
         // The daemon took no request, or sent nothing, for the whole timeout: stopped or
         // hung. Marked as the wrapper marks it, so the usual start (and every client for a
         // while) does not wait for it a second time.
-        let mut path = match arena.buf(4096) {
-            Some(path) => path,
-            None => return,
+        let Some(mut path) = arena.buf(4096) else {
+            return;
         };
         silent::note(plan.dir.as_bytes(), &mut path);
     }
 }
 
-/// Connects to the daemon with the wrapper's timeouts: 2 s for room in its queue, then 5 s
+/// Connects to the daemon with the wrapper's timeouts: one for room in its queue, then one
 /// of silence at most per read or write.
-fn connect(plan: &Plan) -> Option<i32> {
+fn connect(plan: &Plan, setup: &Setup) -> Option<i32> {
     let fd = sys::unix_socket()?;
-    let ready = sys::set_timeout(fd, false, 2)
+    let (connect, silence) = (i64::from(setup.connect_secs), i64::from(setup.silence_secs));
+    let ready = sys::set_timeout(fd, false, connect)
         && sys::connect_unix(fd, plan.socket.as_bytes())
-        && sys::set_timeout(fd, false, 5)
-        && sys::set_timeout(fd, true, 5);
+        && sys::set_timeout(fd, false, silence)
+        && sys::set_timeout(fd, true, silence);
     if !ready {
         sys::close(fd);
         return None;

@@ -6,7 +6,7 @@
 use zccache_early::{Names, Setup};
 
 use crate::compile_cache::request::{TERMINAL_ENV, UMASK_ENV};
-use crate::daemon::client::SILENT_MEMORY;
+use crate::daemon::client::{CONNECT_TIMEOUT, SILENCE_TIMEOUT, SILENT_MEMORY};
 use crate::daemon::frame::{BINARY_VERSION, MAX_FRAME, PROTOCOL_VERSION};
 use crate::daemon::lifecycle::NO_DAEMON_ENV;
 use crate::private_dir::DIR_ENV;
@@ -26,6 +26,8 @@ pub static SETUP: Setup = Setup {
     compile_ephemeral: 9,
     working: 18,
     compile_result: 10,
+    connect_secs: CONNECT_TIMEOUT.as_secs() as u32,
+    silence_secs: SILENCE_TIMEOUT.as_secs() as u32,
     silent_secs: SILENT_MEMORY.as_secs() as u32,
     names: Names {
         dir: DIR_ENV,

@@ -19,7 +19,7 @@ use super::protocol::{Request, Response};
 use crate::ui::Ui;
 
 /// How long connecting may wait for room in the daemon's listen queue.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the daemon may leave a request's bytes untaken, or stay silent before its next
 /// frame (it sends `Working` each second while it works on the answer).
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
