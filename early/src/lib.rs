@@ -142,9 +142,10 @@ fn connect(plan: &Plan, setup: &Setup) -> Option<i32> {
 /// does, in one mapped buffer, and sends it; the negative errno of a failed send (0 for a
 /// request that cannot be sent).
 fn send_request(fd: i32, p: &Process, plan: &Plan, setup: &Setup) -> Result<(), isize> {
-    let mut count = Sink::counting();
-    frame(&mut count, p, plan, setup);
-    let total = count.len();
+    let payload_len = payload_len(p, plan, setup);
+    let mut header = Sink::counting();
+    wire::frame_header(&mut header, payload_len, setup.protocol, setup.version);
+    let total = header.len() + payload_len;
     if total - 4 > setup.max_frame as usize {
         return Err(0);
     }
@@ -154,7 +155,7 @@ fn send_request(fd: i32, p: &Process, plan: &Plan, setup: &Setup) -> Result<(), 
     // SAFETY: a fresh mapping of `total` bytes, unmapped below and used by nothing else.
     let out = unsafe { core::slice::from_raw_parts_mut(at, total) };
     let mut sink = Sink::into(out);
-    frame(&mut sink, p, plan, setup);
+    frame(&mut sink, p, plan, setup, payload_len);
     let whole = sink.len() == total;
     // SAFETY: the mapping made above.
     let bytes = unsafe { core::slice::from_raw_parts(at, total) };
@@ -190,16 +191,22 @@ pub unsafe fn request_frame(
     }
     plan.cwd.push(cwd);
     plan.compiler.push(compiler);
+    plan.client = plan::Client::now();
     let mut sink = Sink::into(out);
-    frame(&mut sink, &p, &plan, setup);
+    frame(&mut sink, &p, &plan, setup, payload_len(&p, &plan, setup));
     sink.len()
 }
 
-/// The whole frame: header, then the payload.
-fn frame(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup) {
+/// The payload's length in bytes.
+fn payload_len(p: &Process, plan: &Plan, setup: &Setup) -> usize {
     let mut count = Sink::counting();
     payload(&mut count, p, plan, setup);
-    wire::frame_header(sink, count.len(), setup.protocol, setup.version);
+    count.len()
+}
+
+/// The whole frame: header, then the payload (of `payload_len` bytes).
+fn frame(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup, payload_len: usize) {
+    wire::frame_header(sink, payload_len, setup.protocol, setup.version);
     payload(sink, p, plan, setup);
 }
 
@@ -226,9 +233,9 @@ fn payload(sink: &mut Sink<'_>, p: &Process, plan: &Plan, setup: &Setup) {
     // `env: Some(pairs)`, then an empty stdin.
     sink.bytes(&[1]);
     let mut pairs = 0;
-    plan::each_env_pair(p, setup, |_, _| pairs += 1);
+    plan::each_env_pair(p, plan, setup, |_, _| pairs += 1);
     sink.varint(pairs);
-    plan::each_env_pair(p, setup, |key, value| {
+    plan::each_env_pair(p, plan, setup, |key, value| {
         sink.string(key);
         sink.string(value);
     });

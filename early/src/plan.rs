@@ -28,6 +28,27 @@ pub struct Plan {
     pub session: Option<&'static [u8]>,
     /// Where the compiler's arguments start in `argv`.
     pub args_from: usize,
+    /// The client's umask and terminal, sent with the environment.
+    pub client: Client,
+}
+
+/// What the request says of this process besides its environment.
+#[derive(Clone, Copy)]
+pub struct Client {
+    /// The umask.
+    pub umask: u32,
+    /// Whether stderr is a terminal.
+    pub terminal: bool,
+}
+
+impl Client {
+    /// This process's, read once (the umask by setting it and setting it back).
+    pub fn now() -> Self {
+        Client {
+            umask: sys::umask() & 0o7777,
+            terminal: sys::is_terminal(2),
+        }
+    }
 }
 
 impl Plan {
@@ -40,6 +61,10 @@ impl Plan {
             socket: arena.buf(PATH_MAX)?,
             session: None,
             args_from: 2,
+            client: Client {
+                umask: 0o022,
+                terminal: false,
+            },
         })
     }
 }
@@ -118,6 +143,7 @@ pub fn plan(p: &Process, setup: &Setup, shape: Shape, arena: &mut Arena) -> Opti
     out.session = p
         .var(setup.names.session.as_bytes())
         .filter(|s| !s.is_empty());
+    out.client = Client::now();
     Some(out)
 }
 
@@ -235,13 +261,13 @@ fn state_dir(p: &Process, setup: &Setup, cwd: &[u8], dir: &mut PathBuf) -> Optio
 
 /// The environment the wrapper sends: each entry split as `std::env::vars` splits it, then
 /// the client's umask and, for a terminal on stderr, the terminal flag.
-pub fn each_env_pair(p: &Process, setup: &Setup, mut each: impl FnMut(&[u8], &[u8])) {
+pub fn each_env_pair(p: &Process, plan: &Plan, setup: &Setup, mut each: impl FnMut(&[u8], &[u8])) {
     for (key, value) in p.environment().filter_map(split_entry) {
         each(key, value);
     }
     let mut octal = [0u8; 4];
     let mut digits = 0;
-    let mask = sys::umask() & 0o7777;
+    let mask = plan.client.umask;
     let mut shift = 9;
     while shift > 0 && (mask >> shift) & 7 == 0 {
         shift -= 3;
@@ -255,7 +281,7 @@ pub fn each_env_pair(p: &Process, setup: &Setup, mut each: impl FnMut(&[u8], &[u
         shift -= 3;
     }
     each(setup.names.umask.as_bytes(), &octal[..digits]);
-    if sys::is_terminal(2) {
+    if plan.client.terminal {
         each(setup.names.terminal.as_bytes(), b"1");
     }
 }
