@@ -64,3 +64,49 @@ pub fn names_process_file(arg: &[u8]) -> bool {
     let absolute = before.is_empty() || before[0] == b'-' || before[0] == b'@';
     !names_stdin(arg) && absolute && PROCESS_FILES.iter().any(|p| starts_with(path, p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_files_are_told_from_paths_that_only_contain_their_names() {
+        for arg in [
+            "/dev/fd/3",
+            "-include/dev/stdin",
+            "@/proc/self/fd/4",
+            "-Wl,-T,/dev/tty",
+        ] {
+            assert!(names_process_file(arg.as_bytes()), "{arg}");
+        }
+        for arg in [
+            "-",
+            "/dev/stdin",
+            "-I/home/me/dev/stdlib",
+            "a.c",
+            "-O2",
+            "src/dev/fd/x.c",
+        ] {
+            assert!(!names_process_file(arg.as_bytes()), "{arg}");
+        }
+    }
+
+    #[test]
+    fn drivers_and_masquerading_names() {
+        for name in [
+            "gcc",
+            "g++-12",
+            "x86_64-linux-gnu-gcc",
+            "clang++-16",
+            "cc",
+            "c++",
+        ] {
+            assert!(is_c_driver(name.as_bytes()), "{name}");
+        }
+        for name in ["rustc", "ar", "xgcc", "gcc-ar", "ld", ""] {
+            assert!(!is_c_driver(name.as_bytes()), "{name}");
+        }
+        assert!(masquerades(b"x86_64-linux-gnu-gcc") && masquerades(b"clang"));
+        assert!(!masquerades(b"gcc-12") && !masquerades(b"zccache"));
+    }
+}

@@ -80,12 +80,6 @@ fn reads_stdin(args: &[String]) -> bool {
     })
 }
 
-/// True when an argument reaches a file of this process other than a plain stdin source
-/// (see `zccache_early::rules::names_process_file`).
-fn names_process_file(arg: &str) -> bool {
-    zccache_early::rules::names_process_file(arg.as_bytes())
-}
-
 /// True when `argv` is `zccache <compiler> ...` rather than a subcommand.
 fn is_wrapper_call(argv: &[OsString]) -> bool {
     let Some(first) = argv.get(1) else {
@@ -125,7 +119,9 @@ pub fn main(argv: &[OsString]) -> ExitCode {
     };
     let reads_stdin = reads_stdin(&args);
     if !is_served(&compiler, &args, &cwd)
-        || args.iter().any(|a| names_process_file(a))
+        || args
+            .iter()
+            .any(|a| zccache_early::rules::names_process_file(a.as_bytes()))
         || (reads_stdin && is_link_tool(&compiler))
     {
         // What the daemon cannot reproduce runs here, with the caller's own stdio.
@@ -350,29 +346,6 @@ mod tests {
 
     use super::wrapper_argv;
     use crate::cli::Cli;
-
-    #[test]
-    fn process_files_are_told_from_paths_that_only_contain_their_names() {
-        use super::names_process_file;
-        for arg in [
-            "/dev/fd/3",
-            "-include/dev/stdin",
-            "@/proc/self/fd/4",
-            "-Wl,-T,/dev/tty",
-        ] {
-            assert!(names_process_file(arg), "{arg}");
-        }
-        for arg in [
-            "-",
-            "/dev/stdin",
-            "-I/home/me/dev/stdlib",
-            "a.c",
-            "-O2",
-            "src/dev/fd/x.c",
-        ] {
-            assert!(!names_process_file(arg), "{arg}");
-        }
-    }
 
     #[test]
     fn the_first_word_is_a_subcommand_unless_it_names_a_tool() {
