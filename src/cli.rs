@@ -73,6 +73,9 @@ pub enum Command {
     /// Serve as the daemon in the foreground (started by clients).
     #[command(hide = true)]
     DaemonServe,
+    /// Write a first per-file run's record (started by that run, which passes it the work).
+    #[command(hide = true)]
+    SettleFiles,
 }
 
 /// `zccache tasks [--json]`.

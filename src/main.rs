@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::daemon::status(args),
         Command::Clear(args) => commands::daemon::clear(args.yes),
         Command::DaemonServe => commands::daemon::serve(),
+        Command::SettleFiles => runner::settle_files(),
         Command::Tasks(args) => commands::tasks::execute(args),
         Command::Hook(HookCommand::Install { tasks, force }) => {
             commands::hook::install(tasks, *force)

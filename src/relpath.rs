@@ -17,8 +17,26 @@ const ESCAPE: char = '\0';
 
 /// `path` relative to `root`, encoded (see the module docs).
 pub fn relative(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    encode(rel.as_os_str().as_bytes())
+    // A walk's paths are the root's bytes, `/`, then the rest: cut without parsing them.
+    let (root_bytes, bytes) = (root.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    match bytes.strip_prefix(root_bytes) {
+        Some([]) => String::new(),
+        Some([b'/', rest @ ..]) if !root_bytes.ends_with(b"/") && is_plain(rest) => encode(rest),
+        _ => {
+            let rel = path.strip_prefix(root).unwrap_or(path);
+            encode(rel.as_os_str().as_bytes())
+        }
+    }
+}
+
+/// True when `rel` is a relative path as `Path::strip_prefix` would give it back unchanged:
+/// no empty, `.` or trailing component.
+fn is_plain(rel: &[u8]) -> bool {
+    !rel.is_empty()
+        && !rel.ends_with(b"/")
+        && rel
+            .split(|b| *b == b'/')
+            .all(|part| !part.is_empty() && part != b".")
 }
 
 /// `bytes` as a string: valid UTF-8 kept, every other byte as NUL + two hex digits.
@@ -80,6 +98,31 @@ pub fn join(root: &Path, rel: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_cuts_the_root_as_strip_prefix_does() {
+        let cases = [
+            ("/r", "/r/a/b.py"),
+            ("/r", "/r"),
+            ("/r", "/r/"),
+            ("/r", "/rx/a"),
+            ("/", "/a/b"),
+            ("/r/", "/r/a"),
+            ("/r", "/r//a"),
+            ("/r", "/r/./a"),
+            ("/r", "/r/a/"),
+            ("/r", "/other/a"),
+        ];
+        for (root, path) in cases {
+            let (root, path) = (Path::new(root), Path::new(path));
+            let slow = path.strip_prefix(root).unwrap_or(path);
+            assert_eq!(
+                relative(root, path),
+                encode(slow.as_os_str().as_bytes()),
+                "{path:?}"
+            );
+        }
+    }
 
     #[test]
     fn utf8_names_are_kept_as_they_are() {

@@ -185,6 +185,7 @@ fn issue_m_a_corrupt_record_relints_all() {
     let (sb, checker) = project(4);
     lint(&sb, &checker, &[]).status(0);
     linted(&sb);
+    settled(&sb);
     // One flipped bit in the last file's pass key (the record ends with that key, the
     // file's flags, its passed digest and the record's checksum): the record is no record.
     let path = per_file_record(&sb);
@@ -201,18 +202,54 @@ fn issue_m_a_corrupt_record_relints_all() {
 }
 
 #[test]
+fn issue_m_a_first_run_returns_before_its_record_is_written_and_the_next_run_waits_for_it() {
+    let (sb, checker) = project(60);
+    age(&sb, 60);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (60 of 60 files");
+    // The record is written by the process the lock was passed on to: its file says so
+    // (a run that writes it itself leaves the lock file empty).
+    let lock = fs::read_dir(sb.path(".zccache/run"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".task.lock"))
+        .unwrap();
+    assert_eq!(fs::read_to_string(&lock).unwrap(), "settling");
+    // The next run, started at once, waits for that record without a word, and skips.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 60 files passed")
+        .stderr_lacks("waiting for another run");
+    linted(&sb);
+    // A file edited the moment a first run returns never passes with its new bytes (the
+    // record is written meanwhile: it passes with the bytes the checker saw, or not at all).
+    fs::remove_dir_all(sb.path(".zccache")).unwrap();
+    age(&sb, 60);
+    lint(&sb, &checker, &[]).status(0);
+    sb.write("src/f07.txt", "LINT-FAIL\n");
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 60 files: src/f07.txt)");
+    assert_eq!(linted(&sb), ["src/f07.txt"]);
+}
+
+#[test]
+fn issue_m_the_settling_process_refuses_work_it_cannot_read() {
+    let sb = Sandbox::new();
+    sb.cmd(["settle-files"])
+        .stdin(b"garbage".to_vec())
+        .status(2)
+        .stderr_has("zccache: error: cannot read the work");
+}
+
+#[test]
 fn issue_m_a_first_run_passes_only_files_whose_stamp_held_while_they_were_read() {
     let (sb, checker) = project(4);
     // Older than the racy window: with no record, the checker starts at once and zccache
     // reads these files beside it, vouched for by their stat stamp across the run.
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    for i in 0..4 {
-        let file = fs::File::options()
-            .write(true)
-            .open(sb.path(&format!("src/f{i:02}.txt")))
-            .unwrap();
-        file.set_modified(old).unwrap();
-    }
+    age(&sb, 4);
     // f01 is touched (same bytes, its stamp moves) and f02 made failing while the checker
     // runs: neither passes with what was read during the run.
     lint(&sb, &checker, &[])
@@ -245,6 +282,27 @@ fn issue_m_a_deleted_file_is_forgotten() {
     lint(&sb, &checker, &[])
         .status(0)
         .stderr_has("run (1 of 3 files: src/f02.txt)");
+}
+
+/// Waits until every task's record is written: a first run's is written after zccache
+/// returned, by a process holding the task's lock.
+fn settled(sb: &Sandbox) {
+    for entry in fs::read_dir(sb.path(".zccache/run")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".task.lock") {
+            let lock = fs::File::open(&path).unwrap();
+            lock.lock().unwrap();
+            lock.unlock().unwrap();
+        }
+    }
+}
+
+/// Sets the mtime of each of the `n` project files an hour back (out of the racy window:
+/// with no record, such files are read after the checker ran, not before).
+fn age(sb: &Sandbox, n: usize) {
+    for i in 0..n {
+        sb.age(&format!("src/f{i:02}.txt"), 3600);
+    }
 }
 
 /// The task's per-file record, `F.files`.

@@ -13,7 +13,7 @@ use crate::paths::TEMP_PREFIX;
 const ALWAYS_EXCLUDED: [&str; 2] = [".git", ".zccache"];
 
 /// The filters as the user gave them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FilterSpec {
     /// Extensions without the dot (`rs`); a leading dot is tolerated.
     pub extensions: Vec<String>,
@@ -89,6 +89,14 @@ impl Filter {
         };
         dirs.iter()
             .any(|(dir, deep)| is_under(dir, rel) || (*deep && is_under(rel, dir)))
+    }
+
+    /// True when the filter selects only files `--include` names one by one (no glob, no
+    /// extension): a walk for it enters only their directories.
+    pub fn names_single_files(&self) -> bool {
+        self.include_dirs
+            .as_ref()
+            .is_some_and(|dirs| dirs.iter().all(|(_, deep)| !deep))
     }
 
     /// True when a file at `rel` passes `--ext` / `--include` (either one when both are given).

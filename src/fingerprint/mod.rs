@@ -43,7 +43,7 @@ pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
-pub use scan::{Scanned, Stat, Walked, mtime_ns, scan};
+pub use scan::{Scanned, Stat, Walked, Walking, mtime_ns, scan, scan_with};
 pub use staged::staged_entries;
 pub use state::{Loaded, State, StatePaths};
 pub use table::{
@@ -54,7 +54,17 @@ pub use table_bytes::assert_every_damage_refused;
 pub use table_bytes::{Reader, decode_table, encode_table, open, put_len, put_str, seal};
 
 /// How a cache file remembers the input set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CacheType {
     /// Per-file stat table plus content hashes: unchanged files are not read again.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FpError;
@@ -55,6 +55,21 @@ pub struct Scanned {
     pub stat: Stat,
 }
 
+impl Scanned {
+    /// Reads the metadata of the entry, found at `path`.
+    fn take_stat(&mut self, path: &Path) -> io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        self.exec = self.kind == EntryKind::File && meta.mode() & 0o111 != 0;
+        self.stat = Stat {
+            size: meta.size(),
+            mtime_ns: mtime_ns(&meta),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+        };
+        Ok(())
+    }
+}
+
 /// What a walk found: the selected files and every directory it entered.
 #[derive(Debug, Default)]
 pub struct Walked {
@@ -64,8 +79,19 @@ pub struct Walked {
     pub dirs: Vec<String>,
 }
 
+/// How a walk goes through the directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walking {
+    /// On a thread per CPU: faster from some thousands of files (a 100,000-file tree, 2
+    /// CPUs: half the time), slower below (starting the threads costs ~2 ms).
+    Parallel,
+    /// On the calling thread: for sets known to be small (2,000 files: 1.3 ms against 3.2).
+    Serial,
+}
+
 /// Walks `start` (the root, or a directory below it, down to `max_depth` levels) and returns
-/// the selected entries, paths relative to `root`.
+/// the selected entries, paths relative to `root`: in parallel, unless `filter` names only
+/// single files (which a walk finds in a few directories).
 ///
 /// A file that vanishes during the walk is simply not in the set; any other io error is
 /// returned, since an unreadable directory could hide a change.
@@ -75,6 +101,21 @@ pub fn scan(
     max_depth: Option<usize>,
     filter: Arc<Filter>,
     own: OwnState,
+) -> Result<Walked, FpError> {
+    let walking = match filter.names_single_files() {
+        true => Walking::Serial,
+        false => Walking::Parallel,
+    };
+    scan_with(root, start, max_depth, (filter, own), walking)
+}
+
+/// [`scan`], walking as `walking` says.
+pub fn scan_with(
+    root: &Path,
+    start: &Path,
+    max_depth: Option<usize>,
+    (filter, own): (Arc<Filter>, OwnState),
+    walking: Walking,
 ) -> Result<Walked, FpError> {
     if start != root && companions::inside_marked_dir(root, start) {
         return Ok(Walked::default());
@@ -94,19 +135,67 @@ pub fn scan(
     let mut builder = CollectorBuilder {
         root: root.clone(),
         filter,
+        stat_here: true,
         shared: Arc::clone(&shared),
     };
-    walker.build_parallel().visit(&mut builder);
+    match walking {
+        Walking::Parallel => walker.build_parallel().visit(&mut builder),
+        Walking::Serial => {
+            // The files' metadata are read after the walk, on a thread per CPU.
+            builder.stat_here = false;
+            let mut collector = builder.build();
+            for entry in walker.build() {
+                if collector.visit(entry) == WalkState::Quit {
+                    break;
+                }
+            }
+        }
+    }
     drop(builder);
     let collected = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
     if let Some(err) = collected.error {
         return Err(err);
     }
     let mut walked = collected.walked;
+    if walking == Walking::Serial {
+        walked.files = stat_all(&root, walked.files)?;
+    }
     walked.files.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     let Walked { files, dirs } = &mut walked;
     companions::drop_marked(files, |f| f.rel.as_str(), dirs, &collected.states);
     Ok(walked)
+}
+
+/// Reads the metadata of `files` (found by a walk of `root`) side by side; a file that
+/// vanished since is left out.
+fn stat_all(root: &Path, mut files: Vec<Scanned>) -> Result<Vec<Scanned>, FpError> {
+    let failed: Vec<(usize, io::Error)> = files
+        .par_iter_mut()
+        .enumerate()
+        .filter_map(|(i, file)| {
+            let path = relpath::join(root, &file.rel);
+            file.take_stat(&path).err().map(|err| (i, err))
+        })
+        .collect();
+    if let Some((i, err)) = failed
+        .iter()
+        .find(|(_, err)| err.kind() != io::ErrorKind::NotFound)
+    {
+        let path = relpath::join(root, &files[*i].rel);
+        return Err(FpError::io(
+            "stat",
+            path,
+            io::Error::new(err.kind(), err.to_string()),
+        ));
+    }
+    let mut vanished = failed.into_iter().map(|(i, _)| i).peekable();
+    let mut i = 0;
+    files.retain(|_| {
+        let gone = vanished.next_if_eq(&i).is_some();
+        i += 1;
+        !gone
+    });
+    Ok(files)
 }
 
 /// The part of the filter applied while walking: exclusions and directories no `--include`
@@ -141,6 +230,8 @@ struct Collected {
 struct CollectorBuilder {
     root: PathBuf,
     filter: Arc<Filter>,
+    /// Whether each file's metadata are read as it is met.
+    stat_here: bool,
     shared: Arc<Mutex<Collected>>,
 }
 
@@ -149,6 +240,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
         Box::new(Collector {
             root: self.root.clone(),
             filter: Arc::clone(&self.filter),
+            stat_here: self.stat_here,
             local: Walked::default(),
             states: Vec::new(),
             error: None,
@@ -161,6 +253,7 @@ impl<'s> ParallelVisitorBuilder<'s> for CollectorBuilder {
 struct Collector {
     root: PathBuf,
     filter: Arc<Filter>,
+    stat_here: bool,
     local: Walked,
     states: Vec<String>,
     error: Option<FpError>,
@@ -210,18 +303,21 @@ impl Collector {
         if !self.filter.selects(&rel) {
             return Ok(());
         }
-        let meta = std::fs::symlink_metadata(entry.path())?;
-        self.local.files.push(Scanned {
+        let mut scanned = Scanned {
             rel,
             kind: file_type,
-            exec: file_type == EntryKind::File && meta.mode() & 0o111 != 0,
+            exec: false,
             stat: Stat {
-                size: meta.size(),
-                mtime_ns: mtime_ns(&meta),
-                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-                inode: meta.ino(),
+                size: 0,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                inode: 0,
             },
-        });
+        };
+        if self.stat_here {
+            scanned.take_stat(entry.path())?;
+        }
+        self.local.files.push(scanned);
         Ok(())
     }
 

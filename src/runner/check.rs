@@ -16,7 +16,7 @@ use crate::fingerprint::{self, CheckRequest, CheckWrites, Decision, Digest, Pend
 use crate::ui::{ProgressLine, Shown, Ui};
 
 /// How to record the outcome of a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Recorder {
     /// The pending record is here.
     InProcess(Pending),

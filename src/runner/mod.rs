@@ -102,6 +102,13 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
     Some(judgement.verdict == Verdict::Skip)
 }
 
+/// `zccache settle-files`: writes a first per-file run's record, handed over by that run
+/// (see `per_file::settle`).
+pub fn settle_files() -> anyhow::Result<ExitCode> {
+    per_file::settle_files().map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One task: check, then skip or run it and record; its lines and its command's output go
 /// to `console`.
 /// `prechecked`: the task as its graph's batch checked it, when that answer still holds.
@@ -114,15 +121,16 @@ pub fn run_spec(
     let started = Instant::now();
     let ui = Ui::to_console(args.quiet || args.json, Arc::clone(console));
     // Held from the check to the recorded result: one run of a task at a time.
-    let Some((_lock, prechecked)) = lock_task(&ui, spec, args, prechecked) else {
+    let Some((lock, prechecked)) = lock_task(&ui, spec, args, prechecked) else {
         if args.json {
             report::not_run_json(spec.name.as_deref());
         }
         return interrupted_end(&ui, spec);
     };
     if let Some(per_file) = &spec.per_file {
-        return per_file::run_task(&ui, spec, per_file, args, started);
+        return per_file::run_task(&ui, spec, (per_file, args), started, lock);
     }
+    let _lock = lock;
     let files = RunFiles::new(&spec.cache_file);
     // A task checked with its graph brings the record it was checked with.
     let (mut record, answered) = match prechecked {

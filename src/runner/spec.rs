@@ -15,7 +15,7 @@ use crate::paths::lexically_absolute;
 pub const STATE_DIR: &str = ".zccache/run";
 
 /// A task ready to check and run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunSpec {
     /// The task's name, for messages and its default state file.
     pub name: Option<String>,
@@ -46,7 +46,7 @@ pub struct RunSpec {
 }
 
 /// A per-file task's own files, judged one by one; its other inputs are shared by all.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PerFile {
     /// The globs as given, relative to the root.
     pub globs: Vec<String>,

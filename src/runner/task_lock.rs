@@ -5,13 +5,15 @@
 //! only spans each update of the state files.)
 //!
 //! The lock is an advisory `flock`: the kernel drops it when its holder exits, however it
-//! exits. The file holds the holder's pid, for the waiting message only.
+//! exits. The file holds the holder's pid, for the waiting message only, or `settling` while
+//! a first run's record is being written after its command ended (see `per_file::settle`,
+//! which passes the lock on): a run waits for that silently, looking every millisecond.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::paths::with_suffix;
 use crate::ui::Ui;
@@ -19,16 +21,64 @@ use crate::ui::Ui;
 /// How often a waiting run looks whether the lock is free (and whether it was interrupted).
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
+/// How often a run looks while a record is being settled (which takes some milliseconds).
+const LOOK_SOON: Duration = Duration::from_millis(1);
+
+/// How long a run waits silently for a record being settled before it says it waits.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
+
+/// What the lock file holds while the lock is passed on to settle a record.
+const SETTLING: &str = "settling";
+
 /// A held task lock; released when dropped.
 #[derive(Debug)]
 pub struct TaskLock {
     file: File,
+    /// Passed on (or taken over from another process): its file says `settling`, and is
+    /// left so.
+    passed: bool,
 }
 
 impl Drop for TaskLock {
     fn drop(&mut self) {
         // No pid of a finished run is left for the next waiter to name.
-        let _ = self.file.set_len(0);
+        if !self.passed {
+            let _ = self.file.set_len(0);
+        }
+    }
+}
+
+impl TaskLock {
+    /// The lock file, open, for another process to hold the lock with (this one's hold ends
+    /// with [`TaskLock::passed_on`]); the file says `settling` from now on.
+    pub fn pass_on(&self) -> io::Result<File> {
+        self.file.set_len(0)?;
+        self.file.write_all_at(SETTLING.as_bytes(), 0)?;
+        self.file.try_clone()
+    }
+
+    /// Lets go of this process's hold, leaving the lock to the process it was passed on to
+    /// (and the file saying `settling`).
+    pub fn passed_on(mut self) {
+        self.passed = true;
+    }
+
+    /// The lock of the task whose state file is `cache_file`, held through `file`, which
+    /// another process passed on ([`TaskLock::pass_on`]): refused unless `file` is that
+    /// task's lock file.
+    pub fn adopt(cache_file: &Path, file: File) -> io::Result<TaskLock> {
+        use std::os::unix::fs::MetadataExt;
+        let path = with_suffix(cache_file, ".task.lock");
+        let (held, named) = (file.metadata()?, std::fs::symlink_metadata(&path)?);
+        if (held.dev(), held.ino()) != (named.dev(), named.ino()) || !named.is_file() {
+            return Err(io::Error::other(format!(
+                "the lock passed on is not {}",
+                path.display()
+            )));
+        }
+        // Its file keeps saying `settling` to the end: a run that looks in the moment
+        // before the lock is free is not told that another run holds it.
+        Ok(TaskLock { file, passed: true })
     }
 }
 
@@ -52,6 +102,7 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
     let path = with_suffix(cache_file, ".task.lock");
     let file = open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut waited = false;
+    let mut settling_since = None;
     loop {
         match file.try_lock() {
             Ok(()) => break,
@@ -60,8 +111,18 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
                 return Err(format!("cannot lock {}: {e}", path.display()));
             }
         }
+        let holder = holder(&file);
+        if holder == Holder::Settling
+            && settling_since.get_or_insert_with(Instant::now).elapsed() < SETTLE_PATIENCE
+        {
+            std::thread::sleep(LOOK_SOON);
+            continue;
+        }
         if !waited {
-            let pid = holder(&file).map(|p| format!(" (pid {p})"));
+            let pid = match holder {
+                Holder::Pid(pid) => Some(format!(" (pid {pid})")),
+                _ => None,
+            };
             ui.say(format_args!(
                 "waiting for another run of {name}{}",
                 pid.unwrap_or_default()
@@ -78,7 +139,10 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
         .set_len(0)
         .and_then(|()| file.write_all_at(pid.as_bytes(), 0));
     Ok(Taken::Held {
-        lock: TaskLock { file },
+        lock: TaskLock {
+            file,
+            passed: false,
+        },
         waited,
     })
 }
@@ -98,9 +162,27 @@ fn open(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// The pid the lock's holder wrote, if it wrote one yet.
-fn holder(file: &File) -> Option<u32> {
+/// Who holds a lock, as its file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// A run, with this pid.
+    Pid(u32),
+    /// The process settling a first run's record.
+    Settling,
+    /// Not said (yet).
+    Unknown,
+}
+
+/// Who holds the lock, as the holder wrote.
+fn holder(file: &File) -> Holder {
     let mut buf = [0u8; 16];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+    let Ok(n) = file.read_at(&mut buf, 0) else {
+        return Holder::Unknown;
+    };
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or_default().trim();
+    match text.parse() {
+        Ok(pid) => Holder::Pid(pid),
+        Err(_) if text == SETTLING => Holder::Settling,
+        Err(_) => Holder::Unknown,
+    }
 }

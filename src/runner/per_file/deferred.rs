@@ -4,31 +4,35 @@
 //! The per-file set is walked, which gives each file's stat stamp (size, mtime, ctime,
 //! inode). A file modified within the racy window of the walk is read at once, as any
 //! check reads it (its stamp alone cannot vouch for its content). The command then starts
-//! with every file while the others are read beside it. After its batch, such a file
-//! passes only when its stamp is still the one taken before the command started: its
-//! content did not change across the run, so the digest read during it is the content the
-//! command saw (the trust the engine's stat table gives an unchanged stamp older than the
-//! racy window). A file whose stamp moved, or that could not be read, does not pass, and
-//! is left out of the stat table, so the next check reads it again.
+//! with every file; the others are read after it ended (by `settle`'s process, off the
+//! run's time). Such a file passes only when its stamp, read after its digest, is still the
+//! one taken before the command started: its content did not change from before the run to
+//! the reading, so the digest is the content the command saw (the trust the engine's stat
+//! table gives an unchanged stamp older than the racy window). A file whose stamp moved, or
+//! that could not be read, does not pass, and is left out of the stat table, so the next
+//! check reads it again.
 
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::select::{Current, Unpassed, Why, stat_of};
+use super::select::{Current, PER_FILE_WALK, Unpassed, Why, stat_of, unchanged_since};
 use crate::fingerprint::{
-    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns, scan,
+    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns, scan_with,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
-/// The files whose digest is read while the command runs.
+/// The files whose digest is read after the command ran.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Deferred {
     /// When the walk started, ns since the epoch.
     pub scanned_at: i64,
-    /// Per entry of the set (and of the unpassed files, the same list): read during the run.
+    /// Per entry of the set (and of the unpassed files, the same list): read after the run.
     during: Vec<bool>,
-    /// Per entry: could not be read during the run (set once the run ended).
+    /// Per entry: could not be read after the run, or (read before) changed across it.
     unread: Vec<bool>,
+    /// Per entry read before the run: found holding that content once the run ended.
+    held: Vec<bool>,
 }
 
 /// How a file's content after its batch is vouched for.
@@ -36,25 +40,51 @@ pub struct Deferred {
 pub enum Vouch {
     /// Read before the run: it must still hold that content.
     ReadBefore,
-    /// Read during the run: its stamp must be the one from before the run.
+    /// Read after the run: its stamp must be the one from before the run.
     Stamp,
+    /// Read before the run, and found holding that content when it ended.
+    Held,
     /// Never read: it cannot pass.
     Unread,
 }
 
 impl Deferred {
+    /// True when it describes a set of `n` files.
+    pub fn fits(&self, n: usize) -> bool {
+        self.during.len() == n && self.unread.len() == n && self.held.len() == n
+    }
+
     /// How the file at `index` is vouched for.
     pub fn vouch(&self, index: usize) -> Vouch {
-        match (self.during.get(index), self.unread.get(index)) {
-            (Some(false), _) => Vouch::ReadBefore,
-            (Some(true), Some(false)) => Vouch::Stamp,
-            _ => Vouch::Unread,
+        let flag = |flags: &[bool]| flags.get(index).copied();
+        match (flag(&self.during), flag(&self.unread), flag(&self.held)) {
+            (Some(_), Some(true), _) | (None, ..) | (_, None, _) => Vouch::Unread,
+            (Some(false), _, Some(true)) => Vouch::Held,
+            (Some(false), ..) => Vouch::ReadBefore,
+            (Some(true), ..) => Vouch::Stamp,
+        }
+    }
+
+    /// Once the run ended: whether each file read before it (of `entries`, walked at
+    /// `scanned_at`) still holds that content, so that an edit made after zccache returned
+    /// does not undo what the run passed. Files read after the run are vouched for later.
+    pub fn check_read_before(&mut self, spec: &RunSpec, entries: &[Entry], scanned_at: i64) {
+        let read_before: Vec<usize> = (0..entries.len())
+            .filter(|i| self.vouch(*i) == Vouch::ReadBefore)
+            .collect();
+        let held: Vec<bool> = read_before
+            .par_iter()
+            .map(|i| unchanged_since(spec, &entries[*i], scanned_at))
+            .collect();
+        for (i, held) in read_before.into_iter().zip(held) {
+            self.held[i] = held;
+            self.unread[i] = !held;
         }
     }
 }
 
 /// Walks the per-file set of `spec`: its entries (racily new files read, the others' digests
-/// left to [`read_during`]), every one of them unpassed (`why`), and what was deferred.
+/// left to [`read`]), every one of them unpassed (`why`), and what was deferred.
 pub fn current(
     spec: &RunSpec,
     per_file: &PerFile,
@@ -63,7 +93,13 @@ pub fn current(
     let filter = Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
     let scanned_at = now_ns();
     let own = OwnState::of(&spec.cache_file);
-    let walked = scan(&spec.root, &spec.root, None, Arc::new(filter), own);
+    let walked = scan_with(
+        &spec.root,
+        &spec.root,
+        None,
+        (Arc::new(filter), own),
+        PER_FILE_WALK,
+    );
     let walked = walked.map_err(|e| e.to_string())?;
     let (racy, later): (Vec<_>, Vec<_>) = walked
         .files
@@ -94,6 +130,7 @@ pub fn current(
     let deferred = Deferred {
         scanned_at,
         unread: vec![false; during.len()],
+        held: vec![false; during.len()],
         during,
     };
     let current = Current {
@@ -106,7 +143,7 @@ pub fn current(
 
 /// Reads the deferred files of `entries` (in parallel): their digests, `None` where a file
 /// could not be read.
-pub fn read_during(spec: &RunSpec, entries: &[Entry], deferred: &Deferred) -> Vec<Option<Digest>> {
+pub fn read(spec: &RunSpec, entries: &[Entry], deferred: &Deferred) -> Vec<Option<Digest>> {
     entries
         .par_iter()
         .zip(&deferred.during)
@@ -120,7 +157,7 @@ pub fn read_during(spec: &RunSpec, entries: &[Entry], deferred: &Deferred) -> Ve
         .collect()
 }
 
-/// Puts the digests read during the run into the set and the unpassed files, and makes the
+/// Puts the digests read after the run into the set and the unpassed files, and makes the
 /// stat table of the files that were read.
 pub fn settle(
     current: &mut Current,

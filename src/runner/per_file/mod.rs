@@ -21,6 +21,7 @@ mod passing;
 mod report;
 mod run;
 mod select;
+mod settle;
 mod share;
 mod staged;
 mod state;
@@ -32,6 +33,7 @@ use super::check::{self, Recorder};
 use super::outcome::{Ended, Outcome};
 use super::record::RunFiles;
 use super::spec::{PerFile, RunSpec};
+use super::task_lock::TaskLock;
 use super::tool::PlainTools;
 use super::{ERROR_EXIT, WOULD_RUN, key_parts};
 use crate::cli::RunArgs;
@@ -76,13 +78,16 @@ struct Judged {
     starting: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Checks and runs the per-file task `spec` (its task lock held by the caller).
+pub use settle::serve as settle_files;
+
+/// Checks and runs the per-file task `spec`, holding its task lock `lock` (passed on to the
+/// process that writes a first run's record).
 pub(super) fn run_task(
     ui: &Ui,
     spec: &RunSpec,
-    per_file: &PerFile,
-    args: &RunArgs,
+    (per_file, args): (&PerFile, &RunArgs),
     started: Instant,
+    mut lock: Option<TaskLock>,
 ) -> Ended {
     crate::trace_times::start();
     let mut judged = match judge(ui, spec, per_file, args) {
@@ -105,7 +110,7 @@ pub(super) fn run_task(
             (ended(Outcome::Skipped, 0), None)
         }
         (false, false) => {
-            let (code, statuses) = run_and_mark(ui, spec, per_file, args, &mut judged);
+            let (code, statuses) = run_and_mark(ui, spec, (per_file, args), &mut judged, &mut lock);
             let outcome = if code == 0 {
                 Outcome::Ran
             } else {

@@ -1,18 +1,19 @@
-//! Running a per-file task's unpassed files and recording the outcome: the batches (with
-//! the files of a first run read beside them), then each file of a batch that exited 0
-//! passes if it still holds the content it was judged by, a failing batch's files are
-//! noted as failed, and the record is saved (with the whole set's pair when every file
-//! passed) along with the shared check's outcome.
+//! Running a per-file task's unpassed files and recording the outcome: the batches, then
+//! (for a first run, after reading its files, see `deferred`; in a process of its own, see
+//! `settle`) each file of a batch that exited 0 passes if it still holds the content it was
+//! judged by, a failing batch's files are noted as failed, and the record is saved (with the
+//! whole set's pair when every file passed) along with the shared check's outcome.
 
 use rayon::prelude::*;
 
 use super::deferred::{self, Deferred, Vouch};
 use super::run::{self, Batch, Status};
 use super::select::{self, Unpassed};
-use super::{Judged, batches, share, staged, state, whole};
+use super::{Judged, batches, settle, share, staged, state, whole};
 use crate::cli::RunArgs;
 use crate::runner::ERROR_EXIT;
 use crate::runner::spec::{PerFile, RunSpec};
+use crate::runner::task_lock::TaskLock;
 use crate::ui::Ui;
 
 /// From how many files their stats are read again in parallel.
@@ -24,9 +25,9 @@ const PARALLEL_FROM: usize = 64;
 pub(super) fn run_and_mark(
     ui: &Ui,
     spec: &RunSpec,
-    per_file: &PerFile,
-    args: &RunArgs,
+    (per_file, args): (&PerFile, &RunArgs),
     judged: &mut Judged,
+    lock: &mut Option<TaskLock>,
 ) -> (i32, Vec<Status>) {
     let paths: Vec<&str> = judged
         .unpassed
@@ -54,7 +55,7 @@ pub(super) fn run_and_mark(
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    let statuses = run_reading(ui, spec, judged, (&planned, &place.cwd, jobs));
+    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
     drop(place);
     crate::trace_times::mark("run");
     let interrupted = crate::os::interrupted();
@@ -65,35 +66,60 @@ pub(super) fn run_and_mark(
         (None, None) if statuses.iter().any(Option::is_none) => 1,
         (None, None) => 0,
     };
-    if interrupted.is_none() {
-        mark(ui, spec, judged, &planned, &statuses);
+    if interrupted.is_some() {
+        keep(ui, spec, judged, false);
+        return (code, statuses);
     }
-    crate::trace_times::mark("mark");
-    keep(ui, spec, judged, code == 0);
-    crate::trace_times::mark("save");
+    let ended = by_file(&planned, &statuses, judged.unpassed.len());
+    if let Some(deferred) = judged.deferred.as_mut() {
+        deferred.check_read_before(spec, &judged.current.entries, judged.scanned_at);
+    }
+    // A first run's record is written after zccache returns, by a process holding the lock.
+    let lock = match (judged.deferred.is_some(), lock.take()) {
+        (true, Some(held)) => match settle::hand_over(spec, judged, (&ended, code == 0), held) {
+            Ok(()) => {
+                crate::trace_times::mark("hand over");
+                return (code, statuses);
+            }
+            Err((held, _)) => Some(held),
+        },
+        (_, held) => held,
+    };
+    record_outcome(ui, spec, judged, &ended, code == 0);
+    drop(lock);
     (code, statuses)
 }
 
-/// Runs the batches; with deferred files, reads them meanwhile and settles their digests.
-fn run_reading(
+/// How each unpassed file's batch ended (`n` files, in `batches`).
+fn by_file(batches: &[Batch], statuses: &[Status], n: usize) -> Vec<Status> {
+    let mut ended = vec![None; n];
+    for (batch, status) in batches.iter().zip(statuses) {
+        for &i in &batch.files {
+            ended[i] = *status;
+        }
+    }
+    ended
+}
+
+/// Reads the digests of the files a first run deferred, passes each file whose batch ended
+/// as `ended` says (0) and that held, and saves the record and the task's outcome.
+pub(super) fn record_outcome(
     ui: &Ui,
     spec: &RunSpec,
     judged: &mut Judged,
-    (planned, cwd, jobs): (&[Batch], &std::path::Path, usize),
-) -> Vec<Status> {
-    let Some(mut deferred) = judged.deferred.take() else {
-        return run::run_all(ui, planned, cwd, jobs);
-    };
-    let entries = &judged.current.entries;
-    let (statuses, digests) = std::thread::scope(|scope| {
-        let reading = scope.spawn(|| deferred::read_during(spec, entries, &deferred));
-        let statuses = run::run_all(ui, planned, cwd, jobs);
-        (statuses, reading.join().unwrap_or_default())
-    });
-    let (current, unpassed) = (&mut judged.current, &mut judged.unpassed);
-    deferred::settle(current, unpassed, &mut deferred, &digests);
-    judged.deferred = Some(deferred);
-    statuses
+    ended: &[Status],
+    succeeded: bool,
+) {
+    if let Some(mut deferred) = judged.deferred.take() {
+        let digests = deferred::read(spec, &judged.current.entries, &deferred);
+        let (current, unpassed) = (&mut judged.current, &mut judged.unpassed);
+        deferred::settle(current, unpassed, &mut deferred, &digests);
+        judged.deferred = Some(deferred);
+    }
+    mark(ui, spec, judged, ended);
+    crate::trace_times::mark("mark");
+    keep(ui, spec, judged, succeeded);
+    crate::trace_times::mark("save");
 }
 
 /// The batches for the unpassed files named `names` (in their order): within the argument
@@ -123,14 +149,8 @@ fn plan(
 /// Passes the files of each batch that exited 0 (those that still hold the content the
 /// check read; with `--staged`, the index's content was judged), publishing them with
 /// `--share`, and notes the failures.
-fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, batches: &[Batch], statuses: &[Status]) {
+fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, ended: &[Status]) {
     let key = judged.decision.key;
-    let mut ended = vec![None; judged.unpassed.len()];
-    for (batch, status) in batches.iter().zip(statuses) {
-        for &i in &batch.files {
-            ended[i] = *status;
-        }
-    }
     // Each file's stat is read again, side by side when there are many (a thread pool
     // costs more than a few stats).
     let read = (judged.deferred.as_ref(), judged.scanned_at);
@@ -171,6 +191,7 @@ fn vouched(
     let entry = &unpassed[i].entry;
     match deferred.map(|d| d.vouch(i)) {
         Some(Vouch::Stamp) => deferred::stamp_unchanged(spec, entry),
+        Some(Vouch::Held) => true,
         Some(Vouch::Unread) => false,
         Some(Vouch::ReadBefore) | None => select::unchanged_since(spec, entry, scanned_at),
     }

@@ -1,0 +1,219 @@
+//! A first run's record, written after its command ended by a process of its own, so that
+//! zccache returns with the command's status at once.
+//!
+//! With no record, every file runs (see `deferred`): what is left after the command is to
+//! read the files' digests, pass those whose stamp held across the run, save the record and
+//! the stat table, and record the task's check. The run hands that over to
+//! `zccache settle-files`, started with the work (its spec, the check, the files with the
+//! stamps taken before the command, how each file's batch ended) in an in-memory file as its
+//! standard input, and the task's lock file as its standard output: it holds the lock until
+//! the record is saved, so the next run of the task waits for it (silently, see
+//! `task_lock`), and it reaches no other process. It is the very code that runs in-process
+//! when the hand-over cannot be made (not Linux, a spec that does not encode, a spawn that
+//! fails).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::Judged;
+use super::deferred::Deferred;
+use super::passing::record_outcome;
+use super::run::Status;
+use super::select::{Current, Unpassed, Why};
+use super::state::FilesRecord;
+use crate::fingerprint::{Decision, Entry};
+use crate::runner::check::Recorder;
+use crate::runner::spec::RunSpec;
+use crate::runner::task_lock::TaskLock;
+use crate::ui::Ui;
+
+/// The hidden subcommand that settles a record.
+const SETTLE_COMMAND: &str = "settle-files";
+
+/// The most bytes of work read (a set of a million files takes some 200 MB).
+const MAX_WORK: u64 = 1 << 30;
+
+/// The work handed over: what the record is made of.
+#[derive(Serialize, Deserialize)]
+struct Work {
+    spec: RunSpec,
+    decision: Decision,
+    recorder: Recorder,
+    /// The per-file set, every file of which ran, with the stamps read before the command.
+    entries: Vec<Entry>,
+    /// Why they ran.
+    why: Why,
+    rehashed: usize,
+    scanned_at: i64,
+    deferred: Deferred,
+    /// How each file's batch ended.
+    ended: Vec<Status>,
+    succeeded: bool,
+}
+
+/// Hands the record of `judged` (a first run whose files ended as `ended`) over to a
+/// `zccache settle-files` process along with `lock`; gives the lock back, with why, when it
+/// cannot (the caller records in-process then).
+pub fn hand_over(
+    spec: &RunSpec,
+    judged: &mut Judged,
+    (ended, succeeded): (&[Status], bool),
+    lock: TaskLock,
+) -> Result<(), (TaskLock, String)> {
+    let Some(deferred) = judged.deferred.take() else {
+        return Err((lock, "nothing deferred".into()));
+    };
+    let work = Work {
+        spec: spec.clone(),
+        decision: judged.decision.clone(),
+        recorder: judged.recorder.clone(),
+        entries: std::mem::take(&mut judged.current.entries),
+        why: judged.unpassed.first().map_or(Why::New, |u| u.why),
+        rehashed: judged.current.rehashed,
+        scanned_at: judged.scanned_at,
+        deferred,
+        ended: ended.to_vec(),
+        succeeded,
+    };
+    let started = bincode::serde::encode_to_vec(&work, bincode::config::standard())
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| start(&bytes, &lock).map_err(|e| e.to_string()));
+    // What the report still reads is put back either way.
+    judged.current.entries = work.entries;
+    match started {
+        Ok(()) => {
+            lock.passed_on();
+            Ok(())
+        }
+        Err(why) => {
+            judged.deferred = Some(work.deferred);
+            Err((lock, why))
+        }
+    }
+}
+
+/// Starts `zccache settle-files` with `work` as its input and `lock`'s file as its output,
+/// and reaps it in the background.
+fn start(work: &[u8], lock: &TaskLock) -> io::Result<()> {
+    let input = in_memory(work)?;
+    let holder = lock.pass_on()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(SETTLE_COMMAND)
+        .stdin(input)
+        .stdout(holder)
+        .stderr(Stdio::null())
+        // Out of the terminal's process group: a Ctrl-C meant for what runs next does not
+        // cut a record short.
+        .process_group(0)
+        .spawn()?;
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+/// A file in memory holding `bytes`, read from the start.
+#[cfg(target_os = "linux")]
+fn in_memory(bytes: &[u8]) -> io::Result<File> {
+    // SAFETY: a NUL-terminated name and valid flags; the descriptor returned is owned here.
+    let fd = unsafe { libc::memfd_create(c"zccache-settle".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let mut file = File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn in_memory(_bytes: &[u8]) -> io::Result<File> {
+    Err(io::Error::other("no in-memory files here"))
+}
+
+/// `zccache settle-files`: reads the work on standard input, takes the task lock passed as
+/// standard output, and records the run.
+pub fn serve() -> Result<(), String> {
+    let holder = take_output().map_err(|e| format!("cannot take the lock passed on: {e}"))?;
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .take(MAX_WORK)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the work: {e}"))?;
+    let (work, _): (Work, usize) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+            .map_err(|e| format!("cannot read the work: {e}"))?;
+    let lock = TaskLock::adopt(&work.spec.cache_file, holder).map_err(|e| e.to_string())?;
+    let Work {
+        spec,
+        decision,
+        recorder,
+        entries,
+        why,
+        rehashed,
+        scanned_at,
+        deferred,
+        ended,
+        succeeded,
+    } = work;
+    if entries.len() != ended.len() || !deferred.fits(entries.len()) {
+        return Err("the work does not add up".into());
+    }
+    let unpassed = entries
+        .iter()
+        .map(|entry| Unpassed {
+            entry: entry.clone(),
+            why,
+        })
+        .collect();
+    let mut judged = Judged {
+        decision,
+        recorder,
+        record: FilesRecord::default(),
+        total: entries.len(),
+        current: Current {
+            entries,
+            table: None,
+            rehashed,
+        },
+        unpassed,
+        scanned_at,
+        whole_skip: false,
+        portable: None,
+        elsewhere: 0,
+        set_key: None,
+        deferred: Some(deferred),
+        ran_all_passed: None,
+        starting: None,
+    };
+    record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
+    drop(lock);
+    Ok(())
+}
+
+/// The file passed as standard output (the lock), with `/dev/null` put in its place.
+fn take_output() -> io::Result<File> {
+    let output = io::stdout().as_fd().try_clone_to_owned()?;
+    let null = File::options().write(true).open("/dev/null")?;
+    // SAFETY: both descriptors are open; dup2 only replaces descriptor 1.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(File::from(output))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn the_settling_process_is_started_with_the_hidden_subcommand() {
+        let cli = crate::cli::Cli::try_parse_from(["zccache", super::SETTLE_COMMAND]).unwrap();
+        assert!(matches!(cli.command, crate::cli::Command::SettleFiles));
+    }
+}
