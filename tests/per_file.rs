@@ -222,6 +222,13 @@ fn issue_m_a_first_run_returns_before_its_record_is_written_and_the_next_run_wai
         .stderr_has("skip (all 60 files passed")
         .stderr_lacks("waiting for another run");
     linted(&sb);
+    // It had nothing to say: no message is left for the next run.
+    let left = fs::read_dir(sb.path(".zccache/run")).unwrap();
+    assert!(
+        !left
+            .map(|e| e.unwrap().path())
+            .any(|p| p.to_string_lossy().contains("settle"))
+    );
     // A file edited the moment a first run returns never passes with its new bytes (the
     // record is written meanwhile: it passes with the bytes the checker saw, or not at all).
     fs::remove_dir_all(sb.path(".zccache")).unwrap();
@@ -233,6 +240,28 @@ fn issue_m_a_first_run_returns_before_its_record_is_written_and_the_next_run_wai
         .status(3)
         .stderr_has("run (1 of 60 files: src/f07.txt)");
     assert_eq!(linted(&sb), ["src/f07.txt"]);
+}
+
+#[test]
+fn issue_m_a_first_run_record_that_cannot_be_written_is_said_by_the_next_run() {
+    let (sb, checker) = project(3);
+    // The record's name is taken by a directory: it cannot be written (the whole set's
+    // pass, a file of its own, still is).
+    fs::create_dir_all(sb.path("state/lint.json.files")).unwrap();
+    let cache = ["--cache", "state/lint.json"];
+    lint(&sb, &checker, &cache)
+        .status(0)
+        .stderr_has("run (3 of 3 files");
+    lint(&sb, &checker, &cache)
+        .status(0)
+        .stderr_has("warning: the last run's record: cannot record the passed files")
+        .stderr_has("skip (all 3 files passed");
+    // Said once.
+    lint(&sb, &checker, &cache)
+        .status(0)
+        .stderr_lacks("warning")
+        .stderr_has("skip (all 3 files passed");
+    assert!(!sb.path("state/lint.json.files.settle-errors").exists());
 }
 
 #[test]
@@ -287,7 +316,16 @@ fn issue_m_a_deleted_file_is_forgotten() {
 /// Waits until every task's record is written: a first run's is written after zccache
 /// returned, by a process holding the task's lock.
 fn settled(sb: &Sandbox) {
-    for entry in fs::read_dir(sb.path(".zccache/run")).unwrap() {
+    for dir in [".zccache/run", "state"] {
+        settled_in(sb, dir);
+    }
+}
+
+fn settled_in(sb: &Sandbox, dir: &str) {
+    let Ok(entries) = fs::read_dir(sb.path(dir)) else {
+        return;
+    };
+    for entry in entries {
         let path = entry.unwrap().path();
         if path.to_string_lossy().ends_with(".task.lock") {
             let lock = fs::File::open(&path).unwrap();

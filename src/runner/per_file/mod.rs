@@ -90,6 +90,7 @@ pub(super) fn run_task(
     mut lock: Option<TaskLock>,
 ) -> Ended {
     crate::trace_times::start();
+    settle::show_last_errors(ui, &spec.cache_file);
     let mut judged = match judge(ui, spec, per_file, args) {
         Ok(judged) => judged,
         Err(why) => {

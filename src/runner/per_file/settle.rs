@@ -10,12 +10,15 @@
 //! the record is saved, so the next run of the task waits for it (silently, see
 //! `task_lock`), and it reaches no other process. It is the very code that runs in-process
 //! when the hand-over cannot be made (not Linux, a spec that does not encode, a spawn that
-//! fails).
+//! fails). What it would have warned of (a record that cannot be written: a full disk, say)
+//! goes to `F.files.settle-errors`, which the next run of the task shows and removes.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +29,8 @@ use super::passing::record_outcome;
 use super::run::Status;
 use super::select::{Current, Unpassed, Why};
 use super::state::FilesRecord;
-use crate::fingerprint::{Decision, Entry};
+use crate::fingerprint::{Decision, Entry, read_state_file_at_most};
+use crate::paths::with_suffix;
 use crate::runner::check::Recorder;
 use crate::runner::spec::RunSpec;
 use crate::runner::task_lock::TaskLock;
@@ -37,6 +41,9 @@ const SETTLE_COMMAND: &str = "settle-files";
 
 /// The most bytes of work read (a set of a million files takes some 200 MB).
 const MAX_WORK: u64 = 1 << 30;
+
+/// The most bytes of the settling process's messages shown.
+const MAX_SHOWN: u64 = 4096;
 
 /// The work handed over: what the record is made of.
 #[derive(Serialize, Deserialize)]
@@ -82,7 +89,7 @@ pub fn hand_over(
     };
     let started = bincode::serde::encode_to_vec(&work, bincode::config::standard())
         .map_err(|e| e.to_string())
-        .and_then(|bytes| start(&bytes, &lock).map_err(|e| e.to_string()));
+        .and_then(|bytes| start(&bytes, &lock, &spec.cache_file).map_err(|e| e.to_string()));
     // What the report still reads is put back either way.
     judged.current.entries = work.entries;
     match started {
@@ -97,16 +104,25 @@ pub fn hand_over(
     }
 }
 
-/// Starts `zccache settle-files` with `work` as its input and `lock`'s file as its output,
-/// and reaps it in the background.
-fn start(work: &[u8], lock: &TaskLock) -> io::Result<()> {
+/// Starts `zccache settle-files` with `work` as its input, `lock`'s file as its output and
+/// the task's `F.files.settle-errors` (of `cache_file`) for its messages, and reaps it in
+/// the background.
+fn start(work: &[u8], lock: &TaskLock, cache_file: &Path) -> io::Result<()> {
     let input = in_memory(work)?;
+    let messages = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(errors_of(cache_file))
+        .map_or_else(|_| Stdio::null(), Stdio::from);
     let holder = lock.pass_on()?;
     let mut child = Command::new(std::env::current_exe()?)
         .arg(SETTLE_COMMAND)
         .stdin(input)
         .stdout(holder)
-        .stderr(Stdio::null())
+        .stderr(messages)
         // Out of the terminal's process group: a Ctrl-C meant for what runs next does not
         // cut a record short.
         .process_group(0)
@@ -135,8 +151,31 @@ fn in_memory(_bytes: &[u8]) -> io::Result<File> {
     Err(io::Error::other("no in-memory files here"))
 }
 
+/// Where the settling process's messages go: `F.files.settle-errors`.
+fn errors_of(cache_file: &Path) -> PathBuf {
+    with_suffix(cache_file, ".files.settle-errors")
+}
+
+/// Shows what the process that settled the last run's record said (as warnings), and
+/// forgets it.
+pub fn show_last_errors(ui: &Ui, cache_file: &Path) {
+    let path = errors_of(cache_file);
+    let Ok(Some(bytes)) = read_state_file_at_most(&path, MAX_SHOWN) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let said = line
+            .trim_start_matches("zccache: ")
+            .trim_start_matches("warning: ");
+        ui.warn(format_args!("the last run's record: {said}"));
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// `zccache settle-files`: reads the work on standard input, takes the task lock passed as
-/// standard output, and records the run.
+/// standard output, and records the run. Its messages file (standard error) is removed,
+/// the lock still held, when it stayed empty.
 pub fn serve() -> Result<(), String> {
     let holder = take_output().map_err(|e| format!("cannot take the lock passed on: {e}"))?;
     let mut bytes = Vec::new();
@@ -192,6 +231,10 @@ pub fn serve() -> Result<(), String> {
         starting: None,
     };
     record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
+    let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
+    if said.and_then(|f| f.metadata()).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(errors_of(&spec.cache_file));
+    }
     drop(lock);
     Ok(())
 }
