@@ -70,12 +70,15 @@ struct Judged {
     elsewhere: usize,
     /// The per-file set's key, when the daemon made it.
     set_key: Option<Digest>,
-    /// With no record: the files whose digests are read while the command runs.
+    /// With no record: the files whose digests are read after the command ran.
     deferred: Option<Deferred>,
     /// Whether every file that ran passed (set once the batches were marked).
     ran_all_passed: Option<bool>,
     /// A daemon starting in the background, joined before zccache exits.
     starting: Option<std::thread::JoinHandle<()>>,
+    /// Whether one is to start with the command (a first run: its start would slow the
+    /// walk of the set, which the command waits for).
+    start_with_run: bool,
 }
 
 pub use settle::serve as settle_files;
@@ -155,7 +158,8 @@ fn ended(outcome: Outcome, status: i32) -> Ended {
 /// The task's key (the shared check), the per-file set and its unpassed files. Through a
 /// running daemon, the whole set is asked first: when every file passed as they are now,
 /// nothing per file is read; otherwise the daemon's table of the set is judged. With no
-/// daemon running, a run starts one in the background and judges in-process.
+/// daemon running, a run starts one in the background (a first run, with its command) and
+/// judges in-process.
 fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
     let mut run_record = RunFiles::new(&spec.cache_file).load();
     let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
@@ -164,7 +168,7 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
         mut asked,
         mut loaded,
         use_daemon,
-        starting,
+        start_daemon,
         skip,
     } = ask_daemon(spec, per_file, args, &parts);
     if let Some((shared, counts)) = skip {
@@ -175,6 +179,7 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
     }
     let defer = loaded.is_none() && asked.table.is_none();
     let defer = defer && !(spec.share || spec.staged || args.dry_run);
+    let starting = (start_daemon && !defer).then(whole::start_daemon).flatten();
     let answered = asked.shared.take();
     // With no record, the per-file set is walked while the shared inputs are checked.
     let (checked, walked) = std::thread::scope(|scope| {
@@ -211,6 +216,7 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
         deferred: set.deferred,
         ran_all_passed: None,
         starting,
+        start_with_run: start_daemon && defer,
     };
     if !args.force {
         take_shared(ui, &mut judged);
@@ -226,8 +232,8 @@ struct Asking {
     loaded: Option<FilesRecord>,
     /// Whether the task's check goes through the daemon.
     use_daemon: bool,
-    /// A daemon starting in the background (none was running).
-    starting: Option<std::thread::JoinHandle<()>>,
+    /// Whether to start a daemon in the background (none was running).
+    start_daemon: bool,
     /// Every file passed: the task's check and the set's counts (files, read).
     skip: Option<(check::Answer, (usize, usize))>,
 }
@@ -246,7 +252,7 @@ fn ask_daemon(
         asked: Asked::default(),
         loaded: None,
         use_daemon,
-        starting: None,
+        start_daemon: false,
         skip: None,
     };
     if !use_daemon || spec.staged || args.force {
@@ -264,7 +270,7 @@ fn ask_daemon(
     {
         asking.skip = Some((shared, (set.decision.files, set.decision.hashed)));
     } else if !asked.running && !args.dry_run {
-        asking.starting = whole::start_daemon();
+        asking.start_daemon = true;
         asking.use_daemon = false;
     }
     asking.asked = asked;
@@ -420,6 +426,7 @@ fn whole_skip(ui: &Ui, shared: check::Answer, (total, hashed): (usize, usize)) -
         deferred: None,
         ran_all_passed: None,
         starting: None,
+        start_with_run: false,
     }
 }
 

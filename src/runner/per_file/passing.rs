@@ -55,6 +55,9 @@ pub(super) fn run_and_mark(
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
+    if std::mem::take(&mut judged.start_with_run) {
+        judged.starting = whole::start_daemon();
+    }
     let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
     drop(place);
     crate::trace_times::mark("run");

@@ -229,6 +229,7 @@ pub fn serve() -> Result<(), String> {
         deferred: Some(deferred),
         ran_all_passed: None,
         starting: None,
+        start_with_run: false,
     };
     record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
     let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
