@@ -16,7 +16,13 @@ for f in "$@"; do
   echo "$f" >> "$LINT_LOG"
   if [ -n "$EDIT_DURING" ] && [ "$f" = "$EDIT_DURING" ]; then echo fixed > "$f"; fi
   if [ -n "$TOUCH_DURING" ] && [ "$f" = "$TOUCH_DURING" ]; then touch "$f"; fi
+  if [ -n "$SWAP_DURING" ] && [ "$f" = "$SWAP_DURING" ]; then
+    cp "$f" "$f.orig"; echo "swapped in" > "$f"
+  fi
   if grep -qx LINT-FAIL "$f" 2>/dev/null; then echo "$f: LINT-FAIL"; status=3; fi
+  if [ -n "$SWAP_DURING" ] && [ "$f" = "$SWAP_DURING" ]; then
+    cat "$f.orig" > "$f"; rm "$f.orig"
+  fi
   if [ -n "$FAIL_AFTER" ] && [ "$f" = "$FAIL_AFTER" ]; then echo LINT-FAIL > "$f"; fi
 done
 if [ -n "$PEER_DIR" ]; then
@@ -262,6 +268,23 @@ fn issue_m_a_first_run_record_that_cannot_be_written_is_said_by_the_next_run() {
         .stderr_lacks("warning")
         .stderr_has("skip (all 3 files passed");
     assert!(!sb.path("state/lint.json.files.settle-errors").exists());
+}
+
+#[test]
+fn issue_m_a_file_swapped_out_and_back_while_its_batch_ran_is_not_passed() {
+    let (sb, checker) = project(3);
+    lint(&sb, &checker, &[]).status(0);
+    sb.write("src/f02.txt", "LINT-FAIL\n");
+    linted(&sb);
+    // The checker is shown other bytes, which pass; the failing ones are back after it.
+    lint(&sb, &checker, &[])
+        .env("SWAP_DURING", "src/f02.txt")
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/f02.txt)");
+    assert_eq!(sb.read("src/f02.txt"), "LINT-FAIL\n");
+    lint(&sb, &checker, &[])
+        .status(3)
+        .stderr_has("run (1 of 3 files: src/f02.txt)");
 }
 
 #[test]

@@ -72,6 +72,8 @@ pub fn content_hasher(kind: EntryKind) -> blake3::Hasher {
 }
 
 /// Hashes the entry at `path`: file content, or the link text of a symlink (never followed).
+/// A file must still be a regular file: what took its place since the walk (a FIFO, which
+/// would block a read for ever; a symlink; a directory) is an error, never read.
 pub fn hash_entry(path: &Path, kind: EntryKind, size: u64) -> io::Result<Digest> {
     match kind {
         EntryKind::Symlink => {
@@ -80,13 +82,37 @@ pub fn hash_entry(path: &Path, kind: EntryKind, size: u64) -> io::Result<Digest>
             hasher.update(target.as_os_str().as_bytes());
             Ok(hasher.finalize().into())
         }
-        EntryKind::File if size >= LARGE_FILE => {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(path)?;
-            Ok(hasher.finalize().into())
+        EntryKind::File => {
+            let mut file = open_regular(path)?;
+            if size >= LARGE_FILE {
+                // Mapped through the open file, not its name, which may point elsewhere now.
+                let mut hasher = blake3::Hasher::new();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+                hasher.update_mmap_rayon(format!("/proc/self/fd/{fd}"))?;
+                return Ok(hasher.finalize().into());
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            io::Read::read_to_end(&mut file, &mut bytes)?;
+            Ok(Digest::of(&bytes))
         }
-        EntryKind::File => Ok(Digest::of(&std::fs::read(path)?)),
     }
+}
+
+/// Opens `path` for reading if it is a regular file, without following a symlink or
+/// waiting on a FIFO.
+fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -98,6 +124,19 @@ mod tests {
         let d = Digest::of(b"abc");
         assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
         assert_eq!(Digest::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn a_fifo_where_a_file_was_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = hash_entry(&path, EntryKind::File, 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        std::os::unix::fs::symlink("fifo", dir.path().join("link")).unwrap();
+        assert!(hash_entry(&dir.path().join("link"), EntryKind::File, 10).is_err());
     }
 
     #[test]

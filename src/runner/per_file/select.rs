@@ -126,17 +126,19 @@ pub fn unpassed(record: &FilesRecord, task_key: Digest, entries: &[Entry]) -> Ve
 }
 
 /// True when `entry`'s file still holds the content the check saw, at `scanned_at` (ns):
-/// the same metadata from before the racy window, else read again.
+/// the same metadata, and (unless they are older than the racy window) the same content
+/// read again. Metadata that moved fail even with the same content: the file was written
+/// meanwhile, so the command may have read other bytes (swapped in and back).
 pub fn unchanged_since(spec: &RunSpec, entry: &Entry, scanned_at: i64) -> bool {
     let path = crate::relpath::join(&spec.root, &entry.path);
     let Ok(meta) = std::fs::symlink_metadata(&path) else {
         return false;
     };
-    let same_stat = stat_of(&meta) == entry.stat;
-    if same_stat && entry.stat.mtime_ns + RACY_WINDOW_NS < scanned_at {
-        return true;
+    if stat_of(&meta) != entry.stat {
+        return false;
     }
-    hash_entry(&path, entry.kind, meta.len()).is_ok_and(|hash| hash == entry.hash)
+    entry.stat.mtime_ns + RACY_WINDOW_NS < scanned_at
+        || hash_entry(&path, entry.kind, meta.len()).is_ok_and(|hash| hash == entry.hash)
 }
 
 /// The stat stamp of `meta`, as the walk takes it.
