@@ -4,6 +4,7 @@
 //! error) is escaped here, so no message can drive the terminal.
 
 use std::fmt::Display;
+use std::io::Write;
 use std::sync::Arc;
 
 use crate::console::{Console, Stream};
@@ -45,7 +46,11 @@ impl Ui {
         let text = quote::controls(&text);
         match &self.console {
             Some(console) => console.write(Stream::Err, format!("{text}\n").as_bytes()),
-            None => eprintln!("{text}"),
+            // A message that cannot be written (a full disk, a closed stderr) is not a
+            // reason to stop.
+            None => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
         }
     }
 

@@ -558,3 +558,18 @@ fn glob_outputs_are_restored() {
     );
     assert_eq!(sb.marker_count(), 1);
 }
+
+#[test]
+fn json_names_a_state_file_whose_name_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = project();
+    let cache = std::ffi::OsStr::from_bytes(b"state/lint\xff.json");
+    for per_file in [&[][..], &["--files", "src/*"][..]] {
+        sb.cmd(["run", "--json", "--cache"])
+            .args([cache])
+            .args(per_file)
+            .args(["--", "true"])
+            .status(0)
+            .stderr_has("\"cache\":");
+    }
+}

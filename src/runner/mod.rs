@@ -105,8 +105,10 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
 /// `zccache settle-files`: writes a first per-file run's record, handed over by that run
 /// (see `per_file::settle`).
 pub fn settle_files() -> anyhow::Result<ExitCode> {
-    per_file::settle_files().map_err(anyhow::Error::msg)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(match per_file::settle_files() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(ERROR_EXIT),
+    })
 }
 
 /// One task: check, then skip or run it and record; its lines and its command's output go

@@ -100,7 +100,7 @@ pub(crate) fn json(
     json["exit_status"] = serde_json::json!(ended.status);
     json["duration_ms"] = serde_json::json!(ms.0);
     json["total_ms"] = serde_json::json!(ms.1);
-    json["cache"] = serde_json::json!(spec.cache_file);
+    json["cache"] = serde_json::json!(spec.cache_file.to_string_lossy());
     json["dry_run"] = serde_json::json!(args.dry_run);
     console.write(Stream::Err, format!("{json}\n").as_bytes());
 }

@@ -76,6 +76,21 @@ impl TaskLock {
                 path.display()
             )));
         }
+        // Held through this very open file, taking it again is a no-op; through another, it
+        // is taken here, or refused while someone else holds it.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(io::Error::other(
+                    "the lock passed on is held by another process",
+                ));
+            }
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        let said = format!("{SETTLING} {}", std::process::id());
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all_at(said.as_bytes(), 0));
         // Its file keeps saying `settling` to the end: a run that looks in the moment
         // before the lock is free is not told that another run holds it.
         Ok(TaskLock { file, passed: true })
@@ -111,26 +126,19 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
                 return Err(format!("cannot lock {}: {e}", path.display()));
             }
         }
+        if crate::os::interrupted().is_some() {
+            return Ok(Taken::Interrupted);
+        }
         let holder = holder(&file);
-        if holder == Holder::Settling
+        if matches!(holder, Holder::Settling(_))
             && settling_since.get_or_insert_with(Instant::now).elapsed() < SETTLE_PATIENCE
         {
             std::thread::sleep(LOOK_SOON);
             continue;
         }
         if !waited {
-            let pid = match holder {
-                Holder::Pid(pid) => Some(format!(" (pid {pid})")),
-                _ => None,
-            };
-            ui.say(format_args!(
-                "waiting for another run of {name}{}",
-                pid.unwrap_or_default()
-            ));
+            ui.say(waiting_for(holder, name));
             waited = true;
-        }
-        if crate::os::interrupted().is_some() {
-            return Ok(Taken::Interrupted);
         }
         std::thread::sleep(LOOK_AGAIN);
     }
@@ -145,6 +153,18 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
         },
         waited,
     })
+}
+
+/// `waiting for another run of NAME (pid N)`, or for the record of its last run.
+fn waiting_for(holder: Holder, name: &str) -> String {
+    match holder {
+        Holder::Pid(pid) => format!("waiting for another run of {name} (pid {pid})"),
+        Holder::Settling(Some(pid)) => {
+            format!("waiting for the record of the last run of {name} (pid {pid})")
+        }
+        Holder::Settling(None) => format!("waiting for the record of the last run of {name}"),
+        Holder::Unknown => format!("waiting for another run of {name}"),
+    }
 }
 
 /// Opens (creating, private to this user) the lock file; never through a symlink.
@@ -167,8 +187,8 @@ fn open(path: &Path) -> io::Result<File> {
 enum Holder {
     /// A run, with this pid.
     Pid(u32),
-    /// The process settling a first run's record.
-    Settling,
+    /// The process settling a first run's record (with its pid once it said it).
+    Settling(Option<u32>),
     /// Not said (yet).
     Unknown,
 }
@@ -180,9 +200,11 @@ fn holder(file: &File) -> Holder {
         return Holder::Unknown;
     };
     let text = std::str::from_utf8(&buf[..n]).unwrap_or_default().trim();
+    if let Some(rest) = text.strip_prefix(SETTLING) {
+        return Holder::Settling(rest.trim().parse().ok());
+    }
     match text.parse() {
         Ok(pid) => Holder::Pid(pid),
-        Err(_) if text == SETTLING => Holder::Settling,
         Err(_) => Holder::Unknown,
     }
 }

@@ -24,6 +24,21 @@ pub struct Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.cmd(["stop"]).output();
+        // A per-file first run's record is written after zccache returned, by a process
+        // holding the task's lock: it is waited for (10 s at most), so none outlives the test.
+        let Ok(entries) = fs::read_dir(self.path(".zccache/run")) else {
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.to_string_lossy().ends_with(".task.lock")
+                && let Ok(lock) = fs::File::open(&path)
+            {
+                let until = std::time::Instant::now() + Duration::from_secs(10);
+                while lock.try_lock().is_err() && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 

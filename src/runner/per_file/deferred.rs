@@ -54,6 +54,11 @@ impl Deferred {
         self.during.len() == n && self.unread.len() == n && self.held.len() == n
     }
 
+    /// How many files are read after the run.
+    pub fn read_after(&self) -> usize {
+        self.during.iter().filter(|d| **d).count()
+    }
+
     /// How the file at `index` is vouched for.
     pub fn vouch(&self, index: usize) -> Vouch {
         let flag = |flags: &[bool]| flags.get(index).copied();
@@ -178,7 +183,7 @@ pub fn settle(
             None => deferred.unread[i] = true,
         }
     }
-    current.rehashed += deferred.during.iter().filter(|d| **d).count();
+    current.rehashed += deferred.read_after();
     current.table = Some(Table {
         scanned_at_ns: deferred.scanned_at,
         entries: read,

@@ -93,7 +93,9 @@ pub(super) fn run_task(
     mut lock: Option<TaskLock>,
 ) -> Ended {
     crate::trace_times::start();
-    settle::show_last_errors(ui, &spec.cache_file);
+    if lock.is_some() {
+        settle::show_last_errors(ui, &spec.cache_file);
+    }
     let mut judged = match judge(ui, spec, per_file, args) {
         Ok(judged) => judged,
         Err(why) => {
@@ -114,7 +116,8 @@ pub(super) fn run_task(
             (ended(Outcome::Skipped, 0), None)
         }
         (false, false) => {
-            let (code, statuses) = run_and_mark(ui, spec, (per_file, args), &mut judged, &mut lock);
+            let (code, statuses) =
+                run_and_mark(ui, spec, (per_file, args, started), &mut judged, &mut lock);
             let outcome = if code == 0 {
                 Outcome::Ran
             } else {
@@ -123,9 +126,9 @@ pub(super) fn run_task(
             (ended(outcome, code), Some(statuses))
         }
     };
-    let exit_status = statuses.as_ref().map(|_| i32::from(ended.status));
-    if !args.dry_run {
-        report::ledger(ui, spec, &judged, started, exit_status);
+    // A run wrote its ledger line before its record (see `passing`).
+    if !args.dry_run && statuses.is_none() {
+        report::ledger(ui, spec, &judged, started, None);
     }
     if args.json {
         let total_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -151,8 +154,13 @@ pub(super) fn would_skip(spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> 
 fn ended(outcome: Outcome, status: i32) -> Ended {
     Ended {
         outcome,
-        status: u8::try_from(status).unwrap_or(1),
+        status: exit_byte(status),
     }
+}
+
+/// The exit status zccache gives for a task's status `status` (1 for one out of range).
+fn exit_byte(status: i32) -> u8 {
+    u8::try_from(status).unwrap_or(1)
 }
 
 /// The task's key (the shared check), the per-file set and its unpassed files. Through a

@@ -25,7 +25,7 @@ const PARALLEL_FROM: usize = 64;
 pub(super) fn run_and_mark(
     ui: &Ui,
     spec: &RunSpec,
-    (per_file, args): (&PerFile, &RunArgs),
+    (per_file, args, started): (&PerFile, &RunArgs, std::time::Instant),
     judged: &mut Judged,
     lock: &mut Option<TaskLock>,
 ) -> (i32, Vec<Status>) {
@@ -69,8 +69,14 @@ pub(super) fn run_and_mark(
         (None, None) if statuses.iter().any(Option::is_none) => 1,
         (None, None) => 0,
     };
+    // The ledger line goes first: once the lock is passed on, the next run may write its own.
+    let status = i32::from(super::exit_byte(code));
+    super::report::ledger(ui, spec, judged, started, Some(status));
     if interrupted.is_some() {
-        keep(ui, spec, judged, false);
+        // Nothing is known of a first run's files (none was read): it leaves no record.
+        if judged.deferred.is_none() {
+            keep(ui, spec, judged, false);
+        }
         return (code, statuses);
     }
     let ended = by_file(&planned, &statuses, judged.unpassed.len());

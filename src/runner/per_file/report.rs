@@ -161,7 +161,7 @@ pub(super) fn json(
         "exit_status": ended.status,
         "duration_ms": ms.0,
         "total_ms": ms.1,
-        "cache": spec.cache_file,
+        "cache": spec.cache_file.to_string_lossy(),
         "dry_run": args.dry_run,
     });
     if let Some(name) = &spec.name {

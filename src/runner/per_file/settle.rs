@@ -43,7 +43,11 @@ const SETTLE_COMMAND: &str = "settle-files";
 const MAX_WORK: u64 = 1 << 30;
 
 /// The most bytes of the settling process's messages shown.
-const MAX_SHOWN: u64 = 4096;
+const MAX_SHOWN: usize = 4096;
+
+/// The longest a settling process may take (it holds the task's lock): past it, it is
+/// stopped (`SIGALRM`), the lock is free, and the next run is a first run again.
+const SETTLE_LIMIT_SECS: u32 = 600;
 
 /// The work handed over: what the record is made of.
 #[derive(Serialize, Deserialize)]
@@ -89,12 +93,17 @@ pub fn hand_over(
     };
     let started = bincode::serde::encode_to_vec(&work, bincode::config::standard())
         .map_err(|e| e.to_string())
-        .and_then(|bytes| start(&bytes, &lock, &spec.cache_file).map_err(|e| e.to_string()));
+        .and_then(|bytes| match bytes.len() as u64 <= MAX_WORK {
+            true => start(&bytes, &lock, &spec.cache_file).map_err(|e| e.to_string()),
+            false => Err("too much work to hand over".into()),
+        });
     // What the report still reads is put back either way.
     judged.current.entries = work.entries;
     match started {
         Ok(()) => {
             lock.passed_on();
+            // The files read after the run are counted as read, as in-process.
+            judged.current.rehashed += work.deferred.read_after();
             Ok(())
         }
         Err(why) => {
@@ -109,14 +118,7 @@ pub fn hand_over(
 /// the background.
 fn start(work: &[u8], lock: &TaskLock, cache_file: &Path) -> io::Result<()> {
     let input = in_memory(work)?;
-    let messages = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(errors_of(cache_file))
-        .map_or_else(|_| Stdio::null(), Stdio::from);
+    let messages = messages_file(cache_file).map_or_else(|_| Stdio::null(), Stdio::from);
     let holder = lock.pass_on()?;
     let mut child = Command::new(std::env::current_exe()?)
         .arg(SETTLE_COMMAND)
@@ -129,6 +131,24 @@ fn start(work: &[u8], lock: &TaskLock, cache_file: &Path) -> io::Result<()> {
         .spawn()?;
     std::thread::spawn(move || child.wait());
     Ok(())
+}
+
+/// `F.files.settle-errors`, emptied, for the settling process's messages: never through a
+/// symlink, never a FIFO (whose opening would wait) nor a file with other names (a hard
+/// link planted there is not emptied).
+fn messages_file(cache_file: &Path) -> io::Result<File> {
+    let file = File::options()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(errors_of(cache_file))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || std::os::unix::fs::MetadataExt::nlink(&meta) != 1 {
+        return Err(io::Error::other("not a file of its own"));
+    }
+    file.set_len(0)?;
+    Ok(file)
 }
 
 /// A file in memory holding `bytes`, read from the start.
@@ -158,26 +178,67 @@ fn errors_of(cache_file: &Path) -> PathBuf {
 
 /// Shows what the process that settled the last run's record said (as warnings), and
 /// forgets it.
+/// (Call it holding the task's lock: the file may be being written otherwise.)
 pub fn show_last_errors(ui: &Ui, cache_file: &Path) {
     let path = errors_of(cache_file);
-    let Ok(Some(bytes)) = read_state_file_at_most(&path, MAX_SHOWN) else {
+    let Ok(Some(bytes)) = read_state_file_at_most(&path, MAX_WORK) else {
         return;
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let shown = &bytes[..bytes.len().min(MAX_SHOWN)];
+    let text = String::from_utf8_lossy(shown);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let said = line
             .trim_start_matches("zccache: ")
             .trim_start_matches("warning: ");
         ui.warn(format_args!("the last run's record: {said}"));
     }
+    if bytes.len() > MAX_SHOWN {
+        let more = bytes.len() - MAX_SHOWN;
+        ui.warn(format_args!(
+            "the last run's record: ... ({more} more bytes)"
+        ));
+    }
     let _ = std::fs::remove_file(&path);
 }
 
 /// `zccache settle-files`: reads the work on standard input, takes the task lock passed as
-/// standard output, and records the run. Its messages file (standard error) is removed,
-/// the lock still held, when it stayed empty.
-pub fn serve() -> Result<(), String> {
-    let holder = take_output().map_err(|e| format!("cannot take the lock passed on: {e}"))?;
+/// standard output, and records the run; false when it could not (said on standard error,
+/// the task's messages file, before the lock is let go). The messages file is removed, the
+/// lock still held, when it stayed empty.
+pub fn serve() -> bool {
+    close_inherited();
+    // SAFETY: alarm only arms a timer; SIGALRM's default action ends the process.
+    unsafe { libc::alarm(SETTLE_LIMIT_SECS) };
+    let holder = match take_output() {
+        Ok(holder) => holder,
+        Err(e) => {
+            say(&format!("cannot take the lock passed on: {e}"));
+            return false;
+        }
+    };
+    let settled = settle(&holder);
+    if let Err(why) = &settled {
+        say(why);
+    }
+    drop(holder);
+    settled.is_ok()
+}
+
+/// Writes `zccache: error: WHY` on standard error (a failed write is not a reason to stop).
+fn say(why: &str) {
+    let _ = writeln!(io::stderr(), "zccache: error: {why}");
+}
+
+/// Closes every descriptor above standard error: what zccache's caller left open (a pipe
+/// it waits on to end) must not stay open as long as the record takes.
+fn close_inherited() {
+    // SAFETY: close_range only closes descriptors; none above 2 is in use yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
+/// Records the run handed over, holding the lock through `holder`.
+fn settle(holder: &File) -> Result<(), String> {
+    let holder = holder.try_clone().map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     io::stdin()
         .lock()
@@ -188,6 +249,19 @@ pub fn serve() -> Result<(), String> {
         bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
             .map_err(|e| format!("cannot read the work: {e}"))?;
     let lock = TaskLock::adopt(&work.spec.cache_file, holder).map_err(|e| e.to_string())?;
+    let (spec, mut judged, ended, succeeded) = judged_of(work)?;
+    record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
+    let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
+    if said.and_then(|f| f.metadata()).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(errors_of(&spec.cache_file));
+    }
+    drop(lock);
+    Ok(())
+}
+
+/// The run as the work describes it: its spec, its judgement (every file ran), how each
+/// file's batch ended, and whether the run succeeded.
+fn judged_of(work: Work) -> Result<(RunSpec, Judged, Vec<Status>, bool), String> {
     let Work {
         spec,
         decision,
@@ -210,7 +284,7 @@ pub fn serve() -> Result<(), String> {
             why,
         })
         .collect();
-    let mut judged = Judged {
+    let judged = Judged {
         decision,
         recorder,
         record: FilesRecord::default(),
@@ -231,13 +305,7 @@ pub fn serve() -> Result<(), String> {
         starting: None,
         start_with_run: false,
     };
-    record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
-    let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
-    if said.and_then(|f| f.metadata()).is_ok_and(|m| m.len() == 0) {
-        let _ = std::fs::remove_file(errors_of(&spec.cache_file));
-    }
-    drop(lock);
-    Ok(())
+    Ok((spec, judged, ended, succeeded))
 }
 
 /// The file passed as standard output (the lock), with `/dev/null` put in its place.
