@@ -12,13 +12,11 @@
 //! that could not be read, does not pass, and is left out of the stat table, so the next
 //! check reads it again.
 
-use std::sync::Arc;
-
 use rayon::prelude::*;
 
-use super::select::{Current, PER_FILE_WALK, Unpassed, Why, stat_of, unchanged_since};
+use super::select::{self, Current, Unpassed, Why, stat_of, unchanged_since};
 use crate::fingerprint::{
-    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns, scan_with,
+    Digest, Entry, Filter, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
@@ -97,15 +95,7 @@ pub fn current(
 ) -> Result<(Current, Vec<Unpassed>, Deferred), String> {
     let filter = Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
     let scanned_at = now_ns();
-    let own = OwnState::of(&spec.cache_file);
-    let walked = scan_with(
-        &spec.root,
-        &spec.root,
-        None,
-        (Arc::new(filter), own),
-        PER_FILE_WALK,
-    );
-    let walked = walked.map_err(|e| e.to_string())?;
+    let walked = select::walk(spec, filter)?;
     let (racy, later): (Vec<_>, Vec<_>) = walked
         .files
         .into_iter()
@@ -125,13 +115,7 @@ pub fn current(
     all.extend(later.map(|e| (e, true)));
     all.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
     let (entries, during): (Vec<Entry>, Vec<bool>) = all.into_iter().unzip();
-    let unpassed = entries
-        .iter()
-        .map(|entry| Unpassed {
-            entry: entry.clone(),
-            why,
-        })
-        .collect();
+    let unpassed = select::all_unpassed(&entries, why);
     let deferred = Deferred {
         scanned_at,
         unread: vec![false; during.len()],

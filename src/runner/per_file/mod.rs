@@ -346,14 +346,7 @@ fn judge_set(
         }
     };
     let unpassed = match args.force {
-        true => current
-            .entries
-            .iter()
-            .map(|entry| Unpassed {
-                entry: entry.clone(),
-                why: Why::Forced,
-            })
-            .collect(),
+        true => select::all_unpassed(&current.entries, Why::Forced),
         false => select::unpassed(record, task_key, &current.entries),
     };
     Ok(JudgedSet {

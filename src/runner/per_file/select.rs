@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::state::{FilesRecord, blobs_of, file_key};
 use crate::fingerprint::{
-    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, Walking, hash_entry, now_ns, refresh,
-    scan_with, staged_entries,
+    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, Walked, Walking, hash_entry, now_ns,
+    refresh, scan_with, staged_entries,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
@@ -84,15 +84,7 @@ pub fn current(
         });
     }
     let scanned_at = now_ns();
-    let own = OwnState::of(&spec.cache_file);
-    let walked = scan_with(
-        &spec.root,
-        &spec.root,
-        None,
-        (Arc::new(filter), own),
-        PER_FILE_WALK,
-    );
-    let walked = walked.map_err(|e| e.to_string())?;
+    let walked = walk(spec, filter)?;
     let refreshed = refresh(&spec.root, walked.files, previous, scanned_at, None);
     let refreshed = refreshed.map_err(|e| e.to_string())?;
     Ok(Current {
@@ -100,6 +92,25 @@ pub fn current(
         table: Some(refreshed.table),
         rehashed: refreshed.rehashed,
     })
+}
+
+/// Walks the per-file set of `spec` (`filter`, compiled): serially, its files' stat stamps
+/// read after the walk.
+pub fn walk(spec: &RunSpec, filter: Filter) -> Result<Walked, String> {
+    let own = OwnState::of(&spec.cache_file);
+    let filter = (Arc::new(filter), own);
+    scan_with(&spec.root, &spec.root, None, filter, PER_FILE_WALK).map_err(|e| e.to_string())
+}
+
+/// Every file of `entries`, to run for the same reason `why`.
+pub fn all_unpassed(entries: &[Entry], why: Why) -> Vec<Unpassed> {
+    entries
+        .iter()
+        .map(|entry| Unpassed {
+            entry: entry.clone(),
+            why,
+        })
+        .collect()
 }
 
 /// The files of `entries` that have not passed under `task_key`, with why.

@@ -27,7 +27,7 @@ use super::Judged;
 use super::deferred::Deferred;
 use super::passing::record_outcome;
 use super::run::Status;
-use super::select::{Current, Unpassed, Why};
+use super::select::{Current, Why, all_unpassed};
 use super::state::FilesRecord;
 use crate::fingerprint::{Decision, Entry, read_state_file_at_most};
 use crate::paths::with_suffix;
@@ -277,13 +277,7 @@ fn judged_of(work: Work) -> Result<(RunSpec, Judged, Vec<Status>, bool), String>
     if entries.len() != ended.len() || !deferred.fits(entries.len()) {
         return Err("the work does not add up".into());
     }
-    let unpassed = entries
-        .iter()
-        .map(|entry| Unpassed {
-            entry: entry.clone(),
-            why,
-        })
-        .collect();
+    let unpassed = all_unpassed(&entries, why);
     let judged = Judged {
         decision,
         recorder,
