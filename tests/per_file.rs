@@ -481,35 +481,6 @@ fn issue_m_batches_run_in_parallel_with_jobs() {
 }
 
 #[test]
-fn issue_m_many_files_spread_over_a_batch_per_cpu_as_pre_commit_does() {
-    let (sb, checker) = project(100);
-    lint(&sb, &checker, &[])
-        .status(0)
-        .stderr_has("run (100 of 100 files");
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    assert_eq!(
-        batches(&sb),
-        cpus.min(100 / 32),
-        "a batch per CPU, of 32 files at least"
-    );
-    assert_eq!(linted(&sb).len(), 100);
-    // A few files stay in one batch; -j 1 keeps many in one.
-    for i in 0..20 {
-        sb.write(&format!("src/f{i:02}.txt"), format!("file {i}, edited\n"));
-    }
-    lint(&sb, &checker, &[])
-        .status(0)
-        .stderr_has("run (20 of 100 files");
-    assert_eq!(batches(&sb), 1);
-    linted(&sb);
-    sb.write("lint.toml", "strict = false\n");
-    lint(&sb, &checker, &["-j", "1"])
-        .status(0)
-        .stderr_has("run (100 of 100 files");
-    assert_eq!(batches(&sb), 1);
-}
-
-#[test]
 fn issue_m_a_task_of_zccache_toml_with_tasks_dry_run_json_and_why() {
     let (sb, checker) = project(3);
     sb.write(

@@ -19,9 +19,6 @@ use crate::ui::Ui;
 /// From how many files their stats are read again in parallel.
 const PARALLEL_FROM: usize = 64;
 
-/// The fewest files of a batch that spreads a run over the CPUs (twice as many to spread).
-const SPREAD_FROM: usize = 32;
-
 /// Runs the unpassed files in batches and records what passed; returns the task's status
 /// (the first failing batch's, 0 when all passed, 128 + N once interrupted by signal N)
 /// and each batch's.
@@ -48,21 +45,16 @@ pub(super) fn run_and_mark(
         .iter()
         .map(|path| batches::argument(&place.root, &place.cwd, path))
         .collect();
-    // `-j N` splits the files into N batches at least. Without it, as pre-commit does, many
-    // files are spread over a batch per CPU (of SPREAD_FROM files at least: a few stay in
-    // one), and batches the argument limit makes run side by side too. (The CPU count reads
-    // cgroup files: not for a few files.)
-    let cpus = || std::thread::available_parallelism().map_or(1, usize::from);
-    let at_least = match args.jobs {
-        Some(jobs) => usize::from(jobs),
-        None if names.len() >= 2 * SPREAD_FROM => cpus().min(names.len() / SPREAD_FROM),
-        None => 1,
-    };
+    // `-j N` splits the files into N batches at least (pre-commit's default, over the CPUs:
+    // a single-threaded tool runs twice as fast on 2 CPUs, a heavy-starting one slower, so
+    // it is asked for); without it, batches the argument limit makes still run side by side.
+    let at_least = args.jobs.map_or(1, usize::from);
     let planned = plan(spec, per_file, names, at_least);
+    // (The CPU count reads cgroup files: not for a single batch.)
     let jobs = match (args.jobs, planned.len()) {
         (Some(jobs), _) => usize::from(jobs),
         (None, 0 | 1) => 1,
-        (None, _) => cpus(),
+        (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
     if std::mem::take(&mut judged.start_with_run) {
         judged.starting = whole::start_daemon();
