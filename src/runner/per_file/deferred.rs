@@ -26,7 +26,7 @@ pub struct Deferred {
     /// When the walk started, ns since the epoch.
     pub scanned_at: i64,
     /// Per entry of the set (and of the unpassed files, the same list): read after the run.
-    during: Vec<bool>,
+    read_later: Vec<bool>,
     /// Per entry: could not be read after the run, or (read before) changed across it.
     unread: Vec<bool>,
     /// Per entry read before the run: found holding that content once the run ended.
@@ -49,18 +49,18 @@ pub enum Vouch {
 impl Deferred {
     /// True when it describes a set of `n` files.
     pub fn fits(&self, n: usize) -> bool {
-        self.during.len() == n && self.unread.len() == n && self.held.len() == n
+        self.read_later.len() == n && self.unread.len() == n && self.held.len() == n
     }
 
     /// How many files are read after the run.
     pub fn read_after(&self) -> usize {
-        self.during.iter().filter(|d| **d).count()
+        self.read_later.iter().filter(|d| **d).count()
     }
 
     /// How the file at `index` is vouched for.
     pub fn vouch(&self, index: usize) -> Vouch {
         let flag = |flags: &[bool]| flags.get(index).copied();
-        match (flag(&self.during), flag(&self.unread), flag(&self.held)) {
+        match (flag(&self.read_later), flag(&self.unread), flag(&self.held)) {
             (Some(_), Some(true), _) | (None, ..) | (_, None, _) => Vouch::Unread,
             (Some(false), _, Some(true)) => Vouch::Held,
             (Some(false), ..) => Vouch::ReadBefore,
@@ -114,13 +114,13 @@ pub fn current(
     let mut all: Vec<(Entry, bool)> = racy.into_iter().map(|e| (e, false)).collect();
     all.extend(later.map(|e| (e, true)));
     all.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
-    let (entries, during): (Vec<Entry>, Vec<bool>) = all.into_iter().unzip();
+    let (entries, read_later): (Vec<Entry>, Vec<bool>) = all.into_iter().unzip();
     let unpassed = select::all_unpassed(&entries, why);
     let deferred = Deferred {
         scanned_at,
-        unread: vec![false; during.len()],
-        held: vec![false; during.len()],
-        during,
+        unread: vec![false; read_later.len()],
+        held: vec![false; read_later.len()],
+        read_later,
     };
     let current = Current {
         entries,
@@ -135,10 +135,10 @@ pub fn current(
 pub fn read(spec: &RunSpec, entries: &[Entry], deferred: &Deferred) -> Vec<Option<Digest>> {
     entries
         .par_iter()
-        .zip(&deferred.during)
-        .map(|(entry, during)| {
+        .zip(&deferred.read_later)
+        .map(|(entry, later)| {
             let path = crate::relpath::join(&spec.root, &entry.path);
-            match during {
+            match later {
                 true => hash_entry(&path, entry.kind, entry.stat.size).ok(),
                 false => Some(entry.hash),
             }

@@ -306,7 +306,7 @@ struct JudgedSet {
 }
 
 impl JudgedSet {
-    /// A set walked with no record, its digests read during the run.
+    /// A set walked with no record, its digests read after the run.
     fn deferred((current, unpassed, deferred): (Current, Vec<Unpassed>, Deferred)) -> Self {
         JudgedSet {
             current,

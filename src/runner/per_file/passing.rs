@@ -191,7 +191,7 @@ fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, ended: &[Status]) {
 }
 
 /// True when the unpassed file at `i` still holds the content it is judged by (`read`: the
-/// files whose digests were read during the run, and when the others' were verified).
+/// files whose digests were read after the run, and when the others' were verified).
 fn vouched(
     spec: &RunSpec,
     unpassed: &[Unpassed],
