@@ -6,11 +6,7 @@ use std::collections::HashMap;
 
 /// Function symbols of `binary` by address, demangled.
 pub fn symbols(binary: &str) -> HashMap<u64, String> {
-    let out = std::process::Command::new("nm")
-        .args(["-C", binary])
-        .output()
-        .expect("nm (binutils) runs");
-    String::from_utf8_lossy(&out.stdout)
+    output_of("nm", &["-C", binary])
         .lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, ' ');
@@ -44,11 +40,7 @@ pub fn word_at(image: &[u8], address: u64) -> Option<u64> {
 
 /// The address ranges of `binary`'s GOT sections (`.got`, `.got.plt`), from `objdump -h`.
 pub fn got_ranges(binary: &str) -> Vec<std::ops::Range<u64>> {
-    let out = std::process::Command::new("objdump")
-        .args(["-h", binary])
-        .output()
-        .expect("objdump (binutils) runs");
-    String::from_utf8_lossy(&out.stdout)
+    output_of("objdump", &["-h", binary])
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -58,4 +50,13 @@ pub fn got_ranges(binary: &str) -> Vec<std::ops::Range<u64>> {
             name.starts_with(".got").then_some(vma..vma + size)
         })
         .collect()
+}
+
+/// The standard output of a binutils `program` run with `args`.
+fn output_of(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} (binutils) runs: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -44,7 +44,7 @@ use deferred::Deferred;
 use passing::{keep, run_and_mark};
 use select::{Current, Unpassed, Why};
 use state::FilesRecord;
-use whole::Asked;
+use whole::{Asked, DaemonStart};
 
 /// What the check of a per-file task found.
 struct Judged {
@@ -74,11 +74,8 @@ struct Judged {
     deferred: Option<Deferred>,
     /// Whether every file that ran passed (set once the batches were marked).
     ran_all_passed: Option<bool>,
-    /// A daemon starting in the background, joined before zccache exits.
-    starting: Option<std::thread::JoinHandle<()>>,
-    /// Whether one is to start with the command (a first run: its start would slow the
-    /// walk of the set, which the command waits for).
-    start_with_run: bool,
+    /// A daemon this run starts for the runs after it.
+    daemon: DaemonStart,
 }
 
 pub use settle::serve as settle_files;
@@ -135,9 +132,8 @@ pub(super) fn run_task(
         report::json(ui, args, spec, &judged, (check_ms, total_ms), ended);
     }
     crate::trace_times::mark("report");
-    if let Some(starting) = judged.starting.take() {
-        // The daemon is up before zccache exits: none is left starting unseen.
-        let _ = starting.join();
+    // The daemon is up before zccache exits: none is left starting unseen.
+    if judged.daemon.join() {
         crate::trace_times::mark("daemon start");
     }
     crate::trace_times::report();
@@ -187,7 +183,11 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
     }
     let defer = loaded.is_none() && asked.table.is_none();
     let defer = defer && !(spec.share || spec.staged || args.dry_run);
-    let starting = (start_daemon && !defer).then(whole::start_daemon).flatten();
+    let daemon = match (start_daemon, defer) {
+        (false, _) => DaemonStart::None,
+        (true, true) => DaemonStart::WithRun,
+        (true, false) => DaemonStart::now(),
+    };
     let answered = asked.shared.take();
     // With no record, the per-file set is walked while the shared inputs are checked.
     let (checked, walked) = std::thread::scope(|scope| {
@@ -223,8 +223,7 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
         elsewhere: 0,
         deferred: set.deferred,
         ran_all_passed: None,
-        starting,
-        start_with_run: start_daemon && defer,
+        daemon,
     };
     if !args.force {
         take_shared(ui, &mut judged);
@@ -426,8 +425,7 @@ fn whole_skip(ui: &Ui, shared: check::Answer, (total, hashed): (usize, usize)) -
         elsewhere: 0,
         deferred: None,
         ran_all_passed: None,
-        starting: None,
-        start_with_run: false,
+        daemon: DaemonStart::None,
     }
 }
 

@@ -56,9 +56,7 @@ pub(super) fn run_and_mark(
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    if std::mem::take(&mut judged.start_with_run) {
-        judged.starting = whole::start_daemon();
-    }
+    judged.daemon.with_run();
     let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
     drop(place);
     crate::trace_times::mark("run");

@@ -29,6 +29,7 @@ use super::passing::record_outcome;
 use super::run::Status;
 use super::select::{Current, Why, all_unpassed};
 use super::state::FilesRecord;
+use super::whole::DaemonStart;
 use crate::fingerprint::{Decision, Entry, read_state_file_at_most};
 use crate::paths::with_suffix;
 use crate::runner::check::Recorder;
@@ -296,8 +297,7 @@ fn judged_of(work: Work) -> Result<(RunSpec, Judged, Vec<Status>, bool), String>
         set_key: None,
         deferred: Some(deferred),
         ran_all_passed: None,
-        starting: None,
-        start_with_run: false,
+        daemon: DaemonStart::None,
     };
     Ok((spec, judged, ended, succeeded))
 }

@@ -100,15 +100,50 @@ pub fn ask(
     }
 }
 
-/// Starts a daemon in a thread of its own, for the checks after this one (this one does
-/// not wait on its start and first walks); join it before exiting.
-pub fn start_daemon() -> Option<std::thread::JoinHandle<()>> {
-    let paths = DaemonPaths::from_env().ok()?;
-    let start = move || drop(client::Client::connect_or_start(&paths));
-    std::thread::Builder::new()
-        .name("daemon-start".into())
-        .spawn(start)
-        .ok()
+/// A daemon a run starts for the checks after it (the run does not wait on its start and
+/// first walks, only joins it before exiting).
+#[derive(Debug, Default)]
+pub enum DaemonStart {
+    /// None: one runs, or none is to start.
+    #[default]
+    None,
+    /// To start with the command: a first run, whose command waits on the walk of the set,
+    /// which a daemon's start would slow.
+    WithRun,
+    /// Starting in a thread of its own.
+    Starting(std::thread::JoinHandle<()>),
+}
+
+impl DaemonStart {
+    /// Starts one now, in a thread of its own.
+    pub fn now() -> Self {
+        let Ok(paths) = DaemonPaths::from_env() else {
+            return DaemonStart::None;
+        };
+        let start = move || drop(client::Client::connect_or_start(&paths));
+        let thread = std::thread::Builder::new()
+            .name("daemon-start".into())
+            .spawn(start);
+        thread.map_or(DaemonStart::None, DaemonStart::Starting)
+    }
+
+    /// Starts it now if it was to start with the command.
+    pub fn with_run(&mut self) {
+        if matches!(self, DaemonStart::WithRun) {
+            *self = DaemonStart::now();
+        }
+    }
+
+    /// Waits until one that is starting is up; true if there was one.
+    pub fn join(&mut self) -> bool {
+        match std::mem::take(self) {
+            DaemonStart::Starting(thread) => {
+                let _ = thread.join();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Remembers that every file of the per-file set keyed `set_key` passed under `task_key`
