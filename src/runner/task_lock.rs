@@ -208,3 +208,42 @@ fn holder(file: &File) -> Holder {
         Err(_) => Holder::Unknown,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_on_lock_is_taken_only_through_the_task_lock_file_and_never_from_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_file = dir.path().join("t.json");
+        let path = with_suffix(&cache_file, ".task.lock");
+        // Another file, even one with the lock's bytes, is not the lock.
+        std::fs::write(dir.path().join("other"), "").unwrap();
+        let other = File::open(dir.path().join("other")).unwrap();
+        assert!(TaskLock::adopt(&cache_file, other).is_err());
+        // The lock file, held through another open file (another run), is refused.
+        let running = open(&path).unwrap();
+        running.try_lock().unwrap();
+        assert!(TaskLock::adopt(&cache_file, open(&path).unwrap()).is_err());
+        // Through the open file that holds it, it is taken over, and the file says so.
+        let passed = running.try_clone().unwrap();
+        let adopted = TaskLock::adopt(&cache_file, passed).unwrap();
+        let said = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(said, format!("{SETTLING} {}", std::process::id()));
+        assert_eq!(
+            holder(&adopted.file),
+            Holder::Settling(Some(std::process::id()))
+        );
+        drop(running);
+        drop(adopted);
+        // Let go, the file still says settling (a run looking then is not told otherwise),
+        // and the lock is free.
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with(SETTLING)
+        );
+        assert!(open(&path).unwrap().try_lock().is_ok());
+    }
+}
