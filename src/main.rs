@@ -43,7 +43,9 @@ fn main() -> ExitCode {
         os::die_quietly_on_broken_pipe();
         return commands::wrap::main(&call);
     }
+    zccache::trace_times::start();
     let cli = Cli::try_parse().unwrap_or_else(|err| usage_error(err));
+    zccache::trace_times::mark("args");
     if !matches!(cli.command, Command::DaemonServe) {
         os::die_quietly_on_broken_pipe();
     }

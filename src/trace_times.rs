@@ -1,7 +1,7 @@
-//! `ZCCACHE_TRACE_TIMES=1`: the wrapper client prints where its own time went, phase by
-//! phase, as one stderr line when it exits (`zccache: times: args 0.041 ms, ...`), for the
-//! hit-path table in `bench/README.md`. Off (one relaxed load per mark) unless the variable
-//! is set when the wrapper starts.
+//! `ZCCACHE_TRACE_TIMES=1`: the wrapper client, and a per-file `zccache run`, print where
+//! their own time went, phase by phase, as one stderr line when they exit (`zccache: times:
+//! args 0.041 ms, ...`), for the hit-path and per-file tables in `bench/README.md`. Off (one
+//! relaxed load per mark) unless the variable is set when zccache starts.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -17,6 +17,7 @@ mod marks;
 mod progress;
 
 mod scan;
+mod serial_walk;
 mod staged;
 mod state;
 mod table;

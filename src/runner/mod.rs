@@ -71,6 +71,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("nothing to run: give a command after -- or a task name from zccache.toml");
     }
     let spec = RunSpec::of_command(args, std::env::current_dir()?, args.staged)?;
+    crate::trace_times::mark("spec");
     let console = Arc::new(Console::Direct);
     let status = run_spec(&spec, args, &console, None).status;
     // A task that ended well while zccache was being interrupted still reports the signal.
@@ -129,6 +130,7 @@ pub fn run_spec(
         }
         return interrupted_end(&ui, spec);
     };
+    crate::trace_times::mark("lock");
     if let Some(per_file) = &spec.per_file {
         return per_file::run_task(&ui, spec, (per_file, args), started, lock);
     }

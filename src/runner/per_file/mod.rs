@@ -89,7 +89,6 @@ pub(super) fn run_task(
     started: Instant,
     mut lock: Option<TaskLock>,
 ) -> Ended {
-    crate::trace_times::start();
     if lock.is_some() {
         settle::show_last_errors(ui, &spec.cache_file);
     }
