@@ -656,3 +656,24 @@ fn issue_m_two_machines_share_passes_through_redis() {
     run(&third).status(0).stderr_has("run (2 of 3 files");
     assert_eq!(linted(&third).len(), 2);
 }
+
+#[test]
+fn issue_m_a_stop_right_after_a_first_run_leaves_no_daemon_behind() {
+    let (sb, checker) = project(200);
+    age(&sb, 200);
+    // A first run returns before its record is written; the process that writes it starts
+    // the daemon for the next runs. A stop given at once waits for that start and stops
+    // the daemon it brought up: none comes up unseen afterwards.
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (200 of 200 files");
+    sb.cmd(["stop"]).status(0).stderr_has("daemon stopped");
+    settled(&sb);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = sb.cmd(["status"]).status(0);
+    assert!(
+        status.stdout.contains("no daemon running"),
+        "{}",
+        status.stdout
+    );
+}

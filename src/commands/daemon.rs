@@ -24,6 +24,8 @@ const STOP_WAIT: Duration =
 const STOP_NOTE: Duration = Duration::from_secs(2);
 /// How long the daemon's process may outlive its lock.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long `stop` waits for a daemon start a first per-file run left under way.
+const MARKED_START_WAIT: Duration = Duration::from_secs(15);
 
 /// `zccache start`.
 pub fn start() -> anyhow::Result<ExitCode> {
@@ -42,6 +44,8 @@ pub fn start() -> anyhow::Result<ExitCode> {
 /// daemon of this directory.
 pub fn stop() -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
+    // A daemon a first run's record writer is about to start is the one to stop.
+    lifecycle::await_marked_starts(&paths, MARKED_START_WAIT);
     let pid = paths.read_pid();
     let asked = client::call_running(&paths, &Request::Shutdown);
     let pid = match asked {

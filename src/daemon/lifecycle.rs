@@ -184,6 +184,73 @@ pub fn stop_by_pid(paths: &DaemonPaths) -> io::Result<()> {
     wait_lock_free(paths, START_TIMEOUT)
 }
 
+/// The prefix of the marks of processes that start a daemon after their caller returned.
+const START_MARK: &str = "daemon.starting.";
+
+/// Marks that process `pid` (a first per-file run's record writer) starts a daemon for
+/// `paths` once its caller has returned: `zccache stop` waits for it (see
+/// [`await_marked_starts`]), so that no daemon comes up unseen after a stop.
+pub fn mark_start_by(paths: &DaemonPaths, pid: u32) -> io::Result<()> {
+    paths.ensure_dir()?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(paths.dir.join(format!("{START_MARK}{pid}")))
+        .map(drop)
+}
+
+/// Removes this process's mark (see [`mark_start_by`]), if it has one.
+pub fn unmark_start(paths: &DaemonPaths) {
+    let _ = std::fs::remove_file(
+        paths
+            .dir
+            .join(format!("{START_MARK}{}", std::process::id())),
+    );
+}
+
+/// Waits, up to `limit`, until no process marked to start a daemon for `paths` is alive;
+/// the marks of processes gone are removed.
+pub fn await_marked_starts(paths: &DaemonPaths, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let Ok(entries) = std::fs::read_dir(&paths.dir) else {
+            return;
+        };
+        let mut waiting = false;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(START_MARK))
+                .and_then(|pid| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            match alive(pid) {
+                true => waiting = true,
+                false => drop(std::fs::remove_file(entry.path())),
+            }
+        }
+        if !waiting || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether process `pid` runs (exists and is not a zombie).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        Err(_) => pid > 0 && unsafe { libc::kill(pid, 0) } == 0,
+    }
+}
+
 /// Tells the daemon serving `paths` to exit (SIGTERM, then SIGCONT should it be stopped) when
 /// one holds the lock and the pid on file is a zccache daemon of this directory; its pid.
 pub fn signal_daemon(paths: &DaemonPaths) -> Option<i32> {

@@ -161,8 +161,8 @@ fn exit_byte(status: i32) -> u8 {
 /// The task's key (the shared check), the per-file set and its unpassed files. Through a
 /// running daemon, the whole set is asked first: when every file passed as they are now,
 /// nothing per file is read; otherwise the daemon's table of the set is judged. With no
-/// daemon running, a run starts one in the background (a first run, with its command) and
-/// judges in-process.
+/// daemon running, a run starts one in the background (a first run, once its record is
+/// written) and judges in-process.
 fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<Judged, String> {
     let mut run_record = RunFiles::new(&spec.cache_file).load();
     let parts = key_parts(spec, &mut run_record, &mut PlainTools::default())?;
@@ -184,7 +184,7 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
     let defer = defer && !(spec.share || spec.staged || args.dry_run);
     let daemon = match (start_daemon, defer) {
         (false, _) => DaemonStart::None,
-        (true, true) => DaemonStart::WithRun,
+        (true, true) => DaemonStart::AfterRecord,
         (true, false) => DaemonStart::now(),
     };
     let answered = asked.shared.take();

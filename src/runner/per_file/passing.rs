@@ -56,7 +56,6 @@ pub(super) fn run_and_mark(
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    judged.daemon.with_run();
     let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
     drop(place);
     crate::trace_times::mark("run");
@@ -95,6 +94,7 @@ pub(super) fn run_and_mark(
     };
     record_outcome(ui, spec, judged, &ended, code == 0);
     drop(lock);
+    judged.daemon.after_record();
     (code, statuses)
 }
 

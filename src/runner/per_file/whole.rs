@@ -101,15 +101,17 @@ pub fn ask(
 }
 
 /// A daemon a run starts for the checks after it (the run does not wait on its start and
-/// first walks, only joins it before exiting).
+/// first walks, only joins it before exiting; a first run's is started by the process that
+/// writes its record).
 #[derive(Debug, Default)]
 pub enum DaemonStart {
     /// None: one runs, or none is to start.
     #[default]
     None,
-    /// To start with the command: a first run, whose command waits on the walk of the set,
-    /// which a daemon's start would slow.
-    WithRun,
+    /// To start once a first run's record is written: started earlier, it would take CPU
+    /// from the walk of the set and from the command (1.5-2.5 ms of a 30 ms ruff run on 2
+    /// CPUs).
+    AfterRecord,
     /// Starting in a thread of its own.
     Starting(std::thread::JoinHandle<()>),
 }
@@ -127,9 +129,9 @@ impl DaemonStart {
         thread.map_or(DaemonStart::None, DaemonStart::Starting)
     }
 
-    /// Starts it now if it was to start with the command.
-    pub fn with_run(&mut self) {
-        if matches!(self, DaemonStart::WithRun) {
+    /// Starts it now if it was to start once the record is written.
+    pub fn after_record(&mut self) {
+        if matches!(self, DaemonStart::AfterRecord) {
             *self = DaemonStart::now();
         }
     }
