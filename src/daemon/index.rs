@@ -216,7 +216,7 @@ impl Index {
         // One directory's listing: the parallel walker's threads would cost more than it
         // (~1.3 ms a directory, paid for each directory an edit touched).
         let filter = (Arc::clone(&self.filter), self.own.clone());
-        let walked = scan_with(&self.root, &start, Some(1), filter, Walking::Serial)?;
+        let walked = scan_with(&self.root, &start, Some(1), filter, Walking::Own)?;
         if !walked.dirs.iter().any(|d| d == dir) {
             self.remove_subtree(dir);
             return Ok(Work::default());

@@ -16,8 +16,8 @@ mod hash;
 mod marks;
 mod progress;
 
+mod own_walk;
 mod scan;
-mod serial_walk;
 mod staged;
 mod state;
 mod table;

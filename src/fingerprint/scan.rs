@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::FpError;
 use super::companions::{self, OwnState};
 use super::filter::Filter;
-use super::serial_walk;
+use super::own_walk;
 use crate::relpath::{self, relative};
 
 /// What kind of entry a path is.
@@ -86,14 +86,17 @@ pub enum Walking {
     /// On a thread per CPU: faster from some thousands of files (a 100,000-file tree, 2
     /// CPUs: half the time), slower below (starting the threads costs ~2 ms).
     Parallel,
-    /// On the calling thread, one directory at a time (`serial_walk`): for sets known to be
-    /// small (2,000 files: 2 ms against 4-5 ms for the parallel walk).
-    Serial,
+    /// zccache's own walk (`own_walk`): each directory listed once, its files' metadata
+    /// read through it, subdirectories side by side; for sets known to be small (a per-file
+    /// set of 2,000 files: 3.5 ms in a fresh process, against 5.4 ms for the `ignore`
+    /// walker with a stat per path; one directory level: no threads started).
+    Own,
 }
 
 /// Walks `start` (the root, or a directory below it, down to `max_depth` levels) and returns
-/// the selected entries, paths relative to `root`: in parallel, unless `filter` names only
-/// single files (which a walk finds in a few directories).
+/// the selected entries, paths relative to `root`: by the `ignore` crate's parallel
+/// walker, unless `filter` names only single files (which zccache's own walk finds in a
+/// few directories).
 ///
 /// A file that vanishes during the walk is simply not in the set; any other io error is
 /// returned, since an unreadable directory could hide a change.
@@ -105,7 +108,7 @@ pub fn scan(
     own: OwnState,
 ) -> Result<Walked, FpError> {
     let walking = match filter.names_single_files() {
-        true => Walking::Serial,
+        true => Walking::Own,
         false => Walking::Parallel,
     };
     scan_with(root, start, max_depth, (filter, own), walking)
@@ -122,8 +125,8 @@ pub fn scan_with(
     if start != root && companions::inside_marked_dir(root, start) {
         return Ok(Walked::default());
     }
-    if walking == Walking::Serial {
-        let found = serial_walk::walk(root, start, max_depth, &filter, &own)?;
+    if walking == Walking::Own {
+        let found = own_walk::walk(root, start, max_depth, &filter, &own)?;
         return Ok(finish(found.walked, &found.states));
     }
     let root = root.to_path_buf();

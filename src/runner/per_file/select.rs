@@ -11,9 +11,9 @@ use crate::fingerprint::{
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
-/// How a per-file set is walked: serially, as lint sets are some thousands of files at most
-/// (2,000 files: 1.3 ms, against 3.2 ms on a thread per CPU).
-pub const PER_FILE_WALK: Walking = Walking::Serial;
+/// How a per-file set is walked: by zccache's own walk, as lint sets are some thousands of
+/// files at most.
+pub const PER_FILE_WALK: Walking = Walking::Own;
 
 /// Why a file is given to the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,8 +1,10 @@
-//! The serial walk of a root (a few thousand files at most: a per-file set, single named
-//! files, one directory level). Each directory is listed once, its ignore files are read
-//! only when the listing names them, and its files' metadata are read through its
-//! descriptor (`DirEntry::metadata`), not by a path looked up from `/` per file: for 2,000
-//! files, 2 ms where the `ignore` crate's walker and a stat per path took 4-5 ms.
+//! zccache's own walk of a root, for sets of a few thousand files at most (a per-file set,
+//! single named files, one directory level). Each directory is listed once, its ignore
+//! files are read only when the listing names them, and its files' metadata are read
+//! through its descriptor (`DirEntry::metadata`), not by a path looked up from `/` per
+//! file. The subdirectories of a directory are walked side by side on rayon's threads when
+//! there are two or more. A per-file set of 2,000 files in a fresh process: 3.5 ms, where
+//! the `ignore` crate's walker and a stat per path took 5.4 ms.
 //!
 //! The rules are those the parallel walk gets from `ignore` with zccache's options, applied
 //! the same way: in every directory from `/` down to the file's, `.ignore`, `.gitignore`
@@ -17,9 +19,11 @@ use std::io::{self, BufRead};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use rayon::prelude::*;
 
 use super::FpError;
 use super::companions::{self, OwnState};
@@ -27,10 +31,20 @@ use super::filter::Filter;
 use super::scan::{EntryKind, Scanned, Stat, Walked, mtime_ns};
 use crate::relpath::{self, relative};
 
-/// What a serial walk found: the entries, and the state files whose markers it met.
+/// What the walk found: the entries, and the state files whose markers it met.
+#[derive(Default)]
 pub(super) struct Found {
     pub walked: Walked,
     pub states: Vec<String>,
+}
+
+impl Found {
+    /// Adds what a branch of the walk found.
+    fn absorb(&mut self, mut branch: Found) {
+        self.walked.files.append(&mut branch.walked.files);
+        self.walked.dirs.append(&mut branch.walked.dirs);
+        self.states.append(&mut branch.states);
+    }
 }
 
 /// Walks `start` (under `root`, down to `max_depth` levels) one directory at a time.
@@ -41,17 +55,15 @@ pub(super) fn walk(
     filter: &Filter,
     own: &OwnState,
 ) -> Result<Found, FpError> {
+    let outer = Outer::of(start);
     let mut walk = Walk {
         start,
         filter,
         own,
         max_depth,
-        outer: Outer::of(start),
+        outer: &outer,
         levels: Vec::new(),
-        found: Found {
-            walked: Walked::default(),
-            states: Vec::new(),
-        },
+        found: Found::default(),
     };
     let start_rel = relative(root, start);
     walk.dir(start, &start_rel, 0)?;
@@ -193,15 +205,16 @@ impl Outer {
     }
 }
 
-/// One serial walk in progress.
+/// One walk in progress (or one branch of it: the subdirectories of a directory are
+/// walked side by side, on rayon's threads, when there are two or more).
 struct Walk<'w> {
     start: &'w Path,
     filter: &'w Filter,
     own: &'w OwnState,
     max_depth: Option<usize>,
-    outer: Outer,
+    outer: &'w Outer,
     /// Each directory entered, from `start` down to the one being listed.
-    levels: Vec<Level>,
+    levels: Vec<Arc<Level>>,
     found: Found,
 }
 
@@ -240,30 +253,73 @@ impl Walk<'_> {
             named.note(entry.file_name().as_bytes());
         }
         let from = below(self.start, dir).map_or(0, |b| b.len() + usize::from(!b.is_empty()));
-        self.levels.push(Level {
+        self.levels.push(Arc::new(Level {
             rules: Rules::of(dir, &named),
             from,
-        });
-        let result = entries
-            .iter()
-            .try_for_each(|entry| self.entry(dir, rel, entry, depth + 1));
+        }));
+        let result = self.entries(dir, rel, &entries, depth + 1);
         self.levels.pop();
         result
     }
 
-    /// Records one entry of `dir` (`dir_rel` from the root; the entry at `depth` below
-    /// `start`), walking it if it is a directory.
+    /// Records the entries of `dir` (`rel` from the root, at `depth` below `start`), then
+    /// walks its subdirectories: side by side when there are two or more.
+    fn entries(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        entries: &[fs::DirEntry],
+        depth: usize,
+    ) -> Result<(), FpError> {
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            if let Some(subdir) = self.entry(dir, rel, entry)? {
+                subdirs.push(subdir);
+            }
+        }
+        if subdirs.len() < 2 {
+            return subdirs
+                .iter()
+                .try_for_each(|(path, rel)| self.dir(path, rel, depth));
+        }
+        let branches: Vec<Found> = subdirs
+            .par_iter()
+            .map(|(path, rel)| {
+                let mut branch = self.branch();
+                branch.dir(path, rel, depth).map(|()| branch.found)
+            })
+            .collect::<Result<_, FpError>>()?;
+        for found in branches {
+            self.found.absorb(found);
+        }
+        Ok(())
+    }
+
+    /// A walk of a part of the tree below the directory being listed, with its rules.
+    fn branch(&self) -> Walk<'_> {
+        Walk {
+            start: self.start,
+            filter: self.filter,
+            own: self.own,
+            max_depth: self.max_depth,
+            outer: self.outer,
+            levels: self.levels.clone(),
+            found: Found::default(),
+        }
+    }
+
+    /// Records one entry of `dir` (`dir_rel` from the root); a directory to walk is given
+    /// back (its path and its path from the root).
     fn entry(
         &mut self,
         dir: &Path,
         dir_rel: &str,
         entry: &fs::DirEntry,
-        depth: usize,
-    ) -> Result<(), FpError> {
+    ) -> Result<Option<(PathBuf, String)>, FpError> {
         let name = entry.file_name();
         let path = dir.join(&name);
         let Some(kind) = file_type(entry, &path)? else {
-            return Ok(());
+            return Ok(None);
         };
         let encoded = relpath::encode(name.as_bytes());
         let rel = match dir_rel {
@@ -277,16 +333,16 @@ impl Walk<'_> {
             is_dir: kind.is_dir(),
         };
         if self.ignored(&met) || self.pruned(&met, &name) {
-            return Ok(());
+            return Ok(None);
         }
         if met.is_dir {
-            return self.dir(&path, &rel, depth);
+            return Ok(Some((path, rel)));
         }
         let kind = match kind {
             k if k.is_symlink() => EntryKind::Symlink,
             k if k.is_file() => EntryKind::File,
             // Sockets, fifos and devices have no content to fingerprint.
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         // Before selection: a marker names a state file whatever the filters pick.
         if let Some(state) = companions::marked_state(name.as_bytes()) {
@@ -295,14 +351,14 @@ impl Walk<'_> {
                 "" => state,
                 parent => format!("{parent}/{state}"),
             });
-            return Ok(());
+            return Ok(None);
         }
         if !self.filter.selects(&rel) {
-            return Ok(());
+            return Ok(None);
         }
         let meta = match entry.metadata() {
             Ok(meta) => meta,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(FpError::io("stat", &path, err)),
         };
         self.found.walked.files.push(Scanned {
@@ -316,7 +372,7 @@ impl Walk<'_> {
                 inode: meta.ino(),
             },
         });
-        Ok(())
+        Ok(None)
     }
 
     /// Whether the ignore rules leave out the entry `met`. Each directory's rules see its
@@ -484,7 +540,7 @@ mod tests {
         max_depth: Option<usize>,
         spec: &FilterSpec,
     ) -> [(Vec<String>, Vec<String>); 2] {
-        [Walking::Parallel, Walking::Serial].map(|walking| {
+        [Walking::Parallel, Walking::Own].map(|walking| {
             let filter = Arc::new(Filter::new(spec).unwrap());
             let own = OwnState::of(&root.join(".zccache/run/t.json"));
             let walked = scan_with(root, start, max_depth, (filter, own), walking).unwrap();
@@ -496,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn the_serial_walk_finds_what_the_parallel_walk_finds() {
+    fn the_own_walk_finds_what_the_parallel_walk_finds() {
         let specs = [
             FilterSpec::default(),
             FilterSpec {
