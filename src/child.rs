@@ -77,14 +77,7 @@ pub fn run(
         return None;
     }
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]);
-    // With a directory to change to, the static binary forks instead of spawning (the
-    // standard library finds no `posix_spawn` way to change directory there): a fork costs
-    // more and faults in each page zccache writes afterwards. Most commands run where
-    // zccache was started.
-    if std::env::current_dir().ok().as_deref() != Some(cwd) {
-        command.current_dir(cwd);
-    }
+    command.args(&argv[1..]).current_dir(cwd);
     if group == Group::Own {
         command.process_group(0);
     }

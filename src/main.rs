@@ -43,7 +43,11 @@ fn main() -> ExitCode {
         os::die_quietly_on_broken_pipe();
         return commands::wrap::main(&call);
     }
-    zccache::trace_times::start();
+    // Traced from the start (argument parsing included): `zccache run` only, whose
+    // per-file tasks report the trace.
+    if argv.get(1).is_some_and(|a| a == "run") {
+        zccache::trace_times::start();
+    }
     let cli = Cli::try_parse().unwrap_or_else(|err| usage_error(err));
     zccache::trace_times::mark("args");
     if !matches!(cli.command, Command::DaemonServe) {

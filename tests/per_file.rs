@@ -677,3 +677,41 @@ fn issue_m_a_stop_right_after_a_first_run_leaves_no_daemon_behind() {
         status.stdout
     );
 }
+
+#[test]
+fn issue_m_a_deep_tree_is_walked_within_a_small_descriptor_limit() {
+    let (sb, checker) = project(1);
+    // 120 nested directories, a file at the bottom: the walk holds no descriptor per level.
+    let deep = (0..120).map(|_| "d").collect::<Vec<_>>().join("/");
+    sb.write(&format!("src/{deep}/bottom.txt"), "bottom\n");
+    let script = format!(
+        "ulimit -n 48 && exec \"$ZCCACHE\" run --no-daemon --files 'src/**/*.txt' -- '{}'",
+        checker.display()
+    );
+    sb.program("sh")
+        .args(["-c", &script])
+        .env("ZCCACHE", ZCCACHE)
+        .env("LINT_LOG", log(&sb))
+        .status(0)
+        .stderr_has("run (2 of 2 files");
+    settled(&sb);
+}
+
+#[test]
+fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
+    let (sb, _checker) = project(1);
+    // A mark left for a pid that now runs something else (a reused pid): stop removes it
+    // and goes on (it waited 15 s for any live pid before).
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    fs::create_dir_all(sb.state()).unwrap();
+    fs::set_permissions(sb.state(), fs::Permissions::from_mode(0o700)).unwrap();
+    let mark = sb.state().join(format!("daemon.starting.{}", other.id()));
+    fs::write(&mark, "").unwrap();
+    sb.cmd(["stop"]).status(0).stderr_has("no daemon running");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(!mark.exists());
+}

@@ -573,3 +573,15 @@ fn json_names_a_state_file_whose_name_is_not_utf8() {
             .stderr_has("\"cache\":");
     }
 }
+
+#[test]
+fn a_script_without_a_shebang_line_runs_as_a_shell_would_run_it() {
+    let sb = project();
+    // No `#!` line: a shell (and execvp) runs such a file with /bin/sh.
+    sb.write("plain.sh", "echo from-plain-script\n");
+    fs::set_permissions(sb.path("plain.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = sb
+        .cmd(["run", "--cache", "state/plain.json", "--", "./plain.sh"])
+        .status(0);
+    assert!(ran.stdout.contains("from-plain-script"), "{}", ran.stdout);
+}

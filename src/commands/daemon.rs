@@ -45,7 +45,9 @@ pub fn start() -> anyhow::Result<ExitCode> {
 pub fn stop() -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::from_env()?;
     // A daemon a first run's record writer is about to start is the one to stop.
-    lifecycle::await_marked_starts(&paths, MARKED_START_WAIT);
+    lifecycle::await_marked_starts(&paths, MARKED_START_WAIT, || {
+        Ui::default().say("waiting for the daemon a first run's record writer is starting");
+    });
     let pid = paths.read_pid();
     let asked = client::call_running(&paths, &Request::Shutdown);
     let pid = match asked {

@@ -187,6 +187,11 @@ pub fn stop_by_pid(paths: &DaemonPaths) -> io::Result<()> {
 /// The prefix of the marks of processes that start a daemon after their caller returned.
 const START_MARK: &str = "daemon.starting.";
 
+/// The subcommand of the processes that mark their daemon starts (`zccache settle-files`,
+/// which writes a first per-file run's record): a marked pid running anything else is a
+/// stale mark.
+pub const MARKED_STARTER: &str = "settle-files";
+
 /// Marks that process `pid` (a first per-file run's record writer) starts a daemon for
 /// `paths` once its caller has returned: `zccache stop` waits for it (see
 /// [`await_marked_starts`]), so that no daemon comes up unseen after a stop.
@@ -210,10 +215,12 @@ pub fn unmark_start(paths: &DaemonPaths) {
     );
 }
 
-/// Waits, up to `limit`, until no process marked to start a daemon for `paths` is alive;
-/// the marks of processes gone are removed.
-pub fn await_marked_starts(paths: &DaemonPaths, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
+/// Waits, up to `limit`, until no process marked to start a daemon for `paths` still runs
+/// (calling `slow` once if that takes more than `SLOW_START_NOTE`); the marks of processes
+/// gone are removed.
+pub fn await_marked_starts(paths: &DaemonPaths, limit: Duration, slow: impl FnOnce()) {
+    let started = std::time::Instant::now();
+    let mut slow = Some(slow);
     loop {
         let Ok(entries) = std::fs::read_dir(&paths.dir) else {
             return;
@@ -228,27 +235,31 @@ pub fn await_marked_starts(paths: &DaemonPaths, limit: Duration) {
             else {
                 continue;
             };
-            match alive(pid) {
+            match is_marked_starter(pid) {
                 true => waiting = true,
                 false => drop(std::fs::remove_file(entry.path())),
             }
         }
-        if !waiting || std::time::Instant::now() >= deadline {
+        if !waiting || started.elapsed() >= limit {
             return;
+        }
+        if started.elapsed() >= SLOW_START_NOTE
+            && let Some(slow) = slow.take()
+        {
+            slow();
         }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-/// Whether process `pid` runs (exists and is not a zombie).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        Err(_) => pid > 0 && unsafe { libc::kill(pid, 0) } == 0,
-    }
+/// How long a wait for a marked start goes on before it is said.
+const SLOW_START_NOTE: Duration = Duration::from_secs(2);
+
+/// Whether process `pid` runs `zccache settle-files` (a zombie's command line is empty; a
+/// reused pid, or one of another pid namespace, runs something else).
+fn is_marked_starter(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    cmdline.split(|b| *b == 0).nth(1) == Some(MARKED_STARTER.as_bytes())
 }
 
 /// Tells the daemon serving `paths` to exit (SIGTERM, then SIGCONT should it be stopped) when

@@ -131,7 +131,8 @@ pub(super) fn run_task(
         report::json(ui, args, spec, &judged, (check_ms, total_ms), ended);
     }
     crate::trace_times::mark("report");
-    // The daemon is up before zccache exits: none is left starting unseen.
+    // A daemon this process starts is up before it exits: none is left starting unseen (a
+    // first run's is started by its record writer, and `zccache stop` waits for it).
     if judged.daemon.join() {
         crate::trace_times::mark("daemon start");
     }

@@ -35,6 +35,7 @@ use super::run::Status;
 use super::select::{Current, Why, all_unpassed};
 use super::state::FilesRecord;
 use super::whole::DaemonStart;
+use crate::daemon::client::Client;
 use crate::daemon::lifecycle::{self, DaemonPaths};
 use crate::fingerprint::{Decision, Entry, read_state_file_at_most};
 use crate::paths::with_suffix;
@@ -44,7 +45,7 @@ use crate::runner::task_lock::TaskLock;
 use crate::ui::Ui;
 
 /// The hidden subcommand that settles a record.
-const SETTLE_COMMAND: &str = "settle-files";
+const SETTLE_COMMAND: &str = lifecycle::MARKED_STARTER;
 
 /// The most bytes of work read (a set of a million files takes some 200 MB).
 const MAX_WORK: u64 = 1 << 30;
@@ -229,18 +230,13 @@ pub fn serve() -> bool {
     close_inherited();
     // SAFETY: alarm only arms a timer; SIGALRM's default action ends the process.
     unsafe { libc::alarm(SETTLE_LIMIT_SECS) };
-    let holder = match take_output() {
-        Ok(holder) => holder,
-        Err(e) => {
-            say(&format!("cannot take the lock passed on: {e}"));
-            return false;
-        }
-    };
-    let settled = settle(&holder);
+    let settled = take_output()
+        .map_err(|e| format!("cannot take the lock passed on: {e}"))
+        .and_then(|holder| settle(&holder));
     if let Err(why) = &settled {
         say(why);
     }
-    drop(holder);
+    // A start the run marked for this process and that never came is not waited for.
     if let Ok(paths) = DaemonPaths::from_env() {
         lifecycle::unmark_start(&paths);
     }
@@ -272,14 +268,14 @@ fn settle(holder: &File) -> Result<(), String> {
         bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
             .map_err(|e| format!("cannot read the work: {e}"))?;
     let lock = TaskLock::adopt(&work.spec.cache_file, holder).map_err(|e| e.to_string())?;
+    let start_daemon = work.start_daemon;
     let (spec, mut judged, ended, succeeded) = judged_of(work)?;
     // Up before the lock is let go: whoever waits for the record finds the daemon started.
-    judged.daemon.after_record();
+    // Its mark goes as soon as it is up (a stop waits for the start, not for the record).
+    let starting = start_daemon.then(|| std::thread::spawn(start_marked_daemon));
     record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
-    if judged.daemon.join()
-        && let Ok(paths) = DaemonPaths::from_env()
-    {
-        lifecycle::unmark_start(&paths);
+    if let Some(starting) = starting {
+        let _ = starting.join();
     }
     let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
     if said.and_then(|f| f.metadata()).is_ok_and(|m| m.len() == 0) {
@@ -303,7 +299,7 @@ fn judged_of(work: Work) -> Result<(RunSpec, Judged, Vec<Status>, bool), String>
         deferred,
         ended,
         succeeded,
-        start_daemon,
+        start_daemon: _,
     } = work;
     if entries.len() != ended.len() || !deferred.fits(entries.len()) {
         return Err("the work does not add up".into());
@@ -327,12 +323,18 @@ fn judged_of(work: Work) -> Result<(RunSpec, Judged, Vec<Status>, bool), String>
         set_key: None,
         deferred: Some(deferred),
         ran_all_passed: None,
-        daemon: match start_daemon {
-            true => DaemonStart::AfterRecord,
-            false => DaemonStart::None,
-        },
+        daemon: DaemonStart::None,
     };
     Ok((spec, judged, ended, succeeded))
+}
+
+/// Starts the daemon the run marked this process to start, and removes the mark once it
+/// is up.
+fn start_marked_daemon() {
+    if let Ok(paths) = DaemonPaths::from_env() {
+        let _ = Client::connect_or_start(&paths);
+        lifecycle::unmark_start(&paths);
+    }
 }
 
 /// The file passed as standard output (the lock), with `/dev/null` put in its place.
