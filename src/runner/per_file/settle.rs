@@ -15,7 +15,7 @@
 //!
 //! With no daemon running, this process also starts one for the next runs (before it lets
 //! the lock go), off the run's time: started with the command, the daemon took CPU from it
-//! (~1 ms of a 30 ms ruff run on 2 CPUs). The run marks the start in the state directory
+//! (1.5-2.5 ms of a 30 ms ruff run on 2 CPUs). The run marks the start in the state directory
 //! (`lifecycle::mark_start_by`) before it returns, and `zccache stop` waits for it.
 
 use std::fs::File;
