@@ -668,8 +668,9 @@ fn issue_m_a_stop_right_after_a_first_run_leaves_no_daemon_behind() {
         .status(0)
         .stderr_has("run (200 of 200 files");
     sb.cmd(["stop"]).status(0).stderr_has("daemon stopped");
+    // The record writer lets the task's lock go only once its daemon start ended: after
+    // this, no start is under way.
     settled(&sb);
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let status = sb.cmd(["status"]).status(0);
     assert!(
         status.stdout.contains("no daemon running"),

@@ -197,9 +197,11 @@ pub const MARKED_STARTER: &str = "settle-files";
 /// [`await_marked_starts`]), so that no daemon comes up unseen after a stop.
 pub fn mark_start_by(paths: &DaemonPaths, pid: u32) -> io::Result<()> {
     paths.ensure_dir()?;
+    // A mark a process of the same pid left is taken over, not refused.
     OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(paths.dir.join(format!("{START_MARK}{pid}")))

@@ -50,6 +50,16 @@ pub fn marked_state(name: &[u8]) -> Option<&[u8]> {
         .filter(|state| !state.is_empty())
 }
 
+/// The path (relative to the root, encoded) of the state file that the entry `name` of the
+/// directory `dir` (relative, encoded; `""` for the root) names, if it is a marker.
+pub fn marked_state_at(dir: &str, name: &[u8]) -> Option<String> {
+    let state = crate::relpath::encode(marked_state(name)?);
+    Some(match dir {
+        "" => state,
+        dir => format!("{dir}/{state}"),
+    })
+}
+
 /// Removes from `files` (sorted by path) and `dirs` every state file that `states` (paths
 /// of marked state files, relative to the same root) names, with its companions.
 pub fn drop_marked<T>(
@@ -173,6 +183,17 @@ mod tests {
         );
         assert_eq!(marked_state(b".zccache-lock"), None);
         assert_eq!(marked_state(b"Cargo.lock"), None);
+        let at = |dir, name: &[u8]| marked_state_at(dir, name);
+        assert_eq!(at("", b"t.json.zccache-lock").as_deref(), Some("t.json"));
+        assert_eq!(
+            at("a/b", b"t.json.zccache-lock").as_deref(),
+            Some("a/b/t.json")
+        );
+        assert_eq!(
+            at("a", b"x\xff.zccache-lock").as_deref(),
+            Some("a/x\u{0}FF")
+        );
+        assert_eq!(at("a", b"t.json"), None);
     }
 
     #[test]

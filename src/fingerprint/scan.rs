@@ -18,7 +18,7 @@ use super::FpError;
 use super::companions::{self, OwnState};
 use super::filter::Filter;
 use super::own_walk;
-use crate::relpath::{self, relative};
+use crate::relpath::relative;
 
 /// What kind of entry a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,18 +56,27 @@ pub struct Scanned {
     pub stat: Stat,
 }
 
-impl Scanned {
-    /// Reads the metadata of the entry, found at `path`.
-    fn take_stat(&mut self, path: &Path) -> io::Result<()> {
-        let meta = std::fs::symlink_metadata(path)?;
-        self.exec = self.kind == EntryKind::File && meta.mode() & 0o111 != 0;
-        self.stat = Stat {
+impl Stat {
+    /// The stamp of `meta` (read without following a link).
+    pub fn of(meta: &std::fs::Metadata) -> Stat {
+        Stat {
             size: meta.size(),
-            mtime_ns: mtime_ns(&meta),
+            mtime_ns: mtime_ns(meta),
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
             inode: meta.ino(),
-        };
-        Ok(())
+        }
+    }
+}
+
+impl Scanned {
+    /// The entry `rel` of kind `kind`, whose metadata are `meta`.
+    pub(super) fn of(rel: String, kind: EntryKind, meta: &std::fs::Metadata) -> Scanned {
+        Scanned {
+            rel,
+            kind,
+            exec: kind == EntryKind::File && meta.mode() & 0o111 != 0,
+            stat: Stat::of(meta),
+        }
     }
 }
 
@@ -253,31 +262,16 @@ impl Collector {
         };
         let rel = relative(&self.root, entry.path());
         // Before selection: a marker names a state file whatever the filters pick.
-        if let Some(state) = companions::marked_state(entry.file_name().as_bytes()) {
-            let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let state = relpath::encode(state);
-            self.states.push(match dir {
-                "" => state,
-                dir => format!("{dir}/{state}"),
-            });
+        let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        if let Some(state) = companions::marked_state_at(dir, entry.file_name().as_bytes()) {
+            self.states.push(state);
             return Ok(());
         }
         if !self.filter.selects(&rel) {
             return Ok(());
         }
-        let mut scanned = Scanned {
-            rel,
-            kind: file_type,
-            exec: false,
-            stat: Stat {
-                size: 0,
-                mtime_ns: 0,
-                ctime_ns: 0,
-                inode: 0,
-            },
-        };
-        scanned.take_stat(entry.path())?;
-        self.local.files.push(scanned);
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        self.local.files.push(Scanned::of(rel, file_type, &meta));
         Ok(())
     }
 

@@ -14,9 +14,9 @@
 
 use rayon::prelude::*;
 
-use super::select::{self, Current, Unpassed, Why, stat_of, unchanged_since};
+use super::select::{self, Current, Unpassed, Why, unchanged_since};
 use crate::fingerprint::{
-    Digest, Entry, Filter, RACY_WINDOW_NS, Table, hash_all, hash_entry, now_ns,
+    Digest, Entry, Filter, RACY_WINDOW_NS, Stat, Table, hash_all, hash_entry, now_ns,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
@@ -178,5 +178,5 @@ pub fn settle(
 /// name, a chmod or any write moves its inode or its ctime).
 pub fn stamp_unchanged(spec: &RunSpec, entry: &Entry) -> bool {
     let path = crate::relpath::join(&spec.root, &entry.path);
-    std::fs::symlink_metadata(&path).is_ok_and(|meta| stat_of(&meta) == entry.stat)
+    std::fs::symlink_metadata(&path).is_ok_and(|meta| Stat::of(&meta) == entry.stat)
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::state::{FilesRecord, blobs_of, file_key};
 use crate::fingerprint::{
-    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Table, Walked, Walking, hash_entry, now_ns,
-    refresh, scan_with, staged_entries,
+    Digest, Entry, Filter, OwnState, RACY_WINDOW_NS, Stat, Table, Walked, Walking, hash_entry,
+    now_ns, refresh, scan_with, staged_entries,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
@@ -145,20 +145,9 @@ pub fn unchanged_since(spec: &RunSpec, entry: &Entry, scanned_at: i64) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(&path) else {
         return false;
     };
-    if stat_of(&meta) != entry.stat {
+    if Stat::of(&meta) != entry.stat {
         return false;
     }
     entry.stat.mtime_ns + RACY_WINDOW_NS < scanned_at
         || hash_entry(&path, entry.kind, meta.len()).is_ok_and(|hash| hash == entry.hash)
-}
-
-/// The stat stamp of `meta`, as the walk takes it.
-pub fn stat_of(meta: &std::fs::Metadata) -> crate::fingerprint::Stat {
-    use std::os::unix::fs::MetadataExt;
-    crate::fingerprint::Stat {
-        size: meta.size(),
-        mtime_ns: crate::fingerprint::mtime_ns(meta),
-        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        inode: meta.ino(),
-    }
 }
