@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use zccache::daemon::frame;
 use zccache::daemon::protocol::{Request, Response};
 
-use crate::support::Sandbox;
+use crate::support::{Ran, Sandbox};
 
 const RUN: i32 = 0;
 const SKIP: i32 = 1;
@@ -475,4 +475,41 @@ fn the_daemon_works_in_its_own_scratch_directory() {
     let pid = daemon_pid(&sb);
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
     assert_eq!(cwd, sb.state().join("scratch"));
+}
+
+/// A change the daemon could not take in (here an unreadable directory appeared beside an
+/// edit) leaves it no index to trust: once the directory is gone again, the edit it never
+/// got to still runs (it skipped while its watcher's reports were lost with the failure).
+#[test]
+fn a_change_the_daemon_failed_to_take_in_is_never_skipped() {
+    if !crate::support::available(crate::support::Tool::SecondUser) {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.open_to_others();
+    let (work, state) = (sb.outside("work"), sb.outside("state-nobody"));
+    for dir in [&work, &state] {
+        fs::create_dir(dir).unwrap();
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    }
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    // The daemon must not be root, for whom no directory is unreadable.
+    let as_nobody = |script: &str| {
+        let fp = format!("{} fp --cache-file .cache/fp.json", crate::support::ZCCACHE);
+        sb.as_nobody(&format!(
+            "cd {} && {}",
+            work.display(),
+            script.replace("FP", &fp)
+        ))
+        .env("ZCCACHE_DIR", &state)
+    };
+    as_nobody("mkdir z && echo v1 > z/f.txt && FP check && FP mark-success").status(0);
+    let watched = as_nobody("FP check --json").status(SKIP).json();
+    assert_eq!(watched["mode"], "watched", "{watched}");
+    as_nobody("echo v2 > z/f.txt && mkdir -m 0 locked").status(0);
+    let failed = Ran::from(as_nobody("FP check").output());
+    assert_ne!(failed.code, Some(SKIP), "{failed:#?}");
+    let checked = as_nobody("rmdir locked && FP check --json").status(RUN);
+    assert!(checked.stdout.contains("z/f.txt"), "{}", checked.stdout);
+    as_nobody(&format!("{} stop", crate::support::ZCCACHE)).status(0);
 }

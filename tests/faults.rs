@@ -58,9 +58,18 @@ fn assert_code(ran: &Ran, code: i32) {
 struct Stopped(i32);
 
 impl Stopped {
+    /// Stops the daemon and waits until each of its threads is stopped.
     fn new(pid: i32) -> Self {
         // SAFETY: plain kill(2) on the test's own daemon.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        wait_until("each thread of the daemon to stop", || {
+            let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            tasks.flatten().all(|task| {
+                let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                stat.rsplit_once(") ")
+                    .is_none_or(|(_, rest)| rest.starts_with('T'))
+            })
+        });
         Stopped(pid)
     }
 }
@@ -272,9 +281,10 @@ fn issue_r_a_stopped_daemon_costs_a_bounded_wait_never_a_build() {
         status = sb.cmd(["status", "--json"]).status(0).json();
         status["running"] == true
     });
-    assert_eq!(status["daemon"]["cache_misses"], 1, "{status}");
-    assert_eq!(status["daemon"]["passthroughs"], 0, "{status}");
-    assert_eq!(status["daemon"]["pid"], pid, "{status}");
+    let log = fs::read_to_string(sb.state().join("daemon.log")).unwrap_or_default();
+    assert_eq!(status["daemon"]["cache_misses"], 1, "{status}\n{log}");
+    assert_eq!(status["daemon"]["passthroughs"], 0, "{status}\n{log}");
+    assert_eq!(status["daemon"]["pid"], pid, "{status}\n{log}");
 }
 
 /// A gcc (or g++) that logs each compile to an object it really runs, slowly enough for

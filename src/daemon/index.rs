@@ -37,7 +37,9 @@ pub struct Index {
     /// Original entries of the paths changed since the diff base (`None` inside: the path
     /// did not exist then); `None`: no base, callers diff whole tables.
     base_log: Option<BTreeMap<String, Option<Indexed>>>,
-    /// Whether a full walk has filled it.
+    /// Whether a full walk has filled it, and every change reported since was applied (a
+    /// walk or an application that failed partway leaves it unfilled: only a full walk
+    /// can be trusted again).
     pub filled: bool,
 }
 
@@ -156,14 +158,24 @@ impl Index {
         }
         self.dirs.clear();
         self.base_log = None;
+        self.filled = false;
         let work = self.walk_into("", None, &previous)?;
         self.filled = true;
         Ok(work)
     }
 
     /// Applies the paths a watcher reported: each one's directory is listed again, a new
-    /// directory walked whole, a vanished one dropped with everything below it.
+    /// directory walked whole, a vanished one dropped with everything below it. A failure
+    /// leaves the index unfilled: the reports it did not get to are gone.
     pub fn apply(&mut self, changed: &[PathBuf]) -> Result<Work, FpError> {
+        let applied = self.apply_each(changed);
+        if applied.is_err() {
+            self.filled = false;
+        }
+        applied
+    }
+
+    fn apply_each(&mut self, changed: &[PathBuf]) -> Result<Work, FpError> {
         let mut shallow = BTreeSet::new();
         let mut deep = BTreeSet::new();
         for path in changed {
