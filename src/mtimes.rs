@@ -83,7 +83,7 @@ impl Restored {
 /// Records the regular files under `roots` (inside `base`) into `snapshot`; returns how many.
 pub fn save(base: &Path, snapshot: &Path, roots: &[PathBuf]) -> anyhow::Result<usize> {
     let snapshot = lexically_absolute(base, snapshot);
-    let filter = Arc::new(Filter::new(&FilterSpec::default())?);
+    let filter = Filter::compiled(&FilterSpec::default())?;
     let mut rels = Vec::new();
     for root in roots {
         let start = lexically_absolute(base, root);

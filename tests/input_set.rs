@@ -222,3 +222,47 @@ fn issue_q_the_hook_and_ordinary_runs_share_results() {
     assert_eq!(sb.read("dist/out"), "fn a() { 2 }\n");
     assert_eq!(fs::read_to_string(sb.marker()).unwrap().lines().count(), 2);
 }
+
+/// git's global excludes leave files out of every walk (the parallel one of a whole set,
+/// the own one of a per-file set): the default file (`$XDG_CONFIG_HOME/git/ignore`), or
+/// the file a git config names (`core.excludesFile`, any case), which replaces the default.
+#[test]
+fn gits_global_excludes_leave_files_out_of_every_walk() {
+    let sb = Sandbox::new();
+    sb.write("a.py", "a\n")
+        .write("b.log", "b\n")
+        .write("c.tmp", "c\n");
+    let home = sb.outside("home");
+    fs::create_dir_all(&home).unwrap();
+    let config_home = sb.state().with_file_name("config");
+    fs::create_dir_all(config_home.join("git")).unwrap();
+    fs::write(config_home.join("git/ignore"), "*.log\n").unwrap();
+    let named = sb.outside("excludes");
+    fs::write(&named, "*.tmp\n").unwrap();
+    let gitconfig = sb.outside("gitconfig");
+    let setting = format!("[core]\n\tExcludesFile = {}\n", named.display());
+    fs::write(&gitconfig, setting).unwrap();
+    let cases = [
+        ("/dev/null", "b.log", "c.tmp"),
+        (gitconfig.to_str().unwrap(), "c.tmp", "b.log"),
+    ];
+    for (config, left_out, kept) in cases {
+        let with = |cmd: Cmd| cmd.env("HOME", &home).env("GIT_CONFIG_GLOBAL", config);
+        let listed = with(run(&sb, &["--cache", ".cache/each.json", "--files", "*"]))
+            .args(["--", "true"])
+            .status(0);
+        assert!(listed.stderr.contains(kept), "{}", listed.stderr);
+        assert!(!listed.stderr.contains(left_out), "{}", listed.stderr);
+        let whole = ["--cache", ".cache/whole.json", "--", "sh", "-c"];
+        let whole = |sb: &Sandbox| with(run(sb, &whole)).args(["echo ran >> \"$MARKER\""]);
+        let before = sb.marker_count();
+        whole(&sb).status(0);
+        sb.write(left_out, format!("edited with {config}\n"));
+        whole(&sb).status(0).stderr_has("skip (");
+        sb.write(kept, format!("edited with {config}\n"));
+        whole(&sb).status(0);
+        assert_eq!(sb.marker_count(), before + 2, "{config}");
+        sb.cmd(["stop"]).status(0);
+        fs::remove_dir_all(sb.path(".cache")).unwrap();
+    }
+}

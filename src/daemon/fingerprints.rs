@@ -162,7 +162,7 @@ impl Fingerprints {
         with_table: bool,
     ) -> Result<Served, FpError> {
         let root = resolve_root(&req.root)?;
-        let filter = Arc::new(Filter::new(&req.filter)?);
+        let filter = Filter::compiled(&req.filter)?;
         let (paths, _lock) = open_state(req)?;
         let key = IndexKey {
             cache_file: paths.file.clone(),

@@ -175,7 +175,7 @@ fn follower(set: &WatchSet) -> Result<Follower, String> {
         include: set.include_globs.clone(),
         exclude: set.exclude.clone(),
     };
-    let filter = Arc::new(Filter::new(&spec).map_err(|e| e.to_string())?);
+    let filter = Filter::compiled(&spec).map_err(|e| e.to_string())?;
     let own = OwnState::of(&own_state(set, &root));
     let index = Index::new(root.clone(), filter, own);
     Ok(Follower {

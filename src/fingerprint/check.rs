@@ -2,7 +2,6 @@
 //! state, and record what the check saw.
 
 use std::fs::File;
-use std::sync::Arc;
 
 use super::companions::OwnState;
 use super::decision::decide;
@@ -43,7 +42,7 @@ pub struct InputSet<'a> {
 /// Checks the inputs against the state in `req.cache_file`, walking the root.
 pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
     let root = resolve_root(&req.root)?;
-    let filter = Arc::new(Filter::new(&req.filter)?);
+    let filter = Filter::compiled(&req.filter)?;
     let (paths, _lock) = open_state(req)?;
     if req.staged {
         return check_staged(req, &root, &filter, &paths);

@@ -3,11 +3,18 @@
 //! temporaries).
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::FpError;
 use crate::paths::TEMP_PREFIX;
+
+/// How many compiled filters a process keeps for reuse (a daemon sees a few per task).
+const COMPILED_KEPT: usize = 32;
+
+/// Filters compiled in this process, most recent last.
+static COMPILED: Mutex<Vec<(FilterSpec, Arc<Filter>)>> = Mutex::new(Vec::new());
 
 /// Directory or file names never part of an input set.
 const ALWAYS_EXCLUDED: [&str; 2] = [".git", ".zccache"];
@@ -36,8 +43,28 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The spec compiled, once per process: a run validates its filters, then checks and
+    /// walks with them, and each compile of its globs costs more than matching a thousand
+    /// paths.
+    pub fn compiled(spec: &FilterSpec) -> Result<Arc<Self>, FpError> {
+        let kept = |compiled: &Vec<(FilterSpec, Arc<Filter>)>| {
+            let found = compiled.iter().rev().find(|(known, _)| known == spec);
+            found.map(|(_, filter)| Arc::clone(filter))
+        };
+        if let Some(filter) = kept(&COMPILED.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(filter);
+        }
+        let filter = Arc::new(Filter::new(spec)?);
+        let mut compiled = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+        if compiled.len() >= COMPILED_KEPT {
+            compiled.remove(0);
+        }
+        compiled.push((spec.clone(), Arc::clone(&filter)));
+        Ok(filter)
+    }
+
     /// Compiles the spec; a glob that does not parse is an error naming it.
-    pub fn new(spec: &FilterSpec) -> Result<Self, FpError> {
+    fn new(spec: &FilterSpec) -> Result<Self, FpError> {
         let extensions = spec
             .extensions
             .iter()
@@ -75,9 +102,10 @@ impl Filter {
     /// True when the entry (file or directory) at `rel`, named `name`, is left out
     /// together with everything below it.
     pub fn excludes(&self, rel: &str, name: &str) -> bool {
+        // (An empty set still prepares the path for matching: asked first.)
         self.exclude_names.contains(name)
             || name.starts_with(TEMP_PREFIX)
-            || self.exclude_globs.is_match(rel)
+            || (!self.exclude_globs.is_empty() && self.exclude_globs.is_match(rel))
     }
 
     /// True when the directory at `rel` may hold a selected file, so a walk must enter it:

@@ -12,6 +12,7 @@ mod companions;
 mod decision;
 mod error;
 mod filter;
+mod global_excludes;
 mod hash;
 mod marks;
 mod progress;

@@ -191,7 +191,7 @@ struct Outer {
 impl Outer {
     fn of(start: &Path) -> Outer {
         let global = match std::env::current_dir() {
-            Ok(cwd) => GitignoreBuilder::new(cwd).build_global().0,
+            Ok(cwd) => super::global_excludes::rules(&cwd),
             Err(_) => Gitignore::empty(),
         };
         let Ok(resolved) = start.canonicalize() else {
@@ -468,7 +468,6 @@ fn file_type(entry: &fs::DirEntry, path: &Path) -> Result<Option<FileType>, FpEr
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
-    use std::sync::Arc;
 
     use super::super::filter::FilterSpec;
     use super::super::scan::{Walking, scan_with};
@@ -587,7 +586,7 @@ mod tests {
         spec: &FilterSpec,
     ) -> [(Vec<String>, Vec<String>); 2] {
         [Walking::Parallel, Walking::Own].map(|walking| {
-            let filter = Arc::new(Filter::new(spec).unwrap());
+            let filter = Filter::compiled(spec).unwrap();
             let own = OwnState::of(&root.join(".zccache/run/t.json"));
             let walked = scan_with(root, start, max_depth, (filter, own), walking).unwrap();
             let files = walked.files.iter().map(|f| format!("{f:?}")).collect();

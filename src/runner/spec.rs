@@ -181,9 +181,9 @@ impl RunSpec {
                 self.cache_file.display()
             ));
         }
-        Filter::new(&self.filter).map_err(|e| e.to_string())?;
+        Filter::compiled(&self.filter).map_err(|e| e.to_string())?;
         if let Some(per_file) = &self.per_file {
-            Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
+            Filter::compiled(&per_file.filter).map_err(|e| e.to_string())?;
             if !self.outputs.is_empty() || self.replay {
                 return Err(
                     "a per-file task (--files) takes no --output or --replay: its \
@@ -245,7 +245,7 @@ impl RunSpec {
             let Ok(rel) = dir.strip_prefix(&self.root) else {
                 return false;
             };
-            match filter.get_or_insert_with(|| Filter::new(&self.filter)) {
+            match filter.get_or_insert_with(|| Filter::compiled(&self.filter)) {
                 Ok(filter) => !excluded(filter, rel),
                 Err(_) => true,
             }

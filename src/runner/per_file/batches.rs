@@ -4,7 +4,8 @@
 //! environment counted), an optional batch size, and, with `-j N`, at least N batches.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use crate::runner::tool::shell_script;
 
@@ -87,20 +88,39 @@ pub fn split(
     batches
 }
 
-/// How a file is named to the command: relative to the command's directory when the root
-/// lies below it, else by its absolute path.
-pub fn argument(root: &std::path::Path, cwd: &std::path::Path, rel: &str) -> OsString {
-    let path = crate::relpath::join(root, rel);
-    match path.strip_prefix(cwd) {
-        Ok(below) if !below.as_os_str().is_empty() => {
-            // A name starting with `-` would read as an option.
-            let named = below.as_os_str();
-            match named.as_bytes().first() {
-                Some(b'-') => std::path::Path::new(".").join(below).into_os_string(),
-                _ => named.to_os_string(),
-            }
+/// How the files of a set are named to the command: relative to the command's directory
+/// when the root lies at or below it, else by their absolute paths. (Worked out once for the
+/// set: cutting each file's path apart again cost more than the rest of a cold run's
+/// bookkeeping.)
+pub struct Naming<'a> {
+    root: &'a Path,
+    /// The root relative to the command's directory (empty when they are one).
+    below: Option<PathBuf>,
+}
+
+impl<'a> Naming<'a> {
+    /// The naming of files under `root` for a command run in `cwd`.
+    pub fn new(root: &'a Path, cwd: &Path) -> Self {
+        let below = root.strip_prefix(cwd).ok().map(Path::to_path_buf);
+        Naming { root, below }
+    }
+
+    /// The argument that names `rel` (relative to the root, as the set holds it).
+    pub fn argument(&self, rel: &str) -> OsString {
+        let name = crate::relpath::decode(rel);
+        match &self.below {
+            Some(below) if below.as_os_str().is_empty() => match name.first() {
+                // A name starting with `-` would read as an option.
+                Some(b'-') => {
+                    let mut dotted = OsString::from("./");
+                    dotted.push(OsStr::from_bytes(&name));
+                    dotted
+                }
+                _ => OsString::from_vec(name.into_owned()),
+            },
+            Some(below) => below.join(OsStr::from_bytes(&name)).into_os_string(),
+            None => self.root.join(OsStr::from_bytes(&name)).into_os_string(),
         }
-        _ => path.into_os_string(),
     }
 }
 
@@ -157,11 +177,18 @@ mod tests {
     }
 
     #[test]
-    fn a_dash_name_is_not_an_option() {
-        let root = std::path::Path::new("/p");
-        assert_eq!(argument(root, root, "-x.py"), OsString::from("./-x.py"));
-        assert_eq!(argument(root, root, "src/a.py"), OsString::from("src/a.py"));
-        let elsewhere = std::path::Path::new("/q");
-        assert_eq!(argument(root, elsewhere, "a.py"), OsString::from("/p/a.py"));
+    fn files_are_named_from_the_commands_directory_and_never_as_options() {
+        let root = Path::new("/p/r");
+        let here = Naming::new(root, root);
+        assert_eq!(here.argument("-x.py"), OsString::from("./-x.py"));
+        assert_eq!(here.argument("src/a.py"), OsString::from("src/a.py"));
+        let above = Naming::new(root, Path::new("/p"));
+        assert_eq!(above.argument("-x.py"), OsString::from("r/-x.py"));
+        let elsewhere = Naming::new(root, Path::new("/q"));
+        assert_eq!(elsewhere.argument("a.py"), OsString::from("/p/r/a.py"));
+        let below = Naming::new(root, Path::new("/p/r/src"));
+        assert_eq!(below.argument("src/a.py"), OsString::from("/p/r/src/a.py"));
+        let bytes = Naming::new(root, root).argument(&crate::relpath::encode(b"bad\xff.py"));
+        assert_eq!(bytes.as_bytes(), b"bad\xff.py");
     }
 }

@@ -93,7 +93,7 @@ pub fn current(
     per_file: &PerFile,
     why: Why,
 ) -> Result<(Current, Vec<Unpassed>, Deferred), String> {
-    let filter = Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
+    let filter = Filter::compiled(&per_file.filter).map_err(|e| e.to_string())?;
     let scanned_at = now_ns();
     let walked = select::walk(spec, filter)?;
     let (racy, later): (Vec<_>, Vec<_>) = walked

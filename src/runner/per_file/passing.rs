@@ -41,10 +41,8 @@ pub(super) fn run_and_mark(
             return (ERROR_EXIT.into(), Vec::new());
         }
     };
-    let names: Vec<_> = paths
-        .iter()
-        .map(|path| batches::argument(&place.root, &place.cwd, path))
-        .collect();
+    let naming = batches::Naming::new(&place.root, &place.cwd);
+    let names: Vec<_> = paths.iter().map(|path| naming.argument(path)).collect();
     // `-j N` splits the files into N batches at least (pre-commit's default, over the CPUs:
     // a single-threaded tool runs twice as fast on 2 CPUs, a heavy-starting one slower, so
     // it is asked for); without it, batches the argument limit makes still run side by side.

@@ -72,7 +72,7 @@ pub fn current(
     previous: Option<&Table>,
     save_blobs: bool,
 ) -> Result<Current, String> {
-    let filter = Filter::new(&per_file.filter).map_err(|e| e.to_string())?;
+    let filter = Filter::compiled(&per_file.filter).map_err(|e| e.to_string())?;
     if spec.staged {
         let memo = blobs_of(&spec.cache_file);
         let (entries, rehashed) =
@@ -96,9 +96,9 @@ pub fn current(
 
 /// Walks the per-file set of `spec` (`filter`, compiled): serially, its files' stat stamps
 /// read after the walk.
-pub fn walk(spec: &RunSpec, filter: Filter) -> Result<Walked, String> {
+pub fn walk(spec: &RunSpec, filter: Arc<Filter>) -> Result<Walked, String> {
     let own = OwnState::of(&spec.cache_file);
-    let filter = (Arc::new(filter), own);
+    let filter = (filter, own);
     scan_with(&spec.root, &spec.root, None, filter, PER_FILE_WALK).map_err(|e| e.to_string())
 }
 

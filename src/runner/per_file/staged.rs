@@ -70,7 +70,7 @@ fn moved(path: &Path, top: &Path, copy: &Path) -> PathBuf {
 /// Whether one of `files` or a shared input differs between the working tree and the index.
 fn differs(spec: &RunSpec, files: &[&str]) -> Result<bool, String> {
     let listed = git(&spec.root, &["diff", "--name-only", "--relative", "-z"])?;
-    let shared = Filter::new(&spec.filter).map_err(|e| e.to_string())?;
+    let shared = Filter::compiled(&spec.filter).map_err(|e| e.to_string())?;
     Ok(listed.split('\0').filter(|p| !p.is_empty()).any(|path| {
         let name = path.rsplit('/').next().unwrap_or(path);
         files.contains(&path) || (shared.selects(path) && !shared.excludes(path, name))
