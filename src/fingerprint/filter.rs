@@ -30,6 +30,20 @@ pub struct FilterSpec {
     pub exclude: Vec<String>,
 }
 
+impl FilterSpec {
+    /// Checks that each glob parses, compiling none: the error [`Filter::compiled`] gives
+    /// for a glob that does not. (A run checks its filters first, and the walk that uses
+    /// one compiles it beside the other work.)
+    pub fn check_globs(&self) -> Result<(), FpError> {
+        let excluded = self.exclude.iter().filter_map(|p| exclude_glob(p));
+        self.include
+            .iter()
+            .map(String::as_str)
+            .chain(excluded)
+            .try_for_each(|pattern| parsed(pattern).map(drop))
+    }
+}
+
 /// A compiled [`FilterSpec`].
 #[derive(Debug)]
 pub struct Filter {
@@ -79,11 +93,11 @@ impl Filter {
             ALWAYS_EXCLUDED.iter().map(|s| s.to_string()).collect();
         let mut exclude_globs = Vec::new();
         for pattern in &spec.exclude {
-            let pattern = pattern.trim_end_matches('/');
-            if is_bare_name(pattern) {
-                exclude_names.insert(pattern.to_string());
-            } else {
-                exclude_globs.push(pattern.trim_start_matches("./"));
+            match exclude_glob(pattern) {
+                Some(glob) => exclude_globs.push(glob),
+                None => {
+                    exclude_names.insert(pattern.trim_end_matches('/').to_string());
+                }
             }
         }
         let include_dirs = match extensions_given(spec) {
@@ -171,14 +185,24 @@ fn is_bare_name(pattern: &str) -> bool {
     !pattern.is_empty() && !pattern.contains(['/', '*', '?', '[', '{'])
 }
 
+/// The glob an `--exclude` pattern is matched with; `None` for a bare name.
+fn exclude_glob(pattern: &str) -> Option<&str> {
+    let pattern = pattern.trim_end_matches('/');
+    (!is_bare_name(pattern)).then(|| pattern.trim_start_matches("./"))
+}
+
+/// `pattern` parsed; an error naming it when it does not parse.
+fn parsed(pattern: &str) -> Result<Glob, FpError> {
+    Glob::new(pattern).map_err(|e| FpError::BadGlob {
+        pattern: pattern.to_string(),
+        message: e.kind().to_string(),
+    })
+}
+
 fn build_globs<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<GlobSet, FpError> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = Glob::new(pattern).map_err(|e| FpError::BadGlob {
-            pattern: pattern.to_string(),
-            message: e.kind().to_string(),
-        })?;
-        builder.add(glob);
+        builder.add(parsed(pattern)?);
     }
     builder.build().map_err(|e| FpError::BadGlob {
         pattern: e.glob().unwrap_or_default().to_string(),
@@ -275,5 +299,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("src/["), "{err}");
+    }
+
+    #[test]
+    fn globs_are_checked_as_compiling_them_would() {
+        let spec = |include: &str, exclude: &str| FilterSpec {
+            include: vec![include.into()],
+            exclude: vec![exclude.into()],
+            ..Default::default()
+        };
+        for (bad, named) in [(spec("src/[", "x"), "src/["), (spec("a", "b/[c"), "b/[c")] {
+            let checked = bad.check_globs().unwrap_err().to_string();
+            let compiled = Filter::new(&bad).unwrap_err().to_string();
+            assert_eq!(checked, compiled);
+            assert!(checked.contains(named), "{checked}");
+        }
+        let good = spec("src/**/*.py", "build/");
+        assert!(good.check_globs().is_ok() && Filter::new(&good).is_ok());
     }
 }

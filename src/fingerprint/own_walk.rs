@@ -18,7 +18,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, FileType};
 use std::io::{self, BufRead};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -360,14 +360,20 @@ impl Walk<'_> {
         entry: &fs::DirEntry,
     ) -> Result<Option<(PathBuf, String)>, FpError> {
         let name = entry.file_name();
-        let path = dir.join(&name);
+        let path = child(dir, &name);
         let Some(kind) = file_type(entry, &path)? else {
             return Ok(None);
         };
         let encoded = relpath::encode(name.as_bytes());
         let rel = match dir_rel {
             "" => encoded,
-            _ => [dir_rel, "/", &encoded].concat(),
+            _ => {
+                let mut rel = String::with_capacity(dir_rel.len() + 1 + encoded.len());
+                rel.push_str(dir_rel);
+                rel.push('/');
+                rel.push_str(&encoded);
+                rel
+            }
         };
         let met = Met {
             path: &path,
@@ -435,6 +441,19 @@ impl Walk<'_> {
             || self.filter.excludes(met.rel, &name.to_string_lossy())
             || (met.is_dir && !self.filter.may_hold(met.rel))
     }
+}
+
+/// `dir/name` for a name a listing gave (one component): what `Path::join` gives, without
+/// its parsing of both paths, paid for each entry.
+fn child(dir: &Path, name: &OsStr) -> PathBuf {
+    let dir = dir.as_os_str().as_bytes();
+    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+    path.extend_from_slice(dir);
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(path))
 }
 
 /// The part of `path` (a path the walk made from `start`) below `start`, without its `/`.
@@ -594,6 +613,16 @@ mod tests {
             dirs.sort();
             (files, dirs)
         })
+    }
+
+    #[test]
+    fn a_child_path_is_what_join_gives() {
+        for dir in ["/", "/r", "/r/", "r", "", "/r/."] {
+            for name in ["a", "a.py", ".git"] {
+                let (dir, name) = (Path::new(dir), OsStr::new(name));
+                assert_eq!(super::child(dir, name), dir.join(name), "{dir:?} {name:?}");
+            }
+        }
     }
 
     #[test]

@@ -181,9 +181,9 @@ impl RunSpec {
                 self.cache_file.display()
             ));
         }
-        Filter::compiled(&self.filter).map_err(|e| e.to_string())?;
+        self.filter.check_globs().map_err(|e| e.to_string())?;
         if let Some(per_file) = &self.per_file {
-            Filter::compiled(&per_file.filter).map_err(|e| e.to_string())?;
+            per_file.filter.check_globs().map_err(|e| e.to_string())?;
             if !self.outputs.is_empty() || self.replay {
                 return Err(
                     "a per-file task (--files) takes no --output or --replay: its \

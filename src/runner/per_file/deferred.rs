@@ -111,10 +111,7 @@ pub fn current(
         // Replaced by `settle` before anything is judged or saved by it.
         hash: Digest([0; 32]),
     });
-    let mut all: Vec<(Entry, bool)> = racy.into_iter().map(|e| (e, false)).collect();
-    all.extend(later.map(|e| (e, true)));
-    all.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
-    let (entries, read_later): (Vec<Entry>, Vec<bool>) = all.into_iter().unzip();
+    let (entries, read_later) = merged(racy, later);
     let unpassed = select::all_unpassed(&entries, why);
     let deferred = Deferred {
         scanned_at,
@@ -128,6 +125,27 @@ pub fn current(
         rehashed,
     };
     Ok((current, unpassed, deferred))
+}
+
+/// The entries read before the run and those to read after it (each in path order, as the
+/// walk gave them) in one path order, each with whether it is read after the run.
+fn merged(before: Vec<Entry>, after: impl Iterator<Item = Entry>) -> (Vec<Entry>, Vec<bool>) {
+    let mut entries = Vec::with_capacity(before.len() + after.size_hint().0);
+    let mut read_later = Vec::with_capacity(entries.capacity());
+    let mut before = before.into_iter().peekable();
+    for later in after {
+        while let Some(read) = before.next_if(|read| read.path < later.path) {
+            entries.push(read);
+            read_later.push(false);
+        }
+        entries.push(later);
+        read_later.push(true);
+    }
+    for read in before {
+        entries.push(read);
+        read_later.push(false);
+    }
+    (entries, read_later)
 }
 
 /// Reads the deferred files of `entries` (in parallel): their digests, `None` where a file
@@ -179,4 +197,40 @@ pub fn settle(
 pub fn stamp_unchanged(spec: &RunSpec, entry: &Entry) -> bool {
     let path = crate::relpath::join(&spec.root, &entry.path);
     std::fs::symlink_metadata(&path).is_ok_and(|meta| Stat::of(&meta) == entry.stat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::EntryKind;
+
+    fn entry(path: &str) -> Entry {
+        Entry {
+            path: path.to_string(),
+            kind: EntryKind::File,
+            exec: false,
+            stat: Stat {
+                size: 1,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                inode: 1,
+            },
+            hash: Digest([0; 32]),
+        }
+    }
+
+    #[test]
+    fn files_read_before_and_after_keep_one_path_order() {
+        let before = ["a/b.py", "a/c.py", "z.py"].map(entry).to_vec();
+        let after = ["a.py", "a/b/c.py", "a/d.py"].map(entry).into_iter();
+        let (entries, read_later) = merged(before, after);
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["a.py", "a/b.py", "a/b/c.py", "a/c.py", "a/d.py", "z.py"]
+        );
+        assert_eq!(read_later, [true, false, true, false, true, false]);
+        let (only_before, flags) = merged(vec![entry("x")], std::iter::empty());
+        assert_eq!((only_before.len(), flags), (1, vec![false]));
+    }
 }
