@@ -58,7 +58,11 @@ fn assert_code(ran: &Ran, code: i32) {
 struct Stopped(i32);
 
 impl Stopped {
-    /// Stops the daemon and waits until each of its threads is stopped.
+    /// Stops the daemon and waits until each of its threads is stopped: kill(2) returns with
+    /// SIGSTOP only queued, and the kernel wakes just the main thread (parked in `block_on`)
+    /// to stop the others. Until it gets a CPU, a worker woken by a new connection still takes
+    /// the request and is stopped only mid-work, to finish (compile, store, count) once
+    /// resumed: on a loaded machine a compile sent right after the kill was counted so.
     fn new(pid: i32) -> Self {
         // SAFETY: plain kill(2) on the test's own daemon.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
