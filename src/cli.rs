@@ -75,7 +75,11 @@ pub enum Command {
     DaemonServe,
     /// Write a first per-file run's record (started by that run, which passes it the work).
     #[command(hide = true)]
-    SettleFiles,
+    SettleFiles {
+        /// The run's pid: its exit is waited for before the work starts.
+        #[arg(long)]
+        after: Option<u32>,
+    },
 }
 
 /// `zccache tasks [--json]`.

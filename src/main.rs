@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::daemon::status(args),
         Command::Clear(args) => commands::daemon::clear(args.yes),
         Command::DaemonServe => commands::daemon::serve(),
-        Command::SettleFiles => runner::settle_files(),
+        Command::SettleFiles { after } => runner::settle_files(*after),
         Command::Tasks(args) => commands::tasks::execute(args),
         Command::Hook(HookCommand::Install { tasks, force }) => {
             commands::hook::install(tasks, *force)

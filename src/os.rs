@@ -379,6 +379,21 @@ pub fn peer_hung_up(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
+/// The wall clock file timestamps come from: the kernel's coarse clock, which lags the
+/// precise one by up to a tick, so a file written just after `SystemTime::now()` can carry
+/// an earlier time.
+pub fn file_clock_now() -> std::time::SystemTime {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the timespec owned here.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+}
+
 /// Bytes an unprivileged process may still write on the filesystem holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<u64> {
     let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;

@@ -73,6 +73,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let spec = RunSpec::of_command(args, std::env::current_dir()?, args.staged)?;
     crate::trace_times::mark("spec");
     let console = Arc::new(Console::Direct);
+    per_file::exit_follows_the_run();
     let status = run_spec(&spec, args, &console, None).status;
     // A task that ended well while zccache was being interrupted still reports the signal.
     Ok(ExitCode::from(match crate::os::interrupted() {
@@ -105,8 +106,8 @@ pub fn would_skip(spec: &RunSpec, args: &RunArgs) -> Option<bool> {
 
 /// `zccache settle-files`: writes a first per-file run's record, handed over by that run
 /// (see `per_file::settle`).
-pub fn settle_files() -> anyhow::Result<ExitCode> {
-    Ok(match per_file::settle_files() {
+pub fn settle_files(after: Option<u32>) -> anyhow::Result<ExitCode> {
+    Ok(match per_file::settle_files(after) {
         true => ExitCode::SUCCESS,
         false => ExitCode::from(ERROR_EXIT),
     })

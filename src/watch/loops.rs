@@ -6,9 +6,27 @@
 //! user's edit during the run must. When the same path is written again during that next
 //! run, the task wrote it: a warning names it once and it never triggers that task again.
 //! A file written before the task's check began is one the check already saw.
+//!
+//! A file's time comes from the kernel's coarse clock, up to a tick behind the moment it was
+//! written. So a change stamped within [`STAMP_LAG`] before a check began may have come
+//! after it, and is not taken as seen; and a round ends (its "watching" line) only once a
+//! file written from then on is stamped after the round's runs, so that an edit made right
+//! after it is never taken for the task's own write (and ignored from then on).
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How far a file's time may lag the moment it was written (the coarse clock's tick, 1-10
+/// ms, with room).
+const STAMP_LAG: Duration = Duration::from_millis(20);
+
+/// Waits until a file written from now on is stamped after `ended` (a tick at most).
+pub fn stamp_after(ended: SystemTime) {
+    let deadline = Instant::now() + STAMP_LAG;
+    while crate::os::file_clock_now() <= ended && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// What becomes of one changed path of a task's set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +90,7 @@ impl Loops {
         let (Some((began, ended)), Some(at)) = (run.window, at) else {
             return Verdict::Pending;
         };
-        if at < began {
+        if at + STAMP_LAG < began {
             return Verdict::Seen;
         }
         if !run.ran_command || at > ended {
@@ -137,13 +155,30 @@ mod tests {
         let mut loops = Loops::new(2);
         loops.ran(0, window(t0), false);
         assert_eq!(
-            loops.judge(0, "a", Some(t0 - Duration::from_millis(1))),
+            loops.judge(0, "a", Some(t0 - Duration::from_millis(100))),
             Verdict::Seen
+        );
+        // Stamped a moment before the check began: it may have been written after.
+        assert_eq!(
+            loops.judge(0, "a", Some(t0 - Duration::from_millis(1))),
+            Verdict::Pending
         );
         assert_eq!(
             loops.judge(0, "a", Some(t0 + Duration::from_millis(1))),
             Verdict::Pending
         );
         assert_eq!(loops.judge(1, "a", Some(t0)), Verdict::Pending);
+    }
+
+    #[test]
+    fn a_file_written_once_a_round_ended_is_stamped_after_it() {
+        let ended = SystemTime::now();
+        stamp_after(ended);
+        assert!(crate::os::file_clock_now() > ended);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edited");
+        std::fs::write(&file, "x").unwrap();
+        let stamped = std::fs::metadata(&file).unwrap().modified().unwrap();
+        assert!(stamped > ended, "{stamped:?} {ended:?}");
     }
 }

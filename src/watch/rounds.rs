@@ -244,6 +244,9 @@ impl<'a> Watch<'a> {
             }
         }
         if crate::os::interrupted().is_none() {
+            if let Some(ended) = windows.iter().flatten().map(|(_, ended)| *ended).max() {
+                super::loops::stamp_after(ended);
+            }
             let summary = crate::runner::summary(&run.ends, started.elapsed());
             self.ui.say(format_args!("{summary}; watching"));
         }

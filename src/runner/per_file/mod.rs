@@ -78,7 +78,7 @@ struct Judged {
     daemon: DaemonStart,
 }
 
-pub use settle::serve as settle_files;
+pub use settle::{exit_follows_the_run, serve as settle_files};
 
 /// Checks and runs the per-file task `spec`, holding its task lock `lock` (passed on to the
 /// process that writes a first run's record).
