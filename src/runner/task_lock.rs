@@ -52,8 +52,7 @@ impl TaskLock {
     /// The lock file, open, for another process to hold the lock with (this one's hold ends
     /// with [`TaskLock::passed_on`]); the file says `settling` from now on.
     pub fn pass_on(&self) -> io::Result<File> {
-        self.file.set_len(0)?;
-        self.file.write_all_at(SETTLING.as_bytes(), 0)?;
+        say_holder(&self.file, SETTLING)?;
         self.file.try_clone()
     }
 
@@ -87,10 +86,7 @@ impl TaskLock {
             }
             Err(TryLockError::Error(e)) => return Err(e),
         }
-        let said = format!("{SETTLING} {}", std::process::id());
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.write_all_at(said.as_bytes(), 0));
+        let _ = say_holder(&file, &format!("{SETTLING} {}", std::process::id()));
         // Its file keeps saying `settling` to the end: a run that looks in the moment
         // before the lock is free is not told that another run holds it.
         Ok(TaskLock { file, passed: true })
@@ -142,10 +138,7 @@ pub fn take(cache_file: &Path, ui: &Ui, name: &str) -> Result<Taken, String> {
         }
         std::thread::sleep(LOOK_AGAIN);
     }
-    let pid = std::process::id().to_string();
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.write_all_at(pid.as_bytes(), 0));
+    let _ = say_holder(&file, &std::process::id().to_string());
     Ok(Taken::Held {
         lock: TaskLock {
             file,
@@ -191,6 +184,14 @@ enum Holder {
     Settling(Option<u32>),
     /// Not said (yet).
     Unknown,
+}
+
+/// Writes who holds the lock into its file: over what it said, then cut to length, so that
+/// a run waiting meanwhile never reads an empty file (and says an unknown run holds it,
+/// where `settling` turning into `settling PID` means a record being written).
+fn say_holder(file: &File, text: &str) -> io::Result<()> {
+    file.write_all_at(text.as_bytes(), 0)?;
+    file.set_len(text.len() as u64)
 }
 
 /// Who holds the lock, as the holder wrote.

@@ -392,12 +392,7 @@ fn take_shared(ui: &Ui, judged: &mut Judged) {
         if !held.next().unwrap_or(false) {
             return true;
         }
-        let entry = &u.entry;
-        record.pass(
-            &entry.path,
-            state::file_key(key, &entry.path, entry.hash),
-            entry.hash,
-        );
+        record.pass(&u.entry.path, u.key_under(key), u.entry.hash);
         false
     });
     judged.elsewhere = before - judged.unpassed.len();

@@ -173,8 +173,9 @@ fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, ended: &[Status]) {
         let entry = &u.entry;
         match ended[i] {
             Some(0) if held[i] => {
-                let file_key = state::file_key(key, &entry.path, entry.hash);
-                judged.record.pass(&entry.path, file_key, entry.hash);
+                judged
+                    .record
+                    .pass(&entry.path, u.key_under(key), entry.hash);
                 passed.push((entry.path.as_str(), entry.hash));
             }
             Some(code) if code != 0 => judged.record.fail(&entry.path, entry.hash),
@@ -236,7 +237,7 @@ fn save_files(ui: &Ui, spec: &RunSpec, judged: &mut Judged) {
     let task_key = judged.decision.key;
     let all_passed = judged.ran_all_passed.unwrap_or_else(|| {
         judged.unpassed.iter().all(|u| {
-            let key = state::file_key(task_key, &u.entry.path, u.entry.hash);
+            let key = u.key_under(task_key);
             let record = record.paths.get(&u.entry.path);
             record.is_some_and(|r| r.keys.contains(&key))
         })

@@ -51,6 +51,17 @@ pub struct Unpassed {
     pub entry: Entry,
     /// Why it runs.
     pub why: Why,
+    /// Its pass key under the task's key, when the judgement worked it out (a pass records
+    /// it, instead of working it out again for each of thousands of files).
+    pub key: Option<Digest>,
+}
+
+impl Unpassed {
+    /// Its pass key under `task_key`.
+    pub fn key_under(&self, task_key: Digest) -> Digest {
+        self.key
+            .unwrap_or_else(|| file_key(task_key, &self.entry.path, self.entry.hash))
+    }
 }
 
 /// The per-file set now: its entries (sorted by path), the stat table to keep (working tree
@@ -109,6 +120,7 @@ pub fn all_unpassed(entries: &[Entry], why: Why) -> Vec<Unpassed> {
         .map(|entry| Unpassed {
             entry: entry.clone(),
             why,
+            key: None,
         })
         .collect()
 }
@@ -131,6 +143,7 @@ pub fn unpassed(record: &FilesRecord, task_key: Digest, entries: &[Entry]) -> Ve
             Some(Unpassed {
                 entry: entry.clone(),
                 why,
+                key: Some(key),
             })
         })
         .collect()

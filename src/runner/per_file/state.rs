@@ -106,18 +106,34 @@ pub fn save_table(cache_file: &Path, table: &Table) -> io::Result<()> {
 /// The key of one file's result: the task's key (command, tool, env, shared inputs), the
 /// file's path relative to the root and its content.
 pub fn file_key(task_key: Digest, path: &str, content: Digest) -> Digest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"zccache per-file v1\0");
-    hasher.update(&task_key.0);
-    hasher.update(path.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&content.0);
-    hasher.finalize().into()
+    const TAG: &[u8] = b"zccache per-file v1\0";
+    // One buffer hashed at once: feeding the parts to a `Hasher` one by one cost twice as
+    // much, and a run computes this twice for each of thousands of files.
+    let mut bytes = Vec::with_capacity(TAG.len() + 32 + path.len() + 1 + 32);
+    bytes.extend_from_slice(TAG);
+    bytes.extend_from_slice(&task_key.0);
+    bytes.extend_from_slice(path.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&content.0);
+    blake3::hash(&bytes).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_key_is_the_digest_of_its_parts_in_order() {
+        let (task, content) = (Digest([7; 32]), Digest([9; 32]));
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"zccache per-file v1\0");
+        hasher.update(&task.0);
+        hasher.update("src/a.py".as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&content.0);
+        let parts: Digest = hasher.finalize().into();
+        assert_eq!(file_key(task, "src/a.py", content), parts);
+    }
 
     #[test]
     fn a_path_keeps_its_last_keys_most_recent_first() {
