@@ -477,13 +477,12 @@ fn the_daemon_works_in_its_own_scratch_directory() {
     assert_eq!(cwd, sb.state().join("scratch"));
 }
 
-/// A change the daemon could not take in (here an unreadable directory appeared beside an
-/// edit) leaves it no index to trust: once the directory is gone again, the edit it never
-/// got to still runs (it skipped while its watcher's reports were lost with the failure).
-#[test]
-fn a_change_the_daemon_failed_to_take_in_is_never_skipped() {
+/// A sandbox whose project (`outside/work`) and daemon belong to `nobody` (for whom, unlike
+/// root, a directory can be unreadable), and a runner of scripts there as `nobody` in which
+/// `FP` is `zccache fp --cache-file .cache/fp.json`; `None` without a second user.
+fn as_nobody_project() -> Option<(Sandbox, std::path::PathBuf, std::path::PathBuf)> {
     if !crate::support::available(crate::support::Tool::SecondUser) {
-        return;
+        return None;
     }
     let sb = Sandbox::new();
     sb.open_to_others();
@@ -493,23 +492,49 @@ fn a_change_the_daemon_failed_to_take_in_is_never_skipped() {
         std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
     }
     fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
-    // The daemon must not be root, for whom no directory is unreadable.
-    let as_nobody = |script: &str| {
-        let fp = format!("{} fp --cache-file .cache/fp.json", crate::support::ZCCACHE);
-        sb.as_nobody(&format!(
-            "cd {} && {}",
-            work.display(),
-            script.replace("FP", &fp)
+    Some((sb, work, state))
+}
+
+/// `script` run as `nobody` in `work`, `FP` standing for the fp command.
+fn nobody_runs(sb: &Sandbox, (work, state): (&Path, &Path), script: &str) -> crate::support::Cmd {
+    let fp = format!("{} fp --cache-file .cache/fp.json", crate::support::ZCCACHE);
+    let script = script.replace("FP", &fp);
+    sb.as_nobody(&format!("cd {} && {script}", work.display()))
+        .env("ZCCACHE_DIR", state)
+}
+
+/// A change the daemon could not take in (an unreadable directory appeared beside an edit)
+/// leaves it no index to trust: once the directory is gone again, the edit still runs (it
+/// skipped while the reports not taken in were lost with the failure). Two ways in: a new
+/// directory it cannot read fails its full walk (inotify refuses to watch it, so the
+/// daemon walks the root), and a watched directory made unreadable fails the re-listing of
+/// the reported paths partway (`locked/` before `z/`).
+#[test]
+fn a_change_the_daemon_failed_to_take_in_is_never_skipped() {
+    let cases = [
+        ("mkdir z", "mkdir -m 0 locked", "rmdir locked"),
+        (
+            "mkdir z locked && echo x > locked/x",
+            "echo y > locked/x && chmod 0400 locked",
+            "chmod 0700 locked",
+        ),
+    ];
+    for (made, broken, mended) in cases {
+        let Some((sb, work, state)) = as_nobody_project() else {
+            return;
+        };
+        let run = |script: &str| nobody_runs(&sb, (&work, &state), script);
+        run(&format!(
+            "{made} && echo v1 > z/f.txt && FP check; FP mark-success"
         ))
-        .env("ZCCACHE_DIR", &state)
-    };
-    as_nobody("mkdir z && echo v1 > z/f.txt && FP check && FP mark-success").status(0);
-    let watched = as_nobody("FP check --json").status(SKIP).json();
-    assert_eq!(watched["mode"], "watched", "{watched}");
-    as_nobody("echo v2 > z/f.txt && mkdir -m 0 locked").status(0);
-    let failed = Ran::from(as_nobody("FP check").output());
-    assert_ne!(failed.code, Some(SKIP), "{failed:#?}");
-    let checked = as_nobody("rmdir locked && FP check --json").status(RUN);
-    assert!(checked.stdout.contains("z/f.txt"), "{}", checked.stdout);
-    as_nobody(&format!("{} stop", crate::support::ZCCACHE)).status(0);
+        .status(0);
+        let watched = run("FP check --json").status(SKIP).json();
+        assert_eq!(watched["mode"], "watched", "{watched}");
+        run(&format!("echo v2 > z/f.txt && {broken}")).status(0);
+        let failed = Ran::from(run("FP check").output());
+        assert_ne!(failed.code, Some(SKIP), "{failed:#?}");
+        let checked = run(&format!("{mended} && FP check --json")).status(RUN);
+        assert!(checked.stdout.contains("z/f.txt"), "{}", checked.stdout);
+        run(&format!("{} stop", crate::support::ZCCACHE)).status(0);
+    }
 }

@@ -364,3 +364,42 @@ fn issue_n_the_daemon_stopped_under_a_running_watch() {
     w.rounds_done(3);
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
+
+/// A set the daemon cannot walk (an unreadable directory appeared in it) does not leave a
+/// watch deaf: that change makes a round (whose check says what it cannot read), and once
+/// the set can be walked again, an edit makes the next. (The daemon must not be root, for
+/// whom no directory is unreadable.)
+#[test]
+fn a_set_that_could_not_be_walked_is_followed_again() {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::support::available(crate::support::Tool::SecondUser) {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.open_to_others();
+    let (work, state) = (sb.outside("work"), sb.outside("state-nobody"));
+    for dir in [&work, &state] {
+        std::fs::create_dir(dir).unwrap();
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(work.join("z")).unwrap();
+    std::fs::write(work.join("z/f.txt"), "1\n").unwrap();
+    let script = format!(
+        "cd {} && exec {} watch -- sh -c 'echo ran'",
+        work.display(),
+        crate::support::ZCCACHE
+    );
+    let w = Watching::start(sb.as_nobody(&script).env("ZCCACHE_DIR", &state));
+    w.rounds_done(1);
+    std::fs::create_dir(work.join("locked")).unwrap();
+    std::fs::set_permissions(work.join("locked"), std::fs::Permissions::from_mode(0o0)).unwrap();
+    w.rounds_done(2);
+    std::fs::remove_dir(work.join("locked")).unwrap();
+    std::fs::write(work.join("z/f.txt"), "2\n").unwrap();
+    w.rounds_done(3);
+    assert!(w.rounds()[1].contains("z/f.txt"), "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+    let stop = format!("{} stop", crate::support::ZCCACHE);
+    sb.as_nobody(&stop).env("ZCCACHE_DIR", &state).status(0);
+}

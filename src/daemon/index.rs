@@ -159,6 +159,7 @@ impl Index {
         self.dirs.clear();
         self.base_log = None;
         self.filled = false;
+        self.key = None;
         let work = self.walk_into("", None, &previous)?;
         self.filled = true;
         Ok(work)
@@ -171,6 +172,7 @@ impl Index {
         let applied = self.apply_each(changed);
         if applied.is_err() {
             self.filled = false;
+            self.key = None;
         }
         applied
     }

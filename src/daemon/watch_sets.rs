@@ -249,7 +249,9 @@ impl Follower {
             }
             Followed::Set(index) => {
                 let paths = match changes.distrust {
-                    None => applied(index, &changes.paths),
+                    None if index.filled => applied(index, &changes.paths),
+                    // A walk or an application failed before: only a walk can tell now.
+                    None => walked_again(index),
                     Some(why) => {
                         tracing::info!("watch: {why}; walking {}", self.root.display());
                         walked_again(index)
@@ -261,22 +263,31 @@ impl Follower {
     }
 }
 
-/// Applies the watcher's paths; the set's paths whose entry changed.
+/// Applies the watcher's paths; the set's paths whose entry changed (when applying them
+/// fails partway, those it changed and those a walk finds).
 fn applied(index: &mut Index, paths: &[PathBuf]) -> Vec<String> {
     index.mark_base();
-    if index.apply(paths).is_err() {
-        return walked_again(index);
-    }
+    let failed = index.apply(paths).is_err();
     let changes = index.changes_since_base().unwrap_or_default();
-    changes.into_iter().map(|c| c.path).collect()
+    let mut changed: Vec<String> = changes.into_iter().map(|c| c.path).collect();
+    if failed {
+        changed.extend(walked_again(index));
+        changed.sort_unstable();
+        changed.dedup();
+    }
+    changed
 }
+
+/// What a watch is told changed when its set cannot be walked: no path, and the task runs
+/// (its check says why); the next report walks again.
+const UNWALKABLE: &str = "(the set, which cannot be walked)";
 
 /// Walks the whole set again (the watcher lost events); the paths that differ.
 fn walked_again(index: &mut Index) -> Vec<String> {
     let before = index.table();
     if let Err(e) = index.full_pass(Some(&before)) {
         tracing::warn!("watch: cannot walk a watched set: {e}");
-        return Vec::new();
+        return vec![UNWALKABLE.to_string()];
     }
     let after = index.entries();
     diff(&before.entries, &after)

@@ -12,7 +12,10 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder, gitconfig_excludes_path};
 /// The rules of git's global excludes file, matched from `cwd`; empty when there is none
 /// (or it does not parse, as with `build_global`).
 pub fn rules(cwd: &Path) -> Gitignore {
-    let path = match configs().iter().any(|c| names_excludes_file(c)) {
+    // Read in `ignore`'s order, and no further than the first that may name the file (as
+    // `ignore` reads no further than the one that does: a later one may be a FIFO).
+    let named = configs().any(|path| std::fs::read(path).is_ok_and(|c| names_excludes_file(&c)));
+    let path = match named {
         true => gitconfig_excludes_path(),
         false => default_file(),
     };
@@ -24,8 +27,8 @@ pub fn rules(cwd: &Path) -> Gitignore {
     builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
-/// The contents of each git config `ignore` reads for the setting.
-fn configs() -> Vec<Vec<u8>> {
+/// Each git config `ignore` reads for the setting, in its order.
+fn configs() -> impl Iterator<Item = PathBuf> {
     let home = std::env::home_dir();
     let global = std::env::var_os("GIT_CONFIG_GLOBAL")
         .filter(|p| !p.is_empty())
@@ -41,8 +44,6 @@ fn configs() -> Vec<Vec<u8>> {
     ]
     .into_iter()
     .flatten()
-    .filter_map(|path| std::fs::read(path).ok())
-    .collect()
 }
 
 /// Whether a config's text holds `excludesfile` in any case: the regex `ignore` runs

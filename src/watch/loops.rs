@@ -8,16 +8,15 @@
 //! A file written before the task's check began is one the check already saw.
 //!
 //! A file's time comes from the kernel's coarse clock, up to a tick behind the moment it was
-//! written. So a change stamped within [`STAMP_LAG`] before a check began may have come
-//! after it, and is not taken as seen; and a round ends (its "watching" line) only once a
-//! file written from then on is stamped after the round's runs, so that an edit made right
-//! after it is never taken for the task's own write (and ignored from then on).
+//! written. So a check's start is read on that clock (a file stamped before it was written
+//! before it, and seen); and a round ends (its "watching" line) only once a file written
+//! from then on is stamped after the round's runs, so that an edit made right after it is
+//! never taken for the task's own write (and ignored from then on).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How far a file's time may lag the moment it was written (the coarse clock's tick, 1-10
-/// ms, with room).
+/// How long the coarse clock takes to pass a moment at most (its tick, 1-10 ms, with room).
 const STAMP_LAG: Duration = Duration::from_millis(20);
 
 /// Waits until a file written from now on is stamped after `ended` (a tick at most).
@@ -68,7 +67,8 @@ impl Loops {
         }
     }
 
-    /// Task `i` was checked (and, with `ran_command`, ran) in `window` of a round.
+    /// Task `i` was checked (and, with `ran_command`, ran) in `window` of a round (its start
+    /// on the clock file times come from, `os::file_clock_now`).
     pub fn ran(&mut self, i: usize, window: (SystemTime, SystemTime), ran_command: bool) {
         let run = &mut self.runs[i];
         run.earlier = match run.ran_command && ran_command {
@@ -90,7 +90,7 @@ impl Loops {
         let (Some((began, ended)), Some(at)) = (run.window, at) else {
             return Verdict::Pending;
         };
-        if at + STAMP_LAG < began {
+        if at < began {
             return Verdict::Seen;
         }
         if !run.ran_command || at > ended {
@@ -155,19 +155,27 @@ mod tests {
         let mut loops = Loops::new(2);
         loops.ran(0, window(t0), false);
         assert_eq!(
-            loops.judge(0, "a", Some(t0 - Duration::from_millis(100))),
-            Verdict::Seen
-        );
-        // Stamped a moment before the check began: it may have been written after.
-        assert_eq!(
             loops.judge(0, "a", Some(t0 - Duration::from_millis(1))),
-            Verdict::Pending
+            Verdict::Seen
         );
         assert_eq!(
             loops.judge(0, "a", Some(t0 + Duration::from_millis(1))),
             Verdict::Pending
         );
         assert_eq!(loops.judge(1, "a", Some(t0)), Verdict::Pending);
+    }
+
+    #[test]
+    fn a_file_written_after_a_check_began_is_stamped_at_or_after_its_start() {
+        let began = crate::os::file_clock_now();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edited");
+        std::fs::write(&file, "x").unwrap();
+        let stamped = std::fs::metadata(&file).unwrap().modified().unwrap();
+        assert!(stamped >= began, "{stamped:?} {began:?}");
+        let mut loops = Loops::new(1);
+        loops.ran(0, (began, SystemTime::now()), false);
+        assert_eq!(loops.judge(0, "edited", Some(stamped)), Verdict::Pending);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::relpath;
+
 use crate::runner::tool::shell_script;
 
 /// The placeholder for the files.
@@ -89,39 +91,63 @@ pub fn split(
 }
 
 /// How the files of a set are named to the command: relative to the command's directory
-/// when the root lies at or below it, else by their absolute paths. (Worked out once for the
-/// set: cutting each file's path apart again cost more than the rest of a cold run's
-/// bookkeeping.)
+/// when they lie below it, else by their absolute paths; a relative name starting with `-`
+/// gets `./` in front (it would read as an option). (Where the root lies from the command's
+/// directory is worked out once for the set: cutting each file's path apart again cost more
+/// than the rest of a cold run's bookkeeping.)
 pub struct Naming<'a> {
     root: &'a Path,
-    /// The root relative to the command's directory (empty when they are one).
-    below: Option<PathBuf>,
+    place: Place,
+}
+
+/// Where the root lies from the command's directory.
+enum Place {
+    /// At or below it: this far (empty when they are one).
+    Below(PathBuf),
+    /// Above it: the command's directory is this far below the root (as the set's `/`-
+    /// separated relative paths spell it), and only files under it are named relatively.
+    Above(String),
+    /// Elsewhere.
+    Apart,
 }
 
 impl<'a> Naming<'a> {
     /// The naming of files under `root` for a command run in `cwd`.
     pub fn new(root: &'a Path, cwd: &Path) -> Self {
-        let below = root.strip_prefix(cwd).ok().map(Path::to_path_buf);
-        Naming { root, below }
+        let place = match (root.strip_prefix(cwd), cwd.strip_prefix(root)) {
+            (Ok(below), _) => Place::Below(below.to_path_buf()),
+            (_, Ok(above)) => match above.to_str() {
+                Some(above) => Place::Above(format!("{above}/")),
+                None => Place::Apart,
+            },
+            _ => Place::Apart,
+        };
+        Naming { root, place }
     }
 
     /// The argument that names `rel` (relative to the root, as the set holds it).
     pub fn argument(&self, rel: &str) -> OsString {
-        let name = crate::relpath::decode(rel);
-        match &self.below {
-            Some(below) if below.as_os_str().is_empty() => match name.first() {
-                // A name starting with `-` would read as an option.
-                Some(b'-') => {
-                    let mut dotted = OsString::from("./");
-                    dotted.push(OsStr::from_bytes(&name));
-                    dotted
-                }
-                _ => OsString::from_vec(name.into_owned()),
-            },
-            Some(below) => below.join(OsStr::from_bytes(&name)).into_os_string(),
-            None => self.root.join(OsStr::from_bytes(&name)).into_os_string(),
+        let below_cwd = match &self.place {
+            Place::Below(below) if below.as_os_str().is_empty() => Some(rel),
+            Place::Below(below) => return dotted(relpath::join(below, rel).into_os_string()),
+            Place::Above(above) => rel.strip_prefix(above.as_str()),
+            Place::Apart => None,
+        };
+        match below_cwd {
+            Some(rest) => dotted(OsString::from_vec(relpath::decode(rest).into_owned())),
+            None => relpath::join(self.root, rel).into_os_string(),
         }
     }
+}
+
+/// `name`, with `./` in front when it starts with `-`.
+fn dotted(name: OsString) -> OsString {
+    if !name.as_bytes().starts_with(b"-") {
+        return name;
+    }
+    let mut dotted = OsString::from("./");
+    dotted.push(name);
+    dotted
 }
 
 #[cfg(test)]
@@ -176,19 +202,45 @@ mod tests {
         );
     }
 
+    /// Each file as it was named before `Naming`: its path cut by `Path::strip_prefix`.
+    fn named_by_strip_prefix(root: &Path, cwd: &Path, rel: &str) -> OsString {
+        let path = crate::relpath::join(root, rel);
+        match path.strip_prefix(cwd) {
+            Ok(below) if !below.as_os_str().is_empty() => {
+                let named = below.as_os_str();
+                match named.as_bytes().first() {
+                    Some(b'-') => Path::new(".").join(below).into_os_string(),
+                    _ => named.to_os_string(),
+                }
+            }
+            _ => path.into_os_string(),
+        }
+    }
+
     #[test]
     fn files_are_named_from_the_commands_directory_and_never_as_options() {
-        let root = Path::new("/p/r");
-        let here = Naming::new(root, root);
+        let roots = ["/", "/p", "/p/r", "/p/-r", "/p/r/"];
+        let cwds = ["/", "/p", "/p/r", "/p/-r", "/p/r/src", "/q", "/p/r/-d"];
+        let rels = [
+            "a.py",
+            "-x.py",
+            "src/a.py",
+            "-d/a.py",
+            "src/-b.py",
+            "bad\u{0}FF.py",
+        ];
+        for root in roots.map(Path::new) {
+            for cwd in cwds.map(Path::new) {
+                let naming = Naming::new(root, cwd);
+                for rel in rels {
+                    let want = named_by_strip_prefix(root, cwd, rel);
+                    assert_eq!(naming.argument(rel), want, "{root:?} {cwd:?} {rel}");
+                }
+            }
+        }
+        let here = Naming::new(Path::new("/p"), Path::new("/p"));
         assert_eq!(here.argument("-x.py"), OsString::from("./-x.py"));
-        assert_eq!(here.argument("src/a.py"), OsString::from("src/a.py"));
-        let above = Naming::new(root, Path::new("/p"));
-        assert_eq!(above.argument("-x.py"), OsString::from("r/-x.py"));
-        let elsewhere = Naming::new(root, Path::new("/q"));
-        assert_eq!(elsewhere.argument("a.py"), OsString::from("/p/r/a.py"));
-        let below = Naming::new(root, Path::new("/p/r/src"));
-        assert_eq!(below.argument("src/a.py"), OsString::from("/p/r/src/a.py"));
-        let bytes = Naming::new(root, root).argument(&crate::relpath::encode(b"bad\xff.py"));
+        let bytes = here.argument(&crate::relpath::encode(b"bad\xff.py"));
         assert_eq!(bytes.as_bytes(), b"bad\xff.py");
     }
 }

@@ -108,6 +108,10 @@ pub fn hand_over(
     (ended, succeeded): (&[Status], bool),
     lock: TaskLock,
 ) -> Result<(), (TaskLock, String)> {
+    // A container's first process: its exit ends every other, the record writer too.
+    if std::process::id() == 1 {
+        return Err((lock, "zccache is the first process here".into()));
+    }
     let Some(deferred) = judged.deferred.take() else {
         return Err((lock, "nothing deferred".into()));
     };
