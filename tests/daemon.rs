@@ -485,13 +485,7 @@ fn as_nobody_project() -> Option<(Sandbox, std::path::PathBuf, std::path::PathBu
         return None;
     }
     let sb = Sandbox::new();
-    sb.open_to_others();
-    let (work, state) = (sb.outside("work"), sb.outside("state-nobody"));
-    for dir in [&work, &state] {
-        fs::create_dir(dir).unwrap();
-        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
-    }
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let (work, state) = sb.dirs_of_nobody();
     Some((sb, work, state))
 }
 

@@ -279,13 +279,7 @@ fn issue_l_read_only_output_directories_are_restored_as_a_normal_user() {
         return;
     }
     let sb = Sandbox::new();
-    sb.open_to_others();
-    let (work, state) = (sb.outside("work"), sb.outside("state-nobody"));
-    for dir in [&work, &state] {
-        fs::create_dir(dir).unwrap();
-        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
-    }
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let (work, state) = sb.dirs_of_nobody();
     let as_nobody = |script: &str| {
         sb.as_nobody(&format!("cd {} && {script}", work.display()))
             .env("ZCCACHE_DIR", &state)

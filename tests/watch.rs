@@ -376,13 +376,7 @@ fn a_set_that_could_not_be_walked_is_followed_again() {
         return;
     }
     let sb = Sandbox::new();
-    sb.open_to_others();
-    let (work, state) = (sb.outside("work"), sb.outside("state-nobody"));
-    for dir in [&work, &state] {
-        std::fs::create_dir(dir).unwrap();
-        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
-    }
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (work, state) = sb.dirs_of_nobody();
     std::fs::create_dir(work.join("z")).unwrap();
     std::fs::write(work.join("z/f.txt"), "1\n").unwrap();
     let script = format!(

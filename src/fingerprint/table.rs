@@ -208,10 +208,9 @@ pub fn diff(old: &[Entry], new: &[&Entry]) -> Vec<Change> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(path: &str, content: &[u8]) -> Entry {
+impl Entry {
+    /// A file entry with a fixed stamp (size 1, inode 1, times 0), for tests.
+    pub fn plain_file(path: &str, hash: Digest) -> Entry {
         Entry {
             path: path.into(),
             kind: EntryKind::File,
@@ -222,8 +221,17 @@ mod tests {
                 ctime_ns: 0,
                 inode: 1,
             },
-            hash: Digest::of(content),
+            hash,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, content: &[u8]) -> Entry {
+        Entry::plain_file(path, Digest::of(content))
     }
 
     fn scanned(e: &Entry) -> Scanned {

@@ -170,6 +170,20 @@ impl Sandbox {
         self
     }
 
+    /// Two directories outside the project owned by `nobody`, for it to work in: `work`,
+    /// and `state-nobody` (private, its `ZCCACHE_DIR`). Opens the sandbox to others.
+    pub fn dirs_of_nobody(&self) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        self.open_to_others();
+        let (work, state) = (self.outside("work"), self.outside("state-nobody"));
+        for dir in [&work, &state] {
+            fs::create_dir(dir).unwrap();
+            std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        }
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+        (work, state)
+    }
+
     /// `sh -c SCRIPT` as the unprivileged user `nobody` (check `available(Tool::SecondUser)`
     /// and call `open_to_others` first).
     pub fn as_nobody(&self, script: &str) -> Cmd {

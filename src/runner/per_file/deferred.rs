@@ -202,21 +202,9 @@ pub fn stamp_unchanged(spec: &RunSpec, entry: &Entry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::EntryKind;
 
     fn entry(path: &str) -> Entry {
-        Entry {
-            path: path.to_string(),
-            kind: EntryKind::File,
-            exec: false,
-            stat: Stat {
-                size: 1,
-                mtime_ns: 0,
-                ctime_ns: 0,
-                inode: 1,
-            },
-            hash: Digest([0; 32]),
-        }
+        Entry::plain_file(path, Digest([0; 32]))
     }
 
     #[test]
