@@ -232,6 +232,16 @@ pub fn readable_within(fd: RawFd, ms: i32) -> io::Result<bool> {
     }
 }
 
+/// A descriptor that becomes readable once process `pid` has exited (`pidfd_open`); `None`
+/// where the kernel has none (before Linux 5.3) or the process is gone.
+pub fn pidfd(pid: libc::pid_t) -> Option<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the descriptor returned is owned here.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 /// How many bytes the pipe `fd` holds now (0 when that cannot be told).
 pub fn bytes_waiting(fd: RawFd) -> usize {
     let mut count: libc::c_int = 0;

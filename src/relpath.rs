@@ -29,6 +29,19 @@ pub fn relative(root: &Path, path: &Path) -> String {
     }
 }
 
+/// The path of the entry `name` (encoded) of the directory `dir` (relative to the root and
+/// encoded, `""` for the root itself).
+pub fn child(dir: &str, name: String) -> String {
+    if dir.is_empty() {
+        return name;
+    }
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    path.push_str(dir);
+    path.push('/');
+    path.push_str(&name);
+    path
+}
+
 /// True when `rel` is a relative path as `Path::strip_prefix` would give it back unchanged:
 /// no empty, `.` or trailing component.
 fn is_plain(rel: &[u8]) -> bool {

@@ -54,10 +54,7 @@ pub fn marked_state(name: &[u8]) -> Option<&[u8]> {
 /// directory `dir` (relative, encoded; `""` for the root) names, if it is a marker.
 pub fn marked_state_at(dir: &str, name: &[u8]) -> Option<String> {
     let state = crate::relpath::encode(marked_state(name)?);
-    Some(match dir {
-        "" => state,
-        dir => format!("{dir}/{state}"),
-    })
+    Some(crate::relpath::child(dir, state))
 }
 
 /// Removes from `files` (sorted by path) and `dirs` every state file that `states` (paths

@@ -364,17 +364,7 @@ impl Walk<'_> {
         let Some(kind) = file_type(entry, &path)? else {
             return Ok(None);
         };
-        let encoded = relpath::encode(name.as_bytes());
-        let rel = match dir_rel {
-            "" => encoded,
-            _ => {
-                let mut rel = String::with_capacity(dir_rel.len() + 1 + encoded.len());
-                rel.push_str(dir_rel);
-                rel.push('/');
-                rel.push_str(&encoded);
-                rel
-            }
-        };
+        let rel = relpath::child(dir_rel, relpath::encode(name.as_bytes()));
         let met = Met {
             path: &path,
             rel: &rel,
