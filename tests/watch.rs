@@ -273,6 +273,54 @@ fn issue_n_a_change_during_a_round_makes_exactly_one_more() {
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// A task that goes by the check its round made before any task started (the tasks before
+/// it skipped) dates what it saw from that check: an edit of its inputs made after the
+/// check, while an earlier task waited for another run of itself, makes one more round.
+#[test]
+fn an_edit_after_the_rounds_checks_is_not_taken_as_seen() {
+    let sb = Sandbox::new();
+    let marks = marks(&sb);
+    sb.write("a/x.txt", "1\n")
+        .write(
+            "a/run.sh",
+            "cat a/x.txt\nif [ -e \"$MARKS/hold\" ]; then\n  touch \"$MARKS/holding\"\n  \
+             while [ ! -e \"$MARKS/go\" ]; do sleep 0.02; done\nfi\n",
+        )
+        .write("b/y.txt", "1\n")
+        .write(
+            "zccache.toml",
+            "[tasks.a]\ncommand = \"sh a/run.sh\"\ninclude = [\"a/**\"]\n\
+             [tasks.b]\ncommand = \"cat b/y.txt\"\ninclude = [\"b/**\"]\ndepends_on = [\"a\"]\n",
+        );
+    let w = watch(&sb, &["--all", "--debounce", "1500"]);
+    w.rounds_done(1);
+    // Another run of `a` takes its lock before the round that this edit makes starts.
+    std::fs::write(marks.join("hold"), "").unwrap();
+    sb.write("a/x.txt", "2\n");
+    let mut other = sb.cmd(["run", "a"]).env("MARKS", &marks).spawn();
+    wait_for(&marks.join("holding"));
+    // Round 2 checks both tasks at its start (a: run, b: skip; one round trip to the
+    // daemon), then its `a` waits for the other run.
+    w.wait_count("a/x.txt changed: a, b", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    sb.write("b/y.txt", "2\n");
+    std::fs::write(marks.join("go"), "").unwrap();
+    assert!(other.wait().unwrap().success());
+    w.rounds_done(2);
+    w.rounds_done(3);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(rounds[1].ends_with("b/y.txt changed: b"), "{rounds:?}");
+    assert_eq!(w.count("zccache: run b"), 2, "{:?}", w.lines());
+    assert_eq!(
+        w.count("waiting for another run of a"),
+        1,
+        "{:?}",
+        w.lines()
+    );
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
 /// Issue N.6: an edit of zccache.toml reloads the tasks; a broken one is one error line and
 /// the old tasks go on being watched.
 #[test]

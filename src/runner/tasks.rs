@@ -97,6 +97,8 @@ pub fn run_graph(
     limits: Limits,
 ) -> (GraphRun, Vec<Window>) {
     let parallel = limits.jobs > 1 && specs.len() > 1;
+    // On the clock file times come from: a file stamped before it was written before.
+    let checks_began = crate::os::file_clock_now();
     let prechecked: Vec<Mutex<Option<Prechecked>>> =
         precheck(specs, args).into_iter().map(Mutex::new).collect();
     let written: Mutex<Vec<Wrote>> = Mutex::new(Vec::new());
@@ -104,7 +106,6 @@ pub fn run_graph(
     // The tasks that printed their own JSON object (every one that was handed to `run_spec`).
     let reported: Vec<AtomicBool> = specs.iter().map(|_| AtomicBool::new(false)).collect();
     let run = schedule(graph, limits, |i| {
-        // On the clock file times come from: a file stamped before it was written before.
         let began = crate::os::file_clock_now();
         reported[i].store(true, Ordering::SeqCst);
         // A check made before the graph started holds while no task wrote into its inputs.
@@ -112,6 +113,11 @@ pub fn run_graph(
         let prechecked = match still_valid {
             true => lock(&prechecked[i]).take(),
             false => None,
+        };
+        // A task that goes by that check saw its inputs as they were before the graph.
+        let began = match prechecked {
+            Some(_) => checks_began,
+            None => began,
         };
         let console = Arc::new(Console::new(args.output_mode, &graph.names[i], parallel));
         let ended = run_spec(&specs[i], args, &console, prechecked);
