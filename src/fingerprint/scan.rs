@@ -57,6 +57,12 @@ pub struct Scanned {
 }
 
 impl Stat {
+    /// When the file last changed as far as its stamp says: the later of its mtime (which
+    /// `touch -d`, `cp -p` or `tar x` set back) and its ctime (which nothing sets back).
+    pub fn changed_ns(&self) -> i64 {
+        self.mtime_ns.max(self.ctime_ns)
+    }
+
     /// The stamp of `meta` (read without following a link).
     pub fn of(meta: &std::fs::Metadata) -> Stat {
         Stat {

@@ -1,9 +1,11 @@
 //! The two-layer stat table: per file (size, mtime, ctime, inode) → content hash.
 //!
 //! A file whose metadata match its entry is not read again; one whose metadata moved is
-//! re-hashed. An entry whose mtime lies within [`RACY_WINDOW_NS`] of the scan that recorded it
-//! is "racily clean" (the file may have changed again within the clock's granularity) and is
-//! always re-hashed, as git does for its index.
+//! re-hashed. An entry whose mtime or ctime lies within [`RACY_WINDOW_NS`] of the scan that
+//! recorded it is "racily clean" (the file may have changed again within the clock's
+//! granularity) and is always re-hashed, as git does for its index. The ctime counts too: a
+//! write that sets the mtime back (`touch -d`, `cp -p`) leaves a stamp that a second such
+//! write in the same tick of a coarse clock (1 s on some filesystems) would not move.
 
 use std::path::Path;
 
@@ -98,7 +100,7 @@ pub fn reusable(old: &Entry, verified_at_ns: i64, s: &Scanned) -> bool {
     old.kind == s.kind
         && old.exec == s.exec
         && old.stat == s.stat
-        && old.stat.mtime_ns + RACY_WINDOW_NS < verified_at_ns
+        && old.stat.changed_ns() + RACY_WINDOW_NS < verified_at_ns
 }
 
 fn hashed_entry(
@@ -264,6 +266,26 @@ mod tests {
             entries: vec![old.clone()],
         };
         assert_eq!(match_previous(&[scanned(&old)], Some(&table)), [None]);
+    }
+
+    #[test]
+    fn an_old_mtime_with_a_recent_ctime_is_racily_clean() {
+        let mut old = entry("a", b"1");
+        old.stat.mtime_ns = 1_000_000_000;
+        old.stat.ctime_ns = 50 * RACY_WINDOW_NS;
+        let table = Table {
+            scanned_at_ns: old.stat.ctime_ns + RACY_WINDOW_NS / 2,
+            entries: vec![old.clone()],
+        };
+        assert_eq!(match_previous(&[scanned(&old)], Some(&table)), [None]);
+        let later = Table {
+            scanned_at_ns: old.stat.ctime_ns + 3 * RACY_WINDOW_NS,
+            ..table
+        };
+        assert_eq!(
+            match_previous(&[scanned(&old)], Some(&later)),
+            [Some(old.hash)]
+        );
     }
 
     #[test]

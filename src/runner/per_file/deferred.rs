@@ -2,8 +2,8 @@
 //! format): every file runs, so the command does not wait for their digests.
 //!
 //! The per-file set is walked, which gives each file's stat stamp (size, mtime, ctime,
-//! inode). A file modified within the racy window of the walk is read at once, as any
-//! check reads it (its stamp alone cannot vouch for its content). The command then starts
+//! inode). A file changed (mtime or ctime) within the racy window of the walk is read at
+//! once, as any check reads it (its stamp alone cannot vouch for its content). The command then starts
 //! with every file; the others are read after it ended (by `settle`'s process, off the
 //! run's time). Such a file passes only when its stamp, read after its digest, is still the
 //! one taken before the command started: its content did not change from before the run to
@@ -99,7 +99,7 @@ pub fn current(
     let (racy, later): (Vec<_>, Vec<_>) = walked
         .files
         .into_iter()
-        .partition(|s| s.stat.mtime_ns + RACY_WINDOW_NS >= scanned_at);
+        .partition(|s| s.stat.changed_ns() + RACY_WINDOW_NS >= scanned_at);
     let read = vec![None; racy.len()];
     let rehashed = read.len();
     let racy = hash_all(&spec.root, racy, read, None).map_err(|e| e.to_string())?;

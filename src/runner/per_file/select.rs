@@ -161,6 +161,6 @@ pub fn unchanged_since(spec: &RunSpec, entry: &Entry, scanned_at: i64) -> bool {
     if Stat::of(&meta) != entry.stat {
         return false;
     }
-    entry.stat.mtime_ns + RACY_WINDOW_NS < scanned_at
+    entry.stat.changed_ns() + RACY_WINDOW_NS < scanned_at
         || hash_entry(&path, entry.kind, meta.len()).is_ok_and(|hash| hash == entry.hash)
 }
