@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::scan::EntryKind;
 
-/// Files at least this large are hashed with blake3's memory-mapped, multithreaded path.
+/// Files at least this large are read in pieces of this size, each hashed on several
+/// threads. (Not mapped: a mapped file cut shorter while it is hashed kills the process with
+/// SIGBUS, a daemon included.)
 const LARGE_FILE: u64 = 4 << 20;
 
 /// A blake3 digest, serialized as 64 lowercase hex digits.
@@ -85,15 +87,32 @@ pub fn hash_entry(path: &Path, kind: EntryKind, size: u64) -> io::Result<Digest>
         EntryKind::File => {
             let mut file = open_regular(path)?;
             if size >= LARGE_FILE {
-                // Mapped through the open file, not its name, which may point elsewhere now.
-                let mut hasher = blake3::Hasher::new();
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-                hasher.update_mmap_rayon(format!("/proc/self/fd/{fd}"))?;
-                return Ok(hasher.finalize().into());
+                return hash_in_pieces(&mut file);
             }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             io::Read::read_to_end(&mut file, &mut bytes)?;
             Ok(Digest::of(&bytes))
+        }
+    }
+}
+
+/// The digest of what `file` holds from here to its end, read in `LARGE_FILE` pieces.
+fn hash_in_pieces(file: &mut std::fs::File) -> io::Result<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    let mut piece = vec![0u8; LARGE_FILE as usize];
+    loop {
+        let mut filled = 0;
+        while filled < piece.len() {
+            match io::Read::read(file, &mut piece[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        hasher.update_rayon(&piece[..filled]);
+        if filled < piece.len() {
+            return Ok(hasher.finalize().into());
         }
     }
 }
@@ -140,12 +159,38 @@ mod tests {
     }
 
     #[test]
+    fn a_large_file_cut_shorter_while_it_is_hashed_is_no_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let file = std::fs::File::create(&path).unwrap();
+        let size = 64 << 20;
+        file.set_len(size).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    file.set_len(0).unwrap();
+                    file.set_len(size).unwrap();
+                }
+            });
+            for _ in 0..20 {
+                let _ = hash_entry(&path, EntryKind::File, size);
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    #[test]
     fn large_and_small_paths_agree() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
         let bytes: Vec<u8> = (0..LARGE_FILE + 17).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        let mapped = hash_entry(&path, EntryKind::File, bytes.len() as u64).unwrap();
-        assert_eq!(mapped, Digest::of(&bytes));
+        let in_pieces = hash_entry(&path, EntryKind::File, bytes.len() as u64).unwrap();
+        assert_eq!(in_pieces, Digest::of(&bytes));
+        let exact: Vec<u8> = (0..2 * LARGE_FILE).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&path, &exact).unwrap();
+        let whole_pieces = hash_entry(&path, EntryKind::File, exact.len() as u64).unwrap();
+        assert_eq!(whole_pieces, Digest::of(&exact));
     }
 }
