@@ -143,6 +143,46 @@ fn issue_m_a_shared_input_edit_relints_all() {
         .stderr_has("run (4 of 4 files");
 }
 
+/// A shared input that `--include` names itself stays shared when the per-file glob also
+/// matches it (`eslint.config.js` of `**/*.js`): its edit lints every file again, in-process
+/// and through the daemon. (It was a per-file file only: its edit linted itself alone.)
+#[test]
+fn issue_m_a_named_shared_input_the_per_file_glob_matches_relints_all() {
+    let (sb, checker) = project(4);
+    sb.write("src/rules.txt", "strict\n");
+    let lint_with_rules = |extra: &[&str]| {
+        sb.cmd([
+            "run",
+            "--files",
+            "src/*.txt",
+            "--include",
+            "./src/rules.txt",
+        ])
+        .args(extra)
+        .args(["--"])
+        .args([&checker])
+        .env("LINT_LOG", log(&sb))
+    };
+    lint_with_rules(&[])
+        .status(0)
+        .stderr_has("run (5 of 5 files");
+    lint_with_rules(&[]).status(0).stderr_has("skip (all 5");
+    linted(&sb);
+    for (i, mode) in [&[][..], &["--no-daemon"][..]].into_iter().enumerate() {
+        sb.write("src/rules.txt", format!("lax {i}\n"));
+        lint_with_rules(&[mode, &["--explain"]].concat())
+            .status(0)
+            .stderr_has("run (5 of 5 files")
+            .stderr_has("shared inputs changed");
+        assert_eq!(linted(&sb).len(), 5, "{mode:?}");
+        sb.write("src/f01.txt", format!("file 1, edit {i}\n"));
+        lint_with_rules(mode)
+            .status(0)
+            .stderr_has("run (1 of 5 files: src/f01.txt)");
+        linted(&sb);
+    }
+}
+
 #[test]
 fn issue_m_a_file_edited_during_its_batch_is_not_passed() {
     let (sb, checker) = project(3);

@@ -19,6 +19,9 @@ static COMPILED: Mutex<Vec<(FilterSpec, Arc<Filter>)>> = Mutex::new(Vec::new());
 /// Directory or file names never part of an input set.
 const ALWAYS_EXCLUDED: [&str; 2] = [".git", ".zccache"];
 
+/// What starts an exclude that keeps a path instead.
+pub const KEEP: &str = "!";
+
 /// The filters as the user gave them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FilterSpec {
@@ -26,7 +29,9 @@ pub struct FilterSpec {
     pub extensions: Vec<String>,
     /// Globs relative to the root; a file matching any of them is selected.
     pub include: Vec<String>,
-    /// Bare names (any entry of that name, anywhere) or globs relative to the root.
+    /// Bare names (any entry of that name, anywhere) or globs relative to the root; `!PATH`
+    /// keeps PATH (relative to the root), and the directories above it, whatever glob
+    /// would leave them out (a shared input that a per-file task's `--files` glob matches).
     pub exclude: Vec<String>,
 }
 
@@ -35,7 +40,8 @@ impl FilterSpec {
     /// for a glob that does not. (A run checks its filters first, and the walk that uses
     /// one compiles it beside the other work.)
     pub fn check_globs(&self) -> Result<(), FpError> {
-        let excluded = self.exclude.iter().filter_map(|p| exclude_glob(p));
+        let excluded = self.exclude.iter().filter(|p| !p.starts_with(KEEP));
+        let excluded = excluded.filter_map(|p| exclude_glob(p));
         self.include
             .iter()
             .map(String::as_str)
@@ -54,6 +60,8 @@ pub struct Filter {
     include_dirs: Option<Vec<(String, bool)>>,
     exclude_names: HashSet<String>,
     exclude_globs: GlobSet,
+    /// The paths `!PATH` excludes keep, and the directories above each.
+    kept: HashSet<String>,
 }
 
 impl Filter {
@@ -87,12 +95,20 @@ impl Filter {
         let include = if spec.include.is_empty() {
             None
         } else {
-            Some(build_globs(spec.include.iter().map(String::as_str))?)
+            // Paths are matched as `a/b.rs`: a glob written `./a/*.rs` means the same.
+            Some(build_globs(
+                spec.include.iter().map(|p| p.trim_start_matches("./")),
+            )?)
         };
         let mut exclude_names: HashSet<String> =
             ALWAYS_EXCLUDED.iter().map(|s| s.to_string()).collect();
         let mut exclude_globs = Vec::new();
+        let mut kept = HashSet::new();
         for pattern in &spec.exclude {
+            if let Some(path) = pattern.strip_prefix(KEEP) {
+                kept.extend(with_parents(path));
+                continue;
+            }
             match exclude_glob(pattern) {
                 Some(glob) => exclude_globs.push(glob),
                 None => {
@@ -110,6 +126,7 @@ impl Filter {
             include_dirs: include_dirs.filter(|dirs: &Vec<_>| !dirs.is_empty()),
             exclude_names,
             exclude_globs: build_globs(exclude_globs.into_iter())?,
+            kept,
         })
     }
 
@@ -119,7 +136,9 @@ impl Filter {
         // (An empty set still prepares the path for matching: asked first.)
         self.exclude_names.contains(name)
             || name.starts_with(TEMP_PREFIX)
-            || (!self.exclude_globs.is_empty() && self.exclude_globs.is_match(rel))
+            || (!self.exclude_globs.is_empty()
+                && self.exclude_globs.is_match(rel)
+                && !self.kept.contains(rel))
     }
 
     /// True when the directory at `rel` may hold a selected file, so a walk must enter it:
@@ -199,6 +218,13 @@ fn parsed(pattern: &str) -> Result<Glob, FpError> {
     })
 }
 
+/// `path` (`a/b/c`) and the directories above it (`a/b`, `a`).
+fn with_parents(path: &str) -> impl Iterator<Item = String> + '_ {
+    let path = path.trim_start_matches("./");
+    let cuts = path.match_indices('/').map(|(at, _)| at);
+    std::iter::once(path.to_string()).chain(cuts.map(|at| path[..at].to_string()))
+}
+
 fn build_globs<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<GlobSet, FpError> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
@@ -255,6 +281,8 @@ mod tests {
     selects!(ext_or_include_ext, ["rs"], ["*.toml"], "a.rs", true);
     selects!(ext_or_include_glob, ["rs"], ["*.toml"], "Cargo.toml", true);
     selects!(ext_or_include_none, ["rs"], ["*.toml"], "a.md", false);
+    selects!(include_dot_slash, [], ["./src/a.toml"], "src/a.toml", true);
+    selects!(include_dot_slash_glob, [], ["./src/*.c"], "src/x.c", true);
 
     excludes!(always_git, [], ".git", true);
     excludes!(always_state, [], "sub/.zccache", true);
@@ -265,6 +293,30 @@ mod tests {
     excludes!(glob_relative_miss, ["docs/*.md"], "src/a.md", false);
     excludes!(path_literal, ["src/gen"], "src/gen", true);
     excludes!(dot_slash_prefix, ["./src/gen"], "src/gen", true);
+    excludes!(
+        kept_path,
+        ["src/*.txt", "!src/rules.txt"],
+        "src/rules.txt",
+        false
+    );
+    excludes!(
+        kept_path_bare_name_wins,
+        ["src", "!./src/a/b.txt"],
+        "src",
+        true
+    );
+    excludes!(
+        kept_path_dir_glob,
+        ["src/*", "!./src/a/b.txt"],
+        "src/a",
+        false
+    );
+    excludes!(
+        kept_path_other,
+        ["src/*.txt", "!src/rules.txt"],
+        "src/f.txt",
+        true
+    );
 
     macro_rules! may_hold {
         ($name:ident, $ext:expr, $inc:expr, $dir:expr, $want:expr) => {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub use change::{Change, ChangeKind};
 pub use decision::{Decision, FILES_PART, Reason, Verdict, plural_files, thousands};
 pub use error::FpError;
-pub use filter::{Filter, FilterSpec};
+pub use filter::{Filter, FilterSpec, KEEP};
 pub use hash::{Digest, hash_entry};
 pub use scan::EntryKind;
 pub use state::{

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::output_rules::{glob_matcher, is_glob};
 use crate::cli::{InputArgs, RunArgs, TaskArgs};
-use crate::fingerprint::{CacheType, Digest, Filter, FilterSpec};
+use crate::fingerprint::{CacheType, Digest, Filter, FilterSpec, KEEP};
 use crate::paths::lexically_absolute;
 
 /// Where default state files live under the root.
@@ -106,9 +106,14 @@ impl RunSpec {
             .collect();
         let mut filter = source.inputs.filter_spec();
         let per_file = per_file(source.task, &filter);
-        // The shared inputs are the input set less the per-file files.
+        // The shared inputs are the input set less the per-file files, except a file that
+        // `--include` names itself (`eslint.config.js` of `**/*.js`): it is both.
         if let Some(per_file) = &per_file {
+            let named = shared_files_named(&filter.include, per_file);
             filter.exclude.extend(per_file.globs.iter().cloned());
+            filter
+                .exclude
+                .extend(named.iter().map(|path| format!("{KEEP}{path}")));
         }
         filter
             .exclude
@@ -285,6 +290,18 @@ fn per_file(task: &TaskArgs, filter: &FilterSpec) -> Option<PerFile> {
         },
         batch_size: task.batch_size.and_then(|n| usize::try_from(n).ok()),
     })
+}
+
+/// The paths of `include` that name one file (no glob) which `per_file`'s globs match.
+fn shared_files_named<'a>(include: &'a [String], per_file: &PerFile) -> Vec<&'a str> {
+    let Ok(globs) = Filter::compiled(&per_file.filter) else {
+        return Vec::new();
+    };
+    include
+        .iter()
+        .map(|path| path.trim_start_matches("./"))
+        .filter(|path| !is_glob(path) && globs.selects(path))
+        .collect()
 }
 
 /// True when the filter leaves out `rel` or a directory above it.
