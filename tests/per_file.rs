@@ -757,29 +757,31 @@ fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
     assert!(!mark.exists());
 }
 
-/// zccache as a container's first process (pid 1 of a pid namespace) writes a first run's
-/// record itself: a record writer of its own would be killed with every other process there
-/// when zccache exits, and the next run would lint every file again.
+/// zccache as a container's first process (pid 1 of a pid namespace), or started by it (a
+/// shell or an init that exits with it), writes a first run's record itself: a record writer
+/// of its own would be killed with every other process there when that first process exits,
+/// and the next run would lint every file again.
 #[test]
 fn issue_m_a_first_run_as_a_containers_first_process_keeps_its_record() {
     if !available(Tool::Mount) {
         return;
     }
-    let (sb, checker) = project(3);
-    age(&sb, 3);
-    let script = format!(
-        "exec \"$ZCCACHE\" run --no-daemon --files 'src/*.txt' --include lint.toml -- '{}'",
-        checker.display()
-    );
-    sb.program("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
-        .env("ZCCACHE", ZCCACHE)
-        .env("LINT_LOG", log(&sb))
-        .status(0)
-        .stderr_has("run (3 of 3 files");
-    assert_eq!(linted(&sb).len(), 3);
-    lint(&sb, &checker, &["--no-daemon"])
-        .status(0)
-        .stderr_has("skip (all 3 files passed");
-    assert!(linted(&sb).is_empty());
+    let run =
+        "\"$ZCCACHE\" run --no-daemon --files 'src/*.txt' --include lint.toml -- \"$CHECKER\"";
+    for script in [format!("exec {run}"), format!("{run}; echo ran")] {
+        let (sb, checker) = project(3);
+        age(&sb, 3);
+        sb.program("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+            .env("ZCCACHE", ZCCACHE)
+            .env("CHECKER", &checker)
+            .env("LINT_LOG", log(&sb))
+            .status(0)
+            .stderr_has("run (3 of 3 files");
+        assert_eq!(linted(&sb).len(), 3, "{script}");
+        lint(&sb, &checker, &["--no-daemon"])
+            .status(0)
+            .stderr_has("skip (all 3 files passed");
+        assert!(linted(&sb).is_empty(), "{script}");
+    }
 }

@@ -105,9 +105,14 @@ pub fn hand_over(
     (ended, succeeded): (&[Status], bool),
     lock: TaskLock,
 ) -> Result<(), (TaskLock, String)> {
-    // A container's first process: its exit ends every other, the record writer too.
-    if std::process::id() == 1 {
-        return Err((lock, "zccache is the first process here".into()));
+    // A container's first process (zccache, or its parent: `sh -c`, tini) exits with or
+    // right after this run, and its exit ends every other, the record writer too.
+    // SAFETY: getppid has no preconditions and touches no memory.
+    if std::process::id() == 1 || unsafe { libc::getppid() } == 1 {
+        return Err((
+            lock,
+            "zccache or its parent is the first process here".into(),
+        ));
     }
     let Some(deferred) = judged.deferred.take() else {
         return Err((lock, "nothing deferred".into()));
