@@ -757,6 +757,37 @@ fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
     assert!(!mark.exists());
 }
 
+/// A first run's record writer starts the daemon for the next runs before it lets the
+/// task's lock go, but waits for that start a moment only: with the daemon's start lock held
+/// by another client (half-way through a start, or stopped with Ctrl-Z), the next run of
+/// the task skips while that client still holds it, instead of waiting with it.
+#[test]
+fn issue_m_a_daemon_start_that_waits_does_not_hold_the_next_run() {
+    let (sb, checker) = project(3);
+    age(&sb, 3);
+    fs::create_dir_all(sb.state()).unwrap();
+    let mut holder = sb
+        .program("flock")
+        .args([
+            sb.state().join("daemon.start.lock").to_str().unwrap(),
+            "sleep",
+            "60",
+        ])
+        .spawn();
+    crate::support::wait_for(&sb.state().join("daemon.start.lock"));
+    lint(&sb, &checker, &[]).status(0).stderr_has("run (3 of 3");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 3 files passed");
+    let still_held = holder.try_wait().unwrap().is_none();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        still_held,
+        "the next run waited for the start lock's holder"
+    );
+}
+
 /// zccache as a container's first process (pid 1 of a pid namespace), or started by it (a
 /// shell or an init that exits with it), writes a first run's record itself: a record writer
 /// of its own would be killed with every other process there when that first process exits,

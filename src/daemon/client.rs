@@ -162,6 +162,29 @@ impl Client {
             return Err(ClientError::Unavailable(SILENT_EARLIER.to_string()));
         }
         let _starting = lifecycle::start_lock(paths)?;
+        Client::start_holding_the_lock(paths)
+    }
+
+    /// [`Client::connect_or_start`] for a start in the background, for later runs: none
+    /// when another client holds the start lock (it is starting one, or stopped half-way,
+    /// Ctrl-Z): that is never waited for.
+    pub fn start_unless_starting(paths: &DaemonPaths) -> Result<Client, ClientError> {
+        if let Ok(client) = Client::connect(paths) {
+            return Ok(client);
+        }
+        if known_silent(paths) {
+            return Err(ClientError::Unavailable(SILENT_EARLIER.to_string()));
+        }
+        let Some(_starting) = lifecycle::try_start_lock(paths)? else {
+            return Err(ClientError::Unavailable(
+                "another client is starting the daemon".to_string(),
+            ));
+        };
+        Client::start_holding_the_lock(paths)
+    }
+
+    /// Connects, starting a daemon unless one answers now, holding the start lock.
+    fn start_holding_the_lock(paths: &DaemonPaths) -> Result<Client, ClientError> {
         if let Ok(client) = Client::connect(paths) {
             return Ok(client);
         }

@@ -85,6 +85,17 @@ pub fn start_lock(paths: &DaemonPaths) -> io::Result<File> {
     Ok(file)
 }
 
+/// The start lock, unless another client holds it (`None`).
+pub fn try_start_lock(paths: &DaemonPaths) -> io::Result<Option<File>> {
+    paths.ensure_dir()?;
+    let file = open_lock_file(&paths.start_lock)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Opens (creating) a lock file.
 pub fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
     OpenOptions::new()

@@ -62,6 +62,12 @@ impl TaskLock {
         self.passed = true;
     }
 
+    /// Lets the lock go now, whatever other descriptor of its open file this process keeps
+    /// (the record writer's standard output, taken, until it exits).
+    pub fn release(self) {
+        let _ = self.file.unlock();
+    }
+
     /// The lock of the task whose state file is `cache_file`, held through `file`, which
     /// another process passed on ([`TaskLock::pass_on`]): refused unless `file` is that
     /// task's lock file.

@@ -68,6 +68,10 @@ pub fn exit_follows_the_run() {
     EXIT_FOLLOWS.store(true, Ordering::Relaxed);
 }
 
+/// The longest the task's lock is kept for the daemon this process starts (a start takes
+/// some milliseconds, unless another client holds the start lock).
+const DAEMON_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The most bytes of the settling process's messages shown.
 const MAX_SHOWN: usize = 4096;
 
@@ -334,18 +338,29 @@ fn settle(holder: &File) -> Result<(), String> {
     let lock = TaskLock::adopt(&work.spec.cache_file, holder).map_err(|e| e.to_string())?;
     let start_daemon = work.start_daemon;
     let (spec, mut judged, ended, succeeded) = judged_of(work, set)?;
-    // Up before the lock is let go: whoever waits for the record finds the daemon started.
-    // Its mark goes as soon as it is up (a stop waits for the start, not for the record).
-    let starting = start_daemon.then(|| std::thread::spawn(start_marked_daemon));
+    // Up before the lock is let go, so that whoever waits for the record finds the daemon
+    // started; but a start that waits (another client holds the start lock) keeps the task
+    // waiting no longer than `DAEMON_UP_WAIT`. Its mark goes as soon as it is up (a stop
+    // waits for the start, not for the record), so this process ends only after it.
+    let (up, is_up) = std::sync::mpsc::channel();
+    let starting = start_daemon.then(|| {
+        std::thread::spawn(move || {
+            start_marked_daemon();
+            let _ = up.send(());
+        })
+    });
     record_outcome(&Ui::new(true), &spec, &mut judged, &ended, succeeded);
-    if let Some(starting) = starting {
-        let _ = starting.join();
+    if starting.is_some() {
+        let _ = is_up.recv_timeout(DAEMON_UP_WAIT);
     }
     let said = io::stderr().as_fd().try_clone_to_owned().map(File::from);
     if said.and_then(|f| f.metadata()).is_ok_and(|m| m.len() == 0) {
         let _ = std::fs::remove_file(errors_of(&spec.cache_file));
     }
-    drop(lock);
+    lock.release();
+    if let Some(starting) = starting {
+        let _ = starting.join();
+    }
     Ok(())
 }
 
@@ -400,7 +415,7 @@ fn judged_of(
 /// is up.
 fn start_marked_daemon() {
     if let Ok(paths) = DaemonPaths::from_env() {
-        let _ = Client::connect_or_start(&paths);
+        let _ = Client::start_unless_starting(&paths);
         lifecycle::unmark_start(&paths);
     }
 }

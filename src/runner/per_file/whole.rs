@@ -122,7 +122,7 @@ impl DaemonStart {
         let Ok(paths) = DaemonPaths::from_env() else {
             return DaemonStart::None;
         };
-        let start = move || drop(client::Client::connect_or_start(&paths));
+        let start = move || drop(client::Client::start_unless_starting(&paths));
         let thread = std::thread::Builder::new()
             .name("daemon-start".into())
             .spawn(start);
