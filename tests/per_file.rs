@@ -757,6 +757,20 @@ fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
     assert!(!mark.exists());
 }
 
+/// `zccache fp --cache-file F invalidate` forgets a per-file task's passes too, as the README
+/// says it forgets everything: every file runs again (it skipped all before).
+#[test]
+fn issue_m_invalidate_forgets_the_passed_files() {
+    let (sb, checker) = project(3);
+    lint(&sb, &checker, &[]).status(0).stderr_has("run (3 of 3");
+    lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 3");
+    let record = per_file_record(&sb);
+    let cache_file = record.to_str().unwrap().strip_suffix(".files").unwrap();
+    sb.cmd(["fp", "--cache-file", cache_file, "invalidate"])
+        .status(0);
+    lint(&sb, &checker, &[]).status(0).stderr_has("run (3 of 3");
+}
+
 /// A first run's record writer starts the daemon for the next runs before it lets the
 /// task's lock go, but waits for that start a moment only: with the daemon's start lock held
 /// by another client (half-way through a start, or stopped with Ctrl-Z), the next run of

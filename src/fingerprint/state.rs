@@ -231,9 +231,17 @@ impl StatePaths {
     /// Removes `F` and `F.pending`.
     pub fn remove_all(&self) -> Result<(), FpError> {
         remove_if_present(&self.file)?;
-        remove_if_present(&self.pending)
+        remove_if_present(&self.pending)?;
+        // A per-file task's passes (`F.files`, `F.files.all`) and its stat table.
+        for suffix in PER_FILE_RECORDS {
+            remove_if_present(&crate::paths::with_suffix(&self.file, suffix))?;
+        }
+        Ok(())
     }
 }
+
+/// What a per-file task records beside its state file, forgotten with it.
+const PER_FILE_RECORDS: [&str; 3] = [".files", ".files.all", ".files.table"];
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
     let bytes = match read_state_file(path) {
