@@ -179,6 +179,31 @@ fn issue_n_an_undo_skips() {
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// An edit that brings an older mtime (an older file moved in, `cp -p`, `tar x`, `touch
+/// -d`) makes a round: when a file changed is the later of its mtime and its ctime. (By the
+/// mtime alone it was "seen" by the last check, and no round came.)
+#[test]
+fn an_edit_with_an_older_mtime_makes_a_round() {
+    let sb = three_tasks();
+    let w = watch(&sb, &["c"]);
+    w.rounds_done(1);
+    sb.write("c/z.txt", "2\n");
+    sb.age("c/z.txt", 3600);
+    w.rounds_done(2);
+    sb.write("old.txt", "3\n");
+    sb.age("old.txt", 3600);
+    std::fs::rename(sb.path("old.txt"), sb.path("c/z.txt")).unwrap();
+    w.rounds_done(3);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(
+        rounds.iter().all(|r| r.ends_with("c/z.txt changed: c")),
+        "{rounds:?}"
+    );
+    assert_eq!(w.count("zccache: run c"), 3, "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
 /// Issue N.4: a task's outputs written inside the root never trigger it again.
 #[test]
 fn issue_n_outputs_inside_the_root_do_not_retrigger() {

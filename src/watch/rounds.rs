@@ -123,7 +123,7 @@ impl<'a> Watch<'a> {
 
     fn judge(&mut self, i: usize, path: String) {
         let file = self.plan.specs[i].root.join(&path);
-        let written = std::fs::symlink_metadata(file).and_then(|m| m.modified());
+        let written = std::fs::symlink_metadata(file).map(|m| changed_at(&m));
         match self.loops.judge(i, &path, written.ok()) {
             Verdict::Pending => {
                 self.pending[i].insert(path);
@@ -261,4 +261,17 @@ fn clock() -> String {
         Some(t) => format!("{:02}:{:02}:{secs:02}", t.hour, t.minute),
         None => format!("{secs:02}s"),
     }
+}
+
+/// When a file last changed: the later of its mtime and its ctime. The mtime alone can be
+/// older than the change that brought it (`mv` of an older file, `cp -p`, `tar x`,
+/// `touch -d`); the ctime, which nothing sets back, is not.
+fn changed_at(meta: &std::fs::Metadata) -> std::time::SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = u64::try_from(meta.ctime()).ok().map(|secs| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(secs, u32::try_from(meta.ctime_nsec()).unwrap_or(0))
+    });
+    let mtime = meta.modified().ok();
+    mtime.max(ctime).unwrap_or(std::time::UNIX_EPOCH)
 }
