@@ -532,3 +532,26 @@ fn a_change_the_daemon_failed_to_take_in_is_never_skipped() {
         run(&format!("{} stop", crate::support::ZCCACHE)).status(0);
     }
 }
+
+/// An edit of an ignore rule the daemon's watch cannot see (`.git/info/exclude`: `.git/` is
+/// never watched) is never skipped: the next check walks the root again, and the file the
+/// rule let in is a change. (The daemon answered `skip` from its watched index before.)
+#[test]
+fn an_edit_of_info_exclude_is_a_change_through_the_daemon() {
+    let sb = Sandbox::new();
+    sb.git(&["init", "-q"]).status(0);
+    sb.write("src/a.rs", "a").write("src/gen.rs", "generated");
+    sb.write(".git/info/exclude", "gen.rs\n");
+    succeed(&sb);
+    let watched = check(&sb, SKIP);
+    assert_eq!(watched["mode"], "watched", "{watched}");
+    sb.write(".git/info/exclude", "# nothing left out\n");
+    let checked = check(&sb, RUN);
+    assert!(
+        checked["mode"]
+            .as_str()
+            .is_some_and(|m| m.contains("ignore rules outside the watch changed")),
+        "{checked}"
+    );
+    assert!(checked.to_string().contains("src/gen.rs"), "{checked}");
+}

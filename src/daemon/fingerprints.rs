@@ -427,6 +427,7 @@ impl Fingerprints {
         state: Option<&CachedState>,
     ) -> (Option<bool>, Option<usize>) {
         let trusted = slot.index.filled
+            && !slot.index.rules_moved()
             && !self.watcher.distrusted(root, slot.id)
             && slot.watch_error.is_none();
         if !trusted || self.watcher.sync(root, self.watcher.sync_point()).is_err() {
@@ -480,6 +481,9 @@ fn refresh(
                 match changes.distrust {
                     Some(why) => Some(why),
                     None if !slot.index.filled => Some("first check".to_string()),
+                    None if slot.index.rules_moved() => {
+                        Some("ignore rules outside the watch changed".to_string())
+                    }
                     None => {
                         let work = slot.index.apply(&changes.paths)?;
                         return Ok((WATCHED_MODE.to_string(), work.rehashed));

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fingerprint::{
-    Change, ChangeKind, Digest, Entry, Filter, FpError, OwnState, Scanned, Table, Walking,
-    hash_all, key_of_leaves, leaf, now_ns, relative, reusable, scan, scan_with,
+    Change, ChangeKind, Digest, Entry, Filter, FpError, OwnState, RulesStamp, Scanned, Table,
+    Walking, hash_all, key_of_leaves, leaf, now_ns, relative, reusable, scan, scan_with,
 };
 use crate::relpath;
 
@@ -41,6 +41,8 @@ pub struct Index {
     /// walk or an application that failed partway leaves it unfilled: only a full walk
     /// can be trusted again).
     pub filled: bool,
+    /// The ignore rules the watch cannot see, as the last full walk found them.
+    rules: RulesStamp,
 }
 
 /// How much work a refresh took.
@@ -62,7 +64,14 @@ impl Index {
             key: None,
             base_log: None,
             filled: false,
+            rules: RulesStamp::default(),
         }
+    }
+
+    /// Whether an ignore rule the watch cannot see (outside the root, or in `.git/`)
+    /// changed since the last full walk: only a full walk can be trusted then.
+    pub fn rules_moved(&self) -> bool {
+        self.rules.moved()
     }
 
     /// Number of files.
@@ -161,6 +170,7 @@ impl Index {
         self.filled = false;
         self.key = None;
         let work = self.walk_into("", None, &previous)?;
+        self.rules = RulesStamp::of(&self.root, self.dirs.iter().map(String::as_str));
         self.filled = true;
         Ok(work)
     }
@@ -189,6 +199,11 @@ impl Index {
                 continue;
             }
             let (parent, name) = split_parent(&rel);
+            if name == ".git" {
+                // A repository made or removed: its `info/exclude` is stamped by a full walk.
+                self.filled = false;
+                self.key = None;
+            }
             if IGNORE_FILES.contains(&name) {
                 deep.insert(parent.to_string());
             } else if self.filter.excludes(&rel, name) {

@@ -27,6 +27,15 @@ pub fn rules(cwd: &Path) -> Gitignore {
     builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
+/// The files that decide the global rules: each git config read for the setting, and the
+/// excludes file itself where one is named or the default one.
+pub fn deciding_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = configs().collect();
+    files.extend(gitconfig_excludes_path());
+    files.extend(default_file());
+    files
+}
+
 /// Each git config `ignore` reads for the setting, in its order.
 fn configs() -> impl Iterator<Item = PathBuf> {
     let home = std::env::home_dir();

@@ -18,6 +18,7 @@ mod marks;
 mod progress;
 
 mod own_walk;
+mod rules_stamp;
 mod scan;
 mod staged;
 mod state;
@@ -45,6 +46,7 @@ pub use marks::{
     invalidate, mark_failure, mark_success, mark_success_with, record_failure, record_success,
 };
 pub use progress::Progress;
+pub use rules_stamp::RulesStamp;
 pub use scan::{Scanned, Stat, Walked, Walking, mtime_ns, scan, scan_with};
 pub use staged::staged_entries;
 pub use state::{Loaded, State, StatePaths};

@@ -155,6 +155,24 @@ fn rooted(dir: &Path, file: &Path) -> Gitignore {
     builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
+/// The ignore files a walk of `root` reads that lie outside it, where no watch of `root`
+/// sees them: the `.ignore` and `.gitignore` of each directory above, and the `info/exclude`
+/// of each repository whose `.git` is in `root`, above it, or in `nested` (directories
+/// under `root`).
+pub(super) fn rule_files_outside<'a>(
+    root: &'a Path,
+    nested: impl Iterator<Item = &'a Path>,
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in root.ancestors().skip(1) {
+        files.push(dir.join(".ignore"));
+        files.push(dir.join(".gitignore"));
+    }
+    let repos = root.ancestors().chain(nested);
+    files.extend(repos.filter_map(exclude_file));
+    files
+}
+
 /// The `info/exclude` file of the repository whose `.git` is in `dir`: in `.git` itself,
 /// or for a `.git` file (a worktree) in the common directory it leads to (a submodule's
 /// git directory names none: it has no exclude file here, as with `ignore`).
