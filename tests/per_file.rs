@@ -757,6 +757,28 @@ fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
     assert!(!mark.exists());
 }
 
+/// A symlink in the set is linted every time: the tool reads the file it points to, which
+/// may lie outside the set, and which its key (the link's text) does not cover. (It
+/// passed once, and an edit of its target then skipped.)
+#[test]
+fn issue_m_a_symlink_in_the_set_never_passes() {
+    let (sb, checker) = project(2);
+    sb.write("elsewhere/real.txt", "fine\n");
+    std::os::unix::fs::symlink("../elsewhere/real.txt", sb.path("src/link.txt")).unwrap();
+    lint(&sb, &checker, &[]).status(0).stderr_has("run (3 of 3");
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (1 of 3 files: src/link.txt)");
+    assert_eq!(linted(&sb), ["src/link.txt"]);
+    sb.write("elsewhere/real.txt", "LINT-FAIL\n");
+    let failed = lint(&sb, &checker, &[]).status(3);
+    assert!(
+        failed.stdout.contains("src/link.txt: LINT-FAIL"),
+        "{failed:#?}"
+    );
+}
+
 /// `zccache fp --cache-file F invalidate` forgets a per-file task's passes too, as the README
 /// says it forgets everything: every file runs again (it skipped all before).
 #[test]

@@ -11,6 +11,7 @@ use super::run::{self, Batch, Status};
 use super::select::{self, Unpassed};
 use super::{Judged, batches, settle, share, staged, state, whole};
 use crate::cli::RunArgs;
+use crate::fingerprint::EntryKind;
 use crate::runner::ERROR_EXIT;
 use crate::runner::spec::{PerFile, RunSpec};
 use crate::runner::task_lock::TaskLock;
@@ -161,8 +162,13 @@ fn mark(ui: &Ui, spec: &RunSpec, judged: &mut Judged, ended: &[Status]) {
     // costs more than a few stats).
     let read = (judged.deferred.as_ref(), judged.scanned_at);
     let unpassed = &judged.unpassed;
-    let held_at =
-        |i: usize| ended[i] == Some(0) && (spec.staged || vouched(spec, unpassed, read, i));
+    // A symlink never passes: the tool lints the file it points to, which its key (the
+    // link's text) does not cover, and which may lie outside the set.
+    let held_at = |i: usize| {
+        ended[i] == Some(0)
+            && unpassed[i].entry.kind == EntryKind::File
+            && (spec.staged || vouched(spec, unpassed, read, i))
+    };
     let held: Vec<bool> = match unpassed.len() {
         n if n < PARALLEL_FROM => (0..n).map(held_at).collect(),
         n => (0..n).into_par_iter().map(held_at).collect(),
