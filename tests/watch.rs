@@ -204,6 +204,32 @@ fn an_edit_with_an_older_mtime_makes_a_round() {
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// A task that a failure stopped from starting (`-j 1`: the first failure ends the
+/// graph) joins the next round; and an edit in the same burst as a broken zccache.toml
+/// makes its round at once. (Before: `c` never ran again; the edit waited for another.)
+#[test]
+fn a_task_not_run_joins_the_next_round_and_a_broken_config_holds_nothing_back() {
+    let sb = Sandbox::new();
+    sb.write("a/x.txt", "1\n").write("c/z.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.a]\ncommand = \"test -e a/ok\"\ninclude = [\"a/**\"]\n\
+         [tasks.c]\ncommand = \"cat c/z.txt\"\ninclude = [\"c/**\"]\n",
+    );
+    let w = watch(&sb, &["--all", "-j", "1"]);
+    w.rounds_done(1);
+    assert_eq!(w.count("zccache: run c"), 0, "{:?}", w.lines());
+    sb.write("a/ok", "");
+    w.rounds_done(2);
+    assert_eq!(w.count("zccache: run c"), 1, "{:?}", w.lines());
+    let config = std::fs::read_to_string(sb.path("zccache.toml")).unwrap();
+    sb.write("c/z.txt", "2\n");
+    sb.write("zccache.toml", format!("{config}garbage [[\n"));
+    w.rounds_done(3);
+    assert!(w.rounds()[1].contains("c/z.txt changed"), "{:?}", w.lines());
+    assert_eq!(w.count("zccache: run c"), 2, "{:?}", w.lines());
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
 /// Issue N.4: a task's outputs written inside the root never trigger it again.
 #[test]
 fn issue_n_outputs_inside_the_root_do_not_retrigger() {

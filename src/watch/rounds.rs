@@ -76,12 +76,15 @@ impl<'a> Watch<'a> {
                 Burst::Events(events) => events,
             };
             let config_changed = self.take(events);
-            if config_changed {
-                self.reload();
+            // A broken zccache.toml keeps the old tasks: the burst's other changes make
+            // their round now.
+            if config_changed && self.reload() {
                 continue;
             }
+            // Tasks not run last time join a round that something new starts.
             let changed: Vec<bool> = self.pending.iter().map(|p| !p.is_empty()).collect();
-            if changed.iter().any(|&c| c) {
+            let new = self.pending.iter().flatten().any(|p| p != NOT_RUN);
+            if new {
                 let what = self.describe_changes();
                 let keep = self.plan.round(&changed, &self.healthy);
                 self.round(&keep, &what);
@@ -164,8 +167,9 @@ impl<'a> Watch<'a> {
         }
     }
 
-    /// zccache.toml changed: the new tasks, or (a broken file) one error line and the old.
-    fn reload(&mut self) {
+    /// zccache.toml changed: the new tasks and a round of them (true), or (a broken file)
+    /// one error line and the old tasks (false).
+    fn reload(&mut self) -> bool {
         let plan = match Plan::load(&self.args.run) {
             Ok(plan) => plan,
             Err(e) => {
@@ -179,7 +183,7 @@ impl<'a> Watch<'a> {
                     "zccache.toml changed but cannot be used ({}); still watching the tasks as they were",
                     line.join(" ")
                 ));
-                return;
+                return false;
             }
         };
         match self.sources.open(&plan.sets()) {
@@ -187,7 +191,7 @@ impl<'a> Watch<'a> {
             Err(why) => {
                 self.ui
                     .error(format_args!("cannot watch the new tasks: {why}"));
-                return;
+                return false;
             }
         }
         let tasks = plan.specs.len();
@@ -197,6 +201,7 @@ impl<'a> Watch<'a> {
         self.unnamed = vec![0; tasks];
         self.healthy = vec![true; tasks];
         self.round(&vec![true; tasks], "zccache.toml changed, reloaded");
+        true
     }
 
     /// `src/a.rs changed`, `src/a.rs and 3 more changed`.
@@ -229,18 +234,30 @@ impl<'a> Watch<'a> {
             graph.names.join(", ")
         ));
         let specs: Vec<_> = kept.iter().map(|&i| self.plan.specs[i].clone()).collect();
+        let taken: Vec<_> = kept
+            .iter()
+            .map(|&i| (std::mem::take(&mut self.pending[i]), self.unnamed[i]))
+            .collect();
         for &i in &kept {
-            self.pending[i].clear();
             self.unnamed[i] = 0;
         }
         let started = Instant::now();
         let (run, windows) = run_graph(&graph, &specs, &self.args.run, self.plan.limits);
-        for (j, &i) in kept.iter().enumerate() {
+        for ((j, &i), (paths, unnamed)) in kept.iter().enumerate().zip(taken) {
             let end = run.ends[j];
             self.healthy[i] = end.lets_dependents_run();
-            if let Some(window) = windows[j] {
-                let ran = matches!(end.outcome, Outcome::Ran | Outcome::Failed);
-                self.loops.ran(i, window, ran);
+            match windows[j] {
+                Some(window) => {
+                    let ran = matches!(end.outcome, Outcome::Ran | Outcome::Failed);
+                    self.loops.ran(i, window, ran);
+                }
+                // Never started (an earlier failure stopped the graph): what it has not
+                // seen makes it part of the next round.
+                None => {
+                    self.pending[i].extend(paths);
+                    self.pending[i].insert(NOT_RUN.to_string());
+                    self.unnamed[i] += unnamed;
+                }
             }
         }
         if crate::os::interrupted().is_none() {
@@ -252,6 +269,9 @@ impl<'a> Watch<'a> {
         }
     }
 }
+
+/// What a task that did not start in a round has pending (not a path: named by none).
+const NOT_RUN: &str = "(not run in the last round)";
 
 /// The local time now, `HH:MM:SS`.
 fn clock() -> String {
