@@ -275,6 +275,31 @@ fn issue_n_a_task_writing_into_its_own_inputs_warns_once_and_does_not_loop() {
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// A path the task writes while it runs is ignored only while it runs: the user's edit of
+/// it while the task is idle makes a round (after which the task's own write loops no
+/// more). (It was ignored for the rest of the session.)
+#[test]
+fn an_own_write_path_edited_while_the_task_is_idle_makes_a_round() {
+    let sb = Sandbox::new();
+    sb.write("src/a.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.stamp]\ncommand = \"date +%s%N > src/stamp.txt\"\n",
+    );
+    let w = watch(&sb, &["stamp"]);
+    w.wait_count("writes src/stamp.txt inside its own input set", 1);
+    w.rounds_done(2);
+    sb.write("src/stamp.txt", "the user's\n");
+    w.rounds_done(3);
+    // A sentinel edit: its round is the next one, none came in between.
+    sb.write("src/a.txt", "2\n");
+    w.rounds_done(4);
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 3, "{rounds:?}");
+    assert!(rounds[1].contains("src/stamp.txt changed"), "{rounds:?}");
+    assert!(rounds[2].contains("src/a.txt changed"), "{rounds:?}");
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
 /// Issue N.3: a burst of 200 writes makes at most two rounds.
 #[test]
 fn issue_n_a_burst_of_200_writes_makes_at_most_two_rounds() {

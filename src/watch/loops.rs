@@ -1,10 +1,12 @@
 //! No loops: which changes may trigger a task again. The input sets already leave out a
 //! task's declared outputs, `.git/`, `.zccache/` and the state files; what is left is a
-//! task that writes inside its own input set while it runs. Changes are judged by the
-//! changed file's mtime, not by when their event arrived (events take a moment): a file
+//! task that writes inside its own input set while it runs. Changes are judged by when the
+//! file last changed (the later of its mtime and ctime), not by when their event arrived
+//! (events take a moment): a file
 //! written while the task's command ran is a suspect, and makes one more round, as a
 //! user's edit during the run must. When the same path is written again during that next
-//! run, the task wrote it: a warning names it once and it never triggers that task again.
+//! run, the task wrote it: a warning names it once, and its writes while the task runs never
+//! trigger it again (a write while the task is idle is somebody else's edit, and does).
 //! A file written before the task's check began is one the check already saw.
 //!
 //! A file's time comes from the kernel's coarse clock, up to a tick behind the moment it was
@@ -83,10 +85,17 @@ impl Loops {
     /// Judges a change of `path` in task `i`'s set, the file now written `at` (its mtime;
     /// `None`: it is gone).
     pub fn judge(&mut self, i: usize, path: &str, at: Option<SystemTime>) -> Verdict {
-        if self.ignored[i].contains(path) {
-            return Verdict::Ignored;
-        }
         let run = &mut self.runs[i];
+        if self.ignored[i].contains(path) {
+            // The task writes it while it runs; written after its last run ended, it is
+            // somebody else's edit (a user saving while a test suite runs, twice).
+            let after_the_run =
+                matches!((run.window, at), (Some((_, ended)), Some(at)) if at > ended);
+            return match after_the_run {
+                true => Verdict::Pending,
+                false => Verdict::Ignored,
+            };
+        }
         let (Some((began, ended)), Some(at)) = (run.window, at) else {
             return Verdict::Pending;
         };
@@ -125,9 +134,14 @@ mod tests {
         loops.ran(0, window(t1), true);
         let during = t1 + Duration::from_millis(500);
         assert_eq!(loops.judge(0, "stamp", Some(during)), Verdict::OwnWrite);
+        let t2 = t1 + Duration::from_secs(5);
+        loops.ran(0, window(t2), true);
+        let during = t2 + Duration::from_millis(500);
+        assert_eq!(loops.judge(0, "stamp", Some(during)), Verdict::Ignored);
+        // Written while the task is idle: somebody else's edit, which it must see.
         assert_eq!(
-            loops.judge(0, "stamp", Some(t1 + Duration::from_secs(60))),
-            Verdict::Ignored
+            loops.judge(0, "stamp", Some(t2 + Duration::from_secs(60))),
+            Verdict::Pending
         );
     }
 
