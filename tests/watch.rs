@@ -300,6 +300,36 @@ fn an_own_write_path_edited_while_the_task_is_idle_makes_a_round() {
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// A dependency's declared output deleted under a dependent that reads it: the round runs
+/// the dependency first, which restores it through the cache, and the dependent skips.
+/// (Only the dependent ran, and failed on the missing file.)
+#[test]
+fn a_dependencys_deleted_output_is_restored_in_the_round() {
+    let sb = Sandbox::new();
+    sb.write("src/x.txt", "1\n").write(
+        "zccache.toml",
+        "[tasks.gen]\ncommand = \"mkdir -p out && cp src/x.txt out/gen.txt\"\n\
+         include = [\"src/**\"]\noutputs = [\"out\"]\n\
+         [tasks.use]\ncommand = \"cat out/gen.txt\"\ninclude = [\"out/**\"]\n\
+         depends_on = [\"gen\"]\n",
+    );
+    let w = watch(&sb, &["--all"]);
+    w.rounds_done(1);
+    std::fs::remove_dir_all(sb.path("out")).unwrap();
+    w.rounds_done(2);
+    let rounds = w.rounds();
+    assert!(rounds[0].ends_with("changed: gen, use"), "{:?}", w.lines());
+    assert!(w.count("skip gen (restored") == 1, "{:?}", w.lines());
+    assert_eq!(sb.read("out/gen.txt"), "1\n");
+    let summary = w.lines().into_iter().rfind(|l| l.ends_with("; watching"));
+    assert!(
+        summary.is_some_and(|l| !l.contains("failed")),
+        "{:?}",
+        w.lines()
+    );
+    assert_eq!(w.stop(libc::SIGINT), Some(130));
+}
+
 /// Issue N.3: a burst of 200 writes makes at most two rounds.
 #[test]
 fn issue_n_a_burst_of_200_writes_makes_at_most_two_rounds() {

@@ -151,6 +151,20 @@ impl RunSpec {
         }
     }
 
+    /// Whether `path` (absolute) is one of the task's declared outputs or lies in one.
+    pub fn outputs_hold(&self, path: &Path) -> bool {
+        self.outputs.iter().any(|(shown, base)| {
+            if !is_glob(shown) {
+                return path.starts_with(base);
+            }
+            let (Ok(matcher), Ok(rel)) = (glob_matcher(shown), path.strip_prefix(base)) else {
+                return false;
+            };
+            rel.ancestors()
+                .any(|part| !part.as_os_str().is_empty() && matcher.is_match(part))
+        })
+    }
+
     /// The task of the command after `--` in `args`, run from `cwd`, validated (`staged`:
     /// judged on the index).
     pub fn of_command(args: &RunArgs, cwd: PathBuf, staged: bool) -> anyhow::Result<Self> {
@@ -382,6 +396,14 @@ mod tests {
             share: false,
             staged: false,
         })
+    }
+
+    #[test]
+    fn outputs_hold_their_paths_and_what_their_globs_match() {
+        let spec = spec(&["dist", "gen/*.txt"], &[]);
+        let at = |rel: &str| spec.outputs_hold(&Path::new("/nonexistent/p").join(rel));
+        assert!(at("dist") && at("dist/a/b.js") && at("gen/x.txt"));
+        assert!(!at("gen/sub/x.txt") && !at("gen/x.rs") && !at("src/dist") && !at("distx"));
     }
 
     #[test]

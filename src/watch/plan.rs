@@ -70,14 +70,14 @@ impl Plan {
     }
 
     /// The tasks a round runs when the `changed` tasks' sets changed: those, every task
-    /// depending on them, and the dependencies of these that did not end well last time
-    /// (`healthy` false), which must run first.
-    pub fn round(&self, changed: &[bool], healthy: &[bool]) -> Vec<bool> {
+    /// depending on them, and the dependencies of these that are not `sound` (that did not
+    /// end well last time, or whose outputs changed), which must run first.
+    pub fn round(&self, changed: &[bool], sound: &[bool]) -> Vec<bool> {
         let mut keep = self.graph.with_dependents(changed);
         for i in (0..keep.len()).rev() {
             if keep[i] {
                 for &d in &self.graph.deps[i] {
-                    keep[d] = keep[d] || !healthy[d];
+                    keep[d] = keep[d] || !sound[d];
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::debounce::{Burst, next_burst};
@@ -86,7 +87,8 @@ impl<'a> Watch<'a> {
             let new = self.pending.iter().flatten().any(|p| p != NOT_RUN);
             if new {
                 let what = self.describe_changes();
-                let keep = self.plan.round(&changed, &self.healthy);
+                let sound = self.sound_outputs();
+                let keep = self.plan.round(&changed, &sound);
                 self.round(&keep, &what);
             }
         }
@@ -202,6 +204,24 @@ impl<'a> Watch<'a> {
         self.healthy = vec![true; tasks];
         self.round(&vec![true; tasks], "zccache.toml changed, reloaded");
         true
+    }
+
+    /// Per task: whether it ended well last time and no change pending in any set lies
+    /// under its declared outputs (a dependency's deleted or edited output is restored by
+    /// running it first, through the cache).
+    fn sound_outputs(&self) -> Vec<bool> {
+        let changed: Vec<PathBuf> = self
+            .pending
+            .iter()
+            .zip(&self.plan.specs)
+            .flat_map(|(paths, spec)| paths.iter().map(|p| spec.root.join(p)))
+            .collect();
+        self.plan
+            .specs
+            .iter()
+            .zip(&self.healthy)
+            .map(|(spec, healthy)| *healthy && !changed.iter().any(|c| spec.outputs_hold(c)))
+            .collect()
     }
 
     /// `src/a.rs changed`, `src/a.rs and 3 more changed`.
