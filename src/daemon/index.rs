@@ -165,12 +165,14 @@ impl Index {
                 .map(|e| (e.path.clone(), indexed(e.clone(), seed.scanned_at_ns)))
                 .collect();
         }
+        let before = RulesStamp::of(&self.root, self.dirs.iter().map(String::as_str));
         self.dirs.clear();
         self.base_log = None;
         self.filled = false;
         self.key = None;
         let work = self.walk_into("", None, &previous)?;
-        self.rules = RulesStamp::of(&self.root, self.dirs.iter().map(String::as_str));
+        let after = RulesStamp::of(&self.root, self.dirs.iter().map(String::as_str));
+        self.rules = after.since(&before);
         self.filled = true;
         Ok(work)
     }

@@ -12,7 +12,11 @@ use super::{global_excludes, own_walk};
 
 /// The stamps of the rule files a watch of a root cannot see.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RulesStamp(Vec<(PathBuf, Option<Stat>)>);
+pub struct RulesStamp {
+    files: Vec<(PathBuf, Option<Stat>)>,
+    /// A rule file changed while the walk that took these stamps ran: moved already.
+    stale: bool,
+}
 
 impl RulesStamp {
     /// The stamps for `root`, with the repositories whose `.git` lies in one of the
@@ -25,20 +29,33 @@ impl RulesStamp {
             .collect();
         let mut files = own_walk::rule_files_outside(root, nested.iter().map(PathBuf::as_path));
         files.extend(global_excludes::deciding_files());
-        RulesStamp(
-            files
-                .into_iter()
-                .map(|f| {
-                    let was = stamp(&f);
-                    (f, was)
-                })
-                .collect(),
-        )
+        let files = files
+            .into_iter()
+            .map(|f| {
+                let was = stamp(&f);
+                (f, was)
+            })
+            .collect();
+        RulesStamp {
+            files,
+            stale: false,
+        }
+    }
+
+    /// These stamps (taken after a walk), moved already when a file they share with
+    /// `before` (taken before it) changed in between: the walk may have read either rules.
+    pub fn since(mut self, before: &RulesStamp) -> Self {
+        self.stale = before.files.iter().any(|(file, was)| {
+            self.files
+                .iter()
+                .any(|(same, now)| same == file && now != was)
+        });
+        self
     }
 
     /// Whether a rule file changed, appeared or went since the stamps were taken.
     pub fn moved(&self) -> bool {
-        self.0.iter().any(|(file, was)| stamp(file) != *was)
+        self.stale || self.files.iter().any(|(file, was)| stamp(file) != *was)
     }
 }
 
@@ -65,5 +82,9 @@ mod tests {
         let stamp = RulesStamp::of(root, ["", "sub"].into_iter());
         std::fs::write(root.join(".git/info/exclude"), "gen.txt\n").unwrap();
         assert!(stamp.moved());
+        // Changed between the stamps around a walk: moved whatever comes after.
+        let after = RulesStamp::of(root, ["", "sub"].into_iter());
+        assert!(!after.clone().since(&after).moved());
+        assert!(after.since(&stamp).moved());
     }
 }
