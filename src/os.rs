@@ -393,15 +393,27 @@ pub fn peer_hung_up(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 /// precise one by up to a tick, so a file written just after `SystemTime::now()` can carry
 /// an earlier time.
 pub fn file_clock_now() -> std::time::SystemTime {
+    let now = clock(libc::CLOCK_REALTIME_COARSE);
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+}
+
+/// Nanoseconds on the boot clock: monotonic, suspend included, the same in every process,
+/// and set by no one (the wall clock may step back).
+pub fn boot_clock_ns() -> i64 {
+    let now = clock(libc::CLOCK_BOOTTIME);
+    now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+fn clock(id: libc::clockid_t) -> libc::timespec {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime fills the timespec owned here.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
-    std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+    unsafe { libc::clock_gettime(id, &mut now) };
+    now
 }
 
 /// Bytes an unprivileged process may still write on the filesystem holding `path`.

@@ -757,6 +757,31 @@ fn issue_m_a_stale_daemon_start_mark_is_not_waited_for() {
     assert!(!mark.exists());
 }
 
+/// A first run lists the files of a directory that settled before it (no entry added or
+/// removed for 2 s) without their stamps; once the run ended, a file passes only if its
+/// ctime, which nothing sets back, is older than the run by that window: one edited in
+/// place just before the run, or swapped out and back while the tool read it, is linted
+/// again; the untouched one passes. (Before, the one edited just before the run was read
+/// before it, and passed.)
+#[test]
+fn issue_m_a_first_run_in_settled_directories_passes_only_files_older_than_it() {
+    let (sb, checker) = project(3);
+    // The directory and its files settle: their ctimes age past the racy window.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    sb.write("src/f01.txt", "file 1, edited just before\n");
+    // f02 is swapped out while the tool reads it and put back after, same bytes again.
+    lint(&sb, &checker, &[])
+        .env("SWAP_DURING", "src/f02.txt")
+        .status(0)
+        .stderr_has("run (3 of 3");
+    assert_eq!(sb.read("src/f02.txt"), "file 2\n");
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (2 of 3 files: src/f01.txt, src/f02.txt)");
+    lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 3");
+}
+
 /// A symlink in the set is linted every time: the tool reads the file it points to, which
 /// may lie outside the set, and which its key (the link's text) does not cover. (It
 /// passed once, and an edit of its target then skipped.)

@@ -52,13 +52,14 @@ impl Found {
 /// (below, each branch walks its part alone).
 const PARALLEL_DEPTH: usize = 4;
 
-/// Walks `start` (an absolute path under `root`, down to `max_depth` levels).
+/// Walks `start` (an absolute path under `root`, down to `max_depth` levels). With
+/// `settled_before`, the files of a directory whose mtime is older are listed unstamped.
 pub(super) fn walk(
     root: &Path,
     start: &Path,
     max_depth: Option<usize>,
-    filter: &Filter,
-    own: &OwnState,
+    (filter, own): (&Filter, &OwnState),
+    settled_before: Option<i64>,
 ) -> Result<Found, FpError> {
     let outer = Outer::of(start);
     let mut walk = Walk {
@@ -66,6 +67,7 @@ pub(super) fn walk(
         filter,
         own,
         max_depth,
+        settled_before,
         outer: &outer,
         levels: Vec::new(),
         found: Found::default(),
@@ -240,6 +242,8 @@ struct Walk<'w> {
     filter: &'w Filter,
     own: &'w OwnState,
     max_depth: Option<usize>,
+    /// Directories whose mtime is older have their files listed unstamped.
+    settled_before: Option<i64>,
     outer: &'w Outer,
     /// The directories entered that have ignore rules, from `start` down to the one
     /// being listed.
@@ -325,6 +329,7 @@ impl Walk<'_> {
             filter: self.filter,
             own: self.own,
             max_depth: self.max_depth,
+            settled_before: self.settled_before,
             outer: self.outer,
             levels: Vec::new(),
             found: Found::default(),
@@ -345,6 +350,8 @@ impl Walk<'_> {
             self.found.walked.dirs.push(rel.to_string());
             return Ok(Vec::new());
         }
+        // Looked at before the listing: an entry added after it makes the directory newer.
+        let settled = self.settled_before.is_some_and(|t| settled(dir, t));
         let entries = match list(dir) {
             Ok(entries) => entries,
             // A directory that vanished, or is no directory any more, is not in the set.
@@ -362,19 +369,18 @@ impl Walk<'_> {
         }
         let mut subdirs = Vec::new();
         for entry in &entries {
-            if let Some(subdir) = self.entry(dir, rel, entry)? {
+            if let Some(subdir) = self.entry((dir, rel, settled), entry)? {
                 subdirs.push(subdir);
             }
         }
         Ok(subdirs)
     }
 
-    /// Records one entry of `dir` (`dir_rel` from the root); a directory to walk is given
-    /// back (its path and its path from the root).
+    /// Records one entry of `dir` (`dir_rel` from the root; `settled`: its files are listed
+    /// unstamped); a directory to walk is given back (its path and its path from the root).
     fn entry(
         &mut self,
-        dir: &Path,
-        dir_rel: &str,
+        (dir, dir_rel, settled): (&Path, &str, bool),
         entry: &fs::DirEntry,
     ) -> Result<Option<(PathBuf, String)>, FpError> {
         let name = entry.file_name();
@@ -407,6 +413,14 @@ impl Walk<'_> {
             return Ok(None);
         }
         if !self.filter.selects(&rel) {
+            return Ok(None);
+        }
+        if settled {
+            let inode = std::os::unix::fs::DirEntryExt::ino(entry);
+            self.found
+                .walked
+                .files
+                .push(Scanned::unstamped(rel, kind, inode));
             return Ok(None);
         }
         let meta = match entry.metadata() {
@@ -471,6 +485,11 @@ fn below<'p>(start: &Path, path: &'p Path) -> Option<&'p [u8]> {
         .as_bytes()
         .strip_prefix(start.as_os_str().as_bytes())?;
     Some(rest.strip_prefix(b"/").unwrap_or(rest))
+}
+
+/// Whether the entries of `dir` last changed (its mtime) before `settled_before`.
+fn settled(dir: &Path, settled_before: i64) -> bool {
+    fs::symlink_metadata(dir).is_ok_and(|meta| super::mtime_ns(&meta) < settled_before)
 }
 
 /// Whether `err`, listing a directory, says it is gone: vanished, or no directory any more.

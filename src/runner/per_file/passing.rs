@@ -118,6 +118,8 @@ pub(super) fn record_outcome(
     succeeded: bool,
 ) {
     if let Some(mut deferred) = judged.deferred.take() {
+        let (entries, unpassed) = (&mut judged.current.entries, &mut judged.unpassed);
+        deferred::stamp_listed(spec, entries, unpassed, &mut deferred);
         let digests = deferred::read(spec, &judged.current.entries, &deferred);
         let (current, unpassed) = (&mut judged.current, &mut judged.unpassed);
         deferred::settle(current, unpassed, &mut deferred, &digests);

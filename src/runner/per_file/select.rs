@@ -11,10 +11,6 @@ use crate::fingerprint::{
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
-/// How a per-file set is walked: by zccache's own walk, as lint sets are some thousands of
-/// files at most.
-pub const PER_FILE_WALK: Walking = Walking::Own;
-
 /// Why a file is given to the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,7 +91,7 @@ pub fn current(
         });
     }
     let scanned_at = now_ns();
-    let walked = walk(spec, filter)?;
+    let walked = walk(spec, filter, Walking::Own)?;
     let refreshed = refresh(&spec.root, walked.files, previous, scanned_at, None);
     let refreshed = refreshed.map_err(|e| e.to_string())?;
     Ok(Current {
@@ -105,12 +101,12 @@ pub fn current(
     })
 }
 
-/// Walks the per-file set of `spec` (`filter`, compiled): serially, its files' stat stamps
-/// read after the walk.
-pub fn walk(spec: &RunSpec, filter: Arc<Filter>) -> Result<Walked, String> {
+/// Walks the per-file set of `spec` (`filter`, compiled) by zccache's own walk (`Own`, or
+/// `OwnUnstamped` for a first run), as lint sets are some thousands of files at most.
+pub fn walk(spec: &RunSpec, filter: Arc<Filter>, walking: Walking) -> Result<Walked, String> {
     let own = OwnState::of(&spec.cache_file);
     let filter = (filter, own);
-    scan_with(&spec.root, &spec.root, None, filter, PER_FILE_WALK).map_err(|e| e.to_string())
+    scan_with(&spec.root, &spec.root, None, filter, walking).map_err(|e| e.to_string())
 }
 
 /// Every file of `entries`, to run for the same reason `why`.
