@@ -782,6 +782,43 @@ fn issue_m_a_first_run_in_settled_directories_passes_only_files_older_than_it() 
     lint(&sb, &checker, &[]).status(0).stderr_has("skip (all 3");
 }
 
+/// A settled directory's file is vouched for after the run by its device and inode as the
+/// listing gave them, not by its inode alone: a filesystem mounted over the directory while
+/// the tool ran (or a snapshot swapped in) may hold an old file of the same inode number,
+/// whose bytes the tool never saw. (It passed, and the next run skipped it.)
+#[test]
+fn issue_m_a_file_swapped_in_from_another_filesystem_during_a_first_run_is_not_passed() {
+    if !available(Tool::Mount) {
+        return;
+    }
+    let (sb, _) = project(0);
+    let checker = sb.outside("check-mount.sh");
+    fs::write(
+        &checker,
+        "#!/bin/sh\nstatus=0\nfor f in \"$@\"; do grep -qx BAD \"$f\" && status=1; done\n\
+         [ -n \"$SWAP\" ] && mount --bind \"$SWAP\" src\nexit $status\n",
+    )
+    .unwrap();
+    fs::set_permissions(&checker, fs::Permissions::from_mode(0o755)).unwrap();
+    // Two fresh tmpfs, the same files made in the same order (so the same inode numbers);
+    // the other's f2 is BAD. Both settle (2 s) before the first run.
+    let script = format!(
+        "set -e; mkdir -p src other && mount -t tmpfs t src && mount -t tmpfs t other\n\
+         for d in src other; do for i in 1 2 3; do echo \"file $i\" > $d/f$i.txt; done; done\n\
+         echo BAD > other/f2.txt; sleep 2.5\n\
+         run() {{ \"$ZCCACHE\" run --no-daemon --files 'src/*.txt' -- '{checker}'; }}\n\
+         SWAP=other run\n\
+         if run; then echo NEXT-RUN-PASSED; else echo NEXT-RUN-FAILED; fi",
+        checker = checker.display()
+    );
+    let ran = sb
+        .program("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("ZCCACHE", ZCCACHE)
+        .status(0);
+    assert!(ran.stdout.contains("NEXT-RUN-FAILED"), "{ran:#?}");
+}
+
 /// A symlink in the set is linted every time: the tool reads the file it points to, which
 /// may lie outside the set, and which its key (the link's text) does not cover. (It
 /// passed once, and an edit of its target then skipped.)

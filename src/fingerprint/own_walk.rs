@@ -351,7 +351,7 @@ impl Walk<'_> {
             return Ok(Vec::new());
         }
         // Looked at before the listing: an entry added after it makes the directory newer.
-        let settled = self.settled_before.is_some_and(|t| settled(dir, t));
+        let settled = self.settled_before.and_then(|t| settled_on(dir, t));
         let entries = match list(dir) {
             Ok(entries) => entries,
             // A directory that vanished, or is no directory any more, is not in the set.
@@ -376,11 +376,12 @@ impl Walk<'_> {
         Ok(subdirs)
     }
 
-    /// Records one entry of `dir` (`dir_rel` from the root; `settled`: its files are listed
-    /// unstamped); a directory to walk is given back (its path and its path from the root).
+    /// Records one entry of `dir` (`dir_rel` from the root; `settled`: its files are only
+    /// listed, on that device); a directory to walk is given back (its path and its path from
+    /// the root).
     fn entry(
         &mut self,
-        (dir, dir_rel, settled): (&Path, &str, bool),
+        (dir, dir_rel, settled): (&Path, &str, Option<u64>),
         entry: &fs::DirEntry,
     ) -> Result<Option<(PathBuf, String)>, FpError> {
         let name = entry.file_name();
@@ -415,12 +416,10 @@ impl Walk<'_> {
         if !self.filter.selects(&rel) {
             return Ok(None);
         }
-        if settled {
+        if let Some(dev) = settled {
             let inode = std::os::unix::fs::DirEntryExt::ino(entry);
-            self.found
-                .walked
-                .files
-                .push(Scanned::unstamped(rel, kind, inode));
+            let listed = Scanned::listed(rel, kind, (dev, inode));
+            self.found.walked.files.push(listed);
             return Ok(None);
         }
         let meta = match entry.metadata() {
@@ -487,9 +486,41 @@ fn below<'p>(start: &Path, path: &'p Path) -> Option<&'p [u8]> {
     Some(rest.strip_prefix(b"/").unwrap_or(rest))
 }
 
-/// Whether the entries of `dir` last changed (its mtime) before `settled_before`.
-fn settled(dir: &Path, settled_before: i64) -> bool {
-    fs::symlink_metadata(dir).is_ok_and(|meta| super::mtime_ns(&meta) < settled_before)
+/// The device of `dir` when its entries last changed (its mtime) before `settled_before`
+/// and it lies on a filesystem whose file times this kernel sets (`LOCAL_TIMES`).
+fn settled_on(dir: &Path, settled_before: i64) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir).ok()?;
+    let settled = super::mtime_ns(&meta) < settled_before && local_times(dir);
+    settled.then(|| meta.dev())
+}
+
+/// Filesystems whose ctimes this kernel sets from its own clock, and moves on every write,
+/// chmod, link and rename (not a network or FUSE filesystem, whose times may come from
+/// another clock, nor one rolled back in place: ZFS).
+const LOCAL_TIMES: [i64; 6] = [
+    0xEF53,      // ext2, ext3, ext4
+    0x5846_5342, // xfs
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0x794C_7630, // overlayfs
+    0xF2F5_2010, // f2fs
+];
+
+/// Whether `dir` lies on one of the `LOCAL_TIMES` filesystems.
+fn local_times(dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+        return false;
+    }
+    // (`f_type`'s integer type differs between targets.)
+    #[allow(clippy::useless_conversion)]
+    let kind = i64::from(fs.f_type);
+    LOCAL_TIMES.contains(&kind)
 }
 
 /// Whether `err`, listing a directory, says it is gone: vanished, or no directory any more.

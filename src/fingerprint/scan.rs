@@ -52,11 +52,12 @@ pub struct Scanned {
     pub kind: EntryKind,
     /// Whether any execute bit is set.
     pub exec: bool,
-    /// Metadata at scan time (unless not `stamped`).
+    /// Metadata at scan time (for a file `listed_on` a device, only the inode its
+    /// directory's listing gave).
     pub stat: Stat,
-    /// Whether `stat` was read. A file that `Walking::OwnUnstamped` listed without reading
-    /// it holds only the inode its directory's listing gave (and no execute bit).
-    pub stamped: bool,
+    /// `None` when `stat` was read; for a file `Walking::OwnUnstamped` listed without reading
+    /// it (nor its execute bit), the device of its directory.
+    pub listed_on: Option<u64>,
 }
 
 impl Stat {
@@ -85,13 +86,13 @@ impl Scanned {
             kind,
             exec: kind == EntryKind::File && meta.mode() & 0o111 != 0,
             stat: Stat::of(meta),
-            stamped: true,
+            listed_on: None,
         }
     }
 
-    /// The entry `rel` of kind `kind` as its directory's listing gave it (inode `inode`),
-    /// its metadata not read.
-    pub(super) fn unstamped(rel: String, kind: EntryKind, inode: u64) -> Scanned {
+    /// The entry `rel` of kind `kind` as its directory (on device `dev`) listed it, with
+    /// inode `inode`, its metadata not read.
+    pub(super) fn listed(rel: String, kind: EntryKind, (dev, inode): (u64, u64)) -> Scanned {
         Scanned {
             rel,
             kind,
@@ -102,7 +103,7 @@ impl Scanned {
                 ctime_ns: 0,
                 inode,
             },
-            stamped: false,
+            listed_on: Some(dev),
         }
     }
 }
@@ -128,7 +129,8 @@ pub enum Walking {
     /// for the `ignore` walker with a stat per path; one directory level: no threads).
     Own,
     /// The own walk, reading no file's metadata in a directory whose entries last changed
-    /// before `settled_before` (ns since the epoch): such files are not `stamped`. (A
+    /// before `settled_before` (ns since the epoch), on a filesystem whose file times this
+    /// kernel sets: such files are only listed (`listed_on`). (A
     /// first run's per-file set, whose files are stamped after its command, see
     /// `runner::per_file::deferred`: 2,000 stats before the command cost ~3.5 ms of it.)
     OwnUnstamped {

@@ -242,7 +242,7 @@ mod tests {
             kind: e.kind,
             exec: e.exec,
             stat: e.stat,
-            stamped: true,
+            listed_on: None,
         }
     }
 

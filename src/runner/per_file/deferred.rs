@@ -34,8 +34,9 @@ pub struct Deferred {
     /// The same moment on the boot clock, which no one sets: the wall clock stepped back
     /// across the run leaves no stamp taken after it to vouch by its ctime.
     scanned_at_boot: i64,
-    /// Per entry: listed unstamped (a settled directory), its stamp taken after the run.
-    stamp_later: Vec<bool>,
+    /// Per entry listed without its stamp (a settled directory), its directory's device:
+    /// its stamp is taken after the run.
+    listed_on: Vec<Option<u64>>,
     /// Per entry of the set (and of the unpassed files, the same list): read after the run.
     read_later: Vec<bool>,
     /// Per entry: could not be read after the run, or (read before) changed across it.
@@ -60,14 +61,8 @@ pub enum Vouch {
 impl Deferred {
     /// True when it describes a set of `n` files.
     pub fn fits(&self, n: usize) -> bool {
-        [
-            &self.read_later,
-            &self.unread,
-            &self.held,
-            &self.stamp_later,
-        ]
-        .iter()
-        .all(|flags| flags.len() == n)
+        let flags = [&self.read_later, &self.unread, &self.held];
+        flags.iter().all(|f| f.len() == n) && self.listed_on.len() == n
     }
 
     /// How many files are read after the run.
@@ -119,7 +114,7 @@ pub fn current(
     let (racy, later): (Vec<_>, Vec<_>) = walked
         .files
         .into_iter()
-        .partition(|s| s.stamped && s.stat.changed_ns() + RACY_WINDOW_NS >= scanned_at);
+        .partition(|s| s.listed_on.is_none() && s.stat.changed_ns() + RACY_WINDOW_NS >= scanned_at);
     let read = vec![None; racy.len()];
     let rehashed = read.len();
     let racy = hash_all(&spec.root, racy, read, None).map_err(|e| e.to_string())?;
@@ -132,9 +127,9 @@ pub fn current(
             // Replaced by `settle` before anything is judged or saved by it.
             hash: Digest([0; 32]),
         };
-        (entry, !s.stamped)
+        (entry, s.listed_on)
     });
-    let (entries, read_later, stamp_later) = merged(racy, later);
+    let (entries, read_later, listed_on) = merged(racy, later);
     let unpassed = select::all_unpassed(&entries, why);
     let deferred = Deferred {
         scanned_at,
@@ -142,7 +137,7 @@ pub fn current(
         unread: vec![false; read_later.len()],
         held: vec![false; read_later.len()],
         read_later,
-        stamp_later,
+        listed_on,
     };
     let current = Current {
         entries,
@@ -153,36 +148,37 @@ pub fn current(
 }
 
 /// The entries read before the run and those to read after it (each in path order, as the
-/// walk gave them, the latter with whether they are stamped after it too) in one path
-/// order; per entry, whether it is read after the run, and stamped after it.
+/// walk gave them, the latter with the device of each that was only listed) in one path
+/// order; per entry, whether it is read after the run, and that device.
 fn merged(
     before: Vec<Entry>,
-    after: impl Iterator<Item = (Entry, bool)>,
-) -> (Vec<Entry>, Vec<bool>, Vec<bool>) {
+    after: impl Iterator<Item = (Entry, Option<u64>)>,
+) -> (Vec<Entry>, Vec<bool>, Vec<Option<u64>>) {
     let mut entries = Vec::with_capacity(before.len() + after.size_hint().0);
     let mut flags = Vec::with_capacity(entries.capacity());
     let mut before = before.into_iter().peekable();
-    for (later, unstamped) in after {
+    for (later, listed_on) in after {
         while let Some(read) = before.next_if(|read| read.path < later.path) {
             entries.push(read);
-            flags.push((false, false));
+            flags.push((false, None));
         }
         entries.push(later);
-        flags.push((true, unstamped));
+        flags.push((true, listed_on));
     }
     for read in before {
         entries.push(read);
-        flags.push((false, false));
+        flags.push((false, None));
     }
-    let (read_later, stamp_later) = flags.into_iter().unzip();
-    (entries, read_later, stamp_later)
+    let (read_later, listed_on) = flags.into_iter().unzip();
+    (entries, read_later, listed_on)
 }
 
-/// Once the run ended: the stamps of the files listed unstamped (their directories had
-/// settled before the walk). Such a file's stamp vouches that it did not change from before
-/// the command started only when its ctime is older than the walk's start by the racy
-/// window (no one sets a ctime back; a write, chmod, link or rename moves it, to a time no
-/// coarser than that window) and its inode is the one its directory's listing gave. Any
+/// Once the run ended: the stamps of the files only listed (their directories had settled
+/// before the walk). Such a file's stamp vouches that it did not change from before the
+/// command started only when its ctime is older than the walk's start by the racy window
+/// (no one sets a ctime back; a write, chmod, link or rename moves it, to a time no coarser
+/// than that window) and its device and inode are those its directory's listing gave (a
+/// snapshot or mount swapped in may hold an old file of the same inode number). Any
 /// other file, or all of them when the wall clock stepped back meanwhile, is unread: it does
 /// not pass and stays out of the stat table. The content is read next, and this stamp must
 /// hold across that read (`stamp_unchanged`).
@@ -197,14 +193,14 @@ pub fn stamp_listed(
     let clock_held = stepped.abs() < RACY_WINDOW_NS / 2;
     let stamps: Vec<Option<(Stat, bool)>> = entries
         .par_iter()
-        .zip(&deferred.stamp_later)
-        .map(|(entry, later)| match later {
-            true if clock_held => vouching_stamp(spec, entry, deferred.scanned_at),
+        .zip(&deferred.listed_on)
+        .map(|(entry, listed_on)| match listed_on {
+            Some(dev) if clock_held => vouching_stamp(spec, entry, (*dev, deferred.scanned_at)),
             _ => None,
         })
         .collect();
     for (i, stamp) in stamps.into_iter().enumerate() {
-        if !deferred.stamp_later[i] {
+        if deferred.listed_on[i].is_none() {
             continue;
         }
         let Some((stat, exec)) = stamp else {
@@ -222,15 +218,20 @@ pub fn stamp_listed(
 
 /// The stamp (and execute bit) of `entry`'s file now, if it vouches for the file as it was
 /// before the run (see [`stamp_listed`]).
-fn vouching_stamp(spec: &RunSpec, entry: &Entry, scanned_at: i64) -> Option<(Stat, bool)> {
-    use std::os::unix::fs::PermissionsExt;
+fn vouching_stamp(
+    spec: &RunSpec,
+    entry: &Entry,
+    (dev, scanned_at): (u64, i64),
+) -> Option<(Stat, bool)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::symlink_metadata(crate::relpath::join(&spec.root, &entry.path)).ok()?;
     let stat = Stat::of(&meta);
     let kind_held = match entry.kind {
         EntryKind::File => meta.file_type().is_file(),
         EntryKind::Symlink => meta.file_type().is_symlink(),
     };
-    let settled = stat.ctime_ns + RACY_WINDOW_NS < scanned_at && stat.inode == entry.stat.inode;
+    let same = meta.dev() == dev && stat.inode == entry.stat.inode;
+    let settled = same && stat.ctime_ns + RACY_WINDOW_NS < scanned_at;
     let exec = entry.kind == EntryKind::File && meta.permissions().mode() & 0o111 != 0;
     (kind_held && settled).then_some((stat, exec))
 }
@@ -300,15 +301,15 @@ mod tests {
     fn files_read_before_and_after_keep_one_path_order() {
         let before = ["a/b.py", "a/c.py", "z.py"].map(entry).to_vec();
         let after = ["a.py", "a/b/c.py", "a/d.py"].map(entry).into_iter();
-        let after = after.zip([true, false, false]);
-        let (entries, read_later, stamp_later) = merged(before, after);
+        let after = after.zip([Some(7), None, None]);
+        let (entries, read_later, listed_on) = merged(before, after);
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             ["a.py", "a/b.py", "a/b/c.py", "a/c.py", "a/d.py", "z.py"]
         );
         assert_eq!(read_later, [true, false, true, false, true, false]);
-        assert_eq!(stamp_later, [true, false, false, false, false, false]);
+        assert_eq!(listed_on, [Some(7), None, None, None, None, None]);
         let (only_before, flags, _) = merged(vec![entry("x")], std::iter::empty());
         assert_eq!((only_before.len(), flags), (1, vec![false]));
     }
