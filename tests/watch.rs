@@ -230,6 +230,34 @@ fn a_task_not_run_joins_the_next_round_and_a_broken_config_holds_nothing_back() 
     assert_eq!(w.stop(libc::SIGINT), Some(130));
 }
 
+/// An edit of an ignore file that lets old files into a set (or leaves some out) makes a
+/// round, though the files' own times are older than the last check, through the daemon
+/// and without. (No round came: the files were taken as seen.)
+#[test]
+fn an_ignore_file_edit_that_changes_the_set_makes_a_round() {
+    for mode in [&[][..], &["--no-daemon"][..]] {
+        let sb = Sandbox::new();
+        sb.write("c/z.txt", "1\n")
+            .write("c/extra/y.txt", "old\n")
+            .write("c/.gitignore", "extra/\n")
+            .write(
+                "zccache.toml",
+                "[tasks.c]\ncommand = \"cat c/z.txt\"\ninclude = [\"c/**/*.txt\"]\n",
+            );
+        sb.age("c/extra/y.txt", 3600);
+        let w = watch(&sb, &[&["c"][..], mode].concat());
+        w.rounds_done(1);
+        sb.write("c/.gitignore", "# nothing left out\n");
+        w.rounds_done(2);
+        let rounds = w.rounds();
+        assert!(
+            rounds[0].ends_with("c/extra/y.txt changed: c"),
+            "{mode:?} {rounds:?}"
+        );
+        assert_eq!(w.stop(libc::SIGINT), Some(130));
+    }
+}
+
 /// Issue N.4: a task's outputs written inside the root never trigger it again.
 #[test]
 fn issue_n_outputs_inside_the_root_do_not_retrigger() {

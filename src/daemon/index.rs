@@ -14,7 +14,7 @@ use crate::fingerprint::{
 use crate::relpath;
 
 /// Names whose change alters the ignore rules of their whole directory.
-const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
+pub const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
 
 #[derive(Debug, Clone)]
 struct Indexed {

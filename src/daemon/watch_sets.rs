@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::index::Index;
+use super::index::{IGNORE_FILES, Index};
 use super::protocol::{MAX_CHANGED_PATHS, SetChange, WatchSet};
 use super::watcher::{Wake, Watcher};
 use crate::fingerprint::{Digest, Filter, FilterSpec, OwnState, diff, resolve_root};
@@ -270,6 +270,15 @@ fn applied(index: &mut Index, paths: &[PathBuf]) -> Vec<String> {
     let failed = index.apply(paths).is_err();
     let changes = index.changes_since_base().unwrap_or_default();
     let mut changed: Vec<String> = changes.into_iter().map(|c| c.path).collect();
+    // Files an ignore file's edit let in or left out keep their old times, by which a watch
+    // would take them as seen by the last check: it is told the rules changed.
+    let rules_changed = paths.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| IGNORE_FILES.iter().any(|f| n == *f))
+    });
+    if rules_changed && !changed.is_empty() {
+        changed.push(RULES_CHANGED.to_string());
+    }
     if failed {
         changed.extend(walked_again(index));
         changed.sort_unstable();
@@ -277,6 +286,10 @@ fn applied(index: &mut Index, paths: &[PathBuf]) -> Vec<String> {
     }
     changed
 }
+
+/// What a watch is told besides the paths when an ignore file's edit changed the set (not a
+/// path: no file by that name is judged by its time).
+const RULES_CHANGED: &str = "(ignore rules changed)";
 
 /// What a watch is told changed when its set cannot be walked: no path, and the task runs
 /// (its check says why); the next report walks again.

@@ -114,8 +114,14 @@ impl<'a> Watch<'a> {
                     config_changed = true;
                     continue;
                 }
+                // A report with a marker (not a path: the ignore rules changed) names files
+                // whose times cannot date the change: each is pending as it is.
+                let undated = change.paths.iter().any(|p| p.starts_with('('));
                 for path in change.paths {
-                    self.judge(i, path);
+                    match undated {
+                        true => _ = self.pending[i].insert(path),
+                        false => self.judge(i, path),
+                    }
                 }
                 if change.more > 0 {
                     self.unnamed[i] += u64::from(change.more);
