@@ -416,6 +416,19 @@ fn clock(id: libc::clockid_t) -> libc::timespec {
     now
 }
 
+/// The kind of filesystem holding `path` (`statfs`'s magic number: `0xEF53` for ext4).
+pub fn filesystem_kind(path: &std::path::Path) -> Option<i64> {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(name.as_ptr(), &mut fs) } != 0 {
+        return None;
+    }
+    // (`f_type`'s integer type differs between targets.)
+    #[allow(clippy::useless_conversion)]
+    Some(i64::from(fs.f_type))
+}
+
 /// Bytes an unprivileged process may still write on the filesystem holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<u64> {
     let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;

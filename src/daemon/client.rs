@@ -155,31 +155,35 @@ impl Client {
 
     /// Connects, starting a daemon first when none answers.
     pub fn connect_or_start(paths: &DaemonPaths) -> Result<Client, ClientError> {
-        if let Ok(client) = Client::connect(paths) {
-            return Ok(client);
-        }
-        if known_silent(paths) {
-            return Err(ClientError::Unavailable(SILENT_EARLIER.to_string()));
-        }
-        let _starting = lifecycle::start_lock(paths)?;
-        Client::start_holding_the_lock(paths)
+        Client::connect_or(paths, lifecycle::start_lock)
     }
 
     /// [`Client::connect_or_start`] for a start in the background, for later runs: none
     /// when another client holds the start lock (it is starting one, or stopped half-way,
     /// Ctrl-Z): that is never waited for.
     pub fn start_unless_starting(paths: &DaemonPaths) -> Result<Client, ClientError> {
+        Client::connect_or(paths, |paths| {
+            lifecycle::try_start_lock(paths)?.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another client is starting the daemon",
+                )
+            })
+        })
+    }
+
+    /// Connects, or, with the start lock `locked` gives, starts a daemon first.
+    fn connect_or(
+        paths: &DaemonPaths,
+        locked: impl FnOnce(&DaemonPaths) -> io::Result<std::fs::File>,
+    ) -> Result<Client, ClientError> {
         if let Ok(client) = Client::connect(paths) {
             return Ok(client);
         }
         if known_silent(paths) {
             return Err(ClientError::Unavailable(SILENT_EARLIER.to_string()));
         }
-        let Some(_starting) = lifecycle::try_start_lock(paths)? else {
-            return Err(ClientError::Unavailable(
-                "another client is starting the daemon".to_string(),
-            ));
-        };
+        let _starting = locked(paths)?;
         Client::start_holding_the_lock(paths)
     }
 

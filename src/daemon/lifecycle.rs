@@ -79,21 +79,24 @@ pub fn daemon_disabled() -> bool {
 
 /// Takes the start lock: one client at a time starts (or restarts) a daemon.
 pub fn start_lock(paths: &DaemonPaths) -> io::Result<File> {
-    paths.ensure_dir()?;
-    let file = open_lock_file(&paths.start_lock)?;
+    let file = start_lock_file(paths)?;
     file.lock()?;
     Ok(file)
 }
 
 /// The start lock, unless another client holds it (`None`).
 pub fn try_start_lock(paths: &DaemonPaths) -> io::Result<Option<File>> {
-    paths.ensure_dir()?;
-    let file = open_lock_file(&paths.start_lock)?;
+    let file = start_lock_file(paths)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
+}
+
+fn start_lock_file(paths: &DaemonPaths) -> io::Result<File> {
+    paths.ensure_dir()?;
+    open_lock_file(&paths.start_lock)
 }
 
 /// Opens (creating) a lock file.

@@ -509,18 +509,7 @@ const LOCAL_TIMES: [i64; 6] = [
 
 /// Whether `dir` lies on one of the `LOCAL_TIMES` filesystems.
 fn local_times(dir: &Path) -> bool {
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs fills the zeroed struct we own from a NUL-terminated path.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
-        return false;
-    }
-    // (`f_type`'s integer type differs between targets.)
-    #[allow(clippy::useless_conversion)]
-    let kind = i64::from(fs.f_type);
-    LOCAL_TIMES.contains(&kind)
+    crate::os::filesystem_kind(dir).is_some_and(|kind| LOCAL_TIMES.contains(&kind))
 }
 
 /// Whether `err`, listing a directory, says it is gone: vanished, or no directory any more.

@@ -309,15 +309,10 @@ fn clock() -> String {
     }
 }
 
-/// When a file last changed: the later of its mtime and its ctime. The mtime alone can be
-/// older than the change that brought it (`mv` of an older file, `cp -p`, `tar x`,
-/// `touch -d`); the ctime, which nothing sets back, is not.
+/// When a file last changed: the later of its mtime and its ctime (`Stat::changed_ns`). The
+/// mtime alone can be older than the change that brought it (`mv` of an older file, `cp -p`,
+/// `tar x`, `touch -d`); the ctime, which nothing sets back, is not.
 fn changed_at(meta: &std::fs::Metadata) -> std::time::SystemTime {
-    use std::os::unix::fs::MetadataExt;
-    let ctime = u64::try_from(meta.ctime()).ok().map(|secs| {
-        std::time::UNIX_EPOCH
-            + std::time::Duration::new(secs, u32::try_from(meta.ctime_nsec()).unwrap_or(0))
-    });
-    let mtime = meta.modified().ok();
-    mtime.max(ctime).unwrap_or(std::time::UNIX_EPOCH)
+    let ns = crate::fingerprint::Stat::of(meta).changed_ns();
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
 }

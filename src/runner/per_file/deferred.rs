@@ -11,8 +11,9 @@
 //! its stamp, read after its digest, is the one that vouches for its content before the
 //! command started: for a stamped file, the stamp taken before the walk; for a listed one,
 //! a stamp taken after the run whose ctime is older than the walk by the racy window (a
-//! write, chmod, link or rename moves a ctime, and nothing sets one back) and whose inode is
-//! the one the listing gave. Its content did not change from before the run to the reading,
+//! write, chmod, link or rename moves a ctime, and nothing sets one back) and whose device
+//! and inode are the ones the listing gave (only on local filesystems whose times this
+//! kernel sets: `own_walk`'s `LOCAL_TIMES`). Its content did not change from before the run to the reading,
 //! so the digest is the content the command saw. A file that was not vouched for, or that
 //! could not be read, does not pass, and is left out of the stat table, so the next check
 //! reads it again (a file edited in place within 2 s before a first run, say).
