@@ -17,7 +17,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, FileType};
-use std::io::{self, BufRead};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -193,10 +193,16 @@ fn exclude_file(dir: &Path) -> Option<PathBuf> {
     Some(common.join("info/exclude"))
 }
 
+/// The first line of `file`, read only from a regular file (a FIFO a `.git` file leads to
+/// would hang the walk), and of a file no larger than git's own pointers need.
 fn first_line(file: &Path) -> Option<String> {
-    let file = io::BufReader::new(fs::File::open(file).ok()?);
-    file.lines().next()?.ok()
+    let bytes = super::state::read_state_file_at_most(file, POINTER_FILE_MAX).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
+    text.lines().next().map(str::to_string)
 }
+
+/// The most bytes of a `.git` file or a `commondir` file read.
+const POINTER_FILE_MAX: u64 = 64 << 10;
 
 /// The rules from outside the walk: the directories above `start` and git's global
 /// excludes file.
@@ -660,6 +666,22 @@ mod tests {
             dirs.sort();
             (files, dirs)
         })
+    }
+
+    #[test]
+    fn a_fifo_where_a_worktrees_pointer_file_was_is_no_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, git) = (dir.path().join("tree"), dir.path().join("git"));
+        fs::create_dir_all(&tree).unwrap();
+        fs::create_dir_all(&git).unwrap();
+        fs::write(tree.join(".git"), format!("gitdir: {}\n", git.display())).unwrap();
+        let fifo = std::ffi::CString::new(git.join("commondir").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sent.send(exclude_file(&tree)).unwrap());
+        let found = got.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(found, Ok(None));
     }
 
     #[test]
