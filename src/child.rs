@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
@@ -77,7 +77,7 @@ pub fn run(
         return None;
     }
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]).current_dir(cwd);
+    command.args(&argv[1..]);
     if group == Group::Own {
         command.process_group(0);
     }
@@ -88,7 +88,7 @@ pub fn run(
     if !console.is_direct() {
         command.stdin(Stdio::null());
     }
-    let mut child = match command.spawn() {
+    let mut child = match spawn_in(&mut command, cwd) {
         Ok(child) => child,
         Err(e) => return Some(not_started(&argv[0], &e)),
     };
@@ -112,6 +112,22 @@ pub fn run(
         spawn_error: None,
         forwarded_signal: os::interrupted(),
     })
+}
+
+/// Starts `command` in `cwd`. The directory is changed only when it is not this process's
+/// already: a change makes std start the command by `fork` (this binary is linked
+/// statically, where std finds no `posix_spawn_file_actions_addchdir_np`), which copies
+/// the page tables of a process holding a walked set (0.3 ms more than `posix_spawn` with
+/// a set of 2,000 files). `posix_spawn` does not run a file without a `#!` line through
+/// `/bin/sh` as a shell (and `execvp`) does: such a file is started again by `fork`.
+fn spawn_in(command: &mut Command, cwd: &Path) -> io::Result<Child> {
+    if !std::env::current_dir().is_ok_and(|here| here == cwd) {
+        return command.current_dir(cwd).spawn();
+    }
+    match command.spawn() {
+        Err(err) if err.raw_os_error() == Some(libc::ENOEXEC) => command.current_dir(cwd).spawn(),
+        spawned => spawned,
+    }
 }
 
 fn not_started(program: &OsString, err: &io::Error) -> Finished {
