@@ -5,9 +5,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
-
 use super::FpError;
+use super::globs::{Globs, parsed};
 use crate::paths::TEMP_PREFIX;
 
 /// How many compiled filters a process keeps for reuse (a daemon sees a few per task).
@@ -54,12 +53,12 @@ impl FilterSpec {
 #[derive(Debug)]
 pub struct Filter {
     extensions: HashSet<String>,
-    include: Option<GlobSet>,
+    include: Option<Globs>,
     /// Where `--include` globs can match when they alone select: each glob's literal leading
     /// directory, and whether it matches below it too (`None`: anywhere).
     include_dirs: Option<Vec<(String, bool)>>,
     exclude_names: HashSet<String>,
-    exclude_globs: GlobSet,
+    exclude_globs: Globs,
     /// The paths `!PATH` excludes keep, and the directories above each.
     kept: HashSet<String>,
 }
@@ -96,7 +95,7 @@ impl Filter {
             None
         } else {
             // Paths are matched as `a/b.rs`: a glob written `./a/*.rs` means the same.
-            Some(build_globs(
+            Some(Globs::new(
                 spec.include.iter().map(|p| p.trim_start_matches("./")),
             )?)
         };
@@ -125,7 +124,7 @@ impl Filter {
             include,
             include_dirs: include_dirs.filter(|dirs: &Vec<_>| !dirs.is_empty()),
             exclude_names,
-            exclude_globs: build_globs(exclude_globs.into_iter())?,
+            exclude_globs: Globs::new(exclude_globs.into_iter())?,
             kept,
         })
     }
@@ -210,30 +209,11 @@ fn exclude_glob(pattern: &str) -> Option<&str> {
     (!is_bare_name(pattern)).then(|| pattern.trim_start_matches("./"))
 }
 
-/// `pattern` parsed; an error naming it when it does not parse.
-fn parsed(pattern: &str) -> Result<Glob, FpError> {
-    Glob::new(pattern).map_err(|e| FpError::BadGlob {
-        pattern: pattern.to_string(),
-        message: e.kind().to_string(),
-    })
-}
-
 /// `path` (`a/b/c`) and the directories above it (`a/b`, `a`).
 fn with_parents(path: &str) -> impl Iterator<Item = String> + '_ {
     let path = path.trim_start_matches("./");
     let cuts = path.match_indices('/').map(|(at, _)| at);
     std::iter::once(path.to_string()).chain(cuts.map(|at| path[..at].to_string()))
-}
-
-fn build_globs<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<GlobSet, FpError> {
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        builder.add(parsed(pattern)?);
-    }
-    builder.build().map_err(|e| FpError::BadGlob {
-        pattern: e.glob().unwrap_or_default().to_string(),
-        message: e.kind().to_string(),
-    })
 }
 
 #[cfg(test)]

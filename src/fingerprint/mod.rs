@@ -13,6 +13,7 @@ mod decision;
 mod error;
 mod filter;
 mod global_excludes;
+mod globs;
 mod hash;
 mod marks;
 mod progress;

@@ -83,9 +83,39 @@ pub(super) fn walk(
 
 /// The ignore rules of one directory, rooted there.
 struct Rules {
-    ignore: Gitignore,
-    git: Gitignore,
-    exclude: Gitignore,
+    ignore: Rule,
+    git: Rule,
+    exclude: Rule,
+}
+
+/// The rules of one ignore file, and whether each of its lines names directories only
+/// (`target/`): such rules never match a file, which is then not matched against them (a
+/// `.gitignore` of `.zccache/` cost ~0.1 µs per file of a per-file set, on the walk before
+/// the command starts).
+struct Rule {
+    set: Gitignore,
+    dirs_only: bool,
+}
+
+impl Rule {
+    fn none() -> Rule {
+        Rule {
+            set: Gitignore::empty(),
+            dirs_only: true,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The match of `path` (a directory when `is_dir`), if any.
+    fn matched(&self, path: &Path, is_dir: bool) -> Match<()> {
+        match self.dirs_only && !is_dir {
+            true => Match::None,
+            false => self.set.matched(path, is_dir).map(|_| ()),
+        }
+    }
 }
 
 /// Which ignore files a directory's listing names.
@@ -125,9 +155,9 @@ impl Rules {
             .flatten()
             .map(|file| rooted(dir, &file));
         let rules = Rules {
-            ignore: ignore.unwrap_or_else(Gitignore::empty),
-            git: git.unwrap_or_else(Gitignore::empty),
-            exclude: exclude.unwrap_or_else(Gitignore::empty),
+            ignore: ignore.unwrap_or_else(Rule::none),
+            git: git.unwrap_or_else(Rule::none),
+            exclude: exclude.unwrap_or_else(Rule::none),
         };
         let none = rules.ignore.is_empty() && rules.git.is_empty() && rules.exclude.is_empty();
         (!none).then_some(rules)
@@ -140,21 +170,40 @@ impl Rules {
             .zip([&self.ignore, &self.git, &self.exclude])
         {
             if slot.is_none() {
-                *slot = rules.matched(path, is_dir).map(|_| ());
+                *slot = rules.matched(path, is_dir);
             }
         }
     }
 }
 
 /// The rules of the ignore file `file`, rooted at `dir`: none when it does not exist, and
-/// what could be read of it when some of it could not (as `ignore` does).
-fn rooted(dir: &Path, file: &Path) -> Gitignore {
-    if !file.exists() {
-        return Gitignore::empty();
-    }
+/// what could be read of it when some of it could not. Its lines are taken as `ignore`
+/// takes a file's (a byte-order mark before the first is dropped, a line that is no UTF-8
+/// is left out, a read that fails ends the file).
+fn rooted(dir: &Path, file: &Path) -> Rule {
+    let Ok(bytes) = fs::read(file) else {
+        return Rule::none();
+    };
     let mut builder = GitignoreBuilder::new(dir);
-    let _partial = builder.add(file);
-    builder.build().unwrap_or_else(|_| Gitignore::empty())
+    let mut dirs_only = true;
+    for (i, line) in io::BufRead::lines(bytes.as_slice()).enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => continue,
+            Err(_) => break,
+        };
+        let line = match i {
+            0 => line.trim_start_matches('\u{feff}'),
+            _ => &line,
+        };
+        // A line ending in `/` names directories only (or, a bare `/` or `!/`, nothing).
+        dirs_only &= line.is_empty() || line.starts_with('#') || line.ends_with('/');
+        let _partial = builder.add_line(Some(file.to_path_buf()), line);
+    }
+    Rule {
+        set: builder.build().unwrap_or_else(|_| Gitignore::empty()),
+        dirs_only,
+    }
 }
 
 /// The ignore files a walk of `root` reads that lie outside it, where no watch of `root`
@@ -602,6 +651,9 @@ mod tests {
         "deep/",
         "[",
         "node_modules",
+        "deep/ ",
+        "!deep/",
+        "\u{feff}x.py/",
     ];
 
     /// Fills `dir` with a random tree, `depth` levels at most (names the dice repeat, or
