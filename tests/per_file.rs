@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::support::{Cmd, Sandbox, Tool, ZCCACHE, available};
 
@@ -25,6 +25,10 @@ for f in "$@"; do
   fi
   if [ -n "$FAIL_AFTER" ] && [ "$f" = "$FAIL_AFTER" ]; then echo LINT-FAIL > "$f"; fi
 done
+if [ -n "$HOLD_UNTIL" ]; then
+  echo "# holding" >> "$LINT_LOG"
+  while [ ! -e "$HOLD_UNTIL" ]; do sleep 0.02; done
+fi
 if [ -n "$PEER_DIR" ]; then
   : > "$PEER_DIR/$$"
   tries=0
@@ -717,6 +721,71 @@ fn issue_m_a_stop_right_after_a_first_run_leaves_no_daemon_behind() {
         "{}",
         status.stdout
     );
+}
+
+/// The pids of the record writers (`zccache settle-files --after PID`) waiting for `run`.
+fn writers_of(run: u32) -> Vec<u32> {
+    let after = format!("settle-files\0--after\0{run}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(after.len()).any(|w| w == after.as_bytes()))
+        })
+        .collect()
+}
+
+/// A first run's record writer starts while the command runs, sharing the task's lock, and
+/// reads its work only once zccache exited. A run killed meanwhile wrote no outcome: the
+/// writer records nothing and ends, and the next run is a first run again, kept waiting by
+/// nothing. A stop meanwhile does not wait for the run.
+#[test]
+fn issue_m_a_first_run_killed_while_its_command_runs_leaves_no_record_behind() {
+    let (sb, checker) = project(5);
+    age(&sb, 5);
+    let gate = sb.outside("gate");
+    let mut run = lint(&sb, &checker, &[]).env("HOLD_UNTIL", &gate).spawn();
+    let holding = || fs::read_to_string(log(&sb)).is_ok_and(|l| l.contains("# holding"));
+    let started = std::time::Instant::now();
+    while !holding() || writers_of(run.id()).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "no writer came up beside the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let writers = writers_of(run.id());
+    assert!(!sb.path(".zccache/run/lint.json.files").exists());
+    sb.cmd(["stop"]).status(0).stderr_has("no daemon running");
+    // SAFETY: kill sends a signal to the run this test started.
+    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGKILL) };
+    run.wait().unwrap();
+    while writers
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the writer outlived its run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    fs::write(&gate, "").unwrap();
+    let left: Vec<_> = fs::read_dir(sb.path(".zccache/run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".files") || name.contains("settle"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("run (5 of 5 files")
+        .stderr_lacks("waiting");
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 5 files passed");
 }
 
 #[test]

@@ -56,7 +56,9 @@ pub use table::{
 };
 #[cfg(test)]
 pub use table_bytes::assert_every_damage_refused;
-pub use table_bytes::{Reader, decode_table, encode_table, open, put_len, put_str, seal};
+pub use table_bytes::{
+    Reader, decode_table, encode_entries, encode_table, open, put_len, put_str, seal,
+};
 
 /// How a cache file remembers the input set.
 #[derive(

@@ -16,11 +16,16 @@ const TABLE_MAGIC: &[u8] = b"zccache table v1\n";
 
 /// The bytes of `table`.
 pub fn encode_table(table: &Table) -> Vec<u8> {
-    let mut out = Vec::with_capacity(TABLE_MAGIC.len() + 112 * table.entries.len() + 64);
+    encode_entries(table.scanned_at_ns, &table.entries)
+}
+
+/// The bytes of the table of `entries` scanned at `scanned_at_ns` (as [`encode_table`]).
+pub fn encode_entries(scanned_at_ns: i64, entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TABLE_MAGIC.len() + 112 * entries.len() + 64);
     out.extend_from_slice(TABLE_MAGIC);
-    out.extend_from_slice(&table.scanned_at_ns.to_le_bytes());
-    put_len(&mut out, table.entries.len());
-    for entry in &table.entries {
+    out.extend_from_slice(&scanned_at_ns.to_le_bytes());
+    put_len(&mut out, entries.len());
+    for entry in entries {
         put_entry(&mut out, entry);
     }
     seal(out)

@@ -49,16 +49,16 @@ impl Drop for TaskLock {
 }
 
 impl TaskLock {
-    /// The lock file, open, for another process to hold the lock with (this one's hold ends
-    /// with [`TaskLock::passed_on`]); the file says `settling` from now on.
-    pub fn pass_on(&self) -> io::Result<File> {
-        say_holder(&self.file, SETTLING)?;
+    /// The lock file, open, for another process to hold the lock with beside this one (the
+    /// file still names this process, until [`TaskLock::passed_on`]).
+    pub fn share(&self) -> io::Result<File> {
         self.file.try_clone()
     }
 
-    /// Lets go of this process's hold, leaving the lock to the process it was passed on to
-    /// (and the file saying `settling`).
+    /// Lets go of this process's hold, leaving the lock to the process it was shared with;
+    /// the file says `settling` from now on, and is left so.
     pub fn passed_on(mut self) {
+        let _ = say_holder(&self.file, SETTLING);
         self.passed = true;
     }
 

@@ -55,7 +55,17 @@ pub(super) fn run_and_mark(
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    let statuses = run::run_all(ui, &planned, &place.cwd, jobs);
+    // A first run's record writer starts while the command runs (see `settle`).
+    let (statuses, early) = std::thread::scope(|scope| {
+        let running = scope.spawn(|| run::run_all(ui, &planned, &place.cwd, jobs));
+        let early = match (&judged.deferred, lock.as_ref()) {
+            (Some(_), Some(held)) => settle::start_early(spec, judged, held),
+            _ => None,
+        };
+        let statuses = running.join();
+        (statuses, early)
+    });
+    let statuses = statuses.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     drop(place);
     crate::trace_times::mark("run");
     let interrupted = crate::os::interrupted();
@@ -82,13 +92,20 @@ pub(super) fn run_and_mark(
     }
     // A first run's record is written after zccache returns, by a process holding the lock.
     let lock = match (judged.deferred.is_some(), lock.take()) {
-        (true, Some(held)) => match settle::hand_over(spec, judged, (&ended, code == 0), held) {
-            Ok(()) => {
-                crate::trace_times::mark("hand over");
-                return (code, statuses);
+        (true, Some(held)) => {
+            let outcome = (ended.as_slice(), code == 0);
+            let handed = match early {
+                Some(early) => settle::finish_early(early, judged, outcome, held),
+                None => settle::hand_over(spec, judged, outcome, held),
+            };
+            match handed {
+                Ok(()) => {
+                    crate::trace_times::mark("hand over");
+                    return (code, statuses);
+                }
+                Err((held, _)) => Some(held),
             }
-            Err((held, _)) => Some(held),
-        },
+        }
         (_, held) => held,
     };
     record_outcome(ui, spec, judged, &ended, code == 0);
