@@ -265,12 +265,16 @@ fn ask_daemon(
     if !use_daemon || spec.staged || args.force {
         return asking;
     }
-    // The record is read while the daemon answers (unused when every file passed).
-    let (mut asked, loaded) = std::thread::scope(|scope| {
-        let loading = scope.spawn(|| state::load(&spec.cache_file));
-        let asked = whole::ask(spec, per_file, parts, args.dry_run);
-        (asked, loading.join().ok().flatten())
-    });
+    // The record is read while the daemon answers (unused when every file passed); with
+    // none running, it is read here (a thread took longer to start than the reading).
+    let (mut asked, loaded) = match whole::running_daemon() {
+        Some(daemon) => std::thread::scope(|scope| {
+            let loading = scope.spawn(|| state::load(&spec.cache_file));
+            let asked = whole::ask(daemon, spec, per_file, parts, args.dry_run);
+            (asked, loading.join().ok().flatten())
+        }),
+        None => (Asked::default(), state::load(&spec.cache_file)),
+    };
     crate::trace_times::mark("ask");
     if asked.all_passed()
         && let (Some(shared), Some(set)) = (asked.shared.take(), &asked.set)

@@ -25,6 +25,9 @@ pub type Status = Option<i32>;
 
 /// Runs `batches` in `cwd`, up to `jobs` at once; their statuses, in order.
 pub fn run_all(ui: &Ui, batches: &[Batch], cwd: &Path, jobs: usize) -> Vec<Status> {
+    if let [batch] = batches {
+        return vec![run_one(ui, batch, cwd, ui.console())];
+    }
     let parallel = jobs > 1 && batches.len() > 1;
     let next = AtomicUsize::new(0);
     let ends: Mutex<Vec<Status>> = Mutex::new(vec![None; batches.len()]);

@@ -265,9 +265,9 @@ fn work_file(spec: &RunSpec, judged: &Judged) -> io::Result<File> {
 }
 
 /// Starts `zccache settle-files` with `work` as its input, `holder` (the lock file) as its
-/// output and the task's `F.files.settle-errors` (of `cache_file`) for its messages, and
-/// reaps it in the background; its pid. With `after_exit`, it reads its work only once this
-/// process has exited.
+/// output and the task's `F.files.settle-errors` (of `cache_file`) for its messages; its
+/// pid. With `after_exit`, it reads its work only once this process has exited; without,
+/// it is reaped in the background.
 fn start(work: &File, holder: File, cache_file: &Path, after_exit: bool) -> io::Result<u32> {
     let messages = messages_file(cache_file).map_or_else(|_| Stdio::null(), Stdio::from);
     let mut command = Command::new(std::env::current_exe()?);
@@ -284,7 +284,10 @@ fn start(work: &File, holder: File, cache_file: &Path, after_exit: bool) -> io::
         .process_group(0)
         .spawn()?;
     let pid = child.id();
-    std::thread::spawn(move || child.wait());
+    // One started for after this process's exit outlives it: nothing here is to reap.
+    if !after_exit {
+        std::thread::spawn(move || child.wait());
+    }
     Ok(pid)
 }
 

@@ -59,9 +59,17 @@ impl Asked {
     }
 }
 
-/// Asks a running daemon, in one round trip, for the task's check with `parts` and for the
-/// per-file set (its key, and its table unless a remembered pair says every file passed).
+/// A connection to the running daemon; `None` when none runs (or it is disabled).
+pub fn running_daemon() -> Option<client::Client> {
+    let paths = DaemonPaths::from_env().ok()?;
+    client::Client::connect(&paths).ok()
+}
+
+/// Asks the daemon `daemon`, in one round trip, for the task's check with `parts` and for
+/// the per-file set (its key, and its table unless a remembered pair says every file
+/// passed).
 pub fn ask(
+    mut daemon: client::Client,
     spec: &RunSpec,
     per_file: &PerFile,
     parts: &BTreeMap<String, Digest>,
@@ -79,11 +87,8 @@ pub fn ask(
             .map(|(task, set)| (task.to_hex(), set.to_hex()))
             .collect(),
     };
-    let answer = DaemonPaths::from_env()
-        .map_err(client::ClientError::from)
-        .and_then(|paths| client::call_running(&paths, &request));
-    match answer {
-        Ok(Some(Response::PerFileChecked { task, set, table })) => Asked {
+    match daemon.request(&request) {
+        Ok(Response::PerFileChecked { task, set, table }) => Asked {
             shared: check::answer_of(task),
             set: check::answer_of(set),
             // Bytes that do not decode are no table: the set is walked here.
@@ -91,9 +96,8 @@ pub fn ask(
             running: true,
             passed,
         },
-        Ok(None) => Asked::default(),
         // A daemon answered otherwise (another version, say): the task's check asks again.
-        Ok(Some(_)) | Err(_) => Asked {
+        Ok(_) | Err(_) => Asked {
             running: true,
             ..Asked::default()
         },
