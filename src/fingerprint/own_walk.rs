@@ -70,6 +70,7 @@ pub(super) fn walk(
         settled_before,
         outer: &outer,
         levels: Vec::new(),
+        local: Vec::new(),
         found: Found::default(),
     };
     walk.tree(Pending {
@@ -88,34 +89,69 @@ struct Rules {
     exclude: Rule,
 }
 
-/// The rules of one ignore file, and whether each of its lines names directories only
-/// (`target/`): such rules never match a file, which is then not matched against them (a
-/// `.gitignore` of `.zccache/` cost ~0.1 µs per file of a per-file set, on the walk before
-/// the command starts).
-struct Rule {
-    set: Gitignore,
-    dirs_only: bool,
+/// The rules of one ignore file.
+enum Rule {
+    /// Each line names a file or directory by its bare name (`target`, `.venv/`, no glob
+    /// character, no `/` but a last one, no `!`): a path matches by its last component, as
+    /// `ignore` matches such a line (`**/name`). No glob set is built: its build read the
+    /// cgroup files (for the size of its match pool), ~0.1 ms of the walk before the command
+    /// starts.
+    Names {
+        /// The names of files and directories.
+        any: Vec<String>,
+        /// The names of directories only (`name/`).
+        dirs: Vec<String>,
+    },
+    /// Any other: `ignore`'s rules, and whether each line names directories only
+    /// (`target/`): such rules never match a file, which is then not matched against them
+    /// (~0.1 µs a file).
+    Globs { set: Gitignore, dirs_only: bool },
 }
 
 impl Rule {
     fn none() -> Rule {
-        Rule {
-            set: Gitignore::empty(),
-            dirs_only: true,
+        Rule::Names {
+            any: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        match self {
+            Rule::Names { any, dirs } => any.is_empty() && dirs.is_empty(),
+            Rule::Globs { set, .. } => set.is_empty(),
+        }
     }
 
     /// The match of `path` (a directory when `is_dir`), if any.
     fn matched(&self, path: &Path, is_dir: bool) -> Match<()> {
-        match self.dirs_only && !is_dir {
-            true => Match::None,
-            false => self.set.matched(path, is_dir).map(|_| ()),
+        match self {
+            Rule::Names { any, dirs } => {
+                let name = path.file_name().map(OsStr::as_bytes).unwrap_or_default();
+                let named = |names: &[String]| names.iter().any(|n| n.as_bytes() == name);
+                match named(any) || (is_dir && named(dirs)) {
+                    true => Match::Ignore(()),
+                    false => Match::None,
+                }
+            }
+            Rule::Globs {
+                dirs_only: true, ..
+            } if !is_dir => Match::None,
+            Rule::Globs { set, .. } => set.matched(path, is_dir).map(|_| ()),
         }
     }
+}
+
+/// The name a line of an ignore file names a file or directory by, and whether only a
+/// directory: `None` unless it is a bare name (see [`Rule::Names`]).
+fn bare_name(line: &str) -> Option<(&str, bool)> {
+    let (name, dir_only) = match line.strip_suffix('/') {
+        Some(name) => (name, true),
+        None => (line, false),
+    };
+    let special = |c: char| "/*?[]{}\\!#".contains(c) || c.is_whitespace() || c.is_control();
+    let bare = !name.is_empty() && name != "." && name != ".." && !name.contains(special);
+    bare.then_some((name, dir_only))
 }
 
 /// Which ignore files a directory's listing names.
@@ -184,23 +220,39 @@ fn rooted(dir: &Path, file: &Path) -> Rule {
     let Ok(bytes) = fs::read(file) else {
         return Rule::none();
     };
-    let mut builder = GitignoreBuilder::new(dir);
-    let mut dirs_only = true;
+    let mut lines = Vec::new();
     for (i, line) in io::BufRead::lines(bytes.as_slice()).enumerate() {
-        let line = match line {
-            Ok(line) => line,
+        match line {
+            Ok(line) if i == 0 => lines.push(line.trim_start_matches('\u{feff}').to_string()),
+            Ok(line) => lines.push(line),
             Err(err) if err.kind() == io::ErrorKind::InvalidData => continue,
             Err(_) => break,
-        };
-        let line = match i {
-            0 => line.trim_start_matches('\u{feff}'),
-            _ => &line,
-        };
+        }
+    }
+    let rules = lines
+        .iter()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let (mut any, mut dirs) = (Vec::new(), Vec::new());
+    for line in rules {
+        match bare_name(line) {
+            Some((name, false)) => any.push(name.to_string()),
+            Some((name, true)) => dirs.push(name.to_string()),
+            None => return globs(dir, file, &lines),
+        }
+    }
+    Rule::Names { any, dirs }
+}
+
+/// The rules of `lines` (of the ignore file `file`, rooted at `dir`) by `ignore`'s builder.
+fn globs(dir: &Path, file: &Path, lines: &[String]) -> Rule {
+    let mut builder = GitignoreBuilder::new(dir);
+    let mut dirs_only = true;
+    for line in lines {
         // A line ending in `/` names directories only (or, a bare `/` or `!/`, nothing).
         dirs_only &= line.is_empty() || line.starts_with('#') || line.ends_with('/');
         let _partial = builder.add_line(Some(file.to_path_buf()), line);
     }
-    Rule {
+    Rule::Globs {
         set: builder.build().unwrap_or_else(|_| Gitignore::empty()),
         dirs_only,
     }
@@ -303,6 +355,9 @@ struct Walk<'w> {
     /// The directories entered that have ignore rules, from `start` down to the one
     /// being listed.
     levels: Vec<Arc<Level>>,
+    /// Per device met, whether its filesystem's times are the kernel's (`LOCAL_TIMES`):
+    /// asked once a device, not once a directory.
+    local: Vec<(u64, bool)>,
     found: Found,
 }
 
@@ -377,6 +432,27 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// The device of `dir` when its entries last changed (its mtime) before
+    /// `settled_before` and it lies on a filesystem whose file times this kernel sets
+    /// (`LOCAL_TIMES`).
+    fn settled_on(&mut self, dir: &Path, settled_before: i64) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(dir).ok()?;
+        if super::mtime_ns(&meta) >= settled_before {
+            return None;
+        }
+        let dev = meta.dev();
+        let local = match self.local.iter().find(|(known, _)| *known == dev) {
+            Some((_, local)) => *local,
+            None => {
+                let local = local_times(dir);
+                self.local.push((dev, local));
+                local
+            }
+        };
+        local.then_some(dev)
+    }
+
     /// A walk of a part of the tree, by a thread of its own.
     fn branch(&self) -> Walk<'_> {
         Walk {
@@ -387,6 +463,7 @@ impl Walk<'_> {
             settled_before: self.settled_before,
             outer: self.outer,
             levels: Vec::new(),
+            local: self.local.clone(),
             found: Found::default(),
         }
     }
@@ -406,7 +483,7 @@ impl Walk<'_> {
             return Ok(Vec::new());
         }
         // Looked at before the listing: an entry added after it makes the directory newer.
-        let settled = self.settled_before.and_then(|t| settled_on(dir, t));
+        let settled = self.settled_before.and_then(|t| self.settled_on(dir, t));
         let entries = match list(dir) {
             Ok(entries) => entries,
             // A directory that vanished, or is no directory any more, is not in the set.
@@ -539,15 +616,6 @@ fn below<'p>(start: &Path, path: &'p Path) -> Option<&'p [u8]> {
         .as_bytes()
         .strip_prefix(start.as_os_str().as_bytes())?;
     Some(rest.strip_prefix(b"/").unwrap_or(rest))
-}
-
-/// The device of `dir` when its entries last changed (its mtime) before `settled_before`
-/// and it lies on a filesystem whose file times this kernel sets (`LOCAL_TIMES`).
-fn settled_on(dir: &Path, settled_before: i64) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::symlink_metadata(dir).ok()?;
-    let settled = super::mtime_ns(&meta) < settled_before && local_times(dir);
-    settled.then(|| meta.dev())
 }
 
 /// Filesystems whose ctimes this kernel sets from its own clock, and moves on every write,
