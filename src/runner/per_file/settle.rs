@@ -151,21 +151,12 @@ pub fn finish_early(
     (ended, succeeded): (&[Status], bool),
     lock: TaskLock,
 ) -> Result<(), (TaskLock, String)> {
-    let Some(deferred) = judged.deferred.take() else {
+    let Some(outcome) = take_outcome(judged, ended, succeeded) else {
         return Err((lock, "nothing deferred".into()));
     };
-    let outcome = Outcome {
-        deferred,
-        ended: ended.to_vec(),
-        succeeded,
-    };
-    let mut work = &early.work;
-    let written = bincode::serde::encode_to_vec(&outcome, bincode::config::standard())
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| work.write_all(&bytes).map_err(|e| e.to_string()));
-    if let Err(why) = written {
+    if let Err(why) = append(&early.work, &outcome) {
         judged.deferred = Some(outcome.deferred);
-        return Err((lock, why));
+        return Err((lock, why.to_string()));
     }
     passed_on(
         judged,
@@ -188,18 +179,11 @@ pub fn hand_over(
     if let Some(why) = first_process() {
         return Err((lock, why.into()));
     }
-    let Some(deferred) = judged.deferred.take() else {
+    let Some(outcome) = take_outcome(judged, ended, succeeded) else {
         return Err((lock, "nothing deferred".into()));
     };
-    let outcome = Outcome {
-        deferred,
-        ended: ended.to_vec(),
-        succeeded,
-    };
-    let started = work_file(spec, judged).and_then(|mut work| {
-        let bytes = bincode::serde::encode_to_vec(&outcome, bincode::config::standard())
-            .map_err(io::Error::other)?;
-        work.write_all(&bytes)?;
+    let started = work_file(spec, judged).and_then(|work| {
+        append(&work, &outcome)?;
         start(&work, lock.share()?, &spec.cache_file, false)
     });
     match started {
@@ -213,6 +197,23 @@ pub fn hand_over(
             Err((lock, why.to_string()))
         }
     }
+}
+
+/// The outcome of the run `judged` (its files ended as `ended`), its deferred files taken;
+/// `None` when it deferred none.
+fn take_outcome(judged: &mut Judged, ended: &[Status], succeeded: bool) -> Option<Outcome> {
+    Some(Outcome {
+        deferred: judged.deferred.take()?,
+        ended: ended.to_vec(),
+        succeeded,
+    })
+}
+
+/// Appends `outcome` to the work in `work`.
+fn append(mut work: &File, outcome: &Outcome) -> io::Result<()> {
+    let bytes = bincode::serde::encode_to_vec(outcome, bincode::config::standard())
+        .map_err(io::Error::other)?;
+    work.write_all(&bytes)
 }
 
 /// Why the record may not be left to a process of its own: a container's first process
