@@ -788,6 +788,40 @@ fn issue_m_a_first_run_killed_while_its_command_runs_leaves_no_record_behind() {
         .stderr_has("skip (all 5 files passed");
 }
 
+/// A first run whose record writer was killed while the command ran records in-process:
+/// the next run skips (it was a first run again, with no record, before).
+#[test]
+fn issue_m_a_first_run_whose_record_writer_was_killed_records_in_process() {
+    let (sb, checker) = project(5);
+    age(&sb, 5);
+    let gate = sb.outside("gate");
+    let mut run = lint(&sb, &checker, &[]).env("HOLD_UNTIL", &gate).spawn();
+    let started = std::time::Instant::now();
+    let writers = loop {
+        let writers = writers_of(run.id());
+        if !writers.is_empty() {
+            break writers;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "no writer came up beside the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    for pid in writers {
+        // SAFETY: kill sends a signal to the writer this test's run started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    fs::write(&gate, "").unwrap();
+    assert!(run.wait().unwrap().success());
+    settled(&sb);
+    linted(&sb);
+    lint(&sb, &checker, &[])
+        .status(0)
+        .stderr_has("skip (all 5 files passed");
+    assert!(linted(&sb).is_empty());
+}
+
 #[test]
 fn issue_m_a_deep_tree_is_walked_within_a_small_descriptor_limit() {
     let (sb, checker) = project(1);

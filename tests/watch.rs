@@ -378,6 +378,19 @@ fn issue_n_a_burst_of_200_writes_makes_at_most_two_rounds() {
         sb.write(&format!("src/f{i}.txt"), format!("{i}\n"));
     }
     w.rounds_done(2);
+    // The burst's rounds are over once none starts for a while (on a loaded machine its
+    // second round may start after the first ended: a sentinel written then joined it).
+    let mut seen = w.rounds().len();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "{:?}", w.rounds());
+        std::thread::sleep(Duration::from_millis(500));
+        let now = w.rounds().len();
+        if now == seen && w.count("; watching") == now + 1 {
+            break;
+        }
+        seen = now;
+    }
     // The sentinel's round is the last: count what came before it.
     std::fs::create_dir_all(sb.path("late")).unwrap();
     sb.write("late/sentinel.txt", "1\n");

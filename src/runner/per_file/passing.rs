@@ -56,16 +56,18 @@ pub(super) fn run_and_mark(
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
     // A first run's record writer starts while the command runs (see `settle`).
-    let (statuses, early) = std::thread::scope(|scope| {
-        let running = scope.spawn(|| run::run_all(ui, &planned, &place.cwd, jobs));
-        let early = match (&judged.deferred, lock.as_ref()) {
-            (Some(_), Some(held)) => settle::start_early(spec, judged, held),
-            _ => None,
-        };
-        let statuses = running.join();
-        (statuses, early)
-    });
-    let statuses = statuses.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let (statuses, early) = match (&judged.deferred, lock.as_ref()) {
+        (Some(_), Some(held)) => std::thread::scope(|scope| {
+            let running = scope.spawn(|| run::run_all(ui, &planned, &place.cwd, jobs));
+            let early = settle::start_early(spec, judged, held);
+            let statuses = running.join();
+            (
+                statuses.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                early,
+            )
+        }),
+        _ => (run::run_all(ui, &planned, &place.cwd, jobs), None),
+    };
     drop(place);
     crate::trace_times::mark("run");
     let interrupted = crate::os::interrupted();

@@ -151,6 +151,9 @@ pub fn finish_early(
     (ended, succeeded): (&[Status], bool),
     lock: TaskLock,
 ) -> Result<(), (TaskLock, String)> {
+    if !alive(early.pid) {
+        return Err((lock, "the record writer is gone".into()));
+    }
     let Some(outcome) = take_outcome(judged, ended, succeeded) else {
         return Err((lock, "nothing deferred".into()));
     };
@@ -209,11 +212,27 @@ fn take_outcome(judged: &mut Judged, ended: &[Status], succeeded: bool) -> Optio
     })
 }
 
-/// Appends `outcome` to the work in `work`.
+/// Appends `outcome` to the work in `work`, within the most the writer reads.
 fn append(mut work: &File, outcome: &Outcome) -> io::Result<()> {
     let bytes = bincode::serde::encode_to_vec(outcome, bincode::config::standard())
         .map_err(io::Error::other)?;
+    if work.metadata()?.len() + bytes.len() as u64 > MAX_WORK {
+        return Err(io::Error::other("too much work to hand over"));
+    }
     work.write_all(&bytes)
+}
+
+/// Whether this process's child `pid` is still running (not exited, nor killed): a writer
+/// killed while the command ran would leave the run without a record, and a daemon start
+/// marked for it.
+fn alive(pid: u32) -> bool {
+    // SAFETY: a zeroed siginfo is a valid one to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes only into the siginfo we own; WNOWAIT leaves the child as is.
+    let waited = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
+    // SAFETY: waitid filled the siginfo; its pid is 0 while the child runs.
+    waited == 0 && unsafe { info.si_pid() } == 0
 }
 
 /// Why the record may not be left to a process of its own: a container's first process
