@@ -448,13 +448,16 @@ fn close_inherited() {
 fn settle(holder: &File) -> Result<(), String> {
     let holder = holder.try_clone().map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
-    // Written by the run up to its end: read from the start.
+    // Written by the run up to its end: read from the start (a pipe, from where it is).
     io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(File::from)
         .and_then(|mut input| {
-            input.rewind()?;
+            match input.rewind() {
+                Err(err) if err.raw_os_error() != Some(libc::ESPIPE) => return Err(err),
+                _ => {}
+            }
             input.take(MAX_WORK).read_to_end(&mut bytes)
         })
         .map_err(|e| format!("cannot read the work: {e}"))?;
