@@ -736,6 +736,22 @@ fn writers_of(run: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The record writers of `run`, once one is up and `ready` holds (within 20 s).
+fn await_writers(run: u32, ready: impl Fn() -> bool) -> Vec<u32> {
+    let started = std::time::Instant::now();
+    loop {
+        let writers = writers_of(run);
+        if !writers.is_empty() && ready() {
+            return writers;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "no writer came up beside the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A first run's record writer starts while the command runs, sharing the task's lock, and
 /// reads its work only once zccache exited. A run killed meanwhile wrote no outcome: the
 /// writer records nothing and ends, and the next run is a first run again, kept waiting by
@@ -747,15 +763,8 @@ fn issue_m_a_first_run_killed_while_its_command_runs_leaves_no_record_behind() {
     let gate = sb.outside("gate");
     let mut run = lint(&sb, &checker, &[]).env("HOLD_UNTIL", &gate).spawn();
     let holding = || fs::read_to_string(log(&sb)).is_ok_and(|l| l.contains("# holding"));
+    let writers = await_writers(run.id(), holding);
     let started = std::time::Instant::now();
-    while !holding() || writers_of(run.id()).is_empty() {
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "no writer came up beside the run"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let writers = writers_of(run.id());
     assert!(!sb.path(".zccache/run/lint.json.files").exists());
     sb.cmd(["stop"]).status(0).stderr_has("no daemon running");
     // SAFETY: kill sends a signal to the run this test started.
@@ -796,18 +805,7 @@ fn issue_m_a_first_run_whose_record_writer_was_killed_records_in_process() {
     age(&sb, 5);
     let gate = sb.outside("gate");
     let mut run = lint(&sb, &checker, &[]).env("HOLD_UNTIL", &gate).spawn();
-    let started = std::time::Instant::now();
-    let writers = loop {
-        let writers = writers_of(run.id());
-        if !writers.is_empty() {
-            break writers;
-        }
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "no writer came up beside the run"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let writers = await_writers(run.id(), || true);
     for pid in writers {
         // SAFETY: kill sends a signal to the writer this test's run started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
