@@ -138,6 +138,18 @@ impl Drop for Forwarding {
     }
 }
 
+/// Whether this process's child `pid` is still running (not exited, nor killed), leaving it
+/// unreaped either way.
+pub fn child_running(pid: u32) -> bool {
+    // SAFETY: a zeroed siginfo is a valid one to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes only into the siginfo we own; WNOWAIT leaves the child as is.
+    let waited = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
+    // SAFETY: waitid filled the siginfo; its pid is 0 while the child runs.
+    waited == 0 && unsafe { info.si_pid() } == 0
+}
+
 /// Blocks until child `pid` has exited, without reaping it.
 fn wait_exited(pid: libc::pid_t) -> io::Result<()> {
     let id = libc::id_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

@@ -48,24 +48,20 @@ pub fn check(req: &CheckRequest) -> Result<Checked, FpError> {
         return check_staged(req, &root, &filter, &paths);
     }
     let scanned_at_ns = state::now_ns();
-    // Parsing a large stat table overlaps with the walk.
-    let own = OwnState::of(&paths.file);
-    // The state is read while the tree is walked; beside a few files named one by one, in
-    // turn (a thread took longer to start than the walk).
-    let (mut loaded, scanned) = match filter.names_single_files() {
-        true => {
-            let scanned = scan(&root, &root, None, filter, own);
-            (paths.load(), scanned)
-        }
-        false => std::thread::scope(|s| {
-            let loading = s.spawn(|| paths.load());
-            let scanned = scan(&root, &root, None, filter, own);
-            let loaded = loading
+    // Parsing a large stat table overlaps with the walk; beside a few files named one by
+    // one, it is read in turn (a thread took longer to start than the walk).
+    let beside = !filter.names_single_files();
+    let (mut loaded, scanned) = std::thread::scope(|s| {
+        let loading = beside.then(|| s.spawn(|| paths.load()));
+        let scanned = scan(&root, &root, None, filter, OwnState::of(&paths.file));
+        let loaded = match loading {
+            Some(loading) => loading
                 .join()
-                .unwrap_or_else(|_| Loaded::Unreadable("state loader panicked".to_string()));
-            (loaded, scanned)
-        }),
-    };
+                .unwrap_or_else(|_| Loaded::Unreadable("state loader panicked".to_string())),
+            None => paths.load(),
+        };
+        (loaded, scanned)
+    });
     let previous = previous_table(&loaded, req.cache_type);
     let Refreshed { table, rehashed } = refresh(
         &root,

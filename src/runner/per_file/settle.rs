@@ -119,8 +119,6 @@ struct Outcome {
 pub struct Early {
     work: File,
     pid: u32,
-    /// Whether the run starts a daemon for the next runs (marked once the run ended).
-    start_daemon: bool,
 }
 
 /// Starts the record writer of the first run `judged` while its command runs, sharing
@@ -134,11 +132,7 @@ pub fn start_early(spec: &RunSpec, judged: &Judged, lock: &TaskLock) -> Option<E
     let work = work_file(spec, judged).ok()?;
     let holder = lock.share().ok()?;
     let pid = start(&work, holder, &spec.cache_file, true).ok()?;
-    Some(Early {
-        work,
-        pid,
-        start_daemon: matches!(judged.daemon, DaemonStart::AfterRecord),
-    })
+    Some(Early { work, pid })
 }
 
 /// Ends the work of the record writer `early` with how the files ended (`ended`, and
@@ -151,7 +145,7 @@ pub fn finish_early(
     (ended, succeeded): (&[Status], bool),
     lock: TaskLock,
 ) -> Result<(), (TaskLock, String)> {
-    if !alive(early.pid) {
+    if !crate::os::child_running(early.pid) {
         return Err((lock, "the record writer is gone".into()));
     }
     let Some(outcome) = take_outcome(judged, ended, succeeded) else {
@@ -161,12 +155,7 @@ pub fn finish_early(
         judged.deferred = Some(outcome.deferred);
         return Err((lock, why.to_string()));
     }
-    passed_on(
-        judged,
-        &outcome.deferred,
-        (early.pid, early.start_daemon),
-        lock,
-    );
+    passed_on(judged, &outcome.deferred, early.pid, lock);
     Ok(())
 }
 
@@ -191,8 +180,7 @@ pub fn hand_over(
     });
     match started {
         Ok(pid) => {
-            let start_daemon = matches!(judged.daemon, DaemonStart::AfterRecord);
-            passed_on(judged, &outcome.deferred, (pid, start_daemon), lock);
+            passed_on(judged, &outcome.deferred, pid, lock);
             Ok(())
         }
         Err(why) => {
@@ -222,19 +210,6 @@ fn append(mut work: &File, outcome: &Outcome) -> io::Result<()> {
     work.write_all(&bytes)
 }
 
-/// Whether this process's child `pid` is still running (not exited, nor killed): a writer
-/// killed while the command ran would leave the run without a record, and a daemon start
-/// marked for it.
-fn alive(pid: u32) -> bool {
-    // SAFETY: a zeroed siginfo is a valid one to fill.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-    // SAFETY: waitid writes only into the siginfo we own; WNOWAIT leaves the child as is.
-    let waited = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
-    // SAFETY: waitid filled the siginfo; its pid is 0 while the child runs.
-    waited == 0 && unsafe { info.si_pid() } == 0
-}
-
 /// Why the record may not be left to a process of its own: a container's first process
 /// (zccache, or its parent: `sh -c`, tini) exits with or right after this run, and its exit
 /// ends every other, the record writer too.
@@ -245,14 +220,10 @@ fn first_process() -> Option<&'static str> {
 }
 
 /// Leaves `lock` to the record writer `pid` (which starts the daemon for the next runs when
-/// `start_daemon`; `zccache stop` waits for that start); the files read after the run (of
-/// `deferred`) are counted as read, as in-process.
-fn passed_on(
-    judged: &mut Judged,
-    deferred: &Deferred,
-    (pid, start_daemon): (u32, bool),
-    lock: TaskLock,
-) {
+/// the run is to start one; `zccache stop` waits for that start); the files read after the
+/// run (of `deferred`) are counted as read, as in-process.
+fn passed_on(judged: &mut Judged, deferred: &Deferred, pid: u32, lock: TaskLock) {
+    let start_daemon = matches!(judged.daemon, DaemonStart::AfterRecord);
     if start_daemon && let Ok(paths) = DaemonPaths::from_env() {
         let _ = lifecycle::mark_start_by(&paths, pid);
     }
