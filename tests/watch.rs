@@ -150,9 +150,9 @@ fn issue_n_an_edit_reruns_the_task_and_its_dependents_only() {
         "{:?}",
         w.lines()
     );
-    sb.write("b/y.txt", "2\n");
+    sb.replace("b/y.txt", "2\n");
     w.rounds_done(2);
-    sb.write("a/x.txt", "2\n");
+    sb.replace("a/x.txt", "2\n");
     w.rounds_done(3);
     let rounds = w.rounds();
     assert_eq!(rounds.len(), 2, "{rounds:?}");
@@ -170,9 +170,9 @@ fn issue_n_an_undo_skips() {
     let w = watch(&sb, &["c", "--no-daemon"]);
     w.rounds_done(1);
     assert!(w.lines()[0].contains("inotify in this process (--no-daemon)"));
-    sb.write("c/z.txt", "2\n");
+    sb.replace("c/z.txt", "2\n");
     w.rounds_done(2);
-    sb.write("c/z.txt", "1\n");
+    sb.replace("c/z.txt", "1\n");
     w.rounds_done(3);
     assert_eq!(w.count("zccache: run c"), 2, "{:?}", w.lines());
     assert_eq!(w.count("zccache: skip c"), 1, "{:?}", w.lines());
@@ -187,10 +187,10 @@ fn an_edit_with_an_older_mtime_makes_a_round() {
     let sb = three_tasks();
     let w = watch(&sb, &["c"]);
     w.rounds_done(1);
-    sb.write("c/z.txt", "2\n");
+    sb.replace("c/z.txt", "2\n");
     sb.age("c/z.txt", 3600);
     w.rounds_done(2);
-    sb.write("old.txt", "3\n");
+    sb.replace("old.txt", "3\n");
     sb.age("old.txt", 3600);
     std::fs::rename(sb.path("old.txt"), sb.path("c/z.txt")).unwrap();
     w.rounds_done(3);
@@ -218,12 +218,12 @@ fn a_task_not_run_joins_the_next_round_and_a_broken_config_holds_nothing_back() 
     let w = watch(&sb, &["--all", "-j", "1"]);
     w.rounds_done(1);
     assert_eq!(w.count("zccache: run c"), 0, "{:?}", w.lines());
-    sb.write("a/ok", "");
+    sb.replace("a/ok", "");
     w.rounds_done(2);
     assert_eq!(w.count("zccache: run c"), 1, "{:?}", w.lines());
     let config = std::fs::read_to_string(sb.path("zccache.toml")).unwrap();
-    sb.write("c/z.txt", "2\n");
-    sb.write("zccache.toml", format!("{config}garbage [[\n"));
+    sb.replace("c/z.txt", "2\n");
+    sb.replace("zccache.toml", format!("{config}garbage [[\n"));
     w.rounds_done(3);
     assert!(w.rounds()[1].contains("c/z.txt changed"), "{:?}", w.lines());
     assert_eq!(w.count("zccache: run c"), 2, "{:?}", w.lines());
@@ -247,7 +247,7 @@ fn an_ignore_file_edit_that_changes_the_set_makes_a_round() {
         sb.age("c/extra/y.txt", 3600);
         let w = watch(&sb, &[&["c"][..], mode].concat());
         w.rounds_done(1);
-        sb.write("c/.gitignore", "# nothing left out\n");
+        sb.replace("c/.gitignore", "# nothing left out\n");
         w.rounds_done(2);
         let rounds = w.rounds();
         assert!(
@@ -269,10 +269,10 @@ fn issue_n_outputs_inside_the_root_do_not_retrigger() {
     );
     let w = watch(&sb, &["build"]);
     w.rounds_done(1);
-    sb.write("src/a.txt", "2\n");
+    sb.replace("src/a.txt", "2\n");
     w.rounds_done(2);
     // A sentinel edit: the round it makes is the next one, none came in between.
-    sb.write("src/a.txt", "3\n");
+    sb.replace("src/a.txt", "3\n");
     w.rounds_done(3);
     let rounds = w.rounds();
     assert_eq!(rounds.len(), 2, "{rounds:?}");
@@ -299,9 +299,9 @@ fn stamping_task() -> (Sandbox, Watching) {
 #[test]
 fn issue_n_a_task_writing_into_its_own_inputs_warns_once_and_does_not_loop() {
     let (sb, w) = stamping_task();
-    sb.write("src/a.txt", "2\n");
+    sb.replace("src/a.txt", "2\n");
     w.rounds_done(3);
-    sb.write("src/a.txt", "3\n");
+    sb.replace("src/a.txt", "3\n");
     w.rounds_done(4);
     let rounds = w.rounds();
     assert_eq!(rounds.len(), 3, "{rounds:?}");
@@ -316,10 +316,10 @@ fn issue_n_a_task_writing_into_its_own_inputs_warns_once_and_does_not_loop() {
 #[test]
 fn an_own_write_path_edited_while_the_task_is_idle_makes_a_round() {
     let (sb, w) = stamping_task();
-    sb.write("src/stamp.txt", "the user's\n");
+    sb.replace("src/stamp.txt", "the user's\n");
     w.rounds_done(3);
     // A sentinel edit: its round is the next one, none came in between.
-    sb.write("src/a.txt", "2\n");
+    sb.replace("src/a.txt", "2\n");
     w.rounds_done(4);
     let rounds = w.rounds();
     assert_eq!(rounds.len(), 3, "{rounds:?}");
@@ -393,7 +393,7 @@ fn issue_n_a_burst_of_200_writes_makes_at_most_two_rounds() {
     }
     // The sentinel's round is the last: count what came before it.
     std::fs::create_dir_all(sb.path("late")).unwrap();
-    sb.write("late/sentinel.txt", "1\n");
+    sb.replace("late/sentinel.txt", "1\n");
     w.wait_count("late/sentinel.txt changed", 1);
     let rounds = w.rounds();
     let burst = rounds.len() - 1;
@@ -411,10 +411,10 @@ fn issue_n_a_change_during_a_round_makes_exactly_one_more() {
     );
     let w = watch(&sb, &["slow"]);
     wait_for(&marks(&sb).join("started"));
-    sb.write("src/a.txt", "2\n");
-    sb.write("src/b.txt", "1\n");
+    sb.replace("src/a.txt", "2\n");
+    sb.replace("src/b.txt", "1\n");
     w.rounds_done(2);
-    sb.write("src/c.txt", "1\n");
+    sb.replace("src/c.txt", "1\n");
     w.wait_count("src/c.txt changed", 1);
     w.rounds_done(3);
     let rounds = w.rounds();
@@ -449,14 +449,14 @@ fn an_edit_after_the_rounds_checks_is_not_taken_as_seen() {
     w.rounds_done(1);
     // Another run of `a` takes its lock before the round that this edit makes starts.
     std::fs::write(marks.join("hold"), "").unwrap();
-    sb.write("a/x.txt", "2\n");
+    sb.replace("a/x.txt", "2\n");
     let mut other = sb.cmd(["run", "a"]).env("MARKS", &marks).spawn();
     wait_for(&marks.join("holding"));
     // Round 2 checks both tasks at its start (a: run, b: skip; one round trip to the
     // daemon), then its `a` waits for the other run.
     w.wait_count("a/x.txt changed: a, b", 1);
     std::thread::sleep(Duration::from_secs(1));
-    sb.write("b/y.txt", "2\n");
+    sb.replace("b/y.txt", "2\n");
     std::fs::write(marks.join("go"), "").unwrap();
     assert!(other.wait().unwrap().success());
     w.rounds_done(2);
@@ -482,15 +482,15 @@ fn issue_n_zccache_toml_edited_and_broken() {
     let w = watch(&sb, &["--all"]);
     w.rounds_done(1);
     let text = sb.read("zccache.toml");
-    sb.write(
+    sb.replace(
         "zccache.toml",
         format!("{text}[tasks.d]\ncommand = \"echo d\"\ninclude = [\"c/**\"]\n"),
     );
     w.wait_count("zccache.toml changed, reloaded: a, b, c, d", 1);
     w.rounds_done(2);
-    sb.write("zccache.toml", "[tasks.a\ncommand = ");
+    sb.replace("zccache.toml", "[tasks.a\ncommand = ");
     w.wait_count("zccache.toml changed but cannot be used", 1);
-    sb.write("c/z.txt", "2\n");
+    sb.replace("c/z.txt", "2\n");
     w.wait_count("c/z.txt changed: c, d", 1);
     w.rounds_done(3);
     let errors: Vec<String> = w
@@ -560,7 +560,7 @@ fn issue_n_the_daemon_stopped_under_a_running_watch() {
     sb.cmd(["stop"]).status(0);
     w.wait_count("lost the daemon", 1);
     w.rounds_done(2);
-    sb.write("c/z.txt", "2\n");
+    sb.replace("c/z.txt", "2\n");
     w.wait_count("c/z.txt changed: c", 1);
     w.rounds_done(3);
     assert_eq!(w.stop(libc::SIGINT), Some(130));

@@ -72,6 +72,18 @@ impl Sandbox {
         self
     }
 
+    /// Replaces a file whole in one step, as an editor saving atomically does: the bytes go
+    /// to a temporary file beside the project, renamed over the path (creating directories).
+    /// A watcher sees one change, however the machine schedules the writer.
+    pub fn replace(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut temp = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        std::io::Write::write_all(&mut temp, content.as_ref()).unwrap();
+        temp.persist(&path).unwrap();
+        self
+    }
+
     /// Reads a file as text.
     pub fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
