@@ -57,7 +57,9 @@ pub struct Filter {
     /// Where `--include` globs can match when they alone select: each glob's literal leading
     /// directory, and whether it matches below it too (`None`: anywhere).
     include_dirs: Option<Vec<(String, bool)>>,
-    exclude_names: HashSet<String>,
+    /// Names excluded wherever they occur: a few, compared one by one (hashing each entry's
+    /// name cost more).
+    exclude_names: Vec<String>,
     exclude_globs: Globs,
     /// The paths `!PATH` excludes keep, and the directories above each.
     kept: HashSet<String>,
@@ -99,7 +101,7 @@ impl Filter {
                 spec.include.iter().map(|p| p.trim_start_matches("./")),
             )?)
         };
-        let mut exclude_names: HashSet<String> =
+        let mut exclude_names: Vec<String> =
             ALWAYS_EXCLUDED.iter().map(|s| s.to_string()).collect();
         let mut exclude_globs = Vec::new();
         let mut kept = HashSet::new();
@@ -111,7 +113,10 @@ impl Filter {
             match exclude_glob(pattern) {
                 Some(glob) => exclude_globs.push(glob),
                 None => {
-                    exclude_names.insert(pattern.trim_end_matches('/').to_string());
+                    let name = pattern.trim_end_matches('/');
+                    if !exclude_names.iter().any(|n| n == name) {
+                        exclude_names.push(name.to_string());
+                    }
                 }
             }
         }
@@ -133,7 +138,7 @@ impl Filter {
     /// together with everything below it.
     pub fn excludes(&self, rel: &str, name: &str) -> bool {
         // (An empty set still prepares the path for matching: asked first.)
-        self.exclude_names.contains(name)
+        self.exclude_names.iter().any(|n| n == name)
             || name.starts_with(TEMP_PREFIX)
             || (!self.exclude_globs.is_empty()
                 && self.exclude_globs.is_match(rel)

@@ -22,12 +22,14 @@ const SLACK: usize = 4096;
 /// The limit when the OS does not say (POSIX's least `ARG_MAX`).
 const LEAST_ARG_MAX: usize = 4096 * 32;
 
-/// The command line running `argv` on `files`.
-pub fn command_for(argv: &[OsString], files: &[OsString]) -> Vec<OsString> {
+/// The command line running `argv` on `files` (moved in: a first run's thousands of
+/// names are not copied again).
+pub fn command_for(argv: &[OsString], files: Vec<OsString>) -> Vec<OsString> {
     if let Some(at) = argv.iter().position(|a| a == PLACEHOLDER) {
-        let mut line = argv[..at].to_vec();
-        line.extend(files.iter().cloned());
-        line.extend(argv[at + 1..].iter().cloned());
+        let mut line = Vec::with_capacity(argv.len() + files.len());
+        line.extend_from_slice(&argv[..at]);
+        line.extend(files);
+        line.extend_from_slice(&argv[at + 1..]);
         return line;
     }
     if let Some(script) = shell_script(argv).filter(|s| s.contains(PLACEHOLDER))
@@ -36,11 +38,12 @@ pub fn command_for(argv: &[OsString], files: &[OsString]) -> Vec<OsString> {
         let mut line = argv[..2].to_vec();
         line.push(script.replace(PLACEHOLDER, SCRIPT_ARGS).into());
         line.push(SCRIPT_NAME.into());
-        line.extend(files.iter().cloned());
+        line.extend(files);
         return line;
     }
-    let mut line = argv.to_vec();
-    line.extend(files.iter().cloned());
+    let mut line = Vec::with_capacity(argv.len() + files.len());
+    line.extend_from_slice(argv);
+    line.extend(files);
     line
 }
 
@@ -57,7 +60,7 @@ pub fn room(argv: &[OsString]) -> usize {
     let env: usize = std::env::vars_os()
         .map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>())
         .sum();
-    let base: usize = command_for(argv, &[]).iter().map(|a| cost(a)).sum();
+    let base: usize = command_for(argv, Vec::new()).iter().map(|a| cost(a)).sum();
     arg_max.saturating_sub(env + base + SLACK)
 }
 
@@ -162,15 +165,15 @@ mod tests {
     fn files_go_at_the_placeholder_or_at_the_end() {
         let files = os(&["a.py", "b.py"]);
         assert_eq!(
-            command_for(&os(&["ruff", "check", "{files}", "-q"]), &files),
+            command_for(&os(&["ruff", "check", "{files}", "-q"]), files.clone()),
             os(&["ruff", "check", "a.py", "b.py", "-q"])
         );
         assert_eq!(
-            command_for(&os(&["ruff", "check"]), &files),
+            command_for(&os(&["ruff", "check"]), files.clone()),
             os(&["ruff", "check", "a.py", "b.py"])
         );
         assert_eq!(
-            command_for(&os(&["sh", "-c", "ruff {files} && echo ok"]), &files),
+            command_for(&os(&["sh", "-c", "ruff {files} && echo ok"]), files),
             os(&[
                 "sh",
                 "-c",

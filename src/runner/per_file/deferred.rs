@@ -22,8 +22,8 @@ use rayon::prelude::*;
 
 use super::select::{self, Current, Unpassed, Why, unchanged_since};
 use crate::fingerprint::{
-    Digest, Entry, EntryKind, Filter, RACY_WINDOW_NS, Stat, Table, Walking, hash_all, hash_entry,
-    now_ns,
+    Digest, Entry, EntryKind, Filter, RACY_WINDOW_NS, Scanned, Stat, Table, Walking, hash_all,
+    hash_entry, now_ns,
 };
 use crate::runner::spec::{PerFile, RunSpec};
 
@@ -112,25 +112,24 @@ pub fn current(
     let scanned_at = now_ns();
     let settled_before = scanned_at - RACY_WINDOW_NS;
     let walked = select::walk(spec, filter, Walking::OwnUnstamped { settled_before })?;
-    let (racy, later): (Vec<_>, Vec<_>) = walked
-        .files
-        .into_iter()
-        .partition(|s| s.listed_on.is_none() && s.stat.changed_ns() + RACY_WINDOW_NS >= scanned_at);
-    let read = vec![None; racy.len()];
-    let rehashed = read.len();
-    let racy = hash_all(&spec.root, racy, read, None).map_err(|e| e.to_string())?;
-    let later = later.into_iter().map(|s| {
-        let entry = Entry {
-            path: s.rel,
-            kind: s.kind,
-            exec: s.exec,
-            stat: s.stat,
-            // Replaced by `settle` before anything is judged or saved by it.
-            hash: Digest([0; 32]),
-        };
-        (entry, s.listed_on)
-    });
-    let (entries, read_later, listed_on) = merged(racy, later);
+    let racy =
+        |s: &Scanned| s.listed_on.is_none() && s.stat.changed_ns() + RACY_WINDOW_NS >= scanned_at;
+    let (entries, read_later, listed_on, rehashed) = match walked.files.iter().any(racy) {
+        // The usual first run: every file is read after it, in one pass over the walk's.
+        false => {
+            let n = walked.files.len();
+            let (entries, listed_on) = walked.files.into_iter().map(read_after).unzip();
+            (entries, vec![true; n], listed_on, 0)
+        }
+        true => {
+            let (racy, later): (Vec<_>, Vec<_>) = walked.files.into_iter().partition(racy);
+            let read = vec![None; racy.len()];
+            let rehashed = read.len();
+            let racy = hash_all(&spec.root, racy, read, None).map_err(|e| e.to_string())?;
+            let (entries, read_later, listed_on) = merged(racy, later.into_iter().map(read_after));
+            (entries, read_later, listed_on, rehashed)
+        }
+    };
     let unpassed = select::all_unpassed(&entries, why);
     let deferred = Deferred {
         scanned_at,
@@ -146,6 +145,20 @@ pub fn current(
         rehashed,
     };
     Ok((current, unpassed, deferred))
+}
+
+/// The entry of a file read after the run (its digest a placeholder until then), and the
+/// device it was listed on.
+fn read_after(s: Scanned) -> (Entry, Option<u64>) {
+    let entry = Entry {
+        path: s.rel,
+        kind: s.kind,
+        exec: s.exec,
+        stat: s.stat,
+        // Replaced by `settle` before anything is judged or saved by it.
+        hash: Digest([0; 32]),
+    };
+    (entry, s.listed_on)
 }
 
 /// The entries read before the run and those to read after it (each in path order, as the

@@ -189,14 +189,23 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
         (true, false) => DaemonStart::now(),
     };
     let answered = asked.shared.take();
-    // With no record, the per-file set is walked while the shared inputs are checked.
-    let (checked, walked) = std::thread::scope(|scope| {
-        let walk = || deferred::current(spec, per_file, why_all(args));
-        let walking = defer.then(|| scope.spawn(walk));
-        let checked = check::check(ui, spec, parts, (args.dry_run, use_daemon), answered);
-        let walked = walking.map(|w| w.join().unwrap_or_else(|_| Err("walk panicked".into())));
-        (checked, walked)
-    });
+    // With no record, the per-file set is walked while the shared inputs are checked, both
+    // on the thread pool the walk uses anyway (a thread of their own cost a start, and on two
+    // CPUs one more thread to run beside the pool's).
+    let check = || check::check(ui, spec, parts, (args.dry_run, use_daemon), answered);
+    let (checked, walked) = match defer {
+        true => {
+            let walk = || {
+                let walk = std::panic::AssertUnwindSafe(|| {
+                    deferred::current(spec, per_file, why_all(args))
+                });
+                std::panic::catch_unwind(walk).unwrap_or_else(|_| Err("walk panicked".into()))
+            };
+            let (walked, checked) = rayon::join(walk, check);
+            (checked, Some(walked))
+        }
+        false => (check(), None),
+    };
     let (decision, recorder) = checked?;
     crate::trace_times::mark("check");
     let portable = match spec.share {

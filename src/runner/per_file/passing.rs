@@ -168,7 +168,7 @@ fn plan(
             first += files.len();
             Batch {
                 files: indices,
-                argv: batches::command_for(&spec.argv, &files),
+                argv: batches::command_for(&spec.argv, files),
             }
         })
         .collect()
