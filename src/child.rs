@@ -72,6 +72,36 @@ pub fn run(
     console: &Console,
     group: Group,
 ) -> Option<Finished> {
+    Some(start(argv, cwd, capture, console, group)?.finish())
+}
+
+/// A command as [`start`] left it: running, or not started.
+pub enum Started<'c> {
+    /// Running: its end is waited for by [`Started::finish`].
+    Running(Running<'c>),
+    /// It could not be started.
+    Failed(Finished),
+}
+
+/// A running command, its signals forwarded.
+pub struct Running<'c> {
+    child: Child,
+    forwarding: Forwarding,
+    piped: bool,
+    capture: bool,
+    console: &'c Console,
+}
+
+/// Starts `argv` as [`run`] does, leaving the caller free until it calls
+/// [`Started::finish`] (its output, when piped, waits in the pipe meanwhile). `None`: zccache
+/// was interrupted, so the command was not started.
+pub fn start<'c>(
+    argv: &[OsString],
+    cwd: &Path,
+    capture: bool,
+    console: &'c Console,
+    group: Group,
+) -> Option<Started<'c>> {
     os::catch_signals();
     if os::interrupted().is_some() {
         return None;
@@ -88,30 +118,53 @@ pub fn run(
     if !console.is_direct() {
         command.stdin(Stdio::null());
     }
-    let mut child = match spawn_in(&mut command, cwd) {
+    let child = match spawn_in(&mut command, cwd) {
         Ok(child) => child,
-        Err(e) => return Some(not_started(&argv[0], &e)),
+        Err(e) => return Some(Started::Failed(not_started(&argv[0], &e))),
     };
     let forwarding = Forwarding::register(child.id(), group == Group::Own);
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let exited = &AtomicBool::new(false);
-    let (status, captured) = thread::scope(|scope| {
-        let sink = |stream| Sink::new(console, stream, capture);
-        let out = out.map(|s| scope.spawn(move || tee(s, sink(Stream::Out), exited)));
-        let err = err.map(|s| scope.spawn(move || tee(s, sink(Stream::Err), exited)));
-        // Unregistered before it is reaped: its pid is never signalled after it is free.
-        let _ = forwarding.wait_exited();
-        let status = child.wait();
-        exited.store(true, Ordering::SeqCst);
-        let captured = piped.then(|| (joined(out), joined(err)));
-        (status, captured.filter(|_| capture))
-    });
-    Some(Finished {
-        code: status.map_or(1, exit_code),
-        captured,
-        spawn_error: None,
-        forwarded_signal: os::interrupted(),
-    })
+    Some(Started::Running(Running {
+        child,
+        forwarding,
+        piped,
+        capture,
+        console,
+    }))
+}
+
+impl Started<'_> {
+    /// Waits for the command to end, passing its output on (and keeping it, when captured).
+    pub fn finish(self) -> Finished {
+        let Running {
+            mut child,
+            forwarding,
+            piped,
+            capture,
+            console,
+        } = match self {
+            Started::Running(running) => running,
+            Started::Failed(finished) => return finished,
+        };
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let exited = &AtomicBool::new(false);
+        let (status, captured) = thread::scope(|scope| {
+            let sink = |stream| Sink::new(console, stream, capture);
+            let out = out.map(|s| scope.spawn(move || tee(s, sink(Stream::Out), exited)));
+            let err = err.map(|s| scope.spawn(move || tee(s, sink(Stream::Err), exited)));
+            // Unregistered before it is reaped: its pid is never signalled after it is free.
+            let _ = forwarding.wait_exited();
+            let status = child.wait();
+            exited.store(true, Ordering::SeqCst);
+            let captured = piped.then(|| (joined(out), joined(err)));
+            (status, captured.filter(|_| capture))
+        });
+        Finished {
+            code: status.map_or(1, exit_code),
+            captured,
+            spawn_error: None,
+            forwarded_signal: os::interrupted(),
+        }
+    }
 }
 
 /// Starts `command` in `cwd`. The directory is changed only when it is not this process's

@@ -48,15 +48,24 @@ pub(super) fn run_and_mark(
     // a single-threaded tool runs twice as fast on 2 CPUs, a heavy-starting one slower, so
     // it is asked for); without it, batches the argument limit makes still run side by side.
     let at_least = args.jobs.map_or(1, usize::from);
-    let planned = plan(spec, per_file, names, at_least);
+    let mut planned = plan(spec, per_file, names, at_least);
     // (The CPU count reads cgroup files: not for a single batch.)
     let jobs = match (args.jobs, planned.len()) {
         (Some(jobs), _) => usize::from(jobs),
         (None, 0 | 1) => 1,
         (None, _) => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    // A first run's record writer starts while the command runs (see `settle`).
+    // A first run's record writer starts while the command runs (see `settle`). One batch
+    // (the usual first run) is started on this thread, before the writer; the thread that
+    // would run it took a start of its own. Its command line is let go while it runs, not
+    // at zccache's exit.
     let (statuses, early) = match (&judged.deferred, lock.as_ref()) {
+        (Some(_), Some(held)) if planned.len() == 1 => {
+            let started = run::start(&planned[0], &place.cwd, ui.console());
+            let early = settle::start_early(spec, judged, held);
+            drop(std::mem::take(&mut planned[0].argv));
+            (vec![started.and_then(|s| run::end(ui, s))], early)
+        }
         (Some(_), Some(held)) => std::thread::scope(|scope| {
             let running = scope.spawn(|| run::run_all(ui, &planned, &place.cwd, jobs));
             let early = settle::start_early(spec, judged, held);

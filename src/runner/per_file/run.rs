@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::child::{self, Group};
+use crate::child::{self, Group, Started};
 use crate::console::{Console, OutputMode};
 use crate::ui::Ui;
 
@@ -63,8 +63,19 @@ fn run_grouped(ui: &Ui, batch: &Batch, cwd: &Path, printing: &Mutex<()>) -> Stat
 }
 
 fn run_one(ui: &Ui, batch: &Batch, cwd: &Path, console: &Console) -> Status {
-    let group = Group::for_task(console);
-    let finished = child::run(&batch.argv, cwd, false, console, group)?;
+    end(ui, start(batch, cwd, console)?)
+}
+
+/// Starts `batch` in `cwd`, its output going to `console`; `None` when zccache was
+/// interrupted (it did not start). Its status comes from [`end`].
+pub fn start<'c>(batch: &Batch, cwd: &Path, console: &'c Console) -> Option<Started<'c>> {
+    child::start(&batch.argv, cwd, false, console, Group::for_task(console))
+}
+
+/// Waits for a batch [`start`] started: its status (that of a command not found when it
+/// could not start, said on the way).
+pub fn end(ui: &Ui, started: Started<'_>) -> Status {
+    let finished = started.finish();
     if let Some(why) = &finished.spawn_error {
         ui.error(why);
     }
