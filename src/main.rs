@@ -48,7 +48,11 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == "run") {
         zccache::trace_times::start();
     }
-    let cli = Cli::try_parse().unwrap_or_else(|err| usage_error(err));
+    let lean = match argv.get(1).is_some_and(|a| a == "run") {
+        true => Cli::parse_run(&argv),
+        false => None,
+    };
+    let cli = lean.unwrap_or_else(|| Cli::try_parse().unwrap_or_else(|err| usage_error(err)));
     zccache::trace_times::mark("args");
     if !matches!(cli.command, Command::DaemonServe) {
         os::die_quietly_on_broken_pipe();

@@ -92,9 +92,6 @@ pub(super) fn run_task(
     if lock.is_some() {
         settle::show_last_errors(ui, &spec.cache_file);
     }
-    if !state::exists(&spec.cache_file) {
-        start_pool_early();
-    }
     let mut judged = match judge(ui, spec, per_file, args) {
         Ok(judged) => judged,
         Err(why) => {
@@ -141,13 +138,6 @@ pub(super) fn run_task(
     }
     crate::trace_times::report();
     ended
-}
-
-/// Starts the thread pool on a thread of its own, for a run with no record: its walk runs on
-/// the pool, whose start (~0.2 ms: the CPU count from the cgroup files, a thread per CPU)
-/// then overlaps the task's key and the daemon's question instead of delaying the walk.
-fn start_pool_early() {
-    let _detached = std::thread::Builder::new().spawn(rayon::current_num_threads);
 }
 
 /// Whether `spec` would skip now (every file passed), deciding quietly and writing

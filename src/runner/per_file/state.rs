@@ -82,11 +82,6 @@ pub fn load(cache_file: &Path) -> Option<FilesRecord> {
     codec::decode_paths(&bytes).map(|paths| FilesRecord { paths })
 }
 
-/// Whether `F.files` exists (read or not).
-pub fn exists(cache_file: &Path) -> bool {
-    std::fs::symlink_metadata(path_of(cache_file)).is_ok()
-}
-
 /// Writes `F.files` atomically.
 pub fn save(cache_file: &Path, record: &FilesRecord) -> io::Result<()> {
     let bytes = codec::encode_paths(&record.paths);
