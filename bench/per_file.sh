@@ -127,7 +127,7 @@ row() {
     for way in all diff precommit zccache; do
       $prepare "$way"
       times[$way]+="$(timed way_$way) "
-      if [[ $way == zccache ]]; then zf=$(zfiles); fi
+      if [[ $way == zccache ]]; then zf=$(zfiles); quiesce; fi
     done
     if [[ -n ${ALONE:-} ]]; then alone_times+=("$(timed $cmd "$ALONE")"); fi
   done
@@ -138,6 +138,15 @@ row() {
   done
   if [[ -n ${ALONE:-} ]]; then alone=$(printf '%s\n' "${alone_times[@]}" | median); fi
   printf '| %s | %s | %s | %s | %s |\n' "$label" "${cells[@]}"
+}
+
+# After a zccache run: its record writer (a first run's record is written after zccache
+# returned, holding the task's lock) and the daemon it starts are let finish, so that their
+# work does not fall on the next way's timing.
+quiesce() {
+  local lock=.zccache/run/$tool.json.task.lock
+  if [[ -e $lock ]]; then flock "$lock" true; fi
+  sleep 0.2
 }
 
 fresh_state() {
