@@ -45,13 +45,11 @@ fn main() -> ExitCode {
     }
     // Traced from the start (argument parsing included): `zccache run` only, whose
     // per-file tasks report the trace.
-    if argv.get(1).is_some_and(|a| a == "run") {
+    let run = argv.get(1).is_some_and(|a| a == "run");
+    if run {
         zccache::trace_times::start();
     }
-    let lean = match argv.get(1).is_some_and(|a| a == "run") {
-        true => Cli::parse_run(&argv),
-        false => None,
-    };
+    let lean = run.then(|| Cli::parse_run(&argv)).flatten();
     let cli = lean.unwrap_or_else(|| Cli::try_parse().unwrap_or_else(|err| usage_error(err)));
     zccache::trace_times::mark("args");
     if !matches!(cli.command, Command::DaemonServe) {
