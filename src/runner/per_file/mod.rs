@@ -170,16 +170,13 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
     crate::trace_times::mark("key");
     let Asking {
         mut asked,
-        mut loaded,
+        loaded,
         use_daemon,
         start_daemon,
         skip,
     } = ask_daemon(spec, per_file, args, &parts);
     if let Some((shared, counts)) = skip {
         return Ok(whole_skip(ui, shared, counts));
-    }
-    if loaded.is_none() {
-        loaded = state::load(&spec.cache_file);
     }
     let defer = loaded.is_none() && asked.table.is_none();
     let defer = defer && !(spec.share || spec.staged || args.dry_run);
@@ -244,7 +241,8 @@ fn judge(ui: &Ui, spec: &RunSpec, per_file: &PerFile, args: &RunArgs) -> Result<
 struct Asking {
     /// Its answers (none without a daemon).
     asked: Asked,
-    /// The per-file record, read while it answered.
+    /// The per-file record as read (beside the daemon's answer, when one runs): read once,
+    /// whichever way the run goes.
     loaded: Option<FilesRecord>,
     /// Whether the task's check goes through the daemon.
     use_daemon: bool,
@@ -272,6 +270,7 @@ fn ask_daemon(
         skip: None,
     };
     if !use_daemon || spec.staged || args.force {
+        asking.loaded = state::load(&spec.cache_file);
         return asking;
     }
     // The record is read while the daemon answers (unused when every file passed); with
